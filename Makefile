@@ -1,0 +1,49 @@
+# Điểm Cầu — the two commands a fresh Debian machine needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+PIP     = $(VENV)/bin/pip
+STAMP   = $(VENV)/.installed
+TEST_STAMP = $(VENV)/.installed-test
+APT_PACKAGES = ffmpeg
+TEST_APT_PACKAGES = chromium ffmpeg redis-server
+
+.PHONY: run test bench bench-quick install install-test system-deps test-system-deps clean lint
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || (apt-get update && apt-get install -y python3 python3-venv)
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV) || (apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV))
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP)
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+install: $(STAMP)
+install-test: $(TEST_STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+test-system-deps:
+	@missing=""; for p in $(TEST_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
+
+run: install system-deps
+	$(PY) -m server.main
+
+test: install-test test-system-deps
+	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# `make bench` runs the full fan-out/recorder benchmark; `make bench ARGS=--quick` or `make bench-quick` is the short one.
+bench: install-test test-system-deps
+	$(PY) -m bench.run $(ARGS)
+
+bench-quick: install-test test-system-deps
+	$(PY) -m bench.run --quick
+
+clean:
+	rm -rf $(VENV) data tests/.cache

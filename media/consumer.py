@@ -1,0 +1,198 @@
+"""Consumer: a subscriber's WebRTC session (WHEP playback) fed by raw RTP forwarding.
+
+aiortc is used only for ICE, DTLS-SRTP keys, SDP and RTCP. The sender's media loop is parked; the
+router writes packets straight into the SRTP session and the UDP socket (see ``OutboundStream``).
+RTCP from the subscriber keeps flowing through aiortc: NACKs are answered from the shared history,
+PLI/FIR become merged keyframe requests, and our own sender reports keep audio and video in sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import secrets
+import time
+from collections.abc import Callable
+
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import clock
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
+
+from media.codecs import codec_key, is_rtx, prefer_codecs
+from media.outbound import OutboundStream
+from media.router import Router
+
+log = logging.getLogger(__name__)
+
+
+class ParkedTrack(MediaStreamTrack):
+    """Placeholder track: it makes the answer ``sendonly`` but never yields media itself."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        await asyncio.Event().wait()
+
+
+def _pt_map(codecs: list) -> dict[str, int]:
+    pts: dict[str, int] = {}
+    for codec in codecs:
+        if not is_rtx(codec):
+            pts.setdefault(codec_key(codec), codec.payloadType)
+    return pts
+
+
+class Consumer:
+    def __init__(self, router: Router, pc: RTCPeerConnection, role: str = "point", name: str = "") -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.router = router
+        self.pc = pc
+        self.role = role
+        self.name = name
+        self.created = time.time()
+        self.streams: dict[str, OutboundStream] = {}
+        self._senders: dict[str, RTCRtpSender] = {}
+        self._closed = asyncio.Event()
+        self.on_close: list[Callable[[Consumer], None]] = []
+        self.connected_at: float | None = None
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            state = pc.connectionState
+            if state == "connected":
+                self._start()
+            elif state in ("failed", "closed"):
+                await self.close()
+
+    async def answer(self, offer_sdp: str) -> str:
+        pc = self.pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in pc.getTransceivers():
+            kind = transceiver.kind
+            if kind in self.streams:
+                transceiver.direction = "inactive"
+                continue
+            transceiver._codecs = prefer_codecs(transceiver._codecs, kind, only_best=False)
+            if not transceiver._codecs:
+                continue
+            sender = pc.addTrack(ParkedTrack(kind))
+            stream = OutboundStream(
+                kind, sender._ssrc, _pt_map(transceiver._codecs), transceiver._codecs[0].clockRate
+            )
+            self._park(sender, stream)
+            self.streams[kind] = stream
+            self._senders[kind] = sender
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return pc.localDescription.sdp
+
+    def _park(self, sender: RTCRtpSender, stream: OutboundStream) -> None:
+        """Replace the sender's RTP loop, RTCP loop, NACK and PLI handling with relay versions."""
+        router = self.router
+
+        async def run_rtp(codec) -> None:  # type: ignore[no-untyped-def]
+            sender._RTCRtpSender__rtp_started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pass
+            sender._RTCRtpSender__rtp_exited.set()
+
+        async def run_rtcp() -> None:
+            sender._RTCRtpSender__rtcp_started.set()
+            cname = sender._RTCRtpSender__cname
+            try:
+                while True:
+                    await asyncio.sleep(0.5 + random.random())
+                    if not stream.packets:
+                        continue
+                    ntp = clock.current_ntp_time()
+                    wall = time.time()
+                    packets = [
+                        RtcpSrPacket(
+                            ssrc=sender._ssrc,
+                            sender_info=RtcpSenderInfo(
+                                ntp_timestamp=ntp,
+                                rtp_timestamp=stream.rtp_timestamp_now(wall),
+                                packet_count=stream.packets & 0xFFFFFFFF,
+                                octet_count=stream.octets & 0xFFFFFFFF,
+                            ),
+                        )
+                    ]
+                    if cname is not None:
+                        packets.append(
+                            RtcpSdesPacket(
+                                chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]
+                            )
+                        )
+                    # keep aiortc's RTT estimate (remote-inbound-rtp) working
+                    sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+                    sender._RTCRtpSender__lsr_time = wall
+                    sender._RTCRtpSender__packet_count = stream.packets
+                    await sender._send_rtcp(packets)
+            except asyncio.CancelledError:
+                pass
+            except Exception:
+                log.exception("consumer RTCP loop failed")
+            sender._RTCRtpSender__rtcp_exited.set()
+
+        async def retransmit(seq: int) -> None:
+            stream.retransmit(seq)
+
+        def send_keyframe() -> None:
+            router.request_keyframe(stream)
+
+        sender._run_rtp = run_rtp  # type: ignore[method-assign]
+        sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+        sender._retransmit = retransmit  # type: ignore[method-assign]
+        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+    def _start(self) -> None:
+        if self.connected_at is not None or self._closed.is_set():
+            return
+        for kind, sender in self._senders.items():
+            dtls = sender.transport
+            pair = dtls.transport._connection._nominated.get(1)
+            if pair is None or dtls._tx_srtp is None:
+                log.warning("consumer %s connected without a nominated pair", self.id)
+                return
+            sock = pair.protocol.transport.get_extra_info("socket")
+            raw = getattr(sock, "_sock", sock)
+            stream = self.streams[kind]
+            stream.bind(dtls._tx_srtp.protect, raw.sendto, pair.remote_addr)
+            stream.on_failure = lambda: asyncio.ensure_future(self.close())
+        self.connected_at = time.time()
+        for stream in self.streams.values():
+            self.router.add_outbound(stream)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def stats(self) -> dict:
+        return {
+            kind: {
+                "packets": s.packets,
+                "octets": s.octets,
+                "retransmits": s.retransmits,
+                "drops": s.drops,
+            }
+            for kind, s in self.streams.items()
+        }
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for stream in self.streams.values():
+            self.router.remove_outbound(stream)
+        for cb in self.on_close:
+            try:
+                cb(self)
+            except Exception:
+                log.exception("consumer close callback failed")
+        await self.pc.close()

@@ -1,0 +1,120 @@
+"""MediaEngine: owns the routers (one per conference) and the WHIP/WHEP sessions of this process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiortc import RTCPeerConnection
+
+from media import codec_audit, frame_tap
+from media.codecs import register_forwarding_codecs
+from media.consumer import Consumer
+from media.ice import restrict_host_addresses, rtc_configuration
+from media.producer import FrameSink, Producer
+from media.router import Router
+from media.sdp_check import check_offer
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineConfig:
+    ice_servers: list[dict] = field(default_factory=list)
+    ice_host_addresses: list[str] = field(default_factory=list)
+    keyframe_interval: float = 1.0
+
+
+class MediaEngine:
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        register_forwarding_codecs()
+        codec_audit.install()
+        frame_tap.install()
+        restrict_host_addresses(config.ice_host_addresses)
+        self.routers: dict[str, Router] = {}
+        self.producers: dict[str, Producer] = {}
+        self.consumers: dict[str, Consumer] = {}
+        # Hooks for the server layer (events, attendance, recording).
+        self.on_producer: list[Callable[[str, Producer, bool], None]] = []
+        self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
+        self.frame_sink_factory: Callable[[str], FrameSink | None] | None = None
+
+    def router(self, conference_id: str) -> Router:
+        router = self.routers.get(conference_id)
+        if router is None:
+            router = Router(conference_id, self.config.keyframe_interval)
+            self.routers[conference_id] = router
+        return router
+
+    def _pc(self) -> RTCPeerConnection:
+        return RTCPeerConnection(rtc_configuration(self.config.ice_servers))
+
+    async def publish(self, conference_id: str, offer_sdp: str, role: str = "speaker") -> Producer:
+        """WHIP: answer a publisher's offer. A new speaker session replaces the previous one."""
+        check_offer(offer_sdp, "send")
+        router = self.router(conference_id)
+        sink = self.frame_sink_factory(conference_id) if self.frame_sink_factory else None
+        producer = Producer(router, self._pc(), frame_sink=sink, role=role)
+        try:
+            producer.answer_sdp = await producer.answer(offer_sdp)  # type: ignore[attr-defined]
+        except Exception:
+            await producer.close()
+            raise
+        for old in [p for p in self.producers.values() if p.router is router and p.role == role]:
+            await old.close()
+        self.producers[producer.id] = producer
+        producer.on_close.append(lambda p: self._producer_closed(conference_id, p))
+        self._notify(self.on_producer, conference_id, producer, True)
+        return producer
+
+    def _producer_closed(self, conference_id: str, producer: Producer) -> None:
+        self.producers.pop(producer.id, None)
+        self._notify(self.on_producer, conference_id, producer, False)
+
+    async def subscribe(self, conference_id: str, offer_sdp: str, role: str = "point", name: str = "") -> Consumer:
+        """WHEP: answer a subscriber's offer; media starts whenever the router has a source."""
+        check_offer(offer_sdp, "recv")
+        router = self.router(conference_id)
+        consumer = Consumer(router, self._pc(), role=role, name=name)
+        try:
+            consumer.answer_sdp = await consumer.answer(offer_sdp)  # type: ignore[attr-defined]
+        except Exception:
+            await consumer.close()
+            raise
+        self.consumers[consumer.id] = consumer
+        consumer.on_close.append(lambda c: self._consumer_closed(conference_id, c))
+        self._notify(self.on_consumer, conference_id, consumer, True)
+        return consumer
+
+    def _consumer_closed(self, conference_id: str, consumer: Consumer) -> None:
+        self.consumers.pop(consumer.id, None)
+        self._notify(self.on_consumer, conference_id, consumer, False)
+
+    @staticmethod
+    def _notify(callbacks: list, conference_id: str, session: object, opened: bool) -> None:
+        for cb in callbacks:
+            try:
+                cb(conference_id, session, opened)
+            except Exception:
+                log.exception("session callback failed")
+
+    def consumer_count(self, conference_id: str) -> int:
+        return sum(1 for c in self.consumers.values() if c.router.conference_id == conference_id)
+
+    def is_live(self, conference_id: str) -> bool:
+        return any(p.router.conference_id == conference_id for p in self.producers.values())
+
+    async def close_session(self, conference_id: str, session_id: str) -> bool:
+        session = self.producers.get(session_id) or self.consumers.get(session_id)
+        if session is None or session.router.conference_id != conference_id:
+            return False
+        await session.close()
+        return True
+
+    async def shutdown(self) -> None:
+        for session in [*self.producers.values(), *self.consumers.values()]:
+            await session.close()
+        for router in self.routers.values():
+            router.close()

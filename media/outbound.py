@@ -1,0 +1,144 @@
+"""OutboundStream: one kind of one consumer; rewrites a source packet's header and sends it.
+
+This is the hot path. Per packet and subscriber: one ``struct.pack`` of the 12-byte header, one SRTP
+protect (libsrtp, C) and one non-blocking ``sendto``. Header extensions are not forwarded: the answer
+signals the SSRCs, so receivers demultiplex by SSRC.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import struct
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from media.source import SourceStream
+
+if TYPE_CHECKING:
+    from media.router import Router
+
+log = logging.getLogger(__name__)
+_header = struct.Struct("!BBHII")
+
+
+class OutboundStream:
+    __slots__ = (
+        "kind",
+        "ssrc",
+        "pts",
+        "pt",
+        "clock_rate",
+        "router",
+        "source",
+        "seq_off",
+        "ts_off",
+        "last_seq",
+        "last_ts",
+        "packets",
+        "octets",
+        "retransmits",
+        "drops",
+        "keyframe_requests",
+        "_protect",
+        "_sendto",
+        "_addr",
+        "on_failure",
+        "started",
+    )
+
+    def __init__(self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int) -> None:
+        self.kind = kind
+        self.ssrc = ssrc
+        self.pts = pts  # codec key ("video/h264") -> negotiated payload type
+        self.pt = -1
+        self.clock_rate = clock_rate
+        self.router: Router | None = None
+        self.source: SourceStream | None = None
+        self.seq_off = random.randint(0, 0x7FFF)
+        self.ts_off = random.getrandbits(32)
+        self.last_seq = 0
+        self.last_ts = 0
+        self.packets = 0
+        self.octets = 0
+        self.retransmits = 0
+        self.drops = 0
+        self.keyframe_requests = 0
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._sendto: Callable | None = None
+        self._addr: tuple | None = None
+        self.on_failure: Callable[[], None] | None = None
+        self.started = False
+
+    def bind(self, protect: Callable[[bytes], bytes], sendto: Callable, addr: tuple) -> None:
+        self._protect = protect
+        self._sendto = sendto
+        self._addr = addr
+
+    def accepts(self, source: SourceStream) -> bool:
+        return source.codec in self.pts
+
+    def _rebase(self, source: SourceStream, seq: int, ts: int) -> None:
+        """Continue our numbering across a change of source: next seq, timestamp advanced by wall time."""
+        previous = self.source
+        if previous is not None and self.started:
+            out_seq = (self.last_seq + self.seq_off + 1) & 0xFFFF
+            gap = max(1, int((source.last_arrival - previous.last_arrival) * self.clock_rate))
+            out_ts = (self.last_ts + self.ts_off + gap) & 0xFFFFFFFF
+            self.seq_off = (out_seq - seq) & 0xFFFF
+            self.ts_off = (out_ts - ts) & 0xFFFFFFFF
+        self.source = source
+        self.pt = self.pts.get(source.codec, -1)
+        self.started = True
+
+    def forward(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
+        if source is not self.source:
+            if self.kind == "video" and not key:
+                if self.router is not None:
+                    self.router.request_keyframe(self)
+                return
+            self._rebase(source, seq, ts)
+        if self.pt < 0:
+            return
+        self.last_seq = seq
+        self.last_ts = ts
+        self._send(seq, ts, marker, payload)
+        self.packets += 1
+        self.octets += len(payload)
+
+    def _send(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        data = _header.pack(
+            0x80,
+            (marker << 7) | self.pt,
+            (seq + self.seq_off) & 0xFFFF,
+            (ts + self.ts_off) & 0xFFFFFFFF,
+            self.ssrc,
+        ) + payload
+        try:
+            self._sendto(self._protect(data), self._addr)  # type: ignore[misc]
+        except BlockingIOError:
+            self.drops += 1  # socket buffer full: drop rather than queue (the subscriber NACKs)
+        except (OSError, TypeError, AttributeError):
+            self.drops += 1
+            if self.on_failure is not None:
+                self.on_failure()
+
+    def retransmit(self, out_seq: int) -> bool:
+        """Answer a NACK from the shared history of the current source."""
+        source = self.source
+        if source is None:
+            return False
+        seq = (out_seq - self.seq_off) & 0xFFFF
+        entry = source.history.get(seq)
+        if entry is None:
+            return False
+        ts, marker, payload = entry
+        self._send(seq, ts, marker, payload)
+        self.retransmits += 1
+        return True
+
+    def rtp_timestamp_now(self, wallclock: float) -> int:
+        source = self.source
+        if source is None:
+            return self.ts_off
+        return (source.rtp_at(wallclock) + self.ts_off) & 0xFFFFFFFF

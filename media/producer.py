@@ -1,0 +1,144 @@
+"""Producer: a publisher's WebRTC session (WHIP ingest), terminated by aiortc without decoding.
+
+The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (lowest
+latency), then to aiortc's own handler so NACKs, receiver reports and REMB towards the publisher keep
+working. aiortc's decoder thread is replaced by ``media.frame_tap`` (no decoder ever runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtcpSrPacket, unwrap_rtx
+
+from media import frame_tap
+from media.codecs import codec_key, is_rtx, prefer_codecs
+from media.router import Router
+from media.source import SourceStream
+
+log = logging.getLogger(__name__)
+
+# Called on the receiver thread with (kind, codec_key, jitter_frame) for the recorder.
+FrameSink = Callable[[str, str, object], None]
+
+
+class Producer:
+    def __init__(
+        self,
+        router: Router,
+        pc: RTCPeerConnection,
+        frame_sink: FrameSink | None = None,
+        role: str = "speaker",
+    ) -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.router = router
+        self.pc = pc
+        self.role = role
+        self.frame_sink = frame_sink
+        self.sources: dict[str, SourceStream] = {}
+        self._receivers: dict[str, RTCRtpReceiver] = {}
+        self._media_ssrc: dict[str, int] = {}
+        self._closed = asyncio.Event()
+        self.on_close: list[Callable[[Producer], None]] = []
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            if pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+    async def answer(self, offer_sdp: str) -> str:
+        pc = self.pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in pc.getTransceivers():
+            transceiver._codecs = prefer_codecs(transceiver._codecs, transceiver.kind, only_best=True)
+            if not transceiver._codecs:
+                continue
+            self._hook_receiver(transceiver.kind, transceiver.receiver, transceiver._codecs)
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        return pc.localDescription.sdp
+
+    def _hook_receiver(self, kind: str, receiver: RTCRtpReceiver, codecs: list) -> None:
+        by_pt = {c.payloadType: c for c in codecs}
+        media_codec = next(c for c in codecs if not is_rtx(c))
+        source = SourceStream(kind, codec_key(media_codec), media_codec.clockRate, self.id)
+        self.sources[kind] = source
+        self._receivers[kind] = receiver
+        router = self.router
+        router.add_source(source, keyframes=self if kind == "video" else None)
+        original_rtp = receiver._handle_rtp_packet
+        original_rtcp = receiver._handle_rtcp_packet
+
+        async def handle_rtp(packet, arrival_time_ms: int) -> None:  # type: ignore[no-untyped-def]
+            try:
+                codec = by_pt.get(packet.payload_type)
+                if codec is not None:
+                    if is_rtx(codec):
+                        apt = codec.parameters.get("apt")
+                        if apt in by_pt and len(packet.payload) >= 2:
+                            recovered = unwrap_rtx(packet, payload_type=apt, ssrc=packet.ssrc)
+                            router.on_rtp(
+                                source,
+                                recovered.sequence_number,
+                                recovered.timestamp,
+                                recovered.marker,
+                                recovered.payload,
+                            )
+                    elif packet.payload:
+                        self._media_ssrc[kind] = packet.ssrc
+                        router.on_rtp(
+                            source,
+                            packet.sequence_number,
+                            packet.timestamp,
+                            packet.marker,
+                            packet.payload,
+                        )
+            except Exception:  # an exception here would kill aiortc's receive loop for good
+                log.exception("forwarding failed")
+            await original_rtp(packet, arrival_time_ms)
+
+        async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
+            if isinstance(packet, RtcpSrPacket):
+                source.on_sender_report(
+                    packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp
+                )
+            await original_rtcp(packet)
+
+        receiver._handle_rtp_packet = handle_rtp  # type: ignore[method-assign]
+        receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+        sink = self.frame_sink
+        if sink is not None and receiver.track is not None:
+            frame_tap.attach(
+                receiver.track._queue,
+                lambda codec, frame, kind=kind: sink(kind, codec_key(codec), frame),
+            )
+
+    def request_keyframe(self) -> None:
+        receiver = self._receivers.get("video")
+        if receiver is None:
+            return
+        ssrc = self._media_ssrc.get("video")
+        if ssrc is not None:
+            asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for source in self.sources.values():
+            self.router.remove_source(source)
+        for cb in self.on_close:
+            try:
+                cb(self)
+            except Exception:
+                log.exception("producer close callback failed")
+        await self.pc.close()

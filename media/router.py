@@ -1,0 +1,137 @@
+"""Router: a conference's media switch (mediasoup's noun).
+
+Every producer's packets arrive here; those of the *active* source of each kind are fanned out to the
+consumers' outbound streams. A switch of video source (speaker reconnects, a point takes the floor)
+becomes effective at the new source's first keyframe, and until then the old source keeps flowing,
+so subscribers never see a broken picture and never re-signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from media.codecs import is_keyframe
+from media.outbound import OutboundStream
+from media.source import SourceStream
+
+log = logging.getLogger(__name__)
+
+KINDS = ("audio", "video")
+PacketTap = Callable[[SourceStream, int, int, int, bytes, bool], None]
+
+
+class KeyframeSource(Protocol):
+    def request_keyframe(self) -> None: ...
+
+
+class Router:
+    def __init__(self, conference_id: str, keyframe_interval: float = 1.0) -> None:
+        self.conference_id = conference_id
+        self.keyframe_interval = keyframe_interval
+        self.active: dict[str, SourceStream | None] = {k: None for k in KINDS}
+        self.pending: dict[str, SourceStream | None] = {k: None for k in KINDS}
+        self.outbound: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
+        self.keyframe_sources: dict[int, KeyframeSource] = {}
+        self.packet_taps: list[PacketTap] = []
+        self.keyframe_requests_sent = 0
+        self._last_keyframe_request = 0.0
+        self._keyframe_timer: asyncio.TimerHandle | None = None
+
+    # --- sources -----------------------------------------------------------------------------
+    def add_source(self, source: SourceStream, keyframes: KeyframeSource | None = None) -> None:
+        """Make ``source`` the next source of its kind (audio at once, video at its first keyframe)."""
+        if keyframes is not None:
+            self.keyframe_sources[id(source)] = keyframes
+        if source.kind == "video" and self.active["video"] is not None:
+            self.pending["video"] = source
+            self.request_keyframe()
+        else:
+            self.active[source.kind] = source
+            self.pending[source.kind] = None
+
+    def remove_source(self, source: SourceStream) -> None:
+        self.keyframe_sources.pop(id(source), None)
+        if self.pending[source.kind] is source:
+            self.pending[source.kind] = None
+        # An ended active source stays as the continuity anchor for the next one: it simply stops.
+
+    def on_rtp(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        kind = source.kind
+        key = kind == "video" and is_keyframe(source.codec, payload)
+        source.history.put(seq, ts, marker, payload)
+        source.last_seq = seq
+        source.last_ts = ts
+        source.last_arrival = time.time()
+        source.packets += 1
+        if key:
+            source.keyframes += 1
+        active = self.active[kind]
+        if source is not active:
+            if source is self.pending[kind] and key:
+                self.active[kind] = active = source
+                self.pending[kind] = None
+            elif active is None:
+                self.active[kind] = active = source
+            else:
+                return
+        for out in self.outbound[kind]:
+            out.forward(source, seq, ts, marker, payload, key)
+        for tap in self.packet_taps:
+            tap(source, seq, ts, marker, payload, key)
+
+    # --- consumers -----------------------------------------------------------------------------
+    def add_outbound(self, stream: OutboundStream) -> None:
+        stream.router = self
+        self.outbound[stream.kind].append(stream)
+        if stream.kind == "video":
+            self.request_keyframe()
+
+    def remove_outbound(self, stream: OutboundStream) -> None:
+        try:
+            self.outbound[stream.kind].remove(stream)
+        except ValueError:
+            pass
+        stream.router = None
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self.outbound["video"]) or len(self.outbound["audio"])
+
+    # --- keyframes ---------------------------------------------------------------------------
+    def request_keyframe(self, requester: OutboundStream | None = None) -> None:
+        """Merge keyframe requests and send at most one per ``keyframe_interval`` upstream."""
+        if requester is not None:
+            requester.keyframe_requests += 1
+        if self._keyframe_timer is not None:
+            return
+        wait = self._last_keyframe_request + self.keyframe_interval - time.monotonic()
+        if wait <= 0:
+            self._send_keyframe_request()
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._keyframe_timer = loop.call_later(wait, self._send_keyframe_request)
+
+    def _send_keyframe_request(self) -> None:
+        self._keyframe_timer = None
+        self._last_keyframe_request = time.monotonic()
+        source = self.pending["video"] or self.active["video"]
+        target = self.keyframe_sources.get(id(source)) if source is not None else None
+        if target is None:
+            return
+        self.keyframe_requests_sent += 1
+        try:
+            target.request_keyframe()
+        except Exception:
+            log.exception("keyframe request failed")
+
+    def close(self) -> None:
+        if self._keyframe_timer is not None:
+            self._keyframe_timer.cancel()
+            self._keyframe_timer = None

@@ -1,0 +1,138 @@
+"""Conferences and access tokens (admin/organiser API)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.deps import authorize, get_db, get_principal, require_admin
+from server.domain import conferences as domain
+from server.domain.tokens import ROLES, Principal, issue_token
+
+router = APIRouter(prefix="/api/v1/conferences", tags=["conferences"])
+
+
+class ConferenceIn(BaseModel):
+    title: str = Field(min_length=1, max_length=500)
+    description: str = ""
+    scheduled_start: dt.datetime | None = None
+    scheduled_end: dt.datetime | None = None
+
+
+class ConferenceOut(BaseModel):
+    id: str
+    title: str
+    description: str
+    scheduled_start: dt.datetime | None
+    scheduled_end: dt.datetime | None
+    status: str
+    live: bool = False
+    consumers: int = 0
+
+
+class TokenIn(BaseModel):
+    role: str = Field(description="one of: " + ", ".join(ROLES))
+    name: str = Field(default="", max_length=200)
+    subject_id: str | None = None
+
+
+class TokenOut(BaseModel):
+    id: str
+    role: str
+    name: str
+    token: str
+    links: dict[str, str]
+
+
+def _out(request: Request, conf) -> ConferenceOut:  # type: ignore[no-untyped-def]
+    engine = request.app.state.media
+    return ConferenceOut(
+        id=conf.id,
+        title=conf.title,
+        description=conf.description,
+        scheduled_start=conf.scheduled_start,
+        scheduled_end=conf.scheduled_end,
+        status=conf.status,
+        live=engine.is_live(conf.id),
+        consumers=engine.consumer_count(conf.id),
+    )
+
+
+async def load_conference(db: AsyncSession, conference_id: str):  # type: ignore[no-untyped-def]
+    try:
+        return await domain.get_conference(db, conference_id)
+    except domain.ConferenceNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown conference '{conference_id}'")
+
+
+@router.post("", status_code=201, response_model=ConferenceOut)
+async def create_conference(
+    body: ConferenceIn,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    _: Principal = Depends(require_admin),
+) -> ConferenceOut:
+    conf = await domain.create_conference(
+        db, body.title, body.description, body.scheduled_start, body.scheduled_end
+    )
+    return _out(request, conf)
+
+
+@router.get("", response_model=list[ConferenceOut])
+async def list_conferences(
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    _: Principal = Depends(require_admin),
+) -> list[ConferenceOut]:
+    return [_out(request, c) for c in await domain.list_conferences(db)]
+
+
+@router.get("/{conference_id}", response_model=ConferenceOut)
+async def get_conference(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> ConferenceOut:
+    conf = await load_conference(db, conference_id)
+    authorize(principal, conference_id, *ROLES)
+    return _out(request, conf)
+
+
+def join_links(base: str, conference_id: str, role: str, secret: str) -> dict[str, str]:
+    page = {
+        "speaker": "speaker.html",
+        "point": "point.html",
+        "viewer": "viewer.html",
+        "member": "viewer.html",
+        "organiser": "dashboard.html",
+    }[role]
+    return {"page": f"{base}/{page}#conference={conference_id}&token={secret}"}
+
+
+@router.post("/{conference_id}/tokens", status_code=201, response_model=TokenOut)
+async def create_token(
+    conference_id: str,
+    body: TokenIn,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> TokenOut:
+    await load_conference(db, conference_id)
+    authorize(principal, conference_id, "organiser")
+    if body.role not in ROLES:
+        raise HTTPException(422, f"role must be one of {', '.join(ROLES)}")
+    if body.role == "organiser" and not principal.is_admin:
+        raise HTTPException(403, "only the admin may create organiser tokens")
+    row, secret = await issue_token(db, conference_id, body.role, body.name, body.subject_id)
+    base = request.app.state.settings.base_url
+    return TokenOut(
+        id=row.id,
+        role=row.role,
+        name=row.name,
+        token=secret,
+        links=join_links(base, conference_id, body.role, secret),
+    )

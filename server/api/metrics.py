@@ -1,0 +1,61 @@
+"""Prometheus metrics (text exposition) and a JSON view of the media engine for operators and tests."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from media import codec_audit
+from server.deps import require_admin
+from server.domain.tokens import Principal
+
+router = APIRouter(tags=["operations"])
+
+
+def _collect(request: Request) -> CollectorRegistry:
+    media = request.app.state.media
+    registry = CollectorRegistry()
+    Gauge("diemcau_producers", "Active publisher sessions", registry=registry).set(len(media.producers))
+    Gauge("diemcau_consumers", "Active subscriber sessions", registry=registry).set(len(media.consumers))
+    codecs = Gauge(
+        "diemcau_codec_instances_created",
+        "Decoders/encoders aiortc created in this process (the relay should create none)",
+        ["codec"],
+        registry=registry,
+    )
+    for name, count in codec_audit.snapshot().items():
+        codecs.labels(name).set(count)
+    return registry
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    return Response(generate_latest(_collect(request)), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get("/api/v1/media/stats")
+async def media_stats(request: Request, _: Principal = Depends(require_admin)) -> dict:
+    media = request.app.state.media
+    return {
+        "codec_instances": codec_audit.snapshot(),
+        "routers": {
+            cid: {
+                "consumers": r.consumer_count,
+                "keyframe_requests_sent": r.keyframe_requests_sent,
+                "sources": {
+                    k: (
+                        {"codec": s.codec, "packets": s.packets, "keyframes": s.keyframes}
+                        if s is not None
+                        else None
+                    )
+                    for k, s in r.active.items()
+                },
+            }
+            for cid, r in media.routers.items()
+        },
+        "consumers": {
+            c.id: {"conference": c.router.conference_id, "role": c.role, "name": c.name, **c.stats()}
+            for c in media.consumers.values()
+        },
+        "producers": {p.id: {"conference": p.router.conference_id} for p in media.producers.values()},
+    }

@@ -1,0 +1,70 @@
+"""WHEP playback: connection points and viewers subscribe; allowed before the speaker is live."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.conferences import load_conference
+from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
+from server.deps import authorize, get_db, get_principal
+from server.domain.tokens import Principal
+
+router = APIRouter(tags=["whep"])
+
+SUBSCRIBER_ROLES = ("point", "viewer", "member", "organiser", "speaker")
+
+
+@router.options("/whep/{conference_id}")
+async def whep_options(conference_id: str, request: Request) -> Response:
+    return options_response(request)
+
+
+@router.post(
+    "/whep/{conference_id}",
+    status_code=201,
+    responses={201: {"content": {"application/sdp": {}}, "description": "SDP answer"}},
+)
+async def whep_subscribe(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
+    await load_conference(db, conference_id)
+    authorize(principal, conference_id, *SUBSCRIBER_ROLES)
+    offer = await read_offer(request, "recv")
+    try:
+        consumer = await request.app.state.media.subscribe(
+            conference_id, offer, role=principal.role, name=principal.name
+        )
+    except Exception as exc:
+        raise negotiation_failed(exc)
+    consumer.owner = principal.token_id
+    consumer.subject_id = principal.subject_id
+    return session_response(
+        request, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id
+    )
+
+
+@router.patch("/whep/{conference_id}/{session_id}")
+async def whep_patch(conference_id: str, session_id: str) -> Response:
+    return Response(status_code=405, headers={"Allow": "DELETE"})
+
+
+@router.delete("/whep/{conference_id}/{session_id}", status_code=200)
+async def whep_stop(
+    conference_id: str,
+    session_id: str,
+    request: Request,
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    media = request.app.state.media
+    consumer = media.consumers.get(session_id)
+    if consumer is None or consumer.router.conference_id != conference_id:
+        raise HTTPException(404, "unknown WHEP session")
+    if not principal.is_admin and getattr(consumer, "owner", None) != principal.token_id:
+        raise HTTPException(403, "not your session")
+    await consumer.close()
+    return Response(status_code=200)

@@ -1,0 +1,66 @@
+"""WHIP ingest (RFC 9725): the speaker's browser or OBS publishes one conference's main stream."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.conferences import load_conference
+from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
+from server.deps import authorize, get_db, get_principal
+from server.domain.tokens import Principal
+
+router = APIRouter(tags=["whip"])
+
+
+@router.options("/whip/{conference_id}")
+async def whip_options(conference_id: str, request: Request) -> Response:
+    return options_response(request)
+
+
+@router.post(
+    "/whip/{conference_id}",
+    status_code=201,
+    responses={201: {"content": {"application/sdp": {}}, "description": "SDP answer"}},
+)
+async def whip_publish(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    """Body: SDP offer (application/sdp). Requires a speaker token of this conference."""
+    await load_conference(db, conference_id)
+    authorize(principal, conference_id, "speaker")
+    offer = await read_offer(request, "send")
+    try:
+        producer = await request.app.state.media.publish(conference_id, offer)
+    except Exception as exc:
+        raise negotiation_failed(exc)
+    producer.owner = principal.token_id
+    return session_response(
+        request, f"/whip/{conference_id}/{producer.id}", producer.answer_sdp, producer.id
+    )
+
+
+@router.patch("/whip/{conference_id}/{session_id}")
+async def whip_patch(conference_id: str, session_id: str) -> Response:
+    # The answer carries every candidate (aiortc gathers before answering): no trickle, no ICE restart.
+    return Response(status_code=405, headers={"Allow": "DELETE"})
+
+
+@router.delete("/whip/{conference_id}/{session_id}", status_code=200)
+async def whip_stop(
+    conference_id: str,
+    session_id: str,
+    request: Request,
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    media = request.app.state.media
+    producer = media.producers.get(session_id)
+    if producer is None or producer.router.conference_id != conference_id:
+        raise HTTPException(404, "unknown WHIP session")
+    if not principal.is_admin and getattr(producer, "owner", None) != principal.token_id:
+        raise HTTPException(403, "not your session")
+    await producer.close()
+    return Response(status_code=200)

@@ -1,0 +1,118 @@
+"""Application factory: wires settings, database, event bus and media engine into FastAPI."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from media.engine import EngineConfig, MediaEngine
+from server.api import conferences, events, metrics, whep, whip
+from server.db.engine import make_engine, make_sessionmaker
+from server.db.migrate import upgrade
+from server.events.bus import LocalBus, conference_topic
+from server.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+
+
+def _wire_media_events(app: FastAPI) -> None:
+    """Turn media session changes into conference events (presence, counts, attendance)."""
+    media: MediaEngine = app.state.media
+    bus = app.state.bus
+    import asyncio
+
+    def on_producer(conference_id: str, producer, opened: bool) -> None:  # type: ignore[no-untyped-def]
+        asyncio.ensure_future(
+            bus.publish(
+                conference_topic(conference_id),
+                {"type": "speaker.live" if opened else "speaker.offline", "session_id": producer.id,
+                 "consumers": media.consumer_count(conference_id)},
+            )
+        )
+
+    def on_consumer(conference_id: str, consumer, opened: bool) -> None:  # type: ignore[no-untyped-def]
+        asyncio.ensure_future(
+            bus.publish(
+                conference_topic(conference_id),
+                {
+                    "type": "consumer.joined" if opened else "consumer.left",
+                    "session_id": consumer.id,
+                    "role": consumer.role,
+                    "name": consumer.name,
+                    "token_id": getattr(consumer, "owner", None),
+                    "subject_id": getattr(consumer, "subject_id", None),
+                    "consumers": media.consumer_count(conference_id),
+                },
+            )
+        )
+
+    media.on_producer.append(on_producer)
+    media.on_consumer.append(on_consumer)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.ensure_admin_token()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
+        await upgrade(settings.effective_database_url)
+        app.state.db_engine = make_engine(settings.effective_database_url)
+        app.state.sessionmaker = make_sessionmaker(app.state.db_engine)
+        app.state.bus = LocalBus()
+        app.state.ws_handlers = {}
+        app.state.media = MediaEngine(
+            EngineConfig(
+                ice_servers=[s.model_dump() for s in settings.ice_servers],
+                ice_host_addresses=settings.ice_host_addresses,
+                keyframe_interval=settings.keyframe_request_interval,
+            )
+        )
+        _wire_media_events(app)
+        for hook in app.state.startup_hooks:
+            await hook(app)
+        try:
+            yield
+        finally:
+            for hook in reversed(app.state.shutdown_hooks):
+                await hook(app)
+            await app.state.media.shutdown()
+            await app.state.db_engine.dispose()
+
+    app = FastAPI(
+        title="Điểm Cầu",
+        version="0.1.0",
+        description="Live conference relay: WHIP ingest, WHEP playback, HLS, attendance.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "If-Match"],
+        expose_headers=["Location", "Link", "ETag", "Accept-Post", "Accept-Patch"],
+    )
+    for module in (conferences, whip, whep, events, metrics):
+        app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> RedirectResponse:
+        return RedirectResponse("/index.html")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict:
+        return {"ok": True}
+
+    app.mount("/", StaticFiles(directory=WEB_CLIENT, html=True), name="web_client")
+    return app

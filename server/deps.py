@@ -1,0 +1,75 @@
+"""FastAPI dependencies: database session, caller identity and role checks."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.domain.tokens import Principal, resolve_token
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def bearer_secret(request: Request) -> str | None:
+    """Bearer header, or ``?token=`` for links, <video> sources and WebSockets that cannot set headers."""
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return request.query_params.get("token") or None
+
+
+async def identify(secret: str | None, request: Request, db: AsyncSession) -> Principal | None:
+    if not secret:
+        return None
+    admin = request.app.state.settings.admin_token
+    if admin and hmac.compare_digest(secret.encode(), admin.encode()):
+        return Principal(role="admin")
+    return await resolve_token(db, secret)
+
+
+async def get_principal(request: Request, db: AsyncSession = Depends(get_db)) -> Principal:
+    secret = bearer_secret(request)
+    if not secret:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "missing bearer token",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    principal = await identify(secret, request, db)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "invalid or revoked token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return principal
+
+
+def require_admin(principal: Principal = Depends(get_principal)) -> Principal:
+    if not principal.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "admin token required")
+    return principal
+
+
+def authorize(principal: Principal, conference_id: str, *roles: str) -> None:
+    """Admin may do anything; others only their own conference and only with one of ``roles``."""
+    if principal.is_admin:
+        return
+    if principal.conference_id != conference_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "token belongs to another conference")
+    if principal.role not in roles:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"role '{principal.role}' may not do this (needs: {', '.join(roles)})",
+        )

@@ -1,0 +1,52 @@
+"""Conference lifecycle: created scheduled, goes live with the first publisher, ends on demand."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Conference
+
+STATUSES = ("scheduled", "live", "ended")
+
+
+class ConferenceNotFound(LookupError):
+    pass
+
+
+async def create_conference(
+    db: AsyncSession,
+    title: str,
+    description: str = "",
+    scheduled_start: dt.datetime | None = None,
+    scheduled_end: dt.datetime | None = None,
+) -> Conference:
+    conf = Conference(
+        title=title,
+        description=description,
+        scheduled_start=scheduled_start,
+        scheduled_end=scheduled_end,
+    )
+    db.add(conf)
+    await db.flush()
+    return conf
+
+
+async def get_conference(db: AsyncSession, conference_id: str) -> Conference:
+    conf = await db.get(Conference, conference_id)
+    if conf is None:
+        raise ConferenceNotFound(conference_id)
+    return conf
+
+
+async def list_conferences(db: AsyncSession) -> list[Conference]:
+    return list((await db.execute(select(Conference).order_by(Conference.created_at))).scalars())
+
+
+async def set_status(db: AsyncSession, conference_id: str, status: str) -> None:
+    if status not in STATUSES:
+        raise ValueError(status)
+    conf = await get_conference(db, conference_id)
+    conf.status = status

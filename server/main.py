@@ -1,0 +1,33 @@
+"""``python -m server.main``: run the server with embedded defaults and print where to go."""
+
+from __future__ import annotations
+
+import logging
+
+import uvicorn
+
+from server.app import create_app
+from server.settings import get_settings
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    app = create_app(settings)
+    base = settings.base_url
+    print(
+        "\nĐiểm Cầu is starting\n"
+        f"  speaker page          {base}/speaker.html\n"
+        f"  connection point page {base}/point.html\n"
+        f"  organiser dashboard   {base}/dashboard.html\n"
+        f"  viewer / replay       {base}/viewer.html  {base}/replay.html\n"
+        f"  API docs (OpenAPI)    {base}/docs\n"
+        f"  admin token           {settings.admin_token}\n"
+        f"  data dir              {settings.data_dir.resolve()}\n",
+        flush=True,
+    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
+
+
+if __name__ == "__main__":
+    main()

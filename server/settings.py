@@ -1,0 +1,107 @@
+"""Runtime configuration: environment variables (DIEMCAU_*) over an optional TOML file.
+
+The TOML file is ``$DIEMCAU_CONFIG`` or ``config/diemcau.toml`` when present; every key has a
+safe embedded default so ``make run`` needs no file and no external service.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("config/diemcau.toml")
+
+
+class IceServer(BaseSettings):
+    """One STUN/TURN server advertised to peers (WHIP/WHEP ``Link`` headers) and used by aiortc."""
+
+    urls: str
+    username: str | None = None
+    credential: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIEMCAU_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = Field(
+        default=None, description="Base URL printed and used in links; defaults to http://host:port"
+    )
+    data_dir: Path = Path("data")
+    admin_token: str | None = None
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default SQLite under data_dir"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL for the event bus in cluster mode; unset = in-process"
+    )
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    ice_host_addresses: list[str] = Field(
+        default_factory=list,
+        description="Restrict ICE host candidates to these addresses (e.g. 127.0.0.1); empty = all",
+    )
+    workers: int = Field(default=0, description="Media worker processes; 0 = one per core")
+    max_sdp_bytes: int = 64 * 1024
+    max_upload_bytes: int = 50 * 1024 * 1024
+    keyframe_request_interval: float = 1.0
+    late_grace_minutes: int = 10
+    hls_segment_seconds: float = 2.0
+    retention_days: int | None = None
+    retention_max_bytes: int | None = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        config_file = Path(os.environ.get("DIEMCAU_CONFIG", DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'diemcau.db').resolve()}"
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+
+    def ensure_admin_token(self) -> str:
+        """Return the admin token, generating and persisting one in the data dir when unset."""
+        if self.admin_token:
+            return self.admin_token
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "admin_token"
+        if path.is_file() and path.read_text().strip():
+            self.admin_token = path.read_text().strip()
+        else:
+            self.admin_token = secrets.token_urlsafe(32)
+            path.write_text(self.admin_token + "\n")
+            path.chmod(0o600)
+        return self.admin_token
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
