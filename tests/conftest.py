@@ -1,0 +1,26 @@
+"""Shared fixtures: a real server process per test session (and fresh ones on demand)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ServerProcess
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server shared by the tests that do not restart or kill it."""
+    srv = ServerProcess(tmp_path_factory.mktemp("server")).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A server of the test's own, for restart / kill -9 scenarios."""
+    srv = ServerProcess(tmp_path / "server").start()
+    yield srv
+    srv.stop()

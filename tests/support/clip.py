@@ -1,0 +1,127 @@
+"""A pre-encoded test clip (H.264 Annex-B + Opus), encoded once with PyAV and cached on disk.
+
+Publishers in tests and benchmarks send these packets as they are: nothing is encoded while sending.
+"""
+
+from __future__ import annotations
+
+import fractions
+import math
+import os
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+CACHE = Path(__file__).resolve().parents[1] / ".cache"
+
+
+@dataclass
+class Clip:
+    width: int
+    height: int
+    fps: int
+    duration: float
+    video: list[tuple[int, bool, bytes]]  # (pts in 1/90000, keyframe, Annex-B access unit)
+    audio: list[tuple[int, bytes]]  # (pts in 1/48000, Opus packet)
+
+    @property
+    def video_bitrate(self) -> float:
+        return sum(len(p) for _, _, p in self.video) * 8 / self.duration
+
+
+def _frame_planes(width: int, height: int, index: int) -> tuple[bytes, bytes, bytes]:
+    """A moving gradient with a moving noise block: cheap to make, not trivial to encode."""
+    shift = (index * 6) % width
+    row = bytes(((x + shift) * 255 // width) & 0xFF for x in range(width))
+    y = bytearray(row * height)
+    bw, bh = width // 6, height // 6
+    bx = (index * 11) % (width - bw)
+    by = (index * 7) % (height - bh)
+    noise = os.urandom(bw * bh)
+    for r in range(bh):
+        start = (by + r) * width + bx
+        y[start : start + bw] = noise[r * bw : (r + 1) * bw]
+    cw, ch = width // 2, height // 2
+    u = bytes([(index * 3) & 0xFF]) * (cw * ch)
+    v = bytes([(255 - index * 3) & 0xFF]) * (cw * ch)
+    return bytes(y), u, v
+
+
+def _encode_video(width: int, height: int, fps: int, seconds: float, keyint: int, kbps: int) -> list:
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height = width, height
+    codec.pix_fmt = "yuv420p"
+    codec.time_base = fractions.Fraction(1, fps)
+    codec.framerate = fractions.Fraction(fps, 1)
+    codec.bit_rate = kbps * 1000
+    codec.options = {
+        "preset": "veryfast",
+        "tune": "zerolatency",
+        "profile": "baseline",
+        "x264-params": (
+            f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0:repeat-headers=1:"
+            f"vbv-maxrate={kbps}:vbv-bufsize={kbps // 2}:nal-hrd=cbr:force-cfr=1"
+        ),
+    }
+    out = []
+    total = int(seconds * fps)
+    for i in range(total):
+        frame = av.VideoFrame(width, height, "yuv420p")
+        for plane, data in zip(frame.planes, _frame_planes(width, height, i)):
+            plane.update(data)
+        frame.pts = i
+        frame.time_base = codec.time_base
+        out += codec.encode(frame)
+    out += codec.encode(None)
+    return [(int(p.pts * 90000 // fps), bool(p.is_keyframe), bytes(p)) for p in out]
+
+
+def _encode_audio(seconds: float) -> list:
+    codec = av.CodecContext.create("libopus", "w")
+    codec.sample_rate = 48000
+    codec.layout = "stereo"
+    codec.format = "s16"
+    codec.bit_rate = 64000
+    codec.time_base = fractions.Fraction(1, 48000)
+    samples = 960
+    out = []
+    for i in range(int(seconds * 50)):
+        pcm = bytearray()
+        for n in range(samples):
+            t = (i * samples + n) / 48000
+            s = int(8000 * math.sin(2 * math.pi * 440 * t))
+            pcm += struct.pack("<hh", s, s)
+        frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
+        frame.planes[0].update(bytes(pcm))
+        frame.sample_rate = 48000
+        frame.pts = i * samples
+        frame.time_base = codec.time_base
+        out += codec.encode(frame)
+    out += codec.encode(None)
+    return [(int(p.pts), bytes(p)) for p in out if p.pts is not None]
+
+
+def test_clip(
+    seconds: float = 10.0,
+    width: int = 1280,
+    height: int = 720,
+    fps: int = 30,
+    keyframe_seconds: float = 1.0,
+    kbps: int = 2000,
+) -> Clip:
+    """Return the clip, encoding it once per parameter set (a few seconds) and caching it."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    name = f"clip_{width}x{height}_{fps}_{seconds:g}s_k{keyframe_seconds:g}_{kbps}k.pickle"
+    path = CACHE / name
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    video = _encode_video(width, height, fps, seconds, int(keyframe_seconds * fps), kbps)
+    audio = _encode_audio(seconds)
+    clip = Clip(width, height, fps, seconds, video, audio)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(pickle.dumps(clip))
+    tmp.replace(path)
+    return clip

@@ -1,0 +1,242 @@
+"""Real aiortc peers for tests and benchmarks: a WHIP publisher of pre-encoded packets, WHEP subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from dataclasses import dataclass, field
+
+import av
+import httpx
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.mediastreams import MediaStreamError
+
+from media.ice import restrict_host_addresses
+from tests.support.clip import Clip
+
+restrict_host_addresses(["127.0.0.1"])
+NO_ICE = RTCConfiguration(iceServers=[])
+
+
+class ClipTrack(MediaStreamTrack):
+    """Yields the clip's encoded packets (``av.Packet``) in real time, looping with increasing pts.
+
+    A keyframe request (PLI/FIR from the server) skips ahead to the clip's next keyframe, the way an
+    encoder would answer with an IDR.
+    """
+
+    def __init__(self, kind: str, clip: Clip) -> None:
+        super().__init__()
+        self.kind = kind
+        self.clip = clip
+        if kind == "video":
+            self.items = [(pts, key, data) for pts, key, data in clip.video]
+            self.time_base = fractions.Fraction(1, 90000)
+        else:
+            self.items = [(pts, True, data) for pts, data in clip.audio]
+            self.time_base = fractions.Fraction(1, 48000)
+        self.step = 90000 // clip.fps if kind == "video" else 960
+        self.index = 0
+        self.out_pts = 0
+        self.start: float | None = None
+        self.keyframe_requested = False
+        self.keyframe_requests = 0
+        self.sent = 0
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        self.keyframe_requested = True
+
+    async def recv(self) -> av.Packet:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self.start is None:
+            self.start = time.monotonic()
+        if self.keyframe_requested and self.kind == "video":
+            self.keyframe_requested = False
+            n = len(self.items)
+            for step in range(n):
+                j = (self.index + step) % n
+                if self.items[j][1]:
+                    self.index = j
+                    break
+        if self.index >= len(self.items):
+            self.index = 0
+        _, key, data = self.items[self.index]
+        self.index += 1
+        pts = self.out_pts
+        self.out_pts += self.step
+        due = self.start + float(pts * self.time_base)
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        packet = av.Packet(data)
+        packet.pts = pts
+        packet.time_base = self.time_base
+        self.sent += 1
+        return packet
+
+
+def _prefer(pc: RTCPeerConnection, kind: str, mime: str) -> None:
+    from aiortc.rtcrtpsender import RTCRtpSender as S
+
+    caps = S.getCapabilities(kind)
+    prefs = [c for c in caps.codecs if c.mimeType.lower() == mime.lower()]
+    prefs += [c for c in caps.codecs if c.mimeType.lower() == f"{kind}/rtx"]
+    for t in pc.getTransceivers():
+        if t.kind == kind:
+            t.setCodecPreferences(prefs)
+
+
+async def _negotiate(pc: RTCPeerConnection, url: str, token: str) -> str:
+    offer = await pc.createOffer()
+    await pc.setLocalDescription(offer)
+    async with httpx.AsyncClient(timeout=20) as client:
+        r = await client.post(
+            url,
+            content=pc.localDescription.sdp,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"},
+        )
+    if r.status_code != 201:
+        raise RuntimeError(f"{url}: {r.status_code} {r.text}")
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+    location = r.headers["location"]
+    return location if location.startswith("http") else str(httpx.URL(url).join(location))
+
+
+async def delete_session(location: str, token: str) -> int:
+    async with httpx.AsyncClient(timeout=10) as client:
+        r = await client.delete(location, headers={"Authorization": f"Bearer {token}"})
+    return r.status_code
+
+
+@dataclass
+class Publisher:
+    pc: RTCPeerConnection
+    video: ClipTrack
+    audio: ClipTrack
+    location: str = ""
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def publish(base_url: str, conference_id: str, token: str, clip: Clip) -> Publisher:
+    """WHIP-publish the clip from an aiortc peer (H.264 + Opus, pre-encoded)."""
+    pc = RTCPeerConnection(NO_ICE)
+    video, audio = ClipTrack("video", clip), ClipTrack("audio", clip)
+    vsender = pc.addTransceiver(video, direction="sendonly").sender
+    pc.addTransceiver(audio, direction="sendonly")
+    _prefer(pc, "video", "video/H264")
+    _prefer(pc, "audio", "audio/opus")
+    vsender._send_keyframe = video.request_keyframe  # honour PLI/FIR on the pre-encoded path
+    location = await _negotiate(pc, f"{base_url}/whip/{conference_id}", token)
+    return Publisher(pc, video, audio, location)
+
+
+@dataclass
+class Subscriber:
+    """A WHEP subscriber that decodes video with aiortc and records what it saw."""
+
+    pc: RTCPeerConnection
+    location: str = ""
+    frames: int = 0
+    audio_frames: int = 0
+    sizes: set = field(default_factory=set)
+    first_frame_at: float | None = None
+    frame_times: list = field(default_factory=list)
+    tasks: list = field(default_factory=list)
+
+    def fps(self, window: float = 3.0) -> float:
+        now = time.monotonic()
+        recent = [t for t in self.frame_times if t >= now - window]
+        return len(recent) / window
+
+    async def wait_frames(self, count: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.frames >= count:
+                return True
+            await asyncio.sleep(0.05)
+        return self.frames >= count
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await self.pc.close()
+
+
+async def _consume(sub: Subscriber, track: MediaStreamTrack) -> None:
+    try:
+        while True:
+            frame = await track.recv()
+            if track.kind == "video":
+                sub.frames += 1
+                now = time.monotonic()
+                sub.frame_times.append(now)
+                del sub.frame_times[:-300]
+                sub.sizes.add((frame.width, frame.height))
+                if sub.first_frame_at is None:
+                    sub.first_frame_at = now
+            else:
+                sub.audio_frames += 1
+    except (MediaStreamError, asyncio.CancelledError):
+        pass
+
+
+async def subscribe(base_url: str, conference_id: str, token: str, drop_every: int = 0) -> Subscriber:
+    """WHEP-subscribe; ``drop_every=N`` discards every Nth first-time video packet (forces NACKs)."""
+    pc = RTCPeerConnection(NO_ICE)
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    sub = Subscriber(pc)
+
+    @pc.on("track")
+    def on_track(track: MediaStreamTrack) -> None:
+        sub.tasks.append(asyncio.ensure_future(_consume(sub, track)))
+
+    if drop_every:
+        install_dropper(pc, drop_every, sub)
+    sub.location = await _negotiate(pc, f"{base_url}/whep/{conference_id}", token)
+    return sub
+
+
+def install_dropper(pc: RTCPeerConnection, every: int, sub: Subscriber) -> None:
+    """Drop every Nth *new* video RTP packet as it arrives from the network (before SRTP), as a lossy
+    link would; record which dropped packets come back as retransmissions."""
+    sub.dropped = set()  # type: ignore[attr-defined]
+    sub.repaired = set()  # type: ignore[attr-defined]
+    sub.video_pts = set()  # type: ignore[attr-defined]
+    seen: set[tuple[int, int]] = set()
+    state = {"n": 0}
+    video = next(t for t in pc.getTransceivers() if t.kind == "video")
+    ice = video.receiver.transport.transport
+    original_recv = ice._recv
+
+    async def recv() -> bytes:
+        while True:
+            data = await original_recv()
+            if len(data) >= 12 and 128 <= data[0] <= 191 and (data[1] & 0x7F) in sub.video_pts:  # type: ignore[attr-defined]
+                key = (int.from_bytes(data[8:12], "big"), int.from_bytes(data[2:4], "big"))
+                if key not in seen:
+                    seen.add(key)
+                    state["n"] += 1
+                    if state["n"] % every == 0:
+                        sub.dropped.add(key)  # type: ignore[attr-defined]
+                        continue
+                elif key in sub.dropped:  # type: ignore[attr-defined]
+                    sub.repaired.add(key)  # type: ignore[attr-defined]
+            return data
+
+    ice._recv = recv
+    original_srd = pc.setRemoteDescription
+
+    async def set_remote(desc):  # type: ignore[no-untyped-def]
+        await original_srd(desc)
+        sub.video_pts.update(  # type: ignore[attr-defined]
+            c.payloadType for c in video._codecs if not c.mimeType.lower().endswith("rtx")
+        )
+
+    pc.setRemoteDescription = set_remote  # type: ignore[method-assign]
