@@ -125,3 +125,6 @@ def test_clip(
     tmp.write_bytes(pickle.dumps(clip))
     tmp.replace(path)
     return clip
+
+
+test_clip.__test__ = False  # type: ignore[attr-defined]  # a factory, not a pytest test

@@ -240,3 +240,46 @@ def install_dropper(pc: RTCPeerConnection, every: int, sub: Subscriber) -> None:
         )
 
     pc.setRemoteDescription = set_remote  # type: ignore[method-assign]
+
+
+def install_sync_probe(sub: Subscriber) -> None:
+    """Record sender reports and packet arrivals per kind, to check A/V sync as a player would."""
+    from aiortc.rtp import RtcpSrPacket
+
+    sub.sr = {}  # type: ignore[attr-defined]
+    sub.arrivals = {"audio": [], "video": []}  # type: ignore[attr-defined]
+    for transceiver in sub.pc.getTransceivers():
+        receiver = transceiver.receiver
+        kind = transceiver.kind
+        orig_rtp = receiver._handle_rtp_packet
+        orig_rtcp = receiver._handle_rtcp_packet
+
+        async def rtp(packet, arrival_time_ms, kind=kind, orig=orig_rtp):  # type: ignore[no-untyped-def]
+            log = sub.arrivals[kind]  # type: ignore[attr-defined]
+            if len(log) < 5000:
+                log.append((packet.timestamp, time.time()))
+            await orig(packet, arrival_time_ms)
+
+        async def rtcp(packet, kind=kind, orig=orig_rtcp):  # type: ignore[no-untyped-def]
+            if isinstance(packet, RtcpSrPacket):
+                sub.sr[kind] = (packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp)  # type: ignore[attr-defined]
+            await orig(packet)
+
+        receiver._handle_rtp_packet = rtp
+        receiver._handle_rtcp_packet = rtcp
+
+
+def sync_offset(sub: Subscriber) -> float:
+    """Seconds by which video leads audio when both are placed on the sender's clock via their SRs."""
+    import statistics
+
+    clocks = {"audio": 48000, "video": 90000}
+    lateness = {}
+    for kind, (ntp, rtp_sr) in sub.sr.items():  # type: ignore[attr-defined]
+        wall_sr = ntp / (1 << 32) - 2208988800
+        values = []
+        for rtp_ts, arrival in sub.arrivals[kind][-400:]:  # type: ignore[attr-defined]
+            delta = ((rtp_ts - rtp_sr + (1 << 31)) % (1 << 32)) - (1 << 31)
+            values.append(arrival - (wall_sr + delta / clocks[kind]))
+        lateness[kind] = statistics.median(values)
+    return lateness["audio"] - lateness["video"]

@@ -1,0 +1,168 @@
+"""End-to-end relay: aiortc publisher -> server (raw RTP forwarding) -> aiortc subscribers that decode."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from tests.support.clip import test_clip
+from tests.support.peers import (
+    delete_session,
+    install_sync_probe,
+    publish,
+    subscribe,
+    sync_offset,
+)
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return test_clip()
+
+
+def media_stats(server) -> dict:
+    with server.admin() as c:
+        return c.get("/api/v1/media/stats").json()
+
+
+async def test_three_subscribers_decode_720p30(server, clip):
+    conf = server.create_conference()
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
+    subs = [await subscribe(server.url, conf, server.token(conf, "point", f"Xã {i}")) for i in range(3)]
+    try:
+        for sub in subs:
+            assert await sub.wait_frames(90, timeout=20), f"only {sub.frames} frames"
+        await asyncio.sleep(3)
+        for sub in subs:
+            assert sub.sizes == {(1280, 720)}
+            assert sub.fps(3.0) >= 25, f"{sub.fps(3.0)} fps"
+            assert sub.audio_frames > 0
+        stats = media_stats(server)
+        assert stats["routers"][conf]["sources"]["video"]["codec"] == "video/h264"
+        assert stats["routers"][conf]["consumers"] == 3
+    finally:
+        for sub in subs:
+            await sub.close()
+        await pub.close()
+
+
+async def test_relay_creates_no_decoder_or_encoder(server, clip):
+    """The server's codec audit stays empty while it relays to subscribers that do decode."""
+    conf = server.create_conference()
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
+    sub = await subscribe(server.url, conf, server.token(conf, "point"))
+    try:
+        assert await sub.wait_frames(60, timeout=20)
+        stats = media_stats(server)
+        assert stats["routers"][conf]["sources"]["video"]["packets"] > 100
+        assert stats["codec_instances"] == {}
+        with httpx.Client(base_url=server.url) as c:
+            metrics = c.get("/metrics").text
+        assert "diemcau_consumers" in metrics
+        assert 'diemcau_codec_instances_created{codec="decoder' not in metrics
+    finally:
+        await sub.close()
+        await pub.close()
+
+
+def test_codec_audit_counts_aiortc_codecs():
+    """Positive control for the test above: the audit does see codecs aiortc creates."""
+    import aiortc.rtcrtpreceiver
+    from aiortc.codecs import get_capabilities
+
+    from media import codec_audit
+
+    codec_audit.install()
+    before = sum(codec_audit.created.values())
+    h264 = next(c for c in get_capabilities("video").codecs if c.mimeType == "video/H264")
+    from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+
+    params = RTCRtpCodecParameters(mimeType=h264.mimeType, clockRate=90000, payloadType=102)
+    aiortc.rtcrtpreceiver.get_decoder(params)
+    assert sum(codec_audit.created.values()) == before + 1
+
+
+async def test_subscriber_waits_for_speaker_and_survives_reconnect(server, clip):
+    conf = server.create_conference()
+    speaker = server.token(conf, "speaker")
+    sub = await subscribe(server.url, conf, server.token(conf, "point"))
+    try:
+        await asyncio.sleep(1.5)
+        assert sub.frames == 0
+        pub = await publish(server.url, conf, speaker, clip)
+        assert await sub.wait_frames(30, timeout=15), "no video once the speaker went live"
+        consumers_before = set(media_stats(server)["consumers"])
+        assert await delete_session(pub.location, speaker) == 200
+        await pub.close()
+        await asyncio.sleep(1.0)
+        stalled = sub.frames
+        await asyncio.sleep(1.0)
+        assert sub.frames - stalled <= 2, "frames kept arriving with no speaker"
+        pub2 = await publish(server.url, conf, speaker, clip)
+        try:
+            assert await sub.wait_frames(stalled + 45, timeout=15), "video did not resume"
+            assert sub.sizes == {(1280, 720)}
+            assert set(media_stats(server)["consumers"]) == consumers_before  # no re-signalling
+        finally:
+            await pub2.close()
+    finally:
+        await sub.close()
+
+
+async def test_nack_served_from_server_history(server, clip):
+    conf = server.create_conference()
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
+    sub = await subscribe(server.url, conf, server.token(conf, "point"), drop_every=20)
+    try:
+        assert await sub.wait_frames(120, timeout=25)
+        dropped, repaired = len(sub.dropped), len(sub.repaired)
+        assert dropped >= 20
+        assert repaired >= 0.9 * dropped, f"{repaired}/{dropped} repaired"
+        stats = media_stats(server)
+        consumer = next(v for v in stats["consumers"].values() if v["conference"] == conf)
+        assert consumer["video"]["retransmits"] >= repaired
+        assert sub.fps(2.0) >= 20
+    finally:
+        await sub.close()
+        await pub.close()
+
+
+async def test_late_joiners_start_at_keyframe_and_pli_is_merged(server, clip):
+    conf = server.create_conference()
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
+    point = server.token(conf, "point")
+    subs = []
+    try:
+        await asyncio.sleep(1.3)
+        before = pub.video.keyframe_requests
+        subs = await asyncio.gather(*[subscribe(server.url, conf, point) for _ in range(8)])
+        for sub in subs:
+            assert await sub.wait_frames(10, timeout=10)
+        # 8 joins (each asking for a keyframe) within ~1 s -> at most a couple of PLIs upstream
+        assert 1 <= pub.video.keyframe_requests - before <= 3
+    finally:
+        for sub in subs:
+            await sub.close()
+        await pub.close()
+
+
+async def test_sender_reports_keep_audio_and_video_in_sync(server, clip):
+    conf = server.create_conference()
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
+    sub = await subscribe(server.url, conf, server.token(conf, "point"))
+    install_sync_probe(sub)
+    try:
+        for _ in range(100):
+            if len(getattr(sub, "sr", {})) == 2 and sub.frames > 60:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2.0)
+        assert set(sub.sr) == {"audio", "video"}
+        offset = sync_offset(sub)
+        print(f"A/V offset via sender reports: {offset * 1000:.1f} ms")
+        assert abs(offset) < 0.08
+    finally:
+        await sub.close()
+        await pub.close()
