@@ -170,6 +170,10 @@ class Consumer:
             self.router.add_outbound(stream)
 
     @property
+    def conference_id(self) -> str:
+        return self.router.conference_id
+
+    @property
     def closed(self) -> bool:
         return self._closed.is_set()
 

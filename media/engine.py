@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
@@ -15,6 +16,7 @@ from media.ice import restrict_host_addresses, rtc_configuration
 from media.producer import FrameSink, Producer
 from media.router import Router
 from media.sdp_check import check_offer
+from media.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +37,29 @@ class MediaEngine:
         restrict_host_addresses(config.ice_host_addresses)
         self.routers: dict[str, Router] = {}
         self.producers: dict[str, Producer] = {}
-        self.consumers: dict[str, Consumer] = {}
+        self.consumers: dict[str, Any] = {}  # Consumer here, or RemoteConsumer in a worker
         # Hooks for the server layer (events, attendance, recording).
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
         self.frame_sink_factory: Callable[[str], FrameSink | None] | None = None
+        self.pool: WorkerPool | None = None
+
+    async def start_workers(self, count: int, run_dir) -> None:  # type: ignore[no-untyped-def]
+        """Shard consumers over ``count`` extra worker processes (0 = everything in this process)."""
+        if count <= 0:
+            return
+        self.pool = WorkerPool(count, self.config, run_dir)
+        await self.pool.start()
+        for router in self.routers.values():
+            self.pool.attach(router)
 
     def router(self, conference_id: str) -> Router:
         router = self.routers.get(conference_id)
         if router is None:
             router = Router(conference_id, self.config.keyframe_interval)
             self.routers[conference_id] = router
+            if self.pool is not None:
+                self.pool.attach(router)
         return router
 
     def _pc(self) -> RTCPeerConnection:
@@ -73,16 +87,21 @@ class MediaEngine:
         self.producers.pop(producer.id, None)
         self._notify(self.on_producer, conference_id, producer, False)
 
-    async def subscribe(self, conference_id: str, offer_sdp: str, role: str = "point", name: str = "") -> Consumer:
+    async def subscribe(self, conference_id: str, offer_sdp: str, role: str = "point", name: str = "") -> Any:
         """WHEP: answer a subscriber's offer; media starts whenever the router has a source."""
         check_offer(offer_sdp, "recv")
         router = self.router(conference_id)
-        consumer = Consumer(router, self._pc(), role=role, name=name)
-        try:
-            consumer.answer_sdp = await consumer.answer(offer_sdp)  # type: ignore[attr-defined]
-        except Exception:
-            await consumer.close()
-            raise
+        local = sum(1 for c in self.consumers.values() if isinstance(c, Consumer))
+        worker = self.pool.least_loaded(local) if self.pool is not None else None
+        if worker is not None:
+            consumer = await self.pool.subscribe(worker, conference_id, offer_sdp, role, name)  # type: ignore[union-attr]
+        else:
+            consumer = Consumer(router, self._pc(), role=role, name=name)
+            try:
+                consumer.answer_sdp = await consumer.answer(offer_sdp)  # type: ignore[attr-defined]
+            except Exception:
+                await consumer.close()
+                raise
         self.consumers[consumer.id] = consumer
         consumer.on_close.append(lambda c: self._consumer_closed(conference_id, c))
         self._notify(self.on_consumer, conference_id, consumer, True)
@@ -101,14 +120,14 @@ class MediaEngine:
                 log.exception("session callback failed")
 
     def consumer_count(self, conference_id: str) -> int:
-        return sum(1 for c in self.consumers.values() if c.router.conference_id == conference_id)
+        return sum(1 for c in self.consumers.values() if c.conference_id == conference_id)
 
     def is_live(self, conference_id: str) -> bool:
-        return any(p.router.conference_id == conference_id for p in self.producers.values())
+        return any(p.conference_id == conference_id for p in self.producers.values())
 
     async def close_session(self, conference_id: str, session_id: str) -> bool:
         session = self.producers.get(session_id) or self.consumers.get(session_id)
-        if session is None or session.router.conference_id != conference_id:
+        if session is None or session.conference_id != conference_id:
             return False
         await session.close()
         return True
@@ -116,5 +135,7 @@ class MediaEngine:
     async def shutdown(self) -> None:
         for session in [*self.producers.values(), *self.consumers.values()]:
             await session.close()
+        if self.pool is not None:
+            await self.pool.stop()
         for router in self.routers.values():
             router.close()

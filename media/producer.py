@@ -104,8 +104,8 @@ class Producer:
 
         async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
             if isinstance(packet, RtcpSrPacket):
-                source.on_sender_report(
-                    packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp
+                router.sender_report(
+                    source, packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp
                 )
             await original_rtcp(packet)
 
@@ -125,6 +125,10 @@ class Producer:
         ssrc = self._media_ssrc.get("video")
         if ssrc is not None:
             asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+
+    @property
+    def conference_id(self) -> str:
+        return self.router.conference_id
 
     @property
     def closed(self) -> bool:

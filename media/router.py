@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
 PacketTap = Callable[[SourceStream, int, int, int, bytes, bool], None]
+# ("add" | "remove" | "sr", source): lets worker processes mirror this router's sources.
+SourceListener = Callable[[str, SourceStream], None]
 
 
 class KeyframeSource(Protocol):
@@ -37,6 +39,7 @@ class Router:
         self.outbound: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
         self.keyframe_sources: dict[int, KeyframeSource] = {}
         self.packet_taps: list[PacketTap] = []
+        self.source_listeners: list[SourceListener] = []
         self.keyframe_requests_sent = 0
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
@@ -52,16 +55,33 @@ class Router:
         else:
             self.active[source.kind] = source
             self.pending[source.kind] = None
+        self._notify("add", source)
 
     def remove_source(self, source: SourceStream) -> None:
         self.keyframe_sources.pop(id(source), None)
         if self.pending[source.kind] is source:
             self.pending[source.kind] = None
         # An ended active source stays as the continuity anchor for the next one: it simply stops.
+        self._notify("remove", source)
 
-    def on_rtp(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes) -> None:
+    def sender_report(self, source: SourceStream, ntp_timestamp: int, rtp_timestamp: int) -> None:
+        source.on_sender_report(ntp_timestamp, rtp_timestamp)
+        self._notify("sr", source)
+
+    def _notify(self, change: str, source: SourceStream) -> None:
+        for listener in self.source_listeners:
+            try:
+                listener(change, source)
+            except Exception:
+                log.exception("source listener failed")
+
+    def on_rtp(
+        self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool | None = None
+    ) -> None:
+        """Every packet of every source (taps see them all; consumers only the active source's)."""
         kind = source.kind
-        key = kind == "video" and is_keyframe(source.codec, payload)
+        if key is None:
+            key = kind == "video" and is_keyframe(source.codec, payload)
         source.history.put(seq, ts, marker, payload)
         source.last_seq = seq
         source.last_ts = ts
@@ -69,6 +89,8 @@ class Router:
         source.packets += 1
         if key:
             source.keyframes += 1
+        for tap in self.packet_taps:
+            tap(source, seq, ts, marker, payload, key)
         active = self.active[kind]
         if source is not active:
             if source is self.pending[kind] and key:
@@ -80,8 +102,6 @@ class Router:
                 return
         for out in self.outbound[kind]:
             out.forward(source, seq, ts, marker, payload, key)
-        for tap in self.packet_taps:
-            tap(source, seq, ts, marker, payload, key)
 
     # --- consumers -----------------------------------------------------------------------------
     def add_outbound(self, stream: OutboundStream) -> None:

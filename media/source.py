@@ -6,11 +6,13 @@ the next keyframe, so their outgoing stream stays continuous across reconnects a
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from media.history import RtpHistory
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds between 1900 and 1970
+_ids = itertools.count(1)
 
 
 class SourceStream:
@@ -27,9 +29,13 @@ class SourceStream:
         "packets",
         "keyframes",
         "producer_id",
+        "id",
     )
 
-    def __init__(self, kind: str, codec: str, clock_rate: int, producer_id: str = "") -> None:
+    def __init__(
+        self, kind: str, codec: str, clock_rate: int, producer_id: str = "", source_id: int | None = None
+    ) -> None:
+        self.id = source_id if source_id is not None else next(_ids)
         self.kind = kind
         self.codec = codec
         self.clock_rate = clock_rate

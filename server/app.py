@@ -77,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
         )
         _wire_media_events(app)
+        await app.state.media.start_workers(settings.worker_count - 1, settings.data_dir / "run")
         for hook in app.state.startup_hooks:
             await hook(app)
         try:

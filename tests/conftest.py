@@ -12,8 +12,16 @@ from tests.support.server import ServerProcess
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server shared by the tests that do not restart or kill it."""
-    srv = ServerProcess(tmp_path_factory.mktemp("server")).start()
+    """One server shared by the tests that do not restart or kill it: sharded over 2 media processes."""
+    srv = ServerProcess(tmp_path_factory.mktemp("server"), env={"DIEMCAU_WORKERS": "2"}).start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def single_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The same server in single-process mode (DIEMCAU_WORKERS=1)."""
+    srv = ServerProcess(tmp_path_factory.mktemp("single"), env={"DIEMCAU_WORKERS": "1"}).start()
     yield srv
     srv.stop()
 

@@ -22,12 +22,19 @@ def clip():
     return test_clip()
 
 
+@pytest.fixture(params=["sharded", "single"])
+def relay_server(request):
+    """Every relay test runs against both modes: 2 media processes, and one process."""
+    return request.getfixturevalue("server" if request.param == "sharded" else "single_server")
+
+
 def media_stats(server) -> dict:
     with server.admin() as c:
         return c.get("/api/v1/media/stats").json()
 
 
-async def test_three_subscribers_decode_720p30(server, clip):
+async def test_three_subscribers_decode_720p30(relay_server, clip):
+    server = relay_server
     conf = server.create_conference()
     pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
     subs = [await subscribe(server.url, conf, server.token(conf, "point", f"Xã {i}")) for i in range(3)]
@@ -42,14 +49,17 @@ async def test_three_subscribers_decode_720p30(server, clip):
         stats = media_stats(server)
         assert stats["routers"][conf]["sources"]["video"]["codec"] == "video/h264"
         assert stats["routers"][conf]["consumers"] == 3
+        workers = {v.get("worker", 0) for v in stats["consumers"].values() if v["conference"] == conf}
+        assert workers == ({0, 1} if len(stats["workers"]) == 2 else {0})  # spread over both processes
     finally:
         for sub in subs:
             await sub.close()
         await pub.close()
 
 
-async def test_relay_creates_no_decoder_or_encoder(server, clip):
+async def test_relay_creates_no_decoder_or_encoder(relay_server, clip):
     """The server's codec audit stays empty while it relays to subscribers that do decode."""
+    server = relay_server
     conf = server.create_conference()
     pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
     sub = await subscribe(server.url, conf, server.token(conf, "point"))
@@ -84,7 +94,8 @@ def test_codec_audit_counts_aiortc_codecs():
     assert sum(codec_audit.created.values()) == before + 1
 
 
-async def test_subscriber_waits_for_speaker_and_survives_reconnect(server, clip):
+async def test_subscriber_waits_for_speaker_and_survives_reconnect(relay_server, clip):
+    server = relay_server
     conf = server.create_conference()
     speaker = server.token(conf, "speaker")
     sub = await subscribe(server.url, conf, server.token(conf, "point"))
@@ -111,7 +122,8 @@ async def test_subscriber_waits_for_speaker_and_survives_reconnect(server, clip)
         await sub.close()
 
 
-async def test_nack_served_from_server_history(server, clip):
+async def test_nack_served_from_server_history(relay_server, clip):
+    server = relay_server
     conf = server.create_conference()
     pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
     sub = await subscribe(server.url, conf, server.token(conf, "point"), drop_every=20)
@@ -129,7 +141,8 @@ async def test_nack_served_from_server_history(server, clip):
         await pub.close()
 
 
-async def test_late_joiners_start_at_keyframe_and_pli_is_merged(server, clip):
+async def test_late_joiners_start_at_keyframe_and_pli_is_merged(relay_server, clip):
+    server = relay_server
     conf = server.create_conference()
     pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
     point = server.token(conf, "point")
@@ -148,7 +161,8 @@ async def test_late_joiners_start_at_keyframe_and_pli_is_merged(server, clip):
         await pub.close()
 
 
-async def test_sender_reports_keep_audio_and_video_in_sync(server, clip):
+async def test_sender_reports_keep_audio_and_video_in_sync(relay_server, clip):
+    server = relay_server
     conf = server.create_conference()
     pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
     sub = await subscribe(server.url, conf, server.token(conf, "point"))

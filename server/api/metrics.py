@@ -36,11 +36,18 @@ async def metrics(request: Request) -> Response:
 @router.get("/api/v1/media/stats")
 async def media_stats(request: Request, _: Principal = Depends(require_admin)) -> dict:
     media = request.app.state.media
+    codecs = codec_audit.snapshot()
+    if media.pool is not None:
+        for name, n in (await media.pool.refresh_stats()).items():
+            codecs[name] = codecs.get(name, 0) + n
     return {
-        "codec_instances": codec_audit.snapshot(),
+        "codec_instances": codecs,
+        "workers": [{"index": 0, "pid": __import__("os").getpid()}]
+        + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers)} for w in media.pool.workers]
+           if media.pool is not None else []),
         "routers": {
             cid: {
-                "consumers": r.consumer_count,
+                "consumers": media.consumer_count(cid),
                 "keyframe_requests_sent": r.keyframe_requests_sent,
                 "sources": {
                     k: (
@@ -54,8 +61,8 @@ async def media_stats(request: Request, _: Principal = Depends(require_admin)) -
             for cid, r in media.routers.items()
         },
         "consumers": {
-            c.id: {"conference": c.router.conference_id, "role": c.role, "name": c.name, **c.stats()}
+            c.id: {"conference": c.conference_id, "role": c.role, "name": c.name, **c.stats()}
             for c in media.consumers.values()
         },
-        "producers": {p.id: {"conference": p.router.conference_id} for p in media.producers.values()},
+        "producers": {p.id: {"conference": p.conference_id} for p in media.producers.values()},
     }

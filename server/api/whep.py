@@ -62,7 +62,7 @@ async def whep_stop(
 ) -> Response:
     media = request.app.state.media
     consumer = media.consumers.get(session_id)
-    if consumer is None or consumer.router.conference_id != conference_id:
+    if consumer is None or consumer.conference_id != conference_id:
         raise HTTPException(404, "unknown WHEP session")
     if not principal.is_admin and getattr(consumer, "owner", None) != principal.token_id:
         raise HTTPException(403, "not your session")

@@ -58,7 +58,7 @@ async def whip_stop(
 ) -> Response:
     media = request.app.state.media
     producer = media.producers.get(session_id)
-    if producer is None or producer.router.conference_id != conference_id:
+    if producer is None or producer.conference_id != conference_id:
         raise HTTPException(404, "unknown WHIP session")
     if not principal.is_admin and getattr(producer, "owner", None) != principal.token_id:
         raise HTTPException(403, "not your session")

@@ -1,0 +1,132 @@
+"""Media worker process: owns a share of the consumers and forwards to them on its own core.
+
+It mirrors the ingest's sources (same ids, same history) from the packet datagrams, so NACKs and
+keyframe gating are answered locally; only keyframe requests travel back to the ingest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from typing import Any
+
+from media.engine import EngineConfig, MediaEngine
+from media.ipc import PACKET_HEADER, read_message, write_message
+from media.source import SourceStream
+
+log = logging.getLogger(__name__)
+
+
+class _RemoteKeyframes:
+    """Keyframe requests of this worker's consumers go to the ingest, which merges them globally."""
+
+    def __init__(self, writer: asyncio.StreamWriter, source_id: int) -> None:
+        self.writer = writer
+        self.source_id = source_id
+
+    def request_keyframe(self) -> None:
+        write_message(self.writer, {"op": "keyframe", "source": self.source_id})
+
+
+class _PacketProtocol(asyncio.DatagramProtocol):
+    def __init__(self, worker: "Worker") -> None:
+        self.worker = worker
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            source_id, seq, ts, marker, key = PACKET_HEADER.unpack_from(data)
+        except Exception:
+            return
+        entry = self.worker.sources.get(source_id)
+        if entry is None:
+            return
+        router, source = entry
+        try:
+            router.on_rtp(source, seq, ts, marker, data[PACKET_HEADER.size :], bool(key))
+        except Exception:
+            log.exception("worker forwarding failed")
+
+
+class Worker:
+    def __init__(self, index: int, config: EngineConfig) -> None:
+        self.index = index
+        self.engine = MediaEngine(config)
+        self.sources: dict[int, tuple[Any, SourceStream]] = {}
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def run(self, control_path: str) -> None:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _PacketProtocol(self), local_addr=("127.0.0.1", 0)
+        )
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(__import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 8 * 1024 * 1024)
+        port = sock.getsockname()[1]
+        reader, writer = await asyncio.open_unix_connection(control_path)
+        self.writer = writer
+        self.engine.on_consumer.append(self._consumer_changed)
+        write_message(writer, {"op": "hello", "index": self.index, "port": port, "pid": os.getpid()})
+        while True:
+            message = await read_message(reader)
+            if message is None:
+                break  # the ingest process is gone: so are we
+            asyncio.ensure_future(self._handle(message))
+        await self.engine.shutdown()
+        transport.close()
+
+    def _consumer_changed(self, conference_id: str, consumer: Any, opened: bool) -> None:
+        if not opened and self.writer is not None:
+            write_message(self.writer, {"op": "closed", "id": consumer.id})
+
+    async def _handle(self, m: dict[str, Any]) -> None:
+        op = m.get("op")
+        writer = self.writer
+        assert writer is not None
+        if op == "source":
+            router = self.engine.router(m["conference"])
+            source = SourceStream(m["kind"], m["codec"], m["clock_rate"], m.get("producer", ""), m["id"])
+            self.sources[source.id] = (router, source)
+            keyframes = _RemoteKeyframes(writer, source.id) if source.kind == "video" else None
+            router.add_source(source, keyframes)
+        elif op == "source_end":
+            entry = self.sources.pop(m["id"], None)
+            if entry:
+                entry[0].remove_source(entry[1])
+        elif op == "sr":
+            entry = self.sources.get(m["id"])
+            if entry:
+                entry[1].on_sender_report(m["ntp"], m["rtp"])
+        elif op == "subscribe":
+            try:
+                consumer = await self.engine.subscribe(
+                    m["conference"], m["offer"], role=m.get("role", "point"), name=m.get("name", "")
+                )
+                reply = {"op": "reply", "req": m["req"], "id": consumer.id, "answer": consumer.answer_sdp}
+            except Exception as exc:
+                reply = {"op": "reply", "req": m["req"], "error": str(exc) or type(exc).__name__}
+            write_message(writer, reply)
+        elif op == "close":
+            consumer = self.engine.consumers.get(m["id"])
+            if consumer is not None:
+                await consumer.close()
+        elif op == "stats":
+            from media import codec_audit
+
+            write_message(
+                writer,
+                {
+                    "op": "reply",
+                    "req": m["req"],
+                    "consumers": {c.id: c.stats() for c in self.engine.consumers.values()},
+                    "codec_instances": codec_audit.snapshot(),
+                },
+            )
+
+
+def worker_main(index: int, config: EngineConfig, control_path: str) -> None:
+    """Entry point of a spawned worker process."""
+    logging.basicConfig(level=logging.WARNING, format=f"worker{index} %(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    asyncio.run(Worker(index, config).run(control_path))

@@ -1,0 +1,277 @@
+"""WorkerPool: spawns media worker processes and shards consumers over them.
+
+The ingest process keeps the producers and its own share of consumers; every source packet is
+mirrored to the workers that serve that conference with one local datagram each, so forwarding
+(the expensive, per-subscriber part) runs on every core without the GIL in the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from media.ipc import PACKET_HEADER, read_message, write_message
+from media.router import Router
+from media.source import SourceStream
+
+log = logging.getLogger(__name__)
+
+
+class WorkerHandle:
+    def __init__(self, index: int, process: multiprocessing.process.BaseProcess) -> None:
+        self.index = index
+        self.process = process
+        self.pid = process.pid
+        self.port = 0
+        self.writer: asyncio.StreamWriter | None = None
+        self.consumers: dict[str, "RemoteConsumer"] = {}
+        self.ready = asyncio.Event()
+
+
+class RemoteConsumer:
+    """Stand-in, in the ingest process, for a consumer that lives in a worker process."""
+
+    def __init__(self, pool: "WorkerPool", worker: WorkerHandle, consumer_id: str, conference_id: str,
+                 answer_sdp: str, role: str, name: str) -> None:
+        self.pool = pool
+        self.worker = worker
+        self.id = consumer_id
+        self.conference_id = conference_id
+        self.answer_sdp = answer_sdp
+        self.role = role
+        self.name = name
+        self.created = time.time()
+        self.last_stats: dict = {}
+        self._closed = False
+        self.on_close: list[Callable[[Any], None]] = []
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def stats(self) -> dict:
+        return {**self.last_stats, "worker": self.worker.index}
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        if self.worker.writer is not None:
+            write_message(self.worker.writer, {"op": "close", "id": self.id})
+        self._gone()
+
+    def _gone(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.worker.consumers.pop(self.id, None)
+        for cb in self.on_close:
+            try:
+                cb(self)
+            except Exception:
+                log.exception("remote consumer close callback failed")
+
+
+class WorkerPool:
+    def __init__(self, count: int, config: Any, run_dir: Path) -> None:
+        self.count = count
+        self.config = config
+        self.run_dir = run_dir
+        self.workers: list[WorkerHandle] = []
+        self.sources: dict[int, tuple[Router, SourceStream]] = {}
+        self._req = itertools.count(1)
+        self._pending: dict[int, asyncio.Future] = {}
+        self._server: asyncio.AbstractServer | None = None
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+        self._sock.setblocking(False)
+        self._targets: dict[str, list[tuple[str, int]]] = {}
+        self.mirror_drops = 0
+
+    async def start(self, timeout: float = 30.0) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = str(self.run_dir / f"workers-{os.getpid()}.sock")
+        if os.path.exists(path):
+            os.unlink(path)
+        self._server = await asyncio.start_unix_server(self._on_connect, path)
+        ctx = multiprocessing.get_context("spawn")
+        from media.worker import worker_main
+
+        for index in range(1, self.count + 1):
+            process = ctx.Process(target=worker_main, args=(index, self.config, path), daemon=True)
+            process.start()
+            self.workers.append(WorkerHandle(index, process))
+        await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self.workers)), timeout)
+        log.info("media workers ready: %s", [(w.index, w.pid) for w in self.workers])
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hello = await read_message(reader)
+        if not hello or hello.get("op") != "hello":
+            writer.close()
+            return
+        worker = next(w for w in self.workers if w.index == hello["index"])
+        worker.port = hello["port"]
+        worker.writer = writer
+        for router, source in self.sources.values():
+            self._announce(worker, router, source)
+        worker.ready.set()
+        while True:
+            message = await read_message(reader)
+            if message is None:
+                break
+            self._on_message(worker, message)
+        log.warning("media worker %d disconnected", worker.index)
+        worker.writer = None
+        for consumer in list(worker.consumers.values()):
+            consumer._gone()
+        self._rebuild_targets()
+
+    def _on_message(self, worker: WorkerHandle, m: dict) -> None:
+        op = m.get("op")
+        if op == "reply":
+            future = self._pending.pop(m["req"], None)
+            if future is not None and not future.done():
+                future.set_result(m)
+        elif op == "keyframe":
+            entry = self.sources.get(m["source"])
+            if entry is not None:
+                entry[0].request_keyframe()
+        elif op == "closed":
+            consumer = worker.consumers.get(m["id"])
+            if consumer is not None:
+                consumer._gone()
+                self._rebuild_targets()
+
+    async def _request(self, worker: WorkerHandle, message: dict, timeout: float = 20.0) -> dict:
+        if worker.writer is None:
+            raise ConnectionError(f"media worker {worker.index} is not connected")
+        req = next(self._req)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[req] = future
+        write_message(worker.writer, {**message, "req": req})
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            self._pending.pop(req, None)
+
+    # --- sources and packets -------------------------------------------------------------------
+    def attach(self, router: Router) -> None:
+        conference_id = router.conference_id
+        router.packet_taps.append(
+            lambda source, seq, ts, marker, payload, key: self._tap(
+                conference_id, source, seq, ts, marker, payload, key
+            )
+        )
+        router.source_listeners.append(lambda change, source: self._source_changed(router, change, source))
+
+    def _announce(self, worker: WorkerHandle, router: Router, source: SourceStream) -> None:
+        if worker.writer is None:
+            return
+        write_message(
+            worker.writer,
+            {"op": "source", "id": source.id, "conference": router.conference_id, "kind": source.kind,
+             "codec": source.codec, "clock_rate": source.clock_rate, "producer": source.producer_id},
+        )
+        if source.sr_ntp is not None:
+            self._send_sr(worker, source)
+
+    def _send_sr(self, worker: WorkerHandle, source: SourceStream) -> None:
+        from media.source import NTP_EPOCH_OFFSET
+
+        ntp = int((source.sr_ntp + NTP_EPOCH_OFFSET) * (1 << 32))  # type: ignore[operator]
+        write_message(worker.writer, {"op": "sr", "id": source.id, "ntp": ntp, "rtp": source.sr_rtp})  # type: ignore[arg-type]
+
+    def _source_changed(self, router: Router, change: str, source: SourceStream) -> None:
+        if change == "add":
+            self.sources[source.id] = (router, source)
+            for worker in self.workers:
+                self._announce(worker, router, source)
+        elif change == "remove":
+            self.sources.pop(source.id, None)
+            for worker in self.workers:
+                if worker.writer is not None:
+                    write_message(worker.writer, {"op": "source_end", "id": source.id})
+        elif change == "sr":
+            for worker in self.workers:
+                if worker.writer is not None:
+                    self._send_sr(worker, source)
+
+    def _tap(self, conference_id: str, source: SourceStream, seq: int, ts: int, marker: int,
+             payload: bytes, key: bool) -> None:
+        targets = self._targets.get(conference_id)
+        if not targets:
+            return
+        data = PACKET_HEADER.pack(source.id, seq, ts, marker, key) + payload
+        for addr in targets:
+            try:
+                self._sock.sendto(data, addr)
+            except OSError:  # buffer full: the worker's consumers will NACK it from their mirror
+                self.mirror_drops += 1
+
+    def _rebuild_targets(self) -> None:
+        targets: dict[str, list[tuple[str, int]]] = {}
+        for worker in self.workers:
+            if worker.writer is None:
+                continue
+            for conference in {c.conference_id for c in worker.consumers.values()}:
+                targets.setdefault(conference, []).append(("127.0.0.1", worker.port))
+        self._targets = targets
+
+    # --- consumers -------------------------------------------------------------------------------
+    def least_loaded(self, local_consumers: int) -> WorkerHandle | None:
+        """The worker with the fewest consumers, or None when the ingest process has fewer still."""
+        live = [w for w in self.workers if w.writer is not None]
+        if not live:
+            return None
+        best = min(live, key=lambda w: len(w.consumers))
+        return best if len(best.consumers) < local_consumers else None
+
+    async def subscribe(self, worker: WorkerHandle, conference_id: str, offer: str, role: str, name: str) -> RemoteConsumer:
+        reply = await self._request(
+            worker, {"op": "subscribe", "conference": conference_id, "offer": offer, "role": role, "name": name}
+        )
+        if "error" in reply:
+            raise RuntimeError(reply["error"])
+        consumer = RemoteConsumer(self, worker, reply["id"], conference_id, reply["answer"], role, name)
+        worker.consumers[consumer.id] = consumer
+        self._rebuild_targets()
+        return consumer
+
+    async def refresh_stats(self) -> dict[str, int]:
+        """Pull per-consumer counters from every worker; returns the workers' codec audits merged."""
+        codecs: dict[str, int] = {}
+        for worker in self.workers:
+            if worker.writer is None:
+                continue
+            try:
+                reply = await self._request(worker, {"op": "stats"}, timeout=5)
+            except (asyncio.TimeoutError, ConnectionError):
+                continue
+            for cid, stats in reply.get("consumers", {}).items():
+                if cid in worker.consumers:
+                    worker.consumers[cid].last_stats = stats
+            for name, n in reply.get("codec_instances", {}).items():
+                codecs[name] = codecs.get(name, 0) + n
+        return codecs
+
+    def pids(self) -> list[int]:
+        return [w.pid for w in self.workers if w.pid]
+
+    async def stop(self) -> None:
+        for worker in self.workers:
+            if worker.writer is not None:
+                worker.writer.close()
+        if self._server is not None:
+            self._server.close()
+        for worker in self.workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+        self._sock.close()
