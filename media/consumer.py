@@ -18,7 +18,7 @@ from collections.abc import Callable
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc import clock
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
+from aiortc.rtp import RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
 
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.outbound import OutboundStream
@@ -59,6 +59,9 @@ class Consumer:
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.connected_at: float | None = None
+        self.last_rtcp = time.time()
+        # Link quality from the subscriber's receiver reports, per kind.
+        self.quality: dict[str, dict] = {}
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -143,12 +146,29 @@ class Consumer:
         async def retransmit(seq: int) -> None:
             stream.retransmit(seq)
 
+        original_rtcp = sender._handle_rtcp_packet
+        quality = self.quality.setdefault(stream.kind, {})
+
+        async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
+            self.last_rtcp = time.time()
+            if isinstance(packet, RtcpRrPacket):
+                for report in packet.reports:
+                    if report.ssrc == sender._ssrc:
+                        quality["fraction_lost"] = report.fraction_lost / 256
+                        quality["packets_lost"] = report.packets_lost
+                        quality["jitter_ms"] = report.jitter * 1000 / stream.clock_rate
+            await original_rtcp(packet)
+            rtt = sender._RTCRtpSender__rtt
+            if rtt is not None:
+                quality["rtt_ms"] = rtt * 1000
+
         def send_keyframe() -> None:
             router.request_keyframe(stream)
 
         sender._run_rtp = run_rtp  # type: ignore[method-assign]
         sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
         sender._retransmit = retransmit  # type: ignore[method-assign]
+        sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
         sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
 
     def _start(self) -> None:
@@ -184,9 +204,14 @@ class Consumer:
                 "octets": s.octets,
                 "retransmits": s.retransmits,
                 "drops": s.drops,
+                **self.quality.get(kind, {}),
             }
             for kind, s in self.streams.items()
         }
+
+    def is_silent(self, now: float, timeout: float) -> bool:
+        """A connected subscriber that stopped sending RTCP (receiver reports) has vanished."""
+        return self.connected_at is not None and now - max(self.last_rtcp, self.connected_at) > timeout
 
     async def close(self) -> None:
         if self._closed.is_set():

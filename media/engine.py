@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 from dataclasses import dataclass, field
@@ -26,6 +28,7 @@ class EngineConfig:
     ice_servers: list[dict] = field(default_factory=list)
     ice_host_addresses: list[str] = field(default_factory=list)
     keyframe_interval: float = 1.0
+    consumer_timeout: float = 15.0  # seconds without RTCP from a subscriber before it is dropped
 
 
 class MediaEngine:
@@ -43,6 +46,22 @@ class MediaEngine:
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
         self.frame_sink_factory: Callable[[str], FrameSink | None] | None = None
         self.pool: WorkerPool | None = None
+        self._watchdog: asyncio.Task | None = None
+
+    def start(self) -> None:
+        """Start background duties (needs a running loop)."""
+        if self._watchdog is None:
+            self._watchdog = asyncio.ensure_future(self._watch_consumers())
+
+    async def _watch_consumers(self) -> None:
+        timeout = self.config.consumer_timeout
+        while True:
+            await asyncio.sleep(min(2.0, timeout / 2))
+            now = time.time()
+            for consumer in [c for c in self.consumers.values() if isinstance(c, Consumer)]:
+                if consumer.is_silent(now, timeout):
+                    log.info("dropping consumer %s: no RTCP for %.0f s", consumer.id, timeout)
+                    await consumer.close()
 
     async def start_workers(self, count: int, run_dir) -> None:  # type: ignore[no-untyped-def]
         """Shard consumers over ``count`` extra worker processes (0 = everything in this process)."""
@@ -133,6 +152,8 @@ class MediaEngine:
         return True
 
     async def shutdown(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         for session in [*self.producers.values(), *self.consumers.values()]:
             await session.close()
         if self.pool is not None:

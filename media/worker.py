@@ -67,6 +67,7 @@ class Worker:
         reader, writer = await asyncio.open_unix_connection(control_path)
         self.writer = writer
         self.engine.on_consumer.append(self._consumer_changed)
+        self.engine.start()
         write_message(writer, {"op": "hello", "index": self.index, "port": port, "pid": os.getpid()})
         while True:
             message = await read_message(reader)

@@ -12,7 +12,19 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from media.engine import EngineConfig, MediaEngine
-from server.api import conferences, events, metrics, whep, whip
+from server.api import (
+    attendance,
+    conferences,
+    events,
+    materials,
+    members,
+    metrics,
+    points,
+    reports,
+    schedule,
+    whep,
+    whip,
+)
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
 from server.events.bus import LocalBus, conference_topic
@@ -74,8 +86,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ice_servers=[s.model_dump() for s in settings.ice_servers],
                 ice_host_addresses=settings.ice_host_addresses,
                 keyframe_interval=settings.keyframe_request_interval,
+                consumer_timeout=settings.consumer_timeout,
             )
         )
+        app.state.media.start()
         _wire_media_events(app)
         await app.state.media.start_workers(settings.worker_count - 1, settings.data_dir / "run")
         for hook in app.state.startup_hooks:
@@ -104,7 +118,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "If-Match"],
         expose_headers=["Location", "Link", "ETag", "Accept-Post", "Accept-Patch"],
     )
-    for module in (conferences, whip, whep, events, metrics):
+    app.state.startup_hooks.append(attendance.start_attendance)
+    app.state.shutdown_hooks.append(attendance.stop_attendance)
+    for module in (
+        conferences, schedule, points, members, materials, attendance, reports, whip, whep, events, metrics
+    ):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

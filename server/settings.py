@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     max_sdp_bytes: int = 64 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
     keyframe_request_interval: float = 1.0
+    consumer_timeout: float = Field(
+        default=15.0, description="Drop a subscriber after this many seconds without RTCP from it"
+    )
     late_grace_minutes: int = 10
     hls_segment_seconds: float = 2.0
     retention_days: int | None = None

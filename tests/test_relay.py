@@ -180,3 +180,29 @@ async def test_sender_reports_keep_audio_and_video_in_sync(relay_server, clip):
     finally:
         await sub.close()
         await pub.close()
+
+
+async def test_obs_style_high_profile_offer_is_accepted(server, clip):
+    """OBS offers H.264 High; nothing is decoded, so the relay accepts any packetization-mode=1 profile."""
+    from media.codecs import register_forwarding_codecs
+
+    register_forwarding_codecs()  # our aiortc stand-in for OBS must understand a High-profile answer
+    conf = server.create_conference()
+    seen = {}
+
+    def high_profile_only(sdp: str) -> str:
+        lines = sdp.split("\r\n")
+        out = [l.replace("profile-level-id=42e01f", "profile-level-id=640032").replace(
+            "profile-level-id=42001f", "profile-level-id=64001f") for l in lines]
+        seen["offer"] = "\r\n".join(out)
+        return seen["offer"]
+
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), clip, munge=high_profile_only)
+    sub = await subscribe(server.url, conf, server.token(conf, "point"))
+    try:
+        assert "42e01f" not in seen["offer"] and "640032" in seen["offer"]
+        assert await sub.wait_frames(30, timeout=15)
+        assert sub.sizes == {(1280, 720)}
+    finally:
+        await sub.close()
+        await pub.close()

@@ -90,13 +90,16 @@ def _prefer(pc: RTCPeerConnection, kind: str, mime: str) -> None:
             t.setCodecPreferences(prefs)
 
 
-async def _negotiate(pc: RTCPeerConnection, url: str, token: str) -> str:
+async def _negotiate(pc: RTCPeerConnection, url: str, token: str, munge=None) -> str:  # type: ignore[no-untyped-def]
     offer = await pc.createOffer()
     await pc.setLocalDescription(offer)
+    sdp = pc.localDescription.sdp
+    if munge is not None:
+        sdp = munge(sdp)
     async with httpx.AsyncClient(timeout=20) as client:
         r = await client.post(
             url,
-            content=pc.localDescription.sdp,
+            content=sdp,
             headers={"Authorization": f"Bearer {token}", "Content-Type": "application/sdp"},
         )
     if r.status_code != 201:
@@ -123,8 +126,8 @@ class Publisher:
         await self.pc.close()
 
 
-async def publish(base_url: str, conference_id: str, token: str, clip: Clip) -> Publisher:
-    """WHIP-publish the clip from an aiortc peer (H.264 + Opus, pre-encoded)."""
+async def publish(base_url: str, conference_id: str, token: str, clip: Clip, munge=None) -> Publisher:  # type: ignore[no-untyped-def]
+    """WHIP-publish the clip from an aiortc peer (H.264 + Opus, pre-encoded); ``munge`` edits the offer."""
     pc = RTCPeerConnection(NO_ICE)
     video, audio = ClipTrack("video", clip), ClipTrack("audio", clip)
     vsender = pc.addTransceiver(video, direction="sendonly").sender
@@ -132,7 +135,7 @@ async def publish(base_url: str, conference_id: str, token: str, clip: Clip) -> 
     _prefer(pc, "video", "video/H264")
     _prefer(pc, "audio", "audio/opus")
     vsender._send_keyframe = video.request_keyframe  # honour PLI/FIR on the pre-encoded path
-    location = await _negotiate(pc, f"{base_url}/whip/{conference_id}", token)
+    location = await _negotiate(pc, f"{base_url}/whip/{conference_id}", token, munge)
     return Publisher(pc, video, audio, location)
 
 
