@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import HTTPException, status
+from fastapi import HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import load_conference
@@ -28,7 +28,7 @@ def import_failed(exc: ImportErrors) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, exc.as_detail())
 
 
-async def read_upload_body(request, max_bytes: int) -> bytes:  # type: ignore[no-untyped-def]
+async def read_upload_body(request: Request, max_bytes: int) -> bytes:
     """The CSV file of an import, sent raw (text/csv) or as the ``file`` field of a form."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
@@ -41,11 +41,12 @@ async def read_upload_body(request, max_bytes: int) -> bytes:  # type: ignore[no
             raise HTTPException(400, "the form must have a 'file' field with the CSV file")
         data = await upload.read(max_bytes + 1)
     else:
-        data = b""
+        buffer = bytearray()
         async for chunk in request.stream():
-            data += chunk
-            if len(data) > max_bytes:
+            buffer += chunk
+            if len(buffer) > max_bytes:
                 break
+        data = bytes(buffer)
     if len(data) > max_bytes:
         raise HTTPException(413, f"the file is larger than the limit of {max_bytes} bytes")
     return data

@@ -5,8 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> dt.datetime:
@@ -48,3 +50,164 @@ class AccessToken(Base):
     subject_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- Conference programme, connection points, members, materials, attendance (issue 5) ----------
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timestamps stored as UTC and always read back timezone-aware (SQLite keeps no offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class AgendaItem(Base):
+    """One line of a conference's programme, shown to participants in order of ``position``."""
+
+    __tablename__ = "agenda_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(500))
+    speaker: Mapped[str] = mapped_column(String(200), default="")
+    starts_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    duration_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    notes: Mapped[str] = mapped_column(Text, default="")
+
+
+class ConnectionPoint(Base):
+    """A room (province, district or commune) that follows the conference with its delegates."""
+
+    __tablename__ = "connection_points"
+    __table_args__ = (UniqueConstraint("conference_id", "name", name="uq_connection_points_name"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("connection_points.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    operator_name: Mapped[str] = mapped_column(String(200), default="")
+    summoned: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Member(Base):
+    """A person expected to follow the conference, at a connection point or individually."""
+
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    unit: Mapped[str] = mapped_column(String(200), default="")
+    point_id: Mapped[str | None] = mapped_column(
+        ForeignKey("connection_points.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Material(Base):
+    """An uploaded document; the file lives under a random name, the original name is metadata only."""
+
+    __tablename__ = "materials"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(500), default="")
+    filename: Mapped[str] = mapped_column(String(255))
+    stored_name: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    uploaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    uploaded_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class AttendanceSession(Base):
+    """One join..leave span of one token holder (WebRTC, WebSocket presence or HLS heartbeats).
+
+    ``left_at`` is NULL while the session is open; ``last_seen_at`` is refreshed periodically so a
+    session cut short by a crash can be closed at the last moment it was known to be alive.
+    """
+
+    __tablename__ = "attendance_sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    session_key: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    role: Mapped[str] = mapped_column(String(16), default="")
+    name: Mapped[str] = mapped_column(String(200), default="")
+    subject_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    subject_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    node: Mapped[str] = mapped_column(String(200), default="")
+    joined_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    left_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+    end_reason: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class HeadcountReport(Base):
+    """A point operator's count of delegates present; the latest one per point is current."""
+
+    __tablename__ = "headcount_reports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    point_id: Mapped[str] = mapped_column(
+        ForeignKey("connection_points.id", ondelete="CASCADE"), index=True
+    )
+    present: Mapped[int] = mapped_column(Integer)
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ReplayView(Base):
+    """How long one token holder watched the recording in one viewing (one page load)."""
+
+    __tablename__ = "replay_views"
+    __table_args__ = (
+        UniqueConstraint("conference_id", "token_id", "view_id", name="uq_replay_views_view"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    token_id: Mapped[str] = mapped_column(String(32))
+    view_id: Mapped[str] = mapped_column(String(64), default="")
+    subject_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    subject_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    seconds_watched: Mapped[float] = mapped_column(Float, default=0.0)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,263 @@
+"""Attendance: live point status, headcounts, HLS heartbeats, replay progress, raw sessions.
+
+WHEP and WebSocket joins/leaves reach the database through the ``AttendanceRecorder`` (started by
+``start_attendance``); this router adds what clients report themselves. Point pages may also send
+``{"type": "headcount", "present": N}`` over the conference WebSocket.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.guards import ANY_ROLE, conference_for
+from server.db.models import AttendanceSession
+from server.deps import get_db, get_principal
+from server.domain import attendance as domain
+from server.domain.live_status import live_status
+from server.domain.recorder import AttendanceRecorder
+from server.domain.tokens import Principal
+from server.events.bus import conference_topic
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/conferences/{conference_id}", tags=["attendance"])
+
+
+class HeadcountIn(BaseModel):
+    present: int = Field(ge=0, le=domain.MAX_HEADCOUNT, description="delegates present in the room")
+
+
+class HeadcountOut(BaseModel):
+    point_id: str
+    present: int
+    reported_at: dt.datetime
+
+
+class HeartbeatIn(BaseModel):
+    kind: str = Field(default="hls", pattern="^hls$", description="what the client is watching")
+
+
+class HeartbeatOut(BaseModel):
+    session_id: str
+    joined_at: dt.datetime
+    interval_seconds: int = 15
+    timeout_seconds: int = int(domain.HLS_TIMEOUT.total_seconds())
+
+
+class ReplayIn(BaseModel):
+    seconds_watched: float = Field(ge=0, le=7 * 24 * 3600, description="seconds watched in this viewing so far")
+    view_id: str = Field(default="", max_length=64, description="one id per page load; viewings add up")
+    duration_seconds: float | None = Field(default=None, gt=0, description="length of the recording")
+
+
+class SessionOut(BaseModel):
+    id: str
+    kind: str
+    role: str
+    name: str
+    token_id: str | None
+    subject_type: str | None
+    subject_id: str | None
+    joined_at: dt.datetime
+    left_at: dt.datetime | None
+    last_seen_at: dt.datetime
+    end_reason: str | None
+
+
+def session_out(s: AttendanceSession) -> SessionOut:
+    return SessionOut(
+        id=s.id,
+        kind=s.kind,
+        role=s.role,
+        name=s.name,
+        token_id=s.token_id,
+        subject_type=s.subject_type,
+        subject_id=s.subject_id,
+        joined_at=s.joined_at,
+        left_at=s.left_at,
+        last_seen_at=s.last_seen_at,
+        end_reason=s.end_reason,
+    )
+
+
+def node_name(app: FastAPI) -> str:
+    return f"{socket.gethostname()}:{app.state.settings.port}"
+
+
+async def start_attendance(app: FastAPI) -> None:
+    """Startup hook: record attendance from bus events; accept headcounts over the WebSocket."""
+    media = app.state.media
+    recorder = AttendanceRecorder(
+        app.state.sessionmaker,
+        app.state.bus,
+        node_name(app),
+        consumer_lookup=lambda session_id: media.consumers.get(session_id),
+    )
+    await recorder.start()
+    app.state.attendance_recorder = recorder
+
+    async def ws_headcount(conference_id: str, principal: Principal, message: dict) -> None:
+        point_id = principal.subject_id if principal.role == "point" else message.get("point_id")
+        present = message.get("present")
+        if principal.role not in ("point", "organiser", "admin") or not isinstance(point_id, str):
+            return
+        if not isinstance(present, int) or isinstance(present, bool):
+            return
+        async with app.state.sessionmaker() as db:
+            try:
+                await submit_headcount(app, db, conference_id, point_id, present, principal.token_id)
+            except (LookupError, domain.AttendanceError) as exc:
+                log.info("headcount over WebSocket refused: %s", exc)
+
+    app.state.ws_handlers["headcount"] = ws_headcount
+
+
+async def stop_attendance(app: FastAPI) -> None:
+    recorder: AttendanceRecorder | None = getattr(app.state, "attendance_recorder", None)
+    if recorder is not None:
+        await recorder.stop()
+
+
+async def submit_headcount(
+    app: FastAPI, db: AsyncSession, conference_id: str, point_id: str, present: int, token_id: str | None
+) -> HeadcountOut:
+    """Store and commit a headcount, then announce it so dashboards update at once."""
+    row = await domain.report_headcount(db, conference_id, point_id, present, token_id)
+    out = HeadcountOut(point_id=row.point_id, present=row.present, reported_at=row.reported_at)
+    await db.commit()
+    await app.state.bus.publish(
+        conference_topic(conference_id), {"type": "headcount.reported", **out.model_dump(mode="json")}
+    )
+    return out
+
+
+@router.get("/attendance/status")
+async def attendance_status(
+    conference_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> dict:
+    """Live view for the dashboard: every point connected or not, since when, headcount; totals."""
+    conference = await conference_for(db, conference_id, principal, "organiser")
+    return await live_status(db, conference)
+
+
+@router.get("/attendance/sessions", response_model=list[SessionOut])
+async def attendance_sessions(
+    conference_id: str,
+    subject_id: str | None = None,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=10000),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> list[SessionOut]:
+    """Every recorded join..leave span, oldest first (``left_at`` null = still connected)."""
+    await conference_for(db, conference_id, principal, "organiser")
+    rows = await domain.list_sessions(db, conference_id, subject_id=subject_id, offset=offset, limit=limit)
+    return [session_out(s) for s in rows]
+
+
+@router.get("/attendance/me")
+async def my_attendance(
+    conference_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> dict:
+    """A participant's own record: their sessions and replay viewing (by person when known)."""
+    await conference_for(db, conference_id, principal, *ANY_ROLE)
+    if principal.token_id is None:
+        raise HTTPException(400, "the admin has no attendance of its own")
+    subject = await domain.resolve_subject(db, conference_id, principal.role, principal.subject_id)
+    sessions = await domain.list_sessions(
+        db, conference_id, subject_id=subject.id, token_id=None if subject.id else principal.token_id
+    )
+    views = [
+        v for v in await domain.replay_views(db, conference_id)
+        if (subject.id and v.subject_id == subject.id) or v.token_id == principal.token_id
+    ]
+    return {
+        "subject_type": subject.type,
+        "subject_id": subject.id,
+        "sessions": [session_out(s).model_dump(mode="json") for s in sessions],
+        "replay_seconds_watched": round(sum(v.seconds_watched for v in views), 1),
+        "replay_views": len(views),
+    }
+
+
+@router.post("/points/{point_id}/headcount", response_model=HeadcountOut, status_code=201)
+async def report_headcount(
+    conference_id: str,
+    point_id: str,
+    body: HeadcountIn,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> HeadcountOut:
+    """The operator reports delegates present (at the start, and again whenever it changes)."""
+    if principal.role == "point":
+        await conference_for(db, conference_id, principal, "point")
+        if principal.subject_id != point_id:
+            raise HTTPException(403, "a point operator may only report the headcount of its own point")
+    else:
+        await conference_for(db, conference_id, principal, "organiser")
+    try:
+        return await submit_headcount(request.app, db, conference_id, point_id, body.present, principal.token_id)
+    except LookupError:
+        raise HTTPException(404, f"unknown point '{point_id}'")
+    except domain.AttendanceError as exc:
+        raise HTTPException(422, str(exc))
+
+
+@router.post("/heartbeat", response_model=HeartbeatOut)
+async def heartbeat(
+    conference_id: str,
+    request: Request,
+    body: HeartbeatIn | None = None,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> HeartbeatOut:
+    """HLS players call this every ~15 s while playing; a gap over the timeout ends the session."""
+    await conference_for(db, conference_id, principal, *ANY_ROLE)
+    if principal.token_id is None:
+        raise HTTPException(400, "heartbeats need a participant token, not the admin token")
+    subject = await domain.resolve_subject(db, conference_id, principal.role, principal.subject_id)
+    row = await domain.heartbeat(
+        db,
+        conference_id,
+        token_id=principal.token_id,
+        role=principal.role,
+        name=principal.name,
+        subject=subject,
+        node=request.app.state.attendance_recorder.node,
+        kind=(body or HeartbeatIn()).kind,
+    )
+    return HeartbeatOut(session_id=row.id, joined_at=row.joined_at)
+
+
+@router.post("/replay-progress")
+async def replay_progress(
+    conference_id: str,
+    body: ReplayIn,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> dict:
+    """The replay page reports how long this viewing has been watched (monotonic per ``view_id``)."""
+    await conference_for(db, conference_id, principal, *ANY_ROLE)
+    if principal.token_id is None:
+        raise HTTPException(400, "replay progress needs a participant token, not the admin token")
+    subject = await domain.resolve_subject(db, conference_id, principal.role, principal.subject_id)
+    row = await domain.record_replay(
+        db,
+        conference_id,
+        token_id=principal.token_id,
+        subject=subject,
+        view_id=body.view_id,
+        seconds_watched=body.seconds_watched,
+        duration_seconds=body.duration_seconds,
+    )
+    return {"view_id": row.view_id, "seconds_watched": row.seconds_watched}

@@ -1,0 +1,239 @@
+"""Members: CRUD, CSV import and personal join links for watching at home (organiser API)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.conferences import join_links
+from server.api.guards import conference_for, import_failed, read_upload_body
+from server.db.models import Member
+from server.deps import get_db, get_principal
+from server.domain import members as domain
+from server.domain.csvio import ImportErrors
+from server.domain.links import issue_subject_tokens
+from server.domain.points import list_points
+from server.domain.tokens import Principal
+
+router = APIRouter(prefix="/api/v1/conferences/{conference_id}/members", tags=["members"])
+
+
+class MemberIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    unit: str = Field(default="", max_length=200)
+    point_id: str | None = Field(default=None, description="connection point; none = watches individually")
+
+
+class MemberPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    unit: str | None = Field(default=None, max_length=200)
+    point_id: str | None = None
+
+
+class MemberOut(BaseModel):
+    id: str
+    name: str
+    unit: str
+    point_id: str | None
+
+
+class MemberPage(BaseModel):
+    total: int
+    offset: int
+    members: list[MemberOut]
+
+
+class MemberLinksIn(BaseModel):
+    member_ids: list[str] | None = Field(default=None, description="default: every member")
+    revoke_existing: bool = True
+
+
+class MemberLink(BaseModel):
+    member_id: str
+    name: str
+    token_id: str
+    token: str
+    link: str
+
+
+def member_out(m: Member) -> MemberOut:
+    return MemberOut(id=m.id, name=m.name, unit=m.unit, point_id=m.point_id)
+
+
+@router.get("", response_model=MemberPage)
+async def list_members(
+    conference_id: str,
+    offset: int = Query(0, ge=0),
+    limit: int = Query(1000, ge=1, le=10000),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> MemberPage:
+    await conference_for(db, conference_id, principal, "organiser")
+    return MemberPage(
+        total=await domain.count_members(db, conference_id),
+        offset=offset,
+        members=[member_out(m) for m in await domain.list_members(db, conference_id, offset, limit)],
+    )
+
+
+@router.post("", status_code=201, response_model=MemberOut)
+async def create_member(
+    conference_id: str,
+    body: MemberIn,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> MemberOut:
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        return member_out(await domain.create_member(db, conference_id, body.name, body.unit, body.point_id))
+    except domain.MemberError as exc:
+        raise HTTPException(422, str(exc))
+
+
+@router.post(
+    "/import",
+    openapi_extra={
+        "requestBody": {
+            "description": "CSV with columns name[, unit, point (by name)]",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "multipart/form-data": {}},
+        }
+    },
+)
+async def import_members(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> dict:
+    """Add members from CSV; a file with any bad row imports nothing (400 lists the rows)."""
+    await conference_for(db, conference_id, principal, "organiser")
+    data = await read_upload_body(request, request.app.state.settings.max_upload_bytes)
+    try:
+        created = await domain.import_csv(db, conference_id, data)
+    except ImportErrors as exc:
+        raise import_failed(exc)
+    return {"created": len(created)}
+
+
+@router.post("/tokens", response_model=list[MemberLink])
+async def issue_member_links(
+    conference_id: str,
+    request: Request,
+    body: MemberLinksIn | None = None,
+    format: str = Query("json", pattern="^(json|csv)$", description="csv: name, unit, point, link, token"),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> list[MemberLink] | Response:
+    """Personal links (viewer page, WebRTC or HLS) for members; secrets are shown only here."""
+    await conference_for(db, conference_id, principal, "organiser")
+    body = body or MemberLinksIn()
+    members = await domain.list_members(db, conference_id)
+    if body.member_ids is not None:
+        wanted = set(body.member_ids)
+        unknown = wanted - {m.id for m in members}
+        if unknown:
+            raise HTTPException(422, f"unknown member(s): {', '.join(sorted(unknown)[:20])}")
+        members = [m for m in members if m.id in wanted]
+    issued = await issue_subject_tokens(
+        db, conference_id, "member", [(m.id, m.name) for m in members], body.revoke_existing
+    )
+    base = request.app.state.settings.base_url
+    links = [
+        MemberLink(
+            member_id=t.subject_id,
+            name=t.name,
+            token_id=t.token_id,
+            token=t.secret,
+            link=join_links(base, conference_id, "member", t.secret)["page"],
+        )
+        for t in issued
+    ]
+    if format == "csv":
+        point_names = {p.id: p.name for p in await list_points(db, conference_id)}
+        by_id = {m.id: m for m in members}
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["name", "unit", "point", "link", "token"])
+        for link in links:
+            m = by_id[link.member_id]
+            writer.writerow([m.name, m.unit, point_names.get(m.point_id or "", ""), link.link, link.token])
+        return Response(
+            "\ufeff" + out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="member-links.csv"'},
+        )
+    return links
+
+
+@router.get("/{member_id}", response_model=MemberOut)
+async def get_member(
+    conference_id: str,
+    member_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> MemberOut:
+    """Organisers see any member; a member sees only themself."""
+    if principal.role == "member" and principal.subject_id == member_id:
+        await conference_for(db, conference_id, principal, "member")
+    else:
+        await conference_for(db, conference_id, principal, "organiser")
+    try:
+        return member_out(await domain.get_member(db, conference_id, member_id))
+    except domain.MemberNotFound:
+        raise HTTPException(404, f"unknown member '{member_id}'")
+
+
+@router.patch("/{member_id}", response_model=MemberOut)
+async def update_member(
+    conference_id: str,
+    member_id: str,
+    body: MemberPatch,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> MemberOut:
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        return member_out(
+            await domain.update_member(db, conference_id, member_id, body.model_dump(exclude_unset=True))
+        )
+    except domain.MemberNotFound:
+        raise HTTPException(404, f"unknown member '{member_id}'")
+    except domain.MemberError as exc:
+        raise HTTPException(422, str(exc))
+
+
+@router.delete("/{member_id}", status_code=204)
+async def delete_member(
+    conference_id: str,
+    member_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> None:
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        await domain.delete_member(db, conference_id, member_id)
+    except domain.MemberNotFound:
+        raise HTTPException(404, f"unknown member '{member_id}'")
+
+
+@router.post("/{member_id}/token", response_model=MemberLink, status_code=201)
+async def issue_member_link(
+    conference_id: str,
+    member_id: str,
+    request: Request,
+    revoke_existing: bool = Query(True),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> MemberLink:
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        member = await domain.get_member(db, conference_id, member_id)
+    except domain.MemberNotFound:
+        raise HTTPException(404, f"unknown member '{member_id}'")
+    [t] = await issue_subject_tokens(db, conference_id, "member", [(member.id, member.name)], revoke_existing)
+    link = join_links(request.app.state.settings.base_url, conference_id, "member", t.secret)["page"]
+    return MemberLink(member_id=member.id, name=member.name, token_id=t.token_id, token=t.secret, link=link)

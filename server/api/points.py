@@ -1,0 +1,266 @@
+"""Connection points: CRUD, CSV import and operator join links (organiser API)."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.conferences import join_links
+from server.api.guards import conference_for, import_failed, read_upload_body
+from server.db.models import ConnectionPoint
+from server.deps import get_db, get_principal
+from server.domain import points as domain
+from server.domain.csvio import ImportErrors
+from server.domain.links import IssuedToken, issue_subject_tokens
+from server.domain.tokens import Principal
+
+router = APIRouter(prefix="/api/v1/conferences/{conference_id}/points", tags=["connection points"])
+
+
+class PointIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    level: str = Field(description="province, district or commune")
+    parent_id: str | None = None
+    operator_name: str = Field(default="", max_length=200)
+    summoned: int = Field(default=0, ge=0, le=domain.MAX_SUMMONED)
+
+
+class PointPatch(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    level: str | None = None
+    parent_id: str | None = None
+    operator_name: str | None = Field(default=None, max_length=200)
+    summoned: int | None = Field(default=None, ge=0, le=domain.MAX_SUMMONED)
+
+
+class PointOut(BaseModel):
+    id: str
+    name: str
+    level: str
+    parent_id: str | None
+    operator_name: str
+    summoned: int
+
+
+class ImportOut(BaseModel):
+    created: int
+    updated: int
+    points: list[PointOut]
+
+
+class LinksIn(BaseModel):
+    point_ids: list[str] | None = Field(default=None, description="default: every point")
+    revoke_existing: bool = Field(
+        default=True, description="revoke the points' previous operator tokens (old links stop working)"
+    )
+
+
+class PointLink(BaseModel):
+    point_id: str
+    name: str
+    level: str
+    token_id: str
+    token: str
+    link: str
+
+
+def point_out(p: ConnectionPoint) -> PointOut:
+    return PointOut(
+        id=p.id,
+        name=p.name,
+        level=p.level,
+        parent_id=p.parent_id,
+        operator_name=p.operator_name,
+        summoned=p.summoned,
+    )
+
+
+@router.get("", response_model=list[PointOut])
+async def list_points(
+    conference_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> list[PointOut]:
+    """All points, provinces first, then districts, then communes."""
+    await conference_for(db, conference_id, principal, "organiser")
+    return [point_out(p) for p in await domain.list_points(db, conference_id)]
+
+
+@router.post("", status_code=201, response_model=PointOut)
+async def create_point(
+    conference_id: str,
+    body: PointIn,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> PointOut:
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        point = await domain.create_point(
+            db, conference_id, body.name, body.level, body.parent_id, body.operator_name, body.summoned
+        )
+    except domain.PointError as exc:
+        raise HTTPException(422, str(exc))
+    except domain.PointNotFound:
+        raise HTTPException(422, f"unknown parent point '{body.parent_id}'")
+    return point_out(point)
+
+
+@router.post(
+    "/import",
+    response_model=ImportOut,
+    openapi_extra={
+        "requestBody": {
+            "description": "CSV with columns name, level, parent (by name), summoned[, operator]",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "multipart/form-data": {}},
+        }
+    },
+)
+async def import_points(
+    conference_id: str,
+    request: Request,
+    update_existing: bool = Query(False, description="update points whose name already exists"),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> ImportOut:
+    """Import points from CSV in one go; a file with any bad row imports nothing (400 lists the rows)."""
+    await conference_for(db, conference_id, principal, "organiser")
+    data = await read_upload_body(request, request.app.state.settings.max_upload_bytes)
+    try:
+        result = await domain.import_csv(db, conference_id, data, update_existing)
+    except ImportErrors as exc:
+        raise import_failed(exc)
+    return ImportOut(
+        created=len(result.created),
+        updated=len(result.updated),
+        points=[point_out(p) for p in [*result.created, *result.updated]],
+    )
+
+
+def _links(request: Request, conference_id: str, points: list[ConnectionPoint], issued: list[IssuedToken]) -> list[PointLink]:
+    base = request.app.state.settings.base_url
+    by_id = {p.id: p for p in points}
+    return [
+        PointLink(
+            point_id=t.subject_id,
+            name=t.name,
+            level=by_id[t.subject_id].level,
+            token_id=t.token_id,
+            token=t.secret,
+            link=join_links(base, conference_id, "point", t.secret)["page"],
+        )
+        for t in issued
+    ]
+
+
+@router.post("/tokens", response_model=list[PointLink])
+async def issue_point_links(
+    conference_id: str,
+    request: Request,
+    body: LinksIn | None = None,
+    format: str = Query("json", pattern="^(json|csv)$", description="csv: name, level, parent, link, token"),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> list[PointLink] | Response:
+    """Issue each point's operator token and join link (point.html). Secrets are shown only here."""
+    await conference_for(db, conference_id, principal, "organiser")
+    body = body or LinksIn()
+    points = await domain.list_points(db, conference_id)
+    if body.point_ids is not None:
+        wanted = set(body.point_ids)
+        unknown = wanted - {p.id for p in points}
+        if unknown:
+            raise HTTPException(422, f"unknown point(s): {', '.join(sorted(unknown))}")
+        points = [p for p in points if p.id in wanted]
+    issued = await issue_subject_tokens(
+        db, conference_id, "point", [(p.id, p.name) for p in points], body.revoke_existing
+    )
+    links = _links(request, conference_id, points, issued)
+    if format == "csv":
+        names = {p.id: p.name for p in await domain.list_points(db, conference_id)}
+        parents = {p.id: names.get(p.parent_id or "", "") for p in points}
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["name", "level", "parent", "link", "token"])
+        for link in links:
+            writer.writerow([link.name, link.level, parents[link.point_id], link.link, link.token])
+        return Response(
+            "\ufeff" + out.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="point-links.csv"'},
+        )
+    return links
+
+
+@router.get("/{point_id}", response_model=PointOut)
+async def get_point(
+    conference_id: str,
+    point_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> PointOut:
+    """Organisers see any point; a point operator sees its own."""
+    if principal.role == "point" and principal.subject_id == point_id:
+        await conference_for(db, conference_id, principal, "point")
+    else:
+        await conference_for(db, conference_id, principal, "organiser")
+    try:
+        return point_out(await domain.get_point(db, conference_id, point_id))
+    except domain.PointNotFound:
+        raise HTTPException(404, f"unknown point '{point_id}'")
+
+
+@router.patch("/{point_id}", response_model=PointOut)
+async def update_point(
+    conference_id: str,
+    point_id: str,
+    body: PointPatch,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> PointOut:
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        return point_out(
+            await domain.update_point(db, conference_id, point_id, body.model_dump(exclude_unset=True))
+        )
+    except domain.PointNotFound as exc:
+        raise HTTPException(404, f"unknown point '{exc.args[0]}'")
+    except domain.PointError as exc:
+        raise HTTPException(422, str(exc))
+
+
+@router.delete("/{point_id}", status_code=204)
+async def delete_point(
+    conference_id: str,
+    point_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> None:
+    """Delete a point (and its headcounts); children stay, without a parent; sessions are kept."""
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        await domain.delete_point(db, conference_id, point_id)
+    except domain.PointNotFound:
+        raise HTTPException(404, f"unknown point '{point_id}'")
+
+
+@router.post("/{point_id}/token", response_model=PointLink, status_code=201)
+async def issue_point_link(
+    conference_id: str,
+    point_id: str,
+    request: Request,
+    revoke_existing: bool = Query(True),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> PointLink:
+    """A new operator token and join link for one point (e.g. to replace a leaked link)."""
+    await conference_for(db, conference_id, principal, "organiser")
+    try:
+        point = await domain.get_point(db, conference_id, point_id)
+    except domain.PointNotFound:
+        raise HTTPException(404, f"unknown point '{point_id}'")
+    issued = await issue_subject_tokens(db, conference_id, "point", [(point.id, point.name)], revoke_existing)
+    return _links(request, conference_id, [point], issued)[0]

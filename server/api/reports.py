@@ -1,0 +1,62 @@
+"""Attendance report (organiser API): JSON, CSV tables and a printable HTML page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api.guards import conference_for
+from server.deps import get_db, get_principal
+from server.domain.report_export import TABLES, to_csv, to_html
+from server.domain.reports import load_report
+from server.domain.tokens import Principal
+
+router = APIRouter(prefix="/api/v1/conferences/{conference_id}/attendance", tags=["attendance"])
+
+
+async def _report(request: Request, db: AsyncSession, conference_id: str, principal: Principal) -> dict:
+    conference = await conference_for(db, conference_id, principal, "organiser")
+    return await load_report(db, conference, request.app.state.settings.late_grace_minutes)
+
+
+@router.get("/report")
+async def report_json(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> dict:
+    """Summoned, present and rate per point, by level and by parent (the parent plus everything
+    below it); points late (after scheduled start + DIEMCAU_LATE_GRACE_MINUTES), left before the
+    scheduled end, never connected; minutes connected (overlaps merged); members made up by replay."""
+    return await _report(request, db, conference_id, principal)
+
+
+@router.get("/report.csv", response_class=Response)
+async def report_csv(
+    conference_id: str,
+    request: Request,
+    table: str = Query("points", description="one of: " + ", ".join(TABLES)),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    report = await _report(request, db, conference_id, principal)
+    if table not in TABLES:
+        return Response(f"table must be one of {', '.join(TABLES)}\n", status_code=422, media_type="text/plain")
+    return Response(
+        to_csv(report, table),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="attendance-{conference_id}-{table}.csv"'},
+    )
+
+
+@router.get("/report.html", response_class=HTMLResponse)
+async def report_html(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> HTMLResponse:
+    """Printable page (open with ``?token=`` in a browser and print, or save as PDF)."""
+    return HTMLResponse(to_html(await _report(request, db, conference_id, principal)))
