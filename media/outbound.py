@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import logging
 import random
-import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import pylibsrtp
+
 from media.source import SourceStream
+from media.srtp_writer import MTU, SrtpWriter, header_struct, srtp_protect
+
+_pack_into = header_struct.pack_into
+_srtp_protect = srtp_protect
 
 if TYPE_CHECKING:
     from media.router import Router
 
 log = logging.getLogger(__name__)
-_header = struct.Struct("!BBHII")
 
 
 class OutboundStream:
@@ -40,7 +44,11 @@ class OutboundStream:
         "retransmits",
         "drops",
         "keyframe_requests",
-        "_protect",
+        "_writer",
+        "_ctx",
+        "_cdata",
+        "_view",
+        "_length",
         "_sendto",
         "_addr",
         "on_failure",
@@ -64,14 +72,22 @@ class OutboundStream:
         self.retransmits = 0
         self.drops = 0
         self.keyframe_requests = 0
-        self._protect: Callable[[bytes], bytes] | None = None
+        self._writer: SrtpWriter | None = None
+        self._ctx = None
+        self._cdata = None
+        self._view: memoryview | None = None
+        self._length = None
         self._sendto: Callable | None = None
         self._addr: tuple | None = None
         self.on_failure: Callable[[], None] | None = None
         self.started = False
 
-    def bind(self, protect: Callable[[bytes], bytes], sendto: Callable, addr: tuple) -> None:
-        self._protect = protect
+    def bind(self, session: pylibsrtp.Session, sendto: Callable, addr: tuple) -> None:
+        """Attach the subscriber's SRTP session and UDP path (once DTLS is connected)."""
+        self._writer = SrtpWriter(session)
+        # The forward path's own buffer (retransmissions use the writer's, so they never clash).
+        fast = SrtpWriter(session)
+        self._ctx, self._cdata, self._view, self._length = fast._ctx, fast._cdata, fast._view, fast._len
         self._sendto = sendto
         self._addr = addr
 
@@ -92,36 +108,60 @@ class OutboundStream:
         self.started = True
 
     def forward(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
+        """The hot path: rewrite, protect in place, send. Kept in one function on purpose."""
         if source is not self.source:
             if self.kind == "video" and not key:
                 if self.router is not None:
                     self.router.request_keyframe(self)
                 return
             self._rebase(source, seq, ts)
-        if self.pt < 0:
+        if self.pt < 0 or self._ctx is None:
             return
         self.last_seq = seq
         self.last_ts = ts
-        self._send(seq, ts, marker, payload)
+        size = 12 + len(payload)
+        if size > MTU:
+            self.drops += 1
+            return
+        view = self._view
+        _pack_into(
+            view, 0, 0x80, (marker << 7) | self.pt,
+            (seq + self.seq_off) & 0xFFFF, (ts + self.ts_off) & 0xFFFFFFFF, self.ssrc,
+        )
+        view[12:size] = payload
+        length = self._length
+        length[0] = size
+        if _srtp_protect(self._ctx, self._cdata, length):
+            self.drops += 1
+            return
+        try:
+            self._sendto(view[: length[0]], self._addr)
+        except BlockingIOError:
+            self.drops += 1  # socket buffer full: drop rather than queue (the subscriber NACKs)
+            return
+        except OSError:
+            self.drops += 1
+            if self.on_failure is not None:
+                self.on_failure()
+            return
         self.packets += 1
         self.octets += len(payload)
 
     def _send(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
-        data = _header.pack(
-            0x80,
-            (marker << 7) | self.pt,
-            (seq + self.seq_off) & 0xFFFF,
-            (ts + self.ts_off) & 0xFFFFFFFF,
-            self.ssrc,
-        ) + payload
-        try:
-            self._sendto(self._protect(data), self._addr)  # type: ignore[misc]
-        except BlockingIOError:
-            self.drops += 1  # socket buffer full: drop rather than queue (the subscriber NACKs)
-        except (OSError, TypeError, AttributeError):
+        """Slow path for retransmissions: same bytes as ``forward`` would have sent."""
+        if self._writer is None:
+            return
+        data = self._writer.packet(
+            (marker << 7) | self.pt, (seq + self.seq_off) & 0xFFFF, (ts + self.ts_off) & 0xFFFFFFFF,
+            self.ssrc, payload,
+        )
+        if data is None:
             self.drops += 1
-            if self.on_failure is not None:
-                self.on_failure()
+            return
+        try:
+            self._sendto(data, self._addr)  # type: ignore[misc]
+        except OSError:
+            self.drops += 1
 
     def retransmit(self, out_seq: int) -> bool:
         """Answer a NACK from the shared history of the current source."""
