@@ -103,6 +103,8 @@ async def start_attendance(app: FastAPI) -> None:
 
     async def ws_headcount(conference_id: str, principal: Principal, message: dict) -> None:
         point_id = principal.subject_id if principal.role == "point" else message.get("point_id")
+        if principal.role == "point" and message.get("point_id") not in (None, point_id):
+            return  # an operator reports only for its own point
         present = message.get("present")
         if principal.role not in ("point", "organiser", "admin") or not isinstance(point_id, str):
             return

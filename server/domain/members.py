@@ -107,15 +107,10 @@ async def import_csv(db: AsyncSession, conference_id: str, data: bytes) -> list[
     )
     if len(rows) > MAX_IMPORT_ROWS:
         raise ImportErrors(f"too many rows ({len(rows)}); at most {MAX_IMPORT_ROWS} per file")
-    points = dict(
-        (
-            await db.execute(
-                select(ConnectionPoint.name, ConnectionPoint.id).where(
-                    ConnectionPoint.conference_id == conference_id
-                )
-            )
-        ).tuples()
+    result = await db.execute(
+        select(ConnectionPoint.name, ConnectionPoint.id).where(ConnectionPoint.conference_id == conference_id)
     )
+    points = {name: point_id for name, point_id in result}
     errors: list[RowError] = []
     members: list[Member] = []
     for row_number, rec in rows:

@@ -186,6 +186,7 @@ async def import_csv(
     errors: list[RowError] = []
     parsed: list[tuple[int, str, str, str, int | None, str | None]] = []
     seen: dict[str, int] = {}
+    declared: dict[str, str] = {}
     for row_number, rec in rows:
         name = rec.get("name", "")
         level = normalise_level(rec.get("level", ""))
@@ -213,6 +214,8 @@ async def import_csv(
                 )
         if name:
             seen.setdefault(name, row_number)
+            if level and name not in declared:
+                declared[name] = level  # known even when the row has other problems
         if problems:
             errors.extend(RowError(row_number, p) for p in problems)
             continue
@@ -220,7 +223,7 @@ async def import_csv(
             (row_number, name, level or "", rec.get("parent", ""), summoned, rec.get("operator"))
         )
 
-    levels = {name: level for _, name, level, *_ in parsed}
+    levels = dict(declared)
     for name, point in existing.items():
         levels.setdefault(name, point.level)
     for row_number, name, level, parent, *_ in parsed:
