@@ -108,6 +108,14 @@ async def test_server_keeps_serving_during_bad_requests(server, conf):
         assert sub.frames - start >= 30
         late = await subscribe(server.url, cid, point)
         assert await late.wait_frames(10, timeout=10)
+        # a session resource can be ended only by the token that created it (or the admin)
+        other_point = server.token(cid, "point", "another point")
+        r = httpx.delete(late.location, headers={"Authorization": f"Bearer {other_point}"})
+        assert r.status_code == 403
+        r = httpx.delete(late.location, headers={"Authorization": f"Bearer {point}"})
+        assert r.status_code == 200
+        r = httpx.delete(late.location, headers={"Authorization": f"Bearer {point}"})
+        assert r.status_code == 404
         await late.close()
     finally:
         await sub.close()
