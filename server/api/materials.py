@@ -117,6 +117,8 @@ async def upload_material(
         raise too_large
     try:
         upload = form.get("file")
+        if isinstance(upload, str):  # a part without a file name arrives as a plain field
+            raise HTTPException(400, "the file needs a name: the 'file' field was sent without one")
         if not isinstance(upload, UploadFile):
             raise HTTPException(400, "the form has no file: send it in a field named 'file'")
         title = form.get("title")
