@@ -60,6 +60,8 @@ class Consumer:
         self.on_close: list[Callable[[Consumer], None]] = []
         self.connected_at: float | None = None
         self.last_rtcp = time.time()
+        self._packets_at_rtcp = 0
+        self._media_since: float | None = None  # first media sent since the last RTCP
         # Link quality from the subscriber's receiver reports, per kind.
         self.quality: dict[str, dict] = {}
 
@@ -151,6 +153,8 @@ class Consumer:
 
         async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
             self.last_rtcp = time.time()
+            self._packets_at_rtcp = sum(s.packets for s in self.streams.values())
+            self._media_since = None
             if isinstance(packet, RtcpRrPacket):
                 for report in packet.reports:
                     if report.ssrc == sender._ssrc:
@@ -210,8 +214,19 @@ class Consumer:
         }
 
     def is_silent(self, now: float, timeout: float) -> bool:
-        """A connected subscriber that stopped sending RTCP (receiver reports) has vanished."""
-        return self.connected_at is not None and now - max(self.last_rtcp, self.connected_at) > timeout
+        """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.
+
+        Subscribers waiting for the speaker get no media and so send no reports; they stay (ICE consent
+        checks, every 5 s, still end a session whose peer is gone).
+        """
+        if self.connected_at is None:
+            return False
+        sent = sum(s.packets for s in self.streams.values())
+        if sent != self._packets_at_rtcp:
+            if self._media_since is None:
+                self._media_since = now
+        quiet_since = max(self.last_rtcp, self.connected_at, self._media_since or now)
+        return self._media_since is not None and now - quiet_since > timeout
 
     async def close(self) -> None:
         if self._closed.is_set():

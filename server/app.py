@@ -20,6 +20,7 @@ from server.api import (
     members,
     metrics,
     points,
+    recordings,
     reports,
     schedule,
     whep,
@@ -27,6 +28,7 @@ from server.api import (
 )
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
+from server.domain.recordings import setup as setup_recordings
 from server.events.bus import LocalBus, conference_topic
 from server.settings import Settings, get_settings
 
@@ -79,7 +81,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await upgrade(settings.effective_database_url)
         app.state.db_engine = make_engine(settings.effective_database_url)
         app.state.sessionmaker = make_sessionmaker(app.state.db_engine)
-        app.state.bus = LocalBus()
+        if settings.redis_url:
+            from server.events.redis_bus import RedisBus
+
+            app.state.bus = RedisBus(settings.redis_url)
+            await app.state.bus.start()
+        else:
+            app.state.bus = LocalBus()
         app.state.ws_handlers = {}
         app.state.media = MediaEngine(
             EngineConfig(
@@ -100,6 +108,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(app)
             await app.state.media.shutdown()
+            if hasattr(app.state.bus, "close"):
+                await app.state.bus.close()
             await app.state.db_engine.dispose()
 
     app = FastAPI(
@@ -120,8 +130,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.startup_hooks.append(attendance.start_attendance)
     app.state.shutdown_hooks.append(attendance.stop_attendance)
+    app.state.startup_hooks.append(setup_recordings)
     for module in (
-        conferences, schedule, points, members, materials, attendance, reports, whip, whep, events, metrics
+        conferences, schedule, points, members, materials, attendance, reports, recordings, whip, whep,
+        events, metrics,
     ):
         app.include_router(module.router)
 

@@ -65,3 +65,33 @@ async def test_vanished_subscribers_are_dropped_and_others_continue(quick_timeou
         for sub in subs:
             await sub.close()
         await pub.close()
+
+
+async def test_waiting_subscribers_are_kept_and_closed_peers_leave_promptly(quick_timeout_server):
+    """Points connect early and send no RTCP until media flows: they must not be taken for dead."""
+    server = quick_timeout_server
+    conf = server.create_conference()
+    point = server.token(conf, "point")
+    subs = [await subscribe(server.url, conf, point) for _ in range(2)]  # one per media process
+    pub = None
+    try:
+        await asyncio.sleep(5.0)  # longer than the 3 s RTCP timeout
+        with server.admin() as c:
+            assert len(c.get("/api/v1/media/stats").json()["consumers"]) == 2
+        pub = await publish(server.url, conf, server.token(conf, "speaker"), test_clip())
+        for sub in subs:
+            assert await sub.wait_frames(30, timeout=15)
+        await subs[0].close()  # a clean close (DTLS close_notify) ends the session at once
+        remaining = None
+        for _ in range(20):
+            await asyncio.sleep(0.25)
+            with server.admin() as c:
+                remaining = c.get("/api/v1/media/stats").json()["consumers"]
+            if len(remaining) == 1:
+                break
+        assert remaining is not None and len(remaining) == 1
+    finally:
+        for sub in subs:
+            await sub.close()
+        if pub is not None:
+            await pub.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
@@ -27,13 +28,25 @@ class EventBus(Protocol):
 
 
 class LocalBus:
-    """In-process publish/subscribe; topic ``*`` receives everything."""
+    """In-process publish/subscribe; topic ``*`` receives everything.
 
-    def __init__(self) -> None:
+    Every event carries ``origin`` (the publishing node). With several nodes on a shared bus, handlers
+    that persist something (attendance) act only on events of their own node, so nothing is counted
+    twice; handlers that display something (WebSockets) take every event.
+    """
+
+    def __init__(self, node_id: str | None = None) -> None:
+        self.node_id = node_id or secrets.token_hex(6)
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
 
+    def is_local(self, event: Event) -> bool:
+        return event.get("origin", self.node_id) == self.node_id
+
     async def publish(self, topic: str, event: Event) -> None:
-        event = {"topic": topic, **event}
+        await self._deliver({"topic": topic, "origin": self.node_id, **event})
+
+    async def _deliver(self, event: Event) -> None:
+        topic = event["topic"]
         for handler in [*self._handlers.get(topic, ()), *self._handlers.get("*", ())]:
             try:
                 result = handler(event)
