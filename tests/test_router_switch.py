@@ -1,0 +1,150 @@
+"""Router/OutboundStream semantics on real SRTP + UDP: source switches at keyframes, continuous output.
+
+This is what lets a speaker reconnect (and, next, a point take the floor) without subscribers
+re-signalling: the outgoing sequence numbers and timestamps continue, and video switches only at a
+keyframe of the new source while the old one keeps flowing until then.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+
+import pylibsrtp
+import pytest
+
+from media.outbound import OutboundStream
+from media.router import Router
+from media.source import SourceStream
+
+KEY = os.urandom(30)
+IDR = bytes([0x65, 0x88, 0x84])  # NAL type 5
+SPS = bytes([0x67, 0x42, 0xC0, 0x1F])  # NAL type 7
+P_SLICE = bytes([0x41, 0x9A, 0x02])  # NAL type 1
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(1.0)
+        policy = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self.srtp = pylibsrtp.Session(policy)
+
+    def read(self, count: int) -> list[tuple[int, int, int, bytes]]:
+        out = []
+        for _ in range(count):
+            self.last_raw = self.sock.recv(2048)
+            data = self.srtp.unprotect(self.last_raw)
+            out.append((data[1] & 0x7F, int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big"), data[12:]))
+        return out
+
+    def empty(self) -> bool:
+        self.sock.settimeout(0.05)
+        try:
+            self.sock.recv(2048)
+            return False
+        except TimeoutError:
+            return True
+        finally:
+            self.sock.settimeout(1.0)
+
+
+@pytest.fixture
+def wired():
+    router = Router("c1", keyframe_interval=0.0)
+    rx = Receiver()
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    policy = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    policy.allow_repeat_tx = True  # as aiortc configures it: retransmissions reuse sequence numbers
+    session = pylibsrtp.Session(policy)
+    stream = OutboundStream("video", 4242, {"video/h264": 102}, 90000)
+    stream.bind(session, tx.sendto, rx.sock.getsockname())
+    router.add_outbound(stream)
+    yield router, stream, rx
+    tx.close()
+    rx.sock.close()
+
+
+class Requests:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def request_keyframe(self) -> None:
+        self.count += 1
+
+
+def test_new_subscriber_waits_for_keyframe(wired):
+    router, stream, rx = wired
+    src = SourceStream("video", "video/h264", 90000)
+    kf = Requests()
+    router.add_source(src, kf)
+    router.on_rtp(src, 100, 9000, 1, P_SLICE + b"a")
+    assert rx.empty() and kf.count >= 1  # gated, and a keyframe was asked for
+    router.on_rtp(src, 101, 12000, 0, SPS + b"b")
+    router.on_rtp(src, 102, 12000, 1, IDR + b"c")
+    got = rx.read(2)
+    assert [p[0] for p in got] == [102, 102]
+    assert got[1][1] == (got[0][1] + 1) & 0xFFFF
+    assert got[0][3].endswith(b"b") and got[1][3].endswith(b"c")
+
+
+def test_switch_of_source_is_continuous_and_waits_for_a_keyframe(wired):
+    router, stream, rx = wired
+    old = SourceStream("video", "video/h264", 90000)
+    router.add_source(old, Requests())
+    router.on_rtp(old, 500, 1000, 1, IDR + b"o1")
+    router.on_rtp(old, 501, 4000, 1, P_SLICE + b"o2")
+    first = rx.read(2)
+    new = SourceStream("video", "video/h264", 90000)  # e.g. the speaker reconnected / a point got the floor
+    router.add_source(new, Requests())
+    router.on_rtp(new, 60000, 777777, 1, P_SLICE + b"n0")  # not a keyframe: new source not yet active
+    router.on_rtp(old, 502, 7000, 1, P_SLICE + b"o3")  # old source still flows meanwhile
+    got = rx.read(1)
+    assert got[0][3].endswith(b"o3")
+    time.sleep(0.1)  # the old source goes quiet; the new one's keyframe comes 100 ms later
+    router.on_rtp(new, 60001, 780000, 1, IDR + b"n1")  # switch here
+    router.on_rtp(new, 60002, 783000, 1, P_SLICE + b"n2")
+    router.on_rtp(old, 503, 10000, 1, P_SLICE + b"o4")  # the old source is no longer forwarded
+    got += rx.read(2)
+    assert rx.empty()
+    assert [p[3][-2:] for p in got] == [b"o3", b"n1", b"n2"]
+    seqs = [p[1] for p in first + got]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:])), seqs
+    ts = [p[2] for p in first + got]
+    assert ((ts[3] - ts[2]) & 0xFFFFFFFF) >= 0.09 * 90000  # advanced by the wall-clock gap, not jumped
+    assert ((ts[3] - ts[2]) & 0xFFFFFFFF) < 0.5 * 90000
+    assert (ts[4] - ts[3]) & 0xFFFFFFFF == 3000  # then the new source's own spacing
+
+
+def test_nack_is_answered_from_history_with_the_same_bytes(wired):
+    router, stream, rx = wired
+    src = SourceStream("video", "video/h264", 90000)
+    router.add_source(src, Requests())
+    router.on_rtp(src, 10, 1000, 1, IDR + b"k")
+    router.on_rtp(src, 11, 4000, 1, P_SLICE + b"p")
+    original = rx.read(2)
+    sent = rx.last_raw
+    assert stream.retransmit(original[1][1])
+    assert rx.sock.recv(2048) == sent  # byte for byte what the subscriber missed
+    assert not stream.retransmit((original[1][1] + 500) & 0xFFFF)  # never sent: nothing to resend
+    assert stream.retransmits == 1
+
+
+async def test_keyframe_requests_are_merged(wired):
+    import asyncio
+
+    router, stream, rx = wired
+    router.keyframe_interval = 0.3
+    await asyncio.sleep(0.35)
+    src = SourceStream("video", "video/h264", 90000)
+    kf = Requests()
+    router.add_source(src, kf)
+    for _ in range(50):
+        router.request_keyframe(stream)
+    assert kf.count == 1  # the first goes at once
+    await asyncio.sleep(0.4)
+    assert kf.count == 2  # the other 49 became one, sent when the interval allowed
+    await asyncio.sleep(0.4)
+    assert kf.count == 2
