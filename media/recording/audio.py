@@ -46,8 +46,9 @@ class OpusDecoder:
         self.silence_samples = 0
         self.dropped_packets = 0
 
-    def reset(self) -> None:
-        self.next_pts = None
+    def reset(self, start: int | None = None) -> None:
+        """A new clock; with ``start`` the output begins there (silence up to the first packet)."""
+        self.next_pts = start
         self._shift = 0
 
     def _normalise(self, frame: AudioFrame) -> list[AudioFrame]:

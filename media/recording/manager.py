@@ -62,7 +62,6 @@ class RecordingManager:
         self.on_segment = on_segment or (lambda r: None)
         self.on_finished = on_finished or (lambda r: None)
         self._entries: dict[str, _Entry] = {}
-        self._stopping: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- queries ---------------------------------------------------------------------------------
@@ -96,7 +95,10 @@ class RecordingManager:
                 on_segment=self._segment_from_thread,
             )
             entry = self._entries[conference_id] = _Entry(recorder)
-            self._arm_idle(conference_id, entry)  # in case this publish never goes live
+        if not entry.open_legs:
+            # Restart the idle clock: the recording must not close while this publish is being
+            # answered, and must close anyway if the publish never goes live.
+            self._arm_idle(conference_id, entry)
         return entry.recorder.new_leg()
 
     def on_producer(self, conference_id: str, producer: Any, opened: bool) -> None:

@@ -24,6 +24,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,7 @@ class Recorder:
         self._stopping = False
         self._legs = 0
         self._states: dict[Leg, _LegState] = {}
+        self._closed_legs: weakref.WeakSet[Leg] = weakref.WeakSet()
         self._current: _LegState | None = None
         self._candidate: _LegState | None = None
         self._run: RunMuxer | None = None
@@ -185,6 +187,15 @@ class Recorder:
     def _run_writer(self) -> None:
         while True:
             item = self._queue.get()
+            if item[0] == "stop":
+                try:
+                    self._end_run()
+                    self._write_playlist(final=True)
+                except Exception:
+                    log.exception("recorder %s: finishing failed", self.id)
+                finally:
+                    self.finished = True
+                return
             try:
                 if item[0] == "frame":
                     self._on_frame(*item[1:])
@@ -194,11 +205,6 @@ class Recorder:
                     self._on_sync(item[1], item[2])
                 elif item[0] == "close":
                     self._on_close(item[1])
-                elif item[0] == "stop":
-                    self._end_run()
-                    self._write_playlist(final=True)
-                    self.finished = True
-                    return
             except Exception:
                 log.exception("recorder %s: %s failed", self.id, item[0])
                 if item[0] == "frame":
@@ -223,9 +229,12 @@ class Recorder:
         st = self._state(leg)
         if st.synced:
             return
+        source = "sender reports"
         if offset is None:
             a, v = leg.first_arrival.get("audio"), leg.first_arrival.get("video")
             offset = (a - AUDIO_BUFFER_DELAY) - (v - VIDEO_BUFFER_DELAY) if a and v else 0.0
+            source = "arrival times"
+        log.info("recorder %s: %s audio offset %+.3f s (%s)", self.id, leg, offset, source)
         st.audio_offset = offset
         st.synced = True
         pending, st.pending = st.pending, []
@@ -233,6 +242,7 @@ class Recorder:
             self._handle(st, *frame)
 
     def _on_close(self, leg: Leg) -> None:
+        self._closed_legs.add(leg)
         st = self._states.pop(leg, None)
         if st is None:
             return
@@ -245,6 +255,8 @@ class Recorder:
     def _on_frame(self, leg: Leg, kind: str, codec: str, ts: int, data: bytes, drops: int) -> None:
         st = self._states.get(leg)
         if st is None:
+            if leg in self._closed_legs:
+                return  # stragglers from a receiver that is shutting down
             st = self._state(leg)
         if not st.synced:
             if len(st.pending) >= PENDING_ITEMS:
@@ -331,7 +343,9 @@ class Recorder:
         self._run_pdt = time.time()
         self._run_fragments = 0
         self._held = None
-        self._audio.reset()
+        # Both tracks start at the run's zero: audio that begins later is preceded by silence (the
+        # mp4 muxer would otherwise pull its first sample to zero and stretch it).
+        self._audio.reset(0)
         if keyframe is not None:
             self._write_video(st, t0, keyframe, True)
         lookbehind, st.audio_lookbehind = list(st.audio_lookbehind), collections.deque(maxlen=AUDIO_LOOKBEHIND)
