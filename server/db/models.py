@@ -211,3 +211,43 @@ class ReplayView(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Recordings and chapters (issue 4) ----------------------------------------------------------
+from sqlalchemy import BigInteger as _BigInteger, Float as _Float  # noqa: E402
+
+
+class Recording(Base):
+    """One recording of a conference: an HLS directory under ``data_dir/recordings/<path>``.
+
+    ``status`` is ``recording`` while written, ``complete`` when closed normally, ``interrupted`` when
+    the server died while writing it (closed at the next start, up to the last complete segment).
+    """
+
+    __tablename__ = "recordings"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default="recording")
+    path: Mapped[str] = mapped_column(String(300))
+    started_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    duration_seconds: Mapped[float] = mapped_column(_Float, default=0.0)
+    size_bytes: Mapped[int] = mapped_column(_BigInteger, default=0)
+    segment_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RecordingChapter(Base):
+    """A named position in a recording, marked live by the organiser (e.g. "Topic 2: ...")."""
+
+    __tablename__ = "recording_chapters"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    recording_id: Mapped[str] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(500))
+    at_seconds: Mapped[float] = mapped_column(_Float)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,410 @@
+"""Recordings archive, chapters, live HLS and MP4 download.
+
+* ``/api/v1/recordings…``: the archive (any token of the conference may read; organisers edit).
+* ``/api/v1/conferences/{id}/recording…``: the conference's *current* recording: mark a chapter
+  at the live position, stop it, hand out a signed live link for a TV.
+* ``/hls/{conference_id}/index.m3u8``: the live playlist (sliding window). ``/hls/{conference_id}/
+  {recording_id}/index.m3u8``: a whole recording (EVENT while live, VOD after).
+* ``/recordings/{id}/download.mp4``: the recording as one faststart MP4.
+
+HLS and download URLs accept a bearer token (header or ``?token=``) or a signed ``?exp=&sig=``
+query. Every URI inside a served playlist is signed, so players fetch segments without a token.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import time
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from media.recording.playlist import Segment, parse, render
+from server.api.conferences import load_conference
+from server.db.models import Recording
+from server.deps import authorize, bearer_secret, get_db, get_principal, identify
+from server.domain import recordings as domain
+from server.domain.recording_links import live_scope, recording_scope
+from server.domain.tokens import ROLES, Principal
+
+router = APIRouter()
+api = APIRouter(tags=["recordings"])
+hls = APIRouter(tags=["hls"])
+
+MPEGURL = "application/vnd.apple.mpegurl"
+LIVE_TTL = 6 * 3600.0
+REPLAY_TTL = 12 * 3600.0
+LIVE_WINDOW_SECONDS = 60.0
+TOKEN_CACHE_SECONDS = 30.0
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_FILE = re.compile(r"^(init\d{3}\.mp4|seg\d{6}\.m4s)$")
+_token_cache: dict[str, tuple[Principal | None, float]] = {}
+
+
+# --- models --------------------------------------------------------------------------------------
+class RecordingOut(BaseModel):
+    id: str
+    conference_id: str
+    status: str = Field(description="recording | complete | interrupted")
+    started_at: dt.datetime
+    ended_at: dt.datetime | None
+    duration_seconds: float
+    size_bytes: int
+    segment_count: int
+    live: bool = Field(description="being written right now")
+
+
+class ChapterIn(BaseModel):
+    title: str = Field(min_length=1, max_length=500)
+    at_seconds: float | None = Field(
+        default=None, ge=0, description="position in the recording; default: the live position now"
+    )
+
+
+class ChapterOut(BaseModel):
+    id: str
+    title: str
+    at_seconds: float
+    created_at: dt.datetime
+
+
+class RecordingDetail(RecordingOut):
+    chapters: list[ChapterOut]
+    playlist_url: str = Field(description="signed HLS playlist of the whole recording (relative URL)")
+    download_url: str | None = Field(description="signed MP4 download (relative URL); null while live")
+
+
+class LiveLinkIn(BaseModel):
+    hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+
+class LiveLinkOut(BaseModel):
+    playlist_url: str
+    viewer_url: str
+    expires_at: dt.datetime
+
+
+# --- helpers -------------------------------------------------------------------------------------
+def _service(request: Request) -> domain.RecordingService:
+    return request.app.state.recordings
+
+
+def _check_ids(*ids: str) -> None:
+    if not all(_ID.match(i) for i in ids):
+        raise HTTPException(404, "not found")
+
+
+async def _principal_or_none(request: Request, db: AsyncSession) -> Principal | None:
+    """Resolve the caller's token, cached briefly: players poll the live playlist every 2 s."""
+    secret = bearer_secret(request)
+    if not secret:
+        return None
+    key = hashlib.sha256(secret.encode()).hexdigest()
+    now = time.monotonic()
+    cached = _token_cache.get(key)
+    if cached is not None and cached[1] > now:
+        return cached[0]
+    principal = await identify(secret, request, db)
+    if len(_token_cache) > 10_000:
+        _token_cache.clear()
+    _token_cache[key] = (principal, now + TOKEN_CACHE_SECONDS)
+    return principal
+
+
+async def _allow(request: Request, db: AsyncSession, conference_id: str, scope: str) -> None:
+    """A valid signature for ``scope``, or a token of ``conference_id`` (any role)."""
+    q = request.query_params
+    if _service(request).signer.verify(scope, q.get("exp"), q.get("sig")):
+        return
+    principal = await _principal_or_none(request, db)
+    if principal is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "token or signed link required", headers={"WWW-Authenticate": "Bearer"}
+        )
+    authorize(principal, conference_id, *ROLES)
+
+
+async def _load(db: AsyncSession, recording_id: str, principal: Principal, *roles: str) -> Recording:
+    try:
+        row = await domain.get_recording(db, recording_id)
+    except domain.RecordingNotFound:
+        raise HTTPException(404, f"unknown recording '{recording_id}'")
+    authorize(principal, row.conference_id, *roles)
+    return row
+
+
+def _chapter_out(c) -> ChapterOut:  # type: ignore[no-untyped-def]
+    return ChapterOut(id=c.id, title=c.title, at_seconds=c.at_seconds, created_at=domain.aware(c.created_at))
+
+
+async def _detail(request: Request, db: AsyncSession, row: Recording) -> RecordingDetail:
+    service = _service(request)
+    base = RecordingOut(**service.overlay(row))
+    sig = service.signer.sign(recording_scope(row.conference_id, row.id), REPLAY_TTL)
+    chapters = [_chapter_out(c) for c in await domain.list_chapters(db, row.id)]
+    return RecordingDetail(
+        **base.model_dump(),
+        chapters=chapters,
+        playlist_url=f"/hls/{row.conference_id}/{row.id}/index.m3u8?{sig}",
+        download_url=None if base.live else f"/recordings/{row.id}/download.mp4?{sig}",
+    )
+
+
+def _playlist(body: str, *, live: bool) -> Response:
+    cache = "no-cache" if live else "private, max-age=60"
+    return Response(body, media_type=MPEGURL, headers={"Cache-Control": cache})
+
+
+# --- archive -------------------------------------------------------------------------------------
+@api.get("/api/v1/recordings", response_model=list[RecordingOut])
+async def list_recordings(
+    request: Request,
+    conference_id: str | None = Query(default=None, description="only this conference's recordings"),
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> list[RecordingOut]:
+    """Newest first. A conference token sees its own conference's recordings; the admin sees all."""
+    if not principal.is_admin:
+        if conference_id is not None and conference_id != principal.conference_id:
+            raise HTTPException(403, "token belongs to another conference")
+        conference_id = principal.conference_id
+    service = _service(request)
+    return [RecordingOut(**service.overlay(r)) for r in await domain.list_recordings(db, conference_id)]
+
+
+@api.get("/api/v1/recordings/{recording_id}", response_model=RecordingDetail)
+async def get_recording(
+    recording_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> RecordingDetail:
+    """Details, chapters, and signed playlist/download links (valid for at least 12 hours)."""
+    row = await _load(db, recording_id, principal, *ROLES)
+    return await _detail(request, db, row)
+
+
+@api.delete("/api/v1/recordings/{recording_id}", status_code=204)
+async def delete_recording(
+    recording_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    """Delete a finished recording and its files (organiser). 409 while it is being written."""
+    row = await _load(db, recording_id, principal, "organiser")
+    try:
+        await _service(request).delete(db, row)
+    except domain.RecordingBusy as exc:
+        raise HTTPException(409, str(exc))
+    return Response(status_code=204)
+
+
+async def _add_chapter(request: Request, db: AsyncSession, row: Recording, body: ChapterIn) -> ChapterOut:
+    at = body.at_seconds
+    if at is None:
+        at = _service(request).position(row.id)
+        if at is None:
+            raise HTTPException(422, "at_seconds is required: the recording is not live")
+    return _chapter_out(await domain.add_chapter(db, row.id, body.title, at))
+
+
+@api.post("/api/v1/recordings/{recording_id}/chapters", status_code=201, response_model=ChapterOut)
+async def add_chapter(
+    recording_id: str,
+    body: ChapterIn,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> ChapterOut:
+    """Mark a chapter (organiser). Without ``at_seconds`` it starts at the live position now."""
+    row = await _load(db, recording_id, principal, "organiser")
+    return await _add_chapter(request, db, row, body)
+
+
+@api.delete("/api/v1/recordings/{recording_id}/chapters/{chapter_id}", status_code=204)
+async def delete_chapter(
+    recording_id: str,
+    chapter_id: str,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> Response:
+    await _load(db, recording_id, principal, "organiser")
+    if not await domain.delete_chapter(db, recording_id, chapter_id):
+        raise HTTPException(404, "unknown chapter")
+    return Response(status_code=204)
+
+
+# --- the conference's current recording ---------------------------------------------------------
+async def _current(request: Request, db: AsyncSession, conference_id: str, principal: Principal, *roles: str) -> Recording:
+    await load_conference(db, conference_id)
+    authorize(principal, conference_id, *roles)
+    recorder = _service(request).manager.active(conference_id)
+    if recorder is None:
+        raise HTTPException(404, "the conference is not being recorded")
+    try:
+        return await domain.get_recording(db, recorder.id)
+    except domain.RecordingNotFound:  # its row is being inserted this very moment
+        raise HTTPException(404, "the conference is not being recorded yet")
+
+
+@api.get("/api/v1/conferences/{conference_id}/recording", response_model=RecordingDetail)
+async def current_recording(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> RecordingDetail:
+    """The recording being written for this conference (404 when none)."""
+    return await _detail(request, db, await _current(request, db, conference_id, principal, *ROLES))
+
+
+@api.post(
+    "/api/v1/conferences/{conference_id}/recording/chapters", status_code=201, response_model=ChapterOut
+)
+async def add_live_chapter(
+    conference_id: str,
+    body: ChapterIn,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> ChapterOut:
+    """Organiser, during the conference: "a new topic starts now" on the current recording."""
+    row = await _current(request, db, conference_id, principal, "organiser")
+    return await _add_chapter(request, db, row, body)
+
+
+@api.post("/api/v1/conferences/{conference_id}/recording/stop", response_model=RecordingOut)
+async def stop_recording(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> RecordingOut:
+    """Close the current recording now (VOD playlist, MP4 available). A later publish starts a new one;
+    otherwise a recording closes by itself when the speaker has been gone for a while."""
+    row = await _current(request, db, conference_id, principal, "organiser")
+    service = _service(request)
+    await service.stop(conference_id)
+    await db.refresh(row)
+    return RecordingOut(**service.overlay(row))
+
+
+@api.post("/api/v1/conferences/{conference_id}/hls-link", response_model=LiveLinkOut)
+async def live_link(
+    conference_id: str,
+    body: LiveLinkIn,
+    request: Request,
+    db: AsyncSession = Depends(get_db),
+    principal: Principal = Depends(get_principal),
+) -> LiveLinkOut:
+    """A signed link to the live stream for a TV or a shared screen, no token inside (organiser)."""
+    await load_conference(db, conference_id)
+    authorize(principal, conference_id, "organiser")
+    seconds = body.hours * 3600
+    query = _service(request).signer.sign(live_scope(conference_id), seconds)
+    exp = int(query.split("&", 1)[0].removeprefix("exp="))
+    base = request.app.state.settings.base_url
+    return LiveLinkOut(
+        playlist_url=f"{base}/hls/{conference_id}/index.m3u8?{query}",
+        viewer_url=f"{base}/viewer.html#conference={conference_id}&{query}",
+        expires_at=dt.datetime.fromtimestamp(exp, dt.UTC),
+    )
+
+
+# --- HLS -----------------------------------------------------------------------------------------
+@hls.get("/hls/{conference_id}/index.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
+async def live_playlist(conference_id: str, request: Request, db: AsyncSession = Depends(get_db)) -> Response:
+    """Live playlist (last minute of segments). Token of the conference, or a signed live link.
+    404 while nothing has been recorded yet: players retry."""
+    _check_ids(conference_id)
+    await _allow(request, db, conference_id, live_scope(conference_id))
+    service = _service(request)
+    view = service.live_view(conference_id)
+    if view is None:
+        raise HTTPException(404, "not live", headers={"Retry-After": "2"})
+    query = service.signer.sign(recording_scope(conference_id, view.recording_id), LIVE_TTL)
+    window = max(6, int(LIVE_WINDOW_SECONDS / service.segment_seconds))
+    body = render(
+        view.segments,
+        nominal_duration=service.segment_seconds,
+        ended=view.ended,
+        window=window,
+        uri_prefix=f"{view.recording_id}/",
+        query=query,
+    )
+    return _playlist(body, live=True)
+
+
+@hls.get(
+    "/hls/{conference_id}/{recording_id}/index.m3u8",
+    response_class=Response,
+    responses={200: {"content": {MPEGURL: {}}}},
+)
+async def recording_playlist(
+    conference_id: str, recording_id: str, request: Request, db: AsyncSession = Depends(get_db)
+) -> Response:
+    """A whole recording: EVENT playlist while it is written (watch from the start), VOD after."""
+    _check_ids(conference_id, recording_id)
+    scope = recording_scope(conference_id, recording_id)
+    await _allow(request, db, conference_id, scope)
+    service = _service(request)
+    query = service.signer.sign(scope, REPLAY_TTL)
+    recorder = service.live_recorder(recording_id)
+    if recorder is not None and recorder.conference_id == conference_id:
+        segments: list[Segment] | tuple[Segment, ...] = recorder.segments
+        ended, kind = False, "EVENT"
+    else:
+        path = service.root / conference_id / recording_id / "index.m3u8"
+        if not path.exists():
+            raise HTTPException(404, "unknown recording")
+        segments, ended = parse(path.read_text())
+        kind = "VOD" if ended else "EVENT"
+    if not segments:
+        raise HTTPException(404, "nothing recorded yet", headers={"Retry-After": "2"})
+    body = render(segments, nominal_duration=service.segment_seconds, ended=ended, playlist_type=kind, query=query)
+    return _playlist(body, live=not ended)
+
+
+@hls.get("/hls/{conference_id}/{recording_id}/{name}", response_class=FileResponse)
+async def media_file(
+    conference_id: str, recording_id: str, name: str, request: Request, db: AsyncSession = Depends(get_db)
+) -> FileResponse:
+    """An init or media segment (fMP4). Immutable once it exists."""
+    _check_ids(conference_id, recording_id)
+    if not _FILE.match(name):
+        raise HTTPException(404, "not found")
+    await _allow(request, db, conference_id, recording_scope(conference_id, recording_id))
+    path = _service(request).root / conference_id / recording_id / name
+    if not path.is_file():
+        raise HTTPException(404, "not found")
+    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400, immutable"})
+
+
+@hls.get("/recordings/{recording_id}/download.mp4", response_class=FileResponse)
+async def download(recording_id: str, request: Request, db: AsyncSession = Depends(get_db)) -> FileResponse:
+    """One faststart MP4 of a finished recording, remuxed from its segments (no re-encoding).
+    The first request builds it (seconds for hours of video); 409 while still recording."""
+    _check_ids(recording_id)
+    try:
+        row = await domain.get_recording(db, recording_id)
+    except domain.RecordingNotFound:
+        raise HTTPException(404, "unknown recording")
+    await _allow(request, db, row.conference_id, recording_scope(row.conference_id, row.id))
+    try:
+        path = await _service(request).download(row)
+    except domain.RecordingBusy as exc:
+        raise HTTPException(409, str(exc))
+    except domain.RecordingNotFound:
+        raise HTTPException(404, "the recording has no media")
+    started = domain.aware(row.started_at) or dt.datetime.now(dt.UTC)
+    filename = f"recording-{row.conference_id}-{started:%Y%m%d-%H%M}.mp4"
+    return FileResponse(path, media_type="video/mp4", filename=filename)
+
+
+router.include_router(api)
+router.include_router(hls)

@@ -1,0 +1,396 @@
+"""Recordings: database rows, chapters, crash recovery, retention, and the service that ties the
+media recorder (``media.recording``) to them.
+
+The recorder writes files from its own thread; this layer only mirrors its lifecycle into the
+database (one writer task, so a row is inserted before it is updated) and answers the API. Files are
+the truth for what was recorded; the row is the index (status, duration, size, chapters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import shutil
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from media.recording.manager import RecordingManager
+from media.recording.playlist import Segment
+from media.recording.recorder import PLAYLIST, Recorder
+from media.recording.recovery import close_interrupted
+from media.recording.remux import remux_to_mp4
+from media.recording.retention import StoredRecording, directory_size, select_expired
+from server.db.models import Recording, RecordingChapter, new_id, utcnow
+from server.domain.recording_links import LinkSigner
+from server.events.bus import Event
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("recording", "complete", "interrupted")
+PROGRESS_EVERY = 10.0  # seconds between progress writes of a live recording's row
+RETENTION_EVERY = 3600.0
+RECENT_LIVE = 600.0  # a just-finished recording stays on the live URL (with ENDLIST) this long
+DOWNLOAD_NAME = "download.mp4"
+
+
+class RecordingNotFound(LookupError):
+    pass
+
+
+class RecordingBusy(RuntimeError):
+    """The operation needs a finished recording."""
+
+
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes; every stored time is UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.UTC)
+
+
+# --- rows ----------------------------------------------------------------------------------------
+async def get_recording(db: AsyncSession, recording_id: str) -> Recording:
+    row = await db.get(Recording, recording_id)
+    if row is None:
+        raise RecordingNotFound(recording_id)
+    return row
+
+
+async def list_recordings(db: AsyncSession, conference_id: str | None = None) -> list[Recording]:
+    query = select(Recording).order_by(Recording.started_at.desc())
+    if conference_id is not None:
+        query = query.where(Recording.conference_id == conference_id)
+    return list((await db.execute(query)).scalars())
+
+
+async def list_chapters(db: AsyncSession, recording_id: str) -> list[RecordingChapter]:
+    query = (
+        select(RecordingChapter)
+        .where(RecordingChapter.recording_id == recording_id)
+        .order_by(RecordingChapter.at_seconds, RecordingChapter.created_at)
+    )
+    return list((await db.execute(query)).scalars())
+
+
+async def add_chapter(db: AsyncSession, recording_id: str, title: str, at_seconds: float) -> RecordingChapter:
+    chapter = RecordingChapter(recording_id=recording_id, title=title, at_seconds=max(0.0, at_seconds))
+    db.add(chapter)
+    await db.flush()
+    return chapter
+
+
+async def delete_chapter(db: AsyncSession, recording_id: str, chapter_id: str) -> bool:
+    chapter = await db.get(RecordingChapter, chapter_id)
+    if chapter is None or chapter.recording_id != recording_id:
+        return False
+    await db.delete(chapter)
+    return True
+
+
+# --- the service ---------------------------------------------------------------------------------
+@dataclass
+class LiveView:
+    """What the live URL of a conference currently shows."""
+
+    recording_id: str
+    segments: tuple[Segment, ...]
+    ended: bool
+
+
+class RecordingService:
+    """Owns the :class:`RecordingManager` of this process and keeps the database in step with it."""
+
+    def __init__(
+        self,
+        root: Path,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        signer: LinkSigner,
+        segment_seconds: float,
+        idle_seconds: float,
+        retention_days: float | None,
+        retention_max_bytes: int | None,
+    ) -> None:
+        self.root = root
+        self.sessionmaker = sessionmaker
+        self.signer = signer
+        self.segment_seconds = segment_seconds
+        self.retention_days = retention_days
+        self.retention_max_bytes = retention_max_bytes
+        self.manager = RecordingManager(
+            root,
+            new_id,
+            segment_seconds=segment_seconds,
+            idle_seconds=idle_seconds,
+            on_started=self._started,
+            on_segment=self._progress,
+            on_finished=self._finished,
+        )
+        self._writes: asyncio.Queue[Callable[[AsyncSession], Awaitable[None]] | None] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self._last_progress: dict[str, float] = {}
+        self._recent: dict[str, tuple[Recorder, float]] = {}
+        self._downloads: dict[str, asyncio.Lock] = {}
+
+    # --- lifecycle -------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        await self.recover()
+        await self.apply_retention()
+        self._tasks.append(asyncio.ensure_future(self._db_writer()))
+        self._tasks.append(asyncio.ensure_future(self._retention_loop()))
+
+    async def shutdown(self) -> None:
+        await self.manager.shutdown()
+        await self._writes.put(None)
+        if self._tasks:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._tasks[0]), 10)
+        for task in self._tasks:
+            task.cancel()
+
+    def directory(self, row: Recording) -> Path:
+        return self.root / row.path
+
+    async def recover(self) -> list[str]:
+        """Close rows left ``recording`` by a crash as ``interrupted`` (or drop them if empty)."""
+        closed: list[str] = []
+        async with self.sessionmaker() as db:
+            rows = (await db.execute(select(Recording).where(Recording.status == "recording"))).scalars()
+            for row in list(rows):
+                directory = self.directory(row)
+                found = await asyncio.to_thread(close_interrupted, directory, self.segment_seconds)
+                if found.segments == 0:
+                    await db.delete(row)
+                    shutil.rmtree(directory, ignore_errors=True)
+                    continue
+                row.status = "interrupted"
+                row.duration_seconds = found.duration
+                row.size_bytes = found.size_bytes
+                row.segment_count = found.segments
+                row.ended_at = (
+                    dt.datetime.fromtimestamp(found.last_modified, dt.UTC) if found.last_modified else utcnow()
+                )
+                closed.append(row.id)
+                log.warning("recording %s was interrupted: closed at %.1f s", row.id, found.duration)
+            await db.commit()
+        return closed
+
+    # --- manager callbacks (event loop) ----------------------------------------------------------
+    def _started(self, recorder: Recorder) -> None:
+        started = dt.datetime.fromtimestamp(recorder.started_at, dt.UTC)
+
+        async def write(db: AsyncSession) -> None:
+            db.add(
+                Recording(
+                    id=recorder.id,
+                    conference_id=recorder.conference_id,
+                    status="recording",
+                    path=f"{recorder.conference_id}/{recorder.id}",
+                    started_at=started,
+                )
+            )
+
+        self._writes.put_nowait(write)
+
+    def _progress(self, recorder: Recorder) -> None:
+        now = time.monotonic()
+        if now - self._last_progress.get(recorder.id, 0.0) < PROGRESS_EVERY:
+            return
+        self._last_progress[recorder.id] = now
+        duration, size, count = recorder.duration, recorder.size_bytes, len(recorder.segments)
+
+        async def write(db: AsyncSession) -> None:
+            row = await db.get(Recording, recorder.id)
+            if row is not None and row.status == "recording":
+                row.duration_seconds, row.size_bytes, row.segment_count = duration, size, count
+
+        self._writes.put_nowait(write)
+
+    def _finished(self, recorder: Recorder) -> None:
+        self._last_progress.pop(recorder.id, None)
+        self._recent[recorder.conference_id] = (recorder, time.monotonic())
+        duration, count = recorder.duration, len(recorder.segments)
+        directory = recorder.directory
+
+        async def write(db: AsyncSession) -> None:
+            row = await db.get(Recording, recorder.id)
+            if row is None:
+                return
+            if count == 0:
+                await db.delete(row)
+                shutil.rmtree(directory, ignore_errors=True)
+                return
+            row.status = "complete"
+            row.ended_at = utcnow()
+            row.duration_seconds = duration
+            row.size_bytes = directory_size(directory)
+            row.segment_count = count
+
+        self._writes.put_nowait(write)
+        if self.retention_max_bytes is not None:
+            self._writes.put_nowait(lambda db: self._retention_in(db))
+
+    async def _db_writer(self) -> None:
+        while True:
+            write = await self._writes.get()
+            if write is None:
+                return
+            try:
+                async with self.sessionmaker() as db:
+                    await write(db)
+                    await db.commit()
+            except Exception:
+                log.exception("recording database update failed")
+
+    def on_bus_event(self, event: Event) -> None:
+        """``conference.ended`` on the bus finalises that conference's recording."""
+        if event.get("type") != "conference.ended":
+            return
+        topic = str(event.get("topic", ""))
+        conference_id = event.get("conference_id") or topic.removeprefix("conference.")
+        if conference_id:
+            asyncio.ensure_future(self.manager.stop(conference_id))
+
+    # --- queries for the API ---------------------------------------------------------------------
+    def live_recorder(self, recording_id: str) -> Recorder | None:
+        return self.manager.get(recording_id)
+
+    def live_view(self, conference_id: str) -> LiveView | None:
+        recorder = self.manager.active(conference_id)
+        if recorder is not None:
+            return LiveView(recorder.id, recorder.segments, False) if recorder.segments else None
+        recent = self._recent.get(conference_id)
+        if recent is not None and time.monotonic() - recent[1] < RECENT_LIVE and recent[0].segments:
+            return LiveView(recent[0].id, recent[0].segments, True)
+        return None
+
+    def overlay(self, row: Recording) -> dict[str, Any]:
+        """Row fields, with live numbers from the recorder while it is being written."""
+        recorder = self.manager.get(row.id) if row.status == "recording" else None
+        return {
+            "id": row.id,
+            "conference_id": row.conference_id,
+            "status": row.status,
+            "started_at": aware(row.started_at),
+            "ended_at": aware(row.ended_at),
+            "duration_seconds": round(recorder.duration if recorder else row.duration_seconds, 3),
+            "size_bytes": recorder.size_bytes if recorder else row.size_bytes,
+            "segment_count": len(recorder.segments) if recorder else row.segment_count,
+            "live": recorder is not None,
+        }
+
+    def playlist_text(self, row: Recording) -> str | None:
+        """The stored playlist (EVENT while recording, VOD after), or ``None`` if nothing yet."""
+        path = self.directory(row) / PLAYLIST
+        return path.read_text() if path.exists() else None
+
+    def position(self, recording_id: str) -> float | None:
+        recorder = self.manager.get(recording_id)
+        return recorder.position if recorder else None
+
+    async def stop(self, conference_id: str) -> str | None:
+        """Finalise the conference's recording; returns once its row says so."""
+        recorder = await self.manager.stop(conference_id)
+        await self.flush()
+        return recorder.id if recorder else None
+
+    async def flush(self) -> None:
+        """Wait until every database update queued so far is written."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def mark(db: AsyncSession) -> None:
+            done.set_result(None)
+
+        self._writes.put_nowait(mark)
+        await asyncio.wait_for(done, 30)
+
+    async def delete(self, db: AsyncSession, row: Recording) -> None:
+        if row.status == "recording" and self.manager.get(row.id) is not None:
+            raise RecordingBusy("stop the recording before deleting it")
+        directory = self.directory(row)
+        await db.delete(row)
+        await asyncio.to_thread(shutil.rmtree, directory, True)
+
+    async def download(self, row: Recording) -> Path:
+        """The recording as one faststart MP4 (remuxed once, then served from the cache)."""
+        if row.status == "recording":
+            raise RecordingBusy("the recording is still being written")
+        directory = self.directory(row)
+        target = directory / DOWNLOAD_NAME
+        lock = self._downloads.setdefault(row.id, asyncio.Lock())
+        async with lock:
+            if not target.exists():
+                playlist = directory / PLAYLIST
+                if not playlist.exists():
+                    raise RecordingNotFound(row.id)
+                await asyncio.to_thread(remux_to_mp4, playlist, target)
+        return target
+
+    # --- retention -------------------------------------------------------------------------------
+    async def apply_retention(self) -> list[str]:
+        if self.retention_days is None and self.retention_max_bytes is None:
+            return []
+        async with self.sessionmaker() as db:
+            deleted = await self._retention_in(db)
+            await db.commit()
+        return deleted
+
+    async def _retention_in(self, db: AsyncSession) -> list[str]:
+        rows = list((await db.execute(select(Recording))).scalars())
+        active = {r.id for r in self.manager.recorders()}
+        stored = []
+        for row in rows:
+            size = await asyncio.to_thread(directory_size, self.directory(row))
+            stored.append(
+                StoredRecording(row.id, aware(row.started_at) or utcnow(), size, row.id in active)
+            )
+        doomed = set(
+            select_expired(stored, utcnow(), self.retention_days, self.retention_max_bytes)
+        )
+        for row in rows:
+            if row.id in doomed:
+                log.info("retention: deleting recording %s of %s", row.id, row.started_at)
+                await db.delete(row)
+                await asyncio.to_thread(shutil.rmtree, self.directory(row), True)
+        return sorted(doomed)
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RETENTION_EVERY)
+            try:
+                await self.apply_retention()
+            except Exception:
+                log.exception("retention failed")
+
+
+async def setup(app: Any) -> None:
+    """Startup hook: recover, apply retention, and attach the recorder to the media engine."""
+    settings = app.state.settings
+    service = RecordingService(
+        root=settings.data_dir / "recordings",
+        sessionmaker=app.state.sessionmaker,
+        signer=LinkSigner.load(settings.data_dir),
+        segment_seconds=settings.hls_segment_seconds,
+        idle_seconds=float(getattr(settings, "recording_idle_seconds", 120.0)),
+        retention_days=settings.retention_days,
+        retention_max_bytes=settings.retention_max_bytes,
+    )
+    await service.start()
+    media = app.state.media
+    media.frame_sink_factory = service.manager.sink_factory
+    media.on_producer.append(service.manager.on_producer)
+    app.state.bus.subscribe("*", service.on_bus_event)
+    app.state.recordings = service
+
+    async def shutdown(app: Any) -> None:
+        await service.shutdown()
+
+    app.state.shutdown_hooks.append(shutdown)
