@@ -1,0 +1,232 @@
+"""Recorder building blocks without a server: H.264 parsing, fMP4 boxes, playlists, the recorder's
+runs and discontinuities, crash recovery, the MP4 remux, retention and signed links."""
+
+from __future__ import annotations
+
+import datetime as dt
+import fractions
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import pytest
+
+from media.recording import h264
+from media.recording.fmp4 import parse_init, parse_moof, shift_tfdt
+from media.recording.playlist import Segment, parse, render
+from media.recording.recorder import PLAYLIST, Recorder
+from media.recording.recovery import close_interrupted
+from media.recording.remux import remux_to_mp4
+from media.recording.retention import StoredRecording, select_expired
+from server.domain.recording_links import LinkSigner
+from tests.support.clip import test_clip
+from tests.support.hls_probe import duration, ffprobe, streams, tone_onset
+
+
+@dataclass
+class Frame:
+    data: bytes
+    timestamp: int
+
+
+def feed(recorder: Recorder, seconds: float, audio_offset: float = 0.0, skip_video: int = 0, leg=None):  # type: ignore[no-untyped-def]
+    """Hand the clip to a new leg the way aiortc's receiver threads do (timestamps from 0)."""
+    clip = test_clip()
+    leg = leg or recorder.new_leg()
+    recorder.bind(leg, {"audio", "video"}, lambda: None)
+    recorder.set_sync(leg, audio_offset)
+    items = []
+    for i, (_pts, _key, data) in enumerate(clip.video):
+        if i * 3000 < seconds * 90000 and i >= skip_video:
+            items.append((i / clip.fps, "video", "video/h264", Frame(data, i * 3000)))
+    for i, (_pts, data) in enumerate(clip.audio):
+        if i * 960 < seconds * 48000:
+            items.append((i * 0.02, "audio", "audio/opus", Frame(data, i * 960)))
+    for _t, kind, codec, frame in sorted(items, key=lambda x: x[0]):
+        while recorder._queue.qsize() > 500:
+            time.sleep(0.001)
+        leg(kind, codec, frame)
+    return leg
+
+
+# --- H.264 ---------------------------------------------------------------------------------------
+def test_h264_access_unit_and_sps_of_the_clip() -> None:
+    clip = test_clip()
+    au = h264.inspect(clip.video[0][2])
+    assert au.is_idr and au.sps and au.pps
+    assert h264.parse_sps(au.sps) == h264.SpsInfo(66, 31, 1280, 720)
+    assert not h264.inspect(clip.video[1][2]).is_idr
+    nals = h264.split_nals(clip.video[0][2])
+    types = [h264.nal_type(n) for n in nals]  # 3- and 4-byte start codes, two IDR slices
+    assert types[:2] == [7, 8] and set(types) == {5, 6, 7, 8}
+    assert h264.split_nals(h264.annexb(nals)) == nals
+
+
+def test_sps_with_high_profile_and_cropping() -> None:
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height, codec.pix_fmt = 100, 58, "yuv420p"
+    codec.time_base = fractions.Fraction(1, 25)
+    codec.options = {"profile": "high", "x264-params": "repeat-headers=1"}
+    frame = av.VideoFrame(100, 58, "yuv420p")
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.pts = 0
+    packets = codec.encode(frame) + codec.encode(None)
+    sps = h264.inspect(bytes(packets[0])).sps
+    assert sps is not None
+    info = h264.parse_sps(sps)
+    assert (info.profile_idc, info.width, info.height) == (100, 100, 58)
+
+
+# --- playlists -----------------------------------------------------------------------------------
+def _segments() -> list[Segment]:
+    out, t = [], 0.0
+    for i in range(10):
+        run = 0 if i < 4 else 1 if i < 7 else 2
+        out.append(Segment(f"seg{i:06d}.m4s", 2.0, t, f"init{run:03d}.mp4", discontinuity=i in (4, 7)))
+        t += 2.0
+    return out
+
+
+def test_playlist_round_trip_and_live_window() -> None:
+    segments = _segments()
+    text = render(segments, nominal_duration=2.0, ended=True, playlist_type="VOD")
+    back, ended = parse(text)
+    assert ended and [s.uri for s in back] == [s.uri for s in segments]
+    assert [s.discontinuity for s in back] == [s.discontinuity for s in segments]
+    assert [s.map_uri for s in back] == [s.map_uri for s in segments]
+    assert text.count("#EXT-X-DISCONTINUITY\n") == 2 and "#EXT-X-PLAYLIST-TYPE:VOD" in text
+
+    window = render(segments, nominal_duration=2.0, ended=False, window=4, uri_prefix="r/", query="a=1")
+    assert "#EXT-X-MEDIA-SEQUENCE:6" in window
+    assert "#EXT-X-DISCONTINUITY-SEQUENCE:1" in window  # the one before seg 4 scrolled out
+    assert window.count("#EXT-X-DISCONTINUITY\n") == 1  # the one before seg 7 is still shown
+    assert '#EXT-X-MAP:URI="r/init001.mp4?a=1"' in window and "r/seg000009.m4s?a=1" in window
+    assert "#EXT-X-ENDLIST" not in window
+
+
+# --- the recorder --------------------------------------------------------------------------------
+def test_recorder_reconnect_is_a_discontinuity_on_one_timeline(tmp_path: Path) -> None:
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    leg1 = feed(recorder, 5.0)
+    recorder.leg_closed(leg1)
+    feed(recorder, 5.0, skip_video=10)  # joins mid-GOP: waits for the keyframe at 1 s
+    recorder.stop()
+    assert recorder.finished and recorder.stats.runs == 2
+    text = (tmp_path / "rec" / PLAYLIST).read_text()
+    segments, ended = parse(text)
+    assert ended and text.count("#EXT-X-DISCONTINUITY\n") == 1
+    assert {s.map_uri for s in segments} == {"init000.mp4", "init001.mp4"}
+    total = sum(s.duration for s in segments)
+    assert total == pytest.approx(5.0 + 4.0, abs=0.1)
+    # Timestamps continue across the discontinuity (the second run's tfdt was shifted).
+    second = next(s for s in segments if s.discontinuity)
+    init = (tmp_path / "rec" / second.map_uri).read_bytes()
+    tracks = parse_init(init)
+    moof = parse_moof((tmp_path / "rec" / second.uri).read_bytes())
+    for track_id, frag in moof.items():
+        assert frag.base_time / tracks[track_id].timescale == pytest.approx(second.start, abs=0.05)
+    assert duration(tmp_path / "rec" / PLAYLIST) == pytest.approx(total, abs=0.1)
+
+
+def test_recorder_places_audio_by_the_leg_offset(tmp_path: Path) -> None:
+    """Audio ts 0 half a second after video ts 0 must start half a second into the recording."""
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    feed(recorder, 4.0, audio_offset=0.5)
+    recorder.stop()
+    assert recorder.stats.runs == 1
+    first = parse((tmp_path / "rec" / PLAYLIST).read_text())[0][0]
+    joined = tmp_path / "first.mp4"
+    joined.write_bytes((tmp_path / "rec" / first.map_uri).read_bytes() + (tmp_path / "rec" / first.uri).read_bytes())
+    s = streams(joined)
+    assert float(s["audio"]["start_time"]) == pytest.approx(float(s["video"]["start_time"]), abs=0.03)
+    onset = tone_onset(joined)  # silence until the speaker's first audio
+    assert onset == pytest.approx(0.5, abs=0.04)
+
+
+def test_shift_tfdt_moves_every_track(tmp_path: Path) -> None:
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    feed(recorder, 3.0)
+    recorder.stop()
+    seg = bytearray((tmp_path / "rec" / "seg000001.m4s").read_bytes())
+    before = parse_moof(seg)
+    shift_tfdt(seg, {tid: 1000 for tid in before})
+    after = parse_moof(seg)
+    assert all(after[t].base_time == before[t].base_time + 1000 for t in before)
+    assert all(after[t].duration == before[t].duration for t in before)
+
+
+def test_recovery_keeps_every_complete_segment(tmp_path: Path) -> None:
+    """A writer killed mid-recording: tmp files dropped, listed and just-renamed segments kept."""
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    feed(recorder, 9.0)
+    recorder.stop()
+    rec = tmp_path / "rec"
+    segments, _ = parse((rec / PLAYLIST).read_text())
+    # State as if killed: playlist still live and one segment behind, a half-written temp file.
+    (rec / PLAYLIST).write_text(render(segments[:-1], nominal_duration=2.0, ended=False, playlist_type="EVENT"))
+    (rec / ".seg000099.m4s.tmp").write_bytes(b"\0" * 100)
+    found = close_interrupted(rec, 2.0)
+    assert found.segments == len(segments)
+    assert found.duration == pytest.approx(sum(s.duration for s in segments), abs=0.01)
+    assert not list(rec.glob(".*.tmp"))
+    text = (rec / PLAYLIST).read_text()
+    assert text.rstrip().endswith("#EXT-X-ENDLIST") and "#EXT-X-PLAYLIST-TYPE:VOD" in text
+    assert duration(rec / PLAYLIST) == pytest.approx(found.duration, abs=0.1)
+
+
+def test_remux_to_faststart_mp4(tmp_path: Path) -> None:
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    leg = feed(recorder, 4.0)
+    recorder.leg_closed(leg)
+    feed(recorder, 3.0)
+    recorder.stop()
+    out = remux_to_mp4(tmp_path / "rec" / PLAYLIST, tmp_path / "out.mp4")
+    head = out.read_bytes()[:64]
+    assert head[4:8] == b"ftyp" and b"moov" in head  # index first: playable while downloading
+    info = ffprobe(out, "stream=codec_name,width,height:format=duration")
+    assert {s["codec_name"] for s in info["streams"]} == {"h264", "aac"}
+    assert float(info["format"]["duration"]) == pytest.approx(recorder.duration, abs=0.15)
+
+
+def test_recorder_ignores_frames_after_stop(tmp_path: Path) -> None:
+    recorder = Recorder("r", "c", tmp_path / "rec")
+    leg = recorder.new_leg()
+    recorder.stop()
+    leg("video", "video/h264", Frame(b"\0\0\0\1\x65", 0))
+    assert recorder._queue.qsize() == 0 and not (tmp_path / "rec").exists()
+
+
+# --- retention and links -------------------------------------------------------------------------
+def test_retention_by_age_and_by_size() -> None:
+    now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    day = dt.timedelta(days=1)
+    recs = [
+        StoredRecording("old", now - 40 * day, 100),
+        StoredRecording("mid", now - 10 * day, 300),
+        StoredRecording("new", now - 1 * day, 300),
+        StoredRecording("live", now - 50 * day, 500, active=True),
+    ]
+    assert select_expired(recs, now, max_age_days=30) == ["old"]
+    assert select_expired(recs, now, max_bytes=900) == ["old", "mid"]  # the active one is never picked
+    assert select_expired(recs, now, max_age_days=30, max_bytes=10_000) == ["old"]
+    assert select_expired(recs, now) == []
+
+
+def test_signed_links(tmp_path: Path) -> None:
+    signer = LinkSigner.load(tmp_path)
+    assert LinkSigner.load(tmp_path)._key == signer._key  # persisted: links survive restarts
+    query = dict(p.split("=") for p in signer.sign("rec:c/r", 3600, now=1000).split("&"))
+    assert signer.verify("rec:c/r", query["exp"], query["sig"], now=1000)
+    assert not signer.verify("rec:c/other", query["exp"], query["sig"], now=1000)
+    assert not signer.verify("rec:c/r", query["exp"], query["sig"], now=int(query["exp"]) + 1)
+    assert not signer.verify("rec:c/r", str(int(query["exp"]) + 600), query["sig"], now=1000)
+    assert signer.sign("x", 3600, now=1000) == signer.sign("x", 3600, now=1100)  # stable for caching
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_dirs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
