@@ -31,22 +31,39 @@ class Frame:
     timestamp: int
 
 
-def feed(recorder: Recorder, seconds: float, audio_offset: float = 0.0, skip_video: int = 0, leg=None):  # type: ignore[no-untyped-def]
-    """Hand the clip to a new leg the way aiortc's receiver threads do (timestamps from 0)."""
-    clip = test_clip()
-    leg = leg or recorder.new_leg()
-    recorder.bind(leg, {"audio", "video"}, lambda: None)
-    recorder.set_sync(leg, audio_offset)
+def feed(  # type: ignore[no-untyped-def]
+    recorder: Recorder,
+    seconds: float,
+    audio_offset: float = 0.0,
+    skip_video: int = 0,
+    leg=None,
+    kinds: tuple[str, ...] = ("audio", "video"),
+    clip=None,
+    start: float = 0.0,
+    on_video=None,
+):
+    """Hand the clip to a leg the way aiortc's receiver threads do (timestamps from ``start``).
+
+    A new leg is bound and synced first; pass ``leg`` to continue an existing one.
+    """
+    clip = clip or test_clip()
+    if leg is None:
+        leg = recorder.new_leg()
+        recorder.bind(leg, set(kinds), getattr(recorder, "_test_keyframe_request", lambda: None))
+        recorder.set_sync(leg, audio_offset)
     items = []
+    v0, a0 = round(start * 90000), round(start * 48000)
     for i, (_pts, _key, data) in enumerate(clip.video):
-        if i * 3000 < seconds * 90000 and i >= skip_video:
-            items.append((i / clip.fps, "video", "video/h264", Frame(data, i * 3000)))
+        if i * 3000 < seconds * 90000 and i >= skip_video and "video" in kinds:
+            items.append((start + i / clip.fps, "video", "video/h264", Frame(data, v0 + i * 3000)))
     for i, (_pts, data) in enumerate(clip.audio):
-        if i * 960 < seconds * 48000:
-            items.append((i * 0.02, "audio", "audio/opus", Frame(data, i * 960)))
-    for _t, kind, codec, frame in sorted(items, key=lambda x: x[0]):
+        if i * 960 < seconds * 48000 and "audio" in kinds:
+            items.append((start + i * 0.02, "audio", "audio/opus", Frame(data, a0 + i * 960)))
+    for n, (_t, kind, codec, frame) in enumerate(sorted(items, key=lambda x: x[0])):
         while recorder._queue.qsize() > 500:
             time.sleep(0.001)
+        if on_video is not None and kind == "video":
+            on_video(n, leg)
         leg(kind, codec, frame)
     return leg
 
@@ -144,6 +161,52 @@ def test_recorder_places_audio_by_the_leg_offset(tmp_path: Path) -> None:
     assert float(s["audio"]["start_time"]) == pytest.approx(float(s["video"]["start_time"]), abs=0.03)
     onset = tone_onset(joined)  # silence until the speaker's first audio
     assert onset == pytest.approx(0.5, abs=0.04)
+
+
+def test_audio_only_and_video_only_publishers(tmp_path: Path) -> None:
+    for kinds in (("audio",), ("video",)):
+        recorder = Recorder("r", "c", tmp_path / kinds[0], segment_seconds=2.0)
+        feed(recorder, 3.0, kinds=kinds)
+        recorder.stop()
+        s = streams(tmp_path / kinds[0] / PLAYLIST)
+        assert set(s) == {kinds[0]}
+        assert recorder.duration == pytest.approx(3.0, abs=0.1)
+
+
+def test_a_new_resolution_starts_a_new_run(tmp_path: Path) -> None:
+    """Browsers lower the resolution under congestion: new SPS -> new init segment, same timeline."""
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    leg = feed(recorder, 3.0)
+    feed(recorder, 2.0, leg=leg, clip=test_clip(seconds=2.0, width=640, height=360, kbps=500), start=3.0)
+    recorder.stop()
+    segments = parse((tmp_path / "rec" / PLAYLIST).read_text())[0]
+    assert recorder.stats.runs == 2 and sum(s.discontinuity for s in segments) == 1
+    last = segments[-1]
+    joined = tmp_path / "last.mp4"
+    joined.write_bytes((tmp_path / "rec" / last.map_uri).read_bytes() + (tmp_path / "rec" / last.uri).read_bytes())
+    video = streams(joined)["video"]
+    assert (video["width"], video["height"]) == (640, 360)
+    assert recorder.duration == pytest.approx(5.0, abs=0.1)
+
+
+def test_lost_frames_wait_for_a_keyframe_and_ask_for_one(tmp_path: Path) -> None:
+    """When the queue overflowed (a frame was dropped) the decoder chain is broken until the next
+    IDR: frames in between are skipped and the publisher is asked for a keyframe."""
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    requests: list[float] = []
+    recorder._test_keyframe_request = lambda: requests.append(time.monotonic())  # type: ignore[attr-defined]
+
+    def drop_once(n: int, leg) -> None:  # type: ignore[no-untyped-def]
+        if n == 40:  # between the keyframes at 0 s and 1 s
+            leg.video_drops += 1
+
+    feed(recorder, 3.0, on_video=drop_once)
+    recorder.stop()
+    assert recorder.stats.dropped_frames > 5
+    assert requests  # at bind, and again for the gap
+    assert len(requests) >= 2
+    info = ffprobe(tmp_path / "rec" / PLAYLIST, "stream=nb_read_frames", "-count_frames", "-select_streams", "v")
+    assert int(info["streams"][0]["nb_read_frames"]) == 90 - recorder.stats.dropped_frames
 
 
 def test_shift_tfdt_moves_every_track(tmp_path: Path) -> None:
