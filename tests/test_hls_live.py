@@ -88,6 +88,14 @@ def test_live_playlist_advances_and_is_authorised(live: Scenario) -> None:
         assert c.get(f"/hls/{live.conference}/{uri.replace('sig=', 'sig=0')}").status_code == 401
     live.state["recording"] = uri.split("/")[0]
 
+    # A signed live link for a TV: no token needed, scoped to this conference's live playlist.
+    with live.client("organiser") as c:
+        link = c.post(f"/api/v1/conferences/{live.conference}/hls-link", json={"hours": 2}).json()
+    assert "token" not in link["playlist_url"] and "#conference=" in link["viewer_url"]
+    assert httpx.get(link["playlist_url"], timeout=10).status_code == 200
+    with live.client("viewer") as c:
+        assert c.post(f"/api/v1/conferences/{live.conference}/hls-link", json={}).status_code == 403
+
 
 def test_segments_are_h264_720p_and_aac(live: Scenario, tmp_path: Path) -> None:
     text = live.live_playlist(token=live.tokens["viewer"]).text
@@ -227,3 +235,18 @@ def test_replay_page_plays_and_jumps_to_a_chapter(live: Scenario, open_page) -> 
     page.wait_until(f"document.getElementById('video').currentTime > {landed + 0.5}", timeout=10, what="plays on")
     page.select_option("#speed", "1.5")
     assert page.evaluate("document.getElementById('video').playbackRate") == 1.5
+
+
+def test_organiser_deletes_chapters_and_recordings(live: Scenario) -> None:
+    rid = live.state["detail"]["id"]
+    chapter = live.state["detail"]["chapters"][-1]["id"]
+    with live.client("organiser") as c:
+        assert c.delete(f"/api/v1/recordings/{rid}/chapters/{chapter}").status_code == 204
+        assert c.delete(f"/api/v1/recordings/{rid}/chapters/{chapter}").status_code == 404
+        assert len(c.get(f"/api/v1/recordings/{rid}").json()["chapters"]) == 1
+    with live.client("member") as c:
+        assert c.delete(f"/api/v1/recordings/{rid}").status_code == 403
+    with live.client("organiser") as c:
+        assert c.delete(f"/api/v1/recordings/{rid}").status_code == 204
+        assert c.get(f"/api/v1/recordings/{rid}").status_code == 404
+    assert not (live.server.data_dir / "recordings" / live.conference / rid).exists()

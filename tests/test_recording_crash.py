@@ -51,6 +51,10 @@ def test_kill9_mid_recording_leaves_a_playable_interrupted_recording(fresh_serve
         "the second take behind a discontinuity",
     )
     live_segments = len(parse(text)[0])
+    with server.admin() as c:
+        current = c.get(f"/api/v1/conferences/{conference}/recording").json()
+        assert current["status"] == "recording" and current["live"] and current["download_url"] is None
+        assert c.delete(f"/api/v1/recordings/{current['id']}").status_code == 409
     server.kill9()
     second.stop()
 
