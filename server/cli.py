@@ -1,0 +1,367 @@
+"""``diemcau``: the organiser's common tasks against a running server's REST API.
+
+The server URL and token come from ``--url``/``--token`` or ``DIEMCAU_URL``/``DIEMCAU_TOKEN``.
+Creating conferences needs the admin token; everything else works with an organiser token.
+Times without a UTC offset are taken as this computer's local time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import httpx
+import typer
+
+HELP = (
+    "Điểm Cầu organiser tasks against a running server. Server URL and token: --url/--token or "
+    "DIEMCAU_URL/DIEMCAU_TOKEN. Creating conferences needs the admin token; the rest an organiser token."
+)
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
+conference_app = typer.Typer(help="Create, list and schedule conferences.", no_args_is_help=True)
+points_app = typer.Typer(help="Connection points: import from CSV, list, issue operator links.", no_args_is_help=True)
+members_app = typer.Typer(help="Members: import from CSV, issue personal links.", no_args_is_help=True)
+materials_app = typer.Typer(help="Study materials: upload and list.", no_args_is_help=True)
+app.add_typer(conference_app, name="conference")
+app.add_typer(points_app, name="points")
+app.add_typer(members_app, name="members")
+app.add_typer(materials_app, name="materials")
+
+
+class Api:
+    """A thin REST client that turns every failure into one clear line on stderr and exit code 1."""
+
+    def __init__(self, url: str, token: str | None) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.client = httpx.Client(base_url=self.url, headers=headers, timeout=60, trust_env=False)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            fail(f"cannot reach the server at {self.url}: {exc}")
+        if response.status_code >= 400:
+            fail(f"{response.status_code} {describe_error(response)}")
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+
+def describe_error(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail", response.text)
+    except ValueError:
+        return response.text.strip()
+    if isinstance(detail, dict):
+        lines = [str(detail.get("message", ""))]
+        lines += [f"  row {e['row']}: {e['message']}" for e in detail.get("errors", [])]
+        return "\n".join(lines)
+    if isinstance(detail, list):  # request validation errors
+        return "; ".join(f"{'.'.join(map(str, e.get('loc', [])))}: {e.get('msg')}" for e in detail)
+    return str(detail)
+
+
+def fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def parse_time(value: str | None) -> str | None:
+    """ISO 8601 in UTC; a time without an offset is this computer's local time."""
+    if value is None:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"'{value}' is not a date and time like 2026-05-19T08:00 or 2026-05-19T08:00+07:00")
+    if parsed.tzinfo is None:
+        parsed = parsed.astimezone()
+    return parsed.astimezone(dt.UTC).isoformat()
+
+
+def write_output(text: str, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+def api(ctx: typer.Context) -> Api:
+    return ctx.obj  # type: ignore[no-any-return]
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    url: str = typer.Option("http://127.0.0.1:8080", envvar="DIEMCAU_URL", help="server base URL"),
+    token: str | None = typer.Option(None, envvar="DIEMCAU_TOKEN", help="admin or organiser token"),
+) -> None:
+    ctx.obj = Api(url, token)
+
+
+# --- conferences -------------------------------------------------------------------------------
+
+
+@conference_app.command("create")
+def conference_create(
+    ctx: typer.Context,
+    title: str,
+    description: str = typer.Option("", help="shown to participants"),
+    start: str | None = typer.Option(None, help="scheduled start, e.g. 2026-05-19T08:00+07:00"),
+    end: str | None = typer.Option(None, help="scheduled end"),
+    organiser: str | None = typer.Option(None, help="also issue an organiser token with this name"),
+) -> None:
+    """Create a conference (admin token); print its id, and the organiser link if asked."""
+    conf = api(ctx).json("POST", "/api/v1/conferences", json={
+        "title": title, "description": description,
+        "scheduled_start": parse_time(start), "scheduled_end": parse_time(end),
+    })
+    typer.echo(conf["id"])
+    if organiser:
+        token = api(ctx).json("POST", f"/api/v1/conferences/{conf['id']}/tokens",
+                              json={"role": "organiser", "name": organiser})
+        typer.echo(f"organiser token: {token['token']}")
+        typer.echo(f"organiser dashboard: {token['links']['page']}")
+
+
+@conference_app.command("list")
+def conference_list(ctx: typer.Context) -> None:
+    """All conferences (admin token)."""
+    for c in api(ctx).json("GET", "/api/v1/conferences"):
+        typer.echo(f"{c['id']}  {c['status']:<9}  {c['scheduled_start'] or '-':<25}  {c['title']}")
+
+
+@conference_app.command("set")
+def conference_set(
+    ctx: typer.Context,
+    conference: str,
+    status: str | None = typer.Option(None, help="scheduled, live or ended"),
+    start: str | None = typer.Option(None, help="scheduled start"),
+    end: str | None = typer.Option(None, help="scheduled end"),
+    title: str | None = typer.Option(None),
+) -> None:
+    """Change a conference's status, schedule or title."""
+    changes: dict[str, Any] = {}
+    if status is not None:
+        changes["status"] = status
+    if start is not None:
+        changes["scheduled_start"] = parse_time(start)
+    if end is not None:
+        changes["scheduled_end"] = parse_time(end)
+    if title is not None:
+        changes["title"] = title
+    if not changes:
+        fail("nothing to change: give --status, --start, --end or --title")
+    conf = api(ctx).json("PATCH", f"/api/v1/conferences/{conference}", json=changes)
+    typer.echo(f"{conf['id']}  {conf['status']}  {conf['scheduled_start']} .. {conf['scheduled_end']}  {conf['title']}")
+
+
+@app.command("token")
+def token(
+    ctx: typer.Context,
+    conference: str,
+    role: str = typer.Argument(..., help="organiser, speaker, point, viewer or member"),
+    name: str = typer.Option("", help="who it is for"),
+) -> None:
+    """Issue one token and print it with its join link."""
+    out = api(ctx).json("POST", f"/api/v1/conferences/{conference}/tokens", json={"role": role, "name": name})
+    typer.echo(out["token"])
+    typer.echo(out["links"]["page"])
+
+
+# --- points and members ------------------------------------------------------------------------
+
+
+@points_app.command("import")
+def points_import(
+    ctx: typer.Context,
+    conference: str,
+    csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="columns name, level, parent, summoned"),
+    update: bool = typer.Option(False, help="update points whose name already exists"),
+) -> None:
+    """Import connection points from a CSV file (all rows or none)."""
+    out = api(ctx).json(
+        "POST", f"/api/v1/conferences/{conference}/points/import",
+        content=csv_file.read_bytes(), headers={"content-type": "text/csv"},
+        params={"update_existing": str(update).lower()},
+    )
+    typer.echo(f"imported {out['created']} new point(s), updated {out['updated']}")
+
+
+@points_app.command("list")
+def points_list(ctx: typer.Context, conference: str) -> None:
+    """Points as a tree: province, its districts, their communes."""
+    points = api(ctx).json("GET", f"/api/v1/conferences/{conference}/points")
+    children: dict[str | None, list[dict]] = {}
+    ids = {p["id"] for p in points}
+    for p in points:
+        children.setdefault(p["parent_id"] if p["parent_id"] in ids else None, []).append(p)
+
+    def show(parent: str | None, depth: int) -> None:
+        for p in children.get(parent, []):
+            typer.echo(f"{'  ' * depth}{p['name']} ({p['level']}, {p['summoned']} summoned)")
+            show(p["id"], depth + 1)
+
+    show(None, 0)
+
+
+@points_app.command("links")
+def points_links(
+    ctx: typer.Context,
+    conference: str,
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the CSV here instead of stdout"),
+    keep_old: bool = typer.Option(False, help="keep previously issued operator links working"),
+) -> None:
+    """Issue every point's operator token; print a CSV of name, level, parent, link, token."""
+    response = api(ctx).request(
+        "POST", f"/api/v1/conferences/{conference}/points/tokens",
+        params={"format": "csv"}, json={"revoke_existing": not keep_old},
+    )
+    write_output(response.content.decode("utf-8-sig"), output)
+
+
+@members_app.command("import")
+def members_import(
+    ctx: typer.Context,
+    conference: str,
+    csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="columns name, unit, point"),
+) -> None:
+    """Import members from a CSV file (all rows or none)."""
+    out = api(ctx).json(
+        "POST", f"/api/v1/conferences/{conference}/members/import",
+        content=csv_file.read_bytes(), headers={"content-type": "text/csv"},
+    )
+    typer.echo(f"imported {out['created']} member(s)")
+
+
+@members_app.command("links")
+def members_links(
+    ctx: typer.Context,
+    conference: str,
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the CSV here instead of stdout"),
+    keep_old: bool = typer.Option(False, help="keep previously issued member links working"),
+) -> None:
+    """Issue every member's personal link; print a CSV of name, unit, point, link, token."""
+    response = api(ctx).request(
+        "POST", f"/api/v1/conferences/{conference}/members/tokens",
+        params={"format": "csv"}, json={"revoke_existing": not keep_old},
+    )
+    write_output(response.content.decode("utf-8-sig"), output)
+
+
+# --- materials ---------------------------------------------------------------------------------
+
+
+@materials_app.command("upload")
+def materials_upload(
+    ctx: typer.Context,
+    conference: str,
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    title: str = typer.Option("", help="title shown to participants (default: the file name)"),
+) -> None:
+    """Upload a study document (PDF, DOCX, ...)."""
+    with file.open("rb") as fh:
+        out = api(ctx).json(
+            "POST", f"/api/v1/conferences/{conference}/materials",
+            files={"file": (file.name, fh, "application/octet-stream")}, data={"title": title},
+        )
+    typer.echo(f"{out['id']}  {out['size']} bytes  {out['filename']}")
+
+
+@materials_app.command("list")
+def materials_list(ctx: typer.Context, conference: str) -> None:
+    for m in api(ctx).json("GET", f"/api/v1/conferences/{conference}/materials"):
+        typer.echo(f"{m['id']}  {m['size']:>10}  {m['title']}  ({m['filename']})")
+
+
+# --- attendance --------------------------------------------------------------------------------
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def format_report(report: dict) -> str:
+    """The report as plain text for a terminal or a quick e-mail."""
+    t, conf, m = report["totals"], report["conference"], report["members"]
+    lines = [
+        f"Attendance: {conf['title']} ({conf['status']})",
+        f"Present {t['present']:,} of {t['summoned']:,} summoned: {_pct(t['rate'])}",
+        f"Points: {t['points']} | connected {t['connected']} | now {t['connected_now']} | late {t['late']}"
+        f" | left early {t['left_early']} | never {t['never_connected']} | headcount reported {t['reported']}",
+        "",
+        f"{'level':<10} {'points':>6} {'conn.':>6} {'summoned':>9} {'present':>8} {'rate':>7}",
+    ]
+    for r in report["by_level"]:
+        lines.append(f"{r['level']:<10} {r['points']:>6} {r['connected']:>6} {r['summoned']:>9} {r['present']:>8} {_pct(r['rate']):>7}")
+    lines += ["", f"{'by parent':<30} {'points':>6} {'summoned':>9} {'present':>8} {'rate':>7}"]
+    for r in report["by_parent"]:
+        lines.append(f"{r['name'][:30]:<30} {r['points']:>6} {r['summoned']:>9} {r['present']:>8} {_pct(r['rate']):>7}")
+    for key, title, extra in (
+        ("late", "Joined late", lambda x: f"+{x['minutes_late']} min"),
+        ("left_early", "Left early", lambda x: f"-{x['minutes_early']} min"),
+        ("never_connected", "Never connected", lambda x: ""),
+    ):
+        lines += ["", f"{title} ({len(report[key])}):"]
+        lines += [f"  {x['name']} ({x['level']}) {extra(x)}".rstrip() for x in report[key]]
+    lines += [
+        "",
+        f"Members: {m['total']} | live {m['attended_live']} | at their point {m['via_point']}"
+        f" | made up by replay {m['made_up_by_replay']} | absent {m['absent']}",
+    ]
+    lines += [
+        f"  made up by replay: {x['name']} ({x['unit']}) watched {x['minutes_watched']} min"
+        + (f" ({_pct(x['percent_watched'])})" if x["percent_watched"] is not None else "")
+        for x in m["replay"]
+    ]
+    return "\n".join(lines) + "\n"
+
+
+@app.command("report")
+def report(
+    ctx: typer.Context,
+    conference: str,
+    format: str = typer.Option("text", "--format", "-f", help="text, json, csv or html"),
+    table: str = typer.Option("points", help="CSV table: points, levels, parents, late, left_early, "
+                              "never_connected, replay, absent"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write to this file instead of stdout"),
+) -> None:
+    """Print the attendance report."""
+    base = f"/api/v1/conferences/{conference}/attendance"
+    if format == "text":
+        write_output(format_report(api(ctx).json("GET", f"{base}/report")), output)
+    elif format == "json":
+        write_output(json.dumps(api(ctx).json("GET", f"{base}/report"), ensure_ascii=False, indent=2) + "\n", output)
+    elif format == "csv":
+        write_output(api(ctx).request("GET", f"{base}/report.csv", params={"table": table}).content.decode("utf-8-sig"), output)
+    elif format == "html":
+        write_output(api(ctx).request("GET", f"{base}/report.html").text, output)
+    else:
+        fail("--format must be text, json, csv or html")
+
+
+@app.command("status")
+def status(ctx: typer.Context, conference: str) -> None:
+    """Which points are connected right now."""
+    s = api(ctx).json("GET", f"/api/v1/conferences/{conference}/attendance/status")
+    t = s["totals"]
+    typer.echo(f"connected {t['connected']}/{t['points']} | headcounts {t['reported']} | "
+               f"present {t['present']:,}/{t['summoned']:,} ({_pct(t['rate'])}) | members online {t['members_online']}")
+    for p in s["points"]:
+        if not p["connected"]:
+            typer.echo(f"  offline: {p['name']} ({p['level']})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
