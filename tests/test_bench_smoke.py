@@ -1,0 +1,66 @@
+"""Smoke test of the fan-out benchmark (issue 3): a tiny ``make bench`` produces its table.
+
+Runs ``python -m bench.run`` at N=20 with a 5 s window against a real server (2 media processes) and
+a tiny naive-path comparison, then checks the report's structure. No timing is asserted: the
+numbers are only reported (see docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_bench_produces_its_table(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    raw = tmp_path / "bench.json"
+    cmd = [
+        sys.executable, "-m", "bench.run",
+        "--n", "20", "--window", "5", "--naive-n", "5",
+        "--baseline", "1", "--idle-window", "2", "--storm", "2", "--settle", "1",
+        "--no-recorder", "--workers", "2",
+        "--output", str(report), "--json", str(raw), "--workdir", str(tmp_path / "work"),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+
+    # The table is printed at the end and written to the report, with the machine and the command.
+    assert "### Forwarding, steady state" in proc.stdout
+    text = report.read_text()
+    for heading in ("# Benchmarks", "### Forwarding, steady state", "### Join storm and idle subscribers",
+                    "## Method"):
+        assert heading in text
+    assert "**Machine:**" in text and "**Command:** `python -m bench.run --n 20" in text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (relay|naive) \| (?:20|5) \|[^\n]*$", text, re.M)}
+    assert set(rows) == {"relay", "naive"}, text
+    # one row per case in each of the two main tables, same number of cells as the header
+    forwarding = text.split("### Forwarding")[1].split("###")[0]
+    header = next(line for line in forwarding.splitlines() if line.startswith("| path"))
+    data = [line for line in forwarding.splitlines() if re.match(r"\| (relay|naive) \|", line)]
+    assert len(data) == 2 and all(line.count("|") == header.count("|") for line in data)
+    assert "failed" not in forwarding
+
+    # The raw numbers are there and sane in structure (types and ranges, not speed).
+    summaries = {s["path"]: s for s in json.loads(raw.read_text())["summaries"]}
+    for path, n in (("relay", 20), ("naive", 5)):
+        s = summaries[path]
+        assert s["n"] == n and "error" not in s, s
+        assert s["whep_failed"] == 0
+        assert s["server_cores"] > 0 and s["us_per_pkt"] > 0
+        assert s["pub_pps"] > 100  # ~2 Mbit/s of video + Opus: a few hundred packets per second
+        assert 0 < s["delivered_mean"] <= 1.0 + 1e-9
+        assert s["delay_p50"] is not None and s["delay_p99"] >= s["delay_p50"]
+        assert s["t201"][0] is not None and s["tkey"][0] is not None
+        assert s["loadgen_cores"] > 0
+    relay = summaries["relay"]
+    assert relay["server_processes"] >= 2  # sharded: the main process and a media worker
+    assert relay["server_stats"]["codec_instances"] == {}  # forwarding never decodes
