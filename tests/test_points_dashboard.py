@@ -1,0 +1,77 @@
+"""The organiser dashboard in headless Chromium: tree of points, totals, live updates."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from tests.support.server import ROOT, ServerProcess
+
+CSV = (
+    "name,level,parent,summoned\n"
+    "Tỉnh Minh Sơn,province,,100\n"
+    "Huyện Đông,district,Tỉnh Minh Sơn,40\nHuyện Tây,district,Tỉnh Minh Sơn,30\n"
+    "Xã Bắc,commune,Huyện Đông,20\nXã Nam,commune,Huyện Đông,25\nXã Trung,commune,Huyện Tây,15\n"
+)
+
+
+def test_dashboard_files_are_self_contained() -> None:
+    """Works offline: no CDN, no absolute URLs in the page, its script or its stylesheet."""
+    for path in ("web_client/dashboard.html", "web_client/js/dashboard.js", "web_client/css/dashboard.css"):
+        text = (ROOT / path).read_text(encoding="utf-8")
+        assert not re.search(r"https?://", text), path
+
+
+@pytest.mark.browser
+def test_dashboard_tree_and_live_status(server: ServerProcess, open_page) -> None:  # type: ignore[no-untyped-def]
+    cid = server.create_conference(title="Hội nghị trực tuyến")
+    organiser = server.token(cid, "organiser")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {organiser}"}, timeout=20) as c:
+        assert c.post(f"/api/v1/conferences/{cid}/points/import", content=CSV.encode(),
+                      headers={"content-type": "text/csv"}).status_code == 200
+        links = c.post(f"/api/v1/conferences/{cid}/points/tokens").json()
+    token = {x["name"]: x["token"] for x in links}
+    ids = {x["name"]: x["point_id"] for x in links}
+
+    page = open_page(f"{server.url}/dashboard.html#conference={cid}&token={organiser}")
+    page.wait_until("document.getElementById('total-points').textContent === '6'", what="points loaded")
+    assert page.evaluate("document.getElementById('total-connected').textContent") == "0"
+    assert page.evaluate("document.getElementById('conference-title').textContent") == "Hội nghị trực tuyến"
+    # Province > districts > communes: each commune row sits inside its district's <details>.
+    nested = f"document.querySelector('details[data-point-id=\"{ids['Huyện Đông']}\"] .row[data-point-id=\"{ids['Xã Nam']}\"]') !== null"
+    assert page.evaluate(nested)
+    page.wait_until("document.getElementById('status').dataset.state === 'connected'", what="live updates")
+
+    ws = server.url.replace("http://", "ws://") + f"/ws/conferences/{cid}?token="
+    with connect(ws + token["Tỉnh Minh Sơn"], proxy=None), connect(ws + token["Xã Bắc"], proxy=None) as commune:
+        commune.send(json.dumps({"type": "headcount", "present": 18}))
+        page.wait_until("document.getElementById('total-connected').textContent === '2'", timeout=10,
+                        what="two points connected (pushed over the WebSocket)")
+        row = f"document.querySelector('.row[data-point-id=\"{ids['Xã Bắc']}\"]')"
+        page.wait_until(f"{row}.querySelector('.count').textContent === '18 / 20'", timeout=10, what="headcount")
+        assert page.evaluate(f"{row}.dataset.connected") == "true"
+        assert page.evaluate(f"{row}.querySelector('.rate').textContent") == "90.0%"
+        assert page.evaluate("document.getElementById('total-reported').textContent") == "1 / 6"
+        district = f"document.querySelector('details[data-point-id=\"{ids['Huyện Đông']}\"] > summary .sub')"
+        assert page.evaluate(f"{district}.textContent").startswith("1/3")
+
+        commune.close()
+        page.wait_until(f"{row}.dataset.connected === 'false' && {row}.dataset.ever === 'true'", timeout=10,
+                        what="commune shown as disconnected")
+        assert page.evaluate("document.getElementById('total-connected').textContent") == "1"
+
+        # Filter: only the points that are not connected (the province is hidden).
+        page.select_option("#filter", "offline")
+        shown = page.evaluate("[...document.querySelectorAll('#tree .row')].map(r => r.dataset.pointId)")
+        assert ids["Tỉnh Minh Sơn"] not in shown[1:] and ids["Xã Bắc"] in shown and ids["Xã Trung"] in shown
+        page.fill("#search", "trung")
+        names = page.evaluate("[...document.querySelectorAll('#tree .leaf .name')].map(n => n.textContent)")
+        assert names == ["Xã Trung"]
+
+    href = page.evaluate("document.getElementById('report-html').getAttribute('href')")
+    r = httpx.get(server.url + href)
+    assert r.status_code == 200 and "Hội nghị trực tuyến" in r.text
