@@ -232,13 +232,17 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         call_all(gens, "join", 30, [{"url": whep_url, "fire": {str(i): fire[i] for i, _ in s}} for s in shares])
         deadline = t0 + opts.storm + 30 + n * 0.05
         status: dict[str, int] = {}
+        health = []  # how long the server's main process takes to answer /healthz during the storm
+        health_url = whep_url.split("/whep/")[0] + "/healthz"
         while time.time() < deadline:
             time.sleep(0.25)
+            health.append(_probe(health_url))
             replies = call_all(gens, "status", 30)
             status = {k: sum(r[k] for r in replies) for k in ("answered", "failed", "connected", "keyframe", "closed")}
             if status["failed"] + status["keyframe"] >= n:
                 break
         res["join_status"] = status
+        res["healthz_storm"] = health
         log(f"{path} N={n}: join storm done: {status}")
         time.sleep(opts.settle)
 
@@ -299,6 +303,18 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
     finally:
         cleanup.run()
     return res
+
+
+def _probe(url: str) -> float:
+    """Seconds for the server's event loop to answer a trivial GET (5 s when it did not)."""
+    import httpx
+
+    t = time.monotonic()
+    try:
+        httpx.get(url, timeout=5.0)
+    except httpx.HTTPError:
+        return 5.0
+    return time.monotonic() - t
 
 
 def _wait(cond: Any, timeout: float, what: str) -> None:
@@ -402,6 +418,8 @@ def summarize(res: dict) -> dict:
     t201 = [x["t_201"] - x["t_post"] for x in subs if x["t_201"] and x["status"] == 201]
     tkey = [x["t_key"] - x["t_post"] for x in subs if x["t_key"] and x["t_post"]]
     s["whep_failed"] = sum(1 for x in subs if x["error"] or x["status"] != 201)
+    health = res.get("healthz_storm") or []
+    s["healthz_storm"] = [pct(health, 0.5), pct(health, 0.95), max(health) if health else None]
     s["no_keyframe"] = sum(1 for x in subs if not x["t_key"])
     s["t201"] = [pct(t201, 0.5), pct(t201, 0.95), max(t201) if t201 else None]
     s["tkey"] = [pct(tkey, 0.5), pct(tkey, 0.95), max(tkey) if tkey else None]
@@ -453,13 +471,15 @@ def tables(summaries: list[dict], window: float) -> str:
     out.append("")
     out.append("### Join storm and idle subscribers\n")
     out.append("| path | N | WHEP failed | time to 201 p50 / p95 / max, s | first keyframe p50 / p95 / max, s (none) "
+               "| GET /healthz during the storm p50 / p95 / max, s "
                "| idle: server cores with N subs (empty server) | idle: µs CPU per s per subscriber |")
-    out.append("|---|---:|---:|---|---|---|---:|")
+    out.append("|---|---:|---:|---|---|---|---|---:|")
     for s in summaries:
         t2, tk = s.get("t201", [None] * 3), s.get("tkey", [None] * 3)
         out.append(
             f"| {s['path']} | {s['n']} | {s.get('whep_failed', '–')} "
             f"| {' / '.join(f(x, '{:.2f}') for x in t2)} | {' / '.join(f(x, '{:.2f}') for x in tk)} ({s.get('no_keyframe', '–')}) "
+            f"| {' / '.join(f(x, '{:.2f}') for x in s.get('healthz_storm', [None] * 3))} "
             f"| {f(s.get('idle_cores'), '{:.3f}')} ({f(s.get('idle_empty_cores'), '{:.3f}')}) "
             f"| {f(s.get('idle_us_per_s_per_sub'), '{:.0f}')} |"
         )
@@ -594,7 +614,8 @@ METHOD = """\
   lateness").
 - **Join storm**: the N POSTs are fired at evenly spaced instants over `--storm` seconds (offers
   prepared beforehand); time to 201 is POST → response; time to first keyframe is POST → arrival of
-  the first H.264 packet carrying an IDR/SPS.
+  the first H.264 packet carrying an IDR/SPS. Meanwhile the bench times a `GET /healthz` every
+  0.25 s: how responsive the server's main event loop stays.
 - **Idle**: after the window the publisher disconnects (naive: its source pauses); server CPU with
   the N subscribers still connected (receiver reports, sender reports, ICE consent) minus the empty
   server's, per subscriber, from per-thread nanosecond counters (`/proc/<pid>/task/*/schedstat`).
