@@ -201,6 +201,7 @@ async def delete_recording(
         await _service(request).delete(db, row)
     except domain.RecordingBusy as exc:
         raise HTTPException(409, str(exc))
+    await db.commit()  # before the response: get_db commits only after it is sent
     return Response(status_code=204)
 
 
@@ -210,7 +211,9 @@ async def _add_chapter(request: Request, db: AsyncSession, row: Recording, body:
         at = _service(request).position(row.id)
         if at is None:
             raise HTTPException(422, "at_seconds is required: the recording is not live")
-    return _chapter_out(await domain.add_chapter(db, row.id, body.title, at))
+    chapter = _chapter_out(await domain.add_chapter(db, row.id, body.title, at))
+    await db.commit()  # before the response: get_db commits only after it is sent
+    return chapter
 
 
 @api.post("/api/v1/recordings/{recording_id}/chapters", status_code=201, response_model=ChapterOut)
@@ -236,6 +239,7 @@ async def delete_chapter(
     await _load(db, recording_id, principal, "organiser")
     if not await domain.delete_chapter(db, recording_id, chapter_id):
         raise HTTPException(404, "unknown chapter")
+    await db.commit()  # before the response: get_db commits only after it is sent
     return Response(status_code=204)
 
 
