@@ -49,10 +49,10 @@ def test_dashboard_tree_and_live_status(server: ServerProcess, open_page) -> Non
     ws = server.url.replace("http://", "ws://") + f"/ws/conferences/{cid}?token="
     with connect(ws + token["Tỉnh Minh Sơn"], proxy=None), connect(ws + token["Xã Bắc"], proxy=None) as commune:
         commune.send(json.dumps({"type": "headcount", "present": 18}))
-        page.wait_until("document.getElementById('total-connected').textContent === '2'", timeout=10,
+        page.wait_until("document.getElementById('total-connected').textContent === '2'", timeout=20,
                         what="two points connected (pushed over the WebSocket)")
         row = f"document.querySelector('.row[data-point-id=\"{ids['Xã Bắc']}\"]')"
-        page.wait_until(f"{row}.querySelector('.count').textContent === '18 / 20'", timeout=10, what="headcount")
+        page.wait_until(f"{row}.querySelector('.count').textContent === '18 / 20'", timeout=20, what="headcount")
         assert page.evaluate(f"{row}.dataset.connected") == "true"
         assert page.evaluate(f"{row}.querySelector('.rate').textContent") == "90.0%"
         assert page.evaluate("document.getElementById('total-reported').textContent") == "1 / 6"
@@ -60,7 +60,7 @@ def test_dashboard_tree_and_live_status(server: ServerProcess, open_page) -> Non
         assert page.evaluate(f"{district}.textContent").startswith("1/3")
 
         commune.close()
-        page.wait_until(f"{row}.dataset.connected === 'false' && {row}.dataset.ever === 'true'", timeout=10,
+        page.wait_until(f"{row}.dataset.connected === 'false' && {row}.dataset.ever === 'true'", timeout=20,
                         what="commune shown as disconnected")
         assert page.evaluate("document.getElementById('total-connected').textContent") == "1"
 

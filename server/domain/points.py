@@ -6,12 +6,13 @@ conference so that CSV files can name a parent instead of quoting an id.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import ConnectionPoint, new_id
+from server.db.models import ConnectionPoint, new_id, utcnow
 from server.domain.csvio import ImportErrors, RowError, decode, read_rows
 
 LEVELS = ("province", "district", "commune")
@@ -246,6 +247,7 @@ async def import_csv(
     by_name = dict(existing)
     # Ids are assigned up front and parents inserted before children, so one flush suffices even
     # with foreign keys enforced row by row.
+    start = utcnow()
     for _, name, level, _, summoned, operator in sorted(parsed, key=lambda r: LEVEL_RANK[r[2]]):
         point = by_name.get(name)
         if point is None:
@@ -256,6 +258,7 @@ async def import_csv(
                 level=level,
                 summoned=summoned or 0,
                 operator_name=operator or "",
+                created_at=start + dt.timedelta(microseconds=len(created)),  # keeps file order
             )
             by_name[name] = point
             created.append(point)

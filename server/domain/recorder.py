@@ -84,10 +84,6 @@ class AttendanceRecorder:
             await db.commit()
         self._tasks = []
 
-    async def drained(self, timeout: float = 5.0) -> None:
-        """Wait until every queued event is committed (for callers that read right after)."""
-        await asyncio.wait_for(self.queue.join(), timeout)
-
     def _on_event(self, event: Event) -> None:
         if event.get("type") in RECORDED and conference_of(event):
             self.queue.put_nowait({**event, "_at": utcnow()})

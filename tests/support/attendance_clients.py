@@ -104,7 +104,7 @@ async def close_many(clients: list[PresenceClient]) -> None:
 
 
 async def wait_until(
-    probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], timeout: float = 30.0, what: str = ""
+    probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], timeout: float = 60.0, what: str = ""
 ) -> Any:
     """Poll ``probe`` until ``check(value)``; bounded by ``timeout`` and fails with the last value."""
     deadline = time.monotonic() + timeout
