@@ -85,8 +85,12 @@ class AttendanceRecorder:
         self._tasks = []
 
     def _on_event(self, event: Event) -> None:
-        if event.get("type") in RECORDED and conference_of(event):
-            self.queue.put_nowait({**event, "_at": utcnow()})
+        if event.get("type") not in RECORDED or not conference_of(event):
+            return
+        is_local = getattr(self.bus, "is_local", None)
+        if is_local is not None and not is_local(event):
+            return  # another node's session: that node records it (a shared bus must not double count)
+        self.queue.put_nowait({**event, "_at": utcnow()})
 
     async def _write_loop(self) -> None:
         while True:
