@@ -163,6 +163,21 @@ def test_recorder_places_audio_by_the_leg_offset(tmp_path: Path) -> None:
     assert onset == pytest.approx(0.5, abs=0.04)
 
 
+def test_floor_switch_and_back(tmp_path: Path) -> None:
+    """A second publisher takes over at its first keyframe; when it leaves, the first one (still
+    live) is recorded again from its next keyframe. One timeline, one discontinuity per switch."""
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    speaker = feed(recorder, 3.0)
+    point = feed(recorder, 3.0)
+    recorder.leg_closed(point)
+    feed(recorder, 3.0, leg=speaker, start=6.0)
+    recorder.stop()
+    text = (tmp_path / "rec" / PLAYLIST).read_text()
+    assert recorder.stats.runs == 3 and text.count("#EXT-X-DISCONTINUITY\n") == 2
+    assert recorder.duration == pytest.approx(9.0, abs=0.15)
+    assert duration(tmp_path / "rec" / PLAYLIST) == pytest.approx(recorder.duration, abs=0.15)
+
+
 def test_audio_only_and_video_only_publishers(tmp_path: Path) -> None:
     for kinds in (("audio",), ("video",)):
         recorder = Recorder("r", "c", tmp_path / kinds[0], segment_seconds=2.0)

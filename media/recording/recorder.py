@@ -75,6 +75,7 @@ class _LegState:
     leg: Leg
     kinds: frozenset[str] = frozenset()
     bound: bool = False
+    bind_order: int = 0
     synced: bool = False
     audio_offset: float = 0.0
     pending: list[tuple] = field(default_factory=list)
@@ -127,6 +128,7 @@ class Recorder:
         self._legs = 0
         self._states: dict[Leg, _LegState] = {}
         self._closed_legs: weakref.WeakSet[Leg] = weakref.WeakSet()
+        self._binds = 0
         self._current: _LegState | None = None
         self._candidate: _LegState | None = None
         self._run: RunMuxer | None = None
@@ -217,15 +219,21 @@ class Recorder:
         return st
 
     def _on_bind(self, leg: Leg, kinds: frozenset[str]) -> None:
+        if leg in self._closed_legs:
+            return
         st = self._state(leg)
         st.kinds = kinds
         st.bound = True
+        self._binds += 1
+        st.bind_order = self._binds
         if self._current is None or self._current.leg is not leg:
             self._candidate = st
         if "video" in kinds:
             leg.request_keyframe()
 
     def _on_sync(self, leg: Leg, offset: float | None) -> None:
+        if leg in self._closed_legs:
+            return
         st = self._state(leg)
         if st.synced:
             return
@@ -251,6 +259,13 @@ class Recorder:
             self._current = None
         if st is self._candidate:
             self._candidate = None
+        if self._current is None and self._candidate is None:
+            # Another publisher still live (e.g. a point that had the floor): record it again.
+            others = [o for o in self._states.values() if o.bound]
+            if others:
+                self._candidate = max(others, key=lambda o: o.bind_order)
+                if "video" in self._candidate.kinds:
+                    self._candidate.leg.request_keyframe()
 
     def _on_frame(self, leg: Leg, kind: str, codec: str, ts: int, data: bytes, drops: int) -> None:
         st = self._states.get(leg)
