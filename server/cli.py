@@ -300,10 +300,15 @@ def format_report(report: dict) -> str:
         f"{'level':<10} {'points':>6} {'conn.':>6} {'summoned':>9} {'present':>8} {'rate':>7}",
     ]
     for r in report["by_level"]:
-        lines.append(f"{r['level']:<10} {r['points']:>6} {r['connected']:>6} {r['summoned']:>9} {r['present']:>8} {_pct(r['rate']):>7}")
+        lines.append(
+            f"{r['level']:<10} {r['points']:>6} {r['connected']:>6} {r['summoned']:>9} {r['present']:>8}"
+            f" {_pct(r['rate']):>7}"
+        )
     lines += ["", f"{'by parent':<30} {'points':>6} {'summoned':>9} {'present':>8} {'rate':>7}"]
     for r in report["by_parent"]:
-        lines.append(f"{r['name'][:30]:<30} {r['points']:>6} {r['summoned']:>9} {r['present']:>8} {_pct(r['rate']):>7}")
+        lines.append(
+            f"{r['name'][:30]:<30} {r['points']:>6} {r['summoned']:>9} {r['present']:>8} {_pct(r['rate']):>7}"
+        )
     for key, title, extra in (
         ("late", "Joined late", lambda x: f"+{x['minutes_late']} min"),
         ("left_early", "Left early", lambda x: f"-{x['minutes_early']} min"),
@@ -338,9 +343,11 @@ def report(
     if format == "text":
         write_output(format_report(api(ctx).json("GET", f"{base}/report")), output)
     elif format == "json":
-        write_output(json.dumps(api(ctx).json("GET", f"{base}/report"), ensure_ascii=False, indent=2) + "\n", output)
+        data = api(ctx).json("GET", f"{base}/report")
+        write_output(json.dumps(data, ensure_ascii=False, indent=2) + "\n", output)
     elif format == "csv":
-        write_output(api(ctx).request("GET", f"{base}/report.csv", params={"table": table}).content.decode("utf-8-sig"), output)
+        response = api(ctx).request("GET", f"{base}/report.csv", params={"table": table})
+        write_output(response.content.decode("utf-8-sig"), output)
     elif format == "html":
         write_output(api(ctx).request("GET", f"{base}/report.html").text, output)
     else:

@@ -140,7 +140,9 @@ async def import_points(
     )
 
 
-def _links(request: Request, conference_id: str, points: list[ConnectionPoint], issued: list[IssuedToken]) -> list[PointLink]:
+def _links(
+    request: Request, conference_id: str, points: list[ConnectionPoint], issued: list[IssuedToken]
+) -> list[PointLink]:
     base = request.app.state.settings.base_url
     by_id = {p.id: p for p in points}
     return [

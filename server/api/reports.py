@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,9 +41,9 @@ async def report_csv(
     db: AsyncSession = Depends(get_db),
     principal: Principal = Depends(get_principal),
 ) -> Response:
-    report = await _report(request, db, conference_id, principal)
     if table not in TABLES:
-        return Response(f"table must be one of {', '.join(TABLES)}\n", status_code=422, media_type="text/plain")
+        raise HTTPException(422, f"table must be one of {', '.join(TABLES)}")
+    report = await _report(request, db, conference_id, principal)
     return Response(
         to_csv(report, table),
         media_type="text/csv; charset=utf-8",
