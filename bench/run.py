@@ -180,19 +180,14 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
             server_root = srv.proc.pid
             conf = srv.create_conference("Benchmark")
             with srv.admin() as c:
-                speaker = c.post(f"/api/v1/conferences/{conf}/tokens", json={"role": "speaker", "name": "bench"})
-                speaker.raise_for_status()
-                tokens = []
-                for i in range(n):
-                    r = c.post(f"/api/v1/conferences/{conf}/tokens", json={"role": "point", "name": f"Điểm {i}"})
-                    r.raise_for_status()
-                    tokens.append(r.json()["token"])
+                speaker = _token(c, conf, "speaker", "bench")
+                tokens = [_token(c, conf, "point", f"Điểm {i}") for i in range(n)]
             whep_url = f"{srv.url}/whep/{conf}"
             time.sleep(1.0)
             res["server_processes"] = len(procstat.descendants(server_root))
             res["idle_empty"] = measure({"server": [server_root]}, opts.baseline)
             res["mem_empty"] = server_memory(server_root)
-            src = Child("publisher", publisher.main, srv.url, conf, speaker.json()["token"], CLIP)
+            src = Child("publisher", publisher.main, srv.url, conf, speaker, CLIP)
             cleanup.add("publisher", src.stop)
             _wait(lambda: (s := src.call("status"))["state"] == "connected" and s["sent"]["video"] > 60,
                   30, "publisher connected and sending")
@@ -303,6 +298,19 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
     finally:
         cleanup.run()
     return res
+
+
+def _token(client: Any, conference: str, role: str, name: str) -> str:
+    """Issue a token. A 404 right after creating the conference is retried (bounded): the server has
+    answered the create before committing it (see the report to the lead)."""
+    for attempt in range(20):
+        r = client.post(f"/api/v1/conferences/{conference}/tokens", json={"role": role, "name": name})
+        if r.status_code == 404 and attempt < 19:
+            time.sleep(0.1)
+            continue
+        r.raise_for_status()
+        return r.json()["token"]
+    raise AssertionError("unreachable")
 
 
 def _probe(url: str) -> float:
@@ -442,6 +450,10 @@ def _ms(v: float | None) -> float | None:
 
 
 # --- output --------------------------------------------------------------------------------------
+def _cell(text: Any) -> str:
+    return str(text).splitlines()[0].replace("|", "\\|")[:200] if text else ""
+
+
 def f(v: Any, fmt: str = "{:.1f}", none: str = "–") -> str:
     if v is None:
         return none
@@ -457,11 +469,13 @@ def tables(summaries: list[dict], window: float) -> str:
     out.append("|---|---:|---|---:|---|---|---:|---|---|---:|---:|")
     for s in summaries:
         if "server_cores" not in s:
-            out.append(f"| {s['path']} | {s['n']} | failed: {s.get('error', '?')} | | | | | | | | |")
+            out.append(f"| {s['path']} | {s['n']} | failed: {_cell(s.get('error', '?'))} | | | | | | | | |")
             continue
         per = "+".join(f"{c:.2f}" for c in s["server_cores_per_process"] if c >= 0.005) or "0"
+        ratio = s.get("source_frames_ratio")
+        stopped = " ⚠ publisher stopped" if ratio is not None and ratio < 0.95 else ""
         out.append(
-            f"| {s['path']} | {s['n']} | {s['server_cores']:.2f} ({per}) | {f(s['us_per_pkt'])} "
+            f"| {s['path']}{stopped} | {s['n']} | {s['server_cores']:.2f} ({per}) | {f(s['us_per_pkt'])} "
             f"| {f(s['sub_pps_mean'], '{:.0f}')} ({f(s['pub_pps'], '{:.0f}')}) "
             f"| {f(_pc(s['delivered_mean']), '{:.2f}')} % / {f(_pc(s['delivered_min']), '{:.2f}')} % ({s['subs_below_999']}) "
             f"| {f(_pc(s['unrepaired_loss']), '{:.3f}')} % "
@@ -571,7 +585,7 @@ def details(summaries: list[dict]) -> str:
         out.append("\nErrors seen:\n")
         for s in errs:
             for e in ([s["error"]] if s.get("error") else []) + s.get("errors", []):
-                out.append(f"- {s['path']} N={s['n']}: `{e}`")
+                out.append(f"- {s['path']} N={s['n']}: `{_cell(e)}`")
     return "\n".join(out)
 
 
