@@ -174,3 +174,42 @@ def machine_info() -> dict[str, str | int]:
         "kernel": platform.release(),
         "python": platform.python_version(),
     }
+
+
+def socket_inodes(pids: list[int]) -> dict[int, int]:
+    """inode -> pid for the sockets the processes hold open."""
+    out = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except (FileNotFoundError, PermissionError):
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                out[int(target[8:-1])] = pid
+    return out
+
+
+def udp_backlog(pids: list[int]) -> dict[str, int]:
+    """The processes' UDP sockets: the largest receive queue waiting to be read (bytes), where it is
+    (local port), and the sum of the kernel's drop counters (receive buffer overflows)."""
+    inodes = socket_inodes(pids)
+    worst = worst_port = drops = 0
+    try:
+        with open("/proc/net/udp") as f:
+            next(f)
+            for line in f:
+                cols = line.split()
+                if int(cols[9]) not in inodes:
+                    continue
+                rx = int(cols[4].split(":")[1], 16)
+                drops += int(cols[-1])
+                if rx > worst:
+                    worst, worst_port = rx, int(cols[1].split(":")[1], 16)
+    except (FileNotFoundError, StopIteration):
+        pass
+    return {"max_rx_queue": worst, "max_rx_port": worst_port, "drops": drops}

@@ -228,16 +228,21 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         deadline = t0 + opts.storm + 30 + n * 0.05
         status: dict[str, int] = {}
         health = []  # how long the server's main process takes to answer /healthz during the storm
+        backlog = []  # the server's UDP sockets: unread datagrams (bytes) and drops
         health_url = whep_url.split("/whep/")[0] + "/healthz"
         while time.time() < deadline:
             time.sleep(0.25)
             health.append(_probe(health_url))
+            backlog.append(procstat.udp_backlog(procstat.descendants(server_root)))
             replies = call_all(gens, "status", 30)
             status = {k: sum(r[k] for r in replies) for k in ("answered", "failed", "connected", "keyframe", "closed")}
             if status["failed"] + status["keyframe"] >= n:
                 break
         res["join_status"] = status
         res["healthz_storm"] = health
+        res["udp_storm"] = {"max_rx_queue": max((b["max_rx_queue"] for b in backlog), default=0),
+                            "drops": backlog[-1]["drops"] if backlog else 0,
+                            "ports": sorted({b["max_rx_port"] for b in backlog if b["max_rx_queue"] > 65536})}
         log(f"{path} N={n}: join storm done: {status}")
         time.sleep(opts.settle)
 
@@ -249,12 +254,16 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         w0, w1 = kinds["video"]
         call_all([src, *gens], "window", 30,
                  [{"kinds": kinds}] + [{"kinds": kinds, "arrival": [w0, w1]}] * len(gens))
-        roots = {"server": [server_root], "loadgen": [g.pid for g in gens], "publisher": [src.pid]}
+        roots = {"server": [server_root], "loadgen": [g.pid for g in gens],
+                 "publisher": [src.pid] if path == "relay" else []}
         phase = Phase(roots)
         sleep_until(w0)
         phase.start()
+        udp0 = procstat.udp_backlog(procstat.descendants(server_root))
         sleep_until(w1)
         res["window"] = phase.stop()
+        udp1 = procstat.udp_backlog(procstat.descendants(server_root))
+        res["udp_window"] = {"drops": udp1["drops"] - udp0["drops"], "rx_queue_end": udp1["max_rx_queue"]}
         res["window"]["length"] = w1 - w0
         res["mem_window"] = server_memory(server_root)
         time.sleep(opts.grace)
@@ -422,12 +431,14 @@ def summarize(res: dict) -> dict:
         s["publisher_lateness_p99_ms"] = _ms(res["source"].get("lateness_p99"))
         s["keyframe_requests_at_publisher"] = res["source"].get("keyframe_requests")
         s["server_stats"] = res.get("server_stats")
+        s["server_udp_drops_window"] = res.get("udp_window", {}).get("drops")
     subs = res.get("subs", [])
     t201 = [x["t_201"] - x["t_post"] for x in subs if x["t_201"] and x["status"] == 201]
     tkey = [x["t_key"] - x["t_post"] for x in subs if x["t_key"] and x["t_post"]]
     s["whep_failed"] = sum(1 for x in subs if x["error"] or x["status"] != 201)
     health = res.get("healthz_storm") or []
     s["healthz_storm"] = [pct(health, 0.5), pct(health, 0.95), max(health) if health else None]
+    s["udp_storm"] = res.get("udp_storm")
     s["no_keyframe"] = sum(1 for x in subs if not x["t_key"])
     s["t201"] = [pct(t201, 0.5), pct(t201, 0.95), max(t201) if t201 else None]
     s["tkey"] = [pct(tkey, 0.5), pct(tkey, 0.95), max(tkey) if tkey else None]
@@ -560,8 +571,9 @@ def details(summaries: list[dict]) -> str:
     out = ["### Details per case\n"]
     out.append("| path | N | server processes | server cores, publisher only (empty) | µs/pkt net of ingest | forwarded pkt/s "
                "| delay p99 video / audio, ms | NACKed / repaired / dup pkts (gaps > 64) | UDP rcvbuf / sndbuf errors (loadgen socket drops) "
-               "| softirq cores | publisher cores, lateness p99 ms | server PSS MB (per sub KB) | server side |")
-    out.append("|---|---:|---:|---|---:|---:|---|---|---|---:|---|---|---|")
+               "| softirq cores | publisher cores, lateness p99 ms | server PSS MB (per sub KB) "
+               "| server UDP sockets: drops in window; storm: max unread KB, drops | server side |")
+    out.append("|---|---:|---:|---|---:|---:|---|---|---|---:|---|---|---|---|")
     for s in summaries:
         if "server_cores" not in s:
             continue
@@ -578,7 +590,9 @@ def details(summaries: list[dict]) -> str:
             f"| {f(_ms(s['delay_video_p99']))} / {f(_ms(s['delay_audio_p99']))} | {s['nacked']} / {s['repaired']} / {s['dups']} ({s['long_gaps']}) "
             f"| {u.get('RcvbufErrors', '–')} / {u.get('SndbufErrors', '–')} ({s['loadgen_socket_drops']}) "
             f"| {s['machine_softirq_cores']:.2f} | {s['publisher_cores']:.3f}, {f(s['publisher_lateness_p99_ms'])} "
-            f"| {s['pss_mb']:.0f} ({s['pss_per_sub_kb']:.0f}) | {side} |"
+            f"| {s['pss_mb']:.0f} ({s['pss_per_sub_kb']:.0f}) "
+            f"| {s.get('server_udp_drops_window', '–')}; {(s.get('udp_storm') or {}).get('max_rx_queue', 0) // 1024} KB, "
+            f"{(s.get('udp_storm') or {}).get('drops', '–')} | {side} |"
         )
     errs = [s for s in summaries if s.get("errors") or s.get("error")]
     if errs:
