@@ -1,6 +1,6 @@
 """Smoke test of the fan-out benchmark (issue 3): a tiny ``make bench`` produces its table.
 
-Runs ``python -m bench.run`` at N=20 with a 5 s window against a real server (2 media processes) and
+Runs ``python -m bench.run`` at N=20 with a 4 s window against a real server (2 media processes) and
 a tiny naive-path comparison, then checks the report's structure. No timing is asserted: the
 numbers are only reported (see docs/benchmarks.md).
 """
@@ -24,8 +24,8 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
     raw = tmp_path / "bench.json"
     cmd = [
         sys.executable, "-m", "bench.run",
-        "--n", "20", "--window", "5", "--naive-n", "5",
-        "--baseline", "1", "--idle-window", "2", "--storm", "2", "--settle", "1",
+        "--n", "20", "--window", "4", "--naive-n", "5",
+        "--baseline", "0.5", "--idle-window", "1", "--storm", "1", "--settle", "0.5", "--grace", "0.5",
         "--no-recorder", "--workers", "2",
         "--output", str(report), "--json", str(raw), "--workdir", str(tmp_path / "work"),
     ]
