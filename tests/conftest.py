@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.browser import browser, open_page  # noqa: F401  (fixtures for the page tests)
 from tests.support.server import ServerProcess
 
 

@@ -1,0 +1,66 @@
+// Conference event channel (WebSocket /ws/conferences/{id}?token=...), reconnected when it drops.
+//
+// The server first sends {"type": "snapshot", "live": bool, "consumers": N}, then bus events such as
+// consumer.joined / consumer.left (with the new "consumers" count) and speaker.live / speaker.offline.
+
+export class ConferenceEvents {
+  constructor(conferenceId, token, { onEvent = () => {}, onState = () => {}, minDelayMs = 1000, maxDelayMs = 15000 } = {}) {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    this.url = `${scheme}//${location.host}/ws/conferences/${encodeURIComponent(conferenceId)}?token=${encodeURIComponent(token)}`;
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.minDelayMs = minDelayMs;
+    this.maxDelayMs = maxDelayMs;
+    this.ws = null;
+    this.running = false;
+    this.failures = 0;
+    this.connects = 0;
+    this._timer = null;
+    this._ping = null;
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this._connect();
+  }
+
+  stop() {
+    this.running = false;
+    clearTimeout(this._timer);
+    clearInterval(this._ping);
+    if (this.ws) this.ws.close(1000);
+    this.ws = null;
+  }
+
+  _connect() {
+    if (!this.running) return;
+    this.onState("connecting");
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    ws.onopen = () => {
+      this.connects += 1;
+      this.onState("open");
+      clearInterval(this._ping);
+      this._ping = setInterval(() => {
+        if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: "ping" }));
+      }, 20000);
+    };
+    ws.onmessage = (message) => {
+      let event;
+      try { event = JSON.parse(message.data); } catch (_) { return; }
+      if (event.type === "snapshot") this.failures = 0;
+      this.onEvent(event);
+    };
+    ws.onclose = () => {
+      if (this.ws !== ws) return;
+      clearInterval(this._ping);
+      this.ws = null;
+      if (!this.running) return;
+      const delay = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** Math.min(this.failures, 10));
+      this.failures += 1;
+      this.onState("closed", delay);
+      this._timer = setTimeout(() => this._connect(), Math.round(delay * (0.8 + 0.4 * Math.random())));
+    };
+  }
+}

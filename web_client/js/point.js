@@ -1,0 +1,155 @@
+// Connection-point page: watch the conference over WHEP and keep watching through link drops.
+import { ConferenceEvents } from "./events.js";
+import { setStatus, setupJoinForm } from "./ui.js";
+import { Supervisor, WhepSession } from "./whip_whep.js";
+
+const $ = (id) => document.getElementById(id);
+const video = $("remote");
+const watchButton = $("watch");
+const stopButton = $("stop");
+const unmuteButton = $("unmute");
+const statusLine = $("status");
+const errorLine = $("error");
+const badge = $("live-badge");
+
+const state = {
+  conference: "",
+  token: "",
+  supervisor: null,
+  events: null,
+  live: null, // speaker live according to the event channel (null: unknown yet)
+  stats: null,
+};
+
+function showError(text) { errorLine.textContent = text || ""; }
+
+function renderLive() {
+  const live = state.live === true;
+  badge.dataset.live = String(live);
+  badge.textContent = live ? "● Trực tiếp · LIVE" : "Chờ diễn giả · Waiting for the speaker";
+}
+
+function onSupervisorStatus(kind, text) {
+  if (kind === "connected") {
+    showError("");
+    if (state.live === false) setStatus(statusLine, "waiting", "Đã kết nối, chờ diễn giả · Connected, waiting for the speaker");
+    else setStatus(statusLine, "connected", "Đang xem · Watching");
+  } else if (kind === "error") {
+    setStatus(statusLine, "error", "Không xem được · Cannot watch");
+    showError(text);
+    watchButton.disabled = false;
+    stopButton.disabled = true;
+  } else {
+    const last = state.supervisor && state.supervisor.lastError;
+    if (kind === "reconnecting" && last) showError(`Lần thử trước lỗi · Last attempt failed: ${last}`);
+    const vi = kind === "connecting" ? "Đang kết nối" : kind === "unstable" ? "Đường truyền chập chờn" : "Đang kết nối lại";
+    setStatus(statusLine, kind, `${vi} · ${text}`);
+  }
+}
+
+function onSession(session) {
+  video.srcObject = session.stream;
+  video.play().catch(() => { /* autoplay refused: the Unmute/Watch click will start it */ });
+}
+
+function startWatching() {
+  if (state.supervisor && state.supervisor.running) return;
+  showError("");
+  const endpoint = `/whep/${encodeURIComponent(state.conference)}`;
+  state.supervisor = new Supervisor(() => new WhepSession(endpoint, state.token), {
+    onStatus: onSupervisorStatus,
+    onSession,
+  });
+  watchButton.disabled = true;
+  stopButton.disabled = false;
+  state.supervisor.start();
+}
+
+async function stopWatching() {
+  stopButton.disabled = true;
+  if (state.supervisor) await state.supervisor.stop();
+  video.srcObject = null;
+  watchButton.disabled = false;
+  setStatus(statusLine, "idle", "Đã dừng · Stopped");
+}
+
+function onEvent(event) {
+  if (event.type === "snapshot") state.live = Boolean(event.live);
+  else if (event.type === "speaker.live") state.live = true;
+  else if (event.type === "speaker.offline") state.live = false;
+  renderLive();
+  const sup = state.supervisor;
+  // The server ended our WHEP session (operator, restart of the relay...): open a new one at once.
+  if (event.type === "consumer.left" && sup && sup.session && sup.session.id && event.session_id === sup.session.id) {
+    sup.drop("session ended by the server");
+  }
+  if ((event.type === "speaker.live" || event.type === "snapshot") && sup && sup.connected && state.live) {
+    setStatus(statusLine, "connected", "Đang xem · Watching");
+  }
+  if (event.type === "speaker.offline" && sup && sup.connected) {
+    setStatus(statusLine, "waiting", "Diễn giả tạm ngừng, chờ phát lại · Speaker offline, waiting");
+  }
+}
+
+async function pollStats() {
+  const pc = window.diemcau.pc;
+  if (!pc || pc.connectionState === "closed") return;
+  const report = await pc.getStats();
+  const out = { video: null, audio: null, codec: null };
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && s.kind === "video") out.video = s;
+    if (s.type === "inbound-rtp" && s.kind === "audio") out.audio = s;
+  });
+  if (out.video && out.video.codecId) {
+    const codec = report.get(out.video.codecId);
+    if (codec) out.codec = codec.mimeType;
+  }
+  state.stats = out;
+  const v = out.video;
+  if (v && v.framesDecoded) {
+    $("stats").textContent = `${v.frameWidth || "?"}×${v.frameHeight || "?"} · ${Math.round(v.framesPerSecond || 0)} fps · `
+      + `${(out.codec || "").replace("video/", "")} · mất gói · lost ${v.packetsLost || 0}`
+      + (state.supervisor && state.supervisor.reconnects ? ` · kết nối lại · reconnects ${state.supervisor.reconnects}` : "");
+  }
+}
+
+function join({ conference, token }) {
+  state.conference = conference;
+  state.token = token;
+  $("conference-label").textContent = conference;
+  state.events = new ConferenceEvents(conference, token, { onEvent });
+  state.events.start();
+  watchButton.disabled = false;
+  startWatching(); // a join link means "show the conference": start at once
+}
+
+watchButton.addEventListener("click", startWatching);
+stopButton.addEventListener("click", stopWatching);
+unmuteButton.addEventListener("click", () => {
+  video.muted = !video.muted;
+  unmuteButton.setAttribute("aria-pressed", String(!video.muted));
+  unmuteButton.textContent = video.muted ? "🔇 Bật tiếng · Unmute" : "🔊 Tắt tiếng · Mute";
+  video.play().catch(() => {});
+});
+$("fullscreen").addEventListener("click", () => {
+  const stage = $("stage");
+  if (document.fullscreenElement) document.exitFullscreen();
+  else if (stage.requestFullscreen) stage.requestFullscreen().catch(() => {});
+});
+window.addEventListener("pagehide", () => {
+  const session = state.supervisor && state.supervisor.session;
+  if (session) session.close({ keepalive: true });
+});
+setInterval(() => { pollStats().catch(() => {}); }, 1000);
+
+// For operators' consoles and the browser tests.
+window.diemcau = {
+  state,
+  video,
+  get supervisor() { return state.supervisor; },
+  get session() { return state.supervisor && state.supervisor.session; },
+  get pc() { return (state.supervisor && state.supervisor.session && state.supervisor.session.pc) || null; },
+};
+Object.defineProperty(window, "pc", { get: () => window.diemcau.pc, configurable: true });
+
+setupJoinForm(join);

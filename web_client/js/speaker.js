@@ -1,0 +1,205 @@
+// Speaker page: camera + microphone preview, go live / stop over WHIP, live count of watchers.
+import { ConferenceEvents } from "./events.js";
+import { setStatus, setupJoinForm } from "./ui.js";
+import { Supervisor, WhipSession } from "./whip_whep.js";
+
+const $ = (id) => document.getElementById(id);
+const preview = $("preview");
+const goLive = $("golive");
+const stopButton = $("stop");
+const cameraSelect = $("camera");
+const micSelect = $("microphone");
+const statusLine = $("status");
+const errorLine = $("error");
+const badge = $("live-badge");
+
+// 720p30 is what a hall camera usually delivers; the browser picks the closest its device supports.
+const VIDEO_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+
+const state = {
+  conference: "",
+  token: "",
+  stream: null,
+  supervisor: null,
+  events: null,
+  watchers: 0,
+};
+
+function showError(text) { errorLine.textContent = text || ""; }
+
+function setWatchers(n) {
+  state.watchers = n;
+  $("watchers").dataset.count = String(n);
+  $("watcher-count").textContent = String(n);
+  $("watcher-count-en").textContent = String(n);
+}
+
+function setLive(live) {
+  badge.dataset.live = String(live);
+  badge.textContent = live ? "● Đang phát · LIVE" : "Xem trước · Preview";
+  goLive.disabled = live || !state.stream;
+  stopButton.disabled = !live;
+  cameraSelect.disabled = false;
+}
+
+async function listDevices() {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const fill = (select, kind, current) => {
+    select.replaceChildren();
+    for (const d of devices.filter((x) => x.kind === kind)) {
+      const option = new Option(d.label || `${kind} ${select.length + 1}`, d.deviceId);
+      option.selected = d.deviceId === current;
+      select.add(option);
+    }
+  };
+  const v = state.stream && state.stream.getVideoTracks()[0];
+  const a = state.stream && state.stream.getAudioTracks()[0];
+  fill(cameraSelect, "videoinput", v && v.getSettings().deviceId);
+  fill(micSelect, "audioinput", a && a.getSettings().deviceId);
+}
+
+async function startPreview() {
+  showError("");
+  const video = { ...VIDEO_CONSTRAINTS };
+  if (cameraSelect.value) video.deviceId = { exact: cameraSelect.value };
+  const audio = { echoCancellation: true, noiseSuppression: true };
+  if (micSelect.value) audio.deviceId = { exact: micSelect.value };
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video, audio });
+  } catch (err) {
+    const why = err.name === "NotAllowedError" ? "quyền camera/micro bị từ chối · camera/microphone permission denied"
+      : err.name === "NotFoundError" ? "không tìm thấy camera/micro · no camera or microphone found"
+      : `${err.name}: ${err.message}`;
+    showError(`Không mở được camera · Cannot open the camera: ${why}`);
+    setStatus(statusLine, "error", "Camera không sẵn sàng · Camera not available");
+    goLive.disabled = true;
+    return;
+  }
+  const old = state.stream;
+  state.stream = stream;
+  preview.srcObject = stream;
+  // Already live: swap the tracks in place (no renegotiation, watchers keep their sessions).
+  const session = state.supervisor && state.supervisor.session;
+  if (session && session.pc) {
+    for (const sender of session.pc.getSenders()) {
+      const track = stream.getTracks().find((t) => sender.track && t.kind === sender.track.kind);
+      if (track) await sender.replaceTrack(track);
+    }
+    session.stream = stream;
+  }
+  if (old) old.getTracks().forEach((t) => t.stop());
+  const s = stream.getVideoTracks()[0].getSettings();
+  $("stats").textContent = `Nguồn · Source: ${s.width}×${s.height} @ ${Math.round(s.frameRate || 0)} fps`;
+  if (!state.supervisor || !state.supervisor.running) {
+    setStatus(statusLine, "idle", "Sẵn sàng · Ready — bấm “Phát trực tiếp” để lên sóng");
+    goLive.disabled = false;
+  }
+  await listDevices();
+}
+
+function onSupervisorStatus(kind, text) {
+  if (kind === "connected") {
+    setStatus(statusLine, "live", "Đang phát trực tiếp · Live");
+    setLive(true);
+    showError("");
+  } else if (kind === "error") {
+    setStatus(statusLine, "error", "Không phát được · Could not go live");
+    showError(text);
+    setLive(false);
+  } else {
+    const last = state.supervisor && state.supervisor.lastError;
+    if (kind === "reconnecting" && last) showError(`Lần thử trước lỗi · Last attempt failed: ${last}`);
+    const vi = kind === "connecting" ? "Đang kết nối" : kind === "unstable" ? "Đường truyền chập chờn" : "Đang kết nối lại";
+    setStatus(statusLine, kind, `${vi} · ${text}`);
+    if (kind !== "unstable") {
+      badge.dataset.live = "false";
+      badge.textContent = "Đang kết nối · Connecting";
+    }
+    stopButton.disabled = false;
+    goLive.disabled = true;
+  }
+}
+
+function startLive() {
+  if (!state.stream) return;
+  showError("");
+  const endpoint = `/whip/${encodeURIComponent(state.conference)}`;
+  state.supervisor = new Supervisor(() => new WhipSession(endpoint, state.token, state.stream), {
+    onStatus: onSupervisorStatus,
+  });
+  goLive.disabled = true;
+  stopButton.disabled = false;
+  state.supervisor.start();
+}
+
+async function stopLive(message) {
+  const supervisor = state.supervisor;
+  stopButton.disabled = true;
+  if (supervisor) await supervisor.stop();
+  setLive(false);
+  setStatus(statusLine, "idle", message || "Đã dừng · Stopped");
+}
+
+function onEvent(event) {
+  if (typeof event.consumers === "number") setWatchers(event.consumers);
+  const sup = state.supervisor;
+  // Another device went live with this conference: it replaced our session; do not fight over it.
+  if (event.type === "speaker.live" && sup && sup.running && sup.connected && sup.session
+      && sup.session.id && event.session_id && event.session_id !== sup.session.id) {
+    stopLive("Một thiết bị khác đã lên sóng · Another device took over the live stream");
+  }
+}
+
+async function pollStats() {
+  const pc = window.diemcau.pc;
+  if (!pc || pc.connectionState !== "connected") return;
+  const report = await pc.getStats();
+  let video = null;
+  report.forEach((s) => { if (s.type === "outbound-rtp" && s.kind === "video") video = s; });
+  if (!video) return;
+  const codec = video.codecId && report.get(video.codecId);
+  const now = video.timestamp;
+  const prev = state.lastOut;
+  state.lastOut = { bytes: video.bytesSent, t: now };
+  const kbps = prev && now > prev.t ? Math.round(((video.bytesSent - prev.bytes) * 8) / (now - prev.t)) : 0;
+  state.outbound = { width: video.frameWidth, height: video.frameHeight, fps: video.framesPerSecond,
+    codec: codec ? codec.mimeType : null, fmtp: codec ? codec.sdpFmtpLine : null, kbps };
+  $("stats").textContent = `Gửi · Sending: ${video.frameWidth || "?"}×${video.frameHeight || "?"} · `
+    + `${Math.round(video.framesPerSecond || 0)} fps · ${codec ? codec.mimeType.replace("video/", "") : "?"} · ${kbps} kbit/s`;
+}
+
+function join({ conference, token }) {
+  state.conference = conference;
+  state.token = token;
+  $("conference-label").textContent = conference;
+  state.events = new ConferenceEvents(conference, token, { onEvent });
+  state.events.start();
+  startPreview();
+}
+
+goLive.addEventListener("click", startLive);
+stopButton.addEventListener("click", () => stopLive());
+cameraSelect.addEventListener("change", startPreview);
+micSelect.addEventListener("change", startPreview);
+window.addEventListener("pagehide", () => {
+  const session = state.supervisor && state.supervisor.session;
+  if (session) session.close({ keepalive: true });
+});
+
+setInterval(() => { pollStats().catch(() => {}); }, 1000);
+
+// For operators' consoles and the browser tests.
+window.diemcau = {
+  state,
+  get supervisor() { return state.supervisor; },
+  get session() { return state.supervisor && state.supervisor.session; },
+  get pc() { return (state.supervisor && state.supervisor.session && state.supervisor.session.pc) || null; },
+  sourceSettings() {
+    const t = state.stream && state.stream.getVideoTracks()[0];
+    return t ? t.getSettings() : null;
+  },
+};
+Object.defineProperty(window, "pc", { get: () => window.diemcau.pc, configurable: true });
+
+setupJoinForm(join);
