@@ -6,6 +6,7 @@ Nothing is decoded here, so every profile with packetization-mode=1 can be accep
 
 from __future__ import annotations
 
+from aiortc import rtp
 from aiortc.codecs import CODECS
 from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 
@@ -17,10 +18,14 @@ _registered = False
 
 
 def register_forwarding_codecs() -> None:
-    """Add H.264 Main/High (+RTX) to aiortc's codec table; idempotent."""
+    """Add H.264 Main/High (+RTX) to aiortc's codec table and widen its dynamic PT range; idempotent."""
     global _registered
     if _registered:
         return
+    # Chromium puts some H.264 profiles at payload types 35-63 (RFC 8829 lets it). aiortc adopts the
+    # offerer's number only in 96-127 and otherwise answers with its own, which can collide with
+    # another offered codec ("Duplicate payload type" in Chromium). Treat 35-63 as dynamic too.
+    rtp.DYNAMIC_PAYLOAD_TYPES = [*range(35, 64), *range(96, 128)]  # type: ignore[assignment]
     used = {c.payloadType for kind in CODECS.values() for c in kind}
     pt = 96
     for profile in EXTRA_H264_PROFILES:

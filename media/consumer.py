@@ -53,6 +53,8 @@ class Consumer:
         self.pc = pc
         self.role = role
         self.name = name
+        self.owner: str | None = None  # token id, set by the engine (who may DELETE the session)
+        self.subject_id: str | None = None  # connection point or member, for attendance
         self.created = time.time()
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}

@@ -106,8 +106,20 @@ class MediaEngine:
         self.producers.pop(producer.id, None)
         self._notify(self.on_producer, conference_id, producer, False)
 
-    async def subscribe(self, conference_id: str, offer_sdp: str, role: str = "point", name: str = "") -> Any:
-        """WHEP: answer a subscriber's offer; media starts whenever the router has a source."""
+    async def subscribe(
+        self,
+        conference_id: str,
+        offer_sdp: str,
+        role: str = "point",
+        name: str = "",
+        owner: str | None = None,
+        subject_id: str | None = None,
+    ) -> Any:
+        """WHEP: answer a subscriber's offer; media starts whenever the router has a source.
+
+        ``owner`` (token id) and ``subject_id`` (point or member) are set before listeners hear of
+        the consumer, so presence and attendance events name who joined.
+        """
         check_offer(offer_sdp, "recv")
         router = self.router(conference_id)
         local = sum(1 for c in self.consumers.values() if isinstance(c, Consumer))
@@ -121,6 +133,8 @@ class MediaEngine:
             except Exception:
                 await consumer.close()
                 raise
+        consumer.owner = owner
+        consumer.subject_id = subject_id
         self.consumers[consumer.id] = consumer
         consumer.on_close.append(lambda c: self._consumer_closed(conference_id, c))
         self._notify(self.on_consumer, conference_id, consumer, True)

@@ -48,6 +48,8 @@ class RemoteConsumer:
         self.answer_sdp = answer_sdp
         self.role = role
         self.name = name
+        self.owner: str | None = None  # token id, set by the engine (who may DELETE the session)
+        self.subject_id: str | None = None  # connection point or member, for attendance
         self.created = time.time()
         self.last_stats: dict = {}
         self._closed = False

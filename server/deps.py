@@ -12,6 +12,11 @@ from server.domain.tokens import Principal, resolve_token
 
 
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session per request, committed when the endpoint returns and before the response is sent.
+
+    Always use ``Depends(get_db, scope="function")``: with the default request scope FastAPI commits
+    after sending, and a client acting on a 201 at once would not find the row yet.
+    """
     async with request.app.state.sessionmaker() as session:
         try:
             yield session
@@ -38,7 +43,7 @@ async def identify(secret: str | None, request: Request, db: AsyncSession) -> Pr
     return await resolve_token(db, secret)
 
 
-async def get_principal(request: Request, db: AsyncSession = Depends(get_db)) -> Principal:
+async def get_principal(request: Request, db: AsyncSession = Depends(get_db, scope="function")) -> Principal:
     secret = bearer_secret(request)
     if not secret:
         raise HTTPException(

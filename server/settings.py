@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     )
     late_grace_minutes: int = 10
     hls_segment_seconds: float = 2.0
+    recording_idle_seconds: float = Field(
+        default=120.0,
+        description="Close the recording when no speaker has been live for this long (a short drop continues it)",
+    )
     retention_days: int | None = None
     retention_max_bytes: int | None = None
 

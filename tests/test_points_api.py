@@ -148,6 +148,10 @@ def test_schedule_status_and_agenda(server: ServerProcess, organiser: tuple[str,
     assert c.patch(f"/api/v1/conferences/{cid}", json={"status": "paused"}).status_code == 422
     r = c.patch(f"/api/v1/conferences/{cid}", json={"scheduled_end": "2026-05-19T07:00:00+07:00"})
     assert r.status_code == 422 and "after scheduled_start" in r.json()["detail"]
+    local = server.create_conference("Giờ địa phương", scheduled_start="2026-05-20T14:00:00+07:00")
+    with server.admin() as admin:
+        start = admin.get(f"/api/v1/conferences/{local}").json()["scheduled_start"]
+    assert start.startswith("2026-05-20T07:00:00"), start  # stored in UTC, not as local wall time
     viewer = server.token(cid, "viewer")
     assert httpx.patch(f"{server.url}/api/v1/conferences/{cid}", json={"status": "ended"},
                        headers={"Authorization": f"Bearer {viewer}"}).status_code == 403

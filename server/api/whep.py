@@ -28,7 +28,7 @@ async def whep_options(conference_id: str, request: Request) -> Response:
 async def whep_subscribe(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db),
+    db: AsyncSession = Depends(get_db, scope="function"),
     principal: Principal = Depends(get_principal),
 ) -> Response:
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
@@ -37,12 +37,15 @@ async def whep_subscribe(
     offer = await read_offer(request, "recv")
     try:
         consumer = await request.app.state.media.subscribe(
-            conference_id, offer, role=principal.role, name=principal.name
+            conference_id,
+            offer,
+            role=principal.role,
+            name=principal.name,
+            owner=principal.token_id,
+            subject_id=principal.subject_id,
         )
     except Exception as exc:
         raise negotiation_failed(exc)
-    consumer.owner = principal.token_id
-    consumer.subject_id = principal.subject_id
     return session_response(
         request, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id
     )

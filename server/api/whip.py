@@ -26,7 +26,7 @@ async def whip_options(conference_id: str, request: Request) -> Response:
 async def whip_publish(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db),
+    db: AsyncSession = Depends(get_db, scope="function"),
     principal: Principal = Depends(get_principal),
 ) -> Response:
     """Body: SDP offer (application/sdp). Requires a speaker token of this conference."""

@@ -16,6 +16,13 @@ class ConferenceNotFound(LookupError):
     pass
 
 
+def as_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """Aware UTC datetime; naive values (as SQLite returns them) are taken to be UTC already."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
 async def create_conference(
     db: AsyncSession,
     title: str,
@@ -26,8 +33,8 @@ async def create_conference(
     conf = Conference(
         title=title,
         description=description,
-        scheduled_start=scheduled_start,
-        scheduled_end=scheduled_end,
+        scheduled_start=as_utc(scheduled_start),
+        scheduled_end=as_utc(scheduled_end),
     )
     db.add(conf)
     await db.flush()

@@ -41,13 +41,10 @@ class AttendanceRecorder:
         sessionmaker: async_sessionmaker[AsyncSession],
         bus: EventBus,
         node: str,
-        consumer_lookup: Callable[[str], Any] | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.bus = bus
         self.node = node
-        # WHEP sessions are announced before their owner token is attached; look it up late.
-        self.consumer_lookup = consumer_lookup or (lambda _session_id: None)
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self._unsubscribe: Callable[[], None] | None = None
         self._tasks: list[asyncio.Task] = []
@@ -139,10 +136,6 @@ class AttendanceRecorder:
         at: dt.datetime = event["_at"]
         token_id, subject_id = event.get("token_id"), event.get("subject_id")
         session_key = event.get("session_id") if kind == "webrtc" else None
-        if kind == "webrtc" and token_id is None and session_key:
-            consumer = self.consumer_lookup(session_key)
-            token_id = getattr(consumer, "owner", None)
-            subject_id = getattr(consumer, "subject_id", None)
         role = event.get("role") or ""
         if joined:
             if token_id is None and kind == "presence":

@@ -379,7 +379,7 @@ async def setup(app: Any) -> None:
         sessionmaker=app.state.sessionmaker,
         signer=LinkSigner.load(settings.data_dir),
         segment_seconds=settings.hls_segment_seconds,
-        idle_seconds=float(getattr(settings, "recording_idle_seconds", 120.0)),
+        idle_seconds=settings.recording_idle_seconds,
         retention_days=settings.retention_days,
         retention_max_bytes=settings.retention_max_bytes,
     )

@@ -6,24 +6,15 @@ stored as-is would later read back seven hours off.
 
 from __future__ import annotations
 
-import datetime as dt
-
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import AgendaItem, Conference
-from server.domain.conferences import STATUSES, get_conference
+from server.domain.conferences import STATUSES, as_utc, get_conference
 
 
 class ScheduleError(ValueError):
     pass
-
-
-def as_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """Aware UTC datetime; naive values (as SQLite returns them) are taken to be UTC already."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 async def update_conference(db: AsyncSession, conference_id: str, changes: dict) -> Conference:

@@ -1,6 +1,6 @@
 """Headless Debian Chromium driven by Playwright (sync API), for tests of the web pages.
 
-Use the session-scoped ``browser`` fixture (exposed in ``tests/conftest.py``) and the function-scoped
+Use the module-scoped ``browser`` fixture (exposed in ``tests/conftest.py``) and the function-scoped
 ``open_page`` factory: each page gets its own browser context (own cookies, autoplay state, fake
 camera) and is closed after the test. Never run ``playwright install``: the system Chromium is used.
 Pages must be loaded from the test server (http://127.0.0.1:PORT is a secure context, so
@@ -99,9 +99,14 @@ class Page:
             return f"unavailable ({exc})"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator:
-    """One headless Chromium for the whole test session (fake camera + microphone, loopback ICE)."""
+    """One headless Chromium per test module (fake camera + microphone, loopback ICE).
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop "running" on this thread
+    while it is open, which would make every later ``async def`` test fail with "Runner.run() cannot
+    be called from a running event loop". Page-test modules hold only sync tests.
+    """
     from playwright.sync_api import sync_playwright
 
     path = wait_for_chromium()
