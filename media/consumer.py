@@ -112,11 +112,15 @@ class Consumer:
         async def run_rtcp() -> None:
             sender._RTCRtpSender__rtcp_started.set()
             cname = sender._RTCRtpSender__cname
+            reported = 0
             try:
                 while True:
                     await asyncio.sleep(0.5 + random.random())
-                    if not stream.packets:
+                    # Nothing sent since the last report (speaker not live yet, or gone): stay quiet,
+                    # so a waiting subscriber costs only ICE consent checks.
+                    if stream.packets == reported:
                         continue
+                    reported = stream.packets
                     ntp = clock.current_ntp_time()
                     wall = time.time()
                     packets = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import aioice.ice
 from aiortc import RTCConfiguration, RTCIceServer
 
@@ -27,3 +29,35 @@ def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
             for s in ice_servers
         ]
     )
+
+
+def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: int = 4 * 1024 * 1024) -> int:
+    """Give the peer connection's UDP sockets deep kernel buffers; returns how many were changed.
+
+    A publisher's socket lives in the busy ingest process: during a join storm its event loop can
+    stall for tens of ms, and the default 208 KiB receive buffer then overflows and drops video.
+    As root SO_*BUFFORCE passes net.core.rmem_max; otherwise the kernel caps the request.
+    """
+    changed = 0
+    seen: set[int] = set()
+    for transceiver in getattr(pc, "getTransceivers", lambda: [])():
+        dtls = transceiver.receiver.transport
+        connection = getattr(getattr(dtls, "transport", None), "_connection", None)
+        for protocol in getattr(connection, "_protocols", []):
+            sock = getattr(protocol, "transport", None) and protocol.transport.get_extra_info("socket")
+            if sock is None or sock.fileno() in seen:
+                continue
+            seen.add(sock.fileno())
+            for force, plain, size in (
+                (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF, rcvbuf),
+                (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF, sndbuf),
+            ):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, force if force is not None else plain, size)
+                except (OSError, TypeError):
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, plain, size)
+                    except OSError:
+                        pass
+            changed += 1
+    return changed
