@@ -193,7 +193,7 @@ class Consumer:
             sock = pair.protocol.transport.get_extra_info("socket")
             raw = getattr(sock, "_sock", sock)
             stream = self.streams[kind]
-            stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr)
+            stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno())
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()
         for stream in self.streams.values():

@@ -8,12 +8,14 @@ signals the SSRCs, so receivers demultiplex by SSRC.
 from __future__ import annotations
 
 import logging
+import os
 import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import pylibsrtp
 
+from media import fanout
 from media.source import SourceStream
 from media.srtp_writer import MTU, SrtpWriter, header_struct, srtp_protect
 
@@ -39,10 +41,10 @@ class OutboundStream:
         "ts_off",
         "last_seq",
         "last_ts",
-        "packets",
-        "octets",
+        "_packets",
+        "_octets",
         "retransmits",
-        "drops",
+        "_drops",
         "keyframe_requests",
         "_writer",
         "_ctx",
@@ -53,6 +55,9 @@ class OutboundStream:
         "_addr",
         "on_failure",
         "started",
+        "_fp",
+        "_fd",
+        "fast",
     )
 
     def __init__(self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int) -> None:
@@ -67,10 +72,10 @@ class OutboundStream:
         self.ts_off = random.getrandbits(32)
         self.last_seq = 0
         self.last_ts = 0
-        self.packets = 0
-        self.octets = 0
+        self._packets = 0
+        self._octets = 0
         self.retransmits = 0
-        self.drops = 0
+        self._drops = 0
         self.keyframe_requests = 0
         self._writer: SrtpWriter | None = None
         self._ctx = None
@@ -81,15 +86,50 @@ class OutboundStream:
         self._addr: tuple | None = None
         self.on_failure: Callable[[], None] | None = None
         self.started = False
+        self._fp = None  # C target (media.fanout), when the fast path is built
+        self._fd = -1
+        self.fast = False  # currently forwarded by the C loop
 
-    def bind(self, session: pylibsrtp.Session, sendto: Callable, addr: tuple) -> None:
-        """Attach the subscriber's SRTP session and UDP path (once DTLS is connected)."""
+    # Counters: what the Python path sent plus what the C loop sent.
+    @property
+    def packets(self) -> int:
+        return self._packets + (self._fp.packets if self._fp is not None else 0)
+
+    @property
+    def octets(self) -> int:
+        return self._octets + (self._fp.octets if self._fp is not None else 0)
+
+    @property
+    def drops(self) -> int:
+        return self._drops + (self._fp.drops if self._fp is not None else 0)
+
+    def bind(self, session: pylibsrtp.Session, sendto: Callable, addr: tuple, fd: int = -1) -> None:
+        """Attach the subscriber's SRTP session and UDP path (once DTLS is connected).
+
+        With ``fd`` (the ICE socket's descriptor) the stream can also go on the C fast path; it
+        keeps a duplicate of the descriptor, so a socket closed under it is never a reused number.
+        """
         self._writer = SrtpWriter(session)
         # The forward path's own buffer (retransmissions use the writer's, so they never clash).
         fast = SrtpWriter(session)
         self._ctx, self._cdata, self._view, self._length = fast._ctx, fast._cdata, fast._view, fast._len
         self._sendto = sendto
         self._addr = addr
+        if fd >= 0 and fanout.enabled():
+            dup = os.dup(fd)
+            target = fanout.new_target(self._ctx, dup, addr[0], addr[1])
+            if target is None:
+                os.close(dup)
+            else:
+                self._fp, self._fd = target, dup
+
+    def release(self) -> None:
+        """Give back the duplicated descriptor (the stream has left its router)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            if self._fp is not None:
+                self._fp.fd = -1
 
     def accepts(self, source: SourceStream) -> bool:
         return source.codec in self.pts
@@ -121,7 +161,7 @@ class OutboundStream:
         self.last_ts = ts
         size = 12 + len(payload)
         if size > MTU:
-            self.drops += 1
+            self._drops += 1
             return
         view = self._view
         _pack_into(
@@ -132,20 +172,20 @@ class OutboundStream:
         length = self._length
         length[0] = size
         if _srtp_protect(self._ctx, self._cdata, length):
-            self.drops += 1
+            self._drops += 1
             return
         try:
             self._sendto(view[: length[0]], self._addr)
         except BlockingIOError:
-            self.drops += 1  # socket buffer full: drop rather than queue (the subscriber NACKs)
+            self._drops += 1  # socket buffer full: drop rather than queue (the subscriber NACKs)
             return
         except OSError:
-            self.drops += 1
+            self._drops += 1
             if self.on_failure is not None:
                 self.on_failure()
             return
-        self.packets += 1
-        self.octets += len(payload)
+        self._packets += 1
+        self._octets += len(payload)
 
     def _send(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
         """Slow path for retransmissions: same bytes as ``forward`` would have sent."""
@@ -156,12 +196,12 @@ class OutboundStream:
             self.ssrc, payload,
         )
         if data is None:
-            self.drops += 1
+            self._drops += 1
             return
         try:
             self._sendto(data, self._addr)  # type: ignore[misc]
         except OSError:
-            self.drops += 1
+            self._drops += 1
 
     def retransmit(self, out_seq: int) -> bool:
         """Answer a NACK from the shared history of the current source."""

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from media.codecs import is_keyframe
+from media.fanout import FastFanout
 from media.outbound import OutboundStream
 from media.source import SourceStream
 
@@ -37,6 +38,10 @@ class Router:
         self.active: dict[str, SourceStream | None] = {k: None for k in KINDS}
         self.pending: dict[str, SourceStream | None] = {k: None for k in KINDS}
         self.outbound: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
+        # Streams in steady state on the active source go to the C loop; the rest (waiting for a
+        # keyframe, just switched, or no fast path built) stay on the Python path in ``slow``.
+        self.fast: dict[str, FastFanout] = {k: FastFanout() for k in KINDS}
+        self.slow: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
         self.keyframe_sources: dict[int, KeyframeSource] = {}
         self.packet_taps: list[PacketTap] = []
         self.source_listeners: list[SourceListener] = []
@@ -100,13 +105,32 @@ class Router:
                 self.active[kind] = active = source
             else:
                 return
-        for out in self.outbound[kind]:
-            out.forward(source, seq, ts, marker, payload, key)
+        fast = self.fast[kind]
+        if fast.members:
+            if fast.source is source:
+                fast.forward(seq, ts, marker, payload)
+            else:
+                self.slow[kind].extend(fast.demote_all())
+        slow = self.slow[kind]
+        if slow:
+            ready = None
+            for out in slow:
+                out.forward(source, seq, ts, marker, payload, key)
+                if out._fp is not None and out.source is source and out.pt >= 0:
+                    if ready is None:
+                        ready = []
+                    ready.append(out)
+            if ready is not None:
+                fast.source = source
+                for out in ready:
+                    slow.remove(out)
+                    fast.add(out)
 
     # --- consumers -----------------------------------------------------------------------------
     def add_outbound(self, stream: OutboundStream) -> None:
         stream.router = self
         self.outbound[stream.kind].append(stream)
+        self.slow[stream.kind].append(stream)
         if stream.kind == "video":
             self.request_keyframe()
 
@@ -115,7 +139,13 @@ class Router:
             self.outbound[stream.kind].remove(stream)
         except ValueError:
             pass
+        if not self.fast[stream.kind].remove(stream):
+            try:
+                self.slow[stream.kind].remove(stream)
+            except ValueError:
+                pass
         stream.router = None
+        stream.release()
 
     @property
     def consumer_count(self) -> int:

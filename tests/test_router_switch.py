@@ -14,6 +14,7 @@ import time
 import pylibsrtp
 import pytest
 
+from media import fanout
 from media.outbound import OutboundStream
 from media.router import Router
 from media.source import SourceStream
@@ -51,18 +52,27 @@ class Receiver:
             self.sock.settimeout(1.0)
 
 
-@pytest.fixture
-def wired():
+def outbound_session() -> pylibsrtp.Session:
+    policy = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    policy.allow_repeat_tx = True  # as aiortc configures it: retransmissions reuse sequence numbers
+    return pylibsrtp.Session(policy)
+
+
+@pytest.fixture(params=["python", "c"])
+def wired(request):
+    """One subscriber stream, forwarded by the Python loop or by the C fast path (media._fastpath)."""
+    if request.param == "c" and not fanout.enabled():
+        pytest.fail("media._fastpath is not built: run `python -m media.fastpath_build` (make does)")
     router = Router("c1", keyframe_interval=0.0)
     rx = Receiver()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    policy = pylibsrtp.Policy(key=KEY, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
-    policy.allow_repeat_tx = True  # as aiortc configures it: retransmissions reuse sequence numbers
-    session = pylibsrtp.Session(policy)
     stream = OutboundStream("video", 4242, {"video/h264": 102}, 90000)
-    stream.bind(session, tx.sendto, rx.sock.getsockname())
+    fd = tx.fileno() if request.param == "c" else -1
+    stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), fd)
+    assert (stream._fp is not None) == (request.param == "c")
     router.add_outbound(stream)
     yield router, stream, rx
+    router.remove_outbound(stream)
     tx.close()
     rx.sock.close()
 
@@ -88,6 +98,11 @@ def test_new_subscriber_waits_for_keyframe(wired):
     assert [p[0] for p in got] == [102, 102]
     assert got[1][1] == (got[0][1] + 1) & 0xFFFF
     assert got[0][3].endswith(b"b") and got[1][3].endswith(b"c")
+    router.on_rtp(src, 103, 15000, 1, P_SLICE + b"d")
+    got = rx.read(1)
+    assert got[0][1:3] == ((stream.seq_off + 103) & 0xFFFF, (stream.ts_off + 15000) & 0xFFFFFFFF)
+    assert stream.fast == (stream._fp is not None)  # steady state: on the C loop when it is built
+    assert stream.packets == 3 and stream.octets == sum(len(x) + 1 for x in (SPS, IDR, P_SLICE))
 
 
 def test_switch_of_source_is_continuous_and_waits_for_a_keyframe(wired):
@@ -97,6 +112,7 @@ def test_switch_of_source_is_continuous_and_waits_for_a_keyframe(wired):
     router.on_rtp(old, 500, 1000, 1, IDR + b"o1")
     router.on_rtp(old, 501, 4000, 1, P_SLICE + b"o2")
     first = rx.read(2)
+    assert stream.fast == (stream._fp is not None)
     new = SourceStream("video", "video/h264", 90000)  # e.g. the speaker reconnected / a point got the floor
     router.add_source(new, Requests())
     router.on_rtp(new, 60000, 777777, 1, P_SLICE + b"n0")  # not a keyframe: new source not yet active
@@ -123,9 +139,10 @@ def test_nack_is_answered_from_history_with_the_same_bytes(wired):
     src = SourceStream("video", "video/h264", 90000)
     router.add_source(src, Requests())
     router.on_rtp(src, 10, 1000, 1, IDR + b"k")
-    router.on_rtp(src, 11, 4000, 1, P_SLICE + b"p")
+    router.on_rtp(src, 11, 4000, 1, P_SLICE + b"p")  # on the C loop when it is built
     original = rx.read(2)
     sent = rx.last_raw
+    assert stream.fast == (stream._fp is not None)
     assert stream.retransmit(original[1][1])
     assert rx.sock.recv(2048) == sent  # byte for byte what the subscriber missed
     assert not stream.retransmit((original[1][1] + 500) & 0xFFFF)  # never sent: nothing to resend
@@ -148,3 +165,44 @@ async def test_keyframe_requests_are_merged(wired):
     assert kf.count == 2  # the other 49 became one, sent when the interval allowed
     await asyncio.sleep(0.4)
     assert kf.count == 2
+
+
+def test_c_loop_serves_many_subscribers_and_reports_a_failing_one() -> None:
+    """Every steady subscriber gets each packet with its own offsets; a send error affects only its own."""
+    if not fanout.enabled():
+        pytest.fail("media._fastpath is not built: run `python -m media.fastpath_build` (make does)")
+    router = Router("c2", keyframe_interval=0.0)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    receivers = [Receiver() for _ in range(20)]
+    streams = []
+    for i, rx in enumerate(receivers):
+        stream = OutboundStream("video", 1000 + i, {"video/h264": 96 + i % 3}, 90000)
+        stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno())
+        router.add_outbound(stream)
+        streams.append(stream)
+    broken = OutboundStream("video", 999, {"video/h264": 102}, 90000)
+    broken.bind(outbound_session(), tx.sendto, ("::1", 9), tx.fileno())  # IPv6 peer, IPv4 socket
+    failures = []
+    broken.on_failure = lambda: failures.append(1)
+    router.add_outbound(broken)
+    src = SourceStream("video", "video/h264", 90000)
+    router.add_source(src, Requests())
+    try:
+        for n in range(10):
+            router.on_rtp(src, 200 + n, 3000 * n, 1, (IDR if n == 0 else P_SLICE) + bytes([n]) * 900)
+        assert all(s.fast for s in streams) and len(router.fast["video"].members) == 21
+        for i, (stream, rx) in enumerate(zip(streams, receivers)):
+            got = rx.read(10)
+            assert [p[0] for p in got] == [96 + i % 3] * 10
+            assert [p[1] for p in got] == [(200 + n + stream.seq_off) & 0xFFFF for n in range(10)]
+            assert [p[3][-1] for p in got] == list(range(10))
+            assert stream.packets == 10 and stream.drops == 0
+        assert failures and broken.packets == 0 and broken.drops == 10
+        router.remove_outbound(broken)
+        assert len(router.fast["video"].members) == 20 and broken._fd == -1
+    finally:
+        for stream in streams:
+            router.remove_outbound(stream)
+        tx.close()
+        for rx in receivers:
+            rx.sock.close()

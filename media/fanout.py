@@ -1,0 +1,102 @@
+"""FastFanout: the outbound streams of one kind that the C loop forwards (``media._fastpath``).
+
+A stream joins once the Python path has sent it a packet of the current source (so keyframe gating,
+epoch rebasing and payload-type choice stay in ``OutboundStream``); the whole set falls back to
+Python when a packet of another source arrives, and rejoins after that source's keyframe. While a
+stream is in the set, its offsets and counters live in its ``fp_target`` struct.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from pylibsrtp._binding import ffi as srtp_ffi
+from pylibsrtp._binding import lib as srtp_lib
+
+try:
+    from media._fastpath import ffi, lib
+except ImportError:  # not compiled (no C compiler): OutboundStream.forward does the work
+    ffi = lib = None
+
+if TYPE_CHECKING:
+    from media.outbound import OutboundStream
+    from media.source import SourceStream
+
+log = logging.getLogger(__name__)
+AVAILABLE = lib is not None
+_PROTECT = int(srtp_ffi.cast("uintptr_t", srtp_ffi.addressof(srtp_lib, "srtp_protect"))) if AVAILABLE else 0
+_disabled = os.environ.get("DIEMCAU_FASTPATH", "1") == "0"
+
+
+def enabled() -> bool:
+    return AVAILABLE and not _disabled
+
+
+def new_target(ctx: object, fd: int, host: str, port: int):  # type: ignore[no-untyped-def]
+    """A C target for one stream, or None when the fast path is off or the address is unusable."""
+    if not enabled():
+        return None
+    target = ffi.new("struct fp_target *")
+    target.ctx = ffi.cast("void *", int(srtp_ffi.cast("uintptr_t", ctx)))
+    target.fd = fd
+    if lib.fp_set_addr(target, host.encode(), port) != 0:
+        return None
+    return target
+
+
+class FastFanout:
+    __slots__ = ("source", "members", "_array", "_count")
+
+    def __init__(self) -> None:
+        self.source: SourceStream | None = None
+        self.members: list[OutboundStream] = []
+        self._array = None
+        self._count = 0
+
+    def add(self, out: "OutboundStream") -> None:
+        t = out._fp
+        t.seq_off, t.ts_off, t.pt, t.ssrc = out.seq_off, out.ts_off, out.pt, out.ssrc
+        t.last_seq, t.last_ts, t.failed = out.last_seq, out.last_ts, 0
+        out.fast = True
+        self.members.append(out)
+        self._rebuild()
+
+    def remove(self, out: "OutboundStream") -> bool:
+        try:
+            self.members.remove(out)
+        except ValueError:
+            return False
+        self._leave(out)
+        self._rebuild()
+        return True
+
+    def demote_all(self) -> list["OutboundStream"]:
+        """Hand every stream back to the Python path (a new source is about to be forwarded)."""
+        members, self.members = self.members, []
+        for out in members:
+            self._leave(out)
+        self._rebuild()
+        self.source = None
+        return members
+
+    @staticmethod
+    def _leave(out: "OutboundStream") -> None:
+        t = out._fp
+        out.last_seq, out.last_ts = t.last_seq, t.last_ts
+        out.fast = False
+
+    def _rebuild(self) -> None:
+        self._count = len(self.members)
+        self._array = ffi.new("struct fp_target *[]", [m._fp for m in self.members]) if self.members else None
+
+    def forward(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        if lib.fp_forward(_PROTECT, self._array, self._count, seq, ts, marker, payload, len(payload)):
+            for out in list(self.members):
+                t = out._fp
+                if t.failed:
+                    t.failed = 0
+                    log.info("send to subscriber failed (errno %d)", t.last_errno)
+                    if out.on_failure is not None:
+                        out.on_failure()
