@@ -21,8 +21,16 @@ $(TEST_STAMP): $(STAMP)
 	$(PIP) install --quiet -e '.[test]'
 	touch $@
 
-install: $(STAMP)
-install-test: $(TEST_STAMP)
+# The relay's C fan-out loop (media/fastpath_build.py). Without a compiler the Python loop is used.
+FASTPATH = media/_fastpath.so
+$(FASTPATH): media/fastpath_build.py $(STAMP)
+	@command -v cc >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev) || true
+	@$(PY) -c "import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-dev) || true
+	$(PY) -m media.fastpath_build || echo "warning: C fast path not built; the relay forwards with its Python loop"
+
+install: $(STAMP) $(FASTPATH)
+install-test: $(TEST_STAMP) $(FASTPATH)
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -46,4 +54,4 @@ bench-quick: install-test test-system-deps
 	$(PY) -m bench.run --quick
 
 clean:
-	rm -rf $(VENV) data tests/.cache
+	rm -rf $(VENV) data tests/.cache build $(FASTPATH)

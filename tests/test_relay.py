@@ -68,6 +68,7 @@ async def test_relay_creates_no_decoder_or_encoder(relay_server, clip):
         stats = media_stats(server)
         assert stats["routers"][conf]["sources"]["video"]["packets"] > 100
         assert stats["codec_instances"] == {}
+        assert stats["forwarding"] == "c"  # make builds the C fan-out loop; the suite runs on it
         with httpx.Client(base_url=server.url) as c:
             metrics = c.get("/metrics").text
         assert "diemcau_consumers" in metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from media import codec_audit
+from media import codec_audit, fanout
 from server.deps import require_admin
 from server.domain.tokens import Principal
 
@@ -42,6 +42,7 @@ async def media_stats(request: Request, _: Principal = Depends(require_admin)) -
             codecs[name] = codecs.get(name, 0) + n
     return {
         "codec_instances": codecs,
+        "forwarding": "c" if fanout.enabled() else "python",
         "workers": [{"index": 0, "pid": __import__("os").getpid()}]
         + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers)} for w in media.pool.workers]
            if media.pool is not None else []),
