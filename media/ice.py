@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
 import socket
 
 import aioice.ice
+import aioice.stun
 from aiortc import RTCConfiguration, RTCIceServer
 
+log = logging.getLogger(__name__)
 _original_host_addresses = aioice.ice.get_host_addresses
 
 
@@ -61,3 +66,43 @@ def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: in
                         pass
             changed += 1
     return changed
+
+
+def patient_consent(pc: object, retransmissions: int = 3) -> None:
+    """Let a publisher's ICE consent survive a busy event loop (RFC 7675: 30 s without any answer).
+
+    aioice sends each consent check once and counts it lost after 0.5 s; six such losses in a row
+    close the connection. A join storm of hundreds of subscribers can delay the ingest process's
+    loop past that for long enough, and dropping the speaker then would end the conference for
+    everyone. Here every check is retransmitted (0.5 + 1 + 2 + 4 s), so only a peer that is
+    really gone loses consent.
+    """
+    for transceiver in getattr(pc, "getTransceivers", lambda: [])():
+        connection = getattr(getattr(transceiver.receiver.transport, "transport", None), "_connection", None)
+        if connection is None or getattr(connection, "_patient_consent", False):
+            continue
+        connection._patient_consent = True
+
+        async def query_consent(connection=connection) -> None:  # type: ignore[no-untyped-def]
+            failures = 0
+            while True:
+                await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
+                for pair in list(connection._nominated.values()):
+                    request = connection.build_request(pair, nominate=False)
+                    try:
+                        await pair.protocol.request(
+                            request,
+                            pair.remote_addr,
+                            integrity_key=connection.remote_password.encode("utf8"),
+                            retransmissions=retransmissions,
+                        )
+                        failures = 0
+                    except aioice.stun.TransactionError:
+                        failures += 1
+                    if failures >= aioice.ice.CONSENT_FAILURES:
+                        log.info("publisher ICE consent expired")
+                        connection._query_consent_task = None
+                        await connection.close()
+                        return
+
+        connection.query_consent = query_consent

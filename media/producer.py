@@ -18,7 +18,7 @@ from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
 from media import frame_tap
 from media.codecs import codec_key, is_rtx, prefer_codecs
-from media.ice import enlarge_socket_buffers
+from media.ice import enlarge_socket_buffers, patient_consent
 from media.router import Router
 from media.source import SourceStream
 
@@ -63,6 +63,7 @@ class Producer:
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         enlarge_socket_buffers(pc)
+        patient_consent(pc)
         return pc.localDescription.sdp
 
     def _hook_receiver(self, kind: str, receiver: RTCRtpReceiver, codecs: list) -> None:
