@@ -53,7 +53,7 @@ from aiortc.rtp import (
 from bench import ipc
 from bench.procstat import udp_socket_drops
 from media.codecs import h264_is_keyframe
-from media.ice import restrict_host_addresses
+from media.ice import patient_consent, restrict_host_addresses
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by Python's socket module
 NTP_EPOCH_OFFSET = 2208988800
@@ -308,6 +308,7 @@ class Subscriber:
         pc.addTransceiver("video", direction="recvonly")
         pc.addTransceiver("audio", direction="recvonly")
         _prefer(pc)
+        patient_consent(pc)  # like a browser at a connection point: consent lost after ~30 s (RFC 7675)
         await pc.setLocalDescription(await pc.createOffer())
         self.offer = pc.localDescription.sdp
 

@@ -21,6 +21,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
 
 from media.codecs import codec_key, is_rtx, prefer_codecs
+from media.ice import patient_consent
 from media.outbound import OutboundStream
 from media.router import Router
 
@@ -93,6 +94,7 @@ class Consumer:
             self._park(sender, stream)
             self.streams[kind] = stream
             self._senders[kind] = sender
+        patient_consent(pc)  # a loop busy with a join storm must not drop healthy points
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         return pc.localDescription.sdp

@@ -28,7 +28,8 @@ class EngineConfig:
     ice_servers: list[dict] = field(default_factory=list)
     ice_host_addresses: list[str] = field(default_factory=list)
     keyframe_interval: float = 1.0
-    consumer_timeout: float = 15.0  # seconds without RTCP from a subscriber before it is dropped
+    consumer_timeout: float = 30.0  # seconds without RTCP from a subscriber before it is dropped
+    ingest_share: float = 0.5  # subscribers on the ingest process, relative to one worker
 
 
 class MediaEngine:
@@ -42,6 +43,7 @@ class MediaEngine:
         self.routers: dict[str, Router] = {}
         self.producers: dict[str, Producer] = {}
         self.consumers: dict[str, Any] = {}  # Consumer here, or RemoteConsumer in a worker
+        self._joining = 0  # local subscribers still negotiating (counted when sharding a storm)
         # Hooks for the server layer (events, attendance, recording).
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
@@ -123,17 +125,20 @@ class MediaEngine:
         """
         check_offer(offer_sdp, "recv")
         router = self.router(conference_id)
-        local = sum(1 for c in self.consumers.values() if isinstance(c, Consumer))
-        worker = self.pool.least_loaded(local) if self.pool is not None else None
+        local = self._joining + sum(1 for c in self.consumers.values() if isinstance(c, Consumer))
+        worker = self.pool.least_loaded(local, self.config.ingest_share) if self.pool is not None else None
         if worker is not None:
             consumer = await self.pool.subscribe(worker, conference_id, offer_sdp, role, name)  # type: ignore[union-attr]
         else:
             consumer = Consumer(router, self._pc(), role=role, name=name)
+            self._joining += 1
             try:
                 consumer.answer_sdp = await consumer.answer(offer_sdp)  # type: ignore[attr-defined]
             except Exception:
                 await consumer.close()
                 raise
+            finally:
+                self._joining -= 1
         consumer.owner = owner
         consumer.subject_id = subject_id
         self.consumers[consumer.id] = consumer

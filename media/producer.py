@@ -60,10 +60,10 @@ class Producer:
             if not transceiver._codecs:
                 continue
             self._hook_receiver(transceiver.kind, transceiver.receiver, transceiver._codecs)
+        patient_consent(pc)  # losing the speaker to a busy loop would end the conference
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         enlarge_socket_buffers(pc)
-        patient_consent(pc)
         return pc.localDescription.sdp
 
     def _hook_receiver(self, kind: str, receiver: RTCRtpReceiver, codecs: list) -> None:

@@ -33,7 +33,12 @@ class WorkerHandle:
         self.port = 0
         self.writer: asyncio.StreamWriter | None = None
         self.consumers: dict[str, "RemoteConsumer"] = {}
+        self.joining = 0  # subscribe requests in flight (a join storm must not pile onto one worker)
         self.ready = asyncio.Event()
+
+    @property
+    def load(self) -> int:
+        return len(self.consumers) + self.joining
 
 
 class RemoteConsumer:
@@ -227,18 +232,29 @@ class WorkerPool:
         self._targets = targets
 
     # --- consumers -------------------------------------------------------------------------------
-    def least_loaded(self, local_consumers: int) -> WorkerHandle | None:
-        """The worker with the fewest consumers, or None when the ingest process has fewer still."""
+    def least_loaded(self, local_consumers: int, ingest_share: float = 1.0) -> WorkerHandle | None:
+        """The worker with the fewest consumers, or None when the ingest process should take this one.
+
+        The ingest process also receives the speaker, serves the API and records, so it counts as
+        ``ingest_share`` of a worker: at 0.5 it holds half as many subscribers as each worker, and
+        its event loop stays responsive to the speaker during a join storm.
+        """
         live = [w for w in self.workers if w.writer is not None]
         if not live:
             return None
-        best = min(live, key=lambda w: len(w.consumers))
-        return best if len(best.consumers) < local_consumers else None
+        best = min(live, key=lambda w: w.load)
+        if ingest_share > 0 and local_consumers < ingest_share * best.load:
+            return None
+        return best
 
     async def subscribe(self, worker: WorkerHandle, conference_id: str, offer: str, role: str, name: str) -> RemoteConsumer:
-        reply = await self._request(
-            worker, {"op": "subscribe", "conference": conference_id, "offer": offer, "role": role, "name": name}
-        )
+        worker.joining += 1
+        try:
+            reply = await self._request(
+                worker, {"op": "subscribe", "conference": conference_id, "offer": offer, "role": role, "name": name}
+            )
+        finally:
+            worker.joining -= 1
         if "error" in reply:
             raise RuntimeError(reply["error"])
         consumer = RemoteConsumer(self, worker, reply["id"], conference_id, reply["answer"], role, name)

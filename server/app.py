@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ice_host_addresses=settings.ice_host_addresses,
                 keyframe_interval=settings.keyframe_request_interval,
                 consumer_timeout=settings.consumer_timeout,
+                ingest_share=settings.ingest_share,
             )
         )
         app.state.media.start()

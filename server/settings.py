@@ -56,7 +56,16 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     keyframe_request_interval: float = 1.0
     consumer_timeout: float = Field(
-        default=15.0, description="Drop a subscriber after this many seconds without RTCP from it"
+        default=30.0,
+        description="Drop a subscriber after this many seconds without RTCP from it while media flows "
+        "(RFC 7675's consent timeout; shorter drops healthy points whose reports a busy loop delayed)",
+    )
+    ingest_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="Subscribers the ingest process takes, as a share of one media worker's (it also "
+        "receives the speaker, serves the API and records); 0 puts every subscriber on the workers",
     )
     late_grace_minutes: int = 10
     hls_segment_seconds: float = 2.0

@@ -13,7 +13,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
-from media.ice import restrict_host_addresses
+from media.ice import patient_consent, restrict_host_addresses
 from tests.support.clip import Clip
 
 restrict_host_addresses(["127.0.0.1"])
@@ -135,6 +135,7 @@ async def publish(base_url: str, conference_id: str, token: str, clip: Clip, mun
     _prefer(pc, "video", "video/H264")
     _prefer(pc, "audio", "audio/opus")
     vsender._send_keyframe = video.request_keyframe  # honour PLI/FIR on the pre-encoded path
+    patient_consent(pc)  # consent lost after ~30 s of silence, as in browsers and OBS (RFC 7675)
     location = await _negotiate(pc, f"{base_url}/whip/{conference_id}", token, munge)
     return Publisher(pc, video, audio, location)
 
