@@ -12,6 +12,7 @@ from server.settings import get_settings
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)  # four lines per ICE check: noise in a join storm
     settings = get_settings()
     app = create_app(settings)
     base = settings.base_url
@@ -26,7 +27,12 @@ def main() -> None:
         f"  data dir              {settings.data_dir.resolve()}\n",
         flush=True,
     )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio")
+    # Keep-alive 30 s: points poll and re-use connections; with uvicorn's 5 s an idle connection can
+    # be closed just as a client sends its next request on it (a failed WHEP POST in a join storm).
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio",
+        timeout_keep_alive=30,
+    )
 
 
 if __name__ == "__main__":
