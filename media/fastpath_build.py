@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cffi import FFI
 
-CDEF = """
+STRUCT = """
 struct fp_target {
     void *ctx;
     int fd;
@@ -34,6 +34,9 @@ struct fp_target {
     uint32_t addrlen;
     unsigned char addr[28];
 };
+"""
+
+CDEF = STRUCT + """
 int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t seq, uint32_t ts,
                int marker, const unsigned char *payload, int plen);
 int fp_set_addr(struct fp_target *t, const char *host, int port);
@@ -47,24 +50,7 @@ SOURCE = r"""
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-struct fp_target {
-    void *ctx;
-    int fd;
-    uint32_t ssrc;
-    uint32_t ts_off;
-    uint16_t seq_off;
-    uint8_t pt;
-    uint8_t failed;
-    uint16_t last_seq;
-    uint32_t last_ts;
-    uint64_t packets;
-    uint64_t octets;
-    uint64_t drops;
-    int last_errno;
-    uint32_t addrlen;
-    unsigned char addr[28];
-};
-
+""" + STRUCT + r"""
 typedef int (*fp_protect_fn)(void *ctx, void *rtp, int *len);
 
 #define FP_MTU 1500
