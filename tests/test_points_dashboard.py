@@ -75,3 +75,37 @@ def test_dashboard_tree_and_live_status(server: ServerProcess, open_page) -> Non
     href = page.evaluate("document.getElementById('report-html').getAttribute('href')")
     r = httpx.get(server.url + href)
     assert r.status_code == 200 and "Hội nghị trực tuyến" in r.text
+
+
+@pytest.mark.browser
+def test_point_page_reports_the_headcount(server: ServerProcess, open_page) -> None:  # type: ignore[no-untyped-def]
+    """The operator types the delegates present; the server stores it for its own point and confirms."""
+    cid = server.create_conference(title="Báo cáo quân số")
+    organiser = server.token(cid, "organiser")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {organiser}"}, timeout=20) as c:
+        assert c.post(f"/api/v1/conferences/{cid}/points/import", content=CSV.encode(),
+                      headers={"content-type": "text/csv"}).status_code == 200
+        links = {x["name"]: x for x in c.post(f"/api/v1/conferences/{cid}/points/tokens").json()}
+        page = open_page(f"{server.url}/point.html#conference={cid}&token={links['Xã Nam']['token']}")
+        page.wait_until("window.diemcau.state.pointId !== null", what="snapshot names our point")
+        assert page.evaluate("window.diemcau.state.pointId") == links["Xã Nam"]["point_id"]
+
+        page.fill("#present", "23")
+        page.click("#headcount-submit")
+        page.wait_until("document.getElementById('headcount-status').dataset.present === '23'", timeout=20,
+                        what="headcount confirmed")
+        page.fill("#present", "24")  # updated during the session
+        page.click("#headcount-submit")
+        page.wait_until("document.getElementById('headcount-status').dataset.present === '24'", timeout=20,
+                        what="updated headcount confirmed")
+        status = c.get(f"/api/v1/conferences/{cid}/attendance/status").json()
+        counts = {p["name"]: p["headcount"] for p in status["points"]}
+        assert counts["Xã Nam"] == 24 and counts["Xã Bắc"] is None
+
+        page.fill("#present", "5000000")  # beyond any room: refused with the reason, nothing stored
+        page.evaluate("document.getElementById('present').removeAttribute('max')")
+        page.click("#headcount-submit")
+        page.wait_until("document.getElementById('headcount-status').textContent.includes('Refused')",
+                        timeout=20, what="refusal shown")
+        status = c.get(f"/api/v1/conferences/{cid}/attendance/status").json()
+        assert {p["name"]: p["headcount"] for p in status["points"]}["Xã Nam"] == 24

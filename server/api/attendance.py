@@ -95,20 +95,26 @@ async def start_attendance(app: FastAPI) -> None:
     await recorder.start()
     app.state.attendance_recorder = recorder
 
-    async def ws_headcount(conference_id: str, principal: Principal, message: dict) -> None:
+    async def ws_headcount(conference_id: str, principal: Principal, message: dict) -> dict | None:
+        """``{"type": "headcount", "present": N}``; returns an error event to send back, if refused."""
         point_id = principal.subject_id if principal.role == "point" else message.get("point_id")
-        if principal.role == "point" and message.get("point_id") not in (None, point_id):
-            return  # an operator reports only for its own point
         present = message.get("present")
-        if principal.role not in ("point", "organiser", "admin") or not isinstance(point_id, str):
-            return
-        if not isinstance(present, int) or isinstance(present, bool):
-            return
-        async with app.state.sessionmaker() as db:
-            try:
-                await submit_headcount(app, db, conference_id, point_id, present, principal.token_id)
-            except (LookupError, domain.AttendanceError) as exc:
-                log.info("headcount over WebSocket refused: %s", exc)
+        refusal = None
+        if principal.role == "point" and message.get("point_id") not in (None, point_id):
+            refusal = "an operator reports only for its own point"
+        elif principal.role not in ("point", "organiser", "admin") or not isinstance(point_id, str):
+            refusal = "only a point's operator or an organiser (with point_id) reports a headcount"
+        elif not isinstance(present, int) or isinstance(present, bool):
+            refusal = "present must be a whole number"
+        if refusal is None:
+            async with app.state.sessionmaker() as db:
+                try:
+                    await submit_headcount(app, db, conference_id, point_id, present, principal.token_id)
+                    return None
+                except (LookupError, domain.AttendanceError) as exc:
+                    refusal = str(exc) or type(exc).__name__
+        log.info("headcount over WebSocket refused: %s", refusal)
+        return {"type": "error", "for": "headcount", "detail": refusal}
 
     app.state.ws_handlers["headcount"] = ws_headcount
 

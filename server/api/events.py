@@ -31,6 +31,8 @@ async def conference_events(websocket: WebSocket, conference_id: str) -> None:
             "type": "snapshot",
             "live": media.is_live(conference_id),
             "consumers": media.consumer_count(conference_id),
+            "role": principal.role,
+            "point_id": principal.subject_id if principal.role == "point" else None,
         }
     )
     await bus.publish(
@@ -52,7 +54,9 @@ async def conference_events(websocket: WebSocket, conference_id: str) -> None:
             elif isinstance(message, dict):
                 handler = app.state.ws_handlers.get(message.get("type"))
                 if handler is not None:
-                    await handler(conference_id, principal, message)
+                    reply = await handler(conference_id, principal, message)
+                    if reply is not None:  # e.g. why a headcount was refused
+                        await websocket.send_json(reply)
     except (WebSocketDisconnect, RuntimeError, ValueError):
         pass
     finally:

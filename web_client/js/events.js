@@ -33,6 +33,13 @@ export class ConferenceEvents {
     this.ws = null;
   }
 
+  /** Send a message on the channel; false when it is not open (the caller says so to the user). */
+  send(message) {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    this.ws.send(JSON.stringify(message));
+    return true;
+  }
+
   _connect() {
     if (!this.running) return;
     this.onState("connecting");

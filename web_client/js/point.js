@@ -18,6 +18,7 @@ const state = {
   supervisor: null,
   events: null,
   live: null, // speaker live according to the event channel (null: unknown yet)
+  pointId: null, // our connection point, from the channel's snapshot
   stats: null,
 };
 
@@ -73,7 +74,29 @@ async function stopWatching() {
   setStatus(statusLine, "idle", "Đã dừng · Stopped");
 }
 
+// Headcount: the operator reports how many delegates are in the room, at the start and whenever it
+// changes. Sent over the event channel (the server knows our point from the token) and confirmed by
+// the headcount.reported event it broadcasts to organisers' dashboards.
+function reportHeadcount(ev) {
+  ev.preventDefault();
+  const present = Number.parseInt($("present").value, 10);
+  if (!Number.isInteger(present) || present < 0) return;
+  const sent = state.events && state.events.send({ type: "headcount", present });
+  $("headcount-status").textContent = sent
+    ? `Đang gửi ${present}… · Sending ${present}…`
+    : "Chưa kết nối máy chủ, thử lại sau · Not connected to the server, try again shortly";
+}
+
 function onEvent(event) {
+  if (event.type === "headcount.reported" && event.point_id === state.pointId) {
+    const at = new Date(event.reported_at).toLocaleTimeString();
+    $("headcount-status").textContent = `Đã báo cáo ${event.present} đại biểu lúc ${at} · Reported ${event.present} present at ${at}`;
+    $("headcount-status").dataset.present = String(event.present);
+  }
+  if (event.type === "error" && event.for === "headcount") {
+    $("headcount-status").textContent = `Không nhận · Refused: ${event.detail}`;
+  }
+  if (event.type === "snapshot" && event.point_id) state.pointId = event.point_id;
   if (event.type === "snapshot") state.live = Boolean(event.live);
   else if (event.type === "speaker.live") state.live = true;
   else if (event.type === "speaker.offline") state.live = false;
@@ -124,6 +147,7 @@ function join({ conference, token }) {
 }
 
 watchButton.addEventListener("click", startWatching);
+$("headcount-form").addEventListener("submit", reportHeadcount);
 stopButton.addEventListener("click", stopWatching);
 unmuteButton.addEventListener("click", () => {
   video.muted = !video.muted;
