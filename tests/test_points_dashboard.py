@@ -19,6 +19,17 @@ CSV = (
 )
 
 
+def seeded(server: ServerProcess, title: str) -> tuple[str, str, dict[str, dict]]:
+    """A conference with the CSV's six points: (conference id, organiser token, links by point name)."""
+    cid = server.create_conference(title=title)
+    organiser = server.token(cid, "organiser")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {organiser}"}, timeout=20) as c:
+        assert c.post(f"/api/v1/conferences/{cid}/points/import", content=CSV.encode(),
+                      headers={"content-type": "text/csv"}).status_code == 200
+        links = c.post(f"/api/v1/conferences/{cid}/points/tokens").json()
+    return cid, organiser, {x["name"]: x for x in links}
+
+
 def test_dashboard_files_are_self_contained() -> None:
     """Works offline: no CDN, no absolute URLs in the page, its script or its stylesheet."""
     for path in ("web_client/dashboard.html", "web_client/js/dashboard.js", "web_client/css/dashboard.css"):
@@ -28,14 +39,9 @@ def test_dashboard_files_are_self_contained() -> None:
 
 @pytest.mark.browser
 def test_dashboard_tree_and_live_status(server: ServerProcess, open_page) -> None:  # type: ignore[no-untyped-def]
-    cid = server.create_conference(title="Hội nghị trực tuyến")
-    organiser = server.token(cid, "organiser")
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {organiser}"}, timeout=20) as c:
-        assert c.post(f"/api/v1/conferences/{cid}/points/import", content=CSV.encode(),
-                      headers={"content-type": "text/csv"}).status_code == 200
-        links = c.post(f"/api/v1/conferences/{cid}/points/tokens").json()
-    token = {x["name"]: x["token"] for x in links}
-    ids = {x["name"]: x["point_id"] for x in links}
+    cid, organiser, links = seeded(server, "Hội nghị trực tuyến")
+    token = {name: x["token"] for name, x in links.items()}
+    ids = {name: x["point_id"] for name, x in links.items()}
 
     page = open_page(f"{server.url}/dashboard.html#conference={cid}&token={organiser}")
     page.wait_until("document.getElementById('total-points').textContent === '6'", what="points loaded")
@@ -80,12 +86,8 @@ def test_dashboard_tree_and_live_status(server: ServerProcess, open_page) -> Non
 @pytest.mark.browser
 def test_point_page_reports_the_headcount(server: ServerProcess, open_page) -> None:  # type: ignore[no-untyped-def]
     """The operator types the delegates present; the server stores it for its own point and confirms."""
-    cid = server.create_conference(title="Báo cáo quân số")
-    organiser = server.token(cid, "organiser")
+    cid, organiser, links = seeded(server, "Báo cáo quân số")
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {organiser}"}, timeout=20) as c:
-        assert c.post(f"/api/v1/conferences/{cid}/points/import", content=CSV.encode(),
-                      headers={"content-type": "text/csv"}).status_code == 200
-        links = {x["name"]: x for x in c.post(f"/api/v1/conferences/{cid}/points/tokens").json()}
         page = open_page(f"{server.url}/point.html#conference={cid}&token={links['Xã Nam']['token']}")
         page.wait_until("window.diemcau.state.pointId !== null", what="snapshot names our point")
         assert page.evaluate("window.diemcau.state.pointId") == links["Xã Nam"]["point_id"]
