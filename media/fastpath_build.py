@@ -46,8 +46,8 @@ SOURCE = r"""
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
+#include <stdio.h>
+#include <netdb.h>
 #include <sys/socket.h>
 
 """ + STRUCT + r"""
@@ -113,25 +113,22 @@ int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t se
 
 int fp_set_addr(struct fp_target *t, const char *host, int port)
 {
-    struct sockaddr_in sin;
-    struct sockaddr_in6 sin6;
-    memset(&sin, 0, sizeof(sin));
-    memset(&sin6, 0, sizeof(sin6));
-    if (inet_pton(AF_INET, host, &sin.sin_addr) == 1) {
-        sin.sin_family = AF_INET;
-        sin.sin_port = htons((uint16_t)port);
-        memcpy(t->addr, &sin, sizeof(sin));
-        t->addrlen = sizeof(sin);
-        return 0;
+    /* Numeric only (no DNS): ICE gave us an address; IPv6 scope ids ("fe80::1%eth0") work too. */
+    struct addrinfo hints, *res = NULL;
+    char service[8];
+    int ok = -1;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    hints.ai_socktype = SOCK_DGRAM;
+    snprintf(service, sizeof(service), "%d", port);
+    if (getaddrinfo(host, service, &hints, &res) != 0) return -1;
+    if (res->ai_addrlen <= sizeof(t->addr)) {
+        memcpy(t->addr, res->ai_addr, res->ai_addrlen);
+        t->addrlen = (uint32_t)res->ai_addrlen;
+        ok = 0;
     }
-    if (inet_pton(AF_INET6, host, &sin6.sin6_addr) == 1) {
-        sin6.sin6_family = AF_INET6;
-        sin6.sin6_port = htons((uint16_t)port);
-        memcpy(t->addr, &sin6, sizeof(sin6));
-        t->addrlen = sizeof(sin6);
-        return 0;
-    }
-    return -1;
+    freeaddrinfo(res);
+    return ok;
 }
 """
 
