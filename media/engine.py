@@ -29,7 +29,7 @@ class EngineConfig:
     ice_host_addresses: list[str] = field(default_factory=list)
     keyframe_interval: float = 1.0
     consumer_timeout: float = 30.0  # seconds without RTCP from a subscriber before it is dropped
-    ingest_share: float = 0.75  # subscribers on the ingest process, relative to one worker
+    ingest_share: float = 0.5  # subscribers on the ingest process, relative to one worker
 
 
 class MediaEngine:

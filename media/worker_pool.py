@@ -236,7 +236,7 @@ class WorkerPool:
         """The worker with the fewest consumers, or None when the ingest process should take this one.
 
         The ingest process also receives the speaker, serves the API and records, so it counts as
-        ``ingest_share`` of a worker: at 0.75 it holds three subscribers for every four on a worker, and
+        ``ingest_share`` of a worker: at 0.5 it holds half as many subscribers as each worker, and
         its event loop stays responsive to the speaker during a join storm.
         """
         live = [w for w in self.workers if w.writer is not None]

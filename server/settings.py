@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         "(RFC 7675's consent timeout; shorter drops healthy points whose reports a busy loop delayed)",
     )
     ingest_share: float = Field(
-        default=0.75,
+        default=0.5,
         ge=0.0,
         le=1.0,
         description="Subscribers the ingest process takes, as a share of one media worker's (it also "
