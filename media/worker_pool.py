@@ -8,6 +8,7 @@ mirrored to the workers that serve that conference with one local datagram each,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import multiprocessing
@@ -282,14 +283,24 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.pid for w in self.workers if w.pid]
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Close the control sockets (workers exit on EOF) and wait for them without blocking the loop.
+
+        A blocking ``join`` here would keep the loop from actually closing the sockets, so every
+        worker would sit out the whole timeout.
+        """
         for worker in self.workers:
             if worker.writer is not None:
                 worker.writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(worker.writer.wait_closed(), 1.0)
         if self._server is not None:
             self._server.close()
+        deadline = time.monotonic() + timeout
         for worker in self.workers:
-            worker.process.join(timeout=5)
+            while worker.process.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
             if worker.process.is_alive():
                 worker.process.kill()
+            worker.process.join(timeout=1)
         self._sock.close()
