@@ -36,6 +36,17 @@ def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
     )
 
 
+def _ice_connections(pc: object) -> list:
+    """The aioice connections under a peer connection's transceivers (one when bundled)."""
+    found: list = []
+    for transceiver in getattr(pc, "getTransceivers", lambda: [])():
+        ice = getattr(transceiver.receiver.transport, "transport", None)
+        connection = getattr(ice, "_connection", None)
+        if connection is not None and all(connection is not c for c in found):
+            found.append(connection)
+    return found
+
+
 def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: int = 4 * 1024 * 1024) -> int:
     """Give the peer connection's UDP sockets deep kernel buffers; returns how many were changed.
 
@@ -44,15 +55,11 @@ def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: in
     As root SO_*BUFFORCE passes net.core.rmem_max; otherwise the kernel caps the request.
     """
     changed = 0
-    seen: set[int] = set()
-    for transceiver in getattr(pc, "getTransceivers", lambda: [])():
-        dtls = transceiver.receiver.transport
-        connection = getattr(getattr(dtls, "transport", None), "_connection", None)
-        for protocol in getattr(connection, "_protocols", []):
+    for connection in _ice_connections(pc):
+        for protocol in connection._protocols:  # one socket each
             sock = getattr(protocol, "transport", None) and protocol.transport.get_extra_info("socket")
-            if sock is None or sock.fileno() in seen:
+            if sock is None:
                 continue
-            seen.add(sock.fileno())
             for force, plain, size in (
                 (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF, rcvbuf),
                 (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF, sndbuf),
@@ -77,9 +84,8 @@ def patient_consent(pc: object, retransmissions: int = 2, failures_allowed: int 
     conference for everyone). Here each check is retransmitted (0.5 + 1 + 2 s) and four lost
     checks in a row (about 35 s) end the connection. Browsers and OBS behave the same way.
     """
-    for transceiver in getattr(pc, "getTransceivers", lambda: [])():
-        connection = getattr(getattr(transceiver.receiver.transport, "transport", None), "_connection", None)
-        if connection is None or getattr(connection, "_patient_consent", False):
+    for connection in _ice_connections(pc):
+        if getattr(connection, "_patient_consent", False):
             continue
         connection._patient_consent = True
 

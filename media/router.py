@@ -37,9 +37,8 @@ class Router:
         self.keyframe_interval = keyframe_interval
         self.active: dict[str, SourceStream | None] = {k: None for k in KINDS}
         self.pending: dict[str, SourceStream | None] = {k: None for k in KINDS}
-        self.outbound: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
-        # Streams in steady state on the active source go to the C loop; the rest (waiting for a
-        # keyframe, just switched, or no fast path built) stay on the Python path in ``slow``.
+        # Every outbound stream is in exactly one of these: steady on the active source -> the C loop
+        # (``fast``); waiting for a keyframe, just switched, or no fast path built -> ``slow`` (Python).
         self.fast: dict[str, FastFanout] = {k: FastFanout() for k in KINDS}
         self.slow: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
         self.keyframe_sources: dict[int, KeyframeSource] = {}
@@ -129,16 +128,11 @@ class Router:
     # --- consumers -----------------------------------------------------------------------------
     def add_outbound(self, stream: OutboundStream) -> None:
         stream.router = self
-        self.outbound[stream.kind].append(stream)
         self.slow[stream.kind].append(stream)
         if stream.kind == "video":
             self.request_keyframe()
 
     def remove_outbound(self, stream: OutboundStream) -> None:
-        try:
-            self.outbound[stream.kind].remove(stream)
-        except ValueError:
-            pass
         if not self.fast[stream.kind].remove(stream):
             try:
                 self.slow[stream.kind].remove(stream)
@@ -149,7 +143,10 @@ class Router:
 
     @property
     def consumer_count(self) -> int:
-        return len(self.outbound["video"]) or len(self.outbound["audio"])
+        return self._streams("video") or self._streams("audio")
+
+    def _streams(self, kind: str) -> int:
+        return len(self.fast[kind].members) + len(self.slow[kind])
 
     # --- keyframes ---------------------------------------------------------------------------
     def request_keyframe(self, requester: OutboundStream | None = None) -> None:

@@ -14,7 +14,7 @@ from server.domain.tokens import Principal, resolve_token
 async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
     """A session per request, committed when the endpoint returns and before the response is sent.
 
-    Always use ``Depends(get_db, scope="function")``: with the default request scope FastAPI commits
+    Depend on it through ``DB`` below: with FastAPI's default (request) scope the commit would run
     after sending, and a client acting on a 201 at once would not find the row yet.
     """
     async with request.app.state.sessionmaker() as session:
@@ -24,6 +24,10 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+
+
+# ``db: AsyncSession = DB`` in every endpoint: function scope, so writes are committed before replying.
+DB = Depends(get_db, scope="function")
 
 
 def bearer_secret(request: Request) -> str | None:
@@ -43,7 +47,7 @@ async def identify(secret: str | None, request: Request, db: AsyncSession) -> Pr
     return await resolve_token(db, secret)
 
 
-async def get_principal(request: Request, db: AsyncSession = Depends(get_db, scope="function")) -> Principal:
+async def get_principal(request: Request, db: AsyncSession = DB) -> Principal:
     secret = bearer_secret(request)
     if not secret:
         raise HTTPException(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.guards import ANY_ROLE, conference_for
 from server.db.models import AttendanceSession
-from server.deps import get_db, get_principal
+from server.deps import DB, get_principal
 from server.domain import attendance as domain
 from server.domain.live_status import live_status
 from server.domain.recorder import AttendanceRecorder
@@ -141,7 +141,7 @@ async def submit_headcount(
 @router.get("/attendance/status")
 async def attendance_status(
     conference_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
     """Live view for the dashboard: every point connected or not, since when, headcount; totals."""
@@ -155,7 +155,7 @@ async def attendance_sessions(
     subject_id: str | None = None,
     offset: int = Query(0, ge=0),
     limit: int = Query(1000, ge=1, le=10000),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[SessionOut]:
     """Every recorded join..leave span, oldest first (``left_at`` null = still connected)."""
@@ -167,7 +167,7 @@ async def attendance_sessions(
 @router.get("/attendance/me")
 async def my_attendance(
     conference_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
     """A participant's own record: their sessions and replay viewing (by person when known)."""
@@ -197,7 +197,7 @@ async def report_headcount(
     point_id: str,
     body: HeadcountIn,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> HeadcountOut:
     """The operator reports delegates present (at the start, and again whenever it changes)."""
@@ -220,7 +220,7 @@ async def heartbeat(
     conference_id: str,
     request: Request,
     body: HeartbeatIn | None = None,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> HeartbeatOut:
     """HLS players call this every ~15 s while playing; a gap over the timeout ends the session."""
@@ -245,7 +245,7 @@ async def heartbeat(
 async def replay_progress(
     conference_id: str,
     body: ReplayIn,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
     """The replay page reports how long this viewing has been watched (monotonic per ``view_id``)."""

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.deps import authorize, get_db, get_principal, require_admin
+from server.deps import DB, authorize, get_principal, require_admin
 from server.domain import conferences as domain
 from server.domain.tokens import ROLES, Principal, issue_token
 
@@ -72,7 +72,7 @@ async def load_conference(db: AsyncSession, conference_id: str):  # type: ignore
 async def create_conference(
     body: ConferenceIn,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     _: Principal = Depends(require_admin),
 ) -> ConferenceOut:
     conf = await domain.create_conference(
@@ -84,7 +84,7 @@ async def create_conference(
 @router.get("", response_model=list[ConferenceOut])
 async def list_conferences(
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     _: Principal = Depends(require_admin),
 ) -> list[ConferenceOut]:
     return [_out(request, c) for c in await domain.list_conferences(db)]
@@ -94,7 +94,7 @@ async def list_conferences(
 async def get_conference(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> ConferenceOut:
     conf = await load_conference(db, conference_id)
@@ -118,7 +118,7 @@ async def create_token(
     conference_id: str,
     body: TokenIn,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> TokenOut:
     await load_conference(db, conference_id)

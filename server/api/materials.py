@@ -13,7 +13,7 @@ from starlette.types import Message, Receive
 
 from server.api.guards import ANY_ROLE, conference_for
 from server.db.models import Material
-from server.deps import get_db, get_principal
+from server.deps import DB, get_principal
 from server.domain import materials as domain
 from server.domain.tokens import Principal
 
@@ -97,7 +97,7 @@ def material_out(m: Material) -> MaterialOut:
 async def upload_material(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> MaterialOut:
     """Upload one file (form field ``file``, optional ``title``); see the description for types."""
@@ -143,7 +143,7 @@ async def upload_material(
 @router.get("", response_model=list[MaterialOut])
 async def list_materials(
     conference_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[MaterialOut]:
     await conference_for(db, conference_id, principal, *ANY_ROLE)
@@ -155,7 +155,7 @@ async def download_material(
     conference_id: str,
     material_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> FileResponse:
     """The file itself, as an attachment under its original (sanitised) name; ``?token=`` works too."""
@@ -184,7 +184,7 @@ async def delete_material(
     conference_id: str,
     material_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.api.conferences import join_links
 from server.api.guards import conference_for, import_failed, read_upload_body
 from server.db.models import Member
-from server.deps import get_db, get_principal
+from server.deps import DB, get_principal
 from server.domain import members as domain
 from server.domain.csvio import ImportErrors
 from server.domain.links import issue_subject_tokens
@@ -69,7 +69,7 @@ async def list_members(
     conference_id: str,
     offset: int = Query(0, ge=0),
     limit: int = Query(1000, ge=1, le=10000),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> MemberPage:
     await conference_for(db, conference_id, principal, "organiser")
@@ -84,7 +84,7 @@ async def list_members(
 async def create_member(
     conference_id: str,
     body: MemberIn,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> MemberOut:
     await conference_for(db, conference_id, principal, "organiser")
@@ -106,7 +106,7 @@ async def create_member(
 async def import_members(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
     """Add members from CSV; a file with any bad row imports nothing (400 lists the rows)."""
@@ -125,7 +125,7 @@ async def issue_member_links(
     request: Request,
     body: MemberLinksIn | None = None,
     format: str = Query("json", pattern="^(json|csv)$", description="csv: name, unit, point, link, token"),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[MemberLink] | Response:
     """Personal links (viewer page, WebRTC or HLS) for members; secrets are shown only here."""
@@ -173,7 +173,7 @@ async def issue_member_links(
 async def get_member(
     conference_id: str,
     member_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> MemberOut:
     """Organisers see any member; a member sees only themself."""
@@ -192,7 +192,7 @@ async def update_member(
     conference_id: str,
     member_id: str,
     body: MemberPatch,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> MemberOut:
     await conference_for(db, conference_id, principal, "organiser")
@@ -210,7 +210,7 @@ async def update_member(
 async def delete_member(
     conference_id: str,
     member_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")
@@ -226,7 +226,7 @@ async def issue_member_link(
     member_id: str,
     request: Request,
     revoke_existing: bool = Query(True),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> MemberLink:
     await conference_for(db, conference_id, principal, "organiser")

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.api.conferences import join_links
 from server.api.guards import conference_for, import_failed, read_upload_body
 from server.db.models import ConnectionPoint
-from server.deps import get_db, get_principal
+from server.deps import DB, get_principal
 from server.domain import points as domain
 from server.domain.csvio import ImportErrors
 from server.domain.links import IssuedToken, issue_subject_tokens
@@ -82,7 +82,7 @@ def point_out(p: ConnectionPoint) -> PointOut:
 @router.get("", response_model=list[PointOut])
 async def list_points(
     conference_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[PointOut]:
     """All points, provinces first, then districts, then communes."""
@@ -94,7 +94,7 @@ async def list_points(
 async def create_point(
     conference_id: str,
     body: PointIn,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> PointOut:
     await conference_for(db, conference_id, principal, "organiser")
@@ -123,7 +123,7 @@ async def import_points(
     conference_id: str,
     request: Request,
     update_existing: bool = Query(False, description="update points whose name already exists"),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> ImportOut:
     """Import points from CSV in one go; a file with any bad row imports nothing (400 lists the rows)."""
@@ -164,7 +164,7 @@ async def issue_point_links(
     request: Request,
     body: LinksIn | None = None,
     format: str = Query("json", pattern="^(json|csv)$", description="csv: name, level, parent, link, token"),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[PointLink] | Response:
     """Issue each point's operator token and join link (point.html). Secrets are shown only here."""
@@ -201,7 +201,7 @@ async def issue_point_links(
 async def get_point(
     conference_id: str,
     point_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> PointOut:
     """Organisers see any point; a point operator sees its own."""
@@ -220,7 +220,7 @@ async def update_point(
     conference_id: str,
     point_id: str,
     body: PointPatch,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> PointOut:
     await conference_for(db, conference_id, principal, "organiser")
@@ -238,7 +238,7 @@ async def update_point(
 async def delete_point(
     conference_id: str,
     point_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> None:
     """Delete a point (and its headcounts); children stay, without a parent; sessions are kept."""
@@ -255,7 +255,7 @@ async def issue_point_link(
     point_id: str,
     request: Request,
     revoke_existing: bool = Query(True),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> PointLink:
     """A new operator token and join link for one point (e.g. to replace a leaked link)."""

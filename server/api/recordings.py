@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from media.recording.playlist import Segment, parse, render
 from server.api.conferences import load_conference
 from server.db.models import Recording
-from server.deps import authorize, bearer_secret, get_db, get_principal, identify
+from server.deps import DB, authorize, bearer_secret, get_principal, identify
 from server.domain import recordings as domain
 from server.domain.recording_links import live_scope, recording_scope
 from server.domain.tokens import ROLES, Principal
@@ -164,7 +164,7 @@ def _playlist(body: str, *, live: bool) -> Response:
 async def list_recordings(
     request: Request,
     conference_id: str | None = Query(default=None, description="only this conference's recordings"),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[RecordingOut]:
     """Newest first. A conference token sees its own conference's recordings; the admin sees all."""
@@ -180,7 +180,7 @@ async def list_recordings(
 async def get_recording(
     recording_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> RecordingDetail:
     """Details, chapters, and signed playlist/download links (valid for at least 12 hours)."""
@@ -192,7 +192,7 @@ async def get_recording(
 async def delete_recording(
     recording_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> Response:
     """Delete a finished recording and its files (organiser). 409 while it is being written."""
@@ -201,7 +201,6 @@ async def delete_recording(
         await _service(request).delete(db, row)
     except domain.RecordingBusy as exc:
         raise HTTPException(409, str(exc))
-    await db.commit()  # before the response: get_db commits only after it is sent
     return Response(status_code=204)
 
 
@@ -212,7 +211,6 @@ async def _add_chapter(request: Request, db: AsyncSession, row: Recording, body:
         if at is None:
             raise HTTPException(422, "at_seconds is required: the recording is not live")
     chapter = _chapter_out(await domain.add_chapter(db, row.id, body.title, at))
-    await db.commit()  # before the response: get_db commits only after it is sent
     return chapter
 
 
@@ -221,7 +219,7 @@ async def add_chapter(
     recording_id: str,
     body: ChapterIn,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> ChapterOut:
     """Mark a chapter (organiser). Without ``at_seconds`` it starts at the live position now."""
@@ -233,13 +231,12 @@ async def add_chapter(
 async def delete_chapter(
     recording_id: str,
     chapter_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> Response:
     await _load(db, recording_id, principal, "organiser")
     if not await domain.delete_chapter(db, recording_id, chapter_id):
         raise HTTPException(404, "unknown chapter")
-    await db.commit()  # before the response: get_db commits only after it is sent
     return Response(status_code=204)
 
 
@@ -260,7 +257,7 @@ async def _current(request: Request, db: AsyncSession, conference_id: str, princ
 async def current_recording(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> RecordingDetail:
     """The recording being written for this conference (404 when none)."""
@@ -274,7 +271,7 @@ async def add_live_chapter(
     conference_id: str,
     body: ChapterIn,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> ChapterOut:
     """Organiser, during the conference: "a new topic starts now" on the current recording."""
@@ -286,7 +283,7 @@ async def add_live_chapter(
 async def stop_recording(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> RecordingOut:
     """Close the current recording now (VOD playlist, MP4 available). A later publish starts a new one;
@@ -303,7 +300,7 @@ async def live_link(
     conference_id: str,
     body: LiveLinkIn,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> LiveLinkOut:
     """A signed link to the live stream for a TV or a shared screen, no token inside (organiser)."""
@@ -322,7 +319,7 @@ async def live_link(
 
 # --- HLS -----------------------------------------------------------------------------------------
 @hls.get("/hls/{conference_id}/index.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
-async def live_playlist(conference_id: str, request: Request, db: AsyncSession = Depends(get_db, scope="function")) -> Response:
+async def live_playlist(conference_id: str, request: Request, db: AsyncSession = DB) -> Response:
     """Live playlist (last minute of segments). Token of the conference, or a signed live link.
     404 while nothing has been recorded yet: players retry."""
     _check_ids(conference_id)
@@ -350,7 +347,7 @@ async def live_playlist(conference_id: str, request: Request, db: AsyncSession =
     responses={200: {"content": {MPEGURL: {}}}},
 )
 async def recording_playlist(
-    conference_id: str, recording_id: str, request: Request, db: AsyncSession = Depends(get_db, scope="function")
+    conference_id: str, recording_id: str, request: Request, db: AsyncSession = DB
 ) -> Response:
     """A whole recording: EVENT playlist while it is written (watch from the start), VOD after."""
     _check_ids(conference_id, recording_id)
@@ -376,7 +373,7 @@ async def recording_playlist(
 
 @hls.get("/hls/{conference_id}/{recording_id}/{name}", response_class=FileResponse)
 async def media_file(
-    conference_id: str, recording_id: str, name: str, request: Request, db: AsyncSession = Depends(get_db, scope="function")
+    conference_id: str, recording_id: str, name: str, request: Request, db: AsyncSession = DB
 ) -> FileResponse:
     """An init or media segment (fMP4). Immutable once it exists."""
     _check_ids(conference_id, recording_id)
@@ -390,7 +387,7 @@ async def media_file(
 
 
 @hls.get("/recordings/{recording_id}/download.mp4", response_class=FileResponse)
-async def download(recording_id: str, request: Request, db: AsyncSession = Depends(get_db, scope="function")) -> FileResponse:
+async def download(recording_id: str, request: Request, db: AsyncSession = DB) -> FileResponse:
     """One faststart MP4 of a finished recording, remuxed from its segments (no re-encoding).
     The first request builds it (seconds for hours of video); 409 while still recording."""
     _check_ids(recording_id)

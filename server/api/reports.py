@@ -7,7 +7,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.guards import conference_for
-from server.deps import get_db, get_principal
+from server.deps import DB, get_principal
 from server.domain.report_export import TABLES, to_csv, to_html
 from server.domain.reports import load_report
 from server.domain.tokens import Principal
@@ -24,7 +24,7 @@ async def _report(request: Request, db: AsyncSession, conference_id: str, princi
 async def report_json(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
     """Summoned, present and rate per point, by level and by parent (the parent plus everything
@@ -38,7 +38,7 @@ async def report_csv(
     conference_id: str,
     request: Request,
     table: str = Query("points", description="one of: " + ", ".join(TABLES)),
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> Response:
     if table not in TABLES:
@@ -55,7 +55,7 @@ async def report_csv(
 async def report_html(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> HTMLResponse:
     """Printable page (open with ``?token=`` in a browser and print, or save as PDF)."""

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.guards import ANY_ROLE, conference_for
-from server.deps import get_db, get_principal
+from server.deps import DB, get_principal
 from server.domain import schedule as domain
 from server.domain.conferences import STATUSES
 from server.domain.tokens import Principal
@@ -65,7 +65,7 @@ async def update_conference(
     conference_id: str,
     body: ConferencePatch,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> ScheduleOut:
     """Change title, description, schedule or status (scheduled, live, ended); times are stored in UTC."""
@@ -95,7 +95,7 @@ async def update_conference(
 @router.get("/{conference_id}/agenda", response_model=list[AgendaItemOut])
 async def get_agenda(
     conference_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[AgendaItemOut]:
     await conference_for(db, conference_id, principal, *ANY_ROLE)
@@ -106,7 +106,7 @@ async def get_agenda(
 async def replace_agenda(
     conference_id: str,
     body: list[AgendaItemIn],
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[AgendaItemOut]:
     """Replace the whole agenda; the list order is the display order."""
@@ -119,7 +119,7 @@ async def replace_agenda(
 async def add_agenda_item(
     conference_id: str,
     body: AgendaItemIn,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> AgendaItemOut:
     await conference_for(db, conference_id, principal, "organiser")
@@ -130,7 +130,7 @@ async def add_agenda_item(
 async def delete_agenda_item(
     conference_id: str,
     item_id: str,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import authorize, get_db, get_principal
+from server.deps import DB, authorize, get_principal
 from server.domain.tokens import Principal
 
 router = APIRouter(tags=["whep"])
@@ -28,7 +28,7 @@ async def whep_options(conference_id: str, request: Request) -> Response:
 async def whep_subscribe(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> Response:
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import authorize, get_db, get_principal
+from server.deps import DB, authorize, get_principal
 from server.domain.tokens import Principal
 
 router = APIRouter(tags=["whip"])
@@ -26,7 +26,7 @@ async def whip_options(conference_id: str, request: Request) -> Response:
 async def whip_publish(
     conference_id: str,
     request: Request,
-    db: AsyncSession = Depends(get_db, scope="function"),
+    db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> Response:
     """Body: SDP offer (application/sdp). Requires a speaker token of this conference."""
