@@ -6,7 +6,7 @@ takes over its UDP socket: the process drains all its sockets every 10 ms itself
 with kernel receive timestamps) and counts RTP packets from the clear RTP header (sequence number, timestamp, SSRC are not
 encrypted by SRTP). STUN, DTLS and RTCP datagrams still go to aioice/aiortc, so ICE consent
 freshness and the server's sender reports keep working. Video packets are decrypted only until the
-first keyframe has been seen.
+first keyframe has been seen, and only the first packet of each frame.
 
 Like a browser, each subscriber sends a receiver report every second (the server drops subscribers
 whose RTCP goes silent) and NACKs sequence gaps (the server answers from its history); a gap that
@@ -166,7 +166,7 @@ class Window:
 class Stream:
     __slots__ = (
         "ssrc", "kind", "clock", "bm", "started", "hi", "ext_hi", "unique", "dups", "repaired",
-        "nacks", "rx", "keyframe", "ref_rtp", "base", "lsr", "lsr_time", "last_ts", "last_mapped",
+        "nacks", "rx", "keyframe", "kf_ts", "ref_rtp", "base", "lsr", "lsr_time", "last_ts", "last_mapped",
         "w0", "w1", "win_unique", "win_min", "win_max", "rx_win", "rx_win_bytes", "unmapped",
         "prior_expected", "prior_unique", "base_ext", "hist",
     )
@@ -186,6 +186,7 @@ class Stream:
         self.nacks = 0
         self.rx = 0
         self.keyframe = kind != "video"
+        self.kf_ts = -1  # timestamp of the last frame whose first packet was checked for a keyframe
         self.ref_rtp = 0  # RTP timestamp of the first sender report ...
         self.base: float | None = None  # ... and the earliest wall clock any SR mapped it to
         self.lsr = 0
@@ -479,7 +480,10 @@ class Subscriber:
                 if st is None:
                     return
             st.rx += 1
-            if not st.keyframe:
+            if not st.keyframe and ts != st.kf_ts:
+                # Only a frame's first packet can start a keyframe (STAP-A with SPS, or the IDR's
+                # first fragment): decrypting just those keeps the storm cheap for the load generator.
+                st.kf_ts = ts
                 sub._check_keyframe(st, bytes(buf[off : off + length]), arrival)
             a0, a1 = window.arrival
             if a0 <= arrival < a1:

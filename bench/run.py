@@ -442,6 +442,11 @@ def summarize(res: dict) -> dict:
     s["no_keyframe"] = sum(1 for x in subs if not x["t_key"])
     s["t201"] = [pct(t201, 0.5), pct(t201, 0.95), max(t201) if t201 else None]
     s["tkey"] = [pct(tkey, 0.5), pct(tkey, 0.95), max(tkey) if tkey else None]
+    # Where a join's time goes: answer -> DTLS connected -> first keyframe at the subscriber.
+    tconn = [x["t_connected"] - x["t_201"] for x in subs if x["t_connected"] and x["t_201"]]
+    tfirst = [x["t_key"] - x["t_connected"] for x in subs if x["t_key"] and x["t_connected"]]
+    s["tconn"] = [pct(tconn, 0.5), pct(tconn, 0.95), max(tconn) if tconn else None]
+    s["tkey_after_conn"] = [pct(tfirst, 0.5), pct(tfirst, 0.95), max(tfirst) if tfirst else None]
     errors = sorted({x["error"] for x in subs if x["error"]})
     s["errors"] = errors[:5]
     empty = res.get("idle_empty", {}).get("server", {}).get("cores")
@@ -496,14 +501,17 @@ def tables(summaries: list[dict], window: float) -> str:
     out.append("")
     out.append("### Join storm and idle subscribers\n")
     out.append("| path | N | WHEP failed | time to 201 p50 / p95 / max, s | first keyframe p50 / p95 / max, s (none) "
+               "| 201 → DTLS connected p50 / p95, s | connected → first keyframe p50 / p95, s "
                "| GET /healthz during the storm p50 / p95 / max, s "
                "| idle: server cores with N subs (empty server) | idle: µs CPU per s per subscriber |")
-    out.append("|---|---:|---:|---|---|---|---|---:|")
+    out.append("|---|---:|---:|---|---|---|---|---|---|---:|")
     for s in summaries:
         t2, tk = s.get("t201", [None] * 3), s.get("tkey", [None] * 3)
+        tc, ta = s.get("tconn", [None] * 3), s.get("tkey_after_conn", [None] * 3)
         out.append(
             f"| {s['path']} | {s['n']} | {s.get('whep_failed', '–')} "
             f"| {' / '.join(f(x, '{:.2f}') for x in t2)} | {' / '.join(f(x, '{:.2f}') for x in tk)} ({s.get('no_keyframe', '–')}) "
+            f"| {' / '.join(f(x, '{:.2f}') for x in tc[:2])} | {' / '.join(f(x, '{:.2f}') for x in ta[:2])} "
             f"| {' / '.join(f(x, '{:.2f}') for x in s.get('healthz_storm', [None] * 3))} "
             f"| {f(s.get('idle_cores'), '{:.3f}')} ({f(s.get('idle_empty_cores'), '{:.3f}')}) "
             f"| {f(s.get('idle_us_per_s_per_sub'), '{:.0f}')} |"
