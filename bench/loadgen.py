@@ -50,7 +50,7 @@ from aiortc.rtp import (
     pack_rtcp_packet,
 )
 
-from bench import ipc
+from bench import ipc, rx
 from bench.procstat import udp_socket_drops
 from media.codecs import h264_is_keyframe
 from media.ice import patient_consent, restrict_host_addresses
@@ -204,26 +204,6 @@ class Stream:
         self.prior_unique = 0
         self.hist = hist
 
-    def report(self) -> RtcpReceiverInfo:
-        expected = self.ext_hi - self.base_ext + 1
-        lost = max(-0x800000, min(0x7FFFFF, expected - self.unique))
-        exp_int = expected - self.prior_expected
-        lost_int = exp_int - (self.unique - self.prior_unique)
-        self.prior_expected, self.prior_unique = expected, self.unique
-        fraction = (lost_int << 8) // exp_int if exp_int > 0 and lost_int > 0 else 0
-        dlsr = 0
-        if self.lsr_time:
-            dlsr = int((time.time() - self.lsr_time) * 65536) & 0xFFFFFFFF
-        return RtcpReceiverInfo(
-            ssrc=self.ssrc,
-            fraction_lost=min(fraction, 255),
-            packets_lost=lost,
-            highest_sequence=self.ext_hi & 0xFFFFFFFF,
-            jitter=0,
-            lsr=self.lsr,
-            dlsr=dlsr,
-        )
-
     def result(self) -> dict:
         holes = 0
         if self.win_min is not None:
@@ -240,6 +220,28 @@ class Stream:
             "nacks": self.nacks,
             "unmapped": self.unmapped,
         }
+
+
+def receiver_info(st: Any) -> RtcpReceiverInfo:
+    """The report block of one received stream (a ``Stream`` or a C-backed ``rx.CStream``)."""
+    expected = st.ext_hi - st.base_ext + 1
+    lost = max(-0x800000, min(0x7FFFFF, expected - st.unique))
+    exp_int = expected - st.prior_expected
+    lost_int = exp_int - (st.unique - st.prior_unique)
+    st.prior_expected, st.prior_unique = expected, st.unique
+    fraction = (lost_int << 8) // exp_int if exp_int > 0 and lost_int > 0 else 0
+    dlsr = 0
+    if st.lsr_time:
+        dlsr = int((time.time() - st.lsr_time) * 65536) & 0xFFFFFFFF
+    return RtcpReceiverInfo(
+        ssrc=st.ssrc,
+        fraction_lost=min(fraction, 255),
+        packets_lost=lost,
+        highest_sequence=st.ext_hi & 0xFFFFFFFF,
+        jitter=0,
+        lsr=st.lsr,
+        dlsr=dlsr,
+    )
 
 
 def _nack_packet(ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:
@@ -302,6 +304,7 @@ class Subscriber:
         self.taken = False
         self.closed = False
         self.fd: int | None = None
+        self.csock: Any = None  # the socket's C state when the C receive loop reads it
 
     async def prepare(self) -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -403,7 +406,17 @@ class Subscriber:
             kind = self.sdp_kinds.get(ssrc) or (self.pt_kinds.get(pt) if pt is not None else None)
             if kind not in CLOCKS:
                 return None
-            st = self.streams[ssrc] = Stream(ssrc, kind, self.gen.window, self.gen.hist[kind])
+            gen = self.gen
+            if gen.crx is not None:
+                ident = len(gen.cstreams)
+                window = gen.window.kinds.get(kind, (float("inf"), float("inf")))
+                st = rx.CStream(ident, ssrc, kind, CLOCKS[kind], window, gen.chist[kind])
+                gen.cstreams.append((self, st))
+                if self.csock is not None:
+                    gen.crx.add_stream(self.csock, st)
+            else:
+                st = Stream(ssrc, kind, gen.window, gen.hist[kind])
+            self.streams[ssrc] = st
         return st
 
     # --- the receive path ------------------------------------------------------------------------
@@ -422,6 +435,9 @@ class Subscriber:
         self.gen.ports.add(self.port)
         loop = asyncio.get_running_loop()
         fd = sock.fileno()
+        if self.gen.crx is not None:
+            self._takeover_c(conn, fd, original)
+            return
         handle_rtp = self._make_rtp_handler()
         rx = self.gen.rx
         view, ctl, msgs, size, ctl_size = rx.view, rx.ctl_view, rx.msgs, rx.SIZE, rx.CTL
@@ -465,6 +481,32 @@ class Subscriber:
                 keep.append(item)
         for item in keep:
             queue.put_nowait(item)
+
+    def _takeover_c(self, conn: Any, fd: int, original: Any) -> None:
+        """The C receive loop reads the socket from now on (``LoadGen._on_event`` gets the rest)."""
+        gen = self.gen
+        crx = gen.crx
+        asyncio.get_running_loop()._remove_reader(fd)
+        self.csock = crx.add_socket(fd)
+        for st in self.streams.values():
+            crx.add_stream(self.csock, st)
+        gen.by_fd[fd] = (self, original)
+        gen.epoll.register(fd, select.EPOLLIN)
+        self.fd = fd
+        self.taken = True
+        queue = conn._queue
+        keep = []
+        while not queue.empty():
+            item = queue.get_nowait()
+            data = item[0]
+            if len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
+                gen.on_event(rx.UNKNOWN_SSRC, fd, -1, data, time.time(), 0, 0, None)
+            else:
+                keep.append(item)
+        for item in keep:
+            queue.put_nowait(item)
+        for event in crx.events():
+            gen.on_event(*event)
 
     def _make_rtp_handler(self):  # type: ignore[no-untyped-def]
         streams = self.streams
@@ -562,6 +604,10 @@ class Subscriber:
         hi = st.hi
         for i in range(1, d + 1):
             bm[((hi + i) & 0xFFFF) ^ 0x8000] = 0
+        self._missing(st, hi, d)
+
+    def _missing(self, st: Any, hi: int, d: int) -> None:
+        """Sequence numbers hi+1 .. hi+d-1 did not arrive: NACK them (the bitmap is already cleared)."""
         if d - 1 > NACK_MAX:
             self.gen.long_gaps += 1  # a receiver would ask for a keyframe rather than NACK this
             return
@@ -577,7 +623,7 @@ class Subscriber:
             asyncio.get_running_loop().call_later(0.1, self._nack, st, missing, tries + 1)
 
     def receiver_report(self) -> bytes | None:
-        reports = [st.report() for st in self.streams.values() if st.started]
+        reports = [receiver_info(st) for st in self.streams.values() if st.started]
         if not reports:
             return None
         return bytes(RtcpRrPacket(ssrc=self.rtcp_ssrc, reports=reports))
@@ -622,6 +668,32 @@ class LoadGen:
         self.rx = BatchReceiver()
         self.readers: dict[int, Any] = {}
         self.passes = 0
+        use_c = rx.AVAILABLE and os.environ.get("DIEMCAU_BENCH_RX", "c") != "python"
+        self.crx = rx.CReceiver(HIST_BIN, HIST_BINS) if use_c else None
+        self.chist = {kind: self.crx.new_hist() for kind in CLOCKS} if self.crx is not None else {}
+        self.cstreams: list[tuple[Subscriber, Any]] = []
+        self.by_fd: dict[int, tuple[Subscriber, Any]] = {}
+
+    def on_event(self, kind: int, fd: int, stream: int, data: bytes, arrival: float, hi: int, gap: int,
+                 addr: Any) -> None:
+        """What the C receive loop hands back to Python."""
+        if kind == rx.GAP:
+            sub, st = self.cstreams[stream]
+            sub._missing(st, hi, gap)
+        elif kind == rx.KEYFRAME_CHECK:
+            sub, st = self.cstreams[stream]
+            sub._check_keyframe(st, data, arrival)
+        elif kind == rx.NOT_RTP:
+            entry = self.by_fd.get(fd)
+            if entry is not None:
+                entry[1](data, addr)  # STUN, DTLS, SRTCP: aioice's own handler
+        elif kind == rx.UNKNOWN_SSRC:
+            entry = self.by_fd.get(fd)
+            if entry is None or entry[0].csock is None:
+                return
+            sub = entry[0]
+            if sub._stream(struct.unpack_from("!I", data, 8)[0], data[1] & 0x7F) is not None:
+                self.crx.packet(sub.csock, data, arrival)
 
     def add_socket(self, fd: int, drain: Any) -> None:
         self.readers[fd] = drain
@@ -629,6 +701,9 @@ class LoadGen:
 
     def remove_socket(self, fd: int) -> None:
         self.readers.pop(fd, None)
+        self.by_fd.pop(fd, None)
+        if self.crx is not None:
+            self.crx.remove_socket(fd)
         try:
             self.epoll.unregister(fd)
         except (OSError, ValueError):
@@ -643,9 +718,13 @@ class LoadGen:
         """
         poll = self.epoll.poll
         readers = self.readers
+        crx = self.crx
         while True:
             await asyncio.sleep(TICK)
             self.passes += 1
+            if crx is not None:
+                crx.drain_all(self.epoll.fileno(), self.on_event)
+                continue
             for fd, _ev in poll(0):
                 drain = readers.get(fd)
                 if drain is not None:
@@ -704,18 +783,24 @@ class LoadGen:
         if op == "window":
             self.window.kinds = {k: tuple(v) for k, v in m["kinds"].items()}
             self.window.arrival = tuple(m["arrival"])
+            if self.crx is not None:
+                self.crx.set_arrival_window(*self.window.arrival)
             for sub in self.subs:
                 for st in sub.streams.values():
                     st.w0, st.w1 = self.window.kinds.get(st.kind, (float("inf"), float("inf")))
             return {}
         if op == "collect":
-            hist = {k: {i: n for i, n in enumerate(h) if n} for k, h in self.hist.items()}
+            hists = self.hist
+            if self.crx is not None:
+                hists = {k: self.crx.hist_counts(h, HIST_BINS + 1) for k, h in self.chist.items()}
+            hist = {k: {i: n for i, n in enumerate(h) if n} for k, h in hists.items()}
             return {
                 "subs": [s.result() for s in self.subs],
                 "hist": hist,
                 "hist_bin": HIST_BIN,
                 "socket_drops": udp_socket_drops(self.ports),
-                "negative_delays": self.negative_delays,
+                "negative_delays": self.negative_delays + (self.crx.negative_delays if self.crx else 0),
+                "receive_loop": "c" if self.crx is not None else "python",
                 "rtcp_errors": self.rtcp_errors,
                 "long_gaps": self.long_gaps,
             }

@@ -287,6 +287,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         res["negative_delays"] = sum(r["negative_delays"] for r in lg)
         res["rtcp_errors"] = sum(r["rtcp_errors"] for r in lg)
         res["long_gaps"] = sum(r["long_gaps"] for r in lg)
+        res["receive_loop"] = sorted({r.get("receive_loop", "python") for r in lg})
 
         # --- idle: the publisher leaves, subscribers stay ------------------------------------------------
         if path == "relay":
@@ -424,6 +425,7 @@ def summarize(res: dict) -> dict:
         s["loadgen_socket_drops"] = res["loadgen_socket_drops"]
         s["negative_delays"] = res["negative_delays"]
         s["long_gaps"] = res.get("long_gaps", 0)
+        s["loadgen_receive_loop"] = "+".join(res.get("receive_loop", []))
         s["rss_mb"] = res["mem_window"]["rss"] / 2**20
         s["pss_mb"] = res["mem_window"]["pss"] / 2**20
         s["rss_per_sub_kb"] = (res["mem_window"]["rss"] - res["mem_ingest"]["rss"]) / n / 1024

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import rx
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -61,6 +63,8 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
         assert s["delay_p50"] is not None and s["delay_p99"] >= s["delay_p50"]
         assert s["t201"][0] is not None and s["tkey"][0] is not None
         assert s["loadgen_cores"] > 0
+        if rx.AVAILABLE:
+            assert s["loadgen_receive_loop"] == "c"  # the load generator counted in C (bench/rx_build.py)
     relay = summaries["relay"]
     assert relay["server_processes"] >= 2  # sharded: the main process and a media worker
     assert relay["server_stats"]["codec_instances"] == {}  # forwarding never decodes
