@@ -347,7 +347,15 @@ def _wait(cond: Any, timeout: float, what: str) -> None:
 def _summarize_server_stats(stats: dict) -> dict:
     per_worker: dict[str, int] = {}
     drops = retransmits = 0
+    answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
     for c in stats.get("consumers", {}).values():
+        j = c.get("join") or {}
+        if j.get("answered") and j.get("created"):
+            answer.append(j["answered"] - j["created"])
+        if j.get("connected") and j.get("answered"):
+            connect.append(j["connected"] - j["answered"])
+        if j.get("first_keyframe") and j.get("connected"):
+            keyframe.append(j["first_keyframe"] - j["connected"])
         w = str(c.get("worker", 0))
         per_worker[w] = per_worker.get(w, 0) + 1
         for kind in ("audio", "video"):
@@ -361,6 +369,9 @@ def _summarize_server_stats(stats: dict) -> dict:
         "retransmits": retransmits,
         "keyframe_requests_sent": sum(r.get("keyframe_requests_sent", 0) for r in routers.values()),
         "codec_instances": stats.get("codec_instances", {}),
+        "join_answer": [pct(answer, 0.5), pct(answer, 0.95)],
+        "join_connect": [pct(connect, 0.5), pct(connect, 0.95)],
+        "join_keyframe": [pct(keyframe, 0.5), pct(keyframe, 0.95)],
     }
 
 
@@ -593,6 +604,13 @@ def details(summaries: list[dict]) -> str:
             side = (f"consumers per process {ss['consumers_per_process']}, send drops {ss['send_drops']}, "
                     f"retransmits {ss['retransmits']}, keyframe requests {ss['keyframe_requests_sent']}, "
                     f"codecs {ss['codec_instances'] or 'none'}")
+            if ss.get("join_answer"):
+                side += ("; join steps on the server, p50 / p95 s: answer "
+                         + " / ".join(f(x, "{:.2f}") for x in ss["join_answer"])
+                         + ", ICE+DTLS " + " / ".join(f(x, "{:.2f}") for x in ss["join_connect"])
+                         + ", connected → keyframe sent " + " / ".join(f(x, "{:.2f}") for x in ss["join_keyframe"]))
+        if s.get("loadgen_receive_loop"):
+            side += f"; load generator counts in {s['loadgen_receive_loop'].upper() if s['loadgen_receive_loop'] == 'c' else s['loadgen_receive_loop']}"
         u = s["udp_errors"]
         out.append(
             f"| {s['path']} | {s['n']} | {s.get('server_processes')} | {f(s.get('ingest_only_cores'), '{:.3f}')} ({f(s.get('idle_empty_cores'), '{:.3f}')}) "

@@ -61,6 +61,7 @@ class Consumer:
         self._senders: dict[str, RTCRtpSender] = {}
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
+        self.answered_at: float | None = None
         self.connected_at: float | None = None
         self.last_rtcp = time.time()
         self._packets_at_rtcp = 0
@@ -97,6 +98,7 @@ class Consumer:
         patient_consent(pc)  # a loop busy with a join storm must not drop healthy points
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
+        self.answered_at = time.time()
         return pc.localDescription.sdp
 
     def _park(self, sender: RTCRtpSender, stream: OutboundStream) -> None:
@@ -210,7 +212,9 @@ class Consumer:
         return self._closed.is_set()
 
     def stats(self) -> dict:
-        return {
+        """Per kind: what was sent and the link quality; ``join``: when each step of joining happened."""
+        video = self.streams.get("video")
+        kinds = {
             kind: {
                 "packets": s.packets,
                 "octets": s.octets,
@@ -220,6 +224,13 @@ class Consumer:
             }
             for kind, s in self.streams.items()
         }
+        join = {
+            "created": self.created,
+            "answered": self.answered_at,
+            "connected": self.connected_at,
+            "first_keyframe": video.first_sent_at if video is not None else None,
+        }
+        return {"join": join, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:
         """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,7 @@ class OutboundStream:
         "_fp",
         "_fd",
         "fast",
+        "first_sent_at",
     )
 
     def __init__(self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int) -> None:
@@ -89,6 +91,7 @@ class OutboundStream:
         self._fp = None  # C target (media.fanout), when the fast path is built
         self._fd = -1
         self.fast = False  # currently forwarded by the C loop
+        self.first_sent_at: float | None = None  # time.time() of the first packet (video: a keyframe)
 
     # Counters: what the Python path sent plus what the C loop sent.
     @property
@@ -146,6 +149,8 @@ class OutboundStream:
         self.source = source
         self.pt = self.pts.get(source.codec, -1)
         self.started = True
+        if self.first_sent_at is None:
+            self.first_sent_at = time.time()
 
     def forward(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
         """The hot path: rewrite, protect in place, send. Kept in one function on purpose."""
