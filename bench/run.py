@@ -348,12 +348,14 @@ def _summarize_server_stats(stats: dict) -> dict:
     per_worker: dict[str, int] = {}
     drops = retransmits = 0
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
+    fast_starts = 0
     for c in stats.get("consumers", {}).values():
         j = c.get("join") or {}
         if j.get("answered") and j.get("created"):
             answer.append(j["answered"] - j["created"])
         if j.get("connected") and j.get("answered"):
             connect.append(j["connected"] - j["answered"])
+        fast_starts += bool(j.get("fast_start"))
         if j.get("first_keyframe") and j.get("connected"):
             keyframe.append(j["first_keyframe"] - j["connected"])
         w = str(c.get("worker", 0))
@@ -369,6 +371,7 @@ def _summarize_server_stats(stats: dict) -> dict:
         "retransmits": retransmits,
         "keyframe_requests_sent": sum(r.get("keyframe_requests_sent", 0) for r in routers.values()),
         "codec_instances": stats.get("codec_instances", {}),
+        "fast_starts": fast_starts,
         "join_answer": [pct(answer, 0.5), pct(answer, 0.95)],
         "join_connect": [pct(connect, 0.5), pct(connect, 0.95)],
         "join_keyframe": [pct(keyframe, 0.5), pct(keyframe, 0.95)],
@@ -608,7 +611,8 @@ def details(summaries: list[dict]) -> str:
                 side += ("; join steps on the server, p50 / p95 s: answer "
                          + " / ".join(f(x, "{:.2f}") for x in ss["join_answer"])
                          + ", ICE+DTLS " + " / ".join(f(x, "{:.2f}") for x in ss["join_connect"])
-                         + ", connected → keyframe sent " + " / ".join(f(x, "{:.2f}") for x in ss["join_keyframe"]))
+                         + ", connected → keyframe sent " + " / ".join(f(x, "{:.2f}") for x in ss["join_keyframe"])
+                         + f" ({ss.get('fast_starts', 0)} started from the current GOP)")
         if s.get("loadgen_receive_loop"):
             side += f"; load generator counts in {s['loadgen_receive_loop'].upper() if s['loadgen_receive_loop'] == 'c' else s['loadgen_receive_loop']}"
         u = s["udp_errors"]

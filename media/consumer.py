@@ -220,6 +220,7 @@ class Consumer:
                 "octets": s.octets,
                 "retransmits": s.retransmits,
                 "drops": s.drops,
+                "keyframe_requests": s.keyframe_requests,
                 **self.quality.get(kind, {}),
             }
             for kind, s in self.streams.items()
@@ -229,6 +230,7 @@ class Consumer:
             "answered": self.answered_at,
             "connected": self.connected_at,
             "first_keyframe": video.first_sent_at if video is not None else None,
+            "fast_start": video.fast_started if video is not None else False,
         }
         return {"join": join, **kinds}
 

@@ -30,6 +30,7 @@ class EngineConfig:
     keyframe_interval: float = 1.0
     consumer_timeout: float = 30.0  # seconds without RTCP from a subscriber before it is dropped
     ingest_share: float = 0.5  # subscribers on the ingest process, relative to one worker
+    fast_start: float = 1.0  # a video joiner replays the current GOP when it began this recently (0: off)
 
 
 class MediaEngine:
@@ -79,7 +80,7 @@ class MediaEngine:
     def router(self, conference_id: str) -> Router:
         router = self.routers.get(conference_id)
         if router is None:
-            router = Router(conference_id, self.config.keyframe_interval)
+            router = Router(conference_id, self.config.keyframe_interval, self.config.fast_start)
             self.routers[conference_id] = router
             if self.pool is not None:
                 self.pool.attach(router)

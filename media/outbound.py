@@ -24,6 +24,7 @@ _pack_into = header_struct.pack_into
 _srtp_protect = srtp_protect
 
 if TYPE_CHECKING:
+    from media.fast_start import CatchUp
     from media.router import Router
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class OutboundStream:
         "_fd",
         "fast",
         "first_sent_at",
+        "catch_up",
+        "fast_started",
     )
 
     def __init__(self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int) -> None:
@@ -92,6 +95,8 @@ class OutboundStream:
         self._fd = -1
         self.fast = False  # currently forwarded by the C loop
         self.first_sent_at: float | None = None  # time.time() of the first packet (video: a keyframe)
+        self.catch_up: CatchUp | None = None  # replaying the current GOP (media.fast_start): live waits
+        self.fast_started = False  # began with such a replay instead of a keyframe request
 
     # Counters: what the Python path sent plus what the C loop sent.
     @property
@@ -154,6 +159,8 @@ class OutboundStream:
 
     def forward(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
         """The hot path: rewrite, protect in place, send. Kept in one function on purpose."""
+        if self.catch_up is not None:
+            return  # the catch-up sends this packet from the history, in order
         if source is not self.source:
             if self.kind == "video" and not key:
                 if self.router is not None:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from media.codecs import is_keyframe
 from media.fanout import FastFanout
+from media.fast_start import CatchUp
 from media.outbound import OutboundStream
 from media.source import SourceStream
 
@@ -32,9 +33,10 @@ class KeyframeSource(Protocol):
 
 
 class Router:
-    def __init__(self, conference_id: str, keyframe_interval: float = 1.0) -> None:
+    def __init__(self, conference_id: str, keyframe_interval: float = 1.0, fast_start: float = 0.0) -> None:
         self.conference_id = conference_id
         self.keyframe_interval = keyframe_interval
+        self.fast_start = fast_start  # seconds: a joiner replays a GOP this young (media.fast_start)
         self.active: dict[str, SourceStream | None] = {k: None for k in KINDS}
         self.pending: dict[str, SourceStream | None] = {k: None for k in KINDS}
         # Every outbound stream is in exactly one of these: steady on the active source -> the C loop
@@ -45,6 +47,7 @@ class Router:
         self.packet_taps: list[PacketTap] = []
         self.source_listeners: list[SourceListener] = []
         self.keyframe_requests_sent = 0
+        self.fast_starts = 0
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
 
@@ -93,6 +96,8 @@ class Router:
         source.packets += 1
         if key:
             source.keyframes += 1
+            if ts != source.gop_ts:
+                source.gop_ts, source.gop_seq, source.gop_at = ts, seq, source.last_arrival
         for tap in self.packet_taps:
             tap(source, seq, ts, marker, payload, key)
         active = self.active[kind]
@@ -115,7 +120,7 @@ class Router:
             ready = None
             for out in slow:
                 out.forward(source, seq, ts, marker, payload, key)
-                if out._fp is not None and out.source is source and out.pt >= 0:
+                if out._fp is not None and out.source is source and out.pt >= 0 and out.catch_up is None:
                     if ready is None:
                         ready = []
                     ready.append(out)
@@ -129,10 +134,28 @@ class Router:
     def add_outbound(self, stream: OutboundStream) -> None:
         stream.router = self
         self.slow[stream.kind].append(stream)
-        if stream.kind == "video":
+        if stream.kind == "video" and not self._fast_start(stream):
             self.request_keyframe()
 
+    def _fast_start(self, stream: OutboundStream) -> bool:
+        """Start ``stream`` from the current GOP's keyframe when it is young enough (no request)."""
+        source = self.active["video"]
+        if self.fast_start <= 0 or source is None or self.pending["video"] is not None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        catch_up = CatchUp.plan(stream, source, self.fast_start)
+        if catch_up is None:
+            return False
+        catch_up.start(loop)
+        self.fast_starts += 1
+        return True
+
     def remove_outbound(self, stream: OutboundStream) -> None:
+        if stream.catch_up is not None:
+            stream.catch_up.cancel()
         if not self.fast[stream.kind].remove(stream):
             try:
                 self.slow[stream.kind].remove(stream)

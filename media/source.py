@@ -28,6 +28,9 @@ class SourceStream:
         "sr_rtp",
         "packets",
         "keyframes",
+        "gop_ts",
+        "gop_seq",
+        "gop_at",
         "producer_id",
         "id",
     )
@@ -48,6 +51,9 @@ class SourceStream:
         self.sr_rtp = 0  # ... and the RTP timestamp it maps to
         self.packets = 0
         self.keyframes = 0
+        self.gop_ts = -1  # the latest keyframe: its RTP timestamp, first flagged packet, arrival
+        self.gop_seq = 0
+        self.gop_at = 0.0
 
     def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         self.sr_ntp = ntp_timestamp / (1 << 32) - NTP_EPOCH_OFFSET

@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 keyframe_interval=settings.keyframe_request_interval,
                 consumer_timeout=settings.consumer_timeout,
                 ingest_share=settings.ingest_share,
+                fast_start=settings.fast_start_seconds,
             )
         )
         app.state.media.start()

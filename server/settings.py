@@ -54,7 +54,17 @@ class Settings(BaseSettings):
     workers: int = Field(default=0, description="Media worker processes; 0 = one per core")
     max_sdp_bytes: int = 64 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
-    keyframe_request_interval: float = 1.0
+    keyframe_request_interval: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="At most one keyframe request per this many seconds reaches the speaker (joins are merged)",
+    )
+    fast_start_seconds: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="A point joining within this many seconds of the last keyframe starts from it at once "
+        "(the GOP is replayed to that point only, at twice real time); 0 = always wait for a new keyframe",
+    )
     consumer_timeout: float = Field(
         default=30.0,
         description="Drop a subscriber after this many seconds without RTCP from it while media flows "

@@ -294,3 +294,25 @@ def test_pages_show_the_servers_refusal(server, open_page):  # type: ignore[no-u
     speaker.wait_until("document.getElementById('status').dataset.state === 'error'", 10, "error state")
     assert "role 'point' may not do this" in speaker.text_content("#error")
     assert speaker.is_enabled("#golive")
+
+
+def test_point_joining_mid_gop_starts_from_the_current_gop(tmp_path: Path, open_page):  # type: ignore[no-untyped-def]
+    """Fast start with a real Chromium subscriber: the GOP since the last keyframe arrives as a paced
+    burst with past timestamps, then live; Chromium decodes it and keeps decoding, no keyframe asked."""
+    srv = ServerProcess(tmp_path / "server", env={"DIEMCAU_WORKERS": "1", "DIEMCAU_FAST_START_SECONDS": "3"}).start()
+    try:
+        conference = srv.create_conference("Fast start")
+        speaker, _source = go_live(open_page, srv, conference)
+        first = watch(open_page, srv, conference, "Điểm 1")
+        wait_frames(first, 5, 20)
+        second = watch(open_page, srv, conference, "Điểm 2")  # joins within 3 s of that keyframe
+        stats = wait_frames(second, 15, 20)
+        later = wait_frames(second, stats["framesDecoded"] + 30, 10, session=stats["session"])
+        with srv.admin() as admin:
+            media = admin.get("/api/v1/media/stats").json()
+        points = {c["name"]: c for c in media["consumers"].values() if c["conference"] == conference}
+        assert points["Điểm 2"]["join"]["fast_start"] is True, points
+        assert points["Điểm 2"]["video"]["keyframe_requests"] == 0  # neither the join nor Chromium asked
+        assert later["framesDecoded"] > stats["framesDecoded"] and later["frameWidth"] > 0
+    finally:
+        srv.stop()

@@ -206,3 +206,82 @@ def test_c_loop_serves_many_subscribers_and_reports_a_failing_one() -> None:
         tx.close()
         for rx in receivers:
             rx.sock.close()
+
+
+async def test_late_joiner_starts_from_the_current_gop_without_a_keyframe_request(wired):
+    """Fast start: the GOP since the last keyframe is replayed in order, paced, then live continues."""
+    import asyncio
+
+    router, first_stream, rx = wired
+    router.remove_outbound(first_stream)
+    stream, tx = _joiner(first_stream, rx)
+    router.fast_start = 1.0
+    src = SourceStream("video", "video/h264", 90000)
+    kf = Requests()
+    router.add_source(src, kf)
+    router.on_rtp(src, 1000, 90000, 0, P_SLICE + b"old")  # before the keyframe: not replayed
+    router.on_rtp(src, 1001, 93000, 0, SPS + b"k0")  # the keyframe's frame: SPS ...
+    router.on_rtp(src, 1002, 93000, 1, IDR + b"k1")  # ... and IDR
+    for i in range(3, 33):  # one second of P frames at 30 fps
+        router.on_rtp(src, 1000 + i, 93000 + (i - 2) * 3000, 1, P_SLICE + b"p%d" % i)
+    requests = kf.count
+    router.add_outbound(stream)
+    assert stream.fast_started and kf.count == requests  # no keyframe asked of the publisher
+    first = rx.read(2)
+    assert [p[3] for p in first] == [SPS + b"k0", IDR + b"k1"]
+    router.on_rtp(src, 1033, 93000 + 31 * 3000, 1, P_SLICE + b"live")  # held back while catching up
+    await asyncio.sleep(0.2)
+    assert stream.catch_up is not None  # paced: 1 s of media takes ~0.5 s at twice real time
+    for _ in range(100):
+        if stream.catch_up is None:
+            break
+        await asyncio.sleep(0.05)
+    assert stream.catch_up is None
+    rest = rx.read(31)
+    assert [p[3] for p in rest] == [P_SLICE + b"p%d" % i for i in range(3, 33)] + [P_SLICE + b"live"]
+    router.on_rtp(src, 1034, 93000 + 32 * 3000, 1, P_SLICE + b"next")
+    got = first + rest + rx.read(1)
+    seqs = [p[1] for p in got]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+    assert got[-1][3] == P_SLICE + b"next" and rx.empty()
+    assert stream.fast == (stream._fp is not None)  # then steady state, on the C loop when built
+    router.remove_outbound(stream)
+    tx.close()
+
+
+async def test_old_gop_or_missing_packets_mean_a_keyframe_request(wired):
+    import asyncio
+
+    router, first_stream, rx = wired
+    router.remove_outbound(first_stream)
+    stream, tx = _joiner(first_stream, rx)
+    router.fast_start = 0.2
+    src = SourceStream("video", "video/h264", 90000)
+    kf = Requests()
+    router.add_source(src, kf)
+    router.on_rtp(src, 10, 1000, 1, IDR + b"k")
+    router.on_rtp(src, 12, 4000, 1, P_SLICE + b"p")  # 11 never arrived from the publisher
+    requests = kf.count
+    router.add_outbound(stream)
+    assert not stream.fast_started and kf.count == requests + 1 and rx.empty()
+    router.remove_outbound(stream)
+    src2 = SourceStream("video", "video/h264", 90000)
+    router.active["video"] = None
+    router.add_source(src2, kf)
+    router.on_rtp(src2, 20, 1000, 1, IDR + b"k")
+    await asyncio.sleep(0.3)  # older than fast_start
+    router.keyframe_interval = 0.0
+    stream2, tx2 = _joiner(first_stream, rx)
+    router.add_outbound(stream2)
+    assert not stream2.fast_started and kf.count == requests + 2 and rx.empty()
+    router.remove_outbound(stream2)
+    tx.close()
+    tx2.close()
+
+
+def _joiner(like: OutboundStream, rx: Receiver) -> tuple[OutboundStream, socket.socket]:
+    """A second subscriber stream to the same receiver, on the same loop (Python or C) as ``like``."""
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stream = OutboundStream("video", 4243, {"video/h264": 102}, 90000)
+    stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno() if like._fp is not None else -1)
+    return stream, tx
