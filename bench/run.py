@@ -372,6 +372,7 @@ def _summarize_server_stats(stats: dict) -> dict:
         "keyframe_requests_sent": sum(r.get("keyframe_requests_sent", 0) for r in routers.values()),
         "codec_instances": stats.get("codec_instances", {}),
         "fast_starts": fast_starts,
+        "gc": {str(w.get("index")): w.get("gc") for w in stats.get("workers", [])},
         "join_answer": [pct(answer, 0.5), pct(answer, 0.95)],
         "join_connect": [pct(connect, 0.5), pct(connect, 0.95)],
         "join_keyframe": [pct(keyframe, 0.5), pct(keyframe, 0.95)],
@@ -613,6 +614,10 @@ def details(summaries: list[dict]) -> str:
                          + ", ICE+DTLS " + " / ".join(f(x, "{:.2f}") for x in ss["join_connect"])
                          + ", connected → keyframe sent " + " / ".join(f(x, "{:.2f}") for x in ss["join_keyframe"])
                          + f" ({ss.get('fast_starts', 0)} started from the current GOP)")
+            gcs = [(p, g.get("2", {})) for p, g in (ss.get("gc") or {}).items() if g]
+            if gcs:
+                side += "; full GC pauses per process: " + ", ".join(
+                    f"{p}: {int(g.get('count', 0))} × ≤ {g.get('max', 0) * 1000:.0f} ms" for p, g in gcs)
         if s.get("loadgen_receive_loop"):
             side += f"; load generator counts in {s['loadgen_receive_loop'].upper() if s['loadgen_receive_loop'] == 'c' else s['loadgen_receive_loop']}"
         u = s["udp_errors"]

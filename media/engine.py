@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
 
-from media import codec_audit, fanout, frame_tap, lazy_estimator
+from media import codec_audit, fanout, frame_tap, gc_pauses, lazy_estimator
 from media.codecs import register_forwarding_codecs
 from media.consumer import Consumer
 from media.ice import restrict_host_addresses, rtc_configuration
@@ -40,6 +40,7 @@ class MediaEngine:
         codec_audit.install()
         frame_tap.install()
         lazy_estimator.install()
+        gc_pauses.install()
         restrict_host_addresses(config.ice_host_addresses)
         log.info("fan-out loop: %s", "C (media._fastpath)" if fanout.enabled() else "Python (C fast path not built)")
         self.routers: dict[str, Router] = {}

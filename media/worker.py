@@ -113,7 +113,7 @@ class Worker:
             if consumer is not None:
                 await consumer.close()
         elif op == "stats":
-            from media import codec_audit
+            from media import codec_audit, gc_pauses
 
             write_message(
                 writer,
@@ -122,6 +122,7 @@ class Worker:
                     "req": m["req"],
                     "consumers": {c.id: c.stats() for c in self.engine.consumers.values()},
                     "codec_instances": codec_audit.snapshot(),
+                    "gc": gc_pauses.snapshot(),
                 },
             )
 
