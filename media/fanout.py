@@ -46,6 +46,25 @@ def new_target(ctx: object, fd: int, host: str, port: int):  # type: ignore[no-u
     return target
 
 
+def send_one(out: "OutboundStream", array, seq: int, ts: int, marker: int, payload: bytes) -> None:  # type: ignore[no-untyped-def]
+    """One packet to one stream through the C loop (``array`` holds just ``out._fp``).
+
+    The stream must already have sent a packet of this source in Python (offsets rebased); used by
+    fast start's replay so a join storm does not run hundreds of replays through the Python path.
+    """
+    t = out._fp
+    t.seq_off, t.ts_off, t.pt, t.ssrc = out.seq_off, out.ts_off, out.pt, out.ssrc
+    if lib.fp_forward(_PROTECT, array, 1, seq, ts, marker, payload, len(payload)):
+        t.failed = 0
+        if out.on_failure is not None:
+            out.on_failure()
+    out.last_seq, out.last_ts = t.last_seq, t.last_ts
+
+
+def one_target(out: "OutboundStream"):  # type: ignore[no-untyped-def]
+    return ffi.new("struct fp_target *[1]", [out._fp])
+
+
 class FastFanout:
     __slots__ = ("source", "members", "_array", "_count")
 

@@ -4,46 +4,44 @@ Without it a new video subscriber waits for the next keyframe: it asks the publi
 the router merges those requests to one per ``keyframe_interval`` (so a storm of joins does not
 make the speaker send a keyframe per join), so a join waited up to that interval (p95 1.0 s in the
 250-join benchmark). When the current GOP began less than ``fast_start`` seconds ago and every
-packet since its keyframe is still in the source's history, the stream instead replays the GOP
-from its first packet, paced at ``SPEED`` times real time, and then continues live: no keyframe
-request, and only the joiner receives the extra packets (a keyframe request would have sent a
-keyframe to every subscriber, weak links included). The picture starts up to ``fast_start``
-seconds behind live and catches up within ``fast_start / (SPEED - 1)`` seconds.
+packet since its keyframe is still in the source's history, the stream instead replays the GOP:
+the keyframe's whole frame at once (as a live keyframe would arrive), then ``PER_PACKET`` history
+packets for every live packet of the source, so it catches up at about twice real time without a
+timer of its own, and then continues live. No keyframe request, and only the joiner receives the
+extra packets (a keyframe request would have sent a keyframe to every subscriber, weak links
+included). Replayed packets go through the C loop when it is built.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import TYPE_CHECKING
 
+from media import fanout
 from media.history import HISTORY_SIZE
 
 if TYPE_CHECKING:
     from media.outbound import OutboundStream
     from media.source import SourceStream
 
-SPEED = 2.0  # replay pace, times real time
-TICK = 0.01  # seconds between paced sends
-MAX_SECONDS = 10.0  # a catch-up that has not finished by then is abandoned
+PER_PACKET = 2  # history packets sent per live packet: catches up at ~2x real time
+MAX_SECONDS = 10.0  # a catch-up that has not finished by then is abandoned (normal gating resumes)
 MAX_BACKTRACK = 64  # packets before the flagged keyframe packet with the same timestamp (SPS, SEI...)
 
 
 class CatchUp:
     """Replays one outbound video stream from the current GOP's start up to the live edge."""
 
-    __slots__ = ("out", "source", "next_seq", "start_ts", "sent", "t0", "handle", "speed")
+    __slots__ = ("out", "source", "next_seq", "start_ts", "sent", "t0", "_array")
 
-    def __init__(self, out: "OutboundStream", source: "SourceStream", first_seq: int, start_ts: int,
-                 speed: float = SPEED) -> None:
+    def __init__(self, out: "OutboundStream", source: "SourceStream", first_seq: int, start_ts: int) -> None:
         self.out = out
         self.source = source
         self.next_seq = first_seq
         self.start_ts = start_ts
         self.sent = 0
-        self.t0 = 0.0
-        self.handle: asyncio.TimerHandle | None = None
-        self.speed = speed
+        self.t0 = time.monotonic()
+        self._array = None
 
     @classmethod
     def plan(cls, out: "OutboundStream", source: "SourceStream", max_age: float) -> "CatchUp | None":
@@ -65,40 +63,49 @@ class CatchUp:
                 return None  # a packet the publisher lost: the subscriber could not decode past it
         return cls(out, source, first, source.gop_ts)
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.t0 = time.monotonic()
+    def start(self) -> None:
+        """Send the keyframe's frame now; the rest follows the live packets (``advance``)."""
         self.out.catch_up = self
         self.out.fast_started = True
-        self._tick(loop)
+        self._send_while(lambda ts: ts == self.start_ts, limit=HISTORY_SIZE)
+
+    def advance(self) -> None:
+        """A live packet of the source arrived (it is in the history): send the next few."""
+        out = self.out
+        router = out.router
+        if router is None or router.active[out.kind] is not self.source or time.monotonic() - self.t0 > MAX_SECONDS:
+            self.cancel()  # left the router, the source changed, or far too slow: back to normal gating
+            return
+        self._send_while(lambda ts: True, limit=PER_PACKET)
 
     def cancel(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-            self.handle = None
         if self.out.catch_up is self:
             self.out.catch_up = None
 
-    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.handle = None
+    def _send_while(self, due, limit: int) -> None:  # type: ignore[no-untyped-def]
         out, source = self.out, self.source
-        router = out.router
-        elapsed = time.monotonic() - self.t0
-        if out.catch_up is not self or router is None or router.active[out.kind] is not source or elapsed > MAX_SECONDS:
-            self.cancel()  # left the router, the source changed, or far too slow: back to normal gating
-            return
-        allowed = (self.start_ts + int(elapsed * self.speed * source.clock_rate)) & 0xFFFFFFFF
         history = source.history
-        out.catch_up = None  # forward() holds live packets back while a catch-up is set
-        while self.next_seq != (source.last_seq + 1) & 0xFFFF:
+        live_edge = (source.last_seq + 1) & 0xFFFF
+        for _ in range(limit):
+            if self.next_seq == live_edge:
+                out.catch_up = None  # caught up: the next live packet is forwarded as usual
+                return
             entry = history.get(self.next_seq)
             if entry is None:
-                return  # overwritten or lost: continue live from here (the subscriber NACKs or asks for a keyframe)
-            ts, marker, payload = entry
-            if self.sent and 0 < ((ts - allowed) & 0xFFFFFFFF) < 0x80000000:
-                out.catch_up = self  # not due yet
-                self.handle = loop.call_later(TICK, self._tick, loop)
+                out.catch_up = None  # overwritten: continue live (the subscriber NACKs or asks for a keyframe)
                 return
-            out.forward(source, self.next_seq, ts, marker, payload, self.sent == 0)
+            ts, marker, payload = entry
+            if not due(ts):
+                return
+            if self.sent == 0 or out._fp is None:
+                out.catch_up = None  # forward() holds live packets back while a catch-up is set
+                out.forward(source, self.next_seq, ts, marker, payload, self.sent == 0)
+                out.catch_up = self
+            else:
+                if self._array is None:
+                    self._array = fanout.one_target(out)
+                fanout.send_one(out, self._array, self.next_seq, ts, marker, payload)
             self.sent += 1
             self.next_seq = (self.next_seq + 1) & 0xFFFF
-        # caught up with the live edge: the next live packet is forwarded as usual
+        if self.next_seq == live_edge:
+            out.catch_up = None

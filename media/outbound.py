@@ -160,7 +160,8 @@ class OutboundStream:
     def forward(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
         """The hot path: rewrite, protect in place, send. Kept in one function on purpose."""
         if self.catch_up is not None:
-            return  # the catch-up sends this packet from the history, in order
+            self.catch_up.advance()  # replaying the GOP: this packet is sent from the history, in order
+            return
         if source is not self.source:
             if self.kind == "video" and not key:
                 if self.router is not None:

@@ -142,14 +142,10 @@ class Router:
         source = self.active["video"]
         if self.fast_start <= 0 or source is None or self.pending["video"] is not None:
             return False
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return False
         catch_up = CatchUp.plan(stream, source, self.fast_start)
         if catch_up is None:
             return False
-        catch_up.start(loop)
+        catch_up.start()
         self.fast_starts += 1
         return True
 
