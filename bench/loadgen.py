@@ -282,6 +282,21 @@ def _prefer(pc: RTCPeerConnection) -> None:
         t.setCodecPreferences(prefs)
 
 
+def _take_queued_rtp(conn: Any, handle: Any) -> None:
+    """RTP that arrived while DTLS was finishing sits in aioice's queue: count it; leave the rest."""
+    queue = conn._queue
+    keep = []
+    while not queue.empty():
+        item = queue.get_nowait()
+        data = item[0]
+        if len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
+            handle(data)
+        else:
+            keep.append(item)
+    for item in keep:
+        queue.put_nowait(item)
+
+
 class Subscriber:
     def __init__(self, gen: "LoadGen", index: int, token: str) -> None:
         self.gen = gen
@@ -469,18 +484,7 @@ class Subscriber:
         self.gen.add_socket(fd, drain)
         self.fd = fd
         self.taken = True
-        # RTP that arrived while DTLS was finishing sits in aioice's queue: count it here.
-        queue = conn._queue
-        keep = []
-        while not queue.empty():
-            item = queue.get_nowait()
-            data = item[0]
-            if len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
-                handle_rtp(data, 0, len(data), time.time())
-            else:
-                keep.append(item)
-        for item in keep:
-            queue.put_nowait(item)
+        _take_queued_rtp(conn, lambda data: handle_rtp(data, 0, len(data), time.time()))
 
     def _takeover_c(self, conn: Any, fd: int, original: Any) -> None:
         """The C receive loop reads the socket from now on (``LoadGen._on_event`` gets the rest)."""
@@ -494,17 +498,7 @@ class Subscriber:
         gen.epoll.register(fd, select.EPOLLIN)
         self.fd = fd
         self.taken = True
-        queue = conn._queue
-        keep = []
-        while not queue.empty():
-            item = queue.get_nowait()
-            data = item[0]
-            if len(data) >= 12 and 127 < data[0] < 192 and not 191 < data[1] < 209:
-                gen.on_event(rx.UNKNOWN_SSRC, fd, -1, data, time.time(), 0, 0, None)
-            else:
-                keep.append(item)
-        for item in keep:
-            queue.put_nowait(item)
+        _take_queued_rtp(conn, lambda data: gen.on_event(rx.UNKNOWN_SSRC, fd, -1, data, time.time(), 0, 0, None))
         for event in crx.events():
             gen.on_event(*event)
 
