@@ -88,8 +88,7 @@ class CatchUp:
         live_edge = (source.last_seq + 1) & 0xFFFF
         for _ in range(limit):
             if self.next_seq == live_edge:
-                out.catch_up = None  # caught up: the next live packet is forwarded as usual
-                return
+                break
             entry = history.get(self.next_seq)
             if entry is None:
                 out.catch_up = None  # overwritten: continue live (the subscriber NACKs or asks for a keyframe)
@@ -108,4 +107,4 @@ class CatchUp:
             self.sent += 1
             self.next_seq = (self.next_seq + 1) & 0xFFFF
         if self.next_seq == live_edge:
-            out.catch_up = None
+            out.catch_up = None  # caught up: the next live packet is forwarded as usual

@@ -47,7 +47,6 @@ class Router:
         self.packet_taps: list[PacketTap] = []
         self.source_listeners: list[SourceListener] = []
         self.keyframe_requests_sent = 0
-        self.fast_starts = 0
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
 
@@ -146,7 +145,6 @@ class Router:
         if catch_up is None:
             return False
         catch_up.start()
-        self.fast_starts += 1
         return True
 
     def remove_outbound(self, stream: OutboundStream) -> None:
