@@ -173,7 +173,8 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
     try:
         # --- server (+ publisher) -----------------------------------------------------------
         if path == "relay":
-            srv = ServerProcess(workdir / f"relay-{n}", env={"DIEMCAU_WORKERS": str(opts.workers)})
+            srv = ServerProcess(workdir / f"relay-{n}", env={"DIEMCAU_WORKERS": str(opts.workers),
+                                                            "DIEMCAU_SEND_BATCHES": opts.send})
             srv.start(timeout=60)
             cleanup.add("server", srv.stop)
             assert srv.proc is not None
@@ -759,6 +760,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=2.0, help="pause between phases in seconds (default 2)")
     p.add_argument("--grace", type=float, default=1.0, help="seconds after the window for late repairs (default 1)")
     p.add_argument("--workers", type=int, default=0, help="DIEMCAU_WORKERS for the relay (default: number of cores)")
+    p.add_argument("--send", default="gso", choices=["gso", "sendmmsg", "sendto"],
+                   help="DIEMCAU_SEND_BATCHES for the relay's workers (default gso)")
     p.add_argument("--loadgen-procs", type=int, default=0, help="load generator processes (default 2, 4 above N=250)")
     p.add_argument("--output", type=Path, help=f"markdown report (default {TARGETS_DOC} for the full run, "
                                                 "data/bench/benchmarks-latest.md otherwise)")

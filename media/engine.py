@@ -31,6 +31,7 @@ class EngineConfig:
     consumer_timeout: float = 30.0  # seconds without RTCP from a subscriber before it is dropped
     ingest_share: float = 0.5  # subscribers on the ingest process, relative to one worker
     fast_start: float = 1.0  # a video joiner replays the current GOP when it began this recently (0: off)
+    send_batches: str = "gso"  # how media workers send a batch per subscriber: gso | sendmmsg | sendto
 
 
 class MediaEngine:
@@ -43,6 +44,7 @@ class MediaEngine:
         gc_pauses.install()
         restrict_host_addresses(config.ice_host_addresses)
         log.info("fan-out loop: %s", "C (media._fastpath)" if fanout.enabled() else "Python (C fast path not built)")
+        fanout.send_mode(config.send_batches)
         self.routers: dict[str, Router] = {}
         self.producers: dict[str, Producer] = {}
         self.consumers: dict[str, Any] = {}  # Consumer here, or RemoteConsumer in a worker

@@ -4,6 +4,11 @@ A stream joins once the Python path has sent it a packet of the current source (
 epoch rebasing and payload-type choice stay in ``OutboundStream``); the whole set falls back to
 Python when a packet of another source arrives, and rejoins after that source's keyframe. While a
 stream is in the set, its offsets and counters live in its ``fp_target`` struct.
+
+A media worker queues the packets that arrived in one wake-up and flushes them together: per
+subscriber, one UDP GSO send per run of equal-sized packets instead of one ``sendto`` each (the
+kernel's per-datagram send path was over half of the forwarding cost). The ingest process forwards
+each packet at once (``forward``), as aiortc hands it over one at a time.
 """
 
 from __future__ import annotations
@@ -65,16 +70,30 @@ def one_target(out: "OutboundStream"):  # type: ignore[no-untyped-def]
     return ffi.new("struct fp_target *[1]", [out._fp])
 
 
+BATCH = 64  # fp_forward_batch's limit (FP_BATCH)
+SEND_MODES = {"gso": 2, "sendmmsg": 1, "sendto": 0}
+
+
+def send_mode(mode: str | None = None) -> str:
+    """How queued batches leave (``gso``; ``sendmmsg`` once a kernel refuses GSO); set for comparisons."""
+    if lib is None:
+        return "sendto"
+    value = lib.fp_send_mode(SEND_MODES[mode] if mode is not None else -1)
+    return next(name for name, number in SEND_MODES.items() if number == value)
+
+
 class FastFanout:
-    __slots__ = ("source", "members", "_array", "_count")
+    __slots__ = ("source", "members", "_array", "_count", "_queued")
 
     def __init__(self) -> None:
         self.source: SourceStream | None = None
         self.members: list[OutboundStream] = []
         self._array = None
         self._count = 0
+        self._queued: list[tuple[int, int, int, bytes]] = []
 
     def add(self, out: "OutboundStream") -> None:
+        self.flush()  # queued packets are for the members they were queued for
         t = out._fp
         t.seq_off, t.ts_off, t.pt, t.ssrc = out.seq_off, out.ts_off, out.pt, out.ssrc
         t.last_seq, t.last_ts, t.failed = out.last_seq, out.last_ts, 0
@@ -83,6 +102,7 @@ class FastFanout:
         self._rebuild()
 
     def remove(self, out: "OutboundStream") -> bool:
+        self.flush()
         try:
             self.members.remove(out)
         except ValueError:
@@ -93,6 +113,7 @@ class FastFanout:
 
     def demote_all(self) -> list["OutboundStream"]:
         """Hand every stream back to the Python path (a new source is about to be forwarded)."""
+        self.flush()
         members, self.members = self.members, []
         for out in members:
             self._leave(out)
@@ -112,10 +133,38 @@ class FastFanout:
 
     def forward(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
         if lib.fp_forward(_PROTECT, self._array, self._count, seq, ts, marker, payload, len(payload)):
-            for out in list(self.members):
-                t = out._fp
-                if t.failed:
-                    t.failed = 0
-                    log.info("send to subscriber failed (errno %d)", t.last_errno)
-                    if out.on_failure is not None:
-                        out.on_failure()
+            self._failed()
+
+    def queue(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        """Hold a packet for ``flush`` (the caller flushes once the current wake-up's packets are in)."""
+        queued = self._queued
+        queued.append((seq, ts, marker, payload))
+        if len(queued) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        queued = self._queued
+        if not queued:
+            return
+        self._queued = []
+        if not self.members:
+            return
+        k = len(queued)
+        pkts = ffi.new("struct fp_pkt[]", k)
+        keep = []
+        for i, (seq, ts, marker, payload) in enumerate(queued):
+            p = pkts[i]
+            buf = ffi.from_buffer(payload)
+            keep.append(buf)
+            p.payload, p.plen, p.seq, p.ts, p.marker = buf, len(payload), seq, ts, marker
+        if lib.fp_forward_batch(_PROTECT, self._array, self._count, pkts, k):
+            self._failed()
+
+    def _failed(self) -> None:
+        for out in list(self.members):
+            t = out._fp
+            if t.failed:
+                t.failed = 0
+                log.info("send to subscriber failed (errno %d)", t.last_errno)
+                if out.on_failure is not None:
+                    out.on_failure()

@@ -46,6 +46,9 @@ class Router:
         self.keyframe_sources: dict[int, KeyframeSource] = {}
         self.packet_taps: list[PacketTap] = []
         self.source_listeners: list[SourceListener] = []
+        # Media workers read their packets in batches: the C loop then queues and ``flush`` sends
+        # each subscriber the whole batch in a few calls (media.fanout). The ingest forwards at once.
+        self.batched = False
         self.keyframe_requests_sent = 0
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
@@ -111,7 +114,10 @@ class Router:
         fast = self.fast[kind]
         if fast.members:
             if fast.source is source:
-                fast.forward(seq, ts, marker, payload)
+                if self.batched:
+                    fast.queue(seq, ts, marker, payload)
+                else:
+                    fast.forward(seq, ts, marker, payload)
             else:
                 self.slow[kind].extend(fast.demote_all())
         slow = self.slow[kind]
@@ -128,6 +134,11 @@ class Router:
                 for out in ready:
                     slow.remove(out)
                     fast.add(out)
+
+    def flush(self) -> None:
+        """Send what the C loop queued (batched routers: after each batch of received packets)."""
+        for kind in KINDS:
+            self.fast[kind].flush()
 
     # --- consumers -----------------------------------------------------------------------------
     def add_outbound(self, stream: OutboundStream) -> None:

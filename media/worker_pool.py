@@ -34,6 +34,7 @@ class WorkerHandle:
         self.port = 0
         self.writer: asyncio.StreamWriter | None = None
         self.consumers: dict[str, "RemoteConsumer"] = {}
+        self.reads: dict = {}  # packets read per wake-up and how batches are sent, as of the last stats
         self.gc: dict = {}  # the worker's garbage-collector pauses (media.gc_pauses), as of the last stats
         self.joining = 0  # subscribe requests in flight (a join storm must not pile onto one worker)
         self.ready = asyncio.Event()
@@ -280,6 +281,7 @@ class WorkerPool:
             for name, n in reply.get("codec_instances", {}).items():
                 codecs[name] = codecs.get(name, 0) + n
             worker.gc = reply.get("gc", {})
+            worker.reads = reply.get("reads", {})
         return codecs
 
     def pids(self) -> list[int]:

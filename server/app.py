@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 consumer_timeout=settings.consumer_timeout,
                 ingest_share=settings.ingest_share,
                 fast_start=settings.fast_start_seconds,
+                send_batches=settings.send_batches,
             )
         )
         app.state.media.start()

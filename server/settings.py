@@ -10,6 +10,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import (
@@ -64,6 +65,11 @@ class Settings(BaseSettings):
         ge=0.0,
         description="A point joining within this many seconds of the last keyframe starts from it at once "
         "(the GOP is replayed to that point only, at twice real time); 0 = always wait for a new keyframe",
+    )
+    send_batches: Literal["gso", "sendmmsg", "sendto"] = Field(
+        default="gso",
+        description="How a media worker sends the packets of one wake-up to each point: one UDP GSO call per "
+        "run of equal-sized packets (falls back to sendmmsg where the kernel refuses GSO), or per packet",
     )
     consumer_timeout: float = Field(
         default=30.0,

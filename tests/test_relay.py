@@ -51,6 +51,9 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         assert stats["routers"][conf]["consumers"] == 3
         workers = {v.get("worker", 0) for v in stats["consumers"].values() if v["conference"] == conf}
         assert workers == ({0, 1} if len(stats["workers"]) == 2 else {0})  # spread over both processes
+        for worker in stats["workers"][1:]:  # the worker reads its packets in batches and sends with GSO
+            assert worker["reads"]["packets"] >= worker["reads"]["batches"] > 0
+            assert worker["reads"]["send"] == "gso"
     finally:
         for sub in subs:
             await sub.close()

@@ -46,7 +46,8 @@ async def media_stats(request: Request, _: Principal = Depends(require_admin)) -
         "codec_instances": codecs,
         "forwarding": "c" if fanout.enabled() else "python",
         "workers": [{"index": 0, "pid": os.getpid(), "gc": gc_pauses.snapshot()}]
-        + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), "gc": w.gc} for w in media.pool.workers]
+        + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), "gc": w.gc,
+           "reads": w.reads} for w in media.pool.workers]
            if media.pool is not None else []),
         "routers": {
             cid: {
