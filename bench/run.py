@@ -258,6 +258,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         roots = {"server": [server_root], "loadgen": [g.pid for g in gens],
                  "publisher": [src.pid] if path == "relay" else []}
         phase = Phase(roots)
+        reads0 = _worker_reads(srv) if path == "relay" else {}  # type: ignore[possibly-undefined]
         sleep_until(w0)
         phase.start()
         udp0 = procstat.udp_backlog(procstat.descendants(server_root))
@@ -273,7 +274,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         if path == "relay":
             try:
                 with srv.admin() as c:  # type: ignore[possibly-undefined]
-                    res["server_stats"] = _summarize_server_stats(c.get("/api/v1/media/stats").json())
+                    res["server_stats"] = _summarize_server_stats(c.get("/api/v1/media/stats").json(), reads0)
             except Exception as exc:  # noqa: BLE001
                 res["server_stats"] = {"error": str(exc)}
         res["subs"] = [s for r in lg for s in r["subs"]]
@@ -345,7 +346,17 @@ def _wait(cond: Any, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for: {what}")
 
 
-def _summarize_server_stats(stats: dict) -> dict:
+def _worker_reads(srv: Any) -> dict[str, dict]:
+    """Each media worker's read counters (packets, wake-ups), to tell how much the window batched."""
+    try:
+        with srv.admin() as c:
+            workers = c.get("/api/v1/media/stats").json().get("workers", [])
+    except Exception:  # noqa: BLE001
+        return {}
+    return {str(w.get("index")): w.get("reads") or {} for w in workers if w.get("reads")}
+
+
+def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) -> dict:
     per_worker: dict[str, int] = {}
     drops = retransmits = 0
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
@@ -374,6 +385,15 @@ def _summarize_server_stats(stats: dict) -> dict:
         "codec_instances": stats.get("codec_instances", {}),
         "fast_starts": fast_starts,
         "gc": {str(w.get("index")): w.get("gc") for w in stats.get("workers", [])},
+        # packets per wake-up of each worker since reads0 (the window), and how batches were sent
+        "reads": {
+            str(w["index"]): {
+                "per_wake": (w["reads"]["packets"] - (reads0 or {}).get(str(w["index"]), {}).get("packets", 0))
+                / max(1, w["reads"]["batches"] - (reads0 or {}).get(str(w["index"]), {}).get("batches", 0)),
+                "send": w["reads"].get("send"),
+            }
+            for w in stats.get("workers", []) if w.get("reads")
+        },
         "join_answer": [pct(answer, 0.5), pct(answer, 0.95)],
         "join_connect": [pct(connect, 0.5), pct(connect, 0.95)],
         "join_keyframe": [pct(keyframe, 0.5), pct(keyframe, 0.95)],
@@ -615,6 +635,9 @@ def details(summaries: list[dict]) -> str:
                          + ", ICE+DTLS " + " / ".join(f(x, "{:.2f}") for x in ss["join_connect"])
                          + ", connected → keyframe sent " + " / ".join(f(x, "{:.2f}") for x in ss["join_keyframe"])
                          + f" ({ss.get('fast_starts', 0)} started from the current GOP)")
+            if ss.get("reads"):
+                side += "; worker packets per wake-up " + ", ".join(
+                    f"{p}: {r['per_wake']:.2f} ({r['send']})" for p, r in ss["reads"].items())
             gcs = [(p, g.get("2", {})) for p, g in (ss.get("gc") or {}).items() if g]
             if gcs:
                 side += "; full GC pauses per process: " + ", ".join(

@@ -84,6 +84,7 @@ class MediaEngine:
         router = self.routers.get(conference_id)
         if router is None:
             router = Router(conference_id, self.config.keyframe_interval, self.config.fast_start)
+            router.batched = True  # fed by producers (flush per burst) or a worker's reads (per read)
             self.routers[conference_id] = router
             if self.pool is not None:
                 self.pool.attach(router)

@@ -1,7 +1,7 @@
 """Producer: a publisher's WebRTC session (WHIP ingest), terminated by aiortc without decoding.
 
 The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (lowest
-latency), then to aiortc's own handler so NACKs, receiver reports and REMB towards the publisher keep
+latency; the fan-out of a burst leaves when the burst has been read, see ``media.burst``), then to aiortc's own handler so NACKs, receiver reports and REMB towards the publisher keep
 working. aiortc's decoder thread is replaced by ``media.frame_tap`` (no decoder ever runs).
 """
 
@@ -17,6 +17,7 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
 from media import frame_tap
+from media.burst import BurstEnd
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import enlarge_socket_buffers, patient_consent
 from media.router import Router
@@ -46,6 +47,7 @@ class Producer:
         self._media_ssrc: dict[str, int] = {}
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Producer], None]] = []
+        self._burst = BurstEnd(pc, router.flush)
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -73,6 +75,7 @@ class Producer:
         self.sources[kind] = source
         self._receivers[kind] = receiver
         router = self.router
+        burst = self._burst
         router.add_source(source, keyframes=self if kind == "video" else None)
         original_rtp = receiver._handle_rtp_packet
         original_rtcp = receiver._handle_rtcp_packet
@@ -103,6 +106,7 @@ class Producer:
                         )
             except Exception:  # an exception here would kill aiortc's receive loop for good
                 log.exception("forwarding failed")
+            burst.packet()
             await original_rtp(packet, arrival_time_ms)
 
         async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
@@ -141,6 +145,7 @@ class Producer:
         if self._closed.is_set():
             return
         self._closed.set()
+        self._burst.close()
         for source in self.sources.values():
             self.router.remove_source(source)
         for cb in self.on_close:

@@ -46,9 +46,11 @@ class Router:
         self.keyframe_sources: dict[int, KeyframeSource] = {}
         self.packet_taps: list[PacketTap] = []
         self.source_listeners: list[SourceListener] = []
-        # Media workers read their packets in batches: the C loop then queues and ``flush`` sends
-        # each subscriber the whole batch in a few calls (media.fanout). The ingest forwards at once.
+        # Batched: the C loop queues packets and ``flush`` sends each subscriber the batch in a few
+        # calls (media.fanout). Whoever feeds a batched router flushes it: the producers at the end
+        # of each burst (media.burst), the media workers after each read of their socket.
         self.batched = False
+        self.flush_listeners: list[Callable[[], None]] = []  # e.g. the mirror to the media workers
         self.keyframe_requests_sent = 0
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
@@ -137,6 +139,8 @@ class Router:
 
     def flush(self) -> None:
         """Send what the C loop queued (batched routers: after each batch of received packets)."""
+        for listener in self.flush_listeners:  # the workers first: they fan out in parallel with us
+            listener()
         for kind in KINDS:
             self.fast[kind].flush()
 

@@ -132,7 +132,6 @@ class Worker:
         assert writer is not None
         if op == "source":
             router = self.engine.router(m["conference"])
-            router.batched = True
             source = SourceStream(m["kind"], m["codec"], m["clock_rate"], m.get("producer", ""), m["id"])
             self.sources[source.id] = (router, source)
             keyframes = _RemoteKeyframes(writer, source.id) if source.kind == "video" else None

@@ -174,11 +174,13 @@ class WorkerPool:
     # --- sources and packets -------------------------------------------------------------------
     def attach(self, router: Router) -> None:
         conference_id = router.conference_id
+        queued: list[bytes] = []  # a batched router's packets, mirrored when it flushes (one burst)
         router.packet_taps.append(
             lambda source, seq, ts, marker, payload, key: self._tap(
-                conference_id, source, seq, ts, marker, payload, key
+                conference_id, source, seq, ts, marker, payload, key, queued if router.batched else None
             )
         )
+        router.flush_listeners.append(lambda: self._mirror(conference_id, queued))
         router.source_listeners.append(lambda change, source: self._source_changed(router, change, source))
 
     def _announce(self, worker: WorkerHandle, router: Router, source: SourceStream) -> None:
@@ -214,12 +216,26 @@ class WorkerPool:
                     self._send_sr(worker, source)
 
     def _tap(self, conference_id: str, source: SourceStream, seq: int, ts: int, marker: int,
-             payload: bytes, key: bool) -> None:
-        targets = self._targets.get(conference_id)
-        if not targets:
+             payload: bytes, key: bool, queued: list[bytes] | None) -> None:
+        if not self._targets.get(conference_id):
             return
         data = PACKET_HEADER.pack(source.id, seq, ts, marker, key) + payload
-        for addr in targets:
+        if queued is not None:
+            queued.append(data)
+        else:
+            self._send(conference_id, data)
+
+    def _mirror(self, conference_id: str, queued: list[bytes]) -> None:
+        """The burst, back to back: a worker woken by its first packet finds the rest waiting."""
+        if not queued:
+            return
+        batch = queued[:]
+        queued.clear()
+        for data in batch:
+            self._send(conference_id, data)
+
+    def _send(self, conference_id: str, data: bytes) -> None:
+        for addr in self._targets.get(conference_id, ()):
             try:
                 self._sock.sendto(data, addr)
             except OSError:  # buffer full: the worker's consumers will NACK it from their mirror

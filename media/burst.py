@@ -1,0 +1,81 @@
+"""BurstEnd: tells the ingest when a burst of the speaker's packets has been read, so it can flush.
+
+A publisher sends a video frame's packets back to back; aiortc hands them over one per loop
+iteration. Holding the fan-out until the last of them lets every subscriber get the frame in one
+UDP GSO send (media.fanout) and the media workers get it as one burst, which they batch in turn.
+"Last" is known, not guessed: the speaker's ICE socket has nothing unread (FIONREAD) and aioice's
+queue of read-but-unhandled datagrams is empty. A timer bounds the hold if a burst never ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import struct
+import termios
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+MAX_HOLD = 0.003  # seconds a packet may wait for its burst to end (a burst of ~60 keyframe packets)
+_ZERO = b"\0\0\0\0"
+
+
+def _unread(fd: int) -> int:
+    """Bytes of the next datagram waiting on the socket (0: nothing unread)."""
+    try:
+        return struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, _ZERO))[0]
+    except OSError:
+        return 0
+
+
+class BurstEnd:
+    """One per publisher connection; ``flush`` is the router's."""
+
+    __slots__ = ("_pc", "_flush", "_fd", "_queue", "_timer")
+
+    def __init__(self, pc: Any, flush: Callable[[], None]) -> None:
+        self._pc = pc
+        self._flush = flush
+        self._fd = -1
+        self._queue: asyncio.Queue | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _find_socket(self) -> bool:
+        """The nominated pair's socket and aioice's receive queue (known once ICE has completed)."""
+        for transceiver in self._pc.getTransceivers():
+            dtls = transceiver.receiver.transport
+            connection = getattr(getattr(dtls, "transport", None), "_connection", None)
+            pair = getattr(connection, "_nominated", {}).get(1) if connection is not None else None
+            if pair is None or pair.protocol.transport is None:
+                continue
+            sock = pair.protocol.transport.get_extra_info("socket")
+            self._fd = sock.fileno()
+            self._queue = connection._queue
+            return True
+        return False
+
+    def packet(self) -> None:
+        """Called after each forwarded packet: flush now if it ended the burst, else within MAX_HOLD."""
+        if self._fd < 0 and not self._find_socket():
+            self.flush()
+            return
+        queue = self._queue
+        if (queue is None or queue.empty()) and _unread(self._fd) == 0:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(MAX_HOLD, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            self._flush()
+        except Exception:
+            log.exception("fan-out flush failed")
+
+    def close(self) -> None:
+        self.flush()
