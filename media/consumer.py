@@ -27,6 +27,12 @@ from media.router import Router
 
 log = logging.getLogger(__name__)
 
+# Sender-report intervals, as libwebrtc's defaults: lip sync needs one report per kind early on,
+# after that audio's clock mapping hardly drifts. aiortc sends both every ~1 s, which at hundreds
+# of points was a visible share of a worker's Python time.
+FIRST_REPORT = 1.0
+REPORT_INTERVAL = {"audio": 5.0, "video": 1.0}
+
 
 class ParkedTrack(MediaStreamTrack):
     """Placeholder track: it makes the answer ``sendonly`` but never yields media itself."""
@@ -117,13 +123,16 @@ class Consumer:
             sender._RTCRtpSender__rtcp_started.set()
             cname = sender._RTCRtpSender__cname
             reported = 0
+            interval = FIRST_REPORT
             try:
                 while True:
-                    await asyncio.sleep(0.5 + random.random())
+                    await asyncio.sleep(interval * (0.5 + random.random()))
                     # Nothing sent since the last report (speaker not live yet, or gone): stay quiet,
                     # so a waiting subscriber costs only ICE consent checks.
                     if stream.packets == reported:
+                        interval = FIRST_REPORT  # the next media gets its first report soon
                         continue
+                    interval = REPORT_INTERVAL.get(stream.kind, FIRST_REPORT) if reported else FIRST_REPORT
                     reported = stream.packets
                     ntp = clock.current_ntp_time()
                     wall = time.time()

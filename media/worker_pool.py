@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import itertools
 import logging
 import multiprocessing
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +26,27 @@ from media.router import Router
 from media.source import SourceStream
 
 log = logging.getLogger(__name__)
+
+
+UDP_SEGMENT = 103  # linux/udp.h: the GSO segment size, as a cmsg of level SOL_UDP
+GSO_MAX_BYTES = 65000
+GSO_MAX_SEGMENTS = 64
+
+
+def gso_runs(sizes: list[int]) -> list[tuple[int, int]]:
+    """[start, end) runs one GSO send can carry: equal sizes, optionally closed by one shorter datagram."""
+    runs = []
+    start, n = 0, len(sizes)
+    while start < n:
+        size, end, total = sizes[start], start + 1, sizes[start]
+        while end < n and sizes[end] == size and end - start < GSO_MAX_SEGMENTS and total + size <= GSO_MAX_BYTES:
+            total += size
+            end += 1
+        if end < n and sizes[end] < size and end - start < GSO_MAX_SEGMENTS and total + sizes[end] <= GSO_MAX_BYTES:
+            end += 1
+        runs.append((start, end))
+        start = end
+    return runs
 
 
 class WorkerHandle:
@@ -102,6 +125,7 @@ class WorkerPool:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         self._sock.setblocking(False)
+        self._gso = True  # mirror bursts with UDP GSO until the kernel refuses it
         self._targets: dict[str, list[tuple[str, int]]] = {}
         self.mirror_drops = 0
 
@@ -226,20 +250,37 @@ class WorkerPool:
             self._send(conference_id, data)
 
     def _mirror(self, conference_id: str, queued: list[bytes]) -> None:
-        """The burst, back to back: a worker woken by its first packet finds the rest waiting."""
+        """The burst in one go: runs of equal-sized datagrams as one UDP GSO send per worker."""
         if not queued:
             return
         batch = queued[:]
         queued.clear()
-        for data in batch:
-            self._send(conference_id, data)
+        targets = self._targets.get(conference_id, ())
+        for start, end in gso_runs([len(d) for d in batch]) if self._gso else ((i, i + 1) for i in range(len(batch))):
+            if end - start == 1:
+                self._send(conference_id, batch[start])
+                continue
+            cmsg = [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(batch[start])))]
+            for addr in targets:
+                try:
+                    self._sock.sendmsg(batch[start:end], cmsg, 0, addr)
+                except OSError as exc:
+                    if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                        self._gso = False  # this kernel sends no GSO: one datagram at a time
+                        for data in batch[start:end]:
+                            self._send_to(data, addr)
+                    else:
+                        self.mirror_drops += end - start
 
     def _send(self, conference_id: str, data: bytes) -> None:
         for addr in self._targets.get(conference_id, ()):
-            try:
-                self._sock.sendto(data, addr)
-            except OSError:  # buffer full: the worker's consumers will NACK it from their mirror
-                self.mirror_drops += 1
+            self._send_to(data, addr)
+
+    def _send_to(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self._sock.sendto(data, addr)
+        except OSError:  # buffer full: the worker's consumers will NACK it from their mirror
+            self.mirror_drops += 1
 
     def _rebuild_targets(self) -> None:
         targets: dict[str, list[tuple[str, int]]] = {}

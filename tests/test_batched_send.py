@@ -129,3 +129,48 @@ def test_membership_changes_flush_first(send_mode) -> None:
     router.remove_outbound(second)
     for sock in (tx1, tx2, rx1.sock, rx2.sock):
         sock.close()
+
+
+def test_gso_runs_split_where_sizes_change() -> None:
+    from media.worker_pool import gso_runs
+
+    assert gso_runs([1101, 1101, 1100, 1100, 300, 1200, 1200, 1200, 5]) == [(0, 3), (3, 5), (5, 9)]
+    assert gso_runs([100, 200, 200]) == [(0, 1), (1, 3)]  # a larger datagram starts a new run
+    assert gso_runs([10] * 70) == [(0, 64), (64, 70)]  # at most 64 segments per send
+    assert gso_runs([]) == []
+
+
+@pytest.mark.parametrize("gso", [True, False])
+def test_mirror_to_workers_keeps_every_datagram(tmp_path, gso: bool) -> None:
+    """The ingest's mirror of a burst: each packet arrives as its own datagram, in order."""
+    from media.router import Router as _Router
+    from media.ipc import PACKET_HEADER
+    from media.worker_pool import WorkerPool
+
+    pool = WorkerPool(0, None, tmp_path)
+    pool._gso = gso
+    workers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    for w in workers:
+        w.bind(("127.0.0.1", 0))
+        w.settimeout(1.0)
+    router = _Router("c9")
+    router.batched = True
+    pool.attach(router)
+    pool._targets = {"c9": [w.getsockname() for w in workers]}
+    src = SourceStream("video", "video/h264", 90000)
+    router.add_source(src)
+    packets = _frame(1, 3000, [1100, 1100, 1099, 700, 1200, 1200])
+    for seq, ts, marker, payload in packets:
+        router.on_rtp(src, seq, ts, marker, payload)
+    workers[0].settimeout(0.05)
+    with pytest.raises(TimeoutError):
+        workers[0].recv(2048)  # held until the burst ends
+    workers[0].settimeout(1.0)
+    router.flush()
+    for w in workers:
+        got = [w.recv(2048) for _ in packets]
+        assert [d[PACKET_HEADER.size :] for d in got] == [p[3] for p in packets]
+        assert [int.from_bytes(d[4:6], "big") for d in got] == [p[0] for p in packets]
+        w.close()
+    assert pool.mirror_drops == 0 and pool._gso == gso
+    pool._sock.close()
