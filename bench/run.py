@@ -37,6 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CLIP = {"seconds": 10.0, "keyframe_seconds": 2.0, "kbps": 2000}
 DEFAULT_N = [50, 100, 250, 500]
 DEFAULT_NAIVE_N = [50, 100]
+# The relay again with one sendto per packet and subscriber (no batches): what GSO batching buys.
+SENDTO_PATH = "relay, sendto"
+DEFAULT_SENDTO_N = [250]
 TARGETS_DOC = "docs/benchmarks.md"
 
 
@@ -172,9 +175,11 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
     cleanup = Cleanup()
     try:
         # --- server (+ publisher) -----------------------------------------------------------
-        if path == "relay":
-            srv = ServerProcess(workdir / f"relay-{n}", env={"DIEMCAU_WORKERS": str(opts.workers),
-                                                            "DIEMCAU_SEND_BATCHES": opts.send})
+        relay = path.startswith("relay")
+        if relay:
+            send = "sendto" if path == SENDTO_PATH else opts.send
+            srv = ServerProcess(workdir / f"{path}-{n}", env={"DIEMCAU_WORKERS": str(opts.workers),
+                                                              "DIEMCAU_SEND_BATCHES": send})
             srv.start(timeout=60)
             cleanup.add("server", srv.stop)
             assert srv.proc is not None
@@ -256,9 +261,9 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         call_all([src, *gens], "window", 30,
                  [{"kinds": kinds}] + [{"kinds": kinds, "arrival": [w0, w1]}] * len(gens))
         roots = {"server": [server_root], "loadgen": [g.pid for g in gens],
-                 "publisher": [src.pid] if path == "relay" else []}
+                 "publisher": [src.pid] if relay else []}
         phase = Phase(roots)
-        reads0 = _worker_reads(srv) if path == "relay" else {}  # type: ignore[possibly-undefined]
+        reads0 = _worker_reads(srv) if relay else {}  # type: ignore[possibly-undefined]
         sleep_until(w0)
         phase.start()
         udp0 = procstat.udp_backlog(procstat.descendants(server_root))
@@ -271,7 +276,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         time.sleep(opts.grace)
         lg = call_all(gens, "collect", 60)
         res["source"] = src.call("collect", 30)
-        if path == "relay":
+        if relay:
             try:
                 with srv.admin() as c:  # type: ignore[possibly-undefined]
                     res["server_stats"] = _summarize_server_stats(c.get("/api/v1/media/stats").json(), reads0)
@@ -292,7 +297,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         res["receive_loop"] = sorted({r.get("receive_loop", "python") for r in lg})
 
         # --- idle: the publisher leaves, subscribers stay ------------------------------------------------
-        if path == "relay":
+        if relay:
             src.call("stop", 20)
         else:
             src.call("pause", 10)
@@ -600,6 +605,14 @@ def targets(summaries: list[dict]) -> str:
             ratios.append(f"N={n}: naive {nv['us_per_pkt']:.1f} / relay {r['us_per_pkt']:.1f} µs = {nv['us_per_pkt'] / r['us_per_pkt']:.1f}×")
     if ratios:
         lines.append("- Naive aiortc path vs relay, CPU per forwarded packet: " + "; ".join(ratios))
+    batched = []
+    for n in sorted({x["n"] for x in summaries}):
+        r, st = find("relay", n), find(SENDTO_PATH, n)
+        if r and st and r["us_per_pkt"] and st["us_per_pkt"]:
+            batched.append(f"N={n}: per-packet sendto {st['us_per_pkt']:.1f} / batches {r['us_per_pkt']:.1f} µs "
+                           f"= {st['us_per_pkt'] / r['us_per_pkt']:.2f}×")
+    if batched:
+        lines.append("- Batched GSO sends vs one sendto per packet, CPU per forwarded packet: " + "; ".join(batched))
     stopped = [x for x in summaries if x.get("source_frames_ratio") is not None and x["source_frames_ratio"] < 0.95]
     if stopped:
         lines.append("- **Invalid rows:** the publisher stopped sending during the window ("
@@ -775,6 +788,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="N=50 and a 10 s window (naive at N=50 too)")
     p.add_argument("--n", type=_ints, help="relay subscriber counts, e.g. 50,100 (default 50,100,250,500)")
     p.add_argument("--naive-n", type=_ints, help="naive-path subscriber counts (default 50,100; --quick: 50)")
+    p.add_argument("--sendto-n", type=_ints, help="counts for the relay with per-packet sendto instead of "
+                   "batches (full run default 250, otherwise none)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive aiortc comparison")
     p.add_argument("--window", type=float, help="steady-state window in seconds (default 20; --quick: 10)")
     p.add_argument("--idle-window", type=float, help="idle measurement in seconds (default 10; --quick: 5)")
@@ -795,6 +810,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     full = not (opts.quick or opts.n or opts.window or opts.naive_n or opts.no_naive)
     opts.full = full
     opts.n = opts.n or ([50] if opts.quick else DEFAULT_N)
+    opts.sendto_n = opts.sendto_n if opts.sendto_n is not None else (DEFAULT_SENDTO_N if full else [])
     opts.naive_n = [] if opts.no_naive else (opts.naive_n or ([50] if opts.quick else DEFAULT_NAIVE_N))
     opts.window = opts.window or (10.0 if opts.quick else 20.0)
     opts.idle_window = opts.idle_window or (5.0 if opts.quick else 10.0)
@@ -830,7 +846,8 @@ def main(argv: list[str] | None = None) -> int:
     test_clip(**CLIP)  # encode once (cached) before any child needs it
     log(f"clip ready ({time.time() - t:.1f} s)")
 
-    cases = [("relay", n) for n in opts.n] + [("naive", n) for n in opts.naive_n]
+    cases = ([("relay", n) for n in opts.n] + [(SENDTO_PATH, n) for n in opts.sendto_n]
+             + [("naive", n) for n in opts.naive_n])
     results, summaries = [], []
     for path, n in cases:
         log(f"--- {path} N={n}")
