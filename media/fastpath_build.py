@@ -4,10 +4,11 @@
 a C compiler is present). Without it the relay runs the same loop in Python (``outbound.py``), at
 about 1.3-1.5x the server CPU per forwarded packet (make bench, N=100); nothing else changes.
 
-Per source packet, one call walks every subscriber that is in steady state on that source: header
-rewrite, payload copy, libsrtp protect (through pylibsrtp's own ``srtp_protect``, passed in as a
-pointer so both use the same library and session contexts) and a non-blocking ``sendto``. No Python
-object is touched per subscriber, and the sends leave in one tight burst.
+Per batch of source packets, one call walks every subscriber that is in steady state on that
+source: header rewrite, payload copy, libsrtp protect (through pylibsrtp's own ``srtp_protect``,
+passed in as a pointer so both use the same library and session contexts) and non-blocking sends,
+one UDP GSO ``sendmsg`` per run of equal-sized packets (docs/architecture.md, "Batched sends"). No
+Python object is touched per subscriber, and the sends leave in one tight burst.
 """
 
 from __future__ import annotations
@@ -75,69 +76,13 @@ SOURCE = r"""
 typedef int (*fp_protect_fn)(void *ctx, void *rtp, int *len);
 
 #define FP_MTU 1500
-/* SRTP adds at most a 16-byte tag (AES-GCM) or a 10-byte one plus MKI; leave generous room. */
-static unsigned char fp_buf[FP_MTU + 256];
-
-int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t seq, uint32_t ts,
-               int marker, const unsigned char *payload, int plen)
-{
-    fp_protect_fn fn = (fp_protect_fn)protect;
-    int failures = 0;
-    int i;
-    if (plen < 0 || plen + 12 > FP_MTU) {
-        for (i = 0; i < n; i++) targets[i]->drops++;
-        return 0;
-    }
-    for (i = 0; i < n; i++) {
-        struct fp_target *t = targets[i];
-        uint16_t oseq = (uint16_t)(seq + t->seq_off);
-        uint32_t ots = ts + t->ts_off;
-        int len = 12 + plen;
-        ssize_t sent;
-        fp_buf[0] = 0x80;
-        fp_buf[1] = (unsigned char)((marker ? 0x80 : 0) | (t->pt & 0x7f));
-        fp_buf[2] = (unsigned char)(oseq >> 8);
-        fp_buf[3] = (unsigned char)oseq;
-        fp_buf[4] = (unsigned char)(ots >> 24);
-        fp_buf[5] = (unsigned char)(ots >> 16);
-        fp_buf[6] = (unsigned char)(ots >> 8);
-        fp_buf[7] = (unsigned char)ots;
-        fp_buf[8] = (unsigned char)(t->ssrc >> 24);
-        fp_buf[9] = (unsigned char)(t->ssrc >> 16);
-        fp_buf[10] = (unsigned char)(t->ssrc >> 8);
-        fp_buf[11] = (unsigned char)t->ssrc;
-        memcpy(fp_buf + 12, payload, (size_t)plen);   /* protect encrypts in place: copy each time */
-        t->last_seq = seq;
-        t->last_ts = ts;
-        if (fn(t->ctx, fp_buf, &len) != 0) {
-            t->drops++;
-            continue;
-        }
-        do {
-            sent = sendto(t->fd, fp_buf, (size_t)len, MSG_DONTWAIT,
-                          (const struct sockaddr *)t->addr, (socklen_t)t->addrlen);
-        } while (sent < 0 && errno == EINTR);
-        if (sent < 0) {
-            t->drops++;
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
-                t->failed = 1;
-                t->last_errno = errno;
-                failures++;
-            }
-            continue;
-        }
-        t->packets++;
-        t->octets += (uint64_t)plen;
-    }
-    return failures;
-}
 
 /* ---- batches: every packet that arrived in one wake-up, sent per subscriber in as few calls as
  * possible. Packets of equal protected size go out as one UDP GSO send (the kernel splits it into
  * ordinary datagrams; a run may end with one shorter packet), else sendmmsg. Loopback and real NICs
  * take GSO since Linux 4.18; if the kernel refuses it once, batches fall back to sendmmsg for good. */
 #define FP_BATCH 64
-#define FP_SLOT (FP_MTU + 64)
+#define FP_SLOT (FP_MTU + 64)   /* SRTP adds at most a 16-byte tag (AES-GCM), or 10 plus an MKI */
 #define FP_GSO_MAX_BYTES 65000
 static unsigned char fp_slots[FP_BATCH][FP_SLOT];
 /* How batches leave: 2 UDP GSO, 1 sendmmsg (also after the kernel refused GSO), 0 one sendto per
@@ -285,6 +230,19 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
         }
     }
     return failures;
+}
+
+/* One packet: a batch of one (sent with a plain sendto). */
+int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t seq, uint32_t ts,
+               int marker, const unsigned char *payload, int plen)
+{
+    struct fp_pkt p;
+    p.payload = payload;
+    p.plen = plen;
+    p.seq = seq;
+    p.ts = ts;
+    p.marker = (uint8_t)(marker ? 1 : 0);
+    return fp_forward_batch(protect, targets, n, &p, 1);
 }
 
 int fp_set_addr(struct fp_target *t, const char *host, int port)

@@ -12,9 +12,11 @@ import socket
 import pytest
 
 from media import fanout
+from media.ipc import PACKET_HEADER
 from media.outbound import OutboundStream
 from media.router import Router
 from media.source import SourceStream
+from media.worker_pool import WorkerPool, gso_runs
 from tests.test_router_switch import IDR, P_SLICE, Receiver, outbound_session
 
 pytestmark = pytest.mark.skipif(not fanout.enabled(), reason="media._fastpath not built")
@@ -46,13 +48,23 @@ def _frame(seq: int, ts: int, sizes: list[int], key: bool = False) -> list[tuple
     return out
 
 
-@pytest.mark.parametrize("mode", ["gso", "sendmmsg", "sendto"])
-def test_batches_deliver_what_single_sends_do(send_mode, mode: str) -> None:
-    send_mode(mode)
+def _batched_router() -> tuple[Router, SourceStream]:
     router = Router("c1", keyframe_interval=0.0)
     router.batched = True
     src = SourceStream("video", "video/h264", 90000)
     router.add_source(src)
+    return router, src
+
+
+def _send(router: Router, src: SourceStream, packets: list[tuple[int, int, int, bytes]]) -> None:
+    for seq, ts, marker, payload in packets:
+        router.on_rtp(src, seq, ts, marker, payload)
+
+
+@pytest.mark.parametrize("mode", ["gso", "sendmmsg", "sendto"])
+def test_batches_deliver_what_single_sends_do(send_mode, mode: str) -> None:
+    send_mode(mode)
+    router, src = _batched_router()
     subs = [_subscriber(router, 5000 + i) for i in range(3)]
     router.on_rtp(src, 100, 9000, 1, IDR + b"key")  # Python path: first packet, then the C loop
     for stream, rx, _ in subs:
@@ -61,8 +73,7 @@ def test_batches_deliver_what_single_sends_do(send_mode, mode: str) -> None:
     # Runs GSO must split: equal sizes, a shorter closer, a larger one, a lone packet, sizes going up.
     sizes = [1100, 1100, 1100, 1099, 1200, 1200, 300, 301, 302, 1200]
     packets = _frame(101, 12000, sizes)
-    for seq, ts, marker, payload in packets:
-        router.on_rtp(src, seq, ts, marker, payload)
+    _send(router, src, packets)
     for _, rx, _ in subs:
         assert rx.empty()  # queued, not sent, until the batch is flushed
     router.flush()
@@ -84,16 +95,12 @@ def test_batches_deliver_what_single_sends_do(send_mode, mode: str) -> None:
 
 def test_a_full_batch_is_sent_without_waiting_for_flush(send_mode) -> None:
     send_mode("gso")
-    router = Router("c1", keyframe_interval=0.0)
-    router.batched = True
-    src = SourceStream("video", "video/h264", 90000)
-    router.add_source(src)
+    router, src = _batched_router()
     stream, rx, tx = _subscriber(router, 6000)
     router.on_rtp(src, 1, 0, 1, IDR + b"key")
     rx.read(1)
     packets = _frame(2, 3000, [1000] * (fanout.BATCH + 3))
-    for seq, ts, marker, payload in packets:
-        router.on_rtp(src, seq, ts, marker, payload)
+    _send(router, src, packets)
     assert [p[1] for p in rx.read(fanout.BATCH)] == [(s + stream.seq_off) & 0xFFFF for s, *_ in packets[: fanout.BATCH]]
     assert rx.empty()
     router.flush()
@@ -106,10 +113,7 @@ def test_a_full_batch_is_sent_without_waiting_for_flush(send_mode) -> None:
 def test_membership_changes_flush_first(send_mode) -> None:
     """Queued packets go to the streams they were queued for: a joiner does not get them twice."""
     send_mode("gso")
-    router = Router("c1", keyframe_interval=0.0)
-    router.batched = True
-    src = SourceStream("video", "video/h264", 90000)
-    router.add_source(src)
+    router, src = _batched_router()
     first, rx1, tx1 = _subscriber(router, 7000)
     router.on_rtp(src, 1, 0, 1, IDR + b"key")
     rx1.read(1)
@@ -132,8 +136,6 @@ def test_membership_changes_flush_first(send_mode) -> None:
 
 
 def test_gso_runs_split_where_sizes_change() -> None:
-    from media.worker_pool import gso_runs
-
     assert gso_runs([1101, 1101, 1100, 1100, 300, 1200, 1200, 1200, 5]) == [(0, 3), (3, 5), (5, 9)]
     assert gso_runs([100, 200, 200]) == [(0, 1), (1, 3)]  # a larger datagram starts a new run
     assert gso_runs([10] * 70) == [(0, 64), (64, 70)]  # at most 64 segments per send
@@ -143,25 +145,17 @@ def test_gso_runs_split_where_sizes_change() -> None:
 @pytest.mark.parametrize("gso", [True, False])
 def test_mirror_to_workers_keeps_every_datagram(tmp_path, gso: bool) -> None:
     """The ingest's mirror of a burst: each packet arrives as its own datagram, in order."""
-    from media.router import Router as _Router
-    from media.ipc import PACKET_HEADER
-    from media.worker_pool import WorkerPool
-
     pool = WorkerPool(0, None, tmp_path)
     pool._gso = gso
     workers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
     for w in workers:
         w.bind(("127.0.0.1", 0))
         w.settimeout(1.0)
-    router = _Router("c9")
-    router.batched = True
+    router, src = _batched_router()
     pool.attach(router)
-    pool._targets = {"c9": [w.getsockname() for w in workers]}
-    src = SourceStream("video", "video/h264", 90000)
-    router.add_source(src)
+    pool._targets = {router.conference_id: [w.getsockname() for w in workers]}
     packets = _frame(1, 3000, [1100, 1100, 1099, 700, 1200, 1200])
-    for seq, ts, marker, payload in packets:
-        router.on_rtp(src, seq, ts, marker, payload)
+    _send(router, src, packets)
     workers[0].settimeout(0.05)
     with pytest.raises(TimeoutError):
         workers[0].recv(2048)  # held until the burst ends
