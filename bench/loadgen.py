@@ -282,24 +282,6 @@ def _prefer(pc: RTCPeerConnection) -> None:
         t.setCodecPreferences(prefs)
 
 
-UDP_GRO = 104  # linux/udp.h
-# The C loop takes coalesced datagrams (UDP_GRO). On loopback the receiver's kernel work runs in the
-# *sender's* system call and is billed to the server; with GRO a batch the server sent with GSO is
-# queued once instead of once per packet, as if the subscriber were across a network.
-# DIEMCAU_BENCH_GRO=0 keeps one datagram per packet.
-GRO = os.environ.get("DIEMCAU_BENCH_GRO", "1") != "0"
-
-
-def _enable_gro(sock: socket.socket) -> bool:
-    if not GRO:
-        return False
-    try:
-        sock.setsockopt(socket.SOL_UDP, UDP_GRO, 1)
-    except OSError:  # kernel without UDP GRO (< 5.0): one datagram per packet
-        return False
-    return True
-
-
 def _take_queued_rtp(conn: Any, handle: Any) -> None:
     """RTP that arrived while DTLS was finishing sits in aioice's queue: count it; leave the rest."""
     queue = conn._queue
@@ -469,7 +451,7 @@ class Subscriber:
         loop = asyncio.get_running_loop()
         fd = sock.fileno()
         if self.gen.crx is not None:
-            self._takeover_c(conn, fd, original, _enable_gro(sock))
+            self._takeover_c(conn, fd, original)
             return
         handle_rtp = self._make_rtp_handler()
         rx = self.gen.rx
@@ -504,12 +486,12 @@ class Subscriber:
         self.taken = True
         _take_queued_rtp(conn, lambda data: handle_rtp(data, 0, len(data), time.time()))
 
-    def _takeover_c(self, conn: Any, fd: int, original: Any, gro: bool = False) -> None:
+    def _takeover_c(self, conn: Any, fd: int, original: Any) -> None:
         """The C receive loop reads the socket from now on (``LoadGen._on_event`` gets the rest)."""
         gen = self.gen
         crx = gen.crx
         asyncio.get_running_loop()._remove_reader(fd)
-        self.csock = crx.add_socket(fd, gro)
+        self.csock = crx.add_socket(fd)
         for st in self.streams.values():
             crx.add_stream(self.csock, st)
         gen.by_fd[fd] = (self, original)

@@ -696,13 +696,7 @@ METHOD = """\
   its sockets with `recvmmsg` and counts RTP from the clear header (sequence number, timestamp,
   SSRC); STUN, DTLS and SRTCP still go to aioice/aiortc. Nothing is decoded; video is decrypted
   only until the first keyframe. Each subscriber sends a receiver report per second and NACKs gaps
-  (≤ 64 packets, two tries), like a browser. The sockets accept coalesced datagrams (`UDP_GRO`):
-  on loopback the receiver's kernel work runs inside the server's send call and is billed to the
-  server, and GRO lets a batch the server sent with GSO be queued once rather than once per packet,
-  closer to a subscriber across a network (`DIEMCAU_BENCH_GRO=0` turns it off).
-- **Batches.** The relay sends each point a burst's packets with UDP GSO (docs/architecture.md,
-  "Batched sends"); the row "relay, sendto" is the same relay with one `sendto` per packet and
-  point (`SEND_BATCHES=sendto`), in the same run.
+  (≤ 64 packets, two tries), like a browser.
 - **Window.** Packets are attributed to the window by the time the publisher was due to *send*
   them (via the server's sender reports, see delay), and the window starts and ends between two
   frames, so "received of published" compares exactly the same packets on both sides: 100 % means

@@ -105,10 +105,9 @@ class CReceiver:
     def hist_counts(hist: Any, n: int) -> list[int]:
         return list(ffi.unpack(hist, n))
 
-    def add_socket(self, fd: int, gro: bool = False) -> Any:
-        """``gro``: the socket has UDP_GRO on, so one datagram may carry several packets."""
+    def add_socket(self, fd: int) -> Any:
         s = ffi.new("struct rx_sock *")
-        s.id, s.fd, s.gro = fd, fd, int(gro)
+        s.id, s.fd = fd, fd
         self._keep[fd] = s
         self.socks[fd] = s
         return s

@@ -53,7 +53,6 @@ struct rx_stream {
 struct rx_sock {
     int id;
     int fd;
-    int gro;
     int n;
     struct rx_stream *streams[4];
 };
@@ -88,7 +87,6 @@ struct rx_state {
     int hist_bins;
     uint64_t negative_delays;
     uint64_t passes;
-    uint64_t coalesced;
 };
 """
 
@@ -112,24 +110,14 @@ SOURCE = r"""
 #include <sys/socket.h>
 #include <netinet/in.h>
 
-#ifndef SOL_UDP
-#define SOL_UDP 17
-#endif
-#ifndef UDP_GRO
-#define UDP_GRO 104
-#endif
-
 """ + STRUCTS + r"""
 #define RX_NOT_RTP 0
 #define RX_UNKNOWN_SSRC 1
 #define RX_KEYFRAME_CHECK 2
 #define RX_GAP 3
 #define RX_BATCH 64
-#define RX_GRO_BATCH 8     /* a GRO socket's datagrams may each carry up to RX_SEGS packets */
-#define RX_SEGS 128        /* the kernel's UDP_MAX_SEGMENTS */
-#define RX_SEG 2048        /* one packet (what an event may copy) */
-#define RX_SIZE 65536      /* one datagram, coalesced by GRO or not */
-#define RX_CTL 128
+#define RX_SIZE 2048
+#define RX_CTL 64
 #define RX_PER_SOCKET 512   /* datagrams per socket and pass, like the Python loop */
 
 static unsigned char rx_buf[RX_BATCH][RX_SIZE];
@@ -261,16 +249,13 @@ static int rx_is_rtp(const unsigned char *p, int len) {
 static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
 {
     int total = 0;
-    /* Room for the worst case before reading: once read, a datagram cannot be put back. */
-    int batch = s->gro ? RX_GRO_BATCH : RX_BATCH;
-    int packets = s->gro ? RX_GRO_BATCH * RX_SEGS : RX_BATCH;
     while (total < RX_PER_SOCKET) {
         int k, i;
-        if (!rx_room(out, packets * RX_SEG) || out->max - out->n < 2 * packets) {
+        if (!rx_room(out, RX_BATCH * RX_SIZE) || out->max - out->n < 2 * RX_BATCH) {
             out->full = 1;
             return 1;
         }
-        for (i = 0; i < batch; i++) {
+        for (i = 0; i < RX_BATCH; i++) {
             rx_iov[i].iov_base = rx_buf[i];
             rx_iov[i].iov_len = RX_SIZE;
             rx_msgs[i].msg_hdr.msg_name = &rx_names[i];
@@ -281,11 +266,11 @@ static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
             rx_msgs[i].msg_hdr.msg_controllen = RX_CTL;
             rx_msgs[i].msg_hdr.msg_flags = 0;
         }
-        k = recvmmsg(s->fd, rx_msgs, (unsigned int)batch, MSG_DONTWAIT, NULL);
+        k = recvmmsg(s->fd, rx_msgs, RX_BATCH, MSG_DONTWAIT, NULL);
         if (k <= 0) return 0;
         for (i = 0; i < k; i++) {
-            const unsigned char *buf = rx_buf[i];
-            int size = (int)rx_msgs[i].msg_len, seg = 0, off;
+            const unsigned char *p = rx_buf[i];
+            int len = (int)rx_msgs[i].msg_len;
             double arrival = -1.0;
             struct cmsghdr *c;
             for (c = CMSG_FIRSTHDR(&rx_msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&rx_msgs[i].msg_hdr, c)) {
@@ -293,8 +278,6 @@ static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
                     struct timespec t;
                     memcpy(&t, CMSG_DATA(c), sizeof(t));
                     arrival = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-                } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
-                    memcpy(&seg, CMSG_DATA(c), sizeof(seg));   /* coalesced: packets of seg bytes */
                 }
             }
             if (arrival < 0) {
@@ -302,21 +285,15 @@ static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
                 clock_gettime(CLOCK_REALTIME, &t);
                 arrival = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
             }
-            if (seg <= 0 || seg > size) seg = size;
-            if (seg < size) g->coalesced++;
-            for (off = 0; off < size; off += seg) {
-                const unsigned char *p = buf + off;
-                int len = size - off < seg ? size - off : seg;
-                if (!rx_is_rtp(p, len)) {
-                    struct rx_event *e = rx_emit(out, RX_NOT_RTP, s, NULL, p, len, arrival);
-                    memcpy(e->addr, &rx_names[i], sizeof(rx_names[i]));
-                    continue;
-                }
-                rx_packet(s, g, p, len, arrival, out);
+            if (!rx_is_rtp(p, len)) {
+                struct rx_event *e = rx_emit(out, RX_NOT_RTP, s, NULL, p, len, arrival);
+                memcpy(e->addr, &rx_names[i], sizeof(rx_names[i]));
+                continue;
             }
+            rx_packet(s, g, p, len, arrival, out);
         }
         total += k;
-        if (k < batch) return 0;
+        if (k < RX_BATCH) return 0;
     }
     return 0;
 }
