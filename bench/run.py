@@ -697,6 +697,9 @@ METHOD = """\
   SSRC); STUN, DTLS and SRTCP still go to aioice/aiortc. Nothing is decoded; video is decrypted
   only until the first keyframe. Each subscriber sends a receiver report per second and NACKs gaps
   (≤ 64 packets, two tries), like a browser.
+- **Batches.** The relay sends each point a burst's packets with UDP GSO (docs/architecture.md,
+  "Batched sends"); the row "relay, sendto" is the same relay with one `sendto` per packet and
+  point (`SEND_BATCHES=sendto`), in the same run.
 - **Window.** Packets are attributed to the window by the time the publisher was due to *send*
   them (via the server's sender reports, see delay), and the window starts and ends between two
   frames, so "received of published" compares exactly the same packets on both sides: 100 % means
