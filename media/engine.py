@@ -31,7 +31,7 @@ class EngineConfig:
     consumer_timeout: float = 30.0  # seconds without RTCP from a subscriber before it is dropped
     ingest_share: float = 0.5  # subscribers on the ingest process, relative to one worker
     fast_start: float = 1.0  # a video joiner replays the current GOP when it began this recently (0: off)
-    send_batches: str = "gso"  # how media workers send a batch per subscriber: gso | sendmmsg | sendto
+    send_batches: str = "gso"  # how a burst leaves for each subscriber: gso | sendmmsg | sendto
 
 
 class MediaEngine:

@@ -5,10 +5,11 @@ epoch rebasing and payload-type choice stay in ``OutboundStream``); the whole se
 Python when a packet of another source arrives, and rejoins after that source's keyframe. While a
 stream is in the set, its offsets and counters live in its ``fp_target`` struct.
 
-A media worker queues the packets that arrived in one wake-up and flushes them together: per
+A batched router queues the packets of one burst (``queue``) and flushes them together: per
 subscriber, one UDP GSO send per run of equal-sized packets instead of one ``sendto`` each (the
-kernel's per-datagram send path was over half of the forwarding cost). The ingest process forwards
-each packet at once (``forward``), as aiortc hands it over one at a time.
+kernel's per-datagram send path was over half of the forwarding cost). Who flushes: the ingest at
+the end of each burst from the speaker (media.burst), a media worker after each read of its socket.
+``forward`` sends one packet at once (unbatched routers).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Producer: a publisher's WebRTC session (WHIP ingest), terminated by aiortc without decoding.
 
-The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (lowest
-latency; the fan-out of a burst leaves when the burst has been read, see ``media.burst``), then to aiortc's own handler so NACKs, receiver reports and REMB towards the publisher keep
-working. aiortc's decoder thread is replaced by ``media.frame_tap`` (no decoder ever runs).
+The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (the
+fan-out of a burst leaves as soon as the burst has been read, see ``media.burst``), then to aiortc's
+own handler so NACKs, receiver reports and REMB towards the publisher keep working. aiortc's decoder
+thread is replaced by ``media.frame_tap`` (no decoder ever runs).
 """
 
 from __future__ import annotations

@@ -39,11 +39,12 @@ def gso_runs(sizes: list[int]) -> list[tuple[int, int]]:
     start, n = 0, len(sizes)
     while start < n:
         size, end, total = sizes[start], start + 1, sizes[start]
-        while end < n and sizes[end] == size and end - start < GSO_MAX_SEGMENTS and total + size <= GSO_MAX_BYTES:
-            total += size
+        while (end < n and sizes[end] <= size and end - start < GSO_MAX_SEGMENTS
+               and total + sizes[end] <= GSO_MAX_BYTES):
+            total += sizes[end]
             end += 1
-        if end < n and sizes[end] < size and end - start < GSO_MAX_SEGMENTS and total + sizes[end] <= GSO_MAX_BYTES:
-            end += 1
+            if sizes[end - 1] < size:
+                break  # a shorter datagram closes the run
         runs.append((start, end))
         start = end
     return runs
@@ -256,7 +257,9 @@ class WorkerPool:
         batch = queued[:]
         queued.clear()
         targets = self._targets.get(conference_id, ())
-        for start, end in gso_runs([len(d) for d in batch]) if self._gso else ((i, i + 1) for i in range(len(batch))):
+        sizes = [len(d) for d in batch]
+        runs = gso_runs(sizes) if self._gso else [(i, i + 1) for i in range(len(batch))]
+        for start, end in runs:
             if end - start == 1:
                 self._send(conference_id, batch[start])
                 continue

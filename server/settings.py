@@ -68,8 +68,8 @@ class Settings(BaseSettings):
     )
     send_batches: Literal["gso", "sendmmsg", "sendto"] = Field(
         default="gso",
-        description="How a media worker sends the packets of one wake-up to each point: one UDP GSO call per "
-        "run of equal-sized packets (falls back to sendmmsg where the kernel refuses GSO), or per packet",
+        description="How the relay sends a burst of packets to each point: one UDP GSO call per run of "
+        "equal-sized packets (falls back to sendmmsg where the kernel refuses GSO), or one sendto per packet",
     )
     consumer_timeout: float = Field(
         default=30.0,
