@@ -361,6 +361,12 @@ def _worker_reads(srv: Any) -> dict[str, dict]:
     return {str(w.get("index")): w.get("reads") or {} for w in workers if w.get("reads")}
 
 
+def _reads_since(now: dict, before: dict) -> dict:
+    packets = now["packets"] - before.get("packets", 0)
+    wakes = now["batches"] - before.get("batches", 0)
+    return {"per_wake": packets / max(1, wakes), "send": now.get("send")}
+
+
 def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) -> dict:
     per_worker: dict[str, int] = {}
     drops = retransmits = 0
@@ -391,14 +397,8 @@ def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) 
         "fast_starts": fast_starts,
         "gc": {str(w.get("index")): w.get("gc") for w in stats.get("workers", [])},
         # packets per wake-up of each worker since reads0 (the window), and how batches were sent
-        "reads": {
-            str(w["index"]): {
-                "per_wake": (w["reads"]["packets"] - (reads0 or {}).get(str(w["index"]), {}).get("packets", 0))
-                / max(1, w["reads"]["batches"] - (reads0 or {}).get(str(w["index"]), {}).get("batches", 0)),
-                "send": w["reads"].get("send"),
-            }
-            for w in stats.get("workers", []) if w.get("reads")
-        },
+        "reads": {str(w["index"]): _reads_since(w["reads"], (reads0 or {}).get(str(w["index"]), {}))
+                  for w in stats.get("workers", []) if w.get("reads")},
         "join_answer": [pct(answer, 0.5), pct(answer, 0.95)],
         "join_connect": [pct(connect, 0.5), pct(connect, 0.95)],
         "join_keyframe": [pct(keyframe, 0.5), pct(keyframe, 0.95)],
@@ -805,7 +805,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--grace", type=float, default=1.0, help="seconds after the window for late repairs (default 1)")
     p.add_argument("--workers", type=int, default=0, help="DIEMCAU_WORKERS for the relay (default: number of cores)")
     p.add_argument("--send", default="gso", choices=["gso", "sendmmsg", "sendto"],
-                   help="DIEMCAU_SEND_BATCHES for the relay's workers (default gso)")
+                   help="DIEMCAU_SEND_BATCHES for the relay (default gso)")
     p.add_argument("--loadgen-procs", type=int, default=0, help="load generator processes (default 2, 4 above N=250)")
     p.add_argument("--output", type=Path, help=f"markdown report (default {TARGETS_DOC} for the full run, "
                                                 "data/bench/benchmarks-latest.md otherwise)")

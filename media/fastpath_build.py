@@ -100,7 +100,7 @@ static int fp_hard_error(int e)
     return e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS && e != EINTR;
 }
 
-/* Sends slots [first, first+count) to t; returns how many datagrams left, -errno on a hard error. */
+/* Sends count protected packets to t; returns how many datagrams left, -errno on a hard error. */
 static int fp_send_run(struct fp_target *t, struct iovec *iov, int count)
 {
     struct msghdr h;
@@ -164,10 +164,12 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
     int plens[FP_BATCH];
     int failures = 0;
     int i, j;
-    if (k > FP_BATCH) k = FP_BATCH;   /* the caller flushes before this */
+    if (k > FP_BATCH)   /* more than the slots hold: in order, a slot-full at a time */
+        return fp_forward_batch(protect, targets, n, pkts, FP_BATCH)
+               + fp_forward_batch(protect, targets, n, pkts + FP_BATCH, k - FP_BATCH);
     for (i = 0; i < n; i++) {
         struct fp_target *t = targets[i];
-        int ready = 0, start, failed = 0;
+        int ready = 0, start;
         for (j = 0; j < k; j++) {
             const struct fp_pkt *p = &pkts[j];
             unsigned char *b = fp_slots[ready];
@@ -198,7 +200,7 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
         }
         /* Runs for GSO: equal sizes, optionally closed by one shorter datagram. */
         start = 0;
-        while (start < ready && !failed) {
+        while (start < ready) {
             int end = start + 1, count, sent, m;
             size_t size = iov[start].iov_len, total = size;
             if (fp_batch_mode == 2) {
@@ -217,7 +219,6 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
                 t->failed = 1;
                 t->last_errno = -sent;
                 failures++;
-                failed = 1;
                 t->drops += (uint64_t)(ready - start);
                 break;
             }

@@ -32,7 +32,7 @@ class _RemoteKeyframes:
         write_message(self.writer, {"op": "keyframe", "source": self.source_id})
 
 
-READ_BATCH = 64  # datagrams read per wake-up before the batch is flushed (media.fanout.BATCH)
+READ_BATCH = fanout.BATCH  # datagrams read per wake-up before the batch is flushed
 
 
 class PacketReader:

@@ -110,6 +110,23 @@ def test_a_full_batch_is_sent_without_waiting_for_flush(send_mode) -> None:
     rx.sock.close()
 
 
+def test_the_c_loop_sends_batches_larger_than_its_slots_in_order(send_mode) -> None:
+    """fp_forward_batch holds 64 packets; a longer batch goes out in order, a slot-full at a time."""
+    send_mode("gso")
+    router, src = _batched_router()
+    stream, rx, tx = _subscriber(router, 6100)
+    router.on_rtp(src, 1, 0, 1, IDR + b"key")
+    rx.read(1)
+    packets = _frame(2, 3000, [900] * 70)
+    router.fast["video"]._queued.extend(packets)  # past queue()'s own limit, straight to the C call
+    router.flush()
+    assert [p[1] for p in rx.read(70)] == [(s + stream.seq_off) & 0xFFFF for s, *_ in packets]
+    assert rx.empty() and stream.packets == 71
+    router.remove_outbound(stream)
+    tx.close()
+    rx.sock.close()
+
+
 def test_membership_changes_flush_first(send_mode) -> None:
     """Queued packets go to the streams they were queued for: a joiner does not get them twice."""
     send_mode("gso")

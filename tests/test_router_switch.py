@@ -212,12 +212,7 @@ def test_late_joiner_starts_from_the_current_gop_without_a_keyframe_request(wire
     """Fast start: the keyframe's frame at once, then the rest of the GOP two packets per live packet
     (about twice real time), in order, then live on the usual path; the publisher is not asked."""
     router, first_stream, rx = wired
-    router.remove_outbound(first_stream)
-    stream, tx = _joiner(first_stream, rx)
-    router.fast_start = 1.0
-    src = SourceStream("video", "video/h264", 90000)
-    kf = Requests()
-    router.add_source(src, kf)
+    stream, tx, src, kf = _fast_start_case(router, first_stream, rx, 1.0)
     router.on_rtp(src, 1000, 90000, 0, P_SLICE + b"old")  # before the keyframe: not replayed
     router.on_rtp(src, 1001, 93000, 0, SPS + b"k0")  # the keyframe's frame: SPS ...
     router.on_rtp(src, 1002, 93000, 1, IDR + b"k1")  # ... and IDR
@@ -251,12 +246,7 @@ async def test_old_gop_or_missing_packets_mean_a_keyframe_request(wired):
     import asyncio
 
     router, first_stream, rx = wired
-    router.remove_outbound(first_stream)
-    stream, tx = _joiner(first_stream, rx)
-    router.fast_start = 0.2
-    src = SourceStream("video", "video/h264", 90000)
-    kf = Requests()
-    router.add_source(src, kf)
+    stream, tx, src, kf = _fast_start_case(router, first_stream, rx, 0.2)
     router.on_rtp(src, 10, 1000, 1, IDR + b"k")
     router.on_rtp(src, 12, 4000, 1, P_SLICE + b"p")  # 11 never arrived from the publisher
     requests = kf.count
@@ -275,6 +265,19 @@ async def test_old_gop_or_missing_packets_mean_a_keyframe_request(wired):
     router.remove_outbound(stream2)
     tx.close()
     tx2.close()
+
+
+def _fast_start_case(
+    router: Router, first_stream: OutboundStream, rx: Receiver, seconds: float
+) -> tuple[OutboundStream, socket.socket, SourceStream, "Requests"]:
+    """A fresh joiner (not yet added), a new video source with a request counter, fast start on."""
+    router.remove_outbound(first_stream)
+    stream, tx = _joiner(first_stream, rx)
+    router.fast_start = seconds
+    src = SourceStream("video", "video/h264", 90000)
+    kf = Requests()
+    router.add_source(src, kf)
+    return stream, tx, src, kf
 
 
 def _joiner(like: OutboundStream, rx: Receiver) -> tuple[OutboundStream, socket.socket]:
