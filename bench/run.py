@@ -372,6 +372,7 @@ def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) 
     drops = retransmits = 0
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
     fast_starts = 0
+    srtp: dict[str, int] = {}  # streams per SRTP protect ("aes-gcm": media.srtp_gcm)
     for c in stats.get("consumers", {}).values():
         j = c.get("join") or {}
         if j.get("answered") and j.get("created"):
@@ -387,10 +388,13 @@ def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) 
             k = c.get(kind) or {}
             drops += k.get("drops", 0)
             retransmits += k.get("retransmits", 0)
+            if k.get("srtp"):
+                srtp[k["srtp"]] = srtp.get(k["srtp"], 0) + 1
     routers = stats.get("routers", {})
     return {
         "consumers_per_process": per_worker,
         "send_drops": drops,
+        "srtp": srtp,
         "retransmits": retransmits,
         "keyframe_requests_sent": sum(r.get("keyframe_requests_sent", 0) for r in routers.values()),
         "codec_instances": stats.get("codec_instances", {}),
@@ -644,7 +648,7 @@ def details(summaries: list[dict]) -> str:
         if ss and "error" not in ss:
             side = (f"consumers per process {ss['consumers_per_process']}, send drops {ss['send_drops']}, "
                     f"retransmits {ss['retransmits']}, keyframe requests {ss['keyframe_requests_sent']}, "
-                    f"codecs {ss['codec_instances'] or 'none'}")
+                    f"codecs {ss['codec_instances'] or 'none'}, SRTP streams {ss.get('srtp') or 'none'}")
             if ss.get("join_answer"):
                 side += ("; join steps on the server, p50 / p95 s: answer "
                          + " / ".join(f(x, "{:.2f}") for x in ss["join_answer"])

@@ -20,6 +20,7 @@ from aiortc import clock
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
 
+from media import srtp_gcm
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import patient_consent
 from media.outbound import OutboundStream
@@ -206,7 +207,9 @@ class Consumer:
             sock = pair.protocol.transport.get_extra_info("socket")
             raw = getattr(sock, "_sock", sock)
             stream = self.streams[kind]
-            stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno())
+            master = srtp_gcm.tx_master(dtls)
+            gcm = srtp_gcm.new(*master) if master is not None else None
+            stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()
         for stream in self.streams.values():
@@ -230,6 +233,7 @@ class Consumer:
                 "retransmits": s.retransmits,
                 "drops": s.drops,
                 "keyframe_requests": s.keyframe_requests,
+                "srtp": s.srtp,
                 **self.quality.get(kind, {}),
             }
             for kind, s in self.streams.items()

@@ -40,12 +40,17 @@ def enabled() -> bool:
     return AVAILABLE and not _disabled
 
 
-def new_target(ctx: object, fd: int, host: str, port: int):  # type: ignore[no-untyped-def]
-    """A C target for one stream, or None when the fast path is off or the address is unusable."""
+def new_target(ctx: object, fd: int, host: str, port: int, protect: int = 0):  # type: ignore[no-untyped-def]
+    """A C target for one stream, or None when the fast path is off or the address is unusable.
+
+    ``protect`` is the address of the stream's own protect function (media.srtp_gcm), whose context
+    is ``ctx``; 0 means libsrtp's ``srtp_protect`` with the session ``ctx``.
+    """
     if not enabled():
         return None
     target = ffi.new("struct fp_target *")
-    target.ctx = ffi.cast("void *", int(srtp_ffi.cast("uintptr_t", ctx)))
+    target.ctx = ffi.cast("void *", int(srtp_ffi.cast("uintptr_t", ctx)) if protect == 0 else ctx)
+    target.protect = protect
     target.fd = fd
     if lib.fp_set_addr(target, host.encode(), port) != 0:
         return None

@@ -5,8 +5,10 @@ a C compiler is present). Without it the relay runs the same loop in Python (``o
 about 1.3-1.5x the server CPU per forwarded packet (make bench, N=100); nothing else changes.
 
 Per batch of source packets, one call walks every subscriber that is in steady state on that
-source: header rewrite, payload copy, libsrtp protect (through pylibsrtp's own ``srtp_protect``,
-passed in as a pointer so both use the same library and session contexts) and non-blocking sends,
+source: header rewrite, payload copy, SRTP protect and non-blocking sends. The protect is per
+stream: AES-GCM streams use this module's pre-keyed ``fp_gcm_protect`` (OpenSSL's libcrypto, linked
+when its headers are present; media.srtp_gcm), others pylibsrtp's own ``srtp_protect``, passed in as
+a pointer so both sides use the same library and session contexts. Sends are
 one UDP GSO ``sendmsg`` per run of equal-sized packets (docs/architecture.md, "Batched sends"). No
 Python object is touched per subscriber, and the sends leave in one tight burst.
 """
@@ -20,6 +22,7 @@ from cffi import FFI
 STRUCT = """
 struct fp_target {
     void *ctx;
+    uintptr_t protect;
     int fd;
     uint32_t ssrc;
     uint32_t ts_off;
@@ -53,11 +56,16 @@ int fp_send_mode(int set);
 int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t seq, uint32_t ts,
                int marker, const unsigned char *payload, int plen);
 int fp_set_addr(struct fp_target *t, const char *host, int port);
+void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt, int saltlen);
+void fp_gcm_free(void *ctx);
+int fp_gcm_protect(void *ctx, void *rtp, int *len);
+uintptr_t fp_gcm_protect_addr(void);
 """
 
 SOURCE = r"""
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <stdio.h>
 #include <netdb.h>
@@ -159,7 +167,7 @@ static int fp_send_run(struct fp_target *t, struct iovec *iov, int count)
 
 int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struct fp_pkt *pkts, int k)
 {
-    fp_protect_fn fn = (fp_protect_fn)protect;
+    fp_protect_fn dflt = (fp_protect_fn)protect;
     struct iovec iov[FP_BATCH];
     int plens[FP_BATCH];
     int failures = 0;
@@ -170,6 +178,7 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
     for (i = 0; i < n; i++) {
         struct fp_target *t = targets[i];
         int ready = 0, start;
+        fp_protect_fn fn = t->protect ? (fp_protect_fn)t->protect : dflt;
         for (j = 0; j < k; j++) {
             const struct fp_pkt *p = &pkts[j];
             unsigned char *b = fp_slots[ready];
@@ -246,6 +255,141 @@ int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t se
     return fp_forward_batch(protect, targets, n, &p, 1);
 }
 
+/* ---- SRTP AEAD_AES_128_GCM / AEAD_AES_256_GCM protect (RFC 7714), one pre-keyed context per
+ * outbound stream. Same bytes as libsrtp's srtp_protect, without its per-packet stream lookup,
+ * 1024-bit replay window shift and cipher re-selection: the key schedule is set up once, each
+ * packet only sets the IV. One SSRC per context; the rollover counter follows the sequence numbers
+ * this context protects (a sender's ROC starts at 0, RFC 3711 section 3.3.1). */
+#ifdef FP_GCM
+#include <openssl/evp.h>
+
+struct fp_gcm {
+    EVP_CIPHER_CTX *ctx;
+    unsigned char salt[12];
+    uint32_t roc;
+    uint16_t seq;
+    int started;
+};
+
+/* RFC 3711 section 4.3 key derivation (AES-CM PRF, key_derivation_rate 0), as libsrtp does it for
+ * AEAD profiles: the 12-byte master salt is zero-padded to 14, the label XORed into octet 7. */
+static int fp_kdf(const unsigned char *key, int keylen, const unsigned char *salt, int saltlen,
+                  unsigned char label, unsigned char *out, int outlen)
+{
+    unsigned char iv[16], zeros[64];
+    EVP_CIPHER_CTX *c;
+    int n = 0, ok;
+    memset(iv, 0, sizeof(iv));
+    memcpy(iv, salt, (size_t)(saltlen < 14 ? saltlen : 14));
+    iv[7] ^= label;
+    memset(zeros, 0, sizeof(zeros));
+    if (outlen > (int)sizeof(zeros)) return -1;
+    c = EVP_CIPHER_CTX_new();
+    if (c == NULL) return -1;
+    ok = EVP_EncryptInit_ex(c, keylen == 32 ? EVP_aes_256_ctr() : EVP_aes_128_ctr(), NULL, key, iv)
+         && EVP_EncryptUpdate(c, out, &n, zeros, outlen) && n == outlen;
+    EVP_CIPHER_CTX_free(c);
+    return ok ? 0 : -1;
+}
+
+void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt, int saltlen)
+{
+    unsigned char session_key[32];
+    struct fp_gcm *g;
+    if ((keylen != 16 && keylen != 32) || saltlen != 12) return NULL;
+    g = calloc(1, sizeof(*g));
+    if (g == NULL) return NULL;
+    if (fp_kdf(key, keylen, salt, saltlen, 0x00, session_key, keylen) != 0
+        || fp_kdf(key, keylen, salt, saltlen, 0x02, g->salt, 12) != 0) {
+        free(g);
+        return NULL;
+    }
+    g->ctx = EVP_CIPHER_CTX_new();
+    if (g->ctx == NULL
+        || !EVP_EncryptInit_ex(g->ctx, keylen == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), NULL, NULL, NULL)
+        || !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL)
+        || !EVP_EncryptInit_ex(g->ctx, NULL, NULL, session_key, NULL)) {
+        if (g->ctx != NULL) EVP_CIPHER_CTX_free(g->ctx);
+        free(g);
+        g = NULL;
+    }
+    memset(session_key, 0, sizeof(session_key));
+    return g;
+}
+
+void fp_gcm_free(void *ctx)
+{
+    struct fp_gcm *g = ctx;
+    if (g == NULL) return;
+    EVP_CIPHER_CTX_free(g->ctx);
+    memset(g, 0, sizeof(*g));
+    free(g);
+}
+
+/* srtp_protect's contract: rtp holds *len bytes with room for the 16-byte tag; 0 on success. */
+int fp_gcm_protect(void *ctx, void *rtp, int *len)
+{
+    struct fp_gcm *g = ctx;
+    unsigned char *p = rtp, iv[12];
+    int n = *len, hdr, out = 0, i;
+    uint16_t seq;
+    uint32_t roc;
+    if (n < 12 || (p[0] >> 6) != 2) return 1;
+    hdr = 12 + 4 * (p[0] & 0x0f);
+    if (p[0] & 0x10) {
+        if (hdr + 4 > n) return 1;
+        hdr += 4 + 4 * ((p[hdr + 2] << 8) | p[hdr + 3]);
+    }
+    if (hdr > n) return 1;
+    seq = (uint16_t)((p[2] << 8) | p[3]);
+    if (!g->started) {
+        g->started = 1;
+        g->seq = seq;
+        roc = g->roc;
+    } else {
+        int16_t d = (int16_t)(uint16_t)(seq - g->seq);
+        if (d > 0) {
+            if (seq < g->seq) g->roc++;   /* wrapped */
+            g->seq = seq;
+            roc = g->roc;
+        } else {                          /* a repeat or an older packet (a retransmission) */
+            roc = (seq > g->seq) ? g->roc - 1 : g->roc;
+        }
+    }
+    iv[0] = 0;
+    iv[1] = 0;
+    memcpy(iv + 2, p + 8, 4);
+    iv[6] = (unsigned char)(roc >> 24);
+    iv[7] = (unsigned char)(roc >> 16);
+    iv[8] = (unsigned char)(roc >> 8);
+    iv[9] = (unsigned char)roc;
+    iv[10] = (unsigned char)(seq >> 8);
+    iv[11] = (unsigned char)seq;
+    for (i = 0; i < 12; i++) iv[i] ^= g->salt[i];
+    if (!EVP_EncryptInit_ex(g->ctx, NULL, NULL, NULL, iv)
+        || !EVP_EncryptUpdate(g->ctx, NULL, &out, p, hdr)
+        || (n > hdr && !EVP_EncryptUpdate(g->ctx, p + hdr, &out, p + hdr, n - hdr))
+        || !EVP_EncryptFinal_ex(g->ctx, p + n, &out)
+        || !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, 16, p + n))
+        return 1;
+    *len = n + 16;
+    return 0;
+}
+#else
+void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt, int saltlen)
+{
+    (void)key; (void)keylen; (void)salt; (void)saltlen;
+    return NULL;   /* built without OpenSSL headers: streams keep libsrtp */
+}
+void fp_gcm_free(void *ctx) { (void)ctx; }
+int fp_gcm_protect(void *ctx, void *rtp, int *len) { (void)ctx; (void)rtp; (void)len; return 1; }
+#endif
+
+uintptr_t fp_gcm_protect_addr(void)
+{
+    return (uintptr_t)&fp_gcm_protect;
+}
+
 int fp_set_addr(struct fp_target *t, const char *host, int port)
 {
     /* Numeric only (no DNS): ICE gave us an address; IPv6 scope ids ("fe80::1%eth0") work too. */
@@ -269,12 +413,22 @@ int fp_set_addr(struct fp_target *t, const char *host, int port)
 
 
 def build(verbose: bool = False) -> str:
-    ffi = FFI()
-    ffi.cdef(CDEF)
-    ffi.set_source("media._fastpath", SOURCE, extra_compile_args=["-O2"])
+    """Compile with OpenSSL's libcrypto for the GCM protect; without its headers, with libsrtp only."""
     here = Path(__file__).resolve().parent
-    return ffi.compile(tmpdir=str(here.parent / "build" / "fastpath"), target=str(here / "_fastpath.*"),
-                       verbose=verbose)
+    last: Exception | None = None
+    for gcm in (True, False):
+        ffi = FFI()
+        ffi.cdef(CDEF)
+        ffi.set_source("media._fastpath", SOURCE, extra_compile_args=["-O2"] + (["-DFP_GCM"] if gcm else []),
+                       libraries=["crypto"] if gcm else [])
+        try:
+            return ffi.compile(tmpdir=str(here.parent / "build" / "fastpath"), target=str(here / "_fastpath.*"),
+                               verbose=verbose)
+        except Exception as exc:  # noqa: BLE001 - retried without OpenSSL, then raised
+            last = exc
+            print(f"warning: building the fast path with OpenSSL failed ({exc}); libsrtp protects every stream")
+    assert last is not None
+    raise last
 
 
 if __name__ == "__main__":

@@ -18,14 +18,14 @@ import pylibsrtp
 
 from media import fanout
 from media.source import SourceStream
-from media.srtp_writer import MTU, SrtpWriter, header_struct, srtp_protect
+from media.srtp_writer import MTU, SrtpWriter, header_struct
 
 _pack_into = header_struct.pack_into
-_srtp_protect = srtp_protect
 
 if TYPE_CHECKING:
     from media.fast_start import CatchUp
     from media.router import Router
+    from media.srtp_gcm import GcmProtect
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class OutboundStream:
         "keyframe_requests",
         "_writer",
         "_ctx",
+        "_protect",
         "_cdata",
         "_view",
         "_length",
@@ -63,6 +64,7 @@ class OutboundStream:
         "first_sent_at",
         "catch_up",
         "fast_started",
+        "srtp",
     )
 
     def __init__(self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int) -> None:
@@ -84,6 +86,7 @@ class OutboundStream:
         self.keyframe_requests = 0
         self._writer: SrtpWriter | None = None
         self._ctx = None
+        self._protect: Callable | None = None
         self._cdata = None
         self._view: memoryview | None = None
         self._length = None
@@ -97,6 +100,7 @@ class OutboundStream:
         self.first_sent_at: float | None = None  # time.time() of the first packet (video: a keyframe)
         self.catch_up: CatchUp | None = None  # replaying the current GOP (media.fast_start): live waits
         self.fast_started = False  # began with such a replay instead of a keyframe request
+        self.srtp = ""  # what protects its RTP once bound: "aes-gcm" (media.srtp_gcm) or "libsrtp"
 
     # Counters: what the Python path sent plus what the C loop sent.
     @property
@@ -111,21 +115,26 @@ class OutboundStream:
     def drops(self) -> int:
         return self._drops + (self._fp.drops if self._fp is not None else 0)
 
-    def bind(self, session: pylibsrtp.Session, sendto: Callable, addr: tuple, fd: int = -1) -> None:
+    def bind(
+        self, session: pylibsrtp.Session, sendto: Callable, addr: tuple, fd: int = -1, gcm: GcmProtect | None = None
+    ) -> None:
         """Attach the subscriber's SRTP session and UDP path (once DTLS is connected).
 
         With ``fd`` (the ICE socket's descriptor) the stream can also go on the C fast path; it
         keeps a duplicate of the descriptor, so a socket closed under it is never a reused number.
+        With ``gcm`` (media.srtp_gcm) every RTP packet of the stream is protected by that context.
         """
-        self._writer = SrtpWriter(session)
+        self._writer = SrtpWriter(session, gcm)
         # The forward path's own buffer (retransmissions use the writer's, so they never clash).
-        fast = SrtpWriter(session)
+        fast = SrtpWriter(session, gcm)
         self._ctx, self._cdata, self._view, self._length = fast._ctx, fast._cdata, fast._view, fast._len
+        self._protect = fast._protect
+        self.srtp = "libsrtp" if gcm is None else "aes-gcm"
         self._sendto = sendto
         self._addr = addr
         if fd >= 0 and fanout.enabled():
             dup = os.dup(fd)
-            target = fanout.new_target(self._ctx, dup, addr[0], addr[1])
+            target = fanout.new_target(self._ctx, dup, addr[0], addr[1], gcm.address if gcm is not None else 0)
             if target is None:
                 os.close(dup)
             else:
@@ -184,7 +193,7 @@ class OutboundStream:
         view[12:size] = payload
         length = self._length
         length[0] = size
-        if _srtp_protect(self._ctx, self._cdata, length):
+        if self._protect(self._ctx, self._cdata, length):
             self._drops += 1
             return
         try:

@@ -9,6 +9,7 @@ Uses pylibsrtp's cffi binding (pinned with aiortc).
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import pylibsrtp
 from pylibsrtp._binding import ffi, lib
@@ -18,17 +19,21 @@ TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN if hasattr(pylibsrtp, "SRTP_MAX_TRAILER
 header_struct = _header = struct.Struct("!BBHII")
 srtp_protect = lib.srtp_protect
 
+if TYPE_CHECKING:
+    from media.srtp_gcm import GcmProtect
+
 
 class SrtpWriter:
     __slots__ = ("_session", "_ctx", "_cdata", "_view", "_len", "_protect", "max_payload")
 
-    def __init__(self, session: pylibsrtp.Session) -> None:
+    def __init__(self, session: pylibsrtp.Session, gcm: GcmProtect | None = None) -> None:
+        """With ``gcm`` the stream's own AES-GCM context protects instead of the libsrtp session."""
         self._session = session  # keeps the srtp_t alive
-        self._ctx = session._srtp[0]
+        self._ctx = session._srtp[0] if gcm is None else gcm.ctx
         self._cdata = ffi.new("char[]", MTU + TRAILER)
         self._view = memoryview(ffi.buffer(self._cdata))
         self._len = ffi.new("int *")
-        self._protect = lib.srtp_protect
+        self._protect = lib.srtp_protect if gcm is None else gcm.protect
         self.max_payload = MTU - _header.size
 
     def packet(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> memoryview | None:

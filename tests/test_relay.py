@@ -49,7 +49,10 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         stats = media_stats(server)
         assert stats["routers"][conf]["sources"]["video"]["codec"] == "video/h264"
         assert stats["routers"][conf]["consumers"] == 3
-        workers = {v.get("worker", 0) for v in stats["consumers"].values() if v["conference"] == conf}
+        ours = [v for v in stats["consumers"].values() if v["conference"] == conf]
+        # aiortc negotiates AES-GCM: every stream is protected by its own context (media.srtp_gcm)
+        assert {v[kind]["srtp"] for v in ours for kind in ("audio", "video")} == {"aes-gcm"}
+        workers = {v.get("worker", 0) for v in ours}
         assert workers == ({0, 1} if len(stats["workers"]) == 2 else {0})  # spread over both processes
         for worker in stats["workers"][1:]:  # the worker reads its packets in batches and sends with GSO
             assert worker["reads"]["packets"] >= worker["reads"]["batches"] > 0
