@@ -27,8 +27,6 @@ $(FASTPATH): media/fastpath_build.py $(STAMP)
 	@command -v cc >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev) || true
 	@$(PY) -c "import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
 		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-dev) || true
-	@test -f /usr/include/openssl/evp.h \
-		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libssl-dev) || true
 	$(PY) -m media.fastpath_build || echo "warning: C fast path not built; the relay forwards with its Python loop"
 
 # The load generator's receive loop (bench/rx_build.py): keeps `make bench`'s own CPU low.

@@ -741,7 +741,7 @@ METHOD = """\
 
 
 def render(summaries: list[dict], opts: argparse.Namespace, machine: dict, started: datetime.datetime,
-           elapsed: float, recorder: dict | str | None, command: str) -> str:
+           elapsed: float, recorder: dict | str | None, command: str, srtp: dict | str | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -774,8 +774,34 @@ def render(summaries: list[dict], opts: argparse.Namespace, machine: dict, start
         else:
             lines.append(recorder)
         lines.append("")
+    if srtp is not None:
+        lines.append("### SRTP protect in the C fan-out loop (bench/srtp_fanout.py)\n")
+        lines.append((srtp_fanout_doc() + "\n") if isinstance(srtp, dict) else "")
+        if isinstance(srtp, dict):
+            lines.append("| metric | value |")
+            lines.append("|---|---|")
+            for k, v in srtp.items():
+                lines.append(f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |")
+        else:
+            lines.append(srtp)
+        lines.append("")
     lines.append(METHOD)
     return "\n".join(lines)
+
+
+def srtp_fanout_doc() -> str:
+    from bench import srtp_fanout
+
+    return " ".join((srtp_fanout.__doc__ or "").split())
+
+
+def run_srtp_fanout(n: int) -> dict | str:
+    try:
+        from bench import srtp_fanout
+
+        return srtp_fanout.run(n)
+    except Exception as exc:  # noqa: BLE001 - reported in the table instead
+        return f"bench/srtp_fanout.py failed: {type(exc).__name__}: {exc}"
 
 
 def run_recorder(quick: bool) -> dict | str:
@@ -816,6 +842,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--json", type=Path, help="also write the raw numbers as JSON here")
     p.add_argument("--workdir", type=Path, help="server data dirs and logs (default data/bench/run-<time>)")
     p.add_argument("--no-recorder", action="store_true", help="do not run bench/recorder.py")
+    p.add_argument("--srtp-n", type=int, default=250,
+                   help="subscribers for bench/srtp_fanout.py, own AES-GCM vs libsrtp (default 250; 0: skip)")
     opts = p.parse_args(argv)
     full = not (opts.quick or opts.n or opts.window or opts.naive_n or opts.no_naive)
     opts.full = full
@@ -866,8 +894,12 @@ def main(argv: list[str] | None = None) -> int:
         summaries.append(summarize(res))
         log(f"{path} N={n}: " + _one_line(summaries[-1]))
     recorder = None if opts.no_recorder else run_recorder(opts.quick)
+    srtp = None
+    if opts.srtp_n > 0:
+        log("SRTP protect: own AES-GCM contexts versus libsrtp in the C fan-out loop")
+        srtp = run_srtp_fanout(opts.srtp_n)
     elapsed = time.time() - t_start
-    report = render(summaries, opts, machine, started, elapsed, recorder, command)
+    report = render(summaries, opts, machine, started, elapsed, recorder, command, srtp)
     print("\n" + tables(summaries, opts.window) + "\n\n" + targets(summaries) + "\n")
     if isinstance(recorder, str):
         print(recorder)
@@ -878,7 +910,8 @@ def main(argv: list[str] | None = None) -> int:
         opts.json.parent.mkdir(parents=True, exist_ok=True)
         slim = [{k: v for k, v in r.items() if k not in ("subs", "hist")} for r in results]
         opts.json.write_text(json.dumps({"machine": machine, "command": command, "summaries": summaries,
-                                         "recorder": recorder, "cases": slim}, indent=1, default=str))
+                                         "recorder": recorder, "srtp_fanout": srtp, "cases": slim},
+                                        indent=1, default=str))
     return 1 if any("error" in s for s in summaries) else 0
 
 

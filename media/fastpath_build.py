@@ -6,9 +6,9 @@ about 1.3-1.5x the server CPU per forwarded packet (make bench, N=100); nothing 
 
 Per batch of source packets, one call walks every subscriber that is in steady state on that
 source: header rewrite, payload copy, SRTP protect and non-blocking sends. The protect is per
-stream: AES-GCM streams use this module's pre-keyed ``fp_gcm_protect`` (OpenSSL's libcrypto, linked
-when its headers are present; media.srtp_gcm), others pylibsrtp's own ``srtp_protect``, passed in as
-a pointer so both sides use the same library and session contexts. Sends are
+stream: AES-GCM streams use this module's pre-keyed ``fp_gcm_protect`` (media.srtp_gcm, through the
+OpenSSL that pylibsrtp bundles), others pylibsrtp's own ``srtp_protect``, passed in as a pointer so
+both sides use the same library and session contexts. Sends are
 one UDP GSO ``sendmsg`` per run of equal-sized packets (docs/architecture.md, "Batched sends"). No
 Python object is touched per subscriber, and the sends leave in one tight burst.
 """
@@ -56,6 +56,7 @@ int fp_send_mode(int set);
 int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t seq, uint32_t ts,
                int marker, const unsigned char *payload, int plen);
 int fp_set_addr(struct fp_target *t, const char *host, int port);
+int fp_gcm_bind(const uintptr_t *fns, int n);
 void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt, int saltlen);
 void fp_gcm_free(void *ctx);
 int fp_gcm_protect(void *ctx, void *rtp, int *len);
@@ -259,12 +260,44 @@ int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t se
  * outbound stream. Same bytes as libsrtp's srtp_protect, without its per-packet stream lookup,
  * 1024-bit replay window shift and cipher re-selection: the key schedule is set up once, each
  * packet only sets the IV. One SSRC per context; the rollover counter follows the sequence numbers
- * this context protects (a sender's ROC starts at 0, RFC 3711 section 3.3.1). */
-#ifdef FP_GCM
-#include <openssl/evp.h>
+ * this context protects (a sender's ROC starts at 0, RFC 3711 section 3.3.1).
+ *
+ * OpenSSL is called through pointers bound once (fp_gcm_bind): media.srtp_gcm passes the EVP
+ * functions of the OpenSSL that pylibsrtp bundles for libsrtp, so both use the same build (with its
+ * AVX-512 AES-GCM) and nothing here needs OpenSSL headers or the system's libcrypto. */
+#define FP_EVP_CTRL_GCM_SET_IVLEN 0x9
+#define FP_EVP_CTRL_GCM_GET_TAG 0x10
+enum { FP_CTX_NEW, FP_CTX_FREE, FP_INIT, FP_UPDATE, FP_FINAL, FP_CTRL,
+       FP_AES128_GCM, FP_AES256_GCM, FP_AES128_CTR, FP_AES256_CTR, FP_NFUNCS };
+static struct {
+    void *(*ctx_new)(void);
+    void (*ctx_free)(void *);
+    int (*init)(void *, const void *, void *, const unsigned char *, const unsigned char *);
+    int (*update)(void *, unsigned char *, int *, const unsigned char *, int);
+    int (*final)(void *, unsigned char *, int *);
+    int (*ctrl)(void *, int, int, void *);
+    const void *(*cipher[4])(void);
+} fp_evp;
+static int fp_evp_bound = 0;
+
+int fp_gcm_bind(const uintptr_t *fns, int n)
+{
+    int i;
+    if (n != FP_NFUNCS) return -1;
+    for (i = 0; i < n; i++) if (fns[i] == 0) return -1;
+    fp_evp.ctx_new = (void *(*)(void))fns[FP_CTX_NEW];
+    fp_evp.ctx_free = (void (*)(void *))fns[FP_CTX_FREE];
+    fp_evp.init = (int (*)(void *, const void *, void *, const unsigned char *, const unsigned char *))fns[FP_INIT];
+    fp_evp.update = (int (*)(void *, unsigned char *, int *, const unsigned char *, int))fns[FP_UPDATE];
+    fp_evp.final = (int (*)(void *, unsigned char *, int *))fns[FP_FINAL];
+    fp_evp.ctrl = (int (*)(void *, int, int, void *))fns[FP_CTRL];
+    for (i = 0; i < 4; i++) fp_evp.cipher[i] = (const void *(*)(void))fns[FP_AES128_GCM + i];
+    fp_evp_bound = 1;
+    return 0;
+}
 
 struct fp_gcm {
-    EVP_CIPHER_CTX *ctx;
+    void *ctx;
     unsigned char salt[12];
     uint32_t roc;
     uint16_t seq;
@@ -277,18 +310,18 @@ static int fp_kdf(const unsigned char *key, int keylen, const unsigned char *sal
                   unsigned char label, unsigned char *out, int outlen)
 {
     unsigned char iv[16], zeros[64];
-    EVP_CIPHER_CTX *c;
+    void *c;
     int n = 0, ok;
     memset(iv, 0, sizeof(iv));
     memcpy(iv, salt, (size_t)(saltlen < 14 ? saltlen : 14));
     iv[7] ^= label;
     memset(zeros, 0, sizeof(zeros));
     if (outlen > (int)sizeof(zeros)) return -1;
-    c = EVP_CIPHER_CTX_new();
+    c = fp_evp.ctx_new();
     if (c == NULL) return -1;
-    ok = EVP_EncryptInit_ex(c, keylen == 32 ? EVP_aes_256_ctr() : EVP_aes_128_ctr(), NULL, key, iv)
-         && EVP_EncryptUpdate(c, out, &n, zeros, outlen) && n == outlen;
-    EVP_CIPHER_CTX_free(c);
+    ok = fp_evp.init(c, fp_evp.cipher[keylen == 32 ? 3 : 2](), NULL, key, iv)
+         && fp_evp.update(c, out, &n, zeros, outlen) && n == outlen;
+    fp_evp.ctx_free(c);
     return ok ? 0 : -1;
 }
 
@@ -296,7 +329,7 @@ void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt
 {
     unsigned char session_key[32];
     struct fp_gcm *g;
-    if ((keylen != 16 && keylen != 32) || saltlen != 12) return NULL;
+    if (!fp_evp_bound || (keylen != 16 && keylen != 32) || saltlen != 12) return NULL;
     g = calloc(1, sizeof(*g));
     if (g == NULL) return NULL;
     if (fp_kdf(key, keylen, salt, saltlen, 0x00, session_key, keylen) != 0
@@ -304,12 +337,12 @@ void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt
         free(g);
         return NULL;
     }
-    g->ctx = EVP_CIPHER_CTX_new();
+    g->ctx = fp_evp.ctx_new();
     if (g->ctx == NULL
-        || !EVP_EncryptInit_ex(g->ctx, keylen == 32 ? EVP_aes_256_gcm() : EVP_aes_128_gcm(), NULL, NULL, NULL)
-        || !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_SET_IVLEN, 12, NULL)
-        || !EVP_EncryptInit_ex(g->ctx, NULL, NULL, session_key, NULL)) {
-        if (g->ctx != NULL) EVP_CIPHER_CTX_free(g->ctx);
+        || !fp_evp.init(g->ctx, fp_evp.cipher[keylen == 32 ? 1 : 0](), NULL, NULL, NULL)
+        || !fp_evp.ctrl(g->ctx, FP_EVP_CTRL_GCM_SET_IVLEN, 12, NULL)
+        || !fp_evp.init(g->ctx, NULL, NULL, session_key, NULL)) {
+        if (g->ctx != NULL) fp_evp.ctx_free(g->ctx);
         free(g);
         g = NULL;
     }
@@ -321,7 +354,7 @@ void fp_gcm_free(void *ctx)
 {
     struct fp_gcm *g = ctx;
     if (g == NULL) return;
-    EVP_CIPHER_CTX_free(g->ctx);
+    fp_evp.ctx_free(g->ctx);
     memset(g, 0, sizeof(*g));
     free(g);
 }
@@ -366,24 +399,15 @@ int fp_gcm_protect(void *ctx, void *rtp, int *len)
     iv[10] = (unsigned char)(seq >> 8);
     iv[11] = (unsigned char)seq;
     for (i = 0; i < 12; i++) iv[i] ^= g->salt[i];
-    if (!EVP_EncryptInit_ex(g->ctx, NULL, NULL, NULL, iv)
-        || !EVP_EncryptUpdate(g->ctx, NULL, &out, p, hdr)
-        || (n > hdr && !EVP_EncryptUpdate(g->ctx, p + hdr, &out, p + hdr, n - hdr))
-        || !EVP_EncryptFinal_ex(g->ctx, p + n, &out)
-        || !EVP_CIPHER_CTX_ctrl(g->ctx, EVP_CTRL_GCM_GET_TAG, 16, p + n))
+    if (!fp_evp.init(g->ctx, NULL, NULL, NULL, iv)
+        || !fp_evp.update(g->ctx, NULL, &out, p, hdr)
+        || (n > hdr && !fp_evp.update(g->ctx, p + hdr, &out, p + hdr, n - hdr))
+        || !fp_evp.final(g->ctx, p + n, &out)
+        || !fp_evp.ctrl(g->ctx, FP_EVP_CTRL_GCM_GET_TAG, 16, p + n))
         return 1;
     *len = n + 16;
     return 0;
 }
-#else
-void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt, int saltlen)
-{
-    (void)key; (void)keylen; (void)salt; (void)saltlen;
-    return NULL;   /* built without OpenSSL headers: streams keep libsrtp */
-}
-void fp_gcm_free(void *ctx) { (void)ctx; }
-int fp_gcm_protect(void *ctx, void *rtp, int *len) { (void)ctx; (void)rtp; (void)len; return 1; }
-#endif
 
 uintptr_t fp_gcm_protect_addr(void)
 {
@@ -413,22 +437,12 @@ int fp_set_addr(struct fp_target *t, const char *host, int port)
 
 
 def build(verbose: bool = False) -> str:
-    """Compile with OpenSSL's libcrypto for the GCM protect; without its headers, with libsrtp only."""
+    ffi = FFI()
+    ffi.cdef(CDEF)
+    ffi.set_source("media._fastpath", SOURCE, extra_compile_args=["-O2"])
     here = Path(__file__).resolve().parent
-    last: Exception | None = None
-    for gcm in (True, False):
-        ffi = FFI()
-        ffi.cdef(CDEF)
-        ffi.set_source("media._fastpath", SOURCE, extra_compile_args=["-O2"] + (["-DFP_GCM"] if gcm else []),
-                       libraries=["crypto"] if gcm else [])
-        try:
-            return ffi.compile(tmpdir=str(here.parent / "build" / "fastpath"), target=str(here / "_fastpath.*"),
-                               verbose=verbose)
-        except Exception as exc:  # noqa: BLE001 - retried without OpenSSL, then raised
-            last = exc
-            print(f"warning: building the fast path with OpenSSL failed ({exc}); libsrtp protects every stream")
-    assert last is not None
-    raise last
+    return ffi.compile(tmpdir=str(here.parent / "build" / "fastpath"), target=str(here / "_fastpath.*"),
+                       verbose=verbose)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
         sys.executable, "-m", "bench.run",
         "--n", "20", "--window", "4", "--naive-n", "5",
         "--baseline", "0.5", "--idle-window", "1", "--storm", "1", "--settle", "0.5", "--grace", "0.5",
-        "--no-recorder", "--workers", "2",
+        "--no-recorder", "--workers", "2", "--srtp-n", "20",
         "--output", str(report), "--json", str(raw), "--workdir", str(tmp_path / "work"),
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
@@ -41,6 +41,9 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
     for heading in ("# Benchmarks", "### Forwarding, steady state", "### Join storm and idle subscribers",
                     "## Method"):
         assert heading in text
+    # the in-process SRTP comparison ran and every packet left (bench/srtp_fanout.py checks)
+    srtp = text.split("### SRTP protect")[1].split("##")[0]
+    assert "| burst of 8: libsrtp / own |" in srtp and "| packets sent |" in srtp, srtp
     assert "**Machine:**" in text and "**Command:** `python -m bench.run --n 20" in text
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (relay|naive) \| (?:20|5) \|[^\n]*$", text, re.M)}
     assert set(rows) == {"relay", "naive"}, text
