@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
-from aiortc import clock
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
 
@@ -25,6 +24,7 @@ from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import patient_consent
 from media.outbound import OutboundStream
 from media.router import Router
+from media.sender_report import SenderReportWriter, ntp_time
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,7 @@ class Consumer:
         self.created = time.time()
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}
+        self._reports: dict[str, SenderReportWriter] = {}  # per kind, once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.answered_at: float | None = None
@@ -135,8 +136,16 @@ class Consumer:
                         continue
                     interval = REPORT_INTERVAL.get(stream.kind, FIRST_REPORT) if reported else FIRST_REPORT
                     reported = stream.packets
-                    ntp = clock.current_ntp_time()
                     wall = time.time()
+                    ntp = ntp_time(wall)
+                    # keep aiortc's RTT estimate (remote-inbound-rtp) working
+                    sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+                    sender._RTCRtpSender__lsr_time = wall
+                    sender._RTCRtpSender__packet_count = stream.packets
+                    writer = self._reports.get(stream.kind)
+                    if writer is not None:  # connected: packed and protected in place (media.sender_report)
+                        writer.send(ntp, stream.rtp_timestamp_now(wall), stream.packets, stream.octets)
+                        continue
                     packets = [
                         RtcpSrPacket(
                             ssrc=sender._ssrc,
@@ -154,10 +163,6 @@ class Consumer:
                                 chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]
                             )
                         )
-                    # keep aiortc's RTT estimate (remote-inbound-rtp) working
-                    sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
-                    sender._RTCRtpSender__lsr_time = wall
-                    sender._RTCRtpSender__packet_count = stream.packets
                     await sender._send_rtcp(packets)
             except asyncio.CancelledError:
                 pass
@@ -210,6 +215,9 @@ class Consumer:
             master = srtp_gcm.tx_master(dtls)
             gcm = srtp_gcm.new(*master) if master is not None else None
             stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
+            self._reports[kind] = SenderReportWriter(
+                dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
+            )
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()
         for stream in self.streams.values():
