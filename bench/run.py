@@ -765,28 +765,24 @@ def render(summaries: list[dict], opts: argparse.Namespace, machine: dict, start
         "",
     ]
     if recorder is not None:
-        lines.append("### Recorder (bench/recorder.py)\n")
-        if isinstance(recorder, dict):
-            lines.append("| metric | value |")
-            lines.append("|---|---|")
-            for k, v in recorder.items():
-                lines.append(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |")
-        else:
-            lines.append(recorder)
-        lines.append("")
+        lines += metric_section("Recorder (bench/recorder.py)", recorder, "{:.4g}")
     if srtp is not None:
-        lines.append("### SRTP protect in the C fan-out loop (bench/srtp_fanout.py)\n")
-        lines.append((srtp_fanout_doc() + "\n") if isinstance(srtp, dict) else "")
-        if isinstance(srtp, dict):
-            lines.append("| metric | value |")
-            lines.append("|---|---|")
-            for k, v in srtp.items():
-                lines.append(f"| {k} | {v:.3g} |" if isinstance(v, float) else f"| {k} | {v} |")
-        else:
-            lines.append(srtp)
-        lines.append("")
+        lines += metric_section("SRTP protect in the C fan-out loop (bench/srtp_fanout.py)", srtp, "{:.3g}",
+                                srtp_fanout_doc() if isinstance(srtp, dict) else "")
     lines.append(METHOD)
     return "\n".join(lines)
+
+
+def metric_section(title: str, result: dict | str, number: str, intro: str = "") -> list[str]:
+    """A side measurement as a two-column table, or its error message."""
+    lines = [f"### {title}\n"] + ([intro + "\n"] if intro else [])
+    if isinstance(result, dict):
+        lines += ["| metric | value |", "|---|---|"]
+        lines += [f"| {k} | {number.format(v)} |" if isinstance(v, float) else f"| {k} | {v} |"
+                  for k, v in result.items()]
+    else:
+        lines.append(result)
+    return lines + [""]
 
 
 def srtp_fanout_doc() -> str:
