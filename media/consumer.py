@@ -19,7 +19,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
 
-from media import srtp_gcm
+from media import rtcp_intake, srtp_gcm
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import patient_consent
 from media.outbound import OutboundStream
@@ -67,6 +67,7 @@ class Consumer:
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}
         self._reports: dict[str, SenderReportWriter] = {}  # per kind, once connected
+        self._rtcp: rtcp_intake.RtcpIntake | None = None  # SRTCP taken off the socket, once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.answered_at: float | None = None
@@ -218,6 +219,7 @@ class Consumer:
             self._reports[kind] = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
+            self._rtcp = rtcp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()
         for stream in self.streams.values():
@@ -253,7 +255,8 @@ class Consumer:
             "first_keyframe": video.first_sent_at if video is not None else None,
             "fast_start": video.fast_started if video is not None else False,
         }
-        return {"join": join, **kinds}
+        rtcp = {"rtcp_datagrams": self._rtcp.datagrams} if self._rtcp is not None else {}
+        return {"join": join, **rtcp, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:
         """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.
