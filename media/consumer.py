@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import secrets
 import time
 from collections.abc import Callable
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtcpRrPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSourceInfo, RtcpSrPacket
+from aiortc.rtp import RtcpRrPacket
 
 from media import rtcp_intake, srtp_gcm
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import patient_consent
 from media.outbound import OutboundStream
 from media.router import Router
-from media.sender_report import SenderReportWriter, ntp_time
+from media.sender_report import ReportJob, SenderReportWriter
+from media.sender_report import schedule as report_schedule
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ class Consumer:
         self.created = time.time()
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}
-        self._reports: dict[str, SenderReportWriter] = {}  # per kind, once connected
+        self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.sender_report)
+        self._report_writers: dict[str, SenderReportWriter] = {}  # per kind, once connected
         self._rtcp: rtcp_intake.RtcpIntake | None = None  # SRTCP taken off the socket, once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
@@ -123,53 +124,19 @@ class Consumer:
             sender._RTCRtpSender__rtp_exited.set()
 
         async def run_rtcp() -> None:
+            """Sender reports come from the process's one schedule (media.sender_report)."""
             sender._RTCRtpSender__rtcp_started.set()
-            cname = sender._RTCRtpSender__cname
-            reported = 0
-            interval = FIRST_REPORT
+            job = ReportJob(stream, sender, FIRST_REPORT, REPORT_INTERVAL.get(stream.kind, FIRST_REPORT))
+            job.writer = self._report_writers.get(stream.kind)  # None until connected
+            self._report_jobs[stream.kind] = job
+            report_schedule().add(job)
             try:
-                while True:
-                    await asyncio.sleep(interval * (0.5 + random.random()))
-                    # Nothing sent since the last report (speaker not live yet, or gone): stay quiet,
-                    # so a waiting subscriber costs only ICE consent checks.
-                    if stream.packets == reported:
-                        interval = FIRST_REPORT  # the next media gets its first report soon
-                        continue
-                    interval = REPORT_INTERVAL.get(stream.kind, FIRST_REPORT) if reported else FIRST_REPORT
-                    reported = stream.packets
-                    wall = time.time()
-                    ntp = ntp_time(wall)
-                    # keep aiortc's RTT estimate (remote-inbound-rtp) working
-                    sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
-                    sender._RTCRtpSender__lsr_time = wall
-                    sender._RTCRtpSender__packet_count = stream.packets
-                    writer = self._reports.get(stream.kind)
-                    if writer is not None:  # connected: packed and protected in place (media.sender_report)
-                        writer.send(ntp, stream.rtp_timestamp_now(wall), stream.packets, stream.octets)
-                        continue
-                    packets = [
-                        RtcpSrPacket(
-                            ssrc=sender._ssrc,
-                            sender_info=RtcpSenderInfo(
-                                ntp_timestamp=ntp,
-                                rtp_timestamp=stream.rtp_timestamp_now(wall),
-                                packet_count=stream.packets & 0xFFFFFFFF,
-                                octet_count=stream.octets & 0xFFFFFFFF,
-                            ),
-                        )
-                    ]
-                    if cname is not None:
-                        packets.append(
-                            RtcpSdesPacket(
-                                chunks=[RtcpSourceInfo(ssrc=sender._ssrc, items=[(1, cname.encode())])]
-                            )
-                        )
-                    await sender._send_rtcp(packets)
+                await asyncio.Event().wait()
             except asyncio.CancelledError:
                 pass
-            except Exception:
-                log.exception("consumer RTCP loop failed")
-            sender._RTCRtpSender__rtcp_exited.set()
+            finally:
+                job.active = False
+                sender._RTCRtpSender__rtcp_exited.set()
 
         async def retransmit(seq: int) -> None:
             stream.retransmit(seq)
@@ -216,9 +183,13 @@ class Consumer:
             master = srtp_gcm.tx_master(dtls)
             gcm = srtp_gcm.new(*master) if master is not None else None
             stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
-            self._reports[kind] = SenderReportWriter(
+            writer = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
+            self._report_writers[kind] = writer
+            job = self._report_jobs.get(kind)
+            if job is not None:  # aiortc may start the sender's RTCP loop before or after this
+                job.writer = writer
             self._rtcp = rtcp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()

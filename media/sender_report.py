@@ -1,21 +1,31 @@
-"""SenderReportWriter: one outbound stream's RTCP sender report, built and protected in one buffer.
+"""Sender reports: each outbound stream's RTCP SR, built and protected in one buffer, on one timer.
 
 Every connected point gets a sender report per second for video (every 5 s for audio), so with
 hundreds of points they were the largest Python cost of a media worker after the fan-out itself:
 aiortc builds packet objects, concatenates bytes, copies through pylibsrtp and sends through
 aioice and asyncio (about 120 us each on this VM). Here the SR and the SDES CNAME are packed into a
 fixed C buffer, protected in place by the same libsrtp session (``srtp_protect_rtcp``) and sent on
-the ICE socket directly, like the RTP itself (media.outbound).
+the ICE socket directly, like the RTP itself (media.outbound). ``ReportSchedule`` then sends every
+stream's reports of a process from one timer instead of a sleeping task per stream.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import itertools
+import logging
+import random
 import struct
+import time
+import weakref
 from collections.abc import Callable
+from typing import Any
 
 import pylibsrtp
 from pylibsrtp._binding import ffi, lib
 
+log = logging.getLogger(__name__)
 NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 TRAILER = 144  # room for libsrtp's SRTCP trailer (index, tag, MKI)
 _sr = struct.Struct("!BBHIIIIII")  # V/P/RC, PT=200, length, SSRC, NTP hi, NTP lo, RTP ts, packets, octets
@@ -69,3 +79,103 @@ class SenderReportWriter:
             return False
         self.sent += 1
         return True
+
+
+class ReportJob:
+    """When one stream's next report is due, and what it says (libwebrtc's cadence).
+
+    The first report follows about ``first`` s after media starts, then every ``interval`` s
+    (randomised by ±50 %, RFC 3550 section 6.3.1); a stream that sent nothing since its last
+    report stays quiet and starts over, so a point waiting for the speaker costs nothing here.
+    """
+
+    __slots__ = ("stream", "sender", "writer", "first", "interval", "reported", "active")
+
+    def __init__(self, stream: Any, sender: Any, first: float, interval: float) -> None:
+        self.stream = stream
+        self.sender = sender  # aiortc RTCRtpSender: its RTT estimate needs what the report said
+        self.writer: SenderReportWriter | None = None  # set once the point is connected
+        self.first = first
+        self.interval = interval
+        self.reported = 0
+        self.active = True
+
+    def fire(self, wall: float) -> float:
+        """Send the report if there is news; the seconds until the next one."""
+        stream = self.stream
+        packets = stream.packets
+        if packets == self.reported or self.writer is None:
+            return self.first * (0.5 + random.random())
+        delay = (self.interval if self.reported else self.first) * (0.5 + random.random())
+        self.reported = packets
+        ntp = ntp_time(wall)
+        sender = self.sender  # aiortc matches the receiver report's LSR against these for the RTT
+        sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
+        sender._RTCRtpSender__lsr_time = wall
+        sender._RTCRtpSender__packet_count = packets
+        self.writer.send(ntp, stream.rtp_timestamp_now(wall), packets, stream.octets)
+        return delay
+
+
+class ReportSchedule:
+    """Every sender report of one event loop on one timer, reports due within ``SLACK`` together.
+
+    A sleeping task per stream cost a task wake-up per report on top of the report itself; here
+    a heap orders the jobs and one wake-up sends all that are due.
+    """
+
+    SLACK = 0.02
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, ReportJob]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+
+    def add(self, job: ReportJob) -> None:
+        self._push(self._loop.time() + job.first * (0.5 + random.random()), job)
+
+    def _push(self, due: float, job: ReportJob) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), job))
+        if due < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = due
+            self._timer = self._loop.call_at(due, self._run)
+
+    def _run(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        heap = self._heap
+        horizon = self._loop.time() + self.SLACK
+        wall = time.time()
+        due_now = []
+        while heap and heap[0][0] <= horizon:
+            due_now.append(heapq.heappop(heap)[2])
+        for job in due_now:
+            if not job.active:
+                continue  # its stream has gone: dropped here, lazily
+            try:
+                delay = job.fire(wall)
+            except Exception:
+                log.exception("sender report failed")
+                delay = job.interval
+            heapq.heappush(heap, (self._loop.time() + delay, next(self._order), job))
+        if heap:
+            self._timer_at = heap[0][0]
+            self._timer = self._loop.call_at(self._timer_at, self._run)
+
+    def __len__(self) -> int:
+        return sum(1 for _, _, job in self._heap if job.active)
+
+
+_schedules: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReportSchedule]" = weakref.WeakKeyDictionary()
+
+
+def schedule() -> ReportSchedule:
+    """The running loop's schedule (one per process in practice; tests run several loops)."""
+    loop = asyncio.get_running_loop()
+    found = _schedules.get(loop)
+    if found is None:
+        found = _schedules[loop] = ReportSchedule(loop)
+    return found

@@ -51,3 +51,46 @@ def test_a_full_socket_costs_one_report_not_the_stream():
     writer = SenderReportWriter(tx, full, ("127.0.0.1", 9), 1, None)
     assert not writer.send(ntp_time(time.time()), 1, 1, 1)
     assert writer.drops == 1 and writer.sent == 0
+
+
+class _Stream:
+    """What a ReportJob reads from an OutboundStream."""
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.octets = 0
+
+    def rtp_timestamp_now(self, wall: float) -> int:
+        return int(wall * 90000) & 0xFFFFFFFF
+
+
+class _Sender:
+    pass
+
+
+async def test_one_timer_reports_streams_with_news_and_skips_quiet_or_gone_ones():
+    import asyncio
+
+    from media.sender_report import ReportJob, schedule
+
+    tx, rx = sessions()
+    sent: list[bytes] = []
+    writer = SenderReportWriter(tx, lambda data, addr: sent.append(bytes(data)), ("127.0.0.1", 9), 7, None)
+    live, quiet, gone = _Stream(), _Stream(), _Stream()
+    jobs = [ReportJob(s, _Sender(), 0.05, 0.1) for s in (live, quiet, gone)]
+    for job in jobs:
+        job.writer = writer
+        schedule().add(job)
+    gone.packets = quiet.packets = 0
+    jobs[2].active = False  # its consumer left
+    for _ in range(40):  # ~1 s, bounded
+        live.packets += 10
+        live.octets += 10_000
+        gone.packets += 10
+        await asyncio.sleep(0.025)
+    # live: first after 25-75 ms, second 25-75 ms later, then every 50-150 ms -> 7 to 20 in ~1 s
+    assert 7 <= len(sent) <= 20, len(sent)
+    ssrcs = {RtcpPacket.parse(rx.unprotect_rtcp(data))[0].ssrc for data in sent}
+    assert ssrcs == {7}
+    assert jobs[0].sender._RTCRtpSender__packet_count == jobs[0].reported > 0  # aiortc's RTT estimate
+    assert len(schedule()) == 2  # the gone job is dropped at its next turn; the quiet one waits
