@@ -1,9 +1,11 @@
 """Consumer: a subscriber's WebRTC session (WHEP playback) fed by raw RTP forwarding.
 
-aiortc is used only for ICE, DTLS-SRTP keys, SDP and RTCP. The sender's media loop is parked; the
-router writes packets straight into the SRTP session and the UDP socket (see ``OutboundStream``).
-RTCP from the subscriber keeps flowing through aiortc: NACKs are answered from the shared history,
-PLI/FIR become merged keyframe requests, and our own sender reports keep audio and video in sync.
+aiortc is used only for ICE, DTLS-SRTP keys, SDP and its RTCP handlers. The sender's media loop is
+parked; the router writes packets straight into the socket, protected by the stream's own AES-GCM
+context (media.srtp_gcm) or the SRTP session (see ``OutboundStream``). RTCP from the subscriber is
+taken off the socket where it arrives (media.rtcp_intake) and handed to the senders: NACKs are
+answered from the shared history, PLI/FIR become merged keyframe requests, receiver reports feed the
+link quality. Our own sender reports (media.sender_report) keep audio and video in sync.
 """
 
 from __future__ import annotations
