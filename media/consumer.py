@@ -173,6 +173,7 @@ class Consumer:
     def _start(self) -> None:
         if self.connected_at is not None or self._closed.is_set():
             return
+        masters: dict[int, tuple[bytes, bytes] | None] = {}  # per DTLS transport (audio and video share one)
         for kind, sender in self._senders.items():
             dtls = sender.transport
             pair = dtls.transport._connection._nominated.get(1)
@@ -182,8 +183,10 @@ class Consumer:
             sock = pair.protocol.transport.get_extra_info("socket")
             raw = getattr(sock, "_sock", sock)
             stream = self.streams[kind]
-            master = srtp_gcm.tx_master(dtls)
-            gcm = srtp_gcm.new(*master) if master is not None else None
+            if id(dtls) not in masters:
+                masters[id(dtls)] = srtp_gcm.tx_master(dtls)
+            master = masters[id(dtls)]
+            gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
             stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
             writer = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
