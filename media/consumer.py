@@ -69,7 +69,6 @@ class Consumer:
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}
         self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.sender_report)
-        self._report_writers: dict[str, SenderReportWriter] = {}  # per kind, once connected
         self._rtcp: rtcp_intake.RtcpIntake | None = None  # SRTCP taken off the socket, once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
@@ -116,6 +115,8 @@ class Consumer:
     def _park(self, sender: RTCRtpSender, stream: OutboundStream) -> None:
         """Replace the sender's RTP loop, RTCP loop, NACK and PLI handling with relay versions."""
         router = self.router
+        job = ReportJob(stream, sender, FIRST_REPORT, REPORT_INTERVAL.get(stream.kind, FIRST_REPORT))
+        self._report_jobs[stream.kind] = job  # reports once the point is connected (writer set in _start)
 
         async def run_rtp(codec) -> None:  # type: ignore[no-untyped-def]
             sender._RTCRtpSender__rtp_started.set()
@@ -128,9 +129,6 @@ class Consumer:
         async def run_rtcp() -> None:
             """Sender reports come from the process's one schedule (media.sender_report)."""
             sender._RTCRtpSender__rtcp_started.set()
-            job = ReportJob(stream, sender, FIRST_REPORT, REPORT_INTERVAL.get(stream.kind, FIRST_REPORT))
-            job.writer = self._report_writers.get(stream.kind)  # None until connected
-            self._report_jobs[stream.kind] = job
             report_schedule().add(job)
             try:
                 await asyncio.Event().wait()
@@ -188,13 +186,9 @@ class Consumer:
             master = masters[id(dtls)]
             gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
             stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
-            writer = SenderReportWriter(
+            self._report_jobs[kind].writer = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
-            self._report_writers[kind] = writer
-            job = self._report_jobs.get(kind)
-            if job is not None:  # aiortc may start the sender's RTCP loop before or after this
-                job.writer = writer
             self._rtcp = rtcp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()

@@ -60,7 +60,6 @@ int fp_gcm_bind(const uintptr_t *fns, int n);
 void *fp_gcm_new(const unsigned char *key, int keylen, const unsigned char *salt, int saltlen);
 void fp_gcm_free(void *ctx);
 int fp_gcm_protect(void *ctx, void *rtp, int *len);
-uintptr_t fp_gcm_protect_addr(void);
 """
 
 SOURCE = r"""
@@ -407,11 +406,6 @@ int fp_gcm_protect(void *ctx, void *rtp, int *len)
         return 1;
     *len = n + 16;
     return 0;
-}
-
-uintptr_t fp_gcm_protect_addr(void)
-{
-    return (uintptr_t)&fp_gcm_protect;
 }
 
 int fp_set_addr(struct fp_target *t, const char *host, int port)
