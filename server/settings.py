@@ -89,6 +89,16 @@ class Settings(BaseSettings):
         default=120.0,
         description="Close the recording when no speaker has been live for this long (a short drop continues it)",
     )
+    recording_audio_channels: int = Field(
+        default=1,
+        ge=1,
+        le=2,
+        description="AAC channels of recordings and live HLS: 1 (speech from a hall microphone; the "
+        "AAC encode costs half) or 2",
+    )
+    recording_audio_bitrate: int = Field(
+        default=64_000, ge=24_000, le=320_000, description="AAC bitrate of recordings and live HLS, bit/s"
+    )
     retention_days: int | None = None
     retention_max_bytes: int | None = None
 

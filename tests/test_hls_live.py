@@ -110,6 +110,7 @@ def test_segments_are_h264_720p_and_aac(live: Scenario, tmp_path: Path) -> None:
     assert s["video"]["codec_name"] == "h264"
     assert (s["video"]["width"], s["video"]["height"]) == (1280, 720)
     assert s["audio"]["codec_name"] == "aac"
+    assert s["audio"]["channels"] == 1  # the default AudioProfile: speech, mono
     frames = ffprobe(path, "stream=nb_read_frames", "-count_frames", "-select_streams", "v")
     assert int(frames["streams"][0]["nb_read_frames"]) >= 30  # a whole segment decodes
 

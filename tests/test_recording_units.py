@@ -14,6 +14,7 @@ import av
 import pytest
 
 from media.recording import h264
+from media.recording.audio import AudioProfile
 from media.recording.fmp4 import parse_init, parse_moof, shift_tfdt
 from media.recording.playlist import Segment, parse, render
 from media.recording.recorder import PLAYLIST, Recorder
@@ -186,6 +187,24 @@ def test_audio_only_and_video_only_publishers(tmp_path: Path) -> None:
         s = streams(tmp_path / kinds[0] / PLAYLIST)
         assert set(s) == {kinds[0]}
         assert recorder.duration == pytest.approx(3.0, abs=0.1)
+
+
+def test_audio_profile_sets_channels_and_bitrate(tmp_path: Path) -> None:
+    """Mono by default (half the AAC encode); stereo sources can keep both channels."""
+    for profile in (AudioProfile(), AudioProfile(2, 128_000)):
+        out = tmp_path / str(profile.channels)
+        recorder = Recorder("r", "c", out, segment_seconds=2.0, audio=profile)
+        feed(recorder, 4.0)
+        recorder.stop()
+        info = ffprobe(out / PLAYLIST, "stream=codec_name,channels,codec_type")
+        audio = next(s for s in info["streams"] if s["codec_type"] == "audio")
+        assert (audio["codec_name"], audio["channels"]) == ("aac", profile.channels)
+        size = sum(p.stat().st_size for p in out.glob("*.m4s"))
+        assert size > 0
+        # the tone is still there, at the start, on either layout
+        assert tone_onset(out / PLAYLIST) == pytest.approx(0.0, abs=0.1)
+    with pytest.raises(ValueError):
+        AudioProfile(3)
 
 
 def test_a_new_resolution_starts_a_new_run(tmp_path: Path) -> None:

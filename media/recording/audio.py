@@ -1,7 +1,9 @@
 """Opus → PCM for the AAC encoder, on a gap-free sample clock.
 
 Every HLS player (Safari/iOS, smart TVs) plays AAC, few play Opus in fMP4, so the recorder decodes
-the speaker's Opus once and the muxer's AAC encoder re-encodes it. The encoder's input FIFO needs
+the speaker's Opus once and the muxer's AAC encoder re-encodes it. That encode is the recorder's
+largest cost, and it scales with the channels: speech from a hall microphone is mono, so the
+default :class:`AudioProfile` is mono (libopus downmixes while decoding) and stereo is a setting. The encoder's input FIFO needs
 contiguous timestamps, and MP4 audio has no notion of gaps anyway: missing packets (loss, DTX,
 a paused sender) become silence and late or duplicate packets are dropped, so the audio track stays
 in step with the RTP clock and therefore with the video.
@@ -10,19 +12,35 @@ in step with the RTP clock and therefore with the video.
 from __future__ import annotations
 
 import fractions
+from dataclasses import dataclass
 
 import av
 from av.audio.frame import AudioFrame
 
 RATE = 48000
-LAYOUT = "stereo"
 FORMAT = "fltp"
 TIME_BASE = fractions.Fraction(1, RATE)
 MAX_SILENCE = 60 * RATE  # a longer jump is not filled: the clock is re-anchored instead
 
 
-def silence(samples: int, pts: int) -> AudioFrame:
-    frame = AudioFrame(format=FORMAT, layout=LAYOUT, samples=samples)
+@dataclass(frozen=True)
+class AudioProfile:
+    """The recording's AAC track: channels (1 or 2) and bitrate in bit/s."""
+
+    channels: int = 1
+    bitrate: int = 64_000
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 2):
+            raise ValueError("channels must be 1 or 2")
+
+    @property
+    def layout(self) -> str:
+        return "mono" if self.channels == 1 else "stereo"
+
+
+def silence(samples: int, pts: int, layout: str) -> AudioFrame:
+    frame = AudioFrame(format=FORMAT, layout=layout, samples=samples)
     for plane in frame.planes:
         plane.update(bytes(plane.buffer_size))
     frame.sample_rate = RATE
@@ -38,8 +56,10 @@ class OpusDecoder:
     returns the frames to encode, silence included. ``reset()`` starts a new clock (a new run).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, layout: str = "mono") -> None:
+        self.layout = layout
         self._codec = av.CodecContext.create("opus", "r")
+        self._codec.layout = layout  # the decoder mixes down itself, cheaper than a resampler
         self._resampler: av.AudioResampler | None = None
         self.next_pts: int | None = None
         self._shift = 0
@@ -54,12 +74,12 @@ class OpusDecoder:
     def _normalise(self, frame: AudioFrame) -> list[AudioFrame]:
         if (
             frame.format.name == FORMAT
-            and frame.layout.name == LAYOUT
+            and frame.layout.name == self.layout
             and frame.sample_rate == RATE
         ):
             return [frame]
         if self._resampler is None:
-            self._resampler = av.AudioResampler(format=FORMAT, layout=LAYOUT, rate=RATE)
+            self._resampler = av.AudioResampler(format=FORMAT, layout=self.layout, rate=RATE)
         frame.pts = None
         return list(self._resampler.resample(frame))
 
@@ -84,7 +104,7 @@ class OpusDecoder:
             self.silence_samples += gap
             while gap > 0:
                 chunk = min(gap, RATE)
-                out.append(silence(chunk, self.next_pts))
+                out.append(silence(chunk, self.next_pts, self.layout))
                 self.next_pts += chunk
                 gap -= chunk
         for frame in frames:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from media.recording.audio import AudioProfile
 from media.recording.recorder import Leg, Recorder
 from media.recording.sync import audio_offset
 
@@ -53,8 +54,10 @@ class RecordingManager:
         on_started: RecorderCallback | None = None,
         on_segment: RecorderCallback | None = None,
         on_finished: RecorderCallback | None = None,
+        audio: AudioProfile = AudioProfile(),
     ) -> None:
         self.root = root
+        self.audio = audio
         self.new_id = new_id
         self.segment_seconds = segment_seconds
         self.idle_seconds = idle_seconds
@@ -93,6 +96,7 @@ class RecordingManager:
                 self.directory(conference_id, recording_id),
                 self.segment_seconds,
                 on_segment=self._segment_from_thread,
+                audio=self.audio,
             )
             entry = self._entries[conference_id] = _Entry(recorder)
         if not entry.open_legs:

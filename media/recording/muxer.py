@@ -20,11 +20,6 @@ from media.recording.fmp4 import FragmentSplitter, TrackFragment, TrackInfo, par
 
 VIDEO_CLOCK = 90000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK)
-AAC_BITRATE = 128_000
-# FFmpeg's default AAC coder ("twoloop") cost ~23 ms of CPU per second of stereo audio on this VM,
-# about a fifth of the ingest's whole cost with the speaker live; "fast" costs ~7 ms and is plenty
-# for speech at this bitrate.
-AAC_OPTIONS = {"aac_coder": "fast"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +45,10 @@ class Fragment:
 
 
 class RunMuxer:
-    def __init__(self, video: VideoFormat | None, with_audio: bool, segment_seconds: float) -> None:
-        if video is None and not with_audio:
+    def __init__(
+        self, video: VideoFormat | None, audio: audio_mod.AudioProfile | None, segment_seconds: float
+    ) -> None:
+        if video is None and audio is None:
             raise ValueError("a run needs audio or video")
         self.video_format = video
         self.splitter = FragmentSplitter()
@@ -71,9 +68,11 @@ class RunMuxer:
         if video is not None:
             self.video = self.container.add_mux_stream("h264", width=video.width, height=video.height)
             self.video.time_base = VIDEO_TIME_BASE
-        if with_audio:
-            self.audio = self.container.add_stream("aac", rate=audio_mod.RATE, options=AAC_OPTIONS)
-            self.audio.bit_rate = AAC_BITRATE
+        if audio is not None:
+            # FFmpeg's default "twoloop" coder: the "fast" one missed the bitrate by up to 2x on
+            # speech and cost more than twoloop on tonal audio (docs/architecture.md, Recording).
+            self.audio = self.container.add_stream("aac", rate=audio_mod.RATE, layout=audio.layout)
+            self.audio.bit_rate = audio.bitrate
             self.audio.time_base = audio_mod.TIME_BASE
         self.tracks: dict[int, TrackInfo] = {}
         self._main_track = 0

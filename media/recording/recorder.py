@@ -32,7 +32,7 @@ from typing import Any
 
 from media.recording import h264
 from media.recording.audio import RATE as AUDIO_RATE
-from media.recording.audio import OpusDecoder
+from media.recording.audio import AudioProfile, OpusDecoder
 from media.recording.fmp4 import shift_tfdt
 from media.recording.muxer import VIDEO_CLOCK, RunMuxer, VideoFormat
 from media.recording.playlist import Segment, atomic_write, render
@@ -110,8 +110,10 @@ class Recorder:
         directory: Path,
         segment_seconds: float = 2.0,
         on_segment: Callable[[Recorder, Segment], None] | None = None,
+        audio: AudioProfile = AudioProfile(),
     ) -> None:
         self.id = recording_id
+        self.audio_profile = audio
         self.conference_id = conference_id
         self.directory = directory
         self.segment_seconds = segment_seconds
@@ -142,7 +144,7 @@ class Recorder:
         self._last_video_duration = VIDEO_CLOCK // 30
         self._last_key_t = 0.0
         self._last_nudge = 0.0
-        self._audio = OpusDecoder()
+        self._audio = OpusDecoder(audio.layout)
         self._segment_list: list[Segment] = []
         self._thread = threading.Thread(target=self._run_writer, name=f"recorder-{recording_id}", daemon=True)
         self._thread.start()
@@ -350,7 +352,7 @@ class Recorder:
         if keyframe is not None:
             sps = h264.parse_sps(st.sps)  # type: ignore[arg-type]
             video = VideoFormat(sps.width, sps.height, h264.annexb([st.sps, st.pps]))  # type: ignore[list-item]
-        self._run = RunMuxer(video, "audio" in st.kinds, self.segment_seconds)
+        self._run = RunMuxer(video, self.audio_profile if "audio" in st.kinds else None, self.segment_seconds)
         self._run_number += 1
         self.stats.runs += 1
         self._run_t0 = t0

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from media.recording.audio import AudioProfile
 from media.recording.manager import RecordingManager
 from media.recording.playlist import Segment
 from media.recording.recorder import PLAYLIST, Recorder
@@ -117,6 +118,7 @@ class RecordingService:
         idle_seconds: float,
         retention_days: float | None,
         retention_max_bytes: int | None,
+        audio: AudioProfile = AudioProfile(),
     ) -> None:
         self.root = root
         self.sessionmaker = sessionmaker
@@ -132,6 +134,7 @@ class RecordingService:
             on_started=self._started,
             on_segment=self._progress,
             on_finished=self._finished,
+            audio=audio,
         )
         self._writes: asyncio.Queue[Callable[[AsyncSession], Awaitable[None]] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
@@ -382,6 +385,7 @@ async def setup(app: Any) -> None:
         idle_seconds=settings.recording_idle_seconds,
         retention_days=settings.retention_days,
         retention_max_bytes=settings.retention_max_bytes,
+        audio=AudioProfile(settings.recording_audio_channels, settings.recording_audio_bitrate),
     )
     await service.start()
     media = app.state.media

@@ -24,7 +24,7 @@ def ffprobe(target: str | Path, entries: str, *extra: str) -> dict:
 
 
 def streams(target: str | Path) -> dict[str, dict]:
-    info = ffprobe(target, "stream=codec_name,codec_type,width,height,start_time,duration")
+    info = ffprobe(target, "stream=codec_name,codec_type,width,height,channels,bit_rate,start_time,duration")
     return {s["codec_type"]: s for s in info["streams"]}
 
 
