@@ -3,7 +3,7 @@
 aiortc is used only for ICE, DTLS-SRTP keys, SDP and its RTCP handlers. The sender's media loop is
 parked; the router writes packets straight into the socket, protected by the stream's own AES-GCM
 context (media.srtp_gcm) or the SRTP session (see ``OutboundStream``). RTCP from the subscriber is
-taken off the socket where it arrives (media.rtcp_intake) and handed to the senders: NACKs are
+taken off the socket where it arrives (media.srtp_intake) and handed to the senders: NACKs are
 answered from the shared history, PLI/FIR become merged keyframe requests, receiver reports feed the
 link quality. Our own sender reports (media.sender_report) keep audio and video in sync.
 """
@@ -20,7 +20,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket
 
-from media import rtcp_intake, srtp_gcm
+from media import srtp_gcm, srtp_intake
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import patient_consent
 from media.outbound import OutboundStream
@@ -69,7 +69,7 @@ class Consumer:
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}
         self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.sender_report)
-        self._rtcp: rtcp_intake.RtcpIntake | None = None  # SRTCP taken off the socket, once connected
+        self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.answered_at: float | None = None
@@ -189,7 +189,7 @@ class Consumer:
             self._report_jobs[kind].writer = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
-            self._rtcp = rtcp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
+            self._rtcp = srtp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()
         for stream in self.streams.values():

@@ -2,8 +2,10 @@
 
 The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (the
 fan-out of a burst leaves as soon as the burst has been read, see ``media.burst``), then to aiortc's
-own handler so NACKs, receiver reports and REMB towards the publisher keep working. aiortc's decoder
-thread is replaced by ``media.frame_tap`` (no decoder ever runs).
+own handler so NACKs, receiver reports and REMB towards the publisher keep working. Once connected,
+the speaker's SRTP is taken off the ICE socket where it arrives (``media.srtp_intake``), not through
+aioice's queue and aiortc's DTLS receive task. aiortc's decoder thread is replaced by
+``media.frame_tap`` (no decoder ever runs).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
-from media import frame_tap
+from media import frame_tap, srtp_intake
 from media.burst import BurstEnd
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import enlarge_socket_buffers, patient_consent
@@ -49,10 +51,13 @@ class Producer:
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Producer], None]] = []
         self._burst = BurstEnd(pc, router.flush)
+        self.intake: srtp_intake.SrtpIntake | None = None  # the speaker's SRTP, once connected
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
-            if pc.connectionState in ("failed", "closed"):
+            if pc.connectionState == "connected":
+                self._take_srtp()
+            elif pc.connectionState in ("failed", "closed"):
                 await self.close()
 
     async def answer(self, offer_sdp: str) -> str:
@@ -125,6 +130,16 @@ class Producer:
                 receiver.track._queue,
                 lambda codec, frame, kind=kind: sink(kind, codec_key(codec), frame),
             )
+
+    def _take_srtp(self) -> None:
+        for receiver in self._receivers.values():
+            dtls = receiver.transport
+            pair = dtls.transport._connection._nominated.get(1)
+            if pair is not None:
+                self.intake = srtp_intake.install(pair.protocol, dtls, rtp=True) or self.intake
+
+    def stats(self) -> dict:
+        return {"srtp_intake_datagrams": self.intake.datagrams if self.intake is not None else 0}
 
     def request_keyframe(self) -> None:
         receiver = self._receivers.get("video")

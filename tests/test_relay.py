@@ -52,9 +52,12 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         ours = [v for v in stats["consumers"].values() if v["conference"] == conf]
         # aiortc negotiates AES-GCM: every stream is protected by its own context (media.srtp_gcm)
         assert {v[kind]["srtp"] for v in ours for kind in ("audio", "video")} == {"aes-gcm"}
-        # their receiver reports are taken off the socket directly (media.rtcp_intake) and still
+        # their receiver reports are taken off the socket directly (media.srtp_intake) and still
         # reach the link-quality numbers
         assert all(v["rtcp_datagrams"] > 0 and "fraction_lost" in v["video"] for v in ours)
+        # the speaker's packets, too, were taken where they arrive (and still reached everyone)
+        (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
+        assert speaker["srtp_intake_datagrams"] > 200
         workers = {v.get("worker", 0) for v in ours}
         assert workers == ({0, 1} if len(stats["workers"]) == 2 else {0})  # spread over both processes
         for worker in stats["workers"][1:]:  # the worker reads its packets in batches and sends with GSO

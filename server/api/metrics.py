@@ -68,5 +68,5 @@ async def media_stats(request: Request, _: Principal = Depends(require_admin)) -
             c.id: {"conference": c.conference_id, "role": c.role, "name": c.name, **c.stats()}
             for c in media.consumers.values()
         },
-        "producers": {p.id: {"conference": p.conference_id} for p in media.producers.values()},
+        "producers": {p.id: {"conference": p.conference_id, **p.stats()} for p in media.producers.values()},
     }
