@@ -7,8 +7,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 
 def make_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, pool_pre_ping=True)
-    if engine.dialect.name == "sqlite":
+    # A pre-ping finds PostgreSQL connections a server restart dropped; a SQLite file's never go
+    # stale, and there the ping was one more thread hop on every request (aiosqlite).
+    sqlite = url.startswith("sqlite")
+    engine = create_async_engine(url, pool_pre_ping=not sqlite)
+    if sqlite:
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
