@@ -658,10 +658,12 @@ def details(summaries: list[dict]) -> str:
             if ss.get("reads"):
                 side += "; worker packets per wake-up " + ", ".join(
                     f"{p}: {r['per_wake']:.2f} ({r['send']})" for p, r in ss["reads"].items())
-            gcs = [(p, g.get("2", {})) for p, g in (ss.get("gc") or {}).items() if g]
+            gcs = [(p, g.get("2", {}), g.get("frozen", {}).get("count")) for p, g in (ss.get("gc") or {}).items() if g]
             if gcs:
                 side += "; full GC pauses per process: " + ", ".join(
-                    f"{p}: {int(g.get('count', 0))} × ≤ {g.get('max', 0) * 1000:.0f} ms" for p, g in gcs)
+                    f"{p}: {int(g.get('count', 0))} × ≤ {g.get('max', 0) * 1000:.0f} ms"
+                    + (f" ({frozen // 1000}k start-up objects frozen)" if frozen else "")
+                    for p, g, frozen in gcs)
         if s.get("loadgen_receive_loop"):
             side += f"; load generator counts in {s['loadgen_receive_loop'].upper() if s['loadgen_receive_loop'] == 'c' else s['loadgen_receive_loop']}"
         u = s["udp_errors"]

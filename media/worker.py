@@ -13,7 +13,7 @@ import signal
 import socket
 from typing import Any
 
-from media import fanout
+from media import fanout, gc_pauses
 from media.engine import EngineConfig, MediaEngine
 from media.ipc import PACKET_HEADER, read_message, write_message
 from media.source import SourceStream
@@ -106,6 +106,7 @@ class Worker:
         self.writer = writer
         self.engine.on_consumer.append(self._consumer_changed)
         self.engine.start()
+        gc_pauses.freeze_startup()
         write_message(writer, {"op": "hello", "index": self.index, "port": port, "pid": os.getpid()})
         while True:
             message = await read_message(reader)

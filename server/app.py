@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from media import gc_pauses
 from media.engine import EngineConfig, MediaEngine
 from server.api import (
     attendance,
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await app.state.media.start_workers(settings.worker_count - 1, settings.data_dir / "run")
         for hook in app.state.startup_hooks:
             await hook(app)
+        gc_pauses.freeze_startup()
         try:
             yield
         finally:
