@@ -30,6 +30,15 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
 DB = Depends(get_db, scope="function")
 
 
+async def release(db: AsyncSession) -> None:
+    """End the request's transaction and give its pooled connection back before slow work that
+    needs none (reading an SDP body, ICE/DTLS set-up). The pool holds 15 connections: in a join
+    storm, hundreds of WHEP requests each holding one through negotiation queued behind each other
+    (and past the pool's 30 s timeout they would fail). Later use of ``db`` starts a new transaction.
+    """
+    await db.commit()
+
+
 def bearer_secret(request: Request) -> str | None:
     """Bearer header, or ``?token=`` for links, <video> sources and WebSockets that cannot set headers."""
     auth = request.headers.get("authorization", "")

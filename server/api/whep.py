@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import DB, authorize, get_principal
+from server.deps import DB, authorize, get_principal, release
 from server.domain.tokens import Principal
 
 router = APIRouter(tags=["whep"])
@@ -34,6 +34,7 @@ async def whep_subscribe(
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
     await load_conference(db, conference_id)
     authorize(principal, conference_id, *SUBSCRIBER_ROLES)
+    await release(db)  # negotiation needs no database: do not hold a pooled connection through it
     offer = await read_offer(request, "recv")
     try:
         consumer = await request.app.state.media.subscribe(

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import DB, authorize, get_principal
+from server.deps import DB, authorize, get_principal, release
 from server.domain.tokens import Principal
 
 router = APIRouter(tags=["whip"])
@@ -32,6 +32,7 @@ async def whip_publish(
     """Body: SDP offer (application/sdp). Requires a speaker token of this conference."""
     await load_conference(db, conference_id)
     authorize(principal, conference_id, "speaker")
+    await release(db)  # negotiation needs no database: do not hold a pooled connection through it
     offer = await read_offer(request, "send")
     try:
         producer = await request.app.state.media.publish(conference_id, offer)
