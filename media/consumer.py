@@ -15,6 +15,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -54,6 +55,19 @@ def _pt_map(codecs: list) -> dict[str, int]:
         if not is_rtx(codec):
             pts.setdefault(codec_key(codec), codec.payloadType)
     return pts
+
+
+RTT_ALPHA = 0.85  # aiortc's smoothing of the round-trip time (rtcrtpsender.RTT_ALPHA)
+
+
+def round_trip(sender: RTCRtpSender, report: Any) -> float | None:
+    """The smoothed round-trip time from a report block answering our last sender report (RFC 3550
+    6.4.1: now - LSR time - DLSR), kept on the sender as aiortc does; None before the first one."""
+    if report.lsr and report.dlsr and report.lsr == sender._RTCRtpSender__lsr:
+        sample = time.time() - sender._RTCRtpSender__lsr_time - report.dlsr / 65536
+        rtt = sender._RTCRtpSender__rtt
+        sender._RTCRtpSender__rtt = sample if rtt is None else RTT_ALPHA * rtt + (1 - RTT_ALPHA) * sample
+    return sender._RTCRtpSender__rtt
 
 
 class Consumer:
@@ -149,15 +163,18 @@ class Consumer:
             self._packets_at_rtcp = sum(s.packets for s in self.streams.values())
             self._media_since = None
             if isinstance(packet, RtcpRrPacket):
+                # Handled here in full: aiortc's handler would only add the RTT (below) and build a
+                # stats object nobody reads, on every point's report every second.
                 for report in packet.reports:
                     if report.ssrc == sender._ssrc:
                         quality["fraction_lost"] = report.fraction_lost / 256
                         quality["packets_lost"] = report.packets_lost
                         quality["jitter_ms"] = report.jitter * 1000 / stream.clock_rate
+                        rtt = round_trip(sender, report)
+                        if rtt is not None:
+                            quality["rtt_ms"] = rtt * 1000
+                return
             await original_rtcp(packet)
-            rtt = sender._RTCRtpSender__rtt
-            if rtt is not None:
-                quality["rtt_ms"] = rtt * 1000
 
         def send_keyframe() -> None:
             router.request_keyframe(stream)
