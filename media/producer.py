@@ -125,11 +125,8 @@ class Producer:
         receiver._handle_rtp_packet = handle_rtp  # type: ignore[method-assign]
         receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
         sink = self.frame_sink
-        if sink is not None and receiver.track is not None:
-            frame_tap.attach(
-                receiver.track._queue,
-                lambda codec, frame, kind=kind: sink(kind, codec_key(codec), frame),
-            )
+        if sink is not None:
+            frame_tap.attach(receiver, lambda codec, frame, kind=kind: sink(kind, codec_key(codec), frame))
 
     def _take_srtp(self) -> None:
         for receiver in self._receivers.values():

@@ -40,6 +40,7 @@ from media.recording.playlist import Segment, atomic_write, render
 log = logging.getLogger(__name__)
 
 PLAYLIST = "index.m3u8"
+WRITER_TICK = 0.05  # seconds the writer sleeps when it has caught up
 QUEUE_ITEMS = 4000  # ~50 s of 720p30 + Opus: a stalled disk drops frames instead of memory
 PENDING_ITEMS = 600  # frames held per leg until its A/V offset is known
 AUDIO_LOOKBEHIND = 100  # audio frames kept while waiting for the first keyframe (2 s)
@@ -189,8 +190,15 @@ class Recorder:
 
     # --- writer thread ---------------------------------------------------------------------------
     def _run_writer(self) -> None:
+        # Frames arrive ~80 a second; waking for each one cost about as much as writing it (thread
+        # switches and GIL hand-overs with the event loop). The writer sleeps WRITER_TICK between
+        # batches instead: live HLS is cut into seconds-long segments, so it is never later for it.
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                time.sleep(WRITER_TICK)
+                continue
             if item[0] == "stop":
                 try:
                     self._end_run()
