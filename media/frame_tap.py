@@ -27,18 +27,16 @@ FrameTap = Callable[[Any, Any], None]
 class DirectFrames:
     """Stands in for a receiver's decoder queue (``put`` from aiortc, ``get`` from the worker)."""
 
-    __slots__ = ("tap", "frames", "_ended")
+    __slots__ = ("tap", "_ended")
 
     def __init__(self, tap: FrameTap) -> None:
         self.tap = tap
-        self.frames = 0
         self._ended = threading.Event()
 
     def put(self, item: tuple[Any, Any] | None) -> None:
         if item is None:  # the receiver stops
             self._ended.set()
             return
-        self.frames += 1
         try:
             self.tap(*item)
         except Exception:

@@ -3,10 +3,11 @@
 Every HLS player (Safari/iOS, smart TVs) plays AAC, few play Opus in fMP4, so the recorder decodes
 the speaker's Opus once and the muxer's AAC encoder re-encodes it. That encode is the recorder's
 largest cost, and it scales with the channels: speech from a hall microphone is mono, so the
-default :class:`AudioProfile` is mono (libopus downmixes while decoding) and stereo is a setting. The encoder's input FIFO needs
-contiguous timestamps, and MP4 audio has no notion of gaps anyway: missing packets (loss, DTX,
-a paused sender) become silence and late or duplicate packets are dropped, so the audio track stays
-in step with the RTP clock and therefore with the video.
+default :class:`AudioProfile` is mono (the Opus decoder mixes down) and stereo is a setting.
+
+The encoder's input FIFO needs contiguous timestamps, and MP4 audio has no notion of gaps anyway:
+missing packets (loss, DTX, a paused sender) become silence and late or duplicate packets are
+dropped, so the audio track stays in step with the RTP clock and therefore with the video.
 """
 
 from __future__ import annotations
