@@ -57,15 +57,29 @@ def new_target(ctx: object, fd: int, host: str, port: int, protect: int = 0):  #
     return target
 
 
-def send_one(out: "OutboundStream", array, seq: int, ts: int, marker: int, payload: bytes) -> None:  # type: ignore[no-untyped-def]
-    """One packet to one stream through the C loop (``array`` holds just ``out._fp``).
+def _packets(queued: list[tuple[int, int, int, bytes]]):  # type: ignore[no-untyped-def]
+    """An ``fp_pkt`` array for (seq, ts, marker, payload) tuples, and the buffers it points into
+    (keep them alive until the C call has returned)."""
+    pkts = ffi.new("struct fp_pkt[]", len(queued))
+    keep = []
+    for i, (seq, ts, marker, payload) in enumerate(queued):
+        p = pkts[i]
+        buf = ffi.from_buffer(payload)
+        keep.append(buf)
+        p.payload, p.plen, p.seq, p.ts, p.marker = buf, len(payload), seq, ts, marker
+    return pkts, keep
 
-    The stream must already have sent a packet of this source in Python (offsets rebased); used by
-    fast start's replay so a join storm does not run hundreds of replays through the Python path.
+
+def send_to_one(out: "OutboundStream", array, packets: list[tuple[int, int, int, bytes]]) -> None:  # type: ignore[no-untyped-def]
+    """Packets for one stream through the C loop, batched as the fan-out's are (``array`` holds just
+    ``out._fp``): fast start's replay of a GOP leaves in a few GSO sends, not one send per packet.
+
+    The stream must already have sent a packet of this source in Python (offsets rebased).
     """
     t = out._fp
     t.seq_off, t.ts_off, t.pt, t.ssrc = out.seq_off, out.ts_off, out.pt, out.ssrc
-    if lib.fp_forward(_PROTECT, array, 1, seq, ts, marker, payload, len(payload)):
+    pkts, keep = _packets(packets)
+    if lib.fp_forward_batch(_PROTECT, array, 1, pkts, len(packets)):
         t.failed = 0
         if out.on_failure is not None:
             out.on_failure()
@@ -155,15 +169,8 @@ class FastFanout:
         self._queued = []
         if not self.members:
             return
-        k = len(queued)
-        pkts = ffi.new("struct fp_pkt[]", k)
-        keep = []
-        for i, (seq, ts, marker, payload) in enumerate(queued):
-            p = pkts[i]
-            buf = ffi.from_buffer(payload)
-            keep.append(buf)
-            p.payload, p.plen, p.seq, p.ts, p.marker = buf, len(payload), seq, ts, marker
-        if lib.fp_forward_batch(_PROTECT, self._array, self._count, pkts, k):
+        pkts, keep = _packets(queued)
+        if lib.fp_forward_batch(_PROTECT, self._array, self._count, pkts, len(queued)):
             self._failed()
 
     def _failed(self) -> None:

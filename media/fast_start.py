@@ -9,7 +9,7 @@ the keyframe's whole frame at once (as a live keyframe would arrive), then ``PER
 packets for every live packet of the source, so it catches up at about twice real time without a
 timer of its own, and then continues live. No keyframe request, and only the joiner receives the
 extra packets (a keyframe request would have sent a keyframe to every subscriber, weak links
-included). Replayed packets go through the C loop when it is built.
+included). Replayed packets go through the C loop when it is built, batched like the fan-out's.
 """
 
 from __future__ import annotations
@@ -86,25 +86,30 @@ class CatchUp:
         out, source = self.out, self.source
         history = source.history
         live_edge = (source.last_seq + 1) & 0xFFFF
-        for _ in range(limit):
+        batch: list[tuple[int, int, int, bytes]] = []  # through the C loop in one go, GSO-batched
+        try:
+            for _ in range(limit):
+                if self.next_seq == live_edge:
+                    break
+                entry = history.get(self.next_seq)
+                if entry is None:
+                    out.catch_up = None  # overwritten: continue live (the subscriber NACKs or asks for a keyframe)
+                    return
+                ts, marker, payload = entry
+                if not due(ts):
+                    return
+                if self.sent == 0 or out._fp is None:
+                    out.catch_up = None  # forward() holds live packets back while a catch-up is set
+                    out.forward(source, self.next_seq, ts, marker, payload, self.sent == 0)
+                    out.catch_up = self
+                else:
+                    batch.append((self.next_seq, ts, marker, payload))
+                self.sent += 1
+                self.next_seq = (self.next_seq + 1) & 0xFFFF
             if self.next_seq == live_edge:
-                break
-            entry = history.get(self.next_seq)
-            if entry is None:
-                out.catch_up = None  # overwritten: continue live (the subscriber NACKs or asks for a keyframe)
-                return
-            ts, marker, payload = entry
-            if not due(ts):
-                return
-            if self.sent == 0 or out._fp is None:
-                out.catch_up = None  # forward() holds live packets back while a catch-up is set
-                out.forward(source, self.next_seq, ts, marker, payload, self.sent == 0)
-                out.catch_up = self
-            else:
+                out.catch_up = None  # caught up: the next live packet is forwarded as usual
+        finally:
+            if batch:
                 if self._array is None:
                     self._array = fanout.one_target(out)
-                fanout.send_one(out, self._array, self.next_seq, ts, marker, payload)
-            self.sent += 1
-            self.next_seq = (self.next_seq + 1) & 0xFFFF
-        if self.next_seq == live_edge:
-            out.catch_up = None  # caught up: the next live packet is forwarded as usual
+                fanout.send_to_one(out, self._array, batch)
