@@ -15,7 +15,6 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -60,11 +59,11 @@ def _pt_map(codecs: list) -> dict[str, int]:
 RTT_ALPHA = 0.85  # aiortc's smoothing of the round-trip time (rtcrtpsender.RTT_ALPHA)
 
 
-def round_trip(sender: RTCRtpSender, report: Any) -> float | None:
+def round_trip(sender: RTCRtpSender, lsr: int, dlsr: int) -> float | None:
     """The smoothed round-trip time from a report block answering our last sender report (RFC 3550
     6.4.1: now - LSR time - DLSR), kept on the sender as aiortc does; None before the first one."""
-    if report.lsr and report.dlsr and report.lsr == sender._RTCRtpSender__lsr:
-        sample = time.time() - sender._RTCRtpSender__lsr_time - report.dlsr / 65536
+    if lsr and dlsr and lsr == sender._RTCRtpSender__lsr:
+        sample = time.time() - sender._RTCRtpSender__lsr_time - dlsr / 65536
         rtt = sender._RTCRtpSender__rtt
         sender._RTCRtpSender__rtt = sample if rtt is None else RTT_ALPHA * rtt + (1 - RTT_ALPHA) * sample
     return sender._RTCRtpSender__rtt
@@ -83,6 +82,7 @@ class Consumer:
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}
         self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.sender_report)
+        self._report_targets: dict[int, tuple] = {}  # our SSRC -> (sender, stream, quality): receiver reports
         self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
@@ -156,23 +156,17 @@ class Consumer:
             stream.retransmit(seq)
 
         original_rtcp = sender._handle_rtcp_packet
-        quality = self.quality.setdefault(stream.kind, {})
+        self._report_targets[sender._ssrc] = (sender, stream, self.quality.setdefault(stream.kind, {}))
 
         async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
-            self.last_rtcp = time.time()
-            self._packets_at_rtcp = sum(s.packets for s in self.streams.values())
-            self._media_since = None
+            self._heard()
             if isinstance(packet, RtcpRrPacket):
-                # Handled here in full: aiortc's handler would only add the RTT (below) and build a
-                # stats object nobody reads, on every point's report every second.
-                for report in packet.reports:
-                    if report.ssrc == sender._ssrc:
-                        quality["fraction_lost"] = report.fraction_lost / 256
-                        quality["packets_lost"] = report.packets_lost
-                        quality["jitter_ms"] = report.jitter * 1000 / stream.clock_rate
-                        rtt = round_trip(sender, report)
-                        if rtt is not None:
-                            quality["rtt_ms"] = rtt * 1000
+                # Handled here in full: aiortc's handler would only add the RTT and build a stats
+                # object nobody reads, on every point's report every second.
+                for r in packet.reports:
+                    if r.ssrc == sender._ssrc:
+                        self._report((r.ssrc, r.fraction_lost, r.packets_lost, r.highest_sequence,
+                                      r.jitter, r.lsr, r.dlsr))
                 return
             await original_rtcp(packet)
 
@@ -184,6 +178,30 @@ class Consumer:
         sender._retransmit = retransmit  # type: ignore[method-assign]
         sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
         sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+    def _heard(self) -> None:
+        """RTCP arrived: the point is alive (see ``is_silent``)."""
+        self.last_rtcp = time.time()
+        self._packets_at_rtcp = sum(s.packets for s in self.streams.values())
+        self._media_since = None
+
+    def _report(self, block: srtp_intake.ReportBlock) -> None:
+        """One receiver report block about one of our streams: the link quality figures."""
+        target = self._report_targets.get(block[0])
+        if target is None:
+            return
+        sender, stream, quality = target
+        quality["fraction_lost"] = block[1] / 256
+        quality["packets_lost"] = block[2]
+        quality["jitter_ms"] = block[4] * 1000 / stream.clock_rate
+        rtt = round_trip(sender, block[5], block[6])
+        if rtt is not None:
+            quality["rtt_ms"] = rtt * 1000
+
+    def _report_block(self, block: srtp_intake.ReportBlock) -> None:
+        """The intake's short path for plain receiver reports (media.srtp_intake.receiver_reports)."""
+        self._heard()
+        self._report(block)
 
     def _start(self) -> None:
         if self.connected_at is not None or self._closed.is_set():
@@ -207,6 +225,8 @@ class Consumer:
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
             self._rtcp = srtp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
+            if self._rtcp is not None:
+                self._rtcp.on_report = self._report_block
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         self.connected_at = time.time()
         for stream in self.streams.values():
@@ -242,7 +262,8 @@ class Consumer:
             "first_keyframe": video.first_sent_at if video is not None else None,
             "fast_start": video.fast_started if video is not None else False,
         }
-        rtcp = {"rtcp_datagrams": self._rtcp.datagrams} if self._rtcp is not None else {}
+        rtcp = ({"rtcp_datagrams": self._rtcp.datagrams, "rtcp_short_reports": self._rtcp.short_reports}
+                if self._rtcp is not None else {})
         return {"join": join, **rtcp, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:

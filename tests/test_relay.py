@@ -55,6 +55,7 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         # their receiver reports are taken off the socket directly (media.srtp_intake) and still
         # reach the link-quality numbers
         assert all(v["rtcp_datagrams"] > 0 and "fraction_lost" in v["video"] for v in ours)
+        assert all(v["rtcp_short_reports"] > 0 for v in ours)  # plain reports: no aiortc objects
         # ... and answer our sender reports: the round trip on loopback is a few ms at most
         assert all(0 <= v["video"]["rtt_ms"] < 500 for v in ours), ours
         # the speaker's packets, too, were taken where they arrive (and still reached everyone)
