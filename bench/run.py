@@ -417,7 +417,7 @@ def summarize(res: dict) -> dict:
     s: dict[str, Any] = {"path": res["path"], "n": res["n"]}
     if "error" in res:
         s["error"] = res["error"]
-        if "window" not in res:
+        if "window" not in res or "subs" not in res:  # failed before the subscribers' counts came in
             return s
     n = res["n"]
     w = res.get("window")
