@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
+from aiortc.rtp import RTCP_SDES, RTCP_SR
 from pylibsrtp._binding import ffi, lib
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ def sdes_cname(ssrc: int, cname: str) -> bytes:
     text = cname.encode()[:255]
     chunk = struct.pack("!IBB", ssrc, 1, len(text)) + text + b"\x00"
     chunk += b"\x00" * (-len(chunk) % 4)
-    return struct.pack("!BBH", 0x81, 202, len(chunk) // 4) + chunk
+    return struct.pack("!BBH", 0x81, RTCP_SDES, len(chunk) // 4) + chunk
 
 
 class SenderReportWriter:
@@ -63,7 +64,7 @@ class SenderReportWriter:
     def send(self, ntp: int, rtp_ts: int, packets: int, octets: int) -> bool:
         """Protect and send SR (+ SDES); False if it could not leave (the next one will)."""
         view = self._view
-        _sr.pack_into(view, 0, 0x80, 200, 6, self._ssrc, ntp >> 32, ntp & 0xFFFFFFFF, rtp_ts & 0xFFFFFFFF,
+        _sr.pack_into(view, 0, 0x80, RTCP_SR, 6, self._ssrc, ntp >> 32, ntp & 0xFFFFFFFF, rtp_ts & 0xFFFFFFFF,
                       packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
         end = _sr.size + len(self._sdes)
         view[_sr.size:end] = self._sdes  # the last protect encrypted it in place

@@ -22,7 +22,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pylibsrtp
-from aiortc.rtp import RtcpPacket, RtpPacket, is_rtcp
+from aiortc.rtp import RTCP_RR, RTCP_SDES, RtcpPacket, RtpPacket, is_rtcp
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ def drive(coro: Coroutine[Any, Any, None]) -> bool:
 # (ssrc, fraction_lost /256, cumulative packets lost, highest seq, jitter, lsr, dlsr)
 ReportBlock = tuple[int, int, int, int, int, int, int]
 _BLOCK = struct.Struct("!IIIIII")
-RTCP_RR, RTCP_SDES = 201, 202
 
 
 def receiver_reports(data: bytes) -> list[ReportBlock] | None:
