@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
 
-from media import codec_audit, fanout, frame_tap, gc_pauses, lazy_estimator
+from media import codec_audit, dtls_identity, fanout, frame_tap, gc_pauses, lazy_estimator
 from media.codecs import register_forwarding_codecs
 from media.consumer import Consumer
 from media.ice import restrict_host_addresses, rtc_configuration
@@ -91,7 +91,7 @@ class MediaEngine:
         return router
 
     def _pc(self) -> RTCPeerConnection:
-        return RTCPeerConnection(rtc_configuration(self.config.ice_servers))
+        return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))
 
     async def publish(self, conference_id: str, offer_sdp: str, role: str = "speaker") -> Producer:
         """WHIP: answer a publisher's offer. A new speaker session replaces the previous one."""
