@@ -403,6 +403,7 @@ def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) 
         "codec_instances": stats.get("codec_instances", {}),
         "fast_starts": fast_starts,
         "gc": {str(w.get("index")): w.get("gc") for w in stats.get("workers", [])},
+        "handshakes": {str(w.get("index")): w["handshakes"] for w in stats.get("workers", []) if w.get("handshakes")},
         # packets per wake-up of each worker since reads0 (the window), and how batches were sent
         "reads": {str(w["index"]): _reads_since(w["reads"], (reads0 or {}).get(str(w["index"]), {}))
                   for w in stats.get("workers", []) if w.get("reads")},
@@ -675,6 +676,11 @@ def details(summaries: list[dict]) -> str:
                          + ", ICE+DTLS " + " / ".join(f(x, "{:.2f}") for x in ss["join_connect"])
                          + ", connected → keyframe sent " + " / ".join(f(x, "{:.2f}") for x in ss["join_keyframe"])
                          + f" ({ss.get('fast_starts', 0)} started from the current GOP)")
+            gates = ss.get("handshakes") or {}
+            if gates:
+                side += (f"; handshake gate (≤ {next(iter(gates.values())).get('limit')} per process): "
+                         + ", ".join(f"{p}: {g.get('waited', 0)} of {g.get('admitted', 0)} joins waited, "
+                                     f"longest {g.get('longest_wait_s', 0):.2f} s" for p, g in gates.items()))
             if ss.get("reads"):
                 side += "; worker packets per wake-up " + ", ".join(
                     f"{p}: {r['per_wake']:.2f} ({r['send']})" for p, r in ss["reads"].items())

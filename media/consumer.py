@@ -86,6 +86,7 @@ class Consumer:
         self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
+        self.on_connected: list[Callable[[], None]] = []  # DTLS is up and media flows (once)
         self.answered_at: float | None = None
         self.connected_at: float | None = None
         self.last_rtcp = time.time()
@@ -231,6 +232,11 @@ class Consumer:
         self.connected_at = time.time()
         for stream in self.streams.values():
             self.router.add_outbound(stream)
+        for cb in self.on_connected:
+            try:
+                cb()
+            except Exception:
+                log.exception("consumer connected callback failed")
 
     @property
     def conference_id(self) -> str:

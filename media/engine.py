@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection
 from media import codec_audit, dtls_identity, fanout, frame_tap, gc_pauses, lazy_estimator
 from media.codecs import register_forwarding_codecs
 from media.consumer import Consumer
+from media.handshake_gate import HandshakeGate
 from media.ice import restrict_host_addresses, rtc_configuration
 from media.producer import FrameSink, Producer
 from media.router import Router
@@ -32,6 +33,7 @@ class EngineConfig:
     ingest_share: float = 0.5  # subscribers on the ingest process, relative to one worker
     fast_start: float = 1.0  # a video joiner replays the current GOP when it began this recently (0: off)
     send_batches: str = "gso"  # how a burst leaves for each subscriber: gso | sendmmsg | sendto
+    max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.handshake_gate; 0: no bound)
 
 
 class MediaEngine:
@@ -49,6 +51,7 @@ class MediaEngine:
         self.producers: dict[str, Producer] = {}
         self.consumers: dict[str, Any] = {}  # Consumer here, or RemoteConsumer in a worker
         self._joining = 0  # local subscribers still negotiating (counted when sharding a storm)
+        self.handshakes = HandshakeGate(config.max_handshakes)
         # Hooks for the server layer (events, attendance, recording).
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
@@ -136,13 +139,17 @@ class MediaEngine:
         if worker is not None:
             consumer = await self.pool.subscribe(worker, conference_id, offer_sdp, role, name)  # type: ignore[union-attr]
         else:
-            consumer = Consumer(router, self._pc(), role=role, name=name)
             self._joining += 1
             try:
-                consumer.answer_sdp = await consumer.answer(offer_sdp)  # type: ignore[attr-defined]
-            except Exception:
-                await consumer.close()
-                raise
+                release = await self.handshakes.enter()
+                consumer = Consumer(router, self._pc(), role=role, name=name)
+                consumer.on_connected.append(release)
+                consumer.on_close.append(lambda c: release())
+                try:
+                    consumer.answer_sdp = await consumer.answer(offer_sdp)  # type: ignore[attr-defined]
+                except Exception:
+                    await consumer.close()
+                    raise
             finally:
                 self._joining -= 1
         consumer.owner = owner

@@ -170,6 +170,7 @@ class Worker:
                     "codec_instances": codec_audit.snapshot(),
                     "gc": gc_pauses.snapshot(),
                     "reads": self.read_stats(),
+                    "handshakes": self.engine.handshakes.stats(),
                 },
             )
 

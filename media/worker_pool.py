@@ -60,6 +60,7 @@ class WorkerHandle:
         self.consumers: dict[str, "RemoteConsumer"] = {}
         self.reads: dict = {}  # packets read per wake-up and how batches are sent, as of the last stats
         self.gc: dict = {}  # the worker's garbage-collector pauses (media.gc_pauses), as of the last stats
+        self.handshakes: dict = {}  # its handshake gate (media.handshake_gate), as of the last stats
         self.joining = 0  # subscribe requests in flight (a join storm must not pile onto one worker)
         self.ready = asyncio.Event()
 
@@ -342,6 +343,7 @@ class WorkerPool:
                 codecs[name] = codecs.get(name, 0) + n
             worker.gc = reply.get("gc", {})
             worker.reads = reply.get("reads", {})
+            worker.handshakes = reply.get("handshakes", {})
         return codecs
 
     def pids(self) -> list[int]:

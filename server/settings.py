@@ -66,6 +66,13 @@ class Settings(BaseSettings):
         description="A point joining within this many seconds of the last keyframe starts from it at once "
         "(the GOP is replayed to that point only, at twice real time); 0 = always wait for a new keyframe",
     )
+    max_handshakes: int = Field(
+        default=64,
+        ge=0,
+        description="ICE/DTLS handshakes each media process runs at once; further WHEP requests wait (at "
+        "most 10 s) for a slot before they are answered, which bounds the work an oversized join storm "
+        "starts at once; 0 = no bound",
+    )
     send_batches: Literal["gso", "sendmmsg", "sendto"] = Field(
         default="gso",
         description="How the relay sends a burst of packets to each point: one UDP GSO call per run of "

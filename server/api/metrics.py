@@ -45,9 +45,9 @@ async def media_stats(request: Request, _: Principal = Depends(require_admin)) -
     return {
         "codec_instances": codecs,
         "forwarding": "c" if fanout.enabled() else "python",
-        "workers": [{"index": 0, "pid": os.getpid(), "gc": gc_pauses.snapshot()}]
+        "workers": [{"index": 0, "pid": os.getpid(), "gc": gc_pauses.snapshot(), "handshakes": media.handshakes.stats()}]
         + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), "gc": w.gc,
-           "reads": w.reads} for w in media.pool.workers]
+           "reads": w.reads, "handshakes": w.handshakes} for w in media.pool.workers]
            if media.pool is not None else []),
         "routers": {
             cid: {
