@@ -30,6 +30,7 @@ import random
 import re
 import select
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -52,6 +53,7 @@ from aiortc.rtp import (
 
 from bench import ipc, rx
 from bench.procstat import udp_socket_drops
+from media import dtls_identity
 from media.codecs import h264_is_keyframe
 from media.ice import patient_consent, restrict_host_addresses
 
@@ -320,9 +322,12 @@ class Subscriber:
         self.closed = False
         self.fd: int | None = None
         self.csock: Any = None  # the socket's C state when the C receive loop reads it
+        self.client: httpx.AsyncClient | None = None
 
     async def prepare(self) -> None:
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        # one certificate per load-generator process, like the server: the storm measures the relay's
+        # joins, not the harness generating keys for 250 simulated points
+        pc = dtls_identity.peer_connection(RTCConfiguration(iceServers=[]))
         self.pc = pc
         pc.addTransceiver("video", direction="recvonly")
         pc.addTransceiver("audio", direction="recvonly")
@@ -330,15 +335,19 @@ class Subscriber:
         patient_consent(pc)  # like a browser at a connection point: consent lost after ~30 s (RFC 7675)
         await pc.setLocalDescription(await pc.createOffer())
         self.offer = pc.localDescription.sdp
+        # a client per point, as each has its own browser: one shared pool's bookkeeping grows with
+        # the requests in flight and made the load generator, not the server, the storm's bottleneck
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), verify=self.gen.tls)
 
-    async def join(self, client: httpx.AsyncClient, url: str, fire_at: float) -> None:
+    async def join(self, url: str, fire_at: float) -> None:
         await asyncio.sleep(max(0.0, fire_at - time.time()))
         headers = {"Content-Type": "application/sdp"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         self.t_post = time.time()
         try:
-            r = await client.post(url, content=self.offer, headers=headers)
+            assert self.client is not None
+            r = await self.client.post(url, content=self.offer, headers=headers)
         except Exception as exc:  # noqa: BLE001 - reported per subscriber
             self.error = f"{type(exc).__name__}: {exc}"[:300]
             return
@@ -645,17 +654,19 @@ class Subscriber:
                 await asyncio.wait_for(self.pc.close(), 5)
             except Exception:  # noqa: BLE001
                 pass
+        if self.client is not None:
+            await self.client.aclose()
 
 
 class LoadGen:
     def __init__(self) -> None:
         self.subs: list[Subscriber] = []
+        self.tls = ssl.create_default_context()  # loaded once, not by each point's HTTP client
         self.window = Window()
         self.hist = {kind: [0] * (HIST_BINS + 1) for kind in CLOCKS}
         self.ports: set[int] = set()
         self.negative_delays = 0
         self.rtcp_errors = 0
-        self.client: httpx.AsyncClient | None = None
         self.tasks: list[asyncio.Task] = []
         self.long_gaps = 0
         self.epoll = select.epoll()
@@ -755,16 +766,13 @@ class LoadGen:
             self.subs = [Subscriber(self, i, tok) for i, tok in m["subs"]]
             for sub in self.subs:
                 await sub.prepare()
-            limits = httpx.Limits(max_connections=len(self.subs) + 8, max_keepalive_connections=len(self.subs) + 8)
-            self.client = httpx.AsyncClient(timeout=httpx.Timeout(60.0), limits=limits)
             self.tasks.append(asyncio.ensure_future(self._reports()))
             self.tasks.append(asyncio.ensure_future(self._read()))
             return {"prepared": len(self.subs), "seconds": time.time() - t0, "pid": os.getpid()}
         if op == "join":
             fire = {int(k): v for k, v in m["fire"].items()}
-            assert self.client is not None
             for sub in self.subs:
-                self.tasks.append(asyncio.ensure_future(sub.join(self.client, m["url"], fire[sub.index])))
+                self.tasks.append(asyncio.ensure_future(sub.join(m["url"], fire[sub.index])))
             return {}
         if op == "status":
             return {
@@ -802,8 +810,6 @@ class LoadGen:
             for t in self.tasks:
                 t.cancel()
             await asyncio.gather(*(s.close() for s in self.subs))
-            if self.client is not None:
-                await self.client.aclose()
             return {}
         raise ValueError(f"unknown op {op}")
 
