@@ -48,14 +48,12 @@ async def test_a_full_gate_lets_a_join_through_after_max_wait() -> None:
     again()
 
 
-def test_no_limit_means_no_waiting() -> None:
-    async def run() -> None:
-        gate = HandshakeGate(0)
-        releases = [await gate.enter() for _ in range(50)]
-        assert gate.waited == 0 and gate.admitted == 50
-        for r in releases:
-            r()
-    asyncio.run(run())
+async def test_no_limit_means_no_waiting() -> None:
+    gate = HandshakeGate(0)
+    releases = [await gate.enter() for _ in range(50)]
+    assert gate.waited == 0 and gate.admitted == 50
+    for r in releases:
+        r()
 
 
 @pytest.fixture(scope="module")
