@@ -861,7 +861,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--storm", type=float, default=4.0, help="fire the N WHEP requests over this many seconds (default 4)")
     p.add_argument("--settle", type=float, default=2.0, help="pause between phases in seconds (default 2)")
     p.add_argument("--grace", type=float, default=1.0, help="seconds after the window for late repairs (default 1)")
-    p.add_argument("--workers", type=int, default=0, help="DIEMCAU_WORKERS for the relay (default: number of cores)")
+    p.add_argument("--workers", type=int, default=0, help="DIEMCAU_WORKERS for the relay (default: the server's, the ingest plus one per core)")
     p.add_argument("--send", default="gso", choices=["gso", "sendmmsg", "sendto"],
                    help="DIEMCAU_SEND_BATCHES for the relay (default gso)")
     p.add_argument("--loadgen-procs", type=int, default=0, help="load generator processes (default 2, 4 above N=250)")
@@ -882,7 +882,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     opts.idle_window = opts.idle_window or (5.0 if opts.quick else 10.0)
     opts.baseline = opts.baseline or (3.0 if opts.quick else 5.0)
     opts.storm = max(0.0, min(opts.storm, 5.0))
-    opts.workers = opts.workers or (os.cpu_count() or 1)
+    opts.workers = opts.workers or (os.cpu_count() or 1) + 1  # the server's default: ingest + one per core
     if opts.window < 1:
         p.error("--window must be at least 1 s")
     opts.output = opts.output or (ROOT / TARGETS_DOC if full else ROOT / "data/bench/benchmarks-latest.md")

@@ -30,7 +30,7 @@ class EngineConfig:
     ice_host_addresses: list[str] = field(default_factory=list)
     keyframe_interval: float = 1.0
     consumer_timeout: float = 30.0  # seconds without RTCP from a subscriber before it is dropped
-    ingest_share: float = 0.5  # subscribers on the ingest process, relative to one worker
+    ingest_share: float = 0.0  # subscribers on the ingest process, relative to one worker (0: none while workers run)
     fast_start: float = 1.0  # a video joiner replays the current GOP when it began this recently (0: off)
     send_batches: str = "gso"  # how a burst leaves for each subscriber: gso | sendmmsg | sendto
     max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.handshake_gate; 0: no bound)

@@ -300,8 +300,10 @@ class WorkerPool:
         """The worker with the fewest consumers, or None when the ingest process should take this one.
 
         The ingest process also receives the speaker, serves the API and records, so it counts as
-        ``ingest_share`` of a worker: at 0.5 it holds half as many subscribers as each worker, and
-        its event loop stays responsive to the speaker during a join storm.
+        ``ingest_share`` of a worker: at 0.5 it would hold half as many subscribers as each worker. At 0
+        (the default) it holds none while a worker is up, so its event loop stays responsive to the
+        speaker during a join storm: the speaker's packets reach every worker without waiting behind
+        handshakes, and a keyframe asked for a joiner is not held up either.
         """
         live = [w for w in self.workers if w.writer is not None]
         if not live:

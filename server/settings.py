@@ -52,7 +52,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Restrict ICE host candidates to these addresses (e.g. 127.0.0.1); empty = all",
     )
-    workers: int = Field(default=0, description="Media worker processes; 0 = one per core")
+    workers: int = Field(
+        default=0,
+        description="Media processes, the ingest included; 0 = the ingest plus one forwarding worker per core",
+    )
     max_sdp_bytes: int = 64 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
     keyframe_request_interval: float = Field(
@@ -84,11 +87,12 @@ class Settings(BaseSettings):
         "(RFC 7675's consent timeout; shorter drops healthy points whose reports a busy loop delayed)",
     )
     ingest_share: float = Field(
-        default=0.5,
+        default=0.0,
         ge=0.0,
         le=1.0,
         description="Subscribers the ingest process takes, as a share of one media worker's (it also "
-        "receives the speaker, serves the API and records); 0 puts every subscriber on the workers",
+        "receives the speaker, serves the API and records); 0, the default, puts every subscriber on the "
+        "workers while any is up, so the speaker's packets and keyframes never wait behind a join storm",
     )
     late_grace_minutes: int = 10
     hls_segment_seconds: float = 2.0
@@ -134,7 +138,7 @@ class Settings(BaseSettings):
 
     @property
     def worker_count(self) -> int:
-        return self.workers if self.workers > 0 else (os.cpu_count() or 1)
+        return self.workers if self.workers > 0 else (os.cpu_count() or 1) + 1
 
     def ensure_admin_token(self) -> str:
         """Return the admin token, generating and persisting one in the data dir when unset."""

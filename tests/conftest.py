@@ -13,8 +13,8 @@ from tests.support.server import ServerProcess
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server shared by the tests that do not restart or kill it: sharded over 2 media processes."""
-    srv = ServerProcess(tmp_path_factory.mktemp("server"), env={"DIEMCAU_WORKERS": "2"}).start()
+    """One server shared by the tests that do not restart or kill it: the ingest and 2 media workers."""
+    srv = ServerProcess(tmp_path_factory.mktemp("server"), env={"DIEMCAU_WORKERS": "3"}).start()
     yield srv
     srv.stop()
 

@@ -140,12 +140,12 @@ def test_speaker_page_publishes_and_point_page_decodes_at_source_size(server, op
     assert speaker.evaluate("window.pc.getConfiguration().iceServers") == []
     assert point.evaluate("window.pc.getConfiguration().iceServers") == []
 
-    # A second Chromium point lands on the other media process (sharded server): it decodes too.
+    # A second Chromium point lands on the other media worker (sharded server): it decodes too.
     second = watch(open_page, server, conference, "Xã Hòa Bình")
     wait_frames(second, 15, 20)
     with server.admin() as admin:
         consumers = admin.get("/api/v1/media/stats").json()["consumers"]
-    assert {c.get("worker", 0) for c in consumers.values() if c["conference"] == conference} == {0, 1}
+    assert {c.get("worker", 0) for c in consumers.values() if c["conference"] == conference} == {1, 2}
 
 
 def test_speaker_page_counts_watching_points(server, open_page):  # type: ignore[no-untyped-def]

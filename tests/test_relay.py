@@ -64,7 +64,8 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         # every process froze its start-up objects, so full collections skip them (media.gc_pauses)
         assert all(w["gc"]["frozen"]["count"] > 10_000 for w in stats["workers"])
         workers = {v.get("worker", 0) for v in ours}
-        assert workers == ({0, 1} if len(stats["workers"]) == 2 else {0})  # spread over both processes
+        # spread over both workers; the ingest keeps none (INGEST_SHARE 0) while they are up
+        assert workers == ({1, 2} if len(stats["workers"]) == 3 else {0})
         for worker in stats["workers"][1:]:  # the worker reads its packets in batches and sends with GSO
             assert worker["reads"]["packets"] >= worker["reads"]["batches"] > 0
             assert worker["reads"]["send"] == "gso"
