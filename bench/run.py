@@ -32,6 +32,7 @@ from typing import Any
 
 from bench import procstat
 from bench.ipc import Child, call_all
+from server.settings import default_worker_count
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = {"seconds": 10.0, "keyframe_seconds": 2.0, "kbps": 2000}
@@ -882,7 +883,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     opts.idle_window = opts.idle_window or (5.0 if opts.quick else 10.0)
     opts.baseline = opts.baseline or (3.0 if opts.quick else 5.0)
     opts.storm = max(0.0, min(opts.storm, 5.0))
-    opts.workers = opts.workers or (os.cpu_count() or 1) + 1  # the server's default: ingest + one per core
+    opts.workers = opts.workers or default_worker_count()
     if opts.window < 1:
         p.error("--window must be at least 1 s")
     opts.output = opts.output or (ROOT / TARGETS_DOC if full else ROOT / "data/bench/benchmarks-latest.md")

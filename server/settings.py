@@ -23,6 +23,12 @@ from pydantic_settings import (
 DEFAULT_CONFIG_FILE = Path("config/diemcau.toml")
 
 
+def default_worker_count() -> int:
+    """Media processes when ``workers`` is 0: the ingest (API, speaker, recorder) plus one forwarding
+    worker per core, so forwarding has every core and the ingest's loop stays free for the speaker."""
+    return (os.cpu_count() or 1) + 1
+
+
 class IceServer(BaseSettings):
     """One STUN/TURN server advertised to peers (WHIP/WHEP ``Link`` headers) and used by aiortc."""
 
@@ -138,7 +144,7 @@ class Settings(BaseSettings):
 
     @property
     def worker_count(self) -> int:
-        return self.workers if self.workers > 0 else (os.cpu_count() or 1) + 1
+        return self.workers if self.workers > 0 else default_worker_count()
 
     def ensure_admin_token(self) -> str:
         """Return the admin token, generating and persisting one in the data dir when unset."""
