@@ -267,7 +267,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         roots = {"server": [server_root], "loadgen": [g.pid for g in gens],
                  "publisher": [src.pid] if relay else []}
         phase = Phase(roots)
-        reads0 = _worker_reads(srv) if relay else {}  # type: ignore[possibly-undefined]
+        workers0 = _worker_stats(srv) if relay else {}  # type: ignore[possibly-undefined]
         sleep_until(w0)
         phase.start()
         udp0 = procstat.udp_backlog(procstat.descendants(server_root))
@@ -283,7 +283,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         if relay:
             try:
                 with srv.admin() as c:  # type: ignore[possibly-undefined]
-                    res["server_stats"] = _summarize_server_stats(c.get("/api/v1/media/stats").json(), reads0)
+                    res["server_stats"] = _summarize_server_stats(c.get("/api/v1/media/stats").json(), workers0)
             except Exception as exc:  # noqa: BLE001
                 res["server_stats"] = {"error": str(exc)}
         res["subs"] = [s for r in lg for s in r["subs"]]
@@ -355,14 +355,15 @@ def _wait(cond: Any, timeout: float, what: str) -> None:
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for: {what}")
 
 
-def _worker_reads(srv: Any) -> dict[str, dict]:
-    """Each media worker's read counters (packets, wake-ups), to tell how much the window batched."""
+def _worker_stats(srv: Any) -> dict[str, dict]:
+    """Each media process's counters at the window's start: reads (packets, wake-ups), to tell how much
+    the window batched, and garbage-collector pauses, to tell which fell inside it."""
     try:
         with srv.admin() as c:
             workers = c.get("/api/v1/media/stats").json().get("workers", [])
     except Exception:  # noqa: BLE001
         return {}
-    return {str(w.get("index")): w.get("reads") or {} for w in workers if w.get("reads")}
+    return {str(w.get("index")): w for w in workers}
 
 
 def _reads_since(now: dict, before: dict) -> dict:
@@ -371,7 +372,11 @@ def _reads_since(now: dict, before: dict) -> dict:
     return {"per_wake": packets / max(1, wakes), "send": now.get("send")}
 
 
-def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) -> dict:
+def _full_gcs(worker: dict) -> int:
+    return int(((worker.get("gc") or {}).get("2") or {}).get("count", 0))
+
+
+def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None) -> dict:
     per_worker: dict[str, int] = {}
     drops = retransmits = 0
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
@@ -395,6 +400,7 @@ def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) 
             if k.get("srtp"):
                 srtp[k["srtp"]] = srtp.get(k["srtp"], 0) + 1
     routers = stats.get("routers", {})
+    before = workers0 or {}
     return {
         "consumers_per_process": per_worker,
         "send_drops": drops,
@@ -405,9 +411,12 @@ def _summarize_server_stats(stats: dict, reads0: dict[str, dict] | None = None) 
         "fast_starts": fast_starts,
         "gc": {str(w.get("index")): w.get("gc") for w in stats.get("workers", [])},
         "handshakes": {str(w.get("index")): w["handshakes"] for w in stats.get("workers", []) if w.get("handshakes")},
-        # packets per wake-up of each worker since reads0 (the window), and how batches were sent
-        "reads": {str(w["index"]): _reads_since(w["reads"], (reads0 or {}).get(str(w["index"]), {}))
+        # packets per wake-up of each worker since workers0 (the window), and how batches were sent
+        "reads": {str(w["index"]): _reads_since(w["reads"], (before.get(str(w["index"])) or {}).get("reads") or {})
                   for w in stats.get("workers", []) if w.get("reads")},
+        # full collections that began after the window started (it and the grace before collecting)
+        "gc_window": {str(w["index"]): _full_gcs(w) - _full_gcs(before[str(w["index"])])
+                      for w in stats.get("workers", []) if str(w.get("index")) in before},
         "join_answer": [pct(answer, 0.5), pct(answer, 0.95)],
         "join_connect": [pct(connect, 0.5), pct(connect, 0.95)],
         "join_keyframe": [pct(keyframe, 0.5), pct(keyframe, 0.95)],
@@ -687,8 +696,10 @@ def details(summaries: list[dict]) -> str:
                     f"{p}: {r['per_wake']:.2f} ({r['send']})" for p, r in ss["reads"].items())
             gcs = [(p, g.get("2", {}), g.get("frozen", {}).get("count")) for p, g in (ss.get("gc") or {}).items() if g]
             if gcs:
+                in_window = ss.get("gc_window") or {}
                 side += "; full GC pauses per process: " + ", ".join(
                     f"{p}: {int(g.get('count', 0))} × ≤ {g.get('max', 0) * 1000:.0f} ms"
+                    + (f", {in_window[p]} in the window" if p in in_window else "")
                     + (f" ({frozen // 1000}k start-up objects frozen)" if frozen else "")
                     for p, g, frozen in gcs)
         if s.get("loadgen_receive_loop"):
