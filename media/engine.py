@@ -93,6 +93,10 @@ class MediaEngine:
                 self.pool.attach(router)
         return router
 
+    def process_stats(self) -> dict[str, Any]:
+        """This process's own figures for /api/v1/media/stats: collector pauses and handshake gate."""
+        return {"gc": gc_pauses.snapshot(), "handshakes": self.handshakes.stats()}
+
     def _pc(self) -> RTCPeerConnection:
         return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))
 

@@ -159,7 +159,7 @@ class Worker:
             if consumer is not None:
                 await consumer.close()
         elif op == "stats":
-            from media import codec_audit, gc_pauses
+            from media import codec_audit
 
             write_message(
                 writer,
@@ -168,9 +168,7 @@ class Worker:
                     "req": m["req"],
                     "consumers": {c.id: c.stats() for c in self.engine.consumers.values()},
                     "codec_instances": codec_audit.snapshot(),
-                    "gc": gc_pauses.snapshot(),
-                    "reads": self.read_stats(),
-                    "handshakes": self.engine.handshakes.stats(),
+                    "process": {**self.engine.process_stats(), "reads": self.read_stats()},
                 },
             )
 

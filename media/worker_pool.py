@@ -58,9 +58,8 @@ class WorkerHandle:
         self.port = 0
         self.writer: asyncio.StreamWriter | None = None
         self.consumers: dict[str, "RemoteConsumer"] = {}
-        self.reads: dict = {}  # packets read per wake-up and how batches are sent, as of the last stats
-        self.gc: dict = {}  # the worker's garbage-collector pauses (media.gc_pauses), as of the last stats
-        self.handshakes: dict = {}  # its handshake gate (media.handshake_gate), as of the last stats
+        # the worker's own figures as of the last stats (MediaEngine.process_stats, packets per read)
+        self.process: dict = {}
         self.joining = 0  # subscribe requests in flight (a join storm must not pile onto one worker)
         self.ready = asyncio.Event()
 
@@ -343,9 +342,7 @@ class WorkerPool:
                     worker.consumers[cid].last_stats = stats
             for name, n in reply.get("codec_instances", {}).items():
                 codecs[name] = codecs.get(name, 0) + n
-            worker.gc = reply.get("gc", {})
-            worker.reads = reply.get("reads", {})
-            worker.handshakes = reply.get("handshakes", {})
+            worker.process = reply.get("process", {})
         return codecs
 
     def pids(self) -> list[int]:

@@ -7,7 +7,7 @@ import os
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from media import codec_audit, fanout, gc_pauses
+from media import codec_audit, fanout
 from server.deps import require_admin
 from server.domain.tokens import Principal
 
@@ -45,9 +45,8 @@ async def media_stats(request: Request, _: Principal = Depends(require_admin)) -
     return {
         "codec_instances": codecs,
         "forwarding": "c" if fanout.enabled() else "python",
-        "workers": [{"index": 0, "pid": os.getpid(), "gc": gc_pauses.snapshot(), "handshakes": media.handshakes.stats()}]
-        + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), "gc": w.gc,
-           "reads": w.reads, "handshakes": w.handshakes} for w in media.pool.workers]
+        "workers": [{"index": 0, "pid": os.getpid(), **media.process_stats()}]
+        + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), **w.process} for w in media.pool.workers]
            if media.pool is not None else []),
         "routers": {
             cid: {
