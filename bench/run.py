@@ -381,6 +381,7 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
     drops = retransmits = 0
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
     fast_starts = 0
+    packets = sends = 0  # RTP packets sent to points, and the send calls they took
     srtp: dict[str, int] = {}  # streams per SRTP protect ("aes-gcm": media.srtp_gcm)
     for c in stats.get("consumers", {}).values():
         j = c.get("join") or {}
@@ -396,6 +397,8 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
         for kind in ("audio", "video"):
             k = c.get(kind) or {}
             drops += k.get("drops", 0)
+            packets += k.get("packets", 0)
+            sends += k.get("sends", 0)
             retransmits += k.get("retransmits", 0)
             if k.get("srtp"):
                 srtp[k["srtp"]] = srtp.get(k["srtp"], 0) + 1
@@ -404,6 +407,7 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
     return {
         "consumers_per_process": per_worker,
         "send_drops": drops,
+        "packets_per_send": packets / sends if sends else None,
         "srtp": srtp,
         "retransmits": retransmits,
         "keyframe_requests_sent": sum(r.get("keyframe_requests_sent", 0) for r in routers.values()),
@@ -691,6 +695,8 @@ def details(summaries: list[dict]) -> str:
                 side += (f"; handshake gate (≤ {next(iter(gates.values())).get('limit')} per process): "
                          + ", ".join(f"{p}: {g.get('waited', 0)} of {g.get('admitted', 0)} joins waited, "
                                      f"longest {g.get('longest_wait_s', 0):.2f} s" for p, g in gates.items()))
+            if ss.get("packets_per_send"):
+                side += f"; packets per send call to a point {ss['packets_per_send']:.2f} (whole case)"
             if ss.get("reads"):
                 side += "; worker packets per wake-up " + ", ".join(
                     f"{p}: {r['per_wake']:.2f} ({r['send']})" for p, r in ss["reads"].items())

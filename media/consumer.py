@@ -252,6 +252,7 @@ class Consumer:
         kinds = {
             kind: {
                 "packets": s.packets,
+                "sends": s.sends,
                 "octets": s.octets,
                 "retransmits": s.retransmits,
                 "drops": s.drops,

@@ -33,6 +33,7 @@ class EngineConfig:
     ingest_share: float = 0.0  # subscribers on the ingest process, relative to one worker (0: none while workers run)
     fast_start: float = 1.0  # a video joiner replays the current GOP when it began this recently (0: off)
     send_batches: str = "gso"  # how a burst leaves for each subscriber: gso | sendmmsg | sendto
+    rtp_pad_max: int = 8  # padding bytes that may even out a burst's packet sizes for GSO (0: off)
     max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.handshake_gate; 0: no bound)
 
 
@@ -47,6 +48,7 @@ class MediaEngine:
         restrict_host_addresses(config.ice_host_addresses)
         log.info("fan-out loop: %s", "C (media._fastpath)" if fanout.enabled() else "Python (C fast path not built)")
         fanout.send_mode(config.send_batches)
+        fanout.pad_max(config.rtp_pad_max)
         self.routers: dict[str, Router] = {}
         self.producers: dict[str, Producer] = {}
         self.consumers: dict[str, Any] = {}  # Consumer here, or RemoteConsumer in a worker

@@ -102,6 +102,13 @@ def send_mode(mode: str | None = None) -> str:
     return next(name for name, number in SEND_MODES.items() if number == value)
 
 
+def pad_max(limit: int | None = None) -> int:
+    """Bytes of RTP padding a batch's packets may get so that nearly equal sizes make one GSO run."""
+    if lib is None:
+        return 0
+    return int(lib.fp_pad_max(-1 if limit is None else limit))
+
+
 class FastFanout:
     __slots__ = ("source", "members", "_array", "_count", "_queued")
 

@@ -34,6 +34,7 @@ struct fp_target {
     uint64_t packets;
     uint64_t octets;
     uint64_t drops;
+    uint64_t sends;
     int last_errno;
     uint32_t addrlen;
     unsigned char addr[28];
@@ -53,6 +54,7 @@ struct fp_pkt {
 CDEF = STRUCT + PKT + """
 int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struct fp_pkt *pkts, int k);
 int fp_send_mode(int set);
+int fp_pad_max(int set);
 int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t seq, uint32_t ts,
                int marker, const unsigned char *payload, int plen);
 int fp_set_addr(struct fp_target *t, const char *host, int port);
@@ -101,6 +103,37 @@ int fp_send_mode(int set)
 {
     if (set >= 0 && set <= 2) fp_batch_mode = set;
     return fp_batch_mode;
+}
+
+/* Up to this many bytes of RTP padding (RFC 3550 5.1) even out a burst's nearly equal packets, so
+ * they make one GSO run: packetizers split a NAL unit "about equally", one byte apart (aiortc puts
+ * the longer ones first, libwebrtc last), which otherwise costs a second send per NAL unit and
+ * point. Padding sits inside the SRTP payload; receivers drop it. 0 turns it off. */
+#define FP_PAD_LIMIT 64
+static int fp_pad_limit = 8;
+
+int fp_pad_max(int set)
+{
+    if (set >= 0 && set <= FP_PAD_LIMIT) fp_pad_limit = set;
+    return fp_pad_limit;
+}
+
+/* Padding per packet: consecutive packets whose sizes lie within fp_pad_limit of each other are
+ * padded to the largest of them. Same for every subscriber (the header is always 12 bytes). */
+static void fp_plan_padding(const struct fp_pkt *pkts, int k, int *pad)
+{
+    int i = 0, j, m, lo, hi;
+    while (i < k) {
+        lo = hi = pkts[i].plen;
+        for (j = i + 1; j < k; j++) {
+            int s = pkts[j].plen, nlo = s < lo ? s : lo, nhi = s > hi ? s : hi;
+            if (nhi - nlo > fp_pad_limit) break;
+            lo = nlo;
+            hi = nhi;
+        }
+        for (m = i; m < j; m++) pad[m] = hi - pkts[m].plen;
+        i = j;
+    }
 }
 
 static int fp_hard_error(int e)
@@ -170,11 +203,16 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
     fp_protect_fn dflt = (fp_protect_fn)protect;
     struct iovec iov[FP_BATCH];
     int plens[FP_BATCH];
+    int pad[FP_BATCH];
     int failures = 0;
     int i, j;
     if (k > FP_BATCH)   /* more than the slots hold: in order, a slot-full at a time */
         return fp_forward_batch(protect, targets, n, pkts, FP_BATCH)
                + fp_forward_batch(protect, targets, n, pkts + FP_BATCH, k - FP_BATCH);
+    if (fp_batch_mode == 2 && k > 1 && fp_pad_limit > 0)
+        fp_plan_padding(pkts, k, pad);
+    else
+        memset(pad, 0, sizeof(int) * (size_t)k);
     for (i = 0; i < n; i++) {
         struct fp_target *t = targets[i];
         int ready = 0, start;
@@ -188,7 +226,14 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
             t->last_seq = p->seq;
             t->last_ts = p->ts;
             if (p->plen < 0 || len > FP_MTU) { t->drops++; continue; }
-            b[0] = 0x80;
+            if (pad[j] > 0 && len + pad[j] <= FP_MTU) {
+                memset(b + len, 0, (size_t)(pad[j] - 1));
+                b[len + pad[j] - 1] = (unsigned char)pad[j];   /* the count includes itself */
+                b[0] = 0xa0;   /* version 2, P set */
+                len += pad[j];
+            } else {
+                b[0] = 0x80;
+            }
             b[1] = (unsigned char)((p->marker ? 0x80 : 0) | (t->pt & 0x7f));
             b[2] = (unsigned char)(oseq >> 8);
             b[3] = (unsigned char)oseq;
@@ -224,6 +269,7 @@ int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struc
             }
             count = end - start;
             sent = fp_send_run(t, &iov[start], count);
+            t->sends++;
             if (sent < 0) {
                 t->failed = 1;
                 t->last_errno = -sent;

@@ -112,6 +112,11 @@ class OutboundStream:
         return self._octets + (self._fp.octets if self._fp is not None else 0)
 
     @property
+    def sends(self) -> int:
+        """Send calls: one per packet on the Python path, one per GSO run in the C loop."""
+        return self._packets + (self._fp.sends if self._fp is not None else 0)
+
+    @property
     def drops(self) -> int:
         return self._drops + (self._fp.drops if self._fp is not None else 0)
 

@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 ingest_share=settings.ingest_share,
                 fast_start=settings.fast_start_seconds,
                 send_batches=settings.send_batches,
+                rtp_pad_max=settings.rtp_pad_max,
                 max_handshakes=settings.max_handshakes,
             )
         )

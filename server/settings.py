@@ -87,6 +87,14 @@ class Settings(BaseSettings):
         description="How the relay sends a burst of packets to each point: one UDP GSO call per run of "
         "equal-sized packets (falls back to sendmmsg where the kernel refuses GSO), or one sendto per packet",
     )
+    rtp_pad_max: int = Field(
+        default=8,
+        ge=0,
+        le=64,
+        description="Bytes of RTP padding the relay may add to even out a burst's nearly equal packets, so "
+        "they leave in one GSO send per point instead of one per size (packetizers split a frame one byte "
+        "apart); receivers drop padding; 0 = off",
+    )
     consumer_timeout: float = Field(
         default=30.0,
         description="Drop a subscriber after this many seconds without RTCP from it while media flows "

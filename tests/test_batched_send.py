@@ -93,6 +93,49 @@ def test_batches_deliver_what_single_sends_do(send_mode, mode: str) -> None:
         rx.sock.close()
 
 
+@pytest.fixture
+def pad_max():
+    before = fanout.pad_max()
+    yield fanout.pad_max
+    fanout.pad_max(before)
+
+
+@pytest.mark.parametrize("sizes", [[1001, 1001, 1000, 1000], [1000, 1000, 1001, 1001], [996, 1000, 999, 1003]])
+def test_padding_evens_out_a_frame_into_one_gso_send(send_mode, pad_max, sizes: list[int]) -> None:
+    """Packetizers split a NAL unit one byte apart (aiortc longer first, libwebrtc longer last): a
+    few bytes of RTP padding make it one GSO run; the receiver strips them and gets the payloads."""
+    send_mode("gso")
+    router, src = _batched_router()
+    stream, rx, tx = _subscriber(router, 6200)
+    router.on_rtp(src, 1, 0, 1, IDR + b"key")
+    rx.read(1)
+    for limit in (8, 0):
+        pad_max(limit)
+        base = stream.sends
+        seq = 2 if limit else 12
+        packets = _frame(seq, 3000 * seq, sizes)
+        _send(router, src, packets)
+        router.flush()
+        got, raws = [], []
+        for _ in packets:
+            got += rx.read(1)
+            raws.append(rx.last_raw)
+        assert [p for *_, p in got] == [p for *_, p in packets]
+        assert [s for _, s, _, _ in got] == [(s + stream.seq_off) & 0xFFFF for s, *_ in packets]
+        overhead = {len(r) - n for r, n in zip(raws, sizes)}  # header + SRTP tag, + padding if any
+        if limit:  # one run: every datagram has the largest packet's size, the others are padded
+            assert {len(r) for r in raws} == {len(raws[sizes.index(max(sizes))])}
+            assert len(overhead) == len(set(sizes))
+            assert stream.sends - base == 1
+        else:
+            assert len(overhead) == 1
+            assert stream.sends - base >= 2
+    assert stream.drops == 0 and rx.empty()
+    router.remove_outbound(stream)
+    tx.close()
+    rx.sock.close()
+
+
 def test_a_full_batch_is_sent_without_waiting_for_flush(send_mode) -> None:
     send_mode("gso")
     router, src = _batched_router()

@@ -38,6 +38,9 @@ class Receiver:
         for _ in range(count):
             self.last_raw = self.sock.recv(2048)
             data = self.srtp.unprotect(self.last_raw)
+            if data[0] & 0x20:  # RTP padding (RFC 3550 5.1): the last octet counts it, itself included
+                assert 1 <= data[-1] <= len(data) - 12, data[-1]
+                data = data[: -data[-1]]
             out.append((data[1] & 0x7F, int.from_bytes(data[2:4], "big"), int.from_bytes(data[4:8], "big"), data[12:]))
         return out
 
