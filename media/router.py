@@ -51,6 +51,7 @@ class Router:
         # of each burst (media.burst), the media workers after each read of their socket.
         self.batched = False
         self.flush_listeners: list[Callable[[], None]] = []  # e.g. the mirror to the media workers
+        self.catch_ups: list[CatchUp] = []  # fast starts owed history packets at the next flush
         self.keyframe_requests_sent = 0
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
@@ -143,6 +144,10 @@ class Router:
             listener()
         for kind in KINDS:
             self.fast[kind].flush()
+        if self.catch_ups:
+            catch_ups, self.catch_ups = self.catch_ups, []
+            for catch_up in catch_ups:
+                catch_up.flush()
 
     # --- consumers -----------------------------------------------------------------------------
     def add_outbound(self, stream: OutboundStream) -> None:

@@ -228,3 +228,42 @@ def test_mirror_to_workers_keeps_every_datagram(tmp_path, gso: bool) -> None:
         w.close()
     assert pool.mirror_drops == 0 and pool._gso == gso
     pool._sock.close()
+
+
+def test_fast_start_replay_leaves_once_per_flush(send_mode) -> None:
+    """A joiner replaying the GOP on a batched router: the history packets that a wake-up's live
+    packets make due leave at the flush, in one C call and, being equal-sized, one GSO send."""
+    send_mode("gso")
+    router, src = _batched_router()
+    router.fast_start = 1.0
+
+    def payload(n: int) -> bytes:
+        return (IDR if n == 1 else P_SLICE) + bytes([n & 0xFF]) * 900
+
+    for n in range(1, 31):  # a keyframe, then a second of P frames, one packet each
+        router.on_rtp(src, n, 3000 * n, 1, payload(n))
+    router.flush()
+    stream, rx, tx = _subscriber(router, 7000)
+    assert stream.fast_started and stream.catch_up is not None
+    got = rx.read(1)  # the keyframe at once
+    n, flushes, sends = 31, 0, stream.sends
+    while stream.catch_up is not None and flushes < 40:
+        for _ in range(4):
+            router.on_rtp(src, n, 3000 * n, 1, payload(n))
+            n += 1
+        assert rx.empty()  # owed, not sent, until the flush
+        before = stream.packets
+        router.flush()
+        flushes += 1
+        got += rx.read(stream.packets - before)
+    assert stream.catch_up is None and 5 <= flushes <= 10  # 29 history packets, 8 a flush, net 4 gained
+    assert stream.sends - sends == flushes  # one send per flush
+    router.on_rtp(src, n, 3000 * n, 1, payload(n))  # live again
+    router.flush()
+    got += rx.read(n - len(got))
+    assert [p[3] for p in got] == [payload(i) for i in range(1, n + 1)] and rx.empty()
+    seqs = [p[1] for p in got]
+    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+    router.remove_outbound(stream)
+    tx.close()
+    rx.sock.close()
