@@ -57,6 +57,7 @@ from media.codecs import h264_is_keyframe
 from media.ice import patient_consent, restrict_host_addresses
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by Python's socket module
+SOL_UDP, UDP_GRO = 17, 104  # Linux (not exported either)
 NTP_EPOCH_OFFSET = 2208988800
 HIST_BIN = 0.00005  # delay histogram: 50 us bins ...
 HIST_BINS = 40_000  # ... up to 2 s (the last bin collects everything later)
@@ -450,6 +451,8 @@ class Subscriber:
         sock = getattr(tsock, "_sock", tsock)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # capped by net.core.rmem_max
+        if self.gen.gro:
+            sock.setsockopt(SOL_UDP, UDP_GRO, 1)
         self.port = sock.getsockname()[1]
         self.gen.ports.add(self.port)
         loop = asyncio.get_running_loop()
@@ -495,7 +498,7 @@ class Subscriber:
         gen = self.gen
         crx = gen.crx
         asyncio.get_running_loop()._remove_reader(fd)
-        self.csock = crx.add_socket(fd)
+        self.csock = crx.add_socket(fd, gen.gro)
         for st in self.streams.values():
             crx.add_stream(self.csock, st)
         gen.by_fd[fd] = (self, original)
@@ -657,6 +660,9 @@ class LoadGen:
     def __init__(self) -> None:
         self.subs: list[Subscriber] = []
         self._http: aiohttp.ClientSession | None = None
+        # UDP_GRO on the subscribers' sockets (C receive loop only): the kernel hands each GSO send
+        # over as one buffer instead of cutting it into datagrams on the sender's time (loopback)
+        self.gro = False
         self.window = Window()
         self.hist = {kind: [0] * (HIST_BINS + 1) for kind in CLOCKS}
         self.ports: set[int] = set()
@@ -768,6 +774,7 @@ class LoadGen:
         op = m["op"]
         if op == "prepare":
             t0 = time.time()
+            self.gro = bool(m.get("gro")) and self.crx is not None
             self.subs = [Subscriber(self, i, tok) for i, tok in m["subs"]]
             for sub in self.subs:
                 await sub.prepare()

@@ -41,6 +41,12 @@ DEFAULT_NAIVE_N = [50, 100]
 # The relay again with one sendto per packet and subscriber (no batches): what GSO batching buys.
 SENDTO_PATH = "relay, sendto"
 DEFAULT_SENDTO_N = [250]
+# The same relay with UDP_GRO on the load generator's sockets. On loopback the kernel bills the
+# receiving side's work to the sender: cutting each GSO send into datagrams and queuing every one on
+# the subscriber's socket. With GRO the subscriber's kernel takes a GSO send whole, as a real point's
+# machine would do that work itself; the server is the same. Reported beside the targets, not for them.
+GRO_PATH = "relay, GRO receivers"
+DEFAULT_GRO_N = [250, 500]
 TARGETS_DOC = "docs/benchmarks.md"
 
 
@@ -224,7 +230,7 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         cleanup.add("subscribers", lambda: call_all(gens, "close", 30))
         shares = [[(i, tokens[i]) for i in range(j, n, procs)] for j in range(procs)]
         t = time.time()
-        call_all(gens, "prepare", 60 + n * 0.5, [{"subs": s} for s in shares])
+        call_all(gens, "prepare", 60 + n * 0.5, [{"subs": s, "gro": path == GRO_PATH} for s in shares])
         log(f"{path} N={n}: {procs} load generator processes prepared {n} offers in {time.time() - t:.1f} s")
         res["loadgen_processes"] = procs
 
@@ -655,6 +661,16 @@ def targets(summaries: list[dict], srtp: dict | str | None = None) -> str:
                            f"= {st['us_per_pkt'] / r['us_per_pkt']:.2f}×")
     if batched:
         lines.append("- Batched GSO sends vs one sendto per packet, CPU per forwarded packet: " + "; ".join(batched))
+    gro = []
+    for n in sorted({x["n"] for x in summaries}):
+        r, g = find("relay", n), find(GRO_PATH, n)
+        if r and g and r["us_per_pkt"] and g["us_per_pkt"]:
+            gro.append(f"N={n}: {r['us_per_pkt']:.1f} → {g['us_per_pkt']:.1f} µs per packet, delay p99 "
+                       f"{f(_ms(r['delay_p99']))} → {f(_ms(g['delay_p99']))} ms, load generator "
+                       f"{f(r.get('loadgen_cores'), '{:.2f}')} → {f(g.get('loadgen_cores'), '{:.2f}')} cores")
+    if gro:
+        lines.append("- Not a target, the same server: subscribers whose kernel takes a GSO send whole (UDP_GRO) "
+                     "instead of the loopback cutting it into datagrams on the server's time: " + "; ".join(gro))
     stopped = [x for x in summaries if x.get("source_frames_ratio") is not None and x["source_frames_ratio"] < 0.95]
     if stopped:
         lines.append("- **Invalid rows:** the publisher stopped sending during the window ("
@@ -750,6 +766,12 @@ METHOD = """\
 - **Batches.** The relay sends each point a burst's packets with UDP GSO (docs/architecture.md,
   "Batched sends"); the row "relay, sendto" is the same relay with one `sendto` per packet and
   point (`SEND_BATCHES=sendto`), in the same run.
+- **GRO receivers** (rows "relay, GRO receivers", not used for the targets). On loopback the
+  sender's system call also runs the receiving side: the kernel cuts each GSO send back into
+  datagrams at the subscriber's socket and queues every one, all billed to the server. In these
+  rows the load generator's sockets have `UDP_GRO` on, so a GSO send is queued whole and the load
+  generator cuts it itself (a real point's machine does that work on its own CPU). The server and
+  its settings are the same; the difference is what loopback bills the server for the receivers.
 - **Window.** Packets are attributed to the window by the time the publisher was due to *send*
   them (via the server's sender reports, see delay), and the window starts and ends between two
   frames, so "received of published" compares exactly the same packets on both sides: 100 % means
@@ -872,6 +894,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--naive-n", type=_ints, help="naive-path subscriber counts (default 50,100; --quick: 50)")
     p.add_argument("--sendto-n", type=_ints, help="counts for the relay with per-packet sendto instead of "
                    "batches (full run default 250, otherwise none)")
+    p.add_argument("--gro-n", type=_ints, help="counts for the relay measured with UDP_GRO receivers in the load "
+                   "generator (full run default 250,500, otherwise none)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive aiortc comparison")
     p.add_argument("--window", type=float, help="steady-state window in seconds (default 20; --quick: 10)")
     p.add_argument("--idle-window", type=float, help="idle measurement in seconds (default 10; --quick: 5)")
@@ -895,6 +919,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     opts.full = full
     opts.n = opts.n or ([50] if opts.quick else DEFAULT_N)
     opts.sendto_n = opts.sendto_n if opts.sendto_n is not None else (DEFAULT_SENDTO_N if full else [])
+    opts.gro_n = opts.gro_n if opts.gro_n is not None else (DEFAULT_GRO_N if full else [])
     opts.naive_n = [] if opts.no_naive else (opts.naive_n or ([50] if opts.quick else DEFAULT_NAIVE_N))
     opts.window = opts.window or (10.0 if opts.quick else 20.0)
     opts.idle_window = opts.idle_window or (5.0 if opts.quick else 10.0)
@@ -931,6 +956,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"clip ready ({time.time() - t:.1f} s)")
 
     cases = ([("relay", n) for n in opts.n] + [(SENDTO_PATH, n) for n in opts.sendto_n]
+             + [(GRO_PATH, n) for n in opts.gro_n]
              + [("naive", n) for n in opts.naive_n])
     results, summaries = [], []
     for path, n in cases:

@@ -105,9 +105,10 @@ class CReceiver:
     def hist_counts(hist: Any, n: int) -> list[int]:
         return list(ffi.unpack(hist, n))
 
-    def add_socket(self, fd: int) -> Any:
+    def add_socket(self, fd: int, gro: bool = False) -> Any:
+        """``gro``: the socket has UDP_GRO on, so one read may hold a GSO send's datagrams."""
         s = ffi.new("struct rx_sock *")
-        s.id, s.fd = fd, fd
+        s.id, s.fd, s.gro = fd, fd, int(gro)
         self._keep[fd] = s
         self.socks[fd] = s
         return s

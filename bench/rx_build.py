@@ -54,6 +54,7 @@ struct rx_sock {
     int id;
     int fd;
     int n;
+    int gro;
     struct rx_stream *streams[4];
 };
 
@@ -87,6 +88,7 @@ struct rx_state {
     int hist_bins;
     uint64_t negative_delays;
     uint64_t passes;
+    uint64_t gro_buffers;  /* reads that held several datagrams (UDP_GRO) */
 };
 """
 
@@ -119,8 +121,18 @@ SOURCE = r"""
 #define RX_SIZE 2048
 #define RX_CTL 64
 #define RX_PER_SOCKET 512   /* datagrams per socket and pass, like the Python loop */
+/* UDP_GRO sockets get a server's GSO send as one buffer of up to 64 segments: fewer, larger reads. */
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+#define RX_GRO_BATCH 8
+#define RX_GRO_SIZE 65536
+#define RX_GRO_SEGMENTS 64
 
-static unsigned char rx_buf[RX_BATCH][RX_SIZE];
+static unsigned char rx_buf[RX_BATCH][RX_GRO_SIZE];
 static unsigned char rx_ctl[RX_BATCH][RX_CTL];
 static struct sockaddr_in rx_names[RX_BATCH];
 static struct iovec rx_iov[RX_BATCH];
@@ -245,19 +257,33 @@ static int rx_is_rtp(const unsigned char *p, int len) {
     return len >= 12 && p[0] > 127 && p[0] < 192 && !(p[1] > 191 && p[1] < 209);
 }
 
+/* One datagram (or one segment of a GRO buffer): counted here, or handed to Python. */
+static void rx_datagram(struct rx_sock *s, struct rx_state *g, const unsigned char *p, int len,
+                        double arrival, const struct sockaddr_in *name, struct rx_out *out)
+{
+    if (!rx_is_rtp(p, len)) {
+        struct rx_event *e = rx_emit(out, RX_NOT_RTP, s, NULL, p, len, arrival);
+        memcpy(e->addr, name, sizeof(*name));
+        return;
+    }
+    rx_packet(s, g, p, len, arrival, out);
+}
+
 /* Drain one socket; returns 1 when it stopped because the output is full. */
 static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
 {
     int total = 0;
+    int batch = s->gro ? RX_GRO_BATCH : RX_BATCH, size = s->gro ? RX_GRO_SIZE : RX_SIZE;
+    int most = s->gro ? RX_GRO_BATCH * RX_GRO_SEGMENTS : RX_BATCH;  /* datagrams one call can yield */
     while (total < RX_PER_SOCKET) {
         int k, i;
-        if (!rx_room(out, RX_BATCH * RX_SIZE) || out->max - out->n < 2 * RX_BATCH) {
+        if (!rx_room(out, batch * size) || out->max - out->n < 2 * most) {
             out->full = 1;
             return 1;
         }
-        for (i = 0; i < RX_BATCH; i++) {
+        for (i = 0; i < batch; i++) {
             rx_iov[i].iov_base = rx_buf[i];
-            rx_iov[i].iov_len = RX_SIZE;
+            rx_iov[i].iov_len = (size_t)size;
             rx_msgs[i].msg_hdr.msg_name = &rx_names[i];
             rx_msgs[i].msg_hdr.msg_namelen = sizeof(rx_names[i]);
             rx_msgs[i].msg_hdr.msg_iov = &rx_iov[i];
@@ -266,11 +292,11 @@ static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
             rx_msgs[i].msg_hdr.msg_controllen = RX_CTL;
             rx_msgs[i].msg_hdr.msg_flags = 0;
         }
-        k = recvmmsg(s->fd, rx_msgs, RX_BATCH, MSG_DONTWAIT, NULL);
+        k = recvmmsg(s->fd, rx_msgs, (unsigned int)batch, MSG_DONTWAIT, NULL);
         if (k <= 0) return 0;
         for (i = 0; i < k; i++) {
             const unsigned char *p = rx_buf[i];
-            int len = (int)rx_msgs[i].msg_len;
+            int len = (int)rx_msgs[i].msg_len, segment = 0, off;
             double arrival = -1.0;
             struct cmsghdr *c;
             for (c = CMSG_FIRSTHDR(&rx_msgs[i].msg_hdr); c; c = CMSG_NXTHDR(&rx_msgs[i].msg_hdr, c)) {
@@ -278,6 +304,8 @@ static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
                     struct timespec t;
                     memcpy(&t, CMSG_DATA(c), sizeof(t));
                     arrival = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+                } else if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+                    memcpy(&segment, CMSG_DATA(c), sizeof(segment));
                 }
             }
             if (arrival < 0) {
@@ -285,15 +313,18 @@ static int rx_drain(struct rx_sock *s, struct rx_state *g, struct rx_out *out)
                 clock_gettime(CLOCK_REALTIME, &t);
                 arrival = (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
             }
-            if (!rx_is_rtp(p, len)) {
-                struct rx_event *e = rx_emit(out, RX_NOT_RTP, s, NULL, p, len, arrival);
-                memcpy(e->addr, &rx_names[i], sizeof(rx_names[i]));
+            if (segment <= 0 || segment >= len) {
+                rx_datagram(s, g, p, len, arrival, &rx_names[i], out);
+                total++;
                 continue;
             }
-            rx_packet(s, g, p, len, arrival, out);
+            g->gro_buffers++;
+            for (off = 0; off < len; off += segment) {  /* the sender's datagrams, in order */
+                rx_datagram(s, g, p + off, len - off < segment ? len - off : segment, arrival, &rx_names[i], out);
+                total++;
+            }
         }
-        total += k;
-        if (k < RX_BATCH) return 0;
+        if (k < batch) return 0;
     }
     return 0;
 }

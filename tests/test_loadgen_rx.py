@@ -163,3 +163,45 @@ async def test_c_loop_reads_a_real_socket() -> None:
     assert other == [(b"\x00\x01stun-like", tx_name)]
     assert arrivals and all(before <= a <= after for a in arrivals)  # kernel receive timestamps
     assert st.result()["unmapped"] == 0 and st.result()["win_unique"] == 0  # no window yet
+
+
+async def test_c_loop_splits_what_udp_gro_coalesced() -> None:
+    """With UDP_GRO on a subscriber socket, a sender's GSO send arrives as one buffer; the C loop
+    cuts it back into the datagrams the sender made (equal ones, a shorter last) and counts each."""
+    gen = loadgen.LoadGen()
+    assert gen.crx is not None
+    sub = loadgen.Subscriber(gen, 0, "")
+    sub.dtls = _Dtls()
+    sub.sdp_kinds = {VIDEO_SSRC: "video"}
+    rx_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx_sock.bind(("127.0.0.1", 0))
+    rx_sock.setsockopt(socket.SOL_SOCKET, loadgen.SO_TIMESTAMPNS, 1)
+    rx_sock.setsockopt(loadgen.SOL_UDP, loadgen.UDP_GRO, 1)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    fd = rx_sock.fileno()
+    other: list[tuple[bytes, Any]] = []
+    sub.csock = gen.crx.add_socket(fd, gro=True)
+    gen.by_fd[fd] = (sub, lambda data, addr: other.append((data, addr)))
+    gen.epoll.register(fd, 1)
+    seq, sends = 0, 0
+    try:
+        for burst in range(20):  # 20 GSO sends of 1..40 packets: 400 bytes each, the last 150
+            size = 1 + (burst * 7) % 40
+            datagrams = []
+            for i in range(size):
+                body = bytes(400 - 12) if i < size - 1 or size == 1 else bytes(150 - 12)
+                datagrams.append(struct.pack("!BBHII", 0x80, 102, seq, 3000 * burst, VIDEO_SSRC) + body)
+                seq += 1
+            tx.sendmsg(datagrams, [(17, 103, struct.pack("=H", 400))], 0, rx_sock.getsockname())  # UDP_SEGMENT
+            sends += 1
+        tx.sendto(b"\x00\x01stun-like", rx_sock.getsockname())
+        await asyncio.sleep(0.05)
+        gen.crx.drain_all(gen.epoll.fileno(), gen.on_event)
+    finally:
+        gen.remove_socket(fd)
+        rx_sock.close()
+        tx.close()
+    r = sub.streams[VIDEO_SSRC].result()
+    assert r["rx"] == seq and r["unique"] == seq and r["dups"] == 0  # every datagram, once, in order
+    assert len(other) == 1 and other[0][0] == b"\x00\x01stun-like"
+    assert 0 < gen.crx.g.gro_buffers <= sends  # the kernel did coalesce: the splitting was exercised
