@@ -22,6 +22,7 @@ next keyframe (every 2 s).
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from typing import Any
 
@@ -197,12 +198,25 @@ async def _run(conn: Any, port: int, clip_args: dict) -> None:
         if op == "collect":
             return {"in_window": dict(source.in_window), "pcs": len(pcs)}
         if op == "pause":
-            source.paused.set()
+            loop.call_soon_threadsafe(source.paused.set)
             return {}
         raise ValueError(f"unknown op {op}")
 
+    # The orchestrator's calls are answered on a thread with its own event loop (the handlers only read
+    # and set plain fields): at N=100 the naive path saturates this loop, which is what is measured, and
+    # a call queued behind it missed the orchestrator's 30 s timeout, failing the row.
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def control() -> None:
+        try:
+            asyncio.run(ipc.serve(conn, handle))
+        finally:
+            loop.call_soon_threadsafe(done.set)
+
+    threading.Thread(target=control, name="control", daemon=True).start()
     try:
-        await ipc.serve(conn, handle)
+        await done.wait()
     finally:
         server.should_exit = True
         for pc in list(pcs.values()):
