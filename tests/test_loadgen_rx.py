@@ -119,8 +119,9 @@ async def test_c_loop_counts_like_the_python_loop() -> None:
     assert r["dups"] > 0 and r["repaired"] > 0 and r["nacks"] > 0 and r["rx_win"] < r["rx"]
 
 
-async def test_c_loop_reads_a_real_socket() -> None:
-    """recvmmsg over every ready socket; kernel arrival times; non-RTP goes to aioice's handler."""
+def _c_subscriber(gro: bool = False) -> tuple[Any, Any, socket.socket, list[tuple[bytes, Any]]]:
+    """A load generator with one video subscriber on a real socket that the C loop reads; what is
+    not RTP lands in the returned list (aioice's handler in the load generator)."""
     gen = loadgen.LoadGen()
     assert gen.crx is not None
     sub = loadgen.Subscriber(gen, 0, "")
@@ -130,6 +131,20 @@ async def test_c_loop_reads_a_real_socket() -> None:
     rx_sock.bind(("127.0.0.1", 0))
     rx_sock.setsockopt(socket.SOL_SOCKET, loadgen.SO_TIMESTAMPNS, 1)
     rx_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    if gro:
+        rx_sock.setsockopt(loadgen.SOL_UDP, loadgen.UDP_GRO, 1)
+    fd = rx_sock.fileno()
+    other: list[tuple[bytes, Any]] = []
+    sub.csock = gen.crx.add_socket(fd, gro=gro)
+    gen.by_fd[fd] = (sub, lambda data, addr: other.append((data, addr)))
+    gen.epoll.register(fd, 1)
+    return gen, sub, rx_sock, other
+
+
+async def test_c_loop_reads_a_real_socket() -> None:
+    """recvmmsg over every ready socket; kernel arrival times; non-RTP goes to aioice's handler."""
+    gen, sub, rx_sock, other = _c_subscriber()
+    fd = rx_sock.fileno()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tx.bind(("127.0.0.1", 0))
     arrivals: list[float] = []
@@ -138,11 +153,6 @@ async def test_c_loop_reads_a_real_socket() -> None:
         arrivals.append(rest[3])
         gen.on_event(kind, *rest)
 
-    fd = rx_sock.fileno()
-    other: list[tuple[bytes, Any]] = []
-    sub.csock = gen.crx.add_socket(fd)
-    gen.by_fd[fd] = (sub, lambda data, addr: other.append((data, addr)))
-    gen.epoll.register(fd, 1)
     count = 300  # more than one recvmmsg batch
     try:
         before = time.time()
@@ -168,21 +178,9 @@ async def test_c_loop_reads_a_real_socket() -> None:
 async def test_c_loop_splits_what_udp_gro_coalesced() -> None:
     """With UDP_GRO on a subscriber socket, a sender's GSO send arrives as one buffer; the C loop
     cuts it back into the datagrams the sender made (equal ones, a shorter last) and counts each."""
-    gen = loadgen.LoadGen()
-    assert gen.crx is not None
-    sub = loadgen.Subscriber(gen, 0, "")
-    sub.dtls = _Dtls()
-    sub.sdp_kinds = {VIDEO_SSRC: "video"}
-    rx_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    rx_sock.bind(("127.0.0.1", 0))
-    rx_sock.setsockopt(socket.SOL_SOCKET, loadgen.SO_TIMESTAMPNS, 1)
-    rx_sock.setsockopt(loadgen.SOL_UDP, loadgen.UDP_GRO, 1)
-    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gen, sub, rx_sock, other = _c_subscriber(gro=True)
     fd = rx_sock.fileno()
-    other: list[tuple[bytes, Any]] = []
-    sub.csock = gen.crx.add_socket(fd, gro=True)
-    gen.by_fd[fd] = (sub, lambda data, addr: other.append((data, addr)))
-    gen.epoll.register(fd, 1)
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     seq, sends = 0, 0
     try:
         for burst in range(20):  # 20 GSO sends of 1..40 packets: 400 bytes each, the last 150
