@@ -758,7 +758,10 @@ METHOD = """\
   sharded over `DIEMCAU_WORKERS` processes; every process below the server's pid is counted.
 - **Subscribers.** `bench/loadgen.py`: N real WHEP sessions (aiortc for ICE/DTLS/SRTP, one point
   token each) spread over 2–4 load-generator processes at nice +10 (the server gets the cores
-  first). After DTLS each subscriber's UDP socket is taken over: every 10 ms the process drains all
+  first), and at `SCHED_IDLE` during the steady window, where they only count: at nice +10 a busy
+  load generator still held a core for the rest of its slice after a worker woke, which added to
+  the delay (N=500: p99 27.7 and 30.9 ms at nice +10, 21.2 and 23.2 ms at `SCHED_IDLE`, alternating
+  runs on 2026-11-29). After DTLS each subscriber's UDP socket is taken over: every 10 ms the process drains all
   its sockets with `recvmmsg` and counts RTP from the clear header (sequence number, timestamp,
   SSRC); STUN, DTLS and SRTCP still go to aioice/aiortc. Nothing is decoded; video is decrypted
   only until the first keyframe. Each subscriber sends a receiver report per second and NACKs gaps
