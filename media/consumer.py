@@ -208,6 +208,7 @@ class Consumer:
         if self.connected_at is not None or self._closed.is_set():
             return
         masters: dict[int, tuple[bytes, bytes] | None] = {}  # per DTLS transport (audio and video share one)
+        sockets: dict[str, int] = {}
         for kind, sender in self._senders.items():
             dtls = sender.transport
             pair = dtls.transport._connection._nominated.get(1)
@@ -222,6 +223,7 @@ class Consumer:
             master = masters[id(dtls)]
             gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
             stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
+            sockets[kind] = raw.fileno()
             self._report_jobs[kind].writer = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
@@ -229,6 +231,8 @@ class Consumer:
             if self._rtcp is not None:
                 self._rtcp.on_report = self._report_block
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
+        if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
+            self.streams["video"].pair_with(self.streams["audio"])
         self.connected_at = time.time()
         for stream in self.streams.values():
             self.router.add_outbound(stream)

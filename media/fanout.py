@@ -14,6 +14,7 @@ the end of each burst from the speaker (media.burst), a media worker after each 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from typing import TYPE_CHECKING
@@ -109,10 +110,14 @@ def pad_max(limit: int | None = None) -> int:
     return int(lib.fp_pad_max(-1 if limit is None else limit))
 
 
+_set_ids = itertools.count(1)
+
+
 class FastFanout:
-    __slots__ = ("source", "members", "_array", "_count", "_queued")
+    __slots__ = ("source", "members", "set_id", "_array", "_count", "_queued")
 
     def __init__(self) -> None:
+        self.set_id = next(_set_ids)  # its members' fp_target.set_id
         self.source: SourceStream | None = None
         self.members: list[OutboundStream] = []
         self._array = None
@@ -124,6 +129,7 @@ class FastFanout:
         t = out._fp
         t.seq_off, t.ts_off, t.pt, t.ssrc = out.seq_off, out.ts_off, out.pt, out.ssrc
         t.last_seq, t.last_ts, t.failed = out.last_seq, out.last_ts, 0
+        t.set_id = self.set_id
         out.fast = True
         self.members.append(out)
         self._rebuild()
@@ -152,6 +158,7 @@ class FastFanout:
     def _leave(out: "OutboundStream") -> None:
         t = out._fp
         out.last_seq, out.last_ts = t.last_seq, t.last_ts
+        t.set_id = 0
         out.fast = False
 
     def _rebuild(self) -> None:
@@ -179,6 +186,23 @@ class FastFanout:
         pkts, keep = _packets(queued)
         if lib.fp_forward_batch(_PROTECT, self._array, self._count, pkts, len(queued)):
             self._failed()
+
+    def flush_with(self, other: FastFanout) -> None:
+        """Flush this set and ``other`` in one pass over the points (``fp_forward_pair``): a point
+        whose stream of the other kind is in ``other`` gets both batches in the same send calls,
+        an audio packet as the shorter last datagram of a video GSO run."""
+        queued, other_queued = self._queued, other._queued
+        if not (queued and other_queued and self.members and other.members):
+            other.flush()
+            self.flush()
+            return
+        self._queued, other._queued = [], []
+        pkts, keep = _packets(queued)
+        other_pkts, other_keep = _packets(other_queued)
+        if lib.fp_forward_pair(_PROTECT, self._array, self._count, pkts, len(queued),
+                               other._array, other._count, other_pkts, len(other_queued), other.set_id):
+            self._failed()
+            other._failed()
 
     def _failed(self) -> None:
         for out in list(self.members):

@@ -38,6 +38,9 @@ struct fp_target {
     int last_errno;
     uint32_t addrlen;
     unsigned char addr[28];
+    struct fp_target *partner;  /* the same point's stream of the other kind, on the same socket */
+    uint32_t set_id;            /* the fan-out set it is in (0: none) */
+    uint32_t served;            /* fp_forward_pair's round that already sent its packets */
 };
 """
 
@@ -53,6 +56,9 @@ struct fp_pkt {
 
 CDEF = STRUCT + PKT + """
 int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struct fp_pkt *pkts, int k);
+int fp_forward_pair(uintptr_t protect, struct fp_target **targets, int n, struct fp_pkt *pkts, int k,
+                    struct fp_target **others, int n_others, struct fp_pkt *other_pkts, int k_others,
+                    uint32_t others_set);
 int fp_send_mode(int set);
 int fp_pad_max(int set);
 int fp_forward(uintptr_t protect, struct fp_target **targets, int n, uint16_t seq, uint32_t ts,
@@ -198,92 +204,159 @@ static int fp_send_run(struct fp_target *t, struct iovec *iov, int count)
     }
 }
 
-int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struct fp_pkt *pkts, int k)
+/* Rewrites and protects k packets for t into fp_slots[at...]; their iovecs, payload sizes and
+ * owner go to the same positions. Returns how many are ready (protect failures count as drops). */
+static int fp_fill(struct fp_target *t, fp_protect_fn dflt, const struct fp_pkt *pkts, int k, const int *pad,
+                   int at, struct iovec *iov, int *plens, struct fp_target **owner)
 {
-    fp_protect_fn dflt = (fp_protect_fn)protect;
-    struct iovec iov[FP_BATCH];
-    int plens[FP_BATCH];
-    int pad[FP_BATCH];
-    int failures = 0;
-    int i, j;
-    if (k > FP_BATCH)   /* more than the slots hold: in order, a slot-full at a time */
-        return fp_forward_batch(protect, targets, n, pkts, FP_BATCH)
-               + fp_forward_batch(protect, targets, n, pkts + FP_BATCH, k - FP_BATCH);
+    fp_protect_fn fn = t->protect ? (fp_protect_fn)t->protect : dflt;
+    int ready = 0, j;
+    for (j = 0; j < k; j++) {
+        const struct fp_pkt *p = &pkts[j];
+        unsigned char *b = fp_slots[at + ready];
+        uint16_t oseq = (uint16_t)(p->seq + t->seq_off);
+        uint32_t ots = p->ts + t->ts_off;
+        int len = 12 + p->plen;
+        t->last_seq = p->seq;
+        t->last_ts = p->ts;
+        if (p->plen < 0 || len > FP_MTU) { t->drops++; continue; }
+        if (pad[j] > 0 && len + pad[j] <= FP_MTU) {
+            memset(b + len, 0, (size_t)(pad[j] - 1));
+            b[len + pad[j] - 1] = (unsigned char)pad[j];   /* the count includes itself */
+            b[0] = 0xa0;   /* version 2, P set */
+            len += pad[j];
+        } else {
+            b[0] = 0x80;
+        }
+        b[1] = (unsigned char)((p->marker ? 0x80 : 0) | (t->pt & 0x7f));
+        b[2] = (unsigned char)(oseq >> 8);
+        b[3] = (unsigned char)oseq;
+        b[4] = (unsigned char)(ots >> 24);
+        b[5] = (unsigned char)(ots >> 16);
+        b[6] = (unsigned char)(ots >> 8);
+        b[7] = (unsigned char)ots;
+        b[8] = (unsigned char)(t->ssrc >> 24);
+        b[9] = (unsigned char)(t->ssrc >> 16);
+        b[10] = (unsigned char)(t->ssrc >> 8);
+        b[11] = (unsigned char)t->ssrc;
+        memcpy(b + 12, p->payload, (size_t)p->plen);
+        if (fn(t->ctx, b, &len) != 0) { t->drops++; continue; }
+        iov[at + ready].iov_base = b;
+        iov[at + ready].iov_len = (size_t)len;
+        plens[at + ready] = p->plen;
+        owner[at + ready] = t;
+        ready++;
+    }
+    return ready;
+}
+
+/* Sends the ready datagrams on t's socket in as few calls as the mode allows; counters go to each
+ * datagram's owner, the send calls to t. Returns 1 on a hard error (owners marked failed). */
+static int fp_send_ready(struct fp_target *t, struct iovec *iov, int ready, const int *plens,
+                         struct fp_target **owner)
+{
+    int start = 0, m;
+    while (start < ready) {
+        int end = start + 1, count, sent;
+        size_t size = iov[start].iov_len, total = size;
+        /* Runs for GSO: equal sizes, optionally closed by one shorter datagram. */
+        if (fp_batch_mode == 2) {
+            while (end < ready && iov[end].iov_len == size && total + size <= FP_GSO_MAX_BYTES) {
+                total += size;
+                end++;
+            }
+            if (end < ready && iov[end].iov_len < size && total + iov[end].iov_len <= FP_GSO_MAX_BYTES)
+                end++;
+        } else if (fp_batch_mode == 1) {
+            end = ready;
+        }
+        count = end - start;
+        sent = fp_send_run(t, &iov[start], count);
+        t->sends++;
+        if (sent < 0) {
+            for (m = start; m < ready; m++) {
+                owner[m]->failed = 1;
+                owner[m]->last_errno = -sent;
+                owner[m]->drops++;
+            }
+            return 1;
+        }
+        for (m = start; m < start + sent; m++) {
+            owner[m]->packets++;
+            owner[m]->octets += (uint64_t)plens[m];
+        }
+        for (m = start + sent; m < end; m++) owner[m]->drops++;
+        start = end;
+    }
+    return 0;
+}
+
+static void fp_padding(const struct fp_pkt *pkts, int k, int *pad)
+{
     if (fp_batch_mode == 2 && k > 1 && fp_pad_limit > 0)
         fp_plan_padding(pkts, k, pad);
     else
         memset(pad, 0, sizeof(int) * (size_t)k);
+}
+
+int fp_forward_batch(uintptr_t protect, struct fp_target **targets, int n, struct fp_pkt *pkts, int k)
+{
+    fp_protect_fn dflt = (fp_protect_fn)protect;
+    struct iovec iov[FP_BATCH];
+    struct fp_target *owner[FP_BATCH];
+    int plens[FP_BATCH];
+    int pad[FP_BATCH];
+    int failures = 0;
+    int i;
+    if (k > FP_BATCH)   /* more than the slots hold: in order, a slot-full at a time */
+        return fp_forward_batch(protect, targets, n, pkts, FP_BATCH)
+               + fp_forward_batch(protect, targets, n, pkts + FP_BATCH, k - FP_BATCH);
+    fp_padding(pkts, k, pad);
     for (i = 0; i < n; i++) {
         struct fp_target *t = targets[i];
-        int ready = 0, start;
-        fp_protect_fn fn = t->protect ? (fp_protect_fn)t->protect : dflt;
-        for (j = 0; j < k; j++) {
-            const struct fp_pkt *p = &pkts[j];
-            unsigned char *b = fp_slots[ready];
-            uint16_t oseq = (uint16_t)(p->seq + t->seq_off);
-            uint32_t ots = p->ts + t->ts_off;
-            int len = 12 + p->plen;
-            t->last_seq = p->seq;
-            t->last_ts = p->ts;
-            if (p->plen < 0 || len > FP_MTU) { t->drops++; continue; }
-            if (pad[j] > 0 && len + pad[j] <= FP_MTU) {
-                memset(b + len, 0, (size_t)(pad[j] - 1));
-                b[len + pad[j] - 1] = (unsigned char)pad[j];   /* the count includes itself */
-                b[0] = 0xa0;   /* version 2, P set */
-                len += pad[j];
-            } else {
-                b[0] = 0x80;
-            }
-            b[1] = (unsigned char)((p->marker ? 0x80 : 0) | (t->pt & 0x7f));
-            b[2] = (unsigned char)(oseq >> 8);
-            b[3] = (unsigned char)oseq;
-            b[4] = (unsigned char)(ots >> 24);
-            b[5] = (unsigned char)(ots >> 16);
-            b[6] = (unsigned char)(ots >> 8);
-            b[7] = (unsigned char)ots;
-            b[8] = (unsigned char)(t->ssrc >> 24);
-            b[9] = (unsigned char)(t->ssrc >> 16);
-            b[10] = (unsigned char)(t->ssrc >> 8);
-            b[11] = (unsigned char)t->ssrc;
-            memcpy(b + 12, p->payload, (size_t)p->plen);
-            if (fn(t->ctx, b, &len) != 0) { t->drops++; continue; }
-            iov[ready].iov_base = b;
-            iov[ready].iov_len = (size_t)len;
-            plens[ready] = p->plen;
-            ready++;
+        int ready = fp_fill(t, dflt, pkts, k, pad, 0, iov, plens, owner);
+        failures += fp_send_ready(t, iov, ready, plens, owner);
+    }
+    return failures;
+}
+
+/* Two sets' batches of one wake-up (a point's video and audio), per point in one pass: where a
+ * target's partner is in the other set, both streams' packets go out together, so an audio packet
+ * rides as the shorter last datagram of a video GSO run instead of costing a send of its own.
+ * The other set's targets without a partner here get their batch alone afterwards. */
+int fp_forward_pair(uintptr_t protect, struct fp_target **targets, int n, struct fp_pkt *pkts, int k,
+                    struct fp_target **others, int n_others, struct fp_pkt *other_pkts, int k_others,
+                    uint32_t others_set)
+{
+    static uint32_t round = 0;
+    fp_protect_fn dflt = (fp_protect_fn)protect;
+    struct iovec iov[FP_BATCH];
+    struct fp_target *owner[FP_BATCH];
+    int plens[FP_BATCH];
+    int pad[FP_BATCH], other_pad[FP_BATCH];
+    int failures = 0;
+    int i;
+    if (k + k_others > FP_BATCH || fp_batch_mode != 2 || others_set == 0)
+        return fp_forward_batch(protect, targets, n, pkts, k)
+               + fp_forward_batch(protect, others, n_others, other_pkts, k_others);
+    if (++round == 0) round = 1;
+    fp_padding(pkts, k, pad);
+    fp_padding(other_pkts, k_others, other_pad);
+    for (i = 0; i < n; i++) {
+        struct fp_target *t = targets[i], *p = t->partner;
+        int ready = fp_fill(t, dflt, pkts, k, pad, 0, iov, plens, owner);
+        if (p != NULL && p->set_id == others_set && p->served != round) {
+            ready += fp_fill(p, dflt, other_pkts, k_others, other_pad, ready, iov, plens, owner);
+            p->served = round;
         }
-        /* Runs for GSO: equal sizes, optionally closed by one shorter datagram. */
-        start = 0;
-        while (start < ready) {
-            int end = start + 1, count, sent, m;
-            size_t size = iov[start].iov_len, total = size;
-            if (fp_batch_mode == 2) {
-                while (end < ready && iov[end].iov_len == size && total + size <= FP_GSO_MAX_BYTES) {
-                    total += size;
-                    end++;
-                }
-                if (end < ready && iov[end].iov_len < size && total + iov[end].iov_len <= FP_GSO_MAX_BYTES)
-                    end++;
-            } else if (fp_batch_mode == 1) {
-                end = ready;
-            }
-            count = end - start;
-            sent = fp_send_run(t, &iov[start], count);
-            t->sends++;
-            if (sent < 0) {
-                t->failed = 1;
-                t->last_errno = -sent;
-                failures++;
-                t->drops += (uint64_t)(ready - start);
-                break;
-            }
-            for (m = 0; m < sent; m++) {
-                t->packets++;
-                t->octets += (uint64_t)plens[start + m];
-            }
-            t->drops += (uint64_t)(count - sent);
-            start = end;
-        }
+        failures += fp_send_ready(t, iov, ready, plens, owner);
+    }
+    for (i = 0; i < n_others; i++) {
+        struct fp_target *t = others[i];
+        int ready;
+        if (t->served == round) continue;
+        ready = fp_fill(t, dflt, other_pkts, k_others, other_pad, 0, iov, plens, owner);
+        failures += fp_send_ready(t, iov, ready, plens, owner);
     }
     return failures;
 }

@@ -60,6 +60,7 @@ class OutboundStream:
         "started",
         "_fp",
         "_fd",
+        "_partner",
         "fast",
         "first_sent_at",
         "catch_up",
@@ -96,6 +97,7 @@ class OutboundStream:
         self.started = False
         self._fp = None  # C target (media.fanout), when the fast path is built
         self._fd = -1
+        self._partner: OutboundStream | None = None  # the point's stream of the other kind, same socket
         self.fast = False  # currently forwarded by the C loop
         self.first_sent_at: float | None = None  # time.time() of the first packet (video: a keyframe)
         self.catch_up: CatchUp | None = None  # replaying the current GOP (media.fast_start): live waits
@@ -145,8 +147,28 @@ class OutboundStream:
             else:
                 self._fp, self._fd = target, dup
 
+    def pair_with(self, other: OutboundStream) -> None:
+        """Mark ``other`` as the same point's stream of the other kind on the same socket and path:
+        the C loop may then send both streams' packets of one wake-up in the same calls
+        (media.fanout.flush_pair). Each holds the other, so neither target is freed under the other."""
+        if self._fp is None or other._fp is None or self._addr != other._addr:
+            return
+        self._partner, other._partner = other, self
+        self._fp.partner, other._fp.partner = other._fp, self._fp
+
+    def _unpair(self) -> None:
+        other = self._partner
+        if other is None:
+            return
+        self._partner = other._partner = None
+        if self._fp is not None:
+            self._fp.partner = fanout.ffi.NULL
+        if other._fp is not None:
+            other._fp.partner = fanout.ffi.NULL
+
     def release(self) -> None:
         """Give back the duplicated descriptor (the stream has left its router)."""
+        self._unpair()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

@@ -142,8 +142,7 @@ class Router:
         """Send what the C loop queued (batched routers: after each batch of received packets)."""
         for listener in self.flush_listeners:  # the workers first: they fan out in parallel with us
             listener()
-        for kind in KINDS:
-            self.fast[kind].flush()
+        self.fast["video"].flush_with(self.fast["audio"])  # a point's audio rides with its video
         if self.catch_ups:
             catch_ups, self.catch_ups = self.catch_ups, []
             for catch_up in catch_ups:

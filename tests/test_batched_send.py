@@ -267,3 +267,67 @@ def test_fast_start_replay_leaves_once_per_flush(send_mode) -> None:
     router.remove_outbound(stream)
     tx.close()
     rx.sock.close()
+
+
+def test_a_points_audio_rides_in_its_video_send(send_mode) -> None:
+    """Audio and video of one wake-up, per point in one pass: where a point's two streams share a
+    socket (bundled, paired), its audio packet is the shorter last datagram of the video GSO run,
+    so the point costs one send, not two; an unpaired point still gets both, in two sends."""
+    send_mode("gso")
+    router = Router("c1", keyframe_interval=0.0)
+    router.batched = True
+    video_src = SourceStream("video", "video/h264", 90000)
+    audio_src = SourceStream("audio", "audio/opus", 48000)
+    router.add_source(video_src)
+    router.add_source(audio_src)
+    points = []
+    for i in range(3):
+        rx = Receiver()
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        session = outbound_session()  # one DTLS session per point, both kinds, as aiortc has it
+        video = OutboundStream("video", 8000 + 2 * i, {"video/h264": 102}, 90000)
+        audio = OutboundStream("audio", 8001 + 2 * i, {"audio/opus": 111}, 48000)
+        for stream in (video, audio):
+            stream.bind(session, tx.sendto, rx.sock.getsockname(), tx.fileno())
+        if i < 2:
+            video.pair_with(audio)
+        for stream in (video, audio):
+            router.add_outbound(stream)
+        points.append((video, audio, rx, tx))
+    router.on_rtp(video_src, 1, 0, 1, IDR + b"key")  # first packets: Python path, then the C sets
+    router.on_rtp(audio_src, 1, 0, 1, b"opus0")
+    for video, audio, rx, _ in points:
+        assert sorted(p[0] for p in rx.read(2)) == [102, 111] and video.fast and audio.fast
+
+    def wake_up(seq: int, sizes: list[int]) -> tuple[list, tuple]:
+        frame = _frame(seq, 3000 * seq, sizes)
+        voice = (seq, 960 * seq, 1, bytes([seq]) * 150)
+        _send(router, video_src, frame)
+        router.on_rtp(audio_src, *voice)
+        router.flush()
+        return frame, voice
+
+    # The frame's last run has no shorter closer: the audio packet closes it.
+    cases = [(2, [1100, 1100, 1100], 1), (5, [1100, 1100, 900], 2)]  # (seq, sizes, sends when paired)
+    for seq, sizes, paired_sends in cases:
+        before = [(v.sends, a.sends, v.packets, a.packets) for v, a, _, _ in points]
+        frame, voice = wake_up(seq, sizes)
+        for i, ((video, audio, rx, _), (vs, as_, vp, ap)) in enumerate(zip(points, before)):
+            got = rx.read(len(frame) + 1)
+            assert rx.empty()
+            assert [(s, p) for pt, s, _, p in got if pt == 102] == [
+                ((s + video.seq_off) & 0xFFFF, p) for s, _, _, p in frame
+            ]
+            assert [(s, p) for pt, s, _, p in got if pt == 111] == [((voice[0] + audio.seq_off) & 0xFFFF, voice[3])]
+            assert (video.packets - vp, audio.packets - ap) == (len(frame), 1)  # counted per stream
+            sends = (video.sends - vs) + (audio.sends - as_)
+            assert sends == (paired_sends if i < 2 else 2), (i, sizes)
+            assert video.drops == 0 and audio.drops == 0
+    for video, audio, rx, tx in points:
+        router.remove_outbound(video)
+        router.remove_outbound(audio)
+        video.release()
+        audio.release()
+        assert video._fp.partner == fanout.ffi.NULL and audio._fp.partner == fanout.ffi.NULL
+        tx.close()
+        rx.sock.close()
