@@ -32,6 +32,9 @@ def main() -> None:
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio",
         timeout_keep_alive=30,
+        # asyncio's own loop even where uvloop is installed: the relay sends on the ICE sockets
+        # themselves, which uvloop hides behind pseudo-sockets (and it measured no faster here).
+        loop="asyncio",
     )
 
 
