@@ -22,6 +22,7 @@ from aiortc.rtp import RtcpRrPacket
 
 from media import srtp_gcm, srtp_intake
 from media.codecs import codec_key, is_rtx, prefer_codecs
+from media.consent_answer import ConsentAnswer
 from media.ice import patient_consent
 from media.outbound import OutboundStream
 from media.router import Router
@@ -230,6 +231,8 @@ class Consumer:
             self._rtcp = srtp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
             if self._rtcp is not None:
                 self._rtcp.on_report = self._report_block
+                if self._rtcp.consent is None:
+                    self._rtcp.consent = ConsentAnswer.for_connection(dtls.transport._connection)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
             self.streams["video"].pair_with(self.streams["audio"])
@@ -273,9 +276,11 @@ class Consumer:
             "first_keyframe": video.first_sent_at if video is not None else None,
             "fast_start": video.fast_started if video is not None else False,
         }
-        rtcp = ({"rtcp_datagrams": self._rtcp.datagrams, "rtcp_short_reports": self._rtcp.short_reports}
+        rtcp = ({"rtcp_datagrams": self._rtcp.datagrams, "rtcp_short_reports": self._rtcp.short_reports,
+                 "consent_answered": self._rtcp.consent.answered if self._rtcp.consent is not None else 0}
                 if self._rtcp is not None else {})
-        return {"join": join, **rtcp, **kinds}
+        paired = video is not None and video._partner is not None  # audio rides in video's sends
+        return {"join": join, "paired": paired, **rtcp, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:
         """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.

@@ -24,6 +24,8 @@ from typing import Any
 import pylibsrtp
 from aiortc.rtp import RTCP_RR, RTCP_SDES, RtcpPacket, RtpPacket, is_rtcp
 
+from media.consent_answer import ConsentAnswer
+
 log = logging.getLogger(__name__)
 
 NTP_EPOCH_MS = 2_208_988_800_000  # 1900-01-01 to 1970-01-01: aiortc.clock.current_ms without datetime
@@ -110,7 +112,7 @@ class SrtpIntake:
     receiver reports go to it block by block (:func:`receiver_reports`) instead of through aiortc's
     packet objects and handlers: at hundreds of points that was most of an idle point's cost."""
 
-    __slots__ = ("dtls", "rtp", "datagrams", "short_reports", "on_report", "_original")
+    __slots__ = ("dtls", "rtp", "datagrams", "short_reports", "on_report", "consent", "_original")
 
     def __init__(self, protocol: Any, dtls: Any, rtp: bool) -> None:
         self.dtls = dtls
@@ -118,6 +120,7 @@ class SrtpIntake:
         self.datagrams = 0
         self.short_reports = 0  # datagrams that took the short path
         self.on_report: Callable[[ReportBlock], None] | None = None
+        self.consent: ConsentAnswer | None = None  # answers plain consent checks (media.consent_answer)
         self._original = protocol.datagram_received
         protocol.datagram_received = self.datagram_received
 
@@ -131,6 +134,8 @@ class SrtpIntake:
                 self.datagrams += 1
                 self.handle_rtp(data)
                 return
+        elif data[0] < 2 and self.consent is not None and self.consent.answer(data, addr):
+            return
         self._original(data, addr)
 
     def _count(self, size: int) -> None:

@@ -63,6 +63,15 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         assert speaker["srtp_intake_datagrams"] > 200
         # every process froze its start-up objects, so full collections skip them (media.gc_pauses)
         assert all(w["gc"]["frozen"]["count"] > 10_000 for w in stats["workers"])
+        # a point's audio and video share its socket: the C loop sends them together (media.fanout)
+        assert all(v["paired"] for v in ours)
+        # the points' ICE consent checks (every 4-6 s) are answered from the bytes (media.consent_answer)
+        for _ in range(40):
+            if all(v["consent_answered"] > 0 for v in ours):
+                break
+            await asyncio.sleep(0.25)
+            ours = [v for v in media_stats(server)["consumers"].values() if v["conference"] == conf]
+        assert all(v["consent_answered"] > 0 for v in ours), ours
         workers = {v.get("worker", 0) for v in ours}
         # spread over both workers; the ingest keeps none (INGEST_SHARE 0) while they are up
         assert workers == ({1, 2} if len(stats["workers"]) == 3 else {0})
