@@ -9,7 +9,8 @@ source: header rewrite, payload copy, SRTP protect and non-blocking sends. The p
 stream: AES-GCM streams use this module's pre-keyed ``fp_gcm_protect`` (media.srtp_gcm, through the
 OpenSSL that pylibsrtp bundles), others pylibsrtp's own ``srtp_protect``, passed in as a pointer so
 both sides use the same library and session contexts. Sends are
-one UDP GSO ``sendmsg`` per run of equal-sized packets (docs/architecture.md, "Batched sends"). No
+one UDP GSO ``sendmsg`` per run of equal-sized packets, a point's audio and video of one wake-up
+cut into runs together (``fp_forward_pair``; docs/architecture.md, "Batched sends"). No
 Python object is touched per subscriber, and the sends leave in one tight burst.
 """
 

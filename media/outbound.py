@@ -150,7 +150,7 @@ class OutboundStream:
     def pair_with(self, other: OutboundStream) -> None:
         """Mark ``other`` as the same point's stream of the other kind on the same socket and path:
         the C loop may then send both streams' packets of one wake-up in the same calls
-        (media.fanout.flush_pair). Each holds the other, so neither target is freed under the other."""
+        (media.fanout.FastFanout.flush_with). Each holds the other, so neither target is freed under the other."""
         if self._fp is None or other._fp is None or self._addr != other._addr:
             return
         self._partner, other._partner = other, self
