@@ -59,7 +59,7 @@ class WorkerHandle:
         self.writer: asyncio.StreamWriter | None = None
         self.consumers: dict[str, "RemoteConsumer"] = {}
         # the worker's own figures as of the last stats (MediaEngine.process_stats, packets per read)
-        self.process: dict = {}
+        self.stats: dict = {}
         self.joining = 0  # subscribe requests in flight (a join storm must not pile onto one worker)
         self.ready = asyncio.Event()
 
@@ -342,7 +342,7 @@ class WorkerPool:
                     worker.consumers[cid].last_stats = stats
             for name, n in reply.get("codec_instances", {}).items():
                 codecs[name] = codecs.get(name, 0) + n
-            worker.process = reply.get("process", {})
+            worker.stats = reply.get("process", {})
         return codecs
 
     def pids(self) -> list[int]:

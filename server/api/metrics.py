@@ -46,7 +46,7 @@ async def media_stats(request: Request, _: Principal = Depends(require_admin)) -
         "codec_instances": codecs,
         "forwarding": "c" if fanout.enabled() else "python",
         "workers": [{"index": 0, "pid": os.getpid(), **media.process_stats()}]
-        + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), **w.process} for w in media.pool.workers]
+        + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), **w.stats} for w in media.pool.workers]
            if media.pool is not None else []),
         "routers": {
             cid: {

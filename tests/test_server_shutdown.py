@@ -1,0 +1,42 @@
+"""Stopping the server (Ctrl-C on `make run`, or a service manager's SIGTERM) ends it cleanly: no
+traceback, and its media worker processes gone with it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ServerProcess
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_the_server_and_its_workers_stop_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    server = ServerProcess(tmp_path, env={"DIEMCAU_WORKERS": "3"}).start()
+    try:
+        with server.admin() as c:
+            workers = c.get("/api/v1/media/stats").json()["workers"]
+        pids = [w["pid"] for w in workers if w["index"] > 0]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        server.proc.send_signal(sig)
+        # uvicorn re-raises the signal once shut down, so SIGTERM ends in the default way (-15)
+        assert server.proc.wait(20) in (0, -sig), server.log()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in pids)
+        assert "Traceback" not in server.log() and "shutdown failed" not in server.log(), server.log()
+    finally:
+        server.kill9()
