@@ -123,6 +123,7 @@ class WorkerPool:
         self._req = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._server: asyncio.AbstractServer | None = None
+        self._stopping = False  # stop() closed the control sockets: a worker leaving is expected
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         self._sock.setblocking(False)
@@ -162,7 +163,10 @@ class WorkerPool:
             if message is None:
                 break
             self._on_message(worker, message)
-        log.warning("media worker %d disconnected", worker.index)
+        if self._stopping:
+            log.info("media worker %d stopped", worker.index)
+        else:
+            log.warning("media worker %d disconnected", worker.index)
         worker.writer = None
         for consumer in list(worker.consumers.values()):
             consumer._gone()
@@ -354,6 +358,7 @@ class WorkerPool:
         A blocking ``join`` here would keep the loop from actually closing the sockets, so every
         worker would sit out the whole timeout.
         """
+        self._stopping = True
         for worker in self.workers:
             if worker.writer is not None:
                 worker.writer.close()
