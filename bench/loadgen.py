@@ -852,13 +852,10 @@ def _steady_priority(on: bool) -> None:
 
 def main(conn: Any) -> None:
     ipc.child_setup()
-    try:
-        # The load shares the server's cores: let the server have them first. Arrival times are
-        # kernel timestamps and socket buffers hold seconds of media, so running late changes no
-        # measurement; dropping does, and is counted (per-socket kernel drop counters).
-        os.setpriority(os.PRIO_PROCESS, 0, 10)
-    except OSError:
-        pass
+    # The load shares the server's cores: let the server have them first. Arrival times are
+    # kernel timestamps and socket buffers hold seconds of media, so running late changes no
+    # measurement; dropping does, and is counted (per-socket kernel drop counters).
+    _steady_priority(False)
     restrict_host_addresses(["127.0.0.1"])
     _no_decoder_threads()
 
