@@ -5,7 +5,9 @@ so the two protects are compared here directly: 250 subscriber targets on 127.0.
 ``fp_forward_batch`` (header rewrite, protect, GSO send) for bursts of 8 packets (a 720p delta frame)
 and of 1 (an audio packet), alternating libsrtp and own-context rounds so both see the same machine;
 then a frame split one byte apart, as packetizers do, sent as two GSO runs and, evened out by RTP
-padding (``RTP_PAD_MAX``), as one.
+padding (``RTP_PAD_MAX``), as one; then runs of three and single packets on sockets that name the
+address on every send and on sockets connected to their receiver, as the server's are
+(media.pinned_path).
 CPU is this process's user+sys (getrusage), draining the receive sockets excluded; loopback bills the
 kernel's receive path to the sender, so it is included, as it is in the server numbers.
 """
@@ -33,16 +35,20 @@ def _cpu() -> float:
 
 
 class _Rig:
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, pinned: bool = False) -> None:
         self.rx = []
         self.tx = []
+        self.pinned = pinned  # sending sockets connected to their receivers (media.pinned_path)
         for _ in range(n):
             r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             r.bind(("127.0.0.1", 0))
             r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
             r.setblocking(False)
             self.rx.append(r)
-            self.tx.append(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if pinned:
+                t.connect(r.getsockname())
+            self.tx.append(t)
         self.keep: list[Any] = []
         self.made: list[Any] = []
 
@@ -66,6 +72,8 @@ class _Rig:
                 self.keep.append(session)
                 target = fanout.new_target(session._srtp[0], t.fileno(), "127.0.0.1", port)
             target.ssrc, target.pt = 0x10000 + i, 96
+            if self.pinned:
+                target.addrlen = 0  # what OutboundStream.path_pinned does
             made.append(target)
         self.keep.append(made)
         self.made += made
@@ -140,6 +148,26 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
         out["8 packets one byte apart: 2 GSO runs, µs/pkt (median)"] = plain
         out["8 packets one byte apart: padded to 1 run, µs/pkt (median)"] = padded
         out["8 packets one byte apart: 2 runs / 1 run"] = plain / padded if padded else float("nan")
+        # Runs of three (about what a point gets per send) and single packets, own AES-GCM, on
+        # sockets that name the address on every send and on sockets connected to their receiver.
+        pinned_rig = _Rig(n, pinned=True)
+        try:
+            pinned_array = pinned_rig.targets(own=True)
+            rigs = {"address": (rig, arrays["own"]), "pinned": (pinned_rig, pinned_array)}
+            shapes = {"run of 3": [os.urandom(1180)] * 2 + [os.urandom(700)], "single packet": [os.urandom(160)]}
+            for label, payloads in shapes.items():
+                got = {"address": [], "pinned": []}
+                for _ in range(2 * repeats):
+                    for name, (r, array) in rigs.items():
+                        got[name].append(_measure(r, array, n, payloads, seq))
+                    seq += ROUNDS * len(payloads)
+                named, pinned = statistics.median(got["address"]), statistics.median(got["pinned"])
+                out[f"{label}: address named, µs/pkt (median)"] = named
+                out[f"{label}: pinned socket, µs/pkt (median)"] = pinned
+                out[f"{label}: address named / pinned"] = named / pinned if pinned else float("nan")
+            rig.made += pinned_rig.made
+        finally:
+            pinned_rig.close()
         dropped = sum(int(t.drops) for t in rig.made)
         if dropped:  # a protect that failed would look fast: the numbers would mean nothing
             raise RuntimeError(f"{dropped} packets were not sent")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import time
 from collections.abc import Callable
 
@@ -20,7 +21,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket
 
-from media import srtp_gcm, srtp_intake
+from media import pinned_path, srtp_gcm, srtp_intake
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.consent_answer import ConsentAnswer
 from media.ice import patient_consent
@@ -85,6 +86,7 @@ class Consumer:
         self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.sender_report)
         self._report_targets: dict[int, tuple] = {}  # our SSRC -> (sender, stream, quality): receiver reports
         self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
+        self._paths: list[tuple[socket.socket, tuple]] = []  # sockets connected to the point (media.pinned_path)
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.on_connected: list[Callable[[], None]] = []  # DTLS is up and media flows (once)
@@ -210,6 +212,7 @@ class Consumer:
             return
         masters: dict[int, tuple[bytes, bytes] | None] = {}  # per DTLS transport (audio and video share one)
         sockets: dict[str, int] = {}
+        paths: dict[int, tuple[socket.socket, tuple]] = {}  # per socket: the socket and the nominated remote address
         for kind, sender in self._senders.items():
             dtls = sender.transport
             pair = dtls.transport._connection._nominated.get(1)
@@ -225,6 +228,7 @@ class Consumer:
             gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
             stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
             sockets[kind] = raw.fileno()
+            paths[raw.fileno()] = (raw, pair.remote_addr)
             self._report_jobs[kind].writer = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
@@ -236,6 +240,12 @@ class Consumer:
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
             self.streams["video"].pair_with(self.streams["audio"])
+        for fd, (raw, remote) in paths.items():  # connected: the kernel keeps the route (media.pinned_path)
+            if pinned_path.pin(raw, remote):
+                self._paths.append((raw, remote))
+                for kind, stream_fd in sockets.items():
+                    if stream_fd == fd:
+                        self.streams[kind].path_pinned()
         self.connected_at = time.time()
         for stream in self.streams.values():
             self.router.add_outbound(stream)
@@ -280,7 +290,8 @@ class Consumer:
                  "consent_answered": self._rtcp.consent.answered if self._rtcp.consent is not None else 0}
                 if self._rtcp is not None else {})
         paired = video is not None and video._partner is not None  # audio rides in video's sends
-        return {"join": join, "paired": paired, **rtcp, **kinds}
+        pinned = bool(self._paths) and all(pinned_path.is_pinned(raw, remote) for raw, remote in self._paths)
+        return {"join": join, "paired": paired, "path_pinned": pinned, **rtcp, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:
         """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.

@@ -37,7 +37,7 @@ struct fp_target {
     uint64_t drops;
     uint64_t sends;
     int last_errno;
-    uint32_t addrlen;
+    uint32_t addrlen;           /* 0: the socket is connected (media.pinned_path), send without */
     unsigned char addr[28];
     struct fp_target *partner;  /* the same point's stream of the other kind, on the same socket */
     uint32_t set_id;            /* the fan-out set it is in (0: none) */
@@ -143,9 +143,11 @@ static void fp_plan_padding(const struct fp_pkt *pkts, int k, int *pad)
     }
 }
 
+/* ECONNREFUSED: a pinned (connected) socket reports an ICMP port-unreachable on its next send;
+   one stray ICMP must not end a point, whose liveness RTCP and ICE consent decide. */
 static int fp_hard_error(int e)
 {
-    return e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS && e != EINTR;
+    return e != EAGAIN && e != EWOULDBLOCK && e != ENOBUFS && e != EINTR && e != ECONNREFUSED;
 }
 
 /* Sends count protected packets to t; returns how many datagrams left, -errno on a hard error. */
@@ -156,7 +158,7 @@ static int fp_send_run(struct fp_target *t, struct iovec *iov, int count)
     if (count == 1) {
         do {
             r = sendto(t->fd, iov[0].iov_base, iov[0].iov_len, MSG_DONTWAIT,
-                       (const struct sockaddr *)t->addr, (socklen_t)t->addrlen);
+                       t->addrlen ? (const struct sockaddr *)t->addr : NULL, (socklen_t)t->addrlen);
         } while (r < 0 && errno == EINTR);
         if (r < 0) return fp_hard_error(errno) ? -errno : 0;
         return 1;
@@ -165,7 +167,7 @@ static int fp_send_run(struct fp_target *t, struct iovec *iov, int count)
         union { char buf[CMSG_SPACE(sizeof(uint16_t))]; struct cmsghdr align; } control;
         struct cmsghdr *c;
         memset(&h, 0, sizeof(h));
-        h.msg_name = t->addr;
+        h.msg_name = t->addrlen ? t->addr : NULL;
         h.msg_namelen = (socklen_t)t->addrlen;
         h.msg_iov = iov;
         h.msg_iovlen = (size_t)count;
@@ -192,7 +194,7 @@ static int fp_send_run(struct fp_target *t, struct iovec *iov, int count)
         int i, sent;
         memset(m, 0, sizeof(struct mmsghdr) * (size_t)count);
         for (i = 0; i < count; i++) {
-            m[i].msg_hdr.msg_name = t->addr;
+            m[i].msg_hdr.msg_name = t->addrlen ? t->addr : NULL;
             m[i].msg_hdr.msg_namelen = (socklen_t)t->addrlen;
             m[i].msg_hdr.msg_iov = &iov[i];
             m[i].msg_hdr.msg_iovlen = 1;

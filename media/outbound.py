@@ -147,6 +147,13 @@ class OutboundStream:
             else:
                 self._fp, self._fd = target, dup
 
+    def path_pinned(self) -> None:
+        """The socket is now connected to the point (media.pinned_path): the C loop sends without
+        an address, on the route the socket keeps. The Python path's sends still name it, which a
+        connected UDP socket accepts."""
+        if self._fp is not None:
+            self._fp.addrlen = 0
+
     def pair_with(self, other: OutboundStream) -> None:
         """Mark ``other`` as the same point's stream of the other kind on the same socket and path:
         the C loop may then send both streams' packets of one wake-up in the same calls
@@ -225,8 +232,10 @@ class OutboundStream:
             return
         try:
             self._sendto(view[: length[0]], self._addr)
-        except BlockingIOError:
-            self._drops += 1  # socket buffer full: drop rather than queue (the subscriber NACKs)
+        except (BlockingIOError, ConnectionRefusedError):
+            # socket buffer full: drop rather than queue (the subscriber NACKs); or an ICMP
+            # port-unreachable reported on a pinned socket (media.pinned_path): RTCP and consent judge
+            self._drops += 1
             return
         except OSError:
             self._drops += 1

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from media import fanout
+from media import fanout, pinned_path
 from media.ipc import PACKET_HEADER
 from media.outbound import OutboundStream
 from media.router import Router
@@ -29,11 +29,14 @@ def send_mode():
     fanout.send_mode(before)
 
 
-def _subscriber(router: Router, ssrc: int) -> tuple[OutboundStream, Receiver, socket.socket]:
+def _subscriber(router: Router, ssrc: int, pinned: bool = False) -> tuple[OutboundStream, Receiver, socket.socket]:
     rx = Receiver()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     stream = OutboundStream("video", ssrc, {"video/h264": 102}, 90000)
     stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno())
+    if pinned:  # connected to the point; the C loop then sends without an address (media.pinned_path)
+        assert pinned_path.pin(tx, rx.sock.getsockname())
+        stream.path_pinned()
     router.add_outbound(stream)
     return stream, rx, tx
 
@@ -61,11 +64,12 @@ def _send(router: Router, src: SourceStream, packets: list[tuple[int, int, int, 
         router.on_rtp(src, seq, ts, marker, payload)
 
 
+@pytest.mark.parametrize("pinned", [False, True], ids=["address", "pinned"])
 @pytest.mark.parametrize("mode", ["gso", "sendmmsg", "sendto"])
-def test_batches_deliver_what_single_sends_do(send_mode, mode: str) -> None:
+def test_batches_deliver_what_single_sends_do(send_mode, mode: str, pinned: bool) -> None:
     send_mode(mode)
     router, src = _batched_router()
-    subs = [_subscriber(router, 5000 + i) for i in range(3)]
+    subs = [_subscriber(router, 5000 + i, pinned) for i in range(3)]
     router.on_rtp(src, 100, 9000, 1, IDR + b"key")  # Python path: first packet, then the C loop
     for stream, rx, _ in subs:
         assert rx.read(1)[0][1] == (100 + stream.seq_off) & 0xFFFF

@@ -65,6 +65,8 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         assert all(w["gc"]["frozen"]["count"] > 10_000 for w in stats["workers"])
         # a point's audio and video share its socket: the C loop sends them together (media.fanout)
         assert all(v["paired"] for v in ours)
+        # ... on the socket connected to the point once DTLS was up (media.pinned_path)
+        assert all(v["path_pinned"] for v in ours)
         # the points' ICE consent checks (every 4-6 s) are answered from the bytes (media.consent_answer)
         for _ in range(40):
             if all(v["consent_answered"] > 0 for v in ours):
