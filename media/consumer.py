@@ -212,7 +212,6 @@ class Consumer:
             return
         masters: dict[int, tuple[bytes, bytes] | None] = {}  # per DTLS transport (audio and video share one)
         sockets: dict[str, int] = {}
-        paths: dict[int, tuple[socket.socket, tuple]] = {}  # per socket: the socket and the nominated remote address
         for kind, sender in self._senders.items():
             dtls = sender.transport
             pair = dtls.transport._connection._nominated.get(1)
@@ -228,7 +227,9 @@ class Consumer:
             gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
             stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
             sockets[kind] = raw.fileno()
-            paths[raw.fileno()] = (raw, pair.remote_addr)
+            if pinned_path.pin(raw, pair.remote_addr):  # the kernel keeps the route (media.pinned_path)
+                stream.path_pinned()
+                self._paths.append((raw, pair.remote_addr))
             self._report_jobs[kind].writer = SenderReportWriter(
                 dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
@@ -240,12 +241,6 @@ class Consumer:
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
             self.streams["video"].pair_with(self.streams["audio"])
-        for fd, (raw, remote) in paths.items():  # connected: the kernel keeps the route (media.pinned_path)
-            if pinned_path.pin(raw, remote):
-                self._paths.append((raw, remote))
-                for kind, stream_fd in sockets.items():
-                    if stream_fd == fd:
-                        self.streams[kind].path_pinned()
         self.connected_at = time.time()
         for stream in self.streams.values():
             self.router.add_outbound(stream)
