@@ -112,6 +112,25 @@ def _measure(rig: _Rig, array: Any, n: int, payloads: list[bytes], seq0: int) ->
     return spent / (ROUNDS * k * n) * 1e6
 
 
+def _alternate(variants: dict[str, tuple[_Rig, Any]], shapes: dict[str, list[bytes]], n: int, repeats: int,
+               seq: int, out: dict, long_names: dict[str, str]) -> int:
+    """Each burst shape on two variants (rig, targets) in turn, ``repeats`` times, so both see the same
+    machine; the medians and their ratio go into ``out`` (a variant's row may take a longer name).
+    Returns the next sequence number."""
+    a, b = variants
+    for label, payloads in shapes.items():
+        got: dict[str, list[float]] = {a: [], b: []}
+        for _ in range(repeats):
+            for name, (rig, array) in variants.items():
+                got[name].append(_measure(rig, array, n, payloads, seq))
+            seq += ROUNDS * len(payloads)
+        first, second = statistics.median(got[a]), statistics.median(got[b])
+        out[f"{label}: {long_names.get(a, a)}, µs/pkt (median)"] = first
+        out[f"{label}: {long_names.get(b, b)}, µs/pkt (median)"] = second
+        out[f"{label}: {a} / {b}"] = first / second if second else float("nan")
+    return seq
+
+
 def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
     if not fanout.enabled() or srtp_gcm.new(bytes(16), bytes(12)) is None:
         return {"skipped": "C fast path or its AES-GCM binding not available"}
@@ -121,16 +140,8 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
         bursts = {"burst of 8": [os.urandom(1180)] * 7 + [os.urandom(700)], "single packet": [os.urandom(160)]}
         out: dict[str, float | int | str] = {"subscribers": n, "alternations": repeats}
         seq = 0  # ever increasing: libsrtp refuses indexes older than its replay window
-        for label, payloads in bursts.items():
-            got: dict[str, list[float]] = {"libsrtp": [], "own": []}
-            for _ in range(repeats):
-                for name, array in arrays.items():
-                    got[name].append(_measure(rig, array, n, payloads, seq))
-                seq += ROUNDS * len(payloads)
-            lib_us, own_us = statistics.median(got["libsrtp"]), statistics.median(got["own"])
-            out[f"{label}: libsrtp, µs/pkt (median)"] = lib_us
-            out[f"{label}: own AES-GCM, µs/pkt (median)"] = own_us
-            out[f"{label}: libsrtp / own"] = lib_us / own_us if own_us else float("nan")
+        seq = _alternate({"libsrtp": (rig, arrays["libsrtp"]), "own": (rig, arrays["own"])}, bursts, n, repeats,
+                         seq, out, {"own": "own AES-GCM"})
         # A frame whose NAL unit the packetizer split "about equally" (sizes one byte apart), sent as
         # it is (two GSO runs) and evened out by RTP padding (one run), own AES-GCM contexts.
         split = [os.urandom(1181)] * 3 + [os.urandom(1180)] * 5
@@ -153,18 +164,9 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
         pinned_rig = _Rig(n, pinned=True)
         try:
             pinned_array = pinned_rig.targets(own=True)
-            rigs = {"address": (rig, arrays["own"]), "pinned": (pinned_rig, pinned_array)}
             shapes = {"run of 3": [os.urandom(1180)] * 2 + [os.urandom(700)], "single packet": [os.urandom(160)]}
-            for label, payloads in shapes.items():
-                got = {"address": [], "pinned": []}
-                for _ in range(2 * repeats):
-                    for name, (r, array) in rigs.items():
-                        got[name].append(_measure(r, array, n, payloads, seq))
-                    seq += ROUNDS * len(payloads)
-                named, pinned = statistics.median(got["address"]), statistics.median(got["pinned"])
-                out[f"{label}: address named, µs/pkt (median)"] = named
-                out[f"{label}: pinned socket, µs/pkt (median)"] = pinned
-                out[f"{label}: address named / pinned"] = named / pinned if pinned else float("nan")
+            seq = _alternate({"address named": (rig, arrays["own"]), "pinned": (pinned_rig, pinned_array)}, shapes,
+                             n, 2 * repeats, seq, out, {"pinned": "pinned socket"})
             rig.made += pinned_rig.made
         finally:
             pinned_rig.close()
