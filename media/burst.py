@@ -17,6 +17,8 @@ import termios
 from collections.abc import Callable
 from typing import Any
 
+from media.ice import pair_socket
+
 log = logging.getLogger(__name__)
 
 MAX_HOLD = 0.003  # seconds a packet may wait for its burst to end (a burst of ~60 keyframe packets)
@@ -44,26 +46,27 @@ class BurstEnd:
         self._timer: asyncio.TimerHandle | None = None
 
     def _find_socket(self) -> bool:
-        """The nominated pair's socket and aioice's receive queue (known once ICE has completed)."""
+        """The nominated pair's socket and aioice's receive queue (known once ICE has completed).
+        A TURN-relayed pair has no socket of ours (media.ice.pair_socket): its queue alone tells."""
         for transceiver in self._pc.getTransceivers():
             dtls = transceiver.receiver.transport
             connection = getattr(getattr(dtls, "transport", None), "_connection", None)
             pair = getattr(connection, "_nominated", {}).get(1) if connection is not None else None
             if pair is None or pair.protocol.transport is None:
                 continue
-            sock = pair.protocol.transport.get_extra_info("socket")
-            self._fd = sock.fileno()
+            sock = pair_socket(pair)
+            self._fd = sock.fileno() if sock is not None else -1
             self._queue = connection._queue
             return True
         return False
 
     def packet(self) -> None:
         """Called after each forwarded packet: flush now if it ended the burst, else within MAX_HOLD."""
-        if self._fd < 0 and not self._find_socket():
+        if self._queue is None and not self._find_socket():
             self.flush()
             return
         queue = self._queue
-        if (queue is None or queue.empty()) and _unread(self._fd) == 0:
+        if (queue is None or queue.empty()) and (self._fd < 0 or _unread(self._fd) == 0):
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(MAX_HOLD, self.flush)

@@ -24,7 +24,7 @@ from aiortc.rtp import RtcpRrPacket
 from media import pinned_path, srtp_gcm, srtp_intake
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.consent_answer import ConsentAnswer
-from media.ice import patient_consent
+from media.ice import pair_socket, patient_consent, relayed_sendto
 from media.outbound import OutboundStream
 from media.router import Router
 from media.sender_report import ReportJob, SenderReportWriter
@@ -218,20 +218,23 @@ class Consumer:
             if pair is None or dtls._tx_srtp is None:
                 log.warning("consumer %s connected without a nominated pair", self.id)
                 return
-            sock = pair.protocol.transport.get_extra_info("socket")
-            raw = getattr(sock, "_sock", sock)
+            raw = pair_socket(pair)
+            if raw is not None:
+                sendto, fd = raw.sendto, raw.fileno()
+            else:  # our side relays through TURN: the Python path, through aioice's relay
+                sendto, fd = relayed_sendto(pair.protocol.transport), -1
             stream = self.streams[kind]
             if id(dtls) not in masters:
                 masters[id(dtls)] = srtp_gcm.tx_master(dtls)
             master = masters[id(dtls)]
             gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
-            stream.bind(dtls._tx_srtp, raw.sendto, pair.remote_addr, raw.fileno(), gcm)
-            sockets[kind] = raw.fileno()
-            if pinned_path.pin(raw, pair.remote_addr):  # the kernel keeps the route (media.pinned_path)
+            stream.bind(dtls._tx_srtp, sendto, pair.remote_addr, fd, gcm)
+            sockets[kind] = fd
+            if raw is not None and pinned_path.pin(raw, pair.remote_addr):  # the kernel keeps the route
                 stream.path_pinned()
                 self._paths.append((raw, pair.remote_addr))
             self._report_jobs[kind].writer = SenderReportWriter(
-                dtls._tx_srtp, raw.sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
+                dtls._tx_srtp, sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
             self._rtcp = srtp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
             if self._rtcp is not None:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 import random
 import socket
+from collections.abc import Callable
+from typing import Any
 
 import aioice.ice
 import aioice.stun
@@ -34,6 +36,21 @@ def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
             for s in ice_servers
         ]
     )
+
+
+def pair_socket(pair: Any) -> socket.socket | None:
+    """The UDP socket under a nominated candidate pair; None when our side of the pair is a TURN
+    relay: aioice's ``TurnTransport`` then sends through the TURN server and there is no socket of
+    ours to send on (or connect) directly."""
+    transport = pair.protocol.transport
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    return getattr(sock, "_sock", sock)  # asyncio wraps the socket in a TransportSocket
+
+
+def relayed_sendto(transport: Any) -> Callable[[Any, tuple], None]:
+    """``sendto`` for a TURN-relayed pair. aioice sends from a task, after the caller has returned,
+    and the relay reuses its packet buffer at once: so the bytes are copied first."""
+    return lambda data, addr: transport.sendto(bytes(data), addr)
 
 
 def _ice_connections(pc: object) -> list:

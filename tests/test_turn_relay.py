@@ -1,0 +1,91 @@
+"""Our side of the ICE pair relayed by a TURN server (coturn): media still flows both ways.
+
+With a TURN server in ``ice_servers`` (config/diemcau.example.toml suggests one for points behind
+strict firewalls), aioice also gathers relay candidates, and a pair whose local side is our relay
+has no socket of ours: aioice's TurnTransport sends through the server. The speaker's ingest and
+the point's consumer then take the Python send path through that transport (media.ice.pair_socket,
+relayed_sendto) and are neither pinned nor on the C loop. To make the relay the only way, the server
+gathers host candidates on ::1 only while the clients are IPv4 (127.0.0.1): no host pair can form.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.clip import test_clip
+from tests.support.peers import publish, subscribe
+from tests.support.server import ServerProcess, free_port
+
+USER, PASSWORD = "diemcau", "relay-secret"
+
+
+@pytest.fixture(scope="module")
+def turn_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    if shutil.which("turnserver") is None:
+        pytest.fail("coturn's turnserver is not installed (`make test` installs it)")
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("turn") / "turnserver.log", "wb")
+    proc = subprocess.Popen(
+        ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
+         "--allow-loopback-peers", "--lt-cred-mech", f"--user={USER}:{PASSWORD}", "--realm=diemcau",
+         "--no-tls", "--no-dtls", "--no-cli", "--fingerprint", "--log-file=stdout", "--simple-log"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    time.sleep(0.5)
+    assert proc.poll() is None, "turnserver exited at start"
+    yield port
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+@pytest.fixture(scope="module", params=["sharded", "single"])
+def relayed_server(request, turn_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {
+        "DIEMCAU_WORKERS": "3" if request.param == "sharded" else "1",
+        "DIEMCAU_ICE_HOST_ADDRESSES": '["::1"]',
+        "DIEMCAU_ICE_SERVERS": json.dumps(
+            [{"urls": f"turn:127.0.0.1:{turn_port}", "username": USER, "credential": PASSWORD}]
+        ),
+    }
+    srv = ServerProcess(tmp_path_factory.mktemp(f"relayed-{request.param}"), env=env).start(timeout=60)
+    yield srv
+    srv.stop()
+
+
+def _candidate_types(sdp: str) -> set[str]:
+    return {line.split(" typ ")[1].split()[0] for line in sdp.splitlines() if line.startswith("a=candidate:")}
+
+
+async def test_speaker_and_point_through_our_turn_relay(relayed_server: ServerProcess) -> None:
+    server = relayed_server
+    conf = server.create_conference("Qua TURN")
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), test_clip())
+    sub = await subscribe(server.url, conf, server.token(conf, "point", "Xã vùng cao"))
+    try:
+        for pc in (pub.pc, sub.pc):  # the only candidates a client can use are our relayed ones
+            answer = pc.remoteDescription.sdp
+            assert "relay" in _candidate_types(answer), answer
+            assert all(" typ host" not in line or "::1" in line
+                       for line in answer.splitlines() if line.startswith("a=candidate:"))
+        assert await sub.wait_frames(60, timeout=30), f"only {sub.frames} frames"
+        assert sub.sizes == {(1280, 720)} and sub.audio_frames > 0
+        with server.admin() as c:
+            stats = c.get("/api/v1/media/stats").json()
+        (point,) = [v for v in stats["consumers"].values() if v["conference"] == conf]
+        assert not point["path_pinned"]  # no socket of ours to connect
+        assert point["video"]["packets"] > 60 and point["video"]["drops"] == 0
+        assert point["rtcp_datagrams"] > 0  # its receiver reports came back through the relay
+        (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
+        assert speaker["srtp_intake_datagrams"] > 200
+        assert "Traceback" not in server.log_path.read_text(errors="replace")
+    finally:
+        await sub.close()
+        await pub.close()
