@@ -38,13 +38,18 @@ def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
     )
 
 
-def pair_socket(pair: Any) -> socket.socket | None:
-    """The UDP socket under a nominated candidate pair; None when our side of the pair is a TURN
-    relay: aioice's ``TurnTransport`` then sends through the TURN server and there is no socket of
-    ours to send on (or connect) directly."""
-    transport = pair.protocol.transport
+def protocol_socket(protocol: Any) -> socket.socket | None:
+    """The UDP socket under one of aioice's ICE protocols; None when it relays through TURN:
+    aioice's ``TurnTransport`` then sends through the TURN server and there is no socket of ours
+    to send on (or connect, or size) directly."""
+    transport = getattr(protocol, "transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None
     return getattr(sock, "_sock", sock)  # asyncio wraps the socket in a TransportSocket
+
+
+def pair_socket(pair: Any) -> socket.socket | None:
+    """The socket of a nominated candidate pair's local side (see ``protocol_socket``)."""
+    return protocol_socket(pair.protocol)
 
 
 def relayed_sendto(transport: Any) -> Callable[[Any, tuple], None]:
@@ -74,7 +79,7 @@ def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: in
     changed = 0
     for connection in _ice_connections(pc):
         for protocol in connection._protocols:  # one socket each
-            sock = getattr(protocol, "transport", None) and protocol.transport.get_extra_info("socket")
+            sock = protocol_socket(protocol)
             if sock is None:
                 continue
             for force, plain, size in (

@@ -5,7 +5,7 @@ and takes a reference on the route; a connected socket keeps both and sends with
 The fan-out makes about 130 sends a second to every point (media.fanout), so once a consumer's
 DTLS is up its socket is connected to the nominated pair's remote address and the C loop sends
 on it without one. In bench/srtp_fanout.py (250 points, one process, alternating) a connected
-socket cost 8 % less per packet in runs of three and 12 % less for a single packet.
+socket cost 5-9 % less per packet in runs of three and 12-15 % less for a single packet.
 
 After DTLS the nominated pair is the only one the connection uses: aiortc does no ICE restart and
 aioice no renomination, and consent checks in both directions run on that pair. The kernel now
