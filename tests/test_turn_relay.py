@@ -1,4 +1,4 @@
-"""Our side of the ICE pair relayed by a TURN server (coturn): media still flows both ways.
+"""ICE pairs relayed by a TURN server (coturn): media still flows, whichever side is relayed.
 
 With a TURN server in ``ice_servers`` (config/diemcau.example.toml suggests one for points behind
 strict firewalls), aioice also gathers relay candidates, and a pair whose local side is our relay
@@ -6,6 +6,9 @@ has no socket of ours: aioice's TurnTransport sends through the server. The spea
 the point's consumer then take the Python send path through that transport (media.ice.pair_socket,
 relayed_sendto) and are neither pinned nor on the C loop. To make the relay the only way, the server
 gathers host candidates on ::1 only while the clients are IPv4 (127.0.0.1): no host pair can form.
+
+The usual case is the other one: a point behind a strict firewall relays through TURN itself
+(relay-only), and our side of its pair is an ordinary socket, pinned to the relayed address.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from tests.support.clip import test_clip
 from tests.support.peers import publish, subscribe
@@ -86,6 +91,29 @@ async def test_speaker_and_point_through_our_turn_relay(relayed_server: ServerPr
         (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
         assert speaker["srtp_intake_datagrams"] > 200
         assert "Traceback" not in server.log_path.read_text(errors="replace")
+    finally:
+        await sub.close()
+        await pub.close()
+
+
+async def test_a_point_relayed_by_its_own_turn_server(server: ServerProcess, turn_port: int) -> None:
+    """The shared server (host candidates on 127.0.0.1, no TURN of its own); the point relay-only."""
+    conf = server.create_conference("Điểm cầu sau tường lửa")
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), test_clip())
+    relay_only = RTCConfiguration(
+        iceServers=[RTCIceServer(urls=f"turn:127.0.0.1:{turn_port}", username=USER, credential=PASSWORD)],
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY,
+    )
+    sub = await subscribe(server.url, conf, server.token(conf, "point", "Xã biên giới"), config=relay_only)
+    try:
+        assert _candidate_types(sub.pc.localDescription.sdp) == {"relay"}
+        assert await sub.wait_frames(60, timeout=30), f"only {sub.frames} frames"
+        assert sub.sizes == {(1280, 720)} and sub.audio_frames > 0
+        with server.admin() as c:
+            stats = c.get("/api/v1/media/stats").json()
+        (point,) = [v for v in stats["consumers"].values() if v["conference"] == conf]
+        assert point["path_pinned"]  # our socket, connected to the point's relayed address
+        assert point["paired"] and point["video"]["drops"] == 0 and point["rtcp_datagrams"] > 0
     finally:
         await sub.close()
         await pub.close()

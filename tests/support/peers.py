@@ -190,9 +190,11 @@ async def _consume(sub: Subscriber, track: MediaStreamTrack) -> None:
         pass
 
 
-async def subscribe(base_url: str, conference_id: str, token: str, drop_every: int = 0) -> Subscriber:
-    """WHEP-subscribe; ``drop_every=N`` discards every Nth first-time video packet (forces NACKs)."""
-    pc = RTCPeerConnection(NO_ICE)
+async def subscribe(base_url: str, conference_id: str, token: str, drop_every: int = 0,
+                    config: RTCConfiguration = NO_ICE) -> Subscriber:
+    """WHEP-subscribe; ``drop_every=N`` discards every Nth first-time video packet (forces NACKs);
+    ``config`` replaces the no-STUN configuration (e.g. a TURN server and relay-only)."""
+    pc = RTCPeerConnection(config)
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
     sub = Subscriber(pc)
