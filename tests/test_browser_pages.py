@@ -145,7 +145,11 @@ def test_speaker_page_publishes_and_point_page_decodes_at_source_size(server, op
     wait_frames(second, 15, 20)
     with server.admin() as admin:
         consumers = admin.get("/api/v1/media/stats").json()["consumers"]
-    assert {c.get("worker", 0) for c in consumers.values() if c["conference"] == conference} == {1, 2}
+    ours = [c for c in consumers.values() if c["conference"] == conference]
+    assert {c.get("worker", 0) for c in ours} == {1, 2}
+    # Chromium's nominated pair holds: each point's socket is connected to it (media.pinned_path)
+    # and its audio rides in its video's sends.
+    assert all(c["path_pinned"] and c["paired"] for c in ours), ours
 
 
 def test_speaker_page_counts_watching_points(server, open_page):  # type: ignore[no-untyped-def]
