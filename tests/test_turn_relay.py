@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from aioice import stun
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
@@ -29,6 +30,23 @@ from tests.support.peers import publish, subscribe
 from tests.support.server import ServerProcess, free_port
 
 USER, PASSWORD = "diemcau", "relay-secret"
+
+
+def _answers_stun(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> bool:
+    """Ready once it answers a Binding request (it listens on UDP: there is no connect to wait on)."""
+    request = bytes(stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.settimeout(0.2)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None:
+            probe.sendto(request, ("127.0.0.1", port))
+            try:
+                data, _ = probe.recvfrom(2048)
+            except (TimeoutError, ConnectionRefusedError):
+                continue
+            if stun.parse_message(data).transaction_id == stun.parse_message(request).transaction_id:
+                return True
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +61,7 @@ def turn_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
          "--no-tls", "--no-dtls", "--no-cli", "--fingerprint", "--log-file=stdout", "--simple-log"],
         stdout=log, stderr=subprocess.STDOUT,
     )
-    time.sleep(0.5)
-    assert proc.poll() is None, "turnserver exited at start"
+    assert _answers_stun(port, proc), "turnserver did not answer a STUN Binding request within 10 s"
     yield port
     proc.terminate()
     proc.wait(10)
