@@ -86,7 +86,10 @@ class Producer:
         original_rtp = receiver._handle_rtp_packet
         original_rtcp = receiver._handle_rtcp_packet
 
+        video = kind == "video"  # frames are held until their last packet (media.burst)
+
         async def handle_rtp(packet, arrival_time_ms: int) -> None:  # type: ignore[no-untyped-def]
+            frame_open = None
             try:
                 codec = by_pt.get(packet.payload_type)
                 if codec is not None:
@@ -102,6 +105,8 @@ class Producer:
                                 recovered.payload,
                             )
                     elif packet.payload:
+                        if video:
+                            frame_open = not packet.marker
                         self._media_ssrc[kind] = packet.ssrc
                         router.on_rtp(
                             source,
@@ -112,7 +117,7 @@ class Producer:
                         )
             except Exception:  # an exception here would kill aiortc's receive loop for good
                 log.exception("forwarding failed")
-            burst.packet()
+            burst.packet(frame_open)
             await original_rtp(packet, arrival_time_ms)
 
         async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
@@ -136,7 +141,12 @@ class Producer:
                 self.intake = srtp_intake.install(pair.protocol, dtls, rtp=True) or self.intake
 
     def stats(self) -> dict:
-        return {"srtp_intake_datagrams": self.intake.datagrams if self.intake is not None else 0}
+        return {
+            "srtp_intake_datagrams": self.intake.datagrams if self.intake is not None else 0,
+            # how the speaker's packets left for the fan-out: packets / flushes = burst size
+            "burst_packets": self._burst.packets,
+            "burst_flushes": self._burst.flushes,
+        }
 
     def request_keyframe(self) -> None:
         receiver = self._receivers.get("video")
