@@ -387,7 +387,7 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
     drops = retransmits = 0
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
     fast_starts = 0
-    packets = sends = 0  # RTP packets sent to points, and the send calls they took
+    packets = sends = runs = 0  # RTP packets sent to points, the send calls and the GSO runs they took
     srtp: dict[str, int] = {}  # streams per SRTP protect ("aes-gcm": media.srtp_gcm)
     for c in stats.get("consumers", {}).values():
         j = c.get("join") or {}
@@ -405,6 +405,7 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
             drops += k.get("drops", 0)
             packets += k.get("packets", 0)
             sends += k.get("sends", 0)
+            runs += k.get("runs", 0)
             retransmits += k.get("retransmits", 0)
             if k.get("srtp"):
                 srtp[k["srtp"]] = srtp.get(k["srtp"], 0) + 1
@@ -414,6 +415,7 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
         "consumers_per_process": per_worker,
         "send_drops": drops,
         "packets_per_send": packets / sends if sends else None,
+        "packets_per_run": packets / runs if runs else None,
         "srtp": srtp,
         "retransmits": retransmits,
         "keyframe_requests_sent": sum(r.get("keyframe_requests_sent", 0) for r in routers.values()),
@@ -712,7 +714,10 @@ def details(summaries: list[dict]) -> str:
                          + ", ".join(f"{p}: {g.get('waited', 0)} of {g.get('admitted', 0)} joins waited, "
                                      f"longest {g.get('longest_wait_s', 0):.2f} s" for p, g in gates.items()))
             if ss.get("packets_per_send"):
-                side += f"; packets per send call to a point {ss['packets_per_send']:.2f} (whole case)"
+                side += f"; packets per send call to a point {ss['packets_per_send']:.2f}"
+                if ss.get("packets_per_run"):
+                    side += f", per GSO run {ss['packets_per_run']:.2f}"
+                side += " (whole case)"
             if ss.get("reads"):
                 side += "; worker packets per wake-up " + ", ".join(
                     f"{p}: {r['per_wake']:.2f} ({r['send']})" for p, r in ss["reads"].items())

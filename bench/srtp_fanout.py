@@ -7,7 +7,7 @@ and of 1 (an audio packet), alternating libsrtp and own-context rounds so both s
 then a frame split one byte apart, as packetizers do, sent as two GSO runs and, evened out by RTP
 padding (``RTP_PAD_MAX``), as one; then runs of three and single packets on sockets that name the
 address on every send and on sockets connected to their receiver, as the server's are
-(media.pinned_path).
+(media.pinned_path); then a frame of three GSO runs sent with a call per run and in one sendmmsg.
 CPU is this process's user+sys (getrusage), draining the receive sockets excluded; loopback bills the
 kernel's receive path to the sender, so it is included, as it is in the server numbers.
 """
@@ -167,6 +167,24 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
             shapes = {"run of 3": [os.urandom(1180)] * 2 + [os.urandom(700)], "single packet": [os.urandom(160)]}
             seq = _alternate({"address named": (rig, arrays["own"]), "pinned": (pinned_rig, pinned_array)}, shapes,
                              n, 2 * repeats, seq, out, {"pinned": "pinned socket"})
+            # The bench clip's delta frame as the C loop cuts it into GSO runs: a 6-byte SEI NAL unit,
+            # a slice of 8 packets plus the next slice's first, that slice's second (3 runs), sent
+            # with a call per run and as one sendmmsg, pinned sockets.
+            frame = [os.urandom(6)] + [os.urandom(1140)] * 8 + [os.urandom(1035)] * 2
+            got = {"call per run": [], "one sendmmsg": []}
+            before_together = fanout.runs_together()
+            try:
+                for _ in range(2 * repeats):
+                    for name, together in (("call per run", False), ("one sendmmsg", True)):
+                        fanout.runs_together(together)
+                        got[name].append(_measure(pinned_rig, pinned_array, n, frame, seq))
+                        seq += ROUNDS * len(frame)
+            finally:
+                fanout.runs_together(before_together)
+            per_run, at_once = statistics.median(got["call per run"]), statistics.median(got["one sendmmsg"])
+            out["frame of 3 runs: a call per run, µs/pkt (median)"] = per_run
+            out["frame of 3 runs: one sendmmsg, µs/pkt (median)"] = at_once
+            out["frame of 3 runs: calls per run / one sendmmsg"] = per_run / at_once if at_once else float("nan")
             rig.made += pinned_rig.made
         finally:
             pinned_rig.close()

@@ -268,6 +268,7 @@ class Consumer:
             kind: {
                 "packets": s.packets,
                 "sends": s.sends,
+                "runs": s.runs,
                 "octets": s.octets,
                 "retransmits": s.retransmits,
                 "drops": s.drops,

@@ -103,6 +103,13 @@ def send_mode(mode: str | None = None) -> str:
     return next(name for name, number in SEND_MODES.items() if number == value)
 
 
+def runs_together(flag: bool | None = None) -> bool:
+    """Whether a batch's GSO runs to one point leave in one sendmmsg (default) or a call per run."""
+    if lib is None:
+        return False
+    return bool(lib.fp_send_runs_together(-1 if flag is None else int(flag)))
+
+
 def pad_max(limit: int | None = None) -> int:
     """Bytes of RTP padding a batch's packets may get so that nearly equal sizes make one GSO run."""
     if lib is None:

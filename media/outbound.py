@@ -115,8 +115,14 @@ class OutboundStream:
 
     @property
     def sends(self) -> int:
-        """Send calls: one per packet on the Python path, one per GSO run in the C loop."""
+        """Send calls: one per packet on the Python path; in the C loop one per batch and point
+        (a sendmmsg of its GSO runs), or one per run (``fanout.runs_together(False)``)."""
         return self._packets + (self._fp.sends if self._fp is not None else 0)
+
+    @property
+    def runs(self) -> int:
+        """Datagram groups handed to the kernel: a GSO run counts one, a lone datagram one."""
+        return self._packets + (self._fp.runs if self._fp is not None else 0)
 
     @property
     def drops(self) -> int:

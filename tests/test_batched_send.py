@@ -98,6 +98,43 @@ def test_batches_deliver_what_single_sends_do(send_mode, mode: str, pinned: bool
 
 
 @pytest.fixture
+def runs_together():
+    before = fanout.runs_together()
+    yield fanout.runs_together
+    fanout.runs_together(before)
+
+
+@pytest.mark.parametrize("pinned", [False, True], ids=["address", "pinned"])
+def test_a_batchs_gso_runs_leave_in_one_call(send_mode, runs_together, pinned: bool) -> None:
+    """A frame of a small NAL unit and two slices of different sizes is three GSO runs; they leave
+    in one sendmmsg per point, or in three calls when that is turned off, with the same datagrams."""
+    send_mode("gso")
+    router, src = _batched_router()
+    subs = [_subscriber(router, 6600 + i, pinned) for i in range(2)]
+    router.on_rtp(src, 1, 0, 1, IDR + b"key")
+    for _, rx, _ in subs:
+        rx.read(1)
+    seq = 2
+    for together, calls in ((True, 1), (False, 3)):
+        runs_together(together)
+        packets = _frame(seq, 3000 * seq, [40, 1152, 1152, 1152, 1047, 1047])  # runs: 1 | 3+1 | 1
+        seq += len(packets)
+        before = [(stream.sends, stream.runs) for stream, _, _ in subs]
+        _send(router, src, packets)
+        router.flush()
+        for (stream, rx, _), (sends, runs) in zip(subs, before):
+            got = rx.read(len(packets))
+            assert [(s, p) for _, s, _, p in got] == [((s + stream.seq_off) & 0xFFFF, p) for s, _, _, p in packets]
+            assert rx.empty()
+            assert (stream.sends - sends, stream.runs - runs) == (calls, 3), together
+    assert all(stream.drops == 0 and stream.packets == seq - 1 for stream, _, _ in subs)
+    for stream, rx, tx in subs:
+        router.remove_outbound(stream)
+        tx.close()
+        rx.sock.close()
+
+
+@pytest.fixture
 def pad_max():
     before = fanout.pad_max()
     yield fanout.pad_max
@@ -115,7 +152,7 @@ def test_padding_evens_out_a_frame_into_one_gso_send(send_mode, pad_max, sizes: 
     rx.read(1)
     for limit in (8, 0):
         pad_max(limit)
-        base = stream.sends
+        base = stream.runs
         seq = 2 if limit else 12
         packets = _frame(seq, 3000 * seq, sizes)
         _send(router, src, packets)
@@ -130,10 +167,10 @@ def test_padding_evens_out_a_frame_into_one_gso_send(send_mode, pad_max, sizes: 
         if limit:  # one run: every datagram has the largest packet's size, the others are padded
             assert {len(r) for r in raws} == {len(raws[sizes.index(max(sizes))])}
             assert len(overhead) == len(set(sizes))
-            assert stream.sends - base == 1
+            assert stream.runs - base == 1
         else:
             assert len(overhead) == 1
-            assert stream.sends - base >= 2
+            assert stream.runs - base >= 2
     assert stream.drops == 0 and rx.empty()
     router.remove_outbound(stream)
     tx.close()
@@ -276,7 +313,7 @@ def test_fast_start_replay_leaves_once_per_flush(send_mode) -> None:
 def test_a_points_audio_rides_in_its_video_send(send_mode) -> None:
     """Audio and video of one wake-up, per point in one pass: where a point's two streams share a
     socket (bundled, paired), its audio packet is the shorter last datagram of the video GSO run,
-    so the point costs one send, not two; an unpaired point still gets both, in two sends."""
+    so the point costs one GSO run, not two; an unpaired point still gets both, in two sends."""
     send_mode("gso")
     router = Router("c1", keyframe_interval=0.0)
     router.batched = True
@@ -312,11 +349,11 @@ def test_a_points_audio_rides_in_its_video_send(send_mode) -> None:
         return frame, voice
 
     # The frame's last run has no shorter closer: the audio packet closes it.
-    cases = [(2, [1100, 1100, 1100], 1), (5, [1100, 1100, 900], 2)]  # (seq, sizes, sends when paired)
-    for seq, sizes, paired_sends in cases:
-        before = [(v.sends, a.sends, v.packets, a.packets) for v, a, _, _ in points]
+    cases = [(2, [1100, 1100, 1100], 1), (5, [1100, 1100, 900], 2)]  # (seq, sizes, runs when paired)
+    for seq, sizes, paired_runs in cases:
+        before = [(v.runs, a.runs, v.sends, a.sends, v.packets, a.packets) for v, a, _, _ in points]
         frame, voice = wake_up(seq, sizes)
-        for i, ((video, audio, rx, _), (vs, as_, vp, ap)) in enumerate(zip(points, before)):
+        for i, ((video, audio, rx, _), (vr, ar, vs, as_, vp, ap)) in enumerate(zip(points, before)):
             got = rx.read(len(frame) + 1)
             assert rx.empty()
             assert [(s, p) for pt, s, _, p in got if pt == 102] == [
@@ -324,8 +361,10 @@ def test_a_points_audio_rides_in_its_video_send(send_mode) -> None:
             ]
             assert [(s, p) for pt, s, _, p in got if pt == 111] == [((voice[0] + audio.seq_off) & 0xFFFF, voice[3])]
             assert (video.packets - vp, audio.packets - ap) == (len(frame), 1)  # counted per stream
-            sends = (video.sends - vs) + (audio.sends - as_)
-            assert sends == (paired_sends if i < 2 else 2), (i, sizes)
+            runs = (video.runs - vr) + (audio.runs - ar)
+            assert runs == (paired_runs if i < 2 else 2), (i, sizes)
+            calls = (video.sends - vs) + (audio.sends - as_)
+            assert calls == (1 if i < 2 else 2), (i, sizes)  # a paired point's runs: one sendmmsg
             assert video.drops == 0 and audio.drops == 0
     for video, audio, rx, tx in points:
         router.remove_outbound(video)
