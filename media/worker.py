@@ -15,7 +15,7 @@ from typing import Any
 
 from media import fanout, gc_pauses
 from media.engine import EngineConfig, MediaEngine
-from media.ipc import PACKET_HEADER, read_message, write_message
+from media.ipc import read_message, unpack_burst, write_message
 from media.source import SourceStream
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,14 @@ class _RemoteKeyframes:
         write_message(self.writer, {"op": "keyframe", "source": self.source_id})
 
 
-READ_BATCH = fanout.BATCH  # datagrams read per wake-up before the batch is flushed
+READ_BATCH = fanout.BATCH  # packets read per wake-up (whole datagrams) before the batch is flushed
 
 
 class PacketReader:
-    """Reads the ingest's packet datagrams in batches, then flushes the routers they went to.
+    """Reads the ingest's burst datagrams (media.ipc), then flushes the routers they went to.
 
     Everything that arrived while the worker was busy goes out in one batch per subscriber, so the
-    busier the worker, the fewer send calls per packet; an idle worker still sends each at once.
+    busier the worker, the fewer send calls per packet; an idle worker still sends each burst at once.
     """
 
     def __init__(self, worker: "Worker", sock: socket.socket) -> None:
@@ -56,24 +56,21 @@ class PacketReader:
         try:
             while count < READ_BATCH:
                 try:
-                    data = recv(2048)
+                    data = recv(65536)
                 except (BlockingIOError, InterruptedError):
                     break
-                count += 1
-                try:
-                    source_id, seq, ts, marker, key = PACKET_HEADER.unpack_from(data)
-                except Exception:
-                    continue
-                entry = sources.get(source_id)
-                if entry is None:
-                    continue
-                router, source = entry
-                if router not in touched:
-                    touched.append(router)
-                try:
-                    router.on_rtp(source, seq, ts, marker, data[PACKET_HEADER.size :], bool(key))
-                except Exception:
-                    log.exception("worker forwarding failed")
+                for source_id, seq, ts, marker, key, payload in unpack_burst(data):
+                    count += 1
+                    entry = sources.get(source_id)
+                    if entry is None:
+                        continue
+                    router, source = entry
+                    if router not in touched:
+                        touched.append(router)
+                    try:
+                        router.on_rtp(source, seq, ts, marker, payload, bool(key))
+                    except Exception:
+                        log.exception("worker forwarding failed")
         finally:
             for router in touched:
                 try:

@@ -1,53 +1,29 @@
 """WorkerPool: spawns media worker processes and shards consumers over them.
 
 The ingest process keeps the producers and its own share of consumers; every source packet is
-mirrored to the workers that serve that conference with one local datagram each, so forwarding
-(the expensive, per-subscriber part) runs on every core without the GIL in the way.
+mirrored to the workers that serve that conference, a burst per local datagram (media.ipc), so
+forwarding (the expensive, per-subscriber part) runs on every core without the GIL in the way.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import itertools
 import logging
 import multiprocessing
 import os
 import socket
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from media.ipc import PACKET_HEADER, read_message, write_message
+from media.ipc import bursts, pack_packet, read_message, write_message
 from media.router import Router
 from media.source import SourceStream
 
 log = logging.getLogger(__name__)
-
-
-UDP_SEGMENT = 103  # linux/udp.h: the GSO segment size, as a cmsg of level SOL_UDP
-GSO_MAX_BYTES = 65000
-GSO_MAX_SEGMENTS = 64
-
-
-def gso_runs(sizes: list[int]) -> list[tuple[int, int]]:
-    """[start, end) runs one GSO send can carry: equal sizes, optionally closed by one shorter datagram."""
-    runs = []
-    start, n = 0, len(sizes)
-    while start < n:
-        size, end, total = sizes[start], start + 1, sizes[start]
-        while (end < n and sizes[end] <= size and end - start < GSO_MAX_SEGMENTS
-               and total + sizes[end] <= GSO_MAX_BYTES):
-            total += sizes[end]
-            end += 1
-            if sizes[end - 1] < size:
-                break  # a shorter datagram closes the run
-        runs.append((start, end))
-        start = end
-    return runs
 
 
 class WorkerHandle:
@@ -127,9 +103,9 @@ class WorkerPool:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
         self._sock.setblocking(False)
-        self._gso = True  # mirror bursts with UDP GSO until the kernel refuses it
         self._targets: dict[str, list[tuple[str, int]]] = {}
-        self.mirror_drops = 0
+        self.mirror_drops = 0  # packets a worker's socket did not take (its consumers NACK them)
+        self.mirror_sends = 0
 
     async def start(self, timeout: float = 30.0) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -248,46 +224,30 @@ class WorkerPool:
              payload: bytes, key: bool, queued: list[bytes] | None) -> None:
         if not self._targets.get(conference_id):
             return
-        data = PACKET_HEADER.pack(source.id, seq, ts, marker, key) + payload
+        data = pack_packet(source.id, seq, ts, marker, key, payload)
         if queued is not None:
             queued.append(data)
         else:
-            self._send(conference_id, data)
+            self._send(conference_id, data, 1)
 
     def _mirror(self, conference_id: str, queued: list[bytes]) -> None:
-        """The burst in one go: runs of equal-sized datagrams as one UDP GSO send per worker."""
+        """The burst in one datagram per worker (media.ipc), several if it is larger than one holds."""
         if not queued:
             return
-        batch = queued[:]
+        if len(queued) == 1:
+            self._send(conference_id, queued[0], 1)
+        else:
+            for datagram, packets in bursts(queued):
+                self._send(conference_id, datagram, packets)
         queued.clear()
-        targets = self._targets.get(conference_id, ())
-        sizes = [len(d) for d in batch]
-        runs = gso_runs(sizes) if self._gso else [(i, i + 1) for i in range(len(batch))]
-        for start, end in runs:
-            if end - start == 1:
-                self._send(conference_id, batch[start])
-                continue
-            cmsg = [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", len(batch[start])))]
-            for addr in targets:
-                try:
-                    self._sock.sendmsg(batch[start:end], cmsg, 0, addr)
-                except OSError as exc:
-                    if exc.errno in (errno.EIO, errno.EINVAL, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
-                        self._gso = False  # this kernel sends no GSO: one datagram at a time
-                        for data in batch[start:end]:
-                            self._send_to(data, addr)
-                    else:
-                        self.mirror_drops += end - start
 
-    def _send(self, conference_id: str, data: bytes) -> None:
+    def _send(self, conference_id: str, data: bytes, packets: int) -> None:
         for addr in self._targets.get(conference_id, ()):
-            self._send_to(data, addr)
-
-    def _send_to(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            self._sock.sendto(data, addr)
-        except OSError:  # buffer full: the worker's consumers will NACK it from their mirror
-            self.mirror_drops += 1
+            try:
+                self._sock.sendto(data, addr)
+                self.mirror_sends += 1
+            except OSError:  # buffer full: the worker's consumers will NACK it from their mirror
+                self.mirror_drops += packets
 
     def _rebuild_targets(self) -> None:
         targets: dict[str, list[tuple[str, int]]] = {}

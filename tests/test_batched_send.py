@@ -12,11 +12,11 @@ import socket
 import pytest
 
 from media import fanout, pinned_path
-from media.ipc import PACKET_HEADER
+from media.ipc import bursts, pack_packet, unpack_burst
 from media.outbound import OutboundStream
 from media.router import Router
 from media.source import SourceStream
-from media.worker_pool import WorkerPool, gso_runs
+from media.worker_pool import WorkerPool
 from tests.test_router_switch import IDR, P_SLICE, Receiver, outbound_session
 
 pytestmark = pytest.mark.skipif(not fanout.enabled(), reason="media._fastpath not built")
@@ -236,39 +236,53 @@ def test_membership_changes_flush_first(send_mode) -> None:
         sock.close()
 
 
-def test_gso_runs_split_where_sizes_change() -> None:
-    assert gso_runs([1101, 1101, 1100, 1100, 300, 1200, 1200, 1200, 5]) == [(0, 3), (3, 5), (5, 9)]
-    assert gso_runs([100, 200, 200]) == [(0, 1), (1, 3)]  # a larger datagram starts a new run
-    assert gso_runs([10] * 70) == [(0, 64), (64, 70)]  # at most 64 segments per send
-    assert gso_runs([]) == []
-
-
-@pytest.mark.parametrize("gso", [True, False])
-def test_mirror_to_workers_keeps_every_datagram(tmp_path, gso: bool) -> None:
-    """The ingest's mirror of a burst: each packet arrives as its own datagram, in order."""
+def test_mirror_to_workers_sends_a_burst_as_one_datagram(tmp_path) -> None:
+    """The ingest's mirror of a burst: one datagram per worker holding every packet, in order; a
+    burst larger than a datagram holds (a keyframe) takes several, none lost."""
     pool = WorkerPool(0, None, tmp_path)
-    pool._gso = gso
     workers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
     for w in workers:
         w.bind(("127.0.0.1", 0))
+        w.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         w.settimeout(1.0)
     router, src = _batched_router()
     pool.attach(router)
     pool._targets = {router.conference_id: [w.getsockname() for w in workers]}
-    packets = _frame(1, 3000, [1100, 1100, 1099, 700, 1200, 1200])
-    _send(router, src, packets)
-    workers[0].settimeout(0.05)
-    with pytest.raises(TimeoutError):
-        workers[0].recv(2048)  # held until the burst ends
-    workers[0].settimeout(1.0)
-    router.flush()
+    frame = _frame(1, 3000, [6, 1100, 1100, 1099, 700, 1200, 1200])
+    keyframe = _frame(1 + len(frame), 6000, [1180] * 120, key=True)  # ~140 KB: three datagrams
+    for packets, datagrams in ((frame, 1), (keyframe, 3)):
+        _send(router, src, packets)
+        workers[0].settimeout(0.05)
+        with pytest.raises(TimeoutError):
+            workers[0].recv(65536)  # held until the burst ends
+        workers[0].settimeout(1.0)
+        sends = pool.mirror_sends
+        router.flush()
+        assert pool.mirror_sends - sends == datagrams * len(workers)
+        for w in workers:
+            got = [entry for _ in range(datagrams) for entry in unpack_burst(w.recv(65536))]
+            assert [(seq, ts, marker, payload) for _, seq, ts, marker, _, payload in got] == packets
+            assert {source_id for source_id, *_ in got} == {src.id}
+            assert [bool(key) for *_, key, _ in got] == [packets is keyframe and i == 0 for i in range(len(packets))]
+            w.settimeout(0.05)
+            with pytest.raises(TimeoutError):
+                w.recv(65536)
+            w.settimeout(1.0)
+    assert pool.mirror_drops == 0
     for w in workers:
-        got = [w.recv(2048) for _ in packets]
-        assert [d[PACKET_HEADER.size :] for d in got] == [p[3] for p in packets]
-        assert [int.from_bytes(d[4:6], "big") for d in got] == [p[0] for p in packets]
         w.close()
-    assert pool.mirror_drops == 0 and pool._gso == gso
     pool._sock.close()
+
+
+def test_burst_datagrams_drop_a_malformed_tail() -> None:
+    packed = [pack_packet(7, n, 90 * n, n == 3, False, bytes([n]) * (10 * n)) for n in range(1, 4)]
+    (datagram, count), = bursts(packed)
+    assert count == 3 and len(datagram) == sum(map(len, packed))
+    assert [seq for _, seq, *_ in unpack_burst(datagram)] == [1, 2, 3]
+    assert [seq for _, seq, *_ in unpack_burst(datagram[:-1])] == [1, 2]  # the last one is cut short
+    assert unpack_burst(b"\x00" * 5) == []
+    assert [len(d) for d, _ in bursts(packed, limit=len(packed[0]) + len(packed[1]))] == [
+        len(packed[0]) + len(packed[1]), len(packed[2])]
 
 
 def test_fast_start_replay_leaves_once_per_flush(send_mode) -> None:
