@@ -314,7 +314,6 @@ static int fp_send_runs_at_once(struct fp_target *t, struct iovec *iov, int read
         start = end;
     }
     first[runs] = ready;
-    if (runs < 2) return 0;
     do {
         sent = sendmmsg(t->fd, m, (unsigned int)runs, MSG_DONTWAIT);
     } while (sent < 0 && errno == EINTR);
@@ -334,8 +333,8 @@ static int fp_send_ready(struct fp_target *t, struct iovec *iov, int ready, cons
                          struct fp_target **owner)
 {
     int start = 0, m;
-    if (fp_batch_mode == 2 && fp_runs_at_once && ready > 1)
-        start = fp_send_runs_at_once(t, iov, ready, plens, owner);
+    if (fp_batch_mode == 2 && fp_runs_at_once && ready > 1 && fp_run_end(iov, 0, ready) < ready)
+        start = fp_send_runs_at_once(t, iov, ready, plens, owner);   /* two runs or more */
     while (start < ready) {
         int end = start + 1, count, sent;
         if (fp_batch_mode == 2) {

@@ -234,11 +234,8 @@ class WorkerPool:
         """The burst in one datagram per worker (media.ipc), several if it is larger than one holds."""
         if not queued:
             return
-        if len(queued) == 1:
-            self._send(conference_id, queued[0], 1)
-        else:
-            for datagram, packets in bursts(queued):
-                self._send(conference_id, datagram, packets)
+        for datagram, packets in bursts(queued):  # (one packet: joining it returns it, no copy)
+            self._send(conference_id, datagram, packets)
         queued.clear()
 
     def _send(self, conference_id: str, data: bytes, packets: int) -> None:
