@@ -18,6 +18,7 @@ import os
 import resource
 import socket
 import statistics
+from collections.abc import Callable
 from typing import Any
 
 from pylibsrtp import Policy, Session
@@ -131,6 +132,24 @@ def _alternate(variants: dict[str, tuple[_Rig, Any]], shapes: dict[str, list[byt
     return seq
 
 
+def _alternate_setting(setting: Callable[..., Any], values: dict[str, Any], rig: _Rig, array: Any, n: int,
+                       payloads: list[bytes], repeats: int, seq: int) -> tuple[dict[str, float], int]:
+    """One burst shape under each value of a fan-out setting in turn (``setting(value)`` sets it,
+    ``setting()`` reads it), ``repeats`` times; the median per value's name, and the next sequence
+    number. The setting is restored."""
+    got: dict[str, list[float]] = {name: [] for name in values}
+    before = setting()
+    try:
+        for _ in range(repeats):
+            for name, value in values.items():
+                setting(value)
+                got[name].append(_measure(rig, array, n, payloads, seq))
+                seq += ROUNDS * len(payloads)
+    finally:
+        setting(before)
+    return {name: statistics.median(times) for name, times in got.items()}, seq
+
+
 def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
     if not fanout.enabled() or srtp_gcm.new(bytes(16), bytes(12)) is None:
         return {"skipped": "C fast path or its AES-GCM binding not available"}
@@ -145,17 +164,9 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
         # A frame whose NAL unit the packetizer split "about equally" (sizes one byte apart), sent as
         # it is (two GSO runs) and evened out by RTP padding (one run), own AES-GCM contexts.
         split = [os.urandom(1181)] * 3 + [os.urandom(1180)] * 5
-        got = {"unpadded": [], "padded": []}
-        before = fanout.pad_max()
-        try:
-            for _ in range(repeats):
-                for name, limit in (("unpadded", 0), ("padded", 8)):
-                    fanout.pad_max(limit)
-                    got[name].append(_measure(rig, arrays["own"], n, split, seq))
-                    seq += ROUNDS * len(split)
-        finally:
-            fanout.pad_max(before)
-        plain, padded = statistics.median(got["unpadded"]), statistics.median(got["padded"])
+        got, seq = _alternate_setting(fanout.pad_max, {"unpadded": 0, "padded": 8}, rig, arrays["own"], n, split,
+                                      repeats, seq)
+        plain, padded = got["unpadded"], got["padded"]
         out["8 packets one byte apart: 2 GSO runs, µs/pkt (median)"] = plain
         out["8 packets one byte apart: padded to 1 run, µs/pkt (median)"] = padded
         out["8 packets one byte apart: 2 runs / 1 run"] = plain / padded if padded else float("nan")
@@ -171,17 +182,9 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
             # a slice of 8 packets plus the next slice's first, that slice's second (3 runs), sent
             # with a call per run and as one sendmmsg, pinned sockets.
             frame = [os.urandom(6)] + [os.urandom(1140)] * 8 + [os.urandom(1035)] * 2
-            got = {"call per run": [], "one sendmmsg": []}
-            before_together = fanout.runs_together()
-            try:
-                for _ in range(2 * repeats):
-                    for name, together in (("call per run", False), ("one sendmmsg", True)):
-                        fanout.runs_together(together)
-                        got[name].append(_measure(pinned_rig, pinned_array, n, frame, seq))
-                        seq += ROUNDS * len(frame)
-            finally:
-                fanout.runs_together(before_together)
-            per_run, at_once = statistics.median(got["call per run"]), statistics.median(got["one sendmmsg"])
+            got, seq = _alternate_setting(fanout.runs_together, {"call per run": False, "one sendmmsg": True},
+                                          pinned_rig, pinned_array, n, frame, 2 * repeats, seq)
+            per_run, at_once = got["call per run"], got["one sendmmsg"]
             out["frame of 3 runs: a call per run, µs/pkt (median)"] = per_run
             out["frame of 3 runs: one sendmmsg, µs/pkt (median)"] = at_once
             out["frame of 3 runs: calls per run / one sendmmsg"] = per_run / at_once if at_once else float("nan")
