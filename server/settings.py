@@ -84,8 +84,9 @@ class Settings(BaseSettings):
     )
     send_batches: Literal["gso", "sendmmsg", "sendto"] = Field(
         default="gso",
-        description="How the relay sends a burst of packets to each point: one UDP GSO call per run of "
-        "equal-sized packets (falls back to sendmmsg where the kernel refuses GSO), or one sendto per packet",
+        description="How the relay sends a burst of packets to each point: a UDP GSO message per run of "
+        "equal-sized packets, a point's runs in one sendmmsg call (falls back to plain sendmmsg where the "
+        "kernel refuses GSO), or one sendto per packet",
     )
     rtp_pad_max: int = Field(
         default=8,
