@@ -67,10 +67,13 @@ def test_pin_refuses_what_it_cannot_connect() -> None:
         udp.close()
 
 
-def test_a_closed_point_costs_drops_not_the_consumer() -> None:
+@pytest.mark.parametrize("batched", [False, True], ids=["packet", "frames of three runs"])
+def test_a_closed_point_costs_drops_not_the_consumer(batched: bool) -> None:
     """With the point's socket gone, sends on the pinned socket meet ECONNREFUSED (the kernel
     reports the ICMP port-unreachable there): the C loop and the Python path count drops and
-    keep the stream; deciding that the point has left is RTCP's and ICE consent's job."""
+    keep the stream; deciding that the point has left is RTCP's and ICE consent's job. Batched,
+    a frame's runs leave in one sendmmsg; when it fails the runs go one call each (each counted
+    once, sent or dropped)."""
     router = Router("p1", keyframe_interval=0.0)
     rx = Receiver()
     tx = _udp()
@@ -88,10 +91,16 @@ def test_a_closed_point_costs_drops_not_the_consumer() -> None:
         router.on_rtp(src, 2, 3000, 1, P_SLICE + b"x" * 800)  # C loop
         assert stream.fast and len(rx.read(2)) == 2
         rx.sock.close()
-        for n in range(3, 23):
-            router.on_rtp(src, n, 3000 * n, 1, P_SLICE + bytes([n]) * 800)
+        router.batched = batched
+        sizes = [40, 800, 800, 500] if batched else [800]  # batched: three GSO runs per frame
+        seq = 3
+        for n in range(20):
+            for i, size in enumerate(sizes):
+                router.on_rtp(src, seq, 3000 * n, int(i == len(sizes) - 1), P_SLICE + bytes([n]) * size)
+                seq += 1
+            router.flush()
             time.sleep(0.002)  # let the ICMP come back between sends
-        assert stream.drops > 0 and stream.packets + stream.drops == 22
+        assert stream.drops > 0 and stream.packets + stream.drops == seq - 1
         assert failures == []
         assert stream in router.fast["video"].members
     finally:
