@@ -125,18 +125,25 @@ def _alternate(variants: dict[str, tuple[_Rig, Any]], shapes: dict[str, list[byt
             for name, (rig, array) in variants.items():
                 got[name].append(_measure(rig, array, n, payloads, seq))
             seq += ROUNDS * len(payloads)
-        first, second = statistics.median(got[a]), statistics.median(got[b])
-        out[f"{label}: {long_names.get(a, a)}, µs/pkt (median)"] = first
-        out[f"{label}: {long_names.get(b, b)}, µs/pkt (median)"] = second
-        out[f"{label}: {a} / {b}"] = first / second if second else float("nan")
+        _record(out, label, got, long_names)
     return seq
 
 
+def _record(out: dict, label: str, got: dict[str, list[float]], long_names: dict[str, str]) -> None:
+    """Two variants' medians and their ratio as rows of ``out`` (a variant's row may take a longer name)."""
+    a, b = got
+    first, second = statistics.median(got[a]), statistics.median(got[b])
+    out[f"{label}: {long_names.get(a, a)}, µs/pkt (median)"] = first
+    out[f"{label}: {long_names.get(b, b)}, µs/pkt (median)"] = second
+    out[f"{label}: {a} / {b}"] = first / second if second else float("nan")
+
+
 def _alternate_setting(setting: Callable[..., Any], values: dict[str, Any], rig: _Rig, array: Any, n: int,
-                       payloads: list[bytes], repeats: int, seq: int) -> tuple[dict[str, float], int]:
-    """One burst shape under each value of a fan-out setting in turn (``setting(value)`` sets it,
-    ``setting()`` reads it), ``repeats`` times; the median per value's name, and the next sequence
-    number. The setting is restored."""
+                       payloads: list[bytes], repeats: int, seq: int, out: dict, label: str,
+                       long_names: dict[str, str]) -> int:
+    """One burst shape under each of two values of a fan-out setting in turn (``setting(value)``
+    sets it, ``setting()`` reads it), ``repeats`` times; rows as ``_alternate``'s. The setting is
+    restored. Returns the next sequence number."""
     got: dict[str, list[float]] = {name: [] for name in values}
     before = setting()
     try:
@@ -147,7 +154,8 @@ def _alternate_setting(setting: Callable[..., Any], values: dict[str, Any], rig:
                 seq += ROUNDS * len(payloads)
     finally:
         setting(before)
-    return {name: statistics.median(times) for name, times in got.items()}, seq
+    _record(out, label, got, long_names)
+    return seq
 
 
 def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
@@ -164,12 +172,9 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
         # A frame whose NAL unit the packetizer split "about equally" (sizes one byte apart), sent as
         # it is (two GSO runs) and evened out by RTP padding (one run), own AES-GCM contexts.
         split = [os.urandom(1181)] * 3 + [os.urandom(1180)] * 5
-        got, seq = _alternate_setting(fanout.pad_max, {"unpadded": 0, "padded": 8}, rig, arrays["own"], n, split,
-                                      repeats, seq)
-        plain, padded = got["unpadded"], got["padded"]
-        out["8 packets one byte apart: 2 GSO runs, µs/pkt (median)"] = plain
-        out["8 packets one byte apart: padded to 1 run, µs/pkt (median)"] = padded
-        out["8 packets one byte apart: 2 runs / 1 run"] = plain / padded if padded else float("nan")
+        seq = _alternate_setting(fanout.pad_max, {"2 runs": 0, "1 run": 8}, rig, arrays["own"], n, split, repeats,
+                                 seq, out, "8 packets one byte apart",
+                                 {"2 runs": "2 GSO runs", "1 run": "padded to 1 run"})
         # Runs of three (about what a point gets per send) and single packets, own AES-GCM, on
         # sockets that name the address on every send and on sockets connected to their receiver.
         pinned_rig = _Rig(n, pinned=True)
@@ -182,12 +187,9 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
             # a slice of 8 packets plus the next slice's first, that slice's second (3 runs), sent
             # with a call per run and as one sendmmsg, pinned sockets.
             frame = [os.urandom(6)] + [os.urandom(1140)] * 8 + [os.urandom(1035)] * 2
-            got, seq = _alternate_setting(fanout.runs_together, {"call per run": False, "one sendmmsg": True},
-                                          pinned_rig, pinned_array, n, frame, 2 * repeats, seq)
-            per_run, at_once = got["call per run"], got["one sendmmsg"]
-            out["frame of 3 runs: a call per run, µs/pkt (median)"] = per_run
-            out["frame of 3 runs: one sendmmsg, µs/pkt (median)"] = at_once
-            out["frame of 3 runs: calls per run / one sendmmsg"] = per_run / at_once if at_once else float("nan")
+            seq = _alternate_setting(fanout.runs_together, {"calls per run": False, "one sendmmsg": True},
+                                     pinned_rig, pinned_array, n, frame, 2 * repeats, seq, out, "frame of 3 runs",
+                                     {"calls per run": "a call per run"})
             rig.made += pinned_rig.made
         finally:
             pinned_rig.close()
