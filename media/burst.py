@@ -11,6 +11,10 @@ a moment: its remaining packets are on their way (the ingest reads a frame faste
 publishers send it: browsers pace), and a frame is of no use to a decoder before its last packet.
 Sent whole it costs each point fewer send calls (Chromium as the speaker: 26 % fewer video sends,
 docs/architecture.md "Batched sends"), and its last packet leaves no later than before.
+
+Once the speaker is connected its socket is drained (media.socket_drain): ``begin`` and ``end``
+bracket each read of it, the end of the read is the end of the burst (no FIONREAD), and aiortc's
+own handling of the burst's packets (``defer``) runs after the flush rather than holding it up.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import fcntl
 import logging
 import struct
 import termios
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from media.ice import pair_socket
+from media.srtp_intake import drive
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +47,8 @@ def _unread(fd: int) -> int:
 class BurstEnd:
     """One per publisher connection; ``flush`` is the router's."""
 
-    __slots__ = ("_pc", "_flush", "_fd", "_queue", "_timer", "_frame_open", "flushes", "packets")
+    __slots__ = ("_pc", "_flush", "_fd", "_queue", "_timer", "_frame_open", "_deferred", "draining", "_begun_at",
+                 "flushes", "packets")
 
     def __init__(self, pc: Any, flush: Callable[[], None]) -> None:
         self._pc = pc
@@ -51,6 +57,9 @@ class BurstEnd:
         self._queue: asyncio.Queue | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._frame_open = False  # a video frame's first packets are held, its last is not yet here
+        self._deferred: list[Coroutine[Any, Any, None]] = []
+        self.draining = False  # inside a drained read of the speaker's socket (begin ... end)
+        self._begun_at = 0  # ``packets`` when that read began
         self.flushes = 0
         self.packets = 0
 
@@ -76,6 +85,8 @@ class BurstEnd:
         self.packets += 1
         if frame_open is not None:
             self._frame_open = frame_open
+        if self.draining:
+            return  # the read's end decides (``end``)
         if self._queue is None and not self._find_socket():
             self.flush()
             return
@@ -84,6 +95,30 @@ class BurstEnd:
             self.flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(MAX_HOLD, self.flush)
+
+    def begin(self) -> None:
+        self.draining = True
+        self._begun_at = self.packets
+
+    def defer(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a packet's bookkeeping) once this read is over and its burst has left."""
+        self._deferred.append(work)
+
+    def end(self) -> None:
+        """The speaker's socket is empty: the burst has been read. It leaves unless a frame is
+        still open (then within MAX_HOLD), and then the deferred work runs, in arrival order."""
+        self.draining = False
+        if self.packets == self._begun_at:
+            return  # nothing forwarded in this read (RTCP, STUN, an error): nothing to flush
+        if not self._frame_open:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(MAX_HOLD, self.flush)
+        deferred = self._deferred
+        if deferred:
+            self._deferred = []
+            for work in deferred:
+                drive(work)
 
     def flush(self) -> None:
         if self._timer is not None:

@@ -2,7 +2,8 @@
 
 The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (the
 fan-out of a burst leaves as soon as the burst has been read, see ``media.burst``), then to aiortc's
-own handler so NACKs, receiver reports and REMB towards the publisher keep working. Once connected,
+own handler so NACKs, receiver reports and REMB towards the publisher keep working; once the socket
+is drained (``media.socket_drain``) that handler runs after the burst has left. Once connected,
 the speaker's SRTP is taken off the ICE socket where it arrives (``media.srtp_intake``), not through
 aioice's queue and aiortc's DTLS receive task. aiortc's decoder thread is replaced by
 ``media.frame_tap`` (no decoder ever runs).
@@ -19,7 +20,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
-from media import frame_tap, srtp_intake
+from media import frame_tap, socket_drain, srtp_intake
 from media.burst import BurstEnd
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.ice import enlarge_socket_buffers, patient_consent
@@ -52,6 +53,7 @@ class Producer:
         self.on_close: list[Callable[[Producer], None]] = []
         self._burst = BurstEnd(pc, router.flush)
         self.intake: srtp_intake.SrtpIntake | None = None  # the speaker's SRTP, once connected
+        self.drain: socket_drain.SocketDrain | None = None  # reads the speaker's socket a burst at a time
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -118,7 +120,10 @@ class Producer:
             except Exception:  # an exception here would kill aiortc's receive loop for good
                 log.exception("forwarding failed")
             burst.packet(frame_open)
-            await original_rtp(packet, arrival_time_ms)
+            if burst.draining:
+                burst.defer(original_rtp(packet, arrival_time_ms))  # after the burst has left
+            else:
+                await original_rtp(packet, arrival_time_ms)
 
         async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
             if isinstance(packet, RtcpSrPacket):
@@ -139,6 +144,8 @@ class Producer:
             pair = dtls.transport._connection._nominated.get(1)
             if pair is not None:
                 self.intake = srtp_intake.install(pair.protocol, dtls, rtp=True) or self.intake
+                if self.intake is not None and pair.protocol.transport is not None:
+                    self.drain = socket_drain.install(pair.protocol.transport, self._burst) or self.drain
 
     def stats(self) -> dict:
         return {
@@ -146,6 +153,9 @@ class Producer:
             # how the speaker's packets left for the fan-out: packets / flushes = burst size
             "burst_packets": self._burst.packets,
             "burst_flushes": self._burst.flushes,
+            # reads of the speaker's socket: datagrams / wake-ups = datagrams per loop iteration
+            "drain_wakeups": self.drain.wakeups if self.drain is not None else 0,
+            "drain_datagrams": self.drain.datagrams if self.drain is not None else 0,
         }
 
     def request_keyframe(self) -> None:

@@ -61,6 +61,9 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         # the speaker's packets, too, were taken where they arrive (and still reached everyone)
         (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
         assert speaker["srtp_intake_datagrams"] > 200
+        # ... read a burst per wake-up (media.socket_drain): a frame's packets in one read
+        assert speaker["drain_datagrams"] >= speaker["srtp_intake_datagrams"]
+        assert speaker["drain_datagrams"] > 1.5 * speaker["drain_wakeups"], speaker
         # every process froze its start-up objects, so full collections skip them (media.gc_pauses)
         assert all(w["gc"]["frozen"]["count"] > 10_000 for w in stats["workers"])
         # a point's audio and video share its socket: the C loop sends them together (media.fanout)
