@@ -87,6 +87,7 @@ class Consumer:
         self._report_targets: dict[int, tuple] = {}  # our SSRC -> (sender, stream, quality): receiver reports
         self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
         self._paths: list[tuple[socket.socket, tuple]] = []  # sockets connected to the point (media.pinned_path)
+        self._consent_checks: list = []  # ours towards the point, once ICE completed (media.consent_check)
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.on_connected: list[Callable[[], None]] = []  # DTLS is up and media flows (once)
@@ -241,6 +242,7 @@ class Consumer:
                 self._rtcp.on_report = self._report_block
                 if self._rtcp.consent is None:
                     self._rtcp.consent = ConsentAnswer.for_connection(dtls.transport._connection)
+            self._consent_checks = getattr(dtls.transport._connection, "_consent_checks", None) or []
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
             self.streams["video"].pair_with(self.streams["audio"])
@@ -288,9 +290,12 @@ class Consumer:
         rtcp = ({"rtcp_datagrams": self._rtcp.datagrams, "rtcp_short_reports": self._rtcp.short_reports,
                  "consent_answered": self._rtcp.consent.answered if self._rtcp.consent is not None else 0}
                 if self._rtcp is not None else {})
+        checks = self._consent_checks  # ours towards the point (media.consent_check)
+        consent = {"consent_checks": {"sent": sum(c.sent for c in checks), "answered": sum(c.answered for c in checks),
+                                      "lost": sum(c.lost for c in checks)}} if checks else {}
         paired = video is not None and video._partner is not None  # audio rides in video's sends
         pinned = bool(self._paths) and all(pinned_path.is_pinned(raw, remote) for raw, remote in self._paths)
-        return {"join": join, "paired": paired, "path_pinned": pinned, **rtcp, **kinds}
+        return {"join": join, "paired": paired, "path_pinned": pinned, **rtcp, **consent, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:
         """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +10,8 @@ from typing import Any
 import aioice.ice
 import aioice.stun
 from aiortc import RTCConfiguration, RTCIceServer
+
+from media import consent_check
 
 log = logging.getLogger(__name__)
 _original_host_addresses = aioice.ice.get_host_addresses
@@ -97,40 +97,15 @@ def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: in
     return changed
 
 
-def patient_consent(pc: object, retransmissions: int = 2, failures_allowed: int = 4) -> None:
+def patient_consent(pc: object) -> None:
     """ICE consent as RFC 7675 means it: lost after about 30 s without any answer, not 3 s.
 
     aioice sends each consent check once, counts it lost after 0.5 s and closes after six losses
     in a row. A join storm of hundreds of subscribers can delay an event loop past that for long
     enough, and the peer is then dropped although it is fine (for the speaker, that ends the
     conference for everyone). Here each check is retransmitted (0.5 + 1 + 2 s) and four lost
-    checks in a row (about 35 s) end the connection. Browsers and OBS behave the same way.
+    checks in a row (about 35 s) end the connection. Browsers and OBS behave the same way. The
+    checks are ours, packed from bytes on one timer per process (media.consent_check).
     """
     for connection in _ice_connections(pc):
-        if getattr(connection, "_patient_consent", False):
-            continue
-        connection._patient_consent = True
-
-        async def query_consent(connection=connection) -> None:  # type: ignore[no-untyped-def]
-            failures = 0
-            while True:
-                await asyncio.sleep(aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random()))
-                for pair in list(connection._nominated.values()):
-                    request = connection.build_request(pair, nominate=False)
-                    try:
-                        await pair.protocol.request(
-                            request,
-                            pair.remote_addr,
-                            integrity_key=connection.remote_password.encode("utf8"),
-                            retransmissions=retransmissions,
-                        )
-                        failures = 0
-                    except aioice.stun.TransactionError:
-                        failures += 1
-                    if failures >= failures_allowed:
-                        log.info("ICE consent expired")
-                        connection._query_consent_task = None
-                        await connection.close()
-                        return
-
-        connection.query_consent = query_consent
+        consent_check.install(connection)

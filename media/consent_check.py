@@ -1,0 +1,245 @@
+"""ConsentCheck: our ICE consent checks towards a connected peer, packed from bytes, on one timer.
+
+RFC 7675: a sender keeps sending only while its peer keeps consenting, which it shows by
+answering a STUN Binding request every few seconds. aioice runs a task per connection that builds
+each check as message objects, serialises them, runs a ``Transaction`` (its own timer and future)
+and parses the answer into objects again. With hundreds of points these checks and their answers
+were about a third of an idle media worker's Python time (py-spy, N=250). Here a check is packed
+from the connection's fixed attributes, sent on the pair's socket, and its answer is recognised by
+its transaction id in the socket's datagram callback; every connection's checks and retries of a
+process run from one timer (``ConsentSchedule``), like the sender reports (media.sender_report).
+
+The policy is media.ice.patient_consent's: a check every 4-6 s, retransmitted after RTO and 2*RTO,
+counted lost 7*RTO (3.5 s) after it was first sent; four lost in a row (about 35 s without an
+answer) close the connection, as aioice would. The bytes are what aioice's ``build_request`` and
+``add_message_integrity`` make (tests/test_consent_check.py compares them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import heapq
+import hmac
+import itertools
+import logging
+import random
+import struct
+import weakref
+from typing import Any
+
+import aioice.ice
+from aioice.candidate import candidate_priority
+from aioice.stun import COOKIE, FINGERPRINT_XOR
+
+from media.consent_answer import BINDING_REQUEST, BINDING_SUCCESS, FINGERPRINT, MESSAGE_INTEGRITY, PRIORITY, USERNAME
+
+log = logging.getLogger(__name__)
+
+ICE_CONTROLLED, ICE_CONTROLLING = 0x8029, 0x802A
+BINDING_ERROR = 0x0111
+RTO = 0.5  # seconds to the first retransmission (aioice's RETRY_RTO), doubling after
+RETRANSMISSIONS = 2
+FAILURES_ALLOWED = 4
+
+_HEADER = struct.Struct("!HHI12s")
+_ATTR = struct.Struct("!HH")
+
+
+def _attribute(kind: int, value: bytes) -> bytes:
+    return _ATTR.pack(kind, len(value)) + value + b"\x00" * (-len(value) % 4)
+
+
+class ConsentCheck:
+    """One connection's checks: what to send, which transaction is outstanding, how many failed."""
+
+    __slots__ = ("connection", "component", "_remote", "_sendto", "_key", "_body", "pending", "tries",
+                 "failures", "sent", "answered", "lost", "active")
+
+    def __init__(self, connection: Any, pair: Any) -> None:
+        self.connection = connection
+        self.component = pair.component
+        self._remote = tuple(pair.remote_addr[:2])
+        self._sendto = pair.protocol.transport.sendto
+        self._key = connection.remote_password.encode("utf8")
+        role = ICE_CONTROLLING if connection.ice_controlling else ICE_CONTROLLED
+        username = f"{connection.remote_username}:{connection.local_username}".encode()
+        self._body = (  # the attributes before MESSAGE-INTEGRITY, in aioice's order
+            _attribute(USERNAME, username)
+            + _attribute(PRIORITY, struct.pack("!I", candidate_priority(pair.component, "prflx")))
+            + _attribute(role, struct.pack("!Q", connection._tie_breaker))
+        )
+        self.pending: bytes | None = None  # the transaction id of the check awaiting its answer
+        self.tries = 0  # sends of the pending check
+        self.failures = 0  # checks lost in a row
+        self.sent = self.answered = self.lost = 0
+        self.active = True
+
+    def request(self, transaction_id: bytes) -> bytes:
+        body = self._body
+        head = _HEADER.pack(BINDING_REQUEST, len(body) + 24, COOKIE, transaction_id)
+        body += _ATTR.pack(MESSAGE_INTEGRITY, 20) + hmac.digest(self._key, head + body, "sha1")
+        head = _HEADER.pack(BINDING_REQUEST, len(body) + 8, COOKIE, transaction_id)
+        crc = binascii.crc32(head + body) ^ FINGERPRINT_XOR
+        return head + body + _ATTR.pack(FINGERPRINT, 4) + struct.pack("!I", crc)
+
+    def response(self, data: bytes, addr: tuple) -> bool:
+        """True if ``data`` answers our pending check (then consumed: an authentic success counts,
+        an error response counts as a lost check, a forged one is ignored); False: not ours."""
+        pending = self.pending
+        if pending is None or len(data) < 20 or data[8:20] != pending:
+            return False
+        kind, length, cookie, _ = _HEADER.unpack_from(data)
+        if cookie != COOKIE or length + 20 != len(data) or (addr[0], addr[1]) != self._remote:
+            return False
+        if kind == BINDING_ERROR:
+            self._lost()
+            return True
+        if kind != BINDING_SUCCESS or not self._authentic(data):
+            return True  # aioice ignores it too and keeps waiting
+        self.pending = None
+        self.failures = 0
+        self.answered += 1
+        return True
+
+    def _authentic(self, data: bytes) -> bool:
+        pos, end = 20, len(data)
+        while pos + 4 <= end:
+            kind, size = _ATTR.unpack_from(data, pos)
+            if kind == MESSAGE_INTEGRITY:
+                if size != 20 or pos + 24 > end:
+                    return False
+                signed = data[:2] + struct.pack("!H", pos + 24 - 20) + data[4:pos]
+                return hmac.compare_digest(hmac.digest(self._key, signed, "sha1"), data[pos + 4:pos + 24])
+            pos += 4 + size + (-size % 4)
+        return False
+
+    def _lost(self) -> None:
+        self.pending = None
+        self.failures += 1
+        self.lost += 1
+
+    def _send(self) -> None:
+        assert self.pending is not None
+        self.tries += 1
+        try:
+            self._sendto(self.request(self.pending), self._remote)
+        except OSError:
+            pass  # like a datagram lost on the way: the retransmission or the count deals with it
+        self.sent += 1
+
+    def fire(self) -> float | None:
+        """Send or retransmit what is due; seconds until this check needs the timer again (None:
+        the connection has gone, or its consent has expired and it is being closed)."""
+        connection = self.connection
+        if not self.active or connection._closing or connection._nominated.get(self.component) is None:
+            self.active = False
+            return None
+        if self.pending is not None:
+            if self.tries <= RETRANSMISSIONS:
+                self._send()
+                return RTO * (1 << (self.tries - 1))  # 0.5, 1, then 2 s after the last send
+            self._lost()
+            if self.failures >= FAILURES_ALLOWED:
+                log.info("ICE consent expired (%d checks unanswered)", self.failures)
+                self.active = False
+                connection._query_consent_task = None
+                asyncio.ensure_future(connection.close())
+                return None
+            return _interval()
+        if self.tries:  # answered: the next check follows the last by an interval
+            self.tries = 0
+            return _interval()
+        self.pending = random.getrandbits(96).to_bytes(12, "big")
+        self._send()
+        return RTO
+
+
+def _interval() -> float:
+    return aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random())
+
+
+class ConsentSchedule:
+    """Every ``ConsentCheck`` of one event loop on one timer; those due within ``SLACK`` together."""
+
+    SLACK = 0.02
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._heap: list[tuple[float, int, ConsentCheck]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = float("inf")
+
+    def add(self, check: ConsentCheck) -> None:
+        self._push(self._loop.time() + _interval(), check)
+
+    def _push(self, due: float, check: ConsentCheck) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), check))
+        if due < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = due
+            self._timer = self._loop.call_at(due, self._run)
+
+    def _run(self) -> None:
+        self._timer, self._timer_at = None, float("inf")
+        heap = self._heap
+        now = self._loop.time()
+        due_now = []
+        while heap and heap[0][0] <= now + self.SLACK:
+            due_now.append(heapq.heappop(heap)[2])
+        for check in due_now:
+            try:
+                delay = check.fire()
+            except Exception:
+                log.exception("consent check failed")
+                delay = _interval()
+            if delay is not None:
+                heapq.heappush(heap, (now + delay, next(self._order), check))
+        if heap:
+            self._timer_at = heap[0][0]
+            self._timer = self._loop.call_at(self._timer_at, self._run)
+
+    def __len__(self) -> int:
+        return sum(1 for _, _, check in self._heap if check.active)
+
+
+_schedules: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConsentSchedule]" = weakref.WeakKeyDictionary()
+
+
+def schedule() -> ConsentSchedule:
+    """The running loop's schedule (one per process in practice; tests run several loops)."""
+    loop = asyncio.get_running_loop()
+    found = _schedules.get(loop)
+    if found is None:
+        found = _schedules[loop] = ConsentSchedule(loop)
+    return found
+
+
+def install(connection: Any) -> None:
+    """Our checks instead of aioice's consent task for ``connection``, from when ICE completes
+    (aioice then starts ``query_consent``). Answers are taken off each pair's socket first."""
+    if getattr(connection, "_consent_checks", None) is not None:
+        return
+    connection._consent_checks = []
+
+    async def query_consent() -> None:
+        for pair in list(connection._nominated.values()):
+            check = ConsentCheck(connection, pair)
+            _take_answers(pair.protocol, check)
+            connection._consent_checks.append(check)
+            schedule().add(check)
+
+    connection.query_consent = query_consent
+
+
+def _take_answers(protocol: Any, check: ConsentCheck) -> None:
+    original = protocol.datagram_received
+
+    def datagram_received(data: bytes, addr: tuple) -> None:
+        if data[:1] == b"\x01" and check.response(data, addr):  # a STUN response or error
+            return
+        original(data, addr)
+
+    protocol.datagram_received = datagram_received

@@ -1,0 +1,133 @@
+"""Our ICE consent checks packed from bytes on one timer (media.consent_check), between real aioice peers.
+
+The check must be the one aioice sends (byte for byte), be answered by a real aioice peer whose
+answer we authenticate, keep a healthy connection open without any aioice transaction, and close
+a connection whose peer has gone silent after the policy's four lost checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aioice
+import aioice.ice
+import aioice.stun as stun
+import pytest
+
+from media import consent_check
+from media.consent_check import ConsentCheck
+from media.ice import restrict_host_addresses
+
+
+class _Pair:
+    component = 1
+    remote_addr = ("127.0.0.1", 40000)
+
+    class protocol:  # noqa: N801 - the attribute names aioice uses
+        class transport:
+            sent: list = []
+
+            @classmethod
+            def sendto(cls, data: bytes, addr: tuple) -> None:
+                cls.sent.append((data, addr))
+
+
+def _connection(controlling: bool) -> aioice.Connection:
+    connection = aioice.Connection(ice_controlling=controlling, components=1)
+    connection.remote_username, connection.remote_password = "remoteufrag", "remote-password-of-22ch"
+    return connection
+
+
+@pytest.mark.parametrize("controlling", [False, True])
+def test_the_check_is_aioices_byte_for_byte(controlling) -> None:
+    connection = _connection(controlling)
+    transaction_id = bytes(range(1, 13))
+    ours = ConsentCheck(connection, _Pair).request(transaction_id)
+    theirs = connection.build_request(_Pair, nominate=False)
+    theirs.transaction_id = transaction_id
+    theirs.add_message_integrity(connection.remote_password.encode())
+    assert ours == bytes(theirs)
+    assert stun.parse_message(ours).check_message_integrity(connection.remote_password.encode())
+
+
+def test_only_an_authentic_answer_to_the_pending_check_counts() -> None:
+    connection = _connection(False)
+    connection._nominated[1] = _Pair
+    check = ConsentCheck(connection, _Pair)
+    assert check.fire() == consent_check.RTO and check.sent == 1  # sends a check
+    pending = check.pending
+    assert pending is not None
+
+    def answer(key: bytes, transaction_id: bytes = pending, kind=stun.Class.RESPONSE) -> bytes:
+        message = stun.Message(stun.Method.BINDING, kind, transaction_id=transaction_id)
+        message.attributes["XOR-MAPPED-ADDRESS"] = ("127.0.0.1", 5000)
+        message.add_message_integrity(key)
+        return bytes(message)
+
+    key = connection.remote_password.encode()
+    assert not check.response(answer(key, transaction_id=bytes(12)), _Pair.remote_addr)  # another's: aioice's
+    assert not check.response(answer(key), ("127.0.0.1", 40001))  # from elsewhere
+    assert check.response(answer(b"forged-key-forged-key!"), _Pair.remote_addr)  # ours, ignored
+    assert check.pending == pending and check.answered == 0
+    assert check.response(answer(key), _Pair.remote_addr)
+    assert check.pending is None and check.answered == 1 and check.failures == 0
+    assert not check.response(answer(key), _Pair.remote_addr)  # a late duplicate: no longer pending
+    assert 4.0 <= check.fire() <= 6.0  # the next check after an interval
+    check.fire()
+    assert check.response(answer(key, check.pending, stun.Class.ERROR), _Pair.remote_addr)
+    assert check.lost == 1 and check.failures == 1 and check.pending is None
+
+
+async def _connected_pair() -> tuple[aioice.Connection, aioice.Connection]:
+    restrict_host_addresses(["127.0.0.1"])
+    point = aioice.Connection(ice_controlling=True, components=1)  # the offerer (a WHEP client)
+    server = aioice.Connection(ice_controlling=False, components=1)
+    for connection in (point, server):
+        consent_check.install(connection)  # what media.ice.patient_consent does per peer connection
+    await asyncio.gather(point.gather_candidates(), server.gather_candidates())
+    for a, b in ((point, server), (server, point)):
+        for candidate in a.local_candidates:
+            await b.add_remote_candidate(candidate)
+        await b.add_remote_candidate(None)
+        b.remote_username, b.remote_password = a.local_username, a.local_password
+    await asyncio.wait_for(asyncio.gather(point.connect(), server.connect()), 10)
+    return point, server
+
+
+async def _until(condition, seconds: float) -> bool:
+    for _ in range(int(seconds / 0.02)):  # bounded
+        if condition():
+            return True
+        await asyncio.sleep(0.02)
+    return condition()
+
+
+async def test_checks_both_ways_keep_a_healthy_connection_without_aioice_transactions(monkeypatch) -> None:
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
+    point, server = await _connected_pair()
+    try:
+        checks = [point._consent_checks[0], server._consent_checks[0]]
+        assert await _until(lambda: all(c.answered >= 3 for c in checks), 5), [(c.sent, c.answered) for c in checks]
+        assert all(c.lost == 0 and c.active for c in checks)
+        assert not point._closing and not server._closing
+        assert all(len(c._nominated[1].protocol.transactions) == 0 for c in (point, server))
+    finally:
+        await asyncio.gather(point.close(), server.close())
+    assert await _until(lambda: not any(c.active for c in checks) or all(c.connection._closing for c in checks), 1)
+
+
+async def test_a_silent_peer_is_closed_after_four_lost_checks(monkeypatch) -> None:
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)
+    monkeypatch.setattr(consent_check, "RTO", 0.02)
+    point, server = await _connected_pair()
+    check = server._consent_checks[0]
+    try:
+        assert await _until(lambda: check.answered >= 1, 3)
+        for protocol in point._protocols:  # the point vanishes: nothing answers any more
+            protocol.transport.close()
+        # four checks of 0.14 s each after intervals of 0.04-0.06 s: well under 2 s
+        assert await _until(lambda: server._closing, 3), (check.sent, check.answered, check.lost)
+        assert check.lost == consent_check.FAILURES_ALLOWED and not check.active
+        assert check.sent >= check.answered + 3 * consent_check.FAILURES_ALLOWED  # each sent thrice
+    finally:
+        await asyncio.gather(point.close(), server.close(), return_exceptions=True)
