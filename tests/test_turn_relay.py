@@ -13,6 +13,7 @@ The usual case is the other one: a point behind a strict firewall relays through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import socket
@@ -107,6 +108,15 @@ async def test_speaker_and_point_through_our_turn_relay(relayed_server: ServerPr
         assert point["rtcp_datagrams"] > 0  # its receiver reports came back through the relay
         (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
         assert speaker["srtp_intake_datagrams"] > 200
+        # our ICE consent checks (media.consent_check) go out through the relay and are answered
+        for _ in range(40):  # bounded: 10 s (a check every 4-6 s)
+            if point.get("consent_checks", {}).get("answered", 0) > 0:
+                break
+            await asyncio.sleep(0.25)
+            with server.admin() as c:
+                stats = c.get("/api/v1/media/stats").json()
+            (point,) = [v for v in stats["consumers"].values() if v["conference"] == conf]
+        assert point["consent_checks"]["answered"] > 0 and point["consent_checks"]["lost"] == 0, point
         assert "Traceback" not in server.log_path.read_text(errors="replace")
     finally:
         await sub.close()
