@@ -7,7 +7,7 @@ and parses the answer into objects again. With hundreds of points these checks a
 were about a third of an idle media worker's Python time (py-spy, N=250). Here a check is packed
 from the connection's fixed attributes, sent on the pair's socket, and its answer is recognised by
 its transaction id in the socket's datagram callback; every connection's checks and retries of a
-process run from one timer (``ConsentSchedule``), like the sender reports (media.sender_report).
+process run from one timer (media.job_schedule), like the sender reports (media.sender_report).
 
 The policy is media.ice.patient_consent's: a check every 4-6 s, retransmitted after RTO and 2*RTO,
 counted lost 7*RTO (3.5 s) after it was first sent; four lost in a row (about 35 s without an
@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import binascii
-import heapq
 import hmac
-import itertools
 import logging
 import random
 import struct
-import weakref
 from typing import Any
 
 import aioice.ice
 from aioice.candidate import candidate_priority
 from aioice.stun import COOKIE, FINGERPRINT_XOR
 
+from media import job_schedule
 from media.consent_answer import BINDING_REQUEST, BINDING_SUCCESS, FINGERPRINT, MESSAGE_INTEGRITY, PRIORITY, USERNAME
+from media.job_schedule import JobSchedule
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +127,10 @@ class ConsentCheck:
             pass  # like a datagram lost on the way: the retransmission or the count deals with it
         self.sent += 1
 
-    def fire(self) -> float | None:
+    def first_delay(self) -> float:
+        return _interval()
+
+    def fire(self, wall: float = 0.0) -> float | None:
         """Send or retransmit what is due; seconds until this check needs the timer again (None:
         the connection has gone, or its consent has expired and it is being closed)."""
         connection = self.connection
@@ -159,62 +161,9 @@ def _interval() -> float:
     return aioice.ice.CONSENT_INTERVAL * (0.8 + 0.4 * random.random())
 
 
-class ConsentSchedule:
-    """Every ``ConsentCheck`` of one event loop on one timer; those due within ``SLACK`` together."""
-
-    SLACK = 0.02
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._heap: list[tuple[float, int, ConsentCheck]] = []
-        self._order = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = float("inf")
-
-    def add(self, check: ConsentCheck) -> None:
-        self._push(self._loop.time() + _interval(), check)
-
-    def _push(self, due: float, check: ConsentCheck) -> None:
-        heapq.heappush(self._heap, (due, next(self._order), check))
-        if due < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = due
-            self._timer = self._loop.call_at(due, self._run)
-
-    def _run(self) -> None:
-        self._timer, self._timer_at = None, float("inf")
-        heap = self._heap
-        now = self._loop.time()
-        due_now = []
-        while heap and heap[0][0] <= now + self.SLACK:
-            due_now.append(heapq.heappop(heap)[2])
-        for check in due_now:
-            try:
-                delay = check.fire()
-            except Exception:
-                log.exception("consent check failed")
-                delay = _interval()
-            if delay is not None:
-                heapq.heappush(heap, (now + delay, next(self._order), check))
-        if heap:
-            self._timer_at = heap[0][0]
-            self._timer = self._loop.call_at(self._timer_at, self._run)
-
-    def __len__(self) -> int:
-        return sum(1 for _, _, check in self._heap if check.active)
-
-
-_schedules: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ConsentSchedule]" = weakref.WeakKeyDictionary()
-
-
-def schedule() -> ConsentSchedule:
-    """The running loop's schedule (one per process in practice; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    found = _schedules.get(loop)
-    if found is None:
-        found = _schedules[loop] = ConsentSchedule(loop)
-    return found
+def schedule() -> JobSchedule:
+    """The running loop's schedule of consent checks (media.job_schedule)."""
+    return job_schedule.schedule("consent checks")
 
 
 def install(connection: Any) -> None:

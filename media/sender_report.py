@@ -5,26 +5,24 @@ hundreds of points they were the largest Python cost of a media worker after the
 aiortc builds packet objects, concatenates bytes, copies through pylibsrtp and sends through
 aioice and asyncio (about 120 us each on this VM). Here the SR and the SDES CNAME are packed into a
 fixed C buffer, protected in place by the same libsrtp session (``srtp_protect_rtcp``) and sent on
-the ICE socket directly, like the RTP itself (media.outbound). ``ReportSchedule`` then sends every
-stream's reports of a process from one timer instead of a sleeping task per stream.
+the ICE socket directly, like the RTP itself (media.outbound). One schedule then sends every
+stream's reports of a process from one timer (media.job_schedule) instead of a sleeping task per stream.
 """
 
 from __future__ import annotations
 
-import asyncio
-import heapq
-import itertools
 import logging
 import random
 import struct
-import time
-import weakref
 from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
 from aiortc.rtp import RTCP_SDES, RTCP_SR
 from pylibsrtp._binding import ffi, lib
+
+from media import job_schedule
+from media.job_schedule import JobSchedule
 
 log = logging.getLogger(__name__)
 NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
@@ -101,12 +99,15 @@ class ReportJob:
         self.reported = 0
         self.active = True
 
+    def first_delay(self) -> float:
+        return self.first * (0.5 + random.random())
+
     def fire(self, wall: float) -> float:
         """Send the report if there is news; the seconds until the next one."""
         stream = self.stream
         packets = stream.packets
         if packets == self.reported or self.writer is None:
-            return self.first * (0.5 + random.random())
+            return self.first_delay()
         delay = (self.interval if self.reported else self.first) * (0.5 + random.random())
         self.reported = packets
         ntp = ntp_time(wall)
@@ -118,65 +119,6 @@ class ReportJob:
         return delay
 
 
-class ReportSchedule:
-    """Every sender report of one event loop on one timer, reports due within ``SLACK`` together.
-
-    A sleeping task per stream cost a task wake-up per report on top of the report itself; here
-    a heap orders the jobs and one wake-up sends all that are due.
-    """
-
-    SLACK = 0.02
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._heap: list[tuple[float, int, ReportJob]] = []
-        self._order = itertools.count()
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = float("inf")
-
-    def add(self, job: ReportJob) -> None:
-        self._push(self._loop.time() + job.first * (0.5 + random.random()), job)
-
-    def _push(self, due: float, job: ReportJob) -> None:
-        heapq.heappush(self._heap, (due, next(self._order), job))
-        if due < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = due
-            self._timer = self._loop.call_at(due, self._run)
-
-    def _run(self) -> None:
-        self._timer, self._timer_at = None, float("inf")
-        heap = self._heap
-        horizon = self._loop.time() + self.SLACK
-        wall = time.time()
-        due_now = []
-        while heap and heap[0][0] <= horizon:
-            due_now.append(heapq.heappop(heap)[2])
-        for job in due_now:
-            if not job.active:
-                continue  # its stream has gone: dropped here, lazily
-            try:
-                delay = job.fire(wall)
-            except Exception:
-                log.exception("sender report failed")
-                delay = job.interval
-            heapq.heappush(heap, (self._loop.time() + delay, next(self._order), job))
-        if heap:
-            self._timer_at = heap[0][0]
-            self._timer = self._loop.call_at(self._timer_at, self._run)
-
-    def __len__(self) -> int:
-        return sum(1 for _, _, job in self._heap if job.active)
-
-
-_schedules: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, ReportSchedule]" = weakref.WeakKeyDictionary()
-
-
-def schedule() -> ReportSchedule:
-    """The running loop's schedule (one per process in practice; tests run several loops)."""
-    loop = asyncio.get_running_loop()
-    found = _schedules.get(loop)
-    if found is None:
-        found = _schedules[loop] = ReportSchedule(loop)
-    return found
+def schedule() -> JobSchedule:
+    """The running loop's schedule of sender reports (media.job_schedule)."""
+    return job_schedule.schedule("sender reports")
