@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 
-import aioice
 import aioice.stun as stun
 import pytest
 
 from media.consent_answer import ConsentAnswer
-from media.ice import restrict_host_addresses
 from media.srtp_intake import SrtpIntake
+from tests.support.ice_pair import connected_pair
 
 
 @pytest.mark.parametrize("addr", [("127.0.0.1", 40000), ("::1", 5004), ("2001:db8::7", 65535)])
@@ -40,22 +39,8 @@ def test_the_answer_is_aioices_byte_for_byte(addr) -> None:
     assert parsed.check_message_integrity(Conn.local_password.encode())
 
 
-async def _connected_pair() -> tuple[aioice.Connection, aioice.Connection]:
-    restrict_host_addresses(["127.0.0.1"])
-    point = aioice.Connection(ice_controlling=True, components=1)  # the offerer (a WHEP client)
-    server = aioice.Connection(ice_controlling=False, components=1)
-    await asyncio.gather(point.gather_candidates(), server.gather_candidates())
-    for a, b in ((point, server), (server, point)):
-        for candidate in a.local_candidates:
-            await b.add_remote_candidate(candidate)
-        await b.add_remote_candidate(None)
-        b.remote_username, b.remote_password = a.local_username, a.local_password
-    await asyncio.wait_for(asyncio.gather(point.connect(), server.connect()), 10)
-    return point, server
-
-
 async def test_consent_checks_are_answered_in_place_and_the_rest_by_aioice() -> None:
-    point, server = await _connected_pair()
+    point, server = await connected_pair()
     try:
         pair = server._nominated[1]
         intake = SrtpIntake(pair.protocol, None, rtp=False)  # STUN only: no DTLS needed

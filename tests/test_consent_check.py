@@ -16,7 +16,7 @@ import pytest
 
 from media import consent_check
 from media.consent_check import ConsentCheck
-from media.ice import restrict_host_addresses
+from tests.support.ice_pair import connected_pair, until
 
 
 class _Pair:
@@ -78,55 +78,31 @@ def test_only_an_authentic_answer_to_the_pending_check_counts() -> None:
     assert check.lost == 1 and check.failures == 1 and check.pending is None
 
 
-async def _connected_pair() -> tuple[aioice.Connection, aioice.Connection]:
-    restrict_host_addresses(["127.0.0.1"])
-    point = aioice.Connection(ice_controlling=True, components=1)  # the offerer (a WHEP client)
-    server = aioice.Connection(ice_controlling=False, components=1)
-    for connection in (point, server):
-        consent_check.install(connection)  # what media.ice.patient_consent does per peer connection
-    await asyncio.gather(point.gather_candidates(), server.gather_candidates())
-    for a, b in ((point, server), (server, point)):
-        for candidate in a.local_candidates:
-            await b.add_remote_candidate(candidate)
-        await b.add_remote_candidate(None)
-        b.remote_username, b.remote_password = a.local_username, a.local_password
-    await asyncio.wait_for(asyncio.gather(point.connect(), server.connect()), 10)
-    return point, server
-
-
-async def _until(condition, seconds: float) -> bool:
-    for _ in range(int(seconds / 0.02)):  # bounded
-        if condition():
-            return True
-        await asyncio.sleep(0.02)
-    return condition()
-
-
 async def test_checks_both_ways_keep_a_healthy_connection_without_aioice_transactions(monkeypatch) -> None:
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
-    point, server = await _connected_pair()
+    point, server = await connected_pair(consent_check.install)
     try:
         checks = [point._consent_checks[0], server._consent_checks[0]]
-        assert await _until(lambda: all(c.answered >= 3 for c in checks), 5), [(c.sent, c.answered) for c in checks]
+        assert await until(lambda: all(c.answered >= 3 for c in checks), 5), [(c.sent, c.answered) for c in checks]
         assert all(c.lost == 0 and c.active for c in checks)
         assert not point._closing and not server._closing
         assert all(len(c._nominated[1].protocol.transactions) == 0 for c in (point, server))
     finally:
         await asyncio.gather(point.close(), server.close())
-    assert await _until(lambda: not any(c.active for c in checks) or all(c.connection._closing for c in checks), 1)
+    assert await until(lambda: not any(c.active for c in checks) or all(c.connection._closing for c in checks), 1)
 
 
 async def test_a_silent_peer_is_closed_after_four_lost_checks(monkeypatch) -> None:
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)
     monkeypatch.setattr(consent_check, "RTO", 0.02)
-    point, server = await _connected_pair()
+    point, server = await connected_pair(consent_check.install)
     check = server._consent_checks[0]
     try:
-        assert await _until(lambda: check.answered >= 1, 3)
+        assert await until(lambda: check.answered >= 1, 3)
         for protocol in point._protocols:  # the point vanishes: nothing answers any more
             protocol.transport.close()
         # four checks of 0.14 s each after intervals of 0.04-0.06 s: well under 2 s
-        assert await _until(lambda: server._closing, 3), (check.sent, check.answered, check.lost)
+        assert await until(lambda: server._closing, 3), (check.sent, check.answered, check.lost)
         assert check.lost == consent_check.FAILURES_ALLOWED and not check.active
         assert check.sent >= check.answered + 3 * consent_check.FAILURES_ALLOWED  # each sent thrice
     finally:

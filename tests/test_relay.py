@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from tests.support.clip import test_clip
+from tests.support.ice_pair import until
 from tests.support.peers import (
     delete_session,
     install_sync_probe,
@@ -36,14 +37,6 @@ def media_stats(server) -> dict:
 def _ours(server, conf: str) -> list[dict]:
     """The media stats of the conference's consumers."""
     return [v for v in media_stats(server)["consumers"].values() if v["conference"] == conf]
-
-
-async def _until(condition, seconds: float) -> bool:
-    for _ in range(int(seconds / 0.25)):  # bounded
-        if condition():
-            return True
-        await asyncio.sleep(0.25)
-    return condition()
 
 
 async def test_three_subscribers_decode_720p30(relay_server, clip):
@@ -91,7 +84,7 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
             ours = [v for v in media_stats(server)["consumers"].values() if v["conference"] == conf]
         assert all(v["consent_answered"] > 0 for v in ours), ours
         # ... and ours to them (media.consent_check) are answered: none lost, no aioice transaction
-        assert await _until(lambda: all(v["consent_checks"]["answered"] > 0 for v in _ours(server, conf)), 10)
+        assert await until(lambda: all(v["consent_checks"]["answered"] > 0 for v in _ours(server, conf)), 10, step=0.25)
         assert all(v["consent_checks"]["lost"] == 0 for v in _ours(server, conf))
         workers = {v.get("worker", 0) for v in ours}
         # spread over both workers; the ingest keeps none (INGEST_SHARE 0) while they are up
