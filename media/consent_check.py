@@ -130,7 +130,7 @@ class ConsentCheck:
     def first_delay(self) -> float:
         return _interval()
 
-    def fire(self, wall: float = 0.0) -> float | None:
+    def fire(self, wall: float) -> float | None:
         """Send or retransmit what is due; seconds until this check needs the timer again (None:
         the connection has gone, or its consent has expired and it is being closed)."""
         connection = self.connection

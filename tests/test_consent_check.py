@@ -54,7 +54,7 @@ def test_only_an_authentic_answer_to_the_pending_check_counts() -> None:
     connection = _connection(False)
     connection._nominated[1] = _Pair
     check = ConsentCheck(connection, _Pair)
-    assert check.fire() == consent_check.RTO and check.sent == 1  # sends a check
+    assert check.fire(0.0) == consent_check.RTO and check.sent == 1  # sends a check
     pending = check.pending
     assert pending is not None
 
@@ -72,8 +72,8 @@ def test_only_an_authentic_answer_to_the_pending_check_counts() -> None:
     assert check.response(answer(key), _Pair.remote_addr)
     assert check.pending is None and check.answered == 1 and check.failures == 0
     assert not check.response(answer(key), _Pair.remote_addr)  # a late duplicate: no longer pending
-    assert 4.0 <= check.fire() <= 6.0  # the next check after an interval
-    check.fire()
+    assert 4.0 <= check.fire(0.0) <= 6.0  # the next check after an interval
+    check.fire(0.0)
     assert check.response(answer(key, check.pending, stun.Class.ERROR), _Pair.remote_addr)
     assert check.lost == 1 and check.failures == 1 and check.pending is None
 
