@@ -91,10 +91,9 @@ class BurstEnd:
             self.flush()
             return
         queue = self._queue
-        if not self._frame_open and (queue is None or queue.empty()) and (self._fd < 0 or _unread(self._fd) == 0):
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(MAX_HOLD, self.flush)
+        self._flush_or_hold(
+            not self._frame_open and (queue is None or queue.empty()) and (self._fd < 0 or _unread(self._fd) == 0)
+        )
 
     def begin(self) -> None:
         self.draining = True
@@ -110,15 +109,19 @@ class BurstEnd:
         self.draining = False
         if self.packets == self._begun_at:
             return  # nothing forwarded in this read (RTCP, STUN, an error): nothing to flush
-        if not self._frame_open:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(MAX_HOLD, self.flush)
+        self._flush_or_hold(not self._frame_open)
         deferred = self._deferred
         if deferred:
             self._deferred = []
             for work in deferred:
                 drive(work)
+
+    def _flush_or_hold(self, burst_over: bool) -> None:
+        """Flush now if the burst is over, else within MAX_HOLD (one timer per hold)."""
+        if burst_over:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(MAX_HOLD, self.flush)
 
     def flush(self) -> None:
         if self._timer is not None:
