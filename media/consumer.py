@@ -24,7 +24,7 @@ from aiortc.rtp import RtcpRrPacket
 from media import pinned_path, srtp_gcm, srtp_intake
 from media.codecs import codec_key, is_rtx, prefer_codecs
 from media.consent_answer import ConsentAnswer
-from media.ice import pair_socket, patient_consent, relayed_sendto
+from media.ice import ice_connections, pair_socket, patient_consent, relayed_sendto
 from media.outbound import OutboundStream
 from media.router import Router
 from media.sender_report import ReportJob, SenderReportWriter
@@ -87,7 +87,6 @@ class Consumer:
         self._report_targets: dict[int, tuple] = {}  # our SSRC -> (sender, stream, quality): receiver reports
         self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
         self._paths: list[tuple[socket.socket, tuple]] = []  # sockets connected to the point (media.pinned_path)
-        self._ice: list = []  # the point's aioice connections, once connected (their consent checks)
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.on_connected: list[Callable[[], None]] = []  # DTLS is up and media flows (once)
@@ -242,9 +241,6 @@ class Consumer:
                 self._rtcp.on_report = self._report_block
                 if self._rtcp.consent is None:
                     self._rtcp.consent = ConsentAnswer.for_connection(dtls.transport._connection)
-            connection = dtls.transport._connection
-            if all(connection is not known for known in self._ice):  # one when bundled
-                self._ice.append(connection)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
             self.streams["video"].pair_with(self.streams["audio"])
@@ -292,7 +288,7 @@ class Consumer:
         rtcp = ({"rtcp_datagrams": self._rtcp.datagrams, "rtcp_short_reports": self._rtcp.short_reports,
                  "consent_answered": self._rtcp.consent.answered if self._rtcp.consent is not None else 0}
                 if self._rtcp is not None else {})
-        checks = [c for connection in self._ice for c in getattr(connection, "_consent_checks", ())]  # ours
+        checks = [c for connection in ice_connections(self.pc) for c in getattr(connection, "_consent_checks", ())]
         consent = {"consent_checks": {"sent": sum(c.sent for c in checks), "answered": sum(c.answered for c in checks),
                                       "lost": sum(c.lost for c in checks)}} if checks else {}
         paired = video is not None and video._partner is not None  # audio rides in video's sends

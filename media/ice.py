@@ -58,7 +58,7 @@ def relayed_sendto(transport: Any) -> Callable[[Any, tuple], None]:
     return lambda data, addr: transport.sendto(bytes(data), addr)
 
 
-def _ice_connections(pc: object) -> list:
+def ice_connections(pc: object) -> list:
     """The aioice connections under a peer connection's transceivers (one when bundled)."""
     found: list = []
     for transceiver in getattr(pc, "getTransceivers", lambda: [])():
@@ -77,7 +77,7 @@ def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: in
     As root SO_*BUFFORCE passes net.core.rmem_max; otherwise the kernel caps the request.
     """
     changed = 0
-    for connection in _ice_connections(pc):
+    for connection in ice_connections(pc):
         for protocol in connection._protocols:  # one socket each
             sock = protocol_socket(protocol)
             if sock is None:
@@ -107,5 +107,5 @@ def patient_consent(pc: object) -> None:
     checks in a row (about 35 s) end the connection. Browsers and OBS behave the same way. The
     checks are ours, packed from bytes on one timer per process (media.consent_check).
     """
-    for connection in _ice_connections(pc):
+    for connection in ice_connections(pc):
         consent_check.install(connection)

@@ -7,7 +7,7 @@ import socket
 
 from aiortc import RTCPeerConnection
 
-from media.ice import _ice_connections, enlarge_socket_buffers, protocol_socket
+from media.ice import ice_connections, enlarge_socket_buffers, protocol_socket
 from tests.support.peers import NO_ICE
 
 
@@ -23,7 +23,7 @@ async def test_enlarge_socket_buffers_reaches_every_ice_socket() -> None:
             if a.connectionState == "connected":
                 break
             await asyncio.sleep(0.05)
-        sockets = [protocol_socket(p) for c in _ice_connections(a) for p in c._protocols]
+        sockets = [protocol_socket(p) for c in ice_connections(a) for p in c._protocols]
         assert sockets and all(isinstance(s, socket.socket) for s in sockets)
         before = [s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) for s in sockets]
         assert enlarge_socket_buffers(a, rcvbuf=4 << 20, sndbuf=2 << 20) == len(sockets)
