@@ -29,8 +29,24 @@ USERNAME, MESSAGE_INTEGRITY, PRIORITY, USE_CANDIDATE = 0x0006, 0x0008, 0x0024, 0
 XOR_MAPPED_ADDRESS, FINGERPRINT, ICE_CONTROLLED = 0x0020, 0x8028, 0x8029
 KNOWN_REQUIRED = {USERNAME, MESSAGE_INTEGRITY, PRIORITY}  # comprehension-required ones we accept
 
-_HEADER = struct.Struct("!HHI12s")
-_ATTR = struct.Struct("!HH")
+HEADER = struct.Struct("!HHI12s")  # type, length, magic cookie, transaction id
+ATTR = struct.Struct("!HH")  # an attribute's type and length
+
+
+def signed_message(kind: int, transaction_id: bytes, body: bytes, key: bytes) -> bytes:
+    """A STUN message of ``body``'s attributes, then MESSAGE-INTEGRITY (HMAC-SHA1 with ``key``)
+    and FINGERPRINT, as aioice's ``add_message_integrity`` and serialisation make it."""
+    head = HEADER.pack(kind, len(body) + 24, COOKIE, transaction_id)
+    body += ATTR.pack(MESSAGE_INTEGRITY, 20) + hmac.digest(key, head + body, "sha1")
+    head = HEADER.pack(kind, len(body) + 8, COOKIE, transaction_id)
+    crc = binascii.crc32(head + body) ^ FINGERPRINT_XOR
+    return head + body + ATTR.pack(FINGERPRINT, 4) + struct.pack("!I", crc)
+
+
+def integrity_ok(data: bytes, integrity: int, key: bytes) -> bool:
+    """Whether the MESSAGE-INTEGRITY attribute at offset ``integrity`` of ``data`` is ``key``'s."""
+    signed = data[:2] + struct.pack("!H", integrity + 24 - 20) + data[4:integrity]
+    return hmac.compare_digest(hmac.digest(key, signed, "sha1"), data[integrity + 4:integrity + 24])
 
 
 class ConsentAnswer:
@@ -59,14 +75,14 @@ class ConsentAnswer:
         """True if ``data`` was such a consent check and has been answered; False: aioice's turn."""
         if (addr[0], addr[1]) != self._remote or len(data) < 20:
             return False
-        kind, length, cookie, transaction_id = _HEADER.unpack_from(data)
+        kind, length, cookie, transaction_id = HEADER.unpack_from(data)
         if kind != BINDING_REQUEST or cookie != COOKIE or length + 20 != len(data):
             return False
         pos, end = 20, len(data)
         username = None
         integrity = fingerprint = -1
         while pos + 4 <= end:
-            atype, alen = _ATTR.unpack_from(data, pos)
+            atype, alen = ATTR.unpack_from(data, pos)
             if pos + 4 + alen > end:
                 return False
             if integrity >= 0 and atype != FINGERPRINT:
@@ -95,8 +111,7 @@ class ConsentAnswer:
             crc = binascii.crc32(data[:fingerprint]) ^ FINGERPRINT_XOR
             if struct.unpack_from("!I", data, fingerprint + 4)[0] != crc:
                 return False
-        signed = data[:2] + struct.pack("!H", integrity + 24 - 20) + data[4:integrity]
-        if not hmac.compare_digest(hmac.digest(self._key, signed, "sha1"), data[integrity + 4:integrity + 24]):
+        if not integrity_ok(data, integrity, self._key):
             return False
         self._sendto(self._response(transaction_id, addr), addr)
         self.answered += 1
@@ -104,9 +119,5 @@ class ConsentAnswer:
 
     def _response(self, transaction_id: bytes, addr: tuple) -> bytes:
         value = pack_xor_address(addr, transaction_id)
-        body = _ATTR.pack(XOR_MAPPED_ADDRESS, len(value)) + value
-        head = _HEADER.pack(BINDING_SUCCESS, len(body) + 24, COOKIE, transaction_id)
-        body += _ATTR.pack(MESSAGE_INTEGRITY, 20) + hmac.digest(self._key, head + body, "sha1")
-        head = _HEADER.pack(BINDING_SUCCESS, len(body) + 8, COOKIE, transaction_id)
-        crc = binascii.crc32(head + body) ^ FINGERPRINT_XOR
-        return head + body + _ATTR.pack(FINGERPRINT, 4) + struct.pack("!I", crc)
+        return signed_message(BINDING_SUCCESS, transaction_id, ATTR.pack(XOR_MAPPED_ADDRESS, len(value)) + value,
+                              self._key)

@@ -18,8 +18,6 @@ answer) close the connection, as aioice would. The bytes are what aioice's ``bui
 from __future__ import annotations
 
 import asyncio
-import binascii
-import hmac
 import logging
 import random
 import struct
@@ -27,10 +25,11 @@ from typing import Any
 
 import aioice.ice
 from aioice.candidate import candidate_priority
-from aioice.stun import COOKIE, FINGERPRINT_XOR
+from aioice.stun import COOKIE
 
 from media import job_schedule
-from media.consent_answer import BINDING_REQUEST, BINDING_SUCCESS, FINGERPRINT, MESSAGE_INTEGRITY, PRIORITY, USERNAME
+from media.consent_answer import (ATTR, BINDING_REQUEST, BINDING_SUCCESS, HEADER, MESSAGE_INTEGRITY, PRIORITY, USERNAME,
+                                  integrity_ok, signed_message)
 from media.job_schedule import JobSchedule
 
 log = logging.getLogger(__name__)
@@ -41,12 +40,8 @@ RTO = 0.5  # seconds to the first retransmission (aioice's RETRY_RTO), doubling 
 RETRANSMISSIONS = 2
 FAILURES_ALLOWED = 4
 
-_HEADER = struct.Struct("!HHI12s")
-_ATTR = struct.Struct("!HH")
-
-
 def _attribute(kind: int, value: bytes) -> bytes:
-    return _ATTR.pack(kind, len(value)) + value + b"\x00" * (-len(value) % 4)
+    return ATTR.pack(kind, len(value)) + value + b"\x00" * (-len(value) % 4)
 
 
 class ConsentCheck:
@@ -75,12 +70,7 @@ class ConsentCheck:
         self.active = True
 
     def request(self, transaction_id: bytes) -> bytes:
-        body = self._body
-        head = _HEADER.pack(BINDING_REQUEST, len(body) + 24, COOKIE, transaction_id)
-        body += _ATTR.pack(MESSAGE_INTEGRITY, 20) + hmac.digest(self._key, head + body, "sha1")
-        head = _HEADER.pack(BINDING_REQUEST, len(body) + 8, COOKIE, transaction_id)
-        crc = binascii.crc32(head + body) ^ FINGERPRINT_XOR
-        return head + body + _ATTR.pack(FINGERPRINT, 4) + struct.pack("!I", crc)
+        return signed_message(BINDING_REQUEST, transaction_id, self._body, self._key)
 
     def response(self, data: bytes, addr: tuple) -> bool:
         """True if ``data`` answers our pending check (then consumed: an authentic success counts,
@@ -88,7 +78,7 @@ class ConsentCheck:
         pending = self.pending
         if pending is None or len(data) < 20 or data[8:20] != pending:
             return False
-        kind, length, cookie, _ = _HEADER.unpack_from(data)
+        kind, length, cookie, _ = HEADER.unpack_from(data)
         if cookie != COOKIE or length + 20 != len(data) or (addr[0], addr[1]) != self._remote:
             return False
         if kind == BINDING_ERROR:
@@ -104,12 +94,11 @@ class ConsentCheck:
     def _authentic(self, data: bytes) -> bool:
         pos, end = 20, len(data)
         while pos + 4 <= end:
-            kind, size = _ATTR.unpack_from(data, pos)
+            kind, size = ATTR.unpack_from(data, pos)
             if kind == MESSAGE_INTEGRITY:
                 if size != 20 or pos + 24 > end:
                     return False
-                signed = data[:2] + struct.pack("!H", pos + 24 - 20) + data[4:pos]
-                return hmac.compare_digest(hmac.digest(self._key, signed, "sha1"), data[pos + 4:pos + 24])
+                return integrity_ok(data, pos, self._key)
             pos += 4 + size + (-size % 4)
         return False
 
