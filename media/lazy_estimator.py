@@ -36,7 +36,7 @@ class LazyRemoteBitrateEstimator:
     def add(
         self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
     ) -> tuple[int, list[int]] | None:
-        """aiortc's estimate when it is worth a REMB now (its own answer otherwise), else None."""
+        """aiortc's estimate (bitrate, SSRCs) when it is worth a REMB now, else None."""
         if self._real is None:
             self._real = RemoteBitrateEstimator()
         remb = self._real.add(
