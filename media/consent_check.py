@@ -40,6 +40,7 @@ RTO = 0.5  # seconds to the first retransmission (aioice's RETRY_RTO), doubling 
 RETRANSMISSIONS = 2
 FAILURES_ALLOWED = 4
 
+
 def _attribute(kind: int, value: bytes) -> bytes:
     return ATTR.pack(kind, len(value)) + value + b"\x00" * (-len(value) % 4)
 
