@@ -148,6 +148,27 @@ def cpu_delta(a: Sample, b: Sample, pids: list[int] | None = None) -> dict[int, 
     return {pid: b.cpu[pid] - a.cpu.get(pid, 0.0) for pid in keys if pid in b.cpu}
 
 
+def cpu_mitigations() -> str:
+    """The CPU vulnerabilities the kernel reports ("Not affected" ones left out). Mitigations such as
+    "Safe RET" and retpolines make kernel code dearer, and most of the relay's cost per datagram is
+    the kernel's, so they belong with the machine when runs on different machines are compared."""
+    base = "/sys/devices/system/cpu/vulnerabilities"
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return "unknown"
+    found = []
+    for name in names:
+        try:
+            with open(os.path.join(base, name)) as f:
+                state = f.read().strip()
+        except OSError:
+            continue
+        if state != "Not affected":
+            found.append(f"{name}: {state}")
+    return "; ".join(found) or "none"
+
+
 def machine_info() -> dict[str, str | int]:
     model = ""
     try:
@@ -167,6 +188,7 @@ def machine_info() -> dict[str, str | int]:
     except FileNotFoundError:
         pass
     return {
+        "mitigations": cpu_mitigations(),
         "cores": os.cpu_count() or 0,
         "affinity": len(os.sched_getaffinity(0)),
         "cpu_model": model or platform.processor() or "unknown",

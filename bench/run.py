@@ -606,7 +606,7 @@ def _pc(v: float | None) -> float | None:
 FLOOR_KEYS = ("burst of 8: own AES-GCM, µs/pkt (median)", "single packet: own AES-GCM, µs/pkt (median)")
 
 
-def targets(summaries: list[dict], srtp: dict | str | None = None) -> str:
+def targets(summaries: list[dict], srtp: dict | str | None = None, reference: dict | str | None = None) -> str:
     def find(path: str, n: int) -> dict | None:
         return next((s for s in summaries if s["path"] == path and s["n"] == n and "server_cores" in s), None)
 
@@ -626,6 +626,8 @@ def targets(summaries: list[dict], srtp: dict | str | None = None) -> str:
                          f"bench/srtp_fanout.py) costs {floor:.2f} µs per packet of this stream's mix, and "
                          f"N=250 costs {v / floor:.1f}× that. Compare runs by that ratio: the absolute µs "
                          f"follow this shared VM's speed, which varies from hour to hour.")
+        if isinstance(reference, dict):
+            lines.append("  - " + reference_line(reference, find("naive", 50)))
     s = find("relay", 500)
     if s:
         # Both cores carry forwarding: two processes each busy at least a quarter of a core (the
@@ -821,7 +823,8 @@ METHOD = """\
 
 
 def render(summaries: list[dict], opts: argparse.Namespace, machine: dict, started: datetime.datetime,
-           elapsed: float, recorder: dict | str | None, command: str, srtp: dict | str | None = None) -> str:
+           elapsed: float, recorder: dict | str | None, command: str, srtp: dict | str | None = None,
+           reference: dict | str | None = None) -> str:
     lines = [
         "# Benchmarks",
         "",
@@ -831,6 +834,7 @@ def render(summaries: list[dict], opts: argparse.Namespace, machine: dict, start
         f"- **Date:** {started.strftime('%Y-%m-%d %H:%M %Z').strip()} (took {elapsed / 60:.1f} min)",
         f"- **Machine:** {machine['cores']} cores ({machine['affinity']} usable), {machine['cpu_model']}, "
         f"{machine['mem_mb'] / 1024:.0f} GiB RAM, Linux {machine['kernel']}, Python {machine['python']}",
+        f"- **CPU vulnerabilities the kernel handles:** {machine.get('mitigations', 'unknown')}",
         f"- **Command:** `{command}`",
         f"- **Settings:** relay with DIEMCAU_WORKERS={opts.workers}; window {opts.window:g} s; join storm over "
         f"{opts.storm:g} s; idle window {opts.idle_window:g} s; all traffic on 127.0.0.1",
@@ -839,13 +843,15 @@ def render(summaries: list[dict], opts: argparse.Namespace, machine: dict, start
         "",
         tables(summaries, opts.window),
         "",
-        targets(summaries, srtp),
+        targets(summaries, srtp, reference),
         "",
         details(summaries),
         "",
     ]
     if recorder is not None:
         lines += metric_section("Recorder (bench/recorder.py)", recorder, "{:.4g}")
+    if reference is not None:
+        lines += reference_section(reference)
     if srtp is not None:
         lines += metric_section("SRTP protect in the C fan-out loop (bench/srtp_fanout.py)", srtp, "{:.3g}",
                                 srtp_fanout_doc() if isinstance(srtp, dict) else "")
@@ -869,6 +875,39 @@ def srtp_fanout_doc() -> str:
     from bench import srtp_fanout
 
     return " ".join((srtp_fanout.__doc__ or "").split())
+
+
+def reference_line(reference: dict, naive: dict | None) -> str:
+    """The issue's reference machine against this one, in one sentence for the targets."""
+    steps = "; ".join(f"{step}: {row['here_us']:.2f} µs here against {row['reference_us']:.2f} there "
+                      f"({row['ratio']:.1f}×)" for step, row in reference.items())
+    text = (f"Against the machine the issue's figures come from (bench/reference_costs.py, the same "
+            f"tight loops in this run): {steps}.")
+    if naive and naive.get("us_per_pkt"):
+        text += f" The naive aiortc path costs {naive['us_per_pkt']:.1f} µs per packet here at N=50, 32–42 µs there."
+    return text + " The verdicts are not rescaled."
+
+
+def reference_section(reference: dict | str) -> list[str]:
+    from bench import reference_costs
+
+    lines = ["### This machine against the issue's reference machine (bench/reference_costs.py)\n",
+             " ".join((reference_costs.__doc__ or "").split()) + "\n"]
+    if not isinstance(reference, dict):
+        return lines + [str(reference), ""]
+    lines += ["| step | reference machine, µs | this machine, µs | ratio | reference from |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {step} | {row['reference_us']:.2f} | {row['here_us']:.2f} | {row['ratio']:.1f}× | {row['source']} |"
+              for step, row in reference.items()]
+    return lines + [""]
+
+
+def run_reference_costs() -> dict | str:
+    try:
+        from bench import reference_costs
+
+        return reference_costs.run()
+    except Exception as exc:  # noqa: BLE001 - reported in the table instead
+        return f"bench/reference_costs.py failed: {type(exc).__name__}: {exc}"
 
 
 def run_srtp_fanout(n: int) -> dict | str:
@@ -974,13 +1013,15 @@ def main(argv: list[str] | None = None) -> int:
         summaries.append(summarize(res))
         log(f"{path} N={n}: " + _one_line(summaries[-1]))
     recorder = None if opts.no_recorder else run_recorder(opts.quick)
+    log("the issue's reference micro-costs on this machine (bench/reference_costs.py)")
+    reference = run_reference_costs()
     srtp = None
     if opts.srtp_n > 0:
         log("SRTP protect: own AES-GCM contexts versus libsrtp in the C fan-out loop")
         srtp = run_srtp_fanout(opts.srtp_n)
     elapsed = time.time() - t_start
-    report = render(summaries, opts, machine, started, elapsed, recorder, command, srtp)
-    print("\n" + tables(summaries, opts.window) + "\n\n" + targets(summaries, srtp) + "\n")
+    report = render(summaries, opts, machine, started, elapsed, recorder, command, srtp, reference)
+    print("\n" + tables(summaries, opts.window) + "\n\n" + targets(summaries, srtp, reference) + "\n")
     if isinstance(recorder, str):
         print(recorder)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
@@ -990,7 +1031,8 @@ def main(argv: list[str] | None = None) -> int:
         opts.json.parent.mkdir(parents=True, exist_ok=True)
         slim = [{k: v for k, v in r.items() if k not in ("subs", "hist")} for r in results]
         opts.json.write_text(json.dumps({"machine": machine, "command": command, "summaries": summaries,
-                                         "recorder": recorder, "srtp_fanout": srtp, "cases": slim},
+                                         "recorder": recorder, "srtp_fanout": srtp,
+                                         "reference_costs": reference, "cases": slim},
                                         indent=1, default=str))
     return 1 if any("error" in s for s in summaries) else 0
 

@@ -45,6 +45,12 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
     srtp = text.split("### SRTP protect")[1].split("##")[0]
     assert "| burst of 8: libsrtp / own |" in srtp and "| packets sent |" in srtp, srtp
     assert "**Machine:**" in text and "**Command:** `python -m bench.run --n 20" in text
+    assert "**CPU vulnerabilities the kernel handles:**" in text
+    # the reference micro-costs, measured here: three steps, each with a number and a ratio
+    reference = text.split("### This machine against the issue's reference machine")[1].split("###")[0]
+    measured = re.findall(r"^\| [^|]+ \| (\d+\.\d\d) \| (\d+\.\d\d) \| (\d+\.\d)× \|", reference, re.M)
+    assert len(measured) == 3, reference
+    assert all(float(here) > 0 for _, here, _ in measured), reference
     rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| (relay|naive) \| (?:20|5) \|[^\n]*$", text, re.M)}
     assert set(rows) == {"relay", "naive"}, text
     # one row per case in each of the two main tables, same number of cells as the header
@@ -55,7 +61,9 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
     assert "failed" not in forwarding
 
     # The raw numbers are there and sane in structure (types and ranges, not speed).
-    summaries = {s["path"]: s for s in json.loads(raw.read_text())["summaries"]}
+    raw_json = json.loads(raw.read_text())
+    assert len(raw_json["reference_costs"]) == 3 and all(r["here_us"] > 0 for r in raw_json["reference_costs"].values())
+    summaries = {s["path"]: s for s in raw_json["summaries"]}
     for path, n in (("relay", 20), ("naive", 5)):
         s = summaries[path]
         assert s["n"] == n and "error" not in s, s
