@@ -61,9 +61,12 @@ def _encode_video(width: int, height: int, fps: int, seconds: float, keyint: int
         "preset": "veryfast",
         "tune": "zerolatency",
         "profile": "baseline",
+        # threads=2: the zerolatency tune cuts a frame into one slice per thread, and x264 would take
+        # the count from the machine's cores; pinned, the clip (packets and GSO runs per frame: a
+        # 6-byte HRD SEI and two slices) is the same on every machine the benchmark runs on.
         "x264-params": (
             f"keyint={keyint}:min-keyint={keyint}:scenecut=0:bframes=0:repeat-headers=1:"
-            f"vbv-maxrate={kbps}:vbv-bufsize={kbps // 2}:nal-hrd=cbr:force-cfr=1"
+            f"vbv-maxrate={kbps}:vbv-bufsize={kbps // 2}:nal-hrd=cbr:force-cfr=1:threads=2"
         ),
     }
     out = []
