@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import time
 from dataclasses import dataclass
 
@@ -19,6 +20,12 @@ def cpu_seconds(pid: int) -> float | None:
         return None
     # after the command: state(0) ppid(1) ... utime(11) stime(12)
     return (int(fields[11]) + int(fields[12])) / HZ
+
+
+def own_cpu_seconds() -> float:
+    """user+sys CPU seconds of this process (getrusage): the clock of in-process microbenchmarks."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def cpu_seconds_precise(pid: int) -> float | None:

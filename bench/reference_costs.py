@@ -15,13 +15,14 @@ draining the receiving socket and building the packets are excluded.
 from __future__ import annotations
 
 import os
-import resource
 import socket
 import statistics
 from collections.abc import Callable
 
 from aiortc.rtp import RtpPacket
 from pylibsrtp import Policy, Session
+
+from bench.procstat import own_cpu_seconds
 
 OPS = 2000
 REPEATS = 7
@@ -37,16 +38,11 @@ REFERENCE = {
 }
 
 
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def _timed(step: Callable[[], None]) -> float:
     """CPU µs per operation of ``step``, which runs OPS operations."""
-    t0 = _cpu()
+    t0 = own_cpu_seconds()
     step()
-    return (_cpu() - t0) / OPS * 1e6
+    return (own_cpu_seconds() - t0) / OPS * 1e6
 
 
 class _Sendto:

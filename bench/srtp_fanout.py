@@ -15,7 +15,6 @@ kernel's receive path to the sender, so it is included, as it is in the server n
 from __future__ import annotations
 
 import os
-import resource
 import socket
 import statistics
 from collections.abc import Callable
@@ -23,16 +22,12 @@ from typing import Any
 
 from pylibsrtp import Policy, Session
 
+from bench.procstat import own_cpu_seconds
 from media import fanout, srtp_gcm
 
 SUBSCRIBERS = 250
 ROUNDS = 40  # bursts per measurement
 REPEATS = 6  # alternations of the two protects
-
-
-def _cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 class _Rig:
@@ -104,9 +99,9 @@ def _measure(rig: _Rig, array: Any, n: int, payloads: list[bytes], seq0: int) ->
             p = pkts[j]
             p.payload, p.plen = bufs[j], len(payloads[j])
             p.seq, p.ts, p.marker = (seq0 + r * k + j) & 0xFFFF, r * 3000, int(j == k - 1)
-        start = _cpu()
+        start = own_cpu_seconds()
         fanout.lib.fp_forward_batch(fanout._PROTECT, array, n, pkts, k)
-        spent += _cpu() - start
+        spent += own_cpu_seconds() - start
         if r % 4 == 3:
             rig.drain()
     rig.drain()
