@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media.handshake_gate import HandshakeGate
 from tests.support import peers
@@ -71,13 +71,35 @@ def _gate(srv: ServerProcess) -> dict:
 
 
 async def test_server_answers_the_next_point_once_the_first_has_connected(gated_server: ServerProcess) -> None:
-    """Real aiortc points over WHEP on 127.0.0.1; each answer waits for the previous DTLS to connect."""
+    """Real aiortc points over WHEP on 127.0.0.1; each answer waits for the previous DTLS to connect.
+
+    The three offers are complete (ICE gathered) before any request goes out, so all three requests
+    reach the server while the first handshake holds the only slot: the second and third must wait.
+    """
     srv = gated_server
     conf = srv.create_conference("Gate")
     before = _gate(srv)
-    subs = await asyncio.wait_for(
-        asyncio.gather(*(peers.subscribe(srv.url, conf, srv.token(conf, "point", f"P{i}")) for i in range(3))), 60)
+    tokens = [srv.token(conf, "point", f"P{i}") for i in range(3)]
+    pcs = [RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(3)]
     try:
+        for pc in pcs:
+            pc.addTransceiver("video", direction="recvonly")
+            pc.addTransceiver("audio", direction="recvonly")
+        offers = await asyncio.gather(*(pc.createOffer() for pc in pcs))
+        await asyncio.wait_for(asyncio.gather(*(pc.setLocalDescription(o) for pc, o in zip(pcs, offers))), 30)
+        async with httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
+
+            async def join(token: str, pc: RTCPeerConnection) -> int:
+                """Send the offer, apply the answer at once (the next answer waits for this DTLS)."""
+                r = await client.post(f"/whep/{conf}", content=pc.localDescription.sdp,
+                                      headers={"Authorization": f"Bearer {token}",
+                                               "Content-Type": "application/sdp"})
+                if r.status_code == 201:
+                    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+                return r.status_code
+
+            codes = await asyncio.wait_for(asyncio.gather(*(join(t, pc) for t, pc in zip(tokens, pcs))), 60)
+            assert codes == [201] * 3
         joins: list[dict] = []
         for _ in range(100):  # bounded: 10 s
             with srv.admin() as c:
@@ -94,8 +116,8 @@ async def test_server_answers_the_next_point_once_the_first_has_connected(gated_
         assert gate["limit"] == 1 and gate["active"] == 0
         assert gate["admitted"] - before["admitted"] == 3 and gate["waited"] - before["waited"] == 2
     finally:
-        for sub in subs:
-            await sub.close()
+        for pc in pcs:
+            await pc.close()
 
 
 async def test_a_point_that_never_connects_gives_its_slot_back_when_it_leaves(gated_server: ServerProcess) -> None:
