@@ -73,8 +73,9 @@ def _gate(srv: ServerProcess) -> dict:
 async def test_server_answers_the_next_point_once_the_first_has_connected(gated_server: ServerProcess) -> None:
     """Real aiortc points over WHEP on 127.0.0.1; each answer waits for the previous DTLS to connect.
 
-    The three offers are complete (ICE gathered) before any request goes out, so all three requests
-    reach the server while the first handshake holds the only slot: the second and third must wait.
+    The three offers are complete (ICE gathered) before any request goes out, and an answer is only
+    applied once the requests not yet answered are all waiting at the gate, so the second and third
+    must wait for the slot (a loaded machine can otherwise deliver a request after the slot is free).
     """
     srv = gated_server
     conf = srv.create_conference("Gate")
@@ -89,13 +90,23 @@ async def test_server_answers_the_next_point_once_the_first_has_connected(gated_
         await asyncio.wait_for(asyncio.gather(*(pc.setLocalDescription(o) for pc, o in zip(pcs, offers))), 30)
         async with httpx.AsyncClient(base_url=srv.url, timeout=30) as client:
 
+            answered = 0
+
             async def join(token: str, pc: RTCPeerConnection) -> int:
-                """Send the offer, apply the answer at once (the next answer waits for this DTLS)."""
+                """Send the offer; apply the answer (the next answer waits for this DTLS) once every
+                request not yet answered is waiting for the slot."""
+                nonlocal answered
                 r = await client.post(f"/whep/{conf}", content=pc.localDescription.sdp,
                                       headers={"Authorization": f"Bearer {token}",
                                                "Content-Type": "application/sdp"})
-                if r.status_code == 201:
-                    await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+                if r.status_code != 201:
+                    return r.status_code
+                answered += 1
+                for _ in range(50):  # bounded: 5 s, well inside the slot's 10 s hold
+                    if _gate(srv)["waiting"] >= len(pcs) - answered:
+                        break
+                    await asyncio.sleep(0.1)
+                await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
                 return r.status_code
 
             codes = await asyncio.wait_for(asyncio.gather(*(join(t, pc) for t, pc in zip(tokens, pcs))), 60)
