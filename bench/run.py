@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import math
 import os
@@ -901,22 +902,13 @@ def reference_section(reference: dict | str) -> list[str]:
     return lines + [""]
 
 
-def run_reference_costs() -> dict | str:
+def run_measurement(name: str, *args: Any) -> dict | str:
+    """``bench/<name>.py``'s ``run(*args)``, an in-process measurement of the report; if it fails,
+    the report says so where its table would be and the run goes on."""
     try:
-        from bench import reference_costs
-
-        return reference_costs.run()
+        return importlib.import_module(f"bench.{name}").run(*args)
     except Exception as exc:  # noqa: BLE001 - reported in the table instead
-        return f"bench/reference_costs.py failed: {type(exc).__name__}: {exc}"
-
-
-def run_srtp_fanout(n: int) -> dict | str:
-    try:
-        from bench import srtp_fanout
-
-        return srtp_fanout.run(n)
-    except Exception as exc:  # noqa: BLE001 - reported in the table instead
-        return f"bench/srtp_fanout.py failed: {type(exc).__name__}: {exc}"
+        return f"bench/{name}.py failed: {type(exc).__name__}: {exc}"
 
 
 def run_recorder(quick: bool) -> dict | str:
@@ -1014,11 +1006,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{path} N={n}: " + _one_line(summaries[-1]))
     recorder = None if opts.no_recorder else run_recorder(opts.quick)
     log("the issue's reference micro-costs on this machine (bench/reference_costs.py)")
-    reference = run_reference_costs()
+    reference = run_measurement("reference_costs")
     srtp = None
     if opts.srtp_n > 0:
         log("SRTP protect: own AES-GCM contexts versus libsrtp in the C fan-out loop")
-        srtp = run_srtp_fanout(opts.srtp_n)
+        srtp = run_measurement("srtp_fanout", opts.srtp_n)
     elapsed = time.time() - t_start
     report = render(summaries, opts, machine, started, elapsed, recorder, command, srtp, reference)
     print("\n" + tables(summaries, opts.window) + "\n\n" + targets(summaries, srtp, reference) + "\n")
