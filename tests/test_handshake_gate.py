@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from media.handshake_gate import HandshakeGate
 from tests.support import peers
@@ -81,7 +81,7 @@ async def test_server_answers_the_next_point_once_the_first_has_connected(gated_
     conf = srv.create_conference("Gate")
     before = _gate(srv)
     tokens = [srv.token(conf, "point", f"P{i}") for i in range(3)]
-    pcs = [RTCPeerConnection(RTCConfiguration(iceServers=[])) for _ in range(3)]
+    pcs = [RTCPeerConnection(peers.NO_ICE) for _ in range(3)]
     try:
         for pc in pcs:
             pc.addTransceiver("video", direction="recvonly")
@@ -135,7 +135,7 @@ async def test_a_point_that_never_connects_gives_its_slot_back_when_it_leaves(ga
     srv = gated_server
     conf = srv.create_conference("Gate 2")
     token = srv.token(conf, "point", "silent")
-    silent = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    silent = RTCPeerConnection(peers.NO_ICE)
     silent.addTransceiver("video", direction="recvonly")
     await silent.setLocalDescription(await silent.createOffer())
     try:
