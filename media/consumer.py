@@ -58,6 +58,18 @@ def _pt_map(codecs: list) -> dict[str, int]:
     return pts
 
 
+def _rtx_map(codecs: list) -> dict[int, int]:
+    """Negotiated payload type -> the RTX payload type that repairs it (``apt``, RFC 4588)."""
+    rtx: dict[int, int] = {}
+    for codec in codecs:
+        if is_rtx(codec):
+            try:
+                rtx.setdefault(int(codec.parameters.get("apt", -1)), codec.payloadType)
+            except (TypeError, ValueError):
+                continue
+    return rtx
+
+
 RTT_ALPHA = 0.85  # aiortc's smoothing of the round-trip time (rtcrtpsender.RTT_ALPHA)
 
 
@@ -118,8 +130,10 @@ class Consumer:
             if not transceiver._codecs:
                 continue
             sender = pc.addTrack(ParkedTrack(kind))
+            rtx = _rtx_map(transceiver._codecs)  # aiortc's answer then names sender._rtx_ssrc (FID group)
             stream = OutboundStream(
-                kind, sender._ssrc, _pt_map(transceiver._codecs), transceiver._codecs[0].clockRate
+                kind, sender._ssrc, _pt_map(transceiver._codecs), transceiver._codecs[0].clockRate,
+                rtx, sender._rtx_ssrc if rtx else 0,
             )
             self._park(sender, stream)
             self.streams[kind] = stream
@@ -271,6 +285,8 @@ class Consumer:
                 "runs": s.runs,
                 "octets": s.octets,
                 "retransmits": s.retransmits,
+                "rtx": s.rtx_pt >= 0,  # retransmissions over RTX (RFC 4588), else repeated byte for byte
+                "nacks_refused": s.nacks_refused,
                 "drops": s.drops,
                 "keyframe_requests": s.keyframe_requests,
                 "srtp": s.srtp,

@@ -78,7 +78,7 @@ def send_to_one(out: "OutboundStream", array, packets: list[tuple[int, int, int,
     The stream must already have sent a packet of this source in Python (offsets rebased).
     """
     t = out._fp
-    t.seq_off, t.ts_off, t.pt, t.ssrc = out.seq_off, out.ts_off, out.pt, out.ssrc
+    out.sync_target()
     pkts, keep = _packets(packets)
     if lib.fp_forward_batch(_PROTECT, array, 1, pkts, len(packets)):
         t.failed = 0
@@ -134,7 +134,7 @@ class FastFanout:
     def add(self, out: "OutboundStream") -> None:
         self.flush()  # queued packets are for the members they were queued for
         t = out._fp
-        t.seq_off, t.ts_off, t.pt, t.ssrc = out.seq_off, out.ts_off, out.pt, out.ssrc
+        out.sync_target()
         t.last_seq, t.last_ts, t.failed = out.last_seq, out.last_ts, 0
         t.set_id = self.set_id
         out.fast = True

@@ -30,6 +30,7 @@ struct fp_target {
     uint16_t seq_off;
     uint8_t pt;
     uint8_t failed;
+    uint8_t pad_ok;             /* 1: RTP padding allowed (retransmissions leave over RTX, not this index) */
     uint16_t last_seq;
     uint32_t last_ts;
     uint64_t packets;
@@ -137,7 +138,10 @@ int fp_pad_max(int set)
 }
 
 /* Padding per packet: consecutive packets whose sizes lie within fp_pad_limit of each other are
- * padded to the largest of them. Same for every subscriber (the header is always 12 bytes). */
+ * padded to the largest of them. Same for every subscriber (the header is always 12 bytes), but
+ * applied only to targets with pad_ok: a padded packet can never be re-sent byte for byte (the
+ * plan depends on the batch), so only streams whose retransmissions go over RTX, under their own
+ * sequence numbers, may be padded. Two plaintexts under one SRTP index would reuse an AES-GCM IV. */
 static void fp_plan_padding(const struct fp_pkt *pkts, int k, int *pad)
 {
     int i = 0, j, m, lo, hi;
@@ -234,7 +238,7 @@ static int fp_fill(struct fp_target *t, fp_protect_fn dflt, const struct fp_pkt 
         t->last_seq = p->seq;
         t->last_ts = p->ts;
         if (p->plen < 0 || len > FP_MTU) { t->drops++; continue; }
-        if (pad[j] > 0 && len + pad[j] <= FP_MTU) {
+        if (t->pad_ok && pad[j] > 0 && len + pad[j] <= FP_MTU) {
             memset(b + len, 0, (size_t)(pad[j] - 1));
             b[len + pad[j] - 1] = (unsigned char)pad[j];   /* the count includes itself */
             b[0] = 0xa0;   /* version 2, P set */

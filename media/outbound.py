@@ -3,6 +3,12 @@
 This is the hot path. Per packet and subscriber: one ``struct.pack`` of the 12-byte header, one SRTP
 protect (libsrtp, C) and one non-blocking ``sendto``. Header extensions are not forwarded: the answer
 signals the SSRCs, so receivers demultiplex by SSRC.
+
+One rule keeps SRTP safe: an SRTP index (SSRC, rollover counter, sequence number) never protects two
+different plaintexts, which with AES-GCM would reuse an IV (and give away the authentication key).
+So a retransmission either goes over RTX (RFC 4588: its own SSRC and sequence numbers, one index per
+retransmission) or repeats the original packet byte for byte; only streams with RTX may be padded by
+the C loop (media.fanout), and only indexes of the current source's epoch are ever answered.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -28,6 +35,12 @@ if TYPE_CHECKING:
     from media.srtp_gcm import GcmProtect
 
 log = logging.getLogger(__name__)
+_osn = struct.Struct("!H").pack  # RTX payload header: the original sequence number
+
+NACK_HOLD = 0.05  # seconds before the same packet is retransmitted again
+NACK_RATE = 400.0  # retransmissions per second a stream may send (video at 2 Mbit/s is ~200 packets/s)
+NACK_BURST = 200  # ... and at once
+NACK_TRACKED = 512  # recently answered sequence numbers kept for NACK_HOLD
 
 
 class OutboundStream:
@@ -66,9 +79,23 @@ class OutboundStream:
         "catch_up",
         "fast_started",
         "srtp",
+        "rtx",
+        "rtx_pt",
+        "rtx_ssrc",
+        "rtx_seq",
+        "_rtx_writer",
+        "epoch_first",
+        "epoch_mark",
+        "nacks_refused",
+        "_nack_budget",
+        "_nack_refill",
+        "_recent_nacks",
     )
 
-    def __init__(self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int) -> None:
+    def __init__(
+        self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int,
+        rtx: dict[int, int] | None = None, rtx_ssrc: int = 0,
+    ) -> None:
         self.kind = kind
         self.ssrc = ssrc
         self.pts = pts  # codec key ("video/h264") -> negotiated payload type
@@ -103,6 +130,17 @@ class OutboundStream:
         self.catch_up: CatchUp | None = None  # replaying the current GOP (media.fast_start): live waits
         self.fast_started = False  # began with such a replay instead of a keyframe request
         self.srtp = ""  # what protects its RTP once bound: "aes-gcm" (media.srtp_gcm) or "libsrtp"
+        self.rtx = rtx or {}  # negotiated payload type -> its RTX payload type (RFC 4588)
+        self.rtx_pt = -1  # RTX payload type of the current ``pt``, -1 when the point has none for it
+        self.rtx_ssrc = rtx_ssrc
+        self.rtx_seq = random.randint(0, 0xFFFF)
+        self._rtx_writer: SrtpWriter | None = None
+        self.epoch_first = 0  # our sequence number of the current source's first packet
+        self.epoch_mark = 0  # the source's packet count then
+        self.nacks_refused = 0  # NACKs not answered: before the epoch, not yet sent, or over budget
+        self._nack_budget = float(NACK_BURST)
+        self._nack_refill = 0.0
+        self._recent_nacks: dict[int, float] = {}  # our seq -> monotonic time it was last answered
 
     # Counters: what the Python path sent plus what the C loop sent.
     @property
@@ -138,6 +176,8 @@ class OutboundStream:
         With ``gcm`` (media.srtp_gcm) every RTP packet of the stream is protected by that context.
         """
         self._writer = SrtpWriter(session, gcm)
+        # RTX is another SSRC: libsrtp's session keeps its own rollover counter for it.
+        self._rtx_writer = SrtpWriter(session) if self.rtx and self.rtx_ssrc else None
         # The forward path's own buffer (retransmissions use the writer's, so they never clash).
         fast = SrtpWriter(session, gcm)
         self._ctx, self._cdata, self._view, self._length = fast._ctx, fast._cdata, fast._view, fast._len
@@ -152,6 +192,13 @@ class OutboundStream:
                 os.close(dup)
             else:
                 self._fp, self._fd = target, dup
+
+    def sync_target(self) -> None:
+        """Give the C target this stream's numbering before the C loop sends for it. Padding only
+        where retransmissions leave over RTX: a padded packet could not be repeated byte for byte."""
+        t = self._fp
+        t.seq_off, t.ts_off, t.pt, t.ssrc = self.seq_off, self.ts_off, self.pt, self.ssrc
+        t.pad_ok = 1 if self.rtx_pt >= 0 else 0
 
     def path_pinned(self) -> None:
         """The socket is now connected to the point (media.pinned_path): the C loop sends without
@@ -202,6 +249,10 @@ class OutboundStream:
             self.ts_off = (out_ts - ts) & 0xFFFFFFFF
         self.source = source
         self.pt = self.pts.get(source.codec, -1)
+        self.rtx_pt = self.rtx.get(self.pt, -1) if self._rtx_writer is not None else -1
+        self.epoch_first = (seq + self.seq_off) & 0xFFFF
+        self.epoch_mark = source.packets - 1  # this packet is counted already (Router.on_rtp)
+        self._recent_nacks.clear()
         self.started = True
         if self.first_sent_at is None:
             self.first_sent_at = time.time()
@@ -251,14 +302,9 @@ class OutboundStream:
         self._packets += 1
         self._octets += len(payload)
 
-    def _send(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
-        """Slow path for retransmissions: same bytes as ``forward`` would have sent."""
-        if self._writer is None:
-            return
-        data = self._writer.packet(
-            (marker << 7) | self.pt, (seq + self.seq_off) & 0xFFFF, (ts + self.ts_off) & 0xFFFFFFFF,
-            self.ssrc, payload,
-        )
+    def _send(self, writer: SrtpWriter, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> None:
+        """Slow path for retransmissions (the retransmission writer's own buffer)."""
+        data = writer.packet(b1, seq, ts, ssrc, payload)
         if data is None:
             self._drops += 1
             return
@@ -267,17 +313,60 @@ class OutboundStream:
         except OSError:
             self._drops += 1
 
-    def retransmit(self, out_seq: int) -> bool:
-        """Answer a NACK from the shared history of the current source."""
+    def sent_in_epoch(self, out_seq: int) -> bool:
+        """Whether ``out_seq`` is one of ours already sent from the current source: only those may be
+        answered (an older one mapped through today's offset would be other media under a used index)."""
         source = self.source
-        if source is None:
+        if source is None or not self.started:
+            return False
+        last_out = ((self._fp.last_seq if self.fast else self.last_seq) + self.seq_off) & 0xFFFF
+        behind = (last_out - out_seq) & 0xFFFF
+        if behind >= 0x8000:
+            return False  # ahead of what we sent
+        if source.packets - self.epoch_mark < 0x7000:  # young enough to tell its start (a fast start adds < 512)
+            return behind <= ((last_out - self.epoch_first) & 0xFFFF)
+        return True
+
+    def _nack_allowed(self, out_seq: int) -> bool:
+        """A hostile or broken point must not make us send more than it could have lost: a token
+        bucket of retransmissions, and one answer per packet per ``NACK_HOLD`` (libwebrtc waits an RTT)."""
+        now = time.monotonic()
+        last = self._recent_nacks.get(out_seq)
+        if last is not None and now - last < NACK_HOLD:
+            return False
+        self._nack_budget = min(float(NACK_BURST), self._nack_budget + (now - self._nack_refill) * NACK_RATE)
+        self._nack_refill = now
+        if self._nack_budget < 1:
+            return False
+        self._nack_budget -= 1
+        if len(self._recent_nacks) >= NACK_TRACKED:
+            self._recent_nacks = {s: t for s, t in self._recent_nacks.items() if now - t < NACK_HOLD}
+        self._recent_nacks[out_seq] = now
+        return True
+
+    def retransmit(self, out_seq: int) -> bool:
+        """Answer a NACK from the shared history of the current source: over RTX when negotiated,
+        else the original packet again, byte for byte (the C loop never pads such a stream)."""
+        source = self.source
+        writer = self._writer
+        if source is None or writer is None or not self.sent_in_epoch(out_seq):
+            self.nacks_refused += 1
             return False
         seq = (out_seq - self.seq_off) & 0xFFFF
         entry = source.history.get(seq)
         if entry is None:
             return False
+        if not self._nack_allowed(out_seq):
+            self.nacks_refused += 1
+            return False
         ts, marker, payload = entry
-        self._send(seq, ts, marker, payload)
+        out_ts = (ts + self.ts_off) & 0xFFFFFFFF
+        if self.rtx_pt >= 0 and self._rtx_writer is not None:
+            rtx_seq, self.rtx_seq = self.rtx_seq, (self.rtx_seq + 1) & 0xFFFF
+            self._send(self._rtx_writer, (marker << 7) | self.rtx_pt, rtx_seq, out_ts, self.rtx_ssrc,
+                       _osn(out_seq) + payload)
+        else:
+            self._send(writer, (marker << 7) | self.pt, out_seq, out_ts, self.ssrc, payload)
         self.retransmits += 1
         return True
 

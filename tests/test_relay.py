@@ -177,6 +177,7 @@ async def test_nack_served_from_server_history(relay_server, clip):
         stats = media_stats(server)
         consumer = next(v for v in stats["consumers"].values() if v["conference"] == conf)
         assert consumer["video"]["retransmits"] >= repaired
+        assert consumer["video"]["rtx"]  # aiortc offers RTX: repairs leave under their own SSRC
         join = consumer["join"]  # when each step of joining happened, on the server's clock
         assert join["created"] <= join["answered"] <= join["connected"] <= join["first_keyframe"]
         assert sub.fps(2.0) >= 20

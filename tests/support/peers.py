@@ -237,6 +237,20 @@ def install_dropper(pc: RTCPeerConnection, every: int, sub: Subscriber) -> None:
             return data
 
     ice._recv = recv
+    receiver = video.receiver
+    original_handle = receiver._handle_rtp_packet
+    rtx_pts: set[int] = set()
+
+    async def handle_rtp(packet, arrival_time_ms):  # type: ignore[no-untyped-def]
+        """A retransmission over RTX (RFC 4588) has its own SSRC and numbers: after SRTP, its first two
+        payload bytes name the packet it repairs."""
+        if packet.payload_type in rtx_pts and len(packet.payload) >= 2:
+            osn = int.from_bytes(packet.payload[:2], "big")
+            for key in [k for k in sub.dropped if k[1] == osn]:  # type: ignore[attr-defined]
+                sub.repaired.add(key)  # type: ignore[attr-defined]
+        return await original_handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle_rtp  # type: ignore[method-assign]
     original_srd = pc.setRemoteDescription
 
     async def set_remote(desc):  # type: ignore[no-untyped-def]
@@ -244,6 +258,7 @@ def install_dropper(pc: RTCPeerConnection, every: int, sub: Subscriber) -> None:
         sub.video_pts.update(  # type: ignore[attr-defined]
             c.payloadType for c in video._codecs if not c.mimeType.lower().endswith("rtx")
         )
+        rtx_pts.update(c.payloadType for c in video._codecs if c.mimeType.lower().endswith("rtx"))
 
     pc.setRemoteDescription = set_remote  # type: ignore[method-assign]
 
