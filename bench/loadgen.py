@@ -262,14 +262,18 @@ def _nack_packet(ssrc: int, media_ssrc: int, lost: list[int]) -> bytes:
 
 
 def _sdp_ssrcs(sdp: str) -> dict[int, str]:
+    """The media SSRCs of an answer by kind. RTX SSRCs (second of an ``a=ssrc-group:FID``) are left
+    out: their packets are retransmissions under their own numbers, not a stream of their own (they
+    are not decrypted here, so they are not counted as repairs either)."""
     kinds: dict[int, str] = {}
+    rtx = {int(m.group(1)) for m in re.finditer(r"a=ssrc-group:FID \d+ (\d+)", sdp)}
     kind = None
     for line in sdp.splitlines():
         if line.startswith("m="):
             kind = line[2:].split(" ", 1)[0]
         elif line.startswith("a=ssrc:") and kind in CLOCKS:
             m = re.match(r"a=ssrc:(\d+)", line)
-            if m:
+            if m and int(m.group(1)) not in rtx:
                 kinds.setdefault(int(m.group(1)), kind)
     return kinds
 
@@ -362,7 +366,8 @@ class Subscriber:
             return
         for t in pc.getTransceivers():
             for c in t._codecs:
-                self.pt_kinds[c.payloadType] = t.kind
+                if not c.mimeType.lower().endswith("/rtx"):
+                    self.pt_kinds[c.payloadType] = t.kind
         dtls = pc.getTransceivers()[0].receiver.transport
         self.dtls = dtls
         dtls.on("statechange", self._dtls_state)  # sync handler: runs the moment DTLS connects
