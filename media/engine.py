@@ -76,11 +76,11 @@ class MediaEngine:
                     log.info("dropping consumer %s: no RTCP for %.0f s", consumer.id, timeout)
                     await consumer.close()
 
-    async def start_workers(self, count: int, run_dir) -> None:  # type: ignore[no-untyped-def]
+    async def start_workers(self, count: int) -> None:
         """Shard consumers over ``count`` extra worker processes (0 = everything in this process)."""
         if count <= 0:
             return
-        self.pool = WorkerPool(count, self.config, run_dir)
+        self.pool = WorkerPool(count, self.config)
         await self.pool.start()
         for router in self.routers.values():
             self.pool.attach(router)

@@ -1,11 +1,12 @@
 """Wire formats between the ingest process and media worker processes.
 
 Control: length-prefixed JSON messages over a Unix stream socket (rare: sessions, sources, stats).
-Media: UDP datagrams on 127.0.0.1 from the ingest to each worker. A datagram carries a burst (the
-packets the ingest flushes together: a frame, the audio that came with it), each packet as a 14-byte
-header + its RTP payload, so a worker gets a burst in one read and one wake-up, and the ingest pays
-one send per burst and worker instead of one per packet (or per GSO run: frames mix sizes). Loopback
-takes datagrams up to 64 KiB; a larger burst (a big keyframe) takes several.
+Media: datagrams over a Unix datagram socketpair from the ingest to each worker (the worker
+inherits both pairs' ends: media.worker_pool). A datagram carries a burst (the packets the ingest
+flushes together: a frame, the audio that came with it), each packet as a 14-byte header + its RTP
+payload, so a worker gets a burst in one read and one wake-up, and the ingest pays one send per
+burst and worker instead of one per packet (or per GSO run: frames mix sizes). A burst over
+BURST_MAX (a big keyframe) takes several datagrams.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 _len = struct.Struct("!I")
 # source id, seq, timestamp, marker, keyframe, payload length
 PACKET_HEADER = struct.Struct("!IHIBBH")
-BURST_MAX = 60_000  # bytes of one media datagram (a UDP datagram on loopback holds up to 65507)
+BURST_MAX = 60_000  # bytes of one media datagram (under UDP's 65507, so the format also fits UDP)
 MAX_MESSAGE = 16 * 1024 * 1024
 
 

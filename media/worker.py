@@ -59,6 +59,8 @@ class PacketReader:
                     data = recv(65536)
                 except (BlockingIOError, InterruptedError):
                     break
+                except OSError:  # the ingest closed its end: its control socket's EOF ends us
+                    break
                 for source_id, seq, ts, marker, key, payload in unpack_burst(data):
                     count += 1
                     entry = sources.get(source_id)
@@ -90,29 +92,27 @@ class Worker:
         self.writer: asyncio.StreamWriter | None = None
         self.reader: PacketReader | None = None
 
-    async def run(self, control_path: str) -> None:
+    async def run(self, control: socket.socket, media: socket.socket) -> None:
+        """Serve until the ingest closes ``control``; ``media`` carries its mirror (both inherited
+        socketpair ends, media.worker_pool: only the ingest can write to them)."""
         loop = asyncio.get_running_loop()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
-        sock.bind(("127.0.0.1", 0))
-        sock.setblocking(False)
-        self.reader = PacketReader(self, sock)
-        loop.add_reader(sock.fileno(), self.reader.read_ready)
-        port = sock.getsockname()[1]
-        reader, writer = await asyncio.open_unix_connection(control_path)
+        media.setblocking(False)
+        self.reader = PacketReader(self, media)
+        loop.add_reader(media.fileno(), self.reader.read_ready)
+        reader, writer = await asyncio.open_unix_connection(sock=control)
         self.writer = writer
         self.engine.on_consumer.append(self._consumer_changed)
         self.engine.start()
         gc_pauses.freeze_startup()
-        write_message(writer, {"op": "hello", "index": self.index, "port": port, "pid": os.getpid()})
+        write_message(writer, {"op": "hello", "index": self.index, "pid": os.getpid()})
         while True:
             message = await read_message(reader)
             if message is None:
                 break  # the ingest process is gone: so are we
             asyncio.ensure_future(self._handle(message))
-        loop.remove_reader(sock.fileno())
+        loop.remove_reader(media.fileno())
         await self.engine.shutdown()
-        sock.close()
+        media.close()
 
     def read_stats(self) -> dict[str, Any]:
         """Packets per wake-up: how much batching the send path gets (1.0 = none)."""
@@ -170,8 +170,8 @@ class Worker:
             )
 
 
-def worker_main(index: int, config: EngineConfig, control_path: str) -> None:
+def worker_main(index: int, config: EngineConfig, control: socket.socket, media: socket.socket) -> None:
     """Entry point of a spawned worker process."""
     logging.basicConfig(level=logging.WARNING, format=f"worker{index} %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
-    asyncio.run(Worker(index, config).run(control_path))
+    asyncio.run(Worker(index, config).run(control, media))

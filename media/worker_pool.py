@@ -3,6 +3,9 @@
 The ingest process keeps the producers and its own share of consumers; every source packet is
 mirrored to the workers that serve that conference, a burst per local datagram (media.ipc), so
 forwarding (the expensive, per-subscriber part) runs on every core without the GIL in the way.
+
+Both channels to a worker are socketpairs it inherits: they have no address, so no other process
+can feed a worker media (as any local process could a 127.0.0.1 UDP port) or pose as a worker.
 """
 
 from __future__ import annotations
@@ -12,11 +15,9 @@ import contextlib
 import itertools
 import logging
 import multiprocessing
-import os
 import socket
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from media.ipc import bursts, pack_packet, read_message, write_message
@@ -26,12 +27,29 @@ from media.source import SourceStream
 log = logging.getLogger(__name__)
 
 
+MIRROR_BUFFER = 8 * 1024 * 1024  # bytes of mirror datagrams a worker may have yet to read
+SO_SNDBUFFORCE = getattr(socket, "SO_SNDBUFFORCE", 32)  # Linux's number; Python does not name it
+
+
+def mirror_socketpair() -> tuple[socket.socket, socket.socket]:
+    """(ours, the worker's): a connected Unix datagram pair for the mirror. Datagrams sent and not
+    yet read count against the sender's buffer (a pair has no per-queue datagram limit), so ours
+    is the deep one; as root past net.core.wmem_max, as media.ice does for the ICE sockets."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    try:
+        ours.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, MIRROR_BUFFER)
+    except OSError:
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MIRROR_BUFFER)
+    ours.setblocking(False)
+    return ours, theirs
+
+
 class WorkerHandle:
-    def __init__(self, index: int, process: multiprocessing.process.BaseProcess) -> None:
+    def __init__(self, index: int, process: multiprocessing.process.BaseProcess, media: socket.socket) -> None:
         self.index = index
         self.process = process
         self.pid = process.pid
-        self.port = 0
+        self.media = media  # our end of the worker's media socketpair
         self.writer: asyncio.StreamWriter | None = None
         self.consumers: dict[str, "RemoteConsumer"] = {}
         # the worker's own figures as of the last stats (MediaEngine.process_stats, packets per read)
@@ -90,46 +108,45 @@ class RemoteConsumer:
 
 
 class WorkerPool:
-    def __init__(self, count: int, config: Any, run_dir: Path) -> None:
+    def __init__(self, count: int, config: Any) -> None:
         self.count = count
         self.config = config
-        self.run_dir = run_dir
         self.workers: list[WorkerHandle] = []
         self.sources: dict[int, tuple[Router, SourceStream]] = {}
         self._req = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
-        self._server: asyncio.AbstractServer | None = None
+        self._tasks: list[asyncio.Future] = []  # one per worker: reads its control messages
         self._stopping = False  # stop() closed the control sockets: a worker leaving is expected
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
-        self._sock.setblocking(False)
-        self._targets: dict[str, list[tuple[str, int]]] = {}
+        self._targets: dict[str, list[socket.socket]] = {}
         self.mirror_drops = 0  # packets a worker's socket did not take (its consumers NACK them)
         self.mirror_sends = 0
 
     async def start(self, timeout: float = 30.0) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = str(self.run_dir / f"workers-{os.getpid()}.sock")
-        if os.path.exists(path):
-            os.unlink(path)
-        self._server = await asyncio.start_unix_server(self._on_connect, path)
         ctx = multiprocessing.get_context("spawn")
         from media.worker import worker_main
 
         for index in range(1, self.count + 1):
-            process = ctx.Process(target=worker_main, args=(index, self.config, path), daemon=True)
+            control, worker_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            media, worker_media = mirror_socketpair()
+            # spawn hands the worker's ends over as inherited descriptors (multiprocessing.reduction)
+            process = ctx.Process(target=worker_main, args=(index, self.config, worker_control, worker_media),
+                                  daemon=True)
             process.start()
-            self.workers.append(WorkerHandle(index, process))
+            worker_control.close()  # the worker's alone now: its exit is our EOF
+            worker_media.close()
+            worker = WorkerHandle(index, process, media)
+            self.workers.append(worker)
+            self._tasks.append(asyncio.ensure_future(self._serve(worker, control)))
         await asyncio.wait_for(asyncio.gather(*(w.ready.wait() for w in self.workers)), timeout)
         log.info("media workers ready: %s", [(w.index, w.pid) for w in self.workers])
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, worker: WorkerHandle, control: socket.socket) -> None:
+        reader, writer = await asyncio.open_unix_connection(sock=control)
         hello = await read_message(reader)
         if not hello or hello.get("op") != "hello":
+            log.warning("media worker %d did not start", worker.index)
             writer.close()
             return
-        worker = next(w for w in self.workers if w.index == hello["index"])
-        worker.port = hello["port"]
         worker.writer = writer
         for router, source in self.sources.values():
             self._announce(worker, router, source)
@@ -239,20 +256,20 @@ class WorkerPool:
         queued.clear()
 
     def _send(self, conference_id: str, data: bytes, packets: int) -> None:
-        for addr in self._targets.get(conference_id, ()):
+        for sock in self._targets.get(conference_id, ()):
             try:
-                self._sock.sendto(data, addr)
+                sock.send(data)
                 self.mirror_sends += 1
             except OSError:  # buffer full: the worker's consumers will NACK it from their mirror
                 self.mirror_drops += packets
 
     def _rebuild_targets(self) -> None:
-        targets: dict[str, list[tuple[str, int]]] = {}
+        targets: dict[str, list[socket.socket]] = {}
         for worker in self.workers:
             if worker.writer is None:
                 continue
             for conference in {c.conference_id for c in worker.consumers.values()}:
-                targets.setdefault(conference, []).append(("127.0.0.1", worker.port))
+                targets.setdefault(conference, []).append(worker.media)
         self._targets = targets
 
     # --- consumers -------------------------------------------------------------------------------
@@ -321,8 +338,6 @@ class WorkerPool:
                 worker.writer.close()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(worker.writer.wait_closed(), 1.0)
-        if self._server is not None:
-            self._server.close()
         deadline = time.monotonic() + timeout
         for worker in self.workers:
             while worker.process.is_alive() and time.monotonic() < deadline:
@@ -330,4 +345,6 @@ class WorkerPool:
             if worker.process.is_alive():
                 worker.process.kill()
             worker.process.join(timeout=1)
-        self._sock.close()
+            worker.media.close()
+        for task in self._tasks:
+            task.cancel()

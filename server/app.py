@@ -29,7 +29,10 @@ from server.api import (
 )
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
+from server import log_redaction
+from server.domain import ice_servers
 from server.domain.recordings import setup as setup_recordings
+from server.domain.token_watch import start_token_watch, stop_token_watch
 from server.events.bus import LocalBus, conference_topic
 from server.settings import Settings, get_settings
 
@@ -92,7 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.ws_handlers = {}
         app.state.media = MediaEngine(
             EngineConfig(
-                ice_servers=[s.model_dump() for s in settings.ice_servers],
+                ice_servers=ice_servers.for_engine(settings),
                 ice_host_addresses=settings.ice_host_addresses,
                 keyframe_interval=settings.keyframe_request_interval,
                 consumer_timeout=settings.consumer_timeout,
@@ -105,7 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.media.start()
         _wire_media_events(app)
-        await app.state.media.start_workers(settings.worker_count - 1, settings.data_dir / "run")
+        await app.state.media.start_workers(settings.worker_count - 1)
         for hook in app.state.startup_hooks:
             await hook(app)
         gc_pauses.freeze_startup()
@@ -138,6 +141,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.startup_hooks.append(attendance.start_attendance)
     app.state.shutdown_hooks.append(attendance.stop_attendance)
     app.state.startup_hooks.append(setup_recordings)
+    app.state.startup_hooks.append(start_token_watch)
+    app.state.shutdown_hooks.append(stop_token_watch)
+    app.state.startup_hooks.append(log_redaction.install_hook)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

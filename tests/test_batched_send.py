@@ -16,7 +16,7 @@ from media.ipc import bursts, pack_packet, unpack_burst
 from media.outbound import OutboundStream
 from media.router import Router
 from media.source import SourceStream
-from media.worker_pool import WorkerPool
+from media.worker_pool import WorkerPool, mirror_socketpair
 from tests.test_router_switch import IDR, P_SLICE, Receiver, outbound_session
 
 pytestmark = pytest.mark.skipif(not fanout.enabled(), reason="media._fastpath not built")
@@ -239,15 +239,14 @@ def test_membership_changes_flush_first(send_mode) -> None:
 def test_mirror_to_workers_sends_a_burst_as_one_datagram(tmp_path) -> None:
     """The ingest's mirror of a burst: one datagram per worker holding every packet, in order; a
     burst larger than a datagram holds (a keyframe) takes several, none lost."""
-    pool = WorkerPool(0, None, tmp_path)
-    workers = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    pool = WorkerPool(0, None)
+    pairs = [mirror_socketpair() for _ in range(2)]  # (the ingest's end, the worker's)
+    workers = [theirs for _, theirs in pairs]
     for w in workers:
-        w.bind(("127.0.0.1", 0))
-        w.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         w.settimeout(1.0)
     router, src = _batched_router()
     pool.attach(router)
-    pool._targets = {router.conference_id: [w.getsockname() for w in workers]}
+    pool._targets = {router.conference_id: [ours for ours, _ in pairs]}
     frame = _frame(1, 3000, [6, 1100, 1100, 1099, 700, 1200, 1200])
     keyframe = _frame(1 + len(frame), 6000, [1180] * 120, key=True)  # ~140 KB: three datagrams
     for packets, datagrams in ((frame, 1), (keyframe, 3)):
@@ -269,9 +268,9 @@ def test_mirror_to_workers_sends_a_burst_as_one_datagram(tmp_path) -> None:
                 w.recv(65536)
             w.settimeout(1.0)
     assert pool.mirror_drops == 0
-    for w in workers:
-        w.close()
-    pool._sock.close()
+    for pair in pairs:
+        for sock in pair:
+            sock.close()
 
 
 def test_burst_datagrams_drop_a_malformed_tail() -> None:

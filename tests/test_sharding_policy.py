@@ -9,9 +9,9 @@ from media.worker_pool import WorkerHandle, WorkerPool
 
 
 def pool_with(tmp_path: Path, loads: list[int]) -> WorkerPool:
-    pool = WorkerPool(0, None, tmp_path)
+    pool = WorkerPool(0, None)
     for index, load in enumerate(loads, start=1):
-        handle = WorkerHandle(index, types.SimpleNamespace(pid=1000 + index))  # type: ignore[arg-type]
+        handle = WorkerHandle(index, types.SimpleNamespace(pid=1000 + index), None)  # type: ignore[arg-type]
         handle.writer = object()  # type: ignore[assignment]  # connected
         handle.consumers = {str(i): None for i in range(load)}  # type: ignore[misc]
         pool.workers.append(handle)
