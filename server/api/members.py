@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +11,7 @@ from server.api.guards import conference_for, import_failed, read_upload_body
 from server.db.models import Member
 from server.deps import DB, get_principal
 from server.domain import members as domain
-from server.domain.csvio import ImportErrors
+from server.domain.csvio import ImportErrors, write_csv
 from server.domain.links import issue_subject_tokens
 from server.domain.points import list_points
 from server.domain.tokens import Principal
@@ -155,14 +152,12 @@ async def issue_member_links(
     if format == "csv":
         point_names = {p.id: p.name for p in await list_points(db, conference_id)}
         by_id = {m.id: m for m in members}
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["name", "unit", "point", "link", "token"])
+        rows = []
         for link in links:
             m = by_id[link.member_id]
-            writer.writerow([m.name, m.unit, point_names.get(m.point_id or "", ""), link.link, link.token])
+            rows.append([m.name, m.unit, point_names.get(m.point_id or "", ""), link.link, link.token])
         return Response(
-            "\ufeff" + out.getvalue(),
+            write_csv(["name", "unit", "point", "link", "token"], rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="member-links.csv"'},
         )

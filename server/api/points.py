@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,7 +11,7 @@ from server.api.guards import conference_for, import_failed, read_upload_body
 from server.db.models import ConnectionPoint
 from server.deps import DB, get_principal
 from server.domain import points as domain
-from server.domain.csvio import ImportErrors
+from server.domain.csvio import ImportErrors, write_csv
 from server.domain.links import IssuedToken, issue_subject_tokens
 from server.domain.tokens import Principal
 
@@ -184,13 +181,9 @@ async def issue_point_links(
     if format == "csv":
         names = {p.id: p.name for p in await domain.list_points(db, conference_id)}
         parents = {p.id: names.get(p.parent_id or "", "") for p in points}
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["name", "level", "parent", "link", "token"])
-        for link in links:
-            writer.writerow([link.name, link.level, parents[link.point_id], link.link, link.token])
+        rows = [[x.name, x.level, parents[x.point_id], x.link, x.token] for x in links]
         return Response(
-            "\ufeff" + out.getvalue(),
+            write_csv(["name", "level", "parent", "link", "token"], rows),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": 'attachment; filename="point-links.csv"'},
         )

@@ -1,10 +1,17 @@
-"""Spreadsheet-friendly CSV reading for imports: BOM, ``;`` or ``,`` separators, row numbers as in Excel."""
+"""Spreadsheet-friendly CSV: imports (BOM, ``;`` or ``,`` separators, row numbers as in Excel) and
+exports whose text cells a spreadsheet cannot mistake for formulas."""
 
 from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+# A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and Sheets
+# (OWASP "CSV injection"): names come from imports and the API, so exports must neutralise them.
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -53,7 +60,10 @@ def read_rows(
     header_line = lines[0]
     delimiter = max((",", ";", "\t"), key=header_line.count)
     reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    header = [aliases.get(h.strip().lower(), h.strip().lower()) for h in next(reader)]
+    try:
+        header = [aliases.get(h.strip().lower(), h.strip().lower()) for h in next(reader)]
+    except csv.Error as exc:
+        raise _unreadable(reader.line_num, exc)
     missing = [c for c in required if c not in header]
     if missing:
         raise ImportErrors(
@@ -62,7 +72,13 @@ def read_rows(
         )
     known = set(required) | set(optional)
     rows: list[tuple[int, dict[str, str]]] = []
-    for values in reader:
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # e.g. a field over the csv module's size limit
+            raise _unreadable(reader.line_num, exc)
         row_number = reader.line_num
         if not any(v.strip() for v in values):
             continue
@@ -73,3 +89,25 @@ def read_rows(
         }
         rows.append((row_number, record))
     return rows
+
+
+def _unreadable(line: int, exc: csv.Error) -> ImportErrors:
+    message = f"the file cannot be read as CSV at line {line}: {exc}"
+    return ImportErrors(message, [RowError(line, str(exc))])
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """``value``, with a leading apostrophe when it is text a spreadsheet would run as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A CSV file for spreadsheets: BOM (Excel then reads UTF-8), CRLF, no cell that is a formula."""
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([spreadsheet_cell(h) for h in header])
+    writer.writerows([spreadsheet_cell(v) for v in row] for row in rows)
+    return out.getvalue()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from html import escape
+
+from server.domain.csvio import write_csv
 
 TABLES = ("points", "levels", "parents", "late", "left_early", "never_connected", "replay", "absent")
 
@@ -69,13 +69,7 @@ def _rows(report: dict, table: str) -> tuple[list[str], list[list]]:
 
 def to_csv(report: dict, table: str = "points") -> str:
     """One table of the report as CSV, with a BOM so Excel shows Vietnamese names correctly."""
-    header, rows = _rows(report, table)
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return out.getvalue()
+    return write_csv(*_rows(report, table))
 
 
 def _table(title: str, header: list[str], rows: list[list]) -> str:
