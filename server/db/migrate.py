@@ -14,7 +14,9 @@ _HERE = Path(__file__).resolve().parent
 def alembic_config(database_url: str) -> Config:
     cfg = Config(str(_HERE / "alembic.ini"))
     cfg.set_main_option("script_location", str(_HERE / "migrations"))
-    cfg.set_main_option("sqlalchemy.url", database_url)
+    # The config is a ConfigParser: ``%`` starts an interpolation there, so a percent-encoded
+    # password or path (``p%40ss``) is escaped as ``%%`` and read back unchanged by env.py.
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
     return cfg
 
 
