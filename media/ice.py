@@ -11,7 +11,7 @@ import aioice.ice
 import aioice.stun
 from aiortc import RTCConfiguration, RTCIceServer
 
-from media import consent_check
+from media import consent_check, turn_rest
 
 log = logging.getLogger(__name__)
 _original_host_addresses = aioice.ice.get_host_addresses
@@ -30,12 +30,12 @@ def restrict_host_addresses(addresses: list[str]) -> None:
 
 
 def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
-    return RTCConfiguration(
-        iceServers=[
-            RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
-            for s in ice_servers
-        ]
-    )
+    """An entry with a ``secret`` gets fresh short-lived TURN credentials (media.turn_rest) per call."""
+    servers = []
+    for s in ice_servers:
+        username, credential = turn_rest.credentials(s, "diemcau")
+        servers.append(RTCIceServer(urls=s["urls"], username=username, credential=credential))
+    return RTCConfiguration(iceServers=servers)
 
 
 def protocol_socket(protocol: Any) -> socket.socket | None:

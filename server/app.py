@@ -31,6 +31,7 @@ from server.db.engine import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
 from server import log_redaction
 from server.domain import ice_servers
+from server.domain.conferences import setup_conference_end
 from server.domain.recordings import setup as setup_recordings
 from server.domain.token_watch import start_token_watch, stop_token_watch
 from server.events.bus import LocalBus, conference_topic
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.shutdown_hooks.append(attendance.stop_attendance)
     app.state.startup_hooks.append(setup_recordings)
     app.state.startup_hooks.append(start_token_watch)
+    app.state.startup_hooks.append(setup_conference_end)
     app.state.shutdown_hooks.append(stop_token_watch)
     app.state.startup_hooks.append(log_redaction.install_hook)
 

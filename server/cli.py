@@ -169,11 +169,28 @@ def token(
     conference: str,
     role: str = typer.Argument(..., help="organiser, speaker, point, viewer or member"),
     name: str = typer.Option("", help="who it is for"),
+    expires: str | None = typer.Option(None, help="when it stops working (default: the role's lifetime)"),
 ) -> None:
     """Issue one token and print it with its join link."""
-    out = api(ctx).json("POST", f"/api/v1/conferences/{conference}/tokens", json={"role": role, "name": name})
+    body = {"role": role, "name": name, "expires_at": parse_time(expires)}
+    out = api(ctx).json("POST", f"/api/v1/conferences/{conference}/tokens", json=body)
     typer.echo(out["token"])
     typer.echo(out["links"]["page"])
+
+
+@app.command("tokens")
+def tokens_list(ctx: typer.Context, conference: str) -> None:
+    """Every token of a conference: id, role, state, expiry, name (never the secret)."""
+    for t in api(ctx).json("GET", f"/api/v1/conferences/{conference}/tokens"):
+        state = "revoked" if t["revoked"] else "expired" if t["expired"] else "active"
+        typer.echo(f"{t['id']}  {t['role']:<9}  {state:<7}  expires {t['expires_at'] or 'never':<32}  {t['name']}")
+
+
+@app.command("revoke")
+def revoke(ctx: typer.Context, conference: str, token_id: str = typer.Argument(..., help="id from `tokens`")) -> None:
+    """Revoke a token: refused at once, its open sessions closed within seconds."""
+    t = api(ctx).json("POST", f"/api/v1/conferences/{conference}/tokens/{token_id}/revoke")
+    typer.echo(f"revoked {t['id']} ({t['role']}{', ' + t['name'] if t['name'] else ''}) at {t['revoked_at']}")
 
 
 # --- points and members ------------------------------------------------------------------------

@@ -39,21 +39,36 @@ async def release(db: AsyncSession) -> None:
     await db.commit()
 
 
+# Paths whose clients cannot set an Authorization header: media players (<video>, hls.js, smart TVs)
+# for HLS and recordings, browsers' WebSockets, and WHIP/WHEP clients configured with a bare URL.
+# Everywhere else ``?token=`` is ignored, so a token pasted into a URL is not honoured, and so not
+# encouraged, where it would end up in browser history, proxies' logs and Referer headers.
+QUERY_TOKEN_PREFIXES = ("/whip/", "/whep/", "/ws/", "/hls/", "/recordings/")
+
+
+def query_token_allowed(path: str) -> bool:
+    return path.startswith(QUERY_TOKEN_PREFIXES)
+
+
 def bearer_secret(request: Request) -> str | None:
-    """Bearer header, or ``?token=`` for links, <video> sources and WebSockets that cannot set headers."""
+    """Bearer header, or ``?token=`` on the media, HLS and WebSocket paths (``QUERY_TOKEN_PREFIXES``)."""
     auth = request.headers.get("authorization", "")
     if auth[:7].lower() == "bearer ":
         return auth[7:].strip() or None
-    return request.query_params.get("token") or None
+    if query_token_allowed(request.url.path):
+        return request.query_params.get("token") or None
+    return None
 
 
 async def identify(secret: str | None, request: Request, db: AsyncSession) -> Principal | None:
+    """The admin, or the holder of a live token; None for a missing, unknown, revoked or expired one."""
     if not secret:
         return None
-    admin = request.app.state.settings.admin_token
+    settings = request.app.state.settings
+    admin = settings.admin_token
     if admin and hmac.compare_digest(secret.encode(), admin.encode()):
         return Principal(role="admin")
-    return await resolve_token(db, secret)
+    return await resolve_token(db, secret, settings.token_lifetime_days)
 
 
 async def get_principal(request: Request, db: AsyncSession = DB) -> Principal:
@@ -72,6 +87,13 @@ async def get_principal(request: Request, db: AsyncSession = DB) -> Principal:
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
     return principal
+
+
+async def optional_principal(request: Request, db: AsyncSession = DB) -> Principal | None:
+    """None without a token (e.g. WHIP/WHEP OPTIONS discovery); 401 for an invalid, revoked or expired one."""
+    if not bearer_secret(request):
+        return None
+    return await get_principal(request, db)
 
 
 def require_admin(principal: Principal = Depends(get_principal)) -> Principal:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,7 +20,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from server.secret_files import write_secret_file
+
 DEFAULT_CONFIG_FILE = Path("config/diemcau.toml")
+# Members keep theirs longest: they may make up a session by replay weeks later.
+DEFAULT_TOKEN_LIFETIME_DAYS = {"organiser": 30.0, "speaker": 14.0, "point": 14.0, "viewer": 14.0, "member": 60.0}
 
 
 def default_worker_count() -> int:
@@ -54,6 +58,29 @@ class Settings(BaseSettings):
         default=None, description="Redis URL for the event bus in cluster mode; unset = in-process"
     )
     ice_servers: list[IceServer] = Field(default_factory=list)
+    turn_secret: str | None = Field(
+        default=None,
+        description="coturn's static-auth-secret (use-auth-secret): TURN entries of ice_servers without a "
+        "username then get short-lived credentials (TURN REST API) per request instead of a fixed password",
+    )
+    turn_credential_ttl: int = Field(
+        default=12 * 3600,
+        ge=60,
+        description="Seconds a TURN credential issued with turn_secret stays valid (coturn checks it on "
+        "every allocation and refresh, so it must outlast the longest session)",
+    )
+    token_lifetime_days: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TOKEN_LIFETIME_DAYS),
+        description="Default lifetime of a token per role, in days from its creation, for tokens issued "
+        "without their own expiry; 0 = no expiry. Roles left out keep their default",
+    )
+    token_check_seconds: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="How often open WHIP/WHEP sessions and WebSockets are checked against revoked or "
+        "expired tokens (they are closed at the next check)",
+    )
     ice_host_addresses: list[str] = Field(
         default_factory=list,
         description="Restrict ICE host candidates to these addresses (e.g. 127.0.0.1); empty = all",
@@ -128,6 +155,16 @@ class Settings(BaseSettings):
     retention_days: int | None = None
     retention_max_bytes: int | None = None
 
+    @field_validator("token_lifetime_days")
+    @classmethod
+    def _lifetimes_per_role(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - set(DEFAULT_TOKEN_LIFETIME_DAYS)
+        if unknown:
+            raise ValueError(f"unknown role(s) {sorted(unknown)}; roles: {sorted(DEFAULT_TOKEN_LIFETIME_DAYS)}")
+        if any(days < 0 for days in value.values()):
+            raise ValueError("a token lifetime may not be negative (0 = no expiry)")
+        return {**DEFAULT_TOKEN_LIFETIME_DAYS, **value}
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -165,8 +202,7 @@ class Settings(BaseSettings):
             self.admin_token = path.read_text().strip()
         else:
             self.admin_token = secrets.token_urlsafe(32)
-            path.write_text(self.admin_token + "\n")
-            path.chmod(0o600)
+            write_secret_file(path, (self.admin_token + "\n").encode())
         return self.admin_token
 
 

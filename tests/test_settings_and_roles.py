@@ -49,10 +49,30 @@ def ice_server(tmp_path_factory):
 
 def test_ice_servers_advertised_in_link_headers(ice_server):
     conf = ice_server.create_conference()
-    r = httpx.options(f"{ice_server.url}/whep/{conf}")
+    viewer = ice_server.token(conf, "viewer")
+    r = httpx.options(f"{ice_server.url}/whep/{conf}", headers={"Authorization": f"Bearer {viewer}"})
+    assert r.status_code == 204
     links = r.headers.get_list("link")
     assert '<stun:127.0.0.1:3478>; rel="ice-server"' in links
     assert any('turn:127.0.0.1:3478' in l and 'username="u1"' in l and 'credential="p1"' in l for l in links)
+
+
+def test_ice_servers_only_for_callers_allowed_to_post(ice_server):
+    """TURN credentials are secrets: no Link without a token; a bad token or the wrong role is refused."""
+    conf = ice_server.create_conference()
+    other = ice_server.create_conference()
+    for kind in ("whep", "whip"):
+        r = httpx.options(f"{ice_server.url}/{kind}/{conf}")
+        assert r.status_code == 204 and r.headers["accept-post"] == "application/sdp"
+        assert r.headers.get_list("link") == [], kind
+        assert "p1" not in str(r.headers)
+    as_ = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    assert httpx.options(f"{ice_server.url}/whep/{conf}", headers=as_("nonsense")).status_code == 401
+    assert httpx.options(f"{ice_server.url}/whep/{conf}", headers=as_(ice_server.token(other, "viewer"))).status_code == 403
+    r = httpx.options(f"{ice_server.url}/whip/{conf}", headers=as_(ice_server.token(conf, "viewer")))
+    assert r.status_code == 403 and r.headers.get_list("link") == []
+    r = httpx.options(f"{ice_server.url}/whip/{conf}", headers=as_(ice_server.token(conf, "speaker")))
+    assert r.status_code == 204 and any('credential="p1"' in l for l in r.headers.get_list("link"))
 
 
 def test_role_matrix(server):

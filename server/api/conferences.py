@@ -8,8 +8,11 @@ from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db.models import AccessToken, utcnow
 from server.deps import DB, authorize, get_principal, require_admin
 from server.domain import conferences as domain
+from server.domain import tokens
+from server.domain.conferences import as_utc
 from server.domain.tokens import ROLES, Principal, issue_token
 
 router = APIRouter(prefix="/api/v1/conferences", tags=["conferences"])
@@ -36,7 +39,10 @@ class ConferenceOut(BaseModel):
 class TokenIn(BaseModel):
     role: str = Field(description="one of: " + ", ".join(ROLES))
     name: str = Field(default="", max_length=200)
-    subject_id: str | None = None
+    subject_id: str | None = Field(default=None, max_length=32)
+    expires_at: dt.datetime | None = Field(
+        default=None, description="when the token stops working (UTC if no offset); default: the role's lifetime"
+    )
 
 
 class TokenOut(BaseModel):
@@ -44,7 +50,23 @@ class TokenOut(BaseModel):
     role: str
     name: str
     token: str
+    expires_at: dt.datetime | None
     links: dict[str, str]
+
+
+class TokenInfo(BaseModel):
+    """A token as organisers see it: never its secret (that is shown once, at creation)."""
+
+    id: str
+    conference_id: str
+    role: str
+    name: str
+    subject_id: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime | None = Field(description="null: never expires")
+    expired: bool
+    revoked: bool
+    revoked_at: dt.datetime | None
 
 
 def _out(request: Request, conf) -> ConferenceOut:  # type: ignore[no-untyped-def]
@@ -127,12 +149,69 @@ async def create_token(
         raise HTTPException(422, f"role must be one of {', '.join(ROLES)}")
     if body.role == "organiser" and not principal.is_admin:
         raise HTTPException(403, "only the admin may create organiser tokens")
-    row, secret = await issue_token(db, conference_id, body.role, body.name, body.subject_id)
-    base = request.app.state.settings.base_url
+    expires_at = as_utc(body.expires_at)
+    if expires_at is not None and expires_at <= utcnow():
+        raise HTTPException(422, "expires_at must be in the future")
+    row, secret = await issue_token(db, conference_id, body.role, body.name, body.subject_id, expires_at)
+    settings = request.app.state.settings
     return TokenOut(
         id=row.id,
         role=row.role,
         name=row.name,
         token=secret,
-        links=join_links(base, conference_id, body.role, secret),
+        expires_at=tokens.expiry(row.role, row.created_at, row.expires_at, settings.token_lifetime_days),
+        links=join_links(settings.base_url, conference_id, body.role, secret),
     )
+
+
+def _info(request: Request, row: AccessToken) -> TokenInfo:
+    end = tokens.expiry(row.role, row.created_at, row.expires_at, request.app.state.settings.token_lifetime_days)
+    return TokenInfo(
+        id=row.id,
+        conference_id=row.conference_id,
+        role=row.role,
+        name=row.name,
+        subject_id=row.subject_id,
+        created_at=as_utc(row.created_at),  # type: ignore[arg-type]
+        expires_at=end,
+        expired=end is not None and end <= utcnow(),
+        revoked=bool(row.revoked),
+        revoked_at=as_utc(row.revoked_at),
+    )
+
+
+@router.get("/{conference_id}/tokens", response_model=list[TokenInfo])
+async def list_tokens(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = DB,
+    principal: Principal = Depends(get_principal),
+) -> list[TokenInfo]:
+    """Every token of the conference, oldest first, with its expiry and revocation (no secrets)."""
+    await load_conference(db, conference_id)
+    authorize(principal, conference_id, "organiser")
+    return [_info(request, row) for row in await tokens.list_tokens(db, conference_id)]
+
+
+@router.post("/{conference_id}/tokens/{token_id}/revoke", response_model=TokenInfo)
+async def revoke_token(
+    conference_id: str,
+    token_id: str,
+    request: Request,
+    db: AsyncSession = DB,
+    principal: Principal = Depends(get_principal),
+) -> TokenInfo:
+    """Revoke a token: it is refused at once, and its open WHIP/WHEP sessions and WebSockets are
+    closed within ``token_check_seconds``. Revoking again changes nothing."""
+    await load_conference(db, conference_id)
+    authorize(principal, conference_id, "organiser")
+    try:
+        row = await tokens.get_token(db, conference_id, token_id)
+    except tokens.TokenNotFound:
+        raise HTTPException(404, f"unknown token '{token_id}' in this conference")
+    if row.role == "organiser" and not principal.is_admin:
+        raise HTTPException(403, "only the admin may revoke organiser tokens")
+    info = _info(request, await tokens.revoke_token(db, row))
+    await db.commit()  # before the sweep looks, so it sees the revocation
+    request.app.state.token_watch.poke()
+    return info

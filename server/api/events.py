@@ -9,6 +9,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from server.deps import identify
 from server.events.bus import conference_topic
+from server.events.visibility import visible_event
 
 router = APIRouter(tags=["events"])
 
@@ -43,26 +44,43 @@ async def conference_events(websocket: WebSocket, conference_id: str) -> None:
 
     async def pump() -> None:
         async for event in bus.stream(topic):
-            await websocket.send_json(event)
+            shown = visible_event(event, principal)
+            if shown is not None:
+                await websocket.send_json(shown)
 
-    task = asyncio.create_task(pump())
+    async def read() -> None:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError, ValueError):
+            while True:
+                message = await websocket.receive_json()
+                if isinstance(message, dict) and message.get("type") == "ping":
+                    await websocket.send_json({"type": "pong"})
+                elif isinstance(message, dict):
+                    handler = app.state.ws_handlers.get(message.get("type"))
+                    if handler is not None:
+                        reply = await handler(conference_id, principal, message)
+                        if reply is not None:  # e.g. why a headcount was refused
+                            await websocket.send_json(reply)
+
+    token_ended = asyncio.Event()
+
+    async def end() -> None:
+        token_ended.set()
+
+    forget = app.state.token_watch.watch_socket(principal.token_id, end)
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(read()), asyncio.create_task(token_ended.wait())]
     try:
-        while True:
-            message = await websocket.receive_json()
-            if isinstance(message, dict) and message.get("type") == "ping":
-                await websocket.send_json({"type": "pong"})
-            elif isinstance(message, dict):
-                handler = app.state.ws_handlers.get(message.get("type"))
-                if handler is not None:
-                    reply = await handler(conference_id, principal, message)
-                    if reply is not None:  # e.g. why a headcount was refused
-                        await websocket.send_json(reply)
-    except (WebSocketDisconnect, RuntimeError, ValueError):
-        pass
+        # Until the client leaves (read ends) or its token is revoked or expires (the watch says so).
+        await asyncio.wait(tasks[1:], return_when=asyncio.FIRST_COMPLETED)
+        if token_ended.is_set():
+            with contextlib.suppress(Exception):
+                await websocket.close(code=4401, reason="token revoked or expired")
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+        forget()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         await bus.publish(
             topic,
             {"type": "presence.left", "role": principal.role, "name": principal.name,

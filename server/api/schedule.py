@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.api.guards import ANY_ROLE, conference_for
 from server.deps import DB, get_principal
 from server.domain import schedule as domain
-from server.domain.conferences import STATUSES
+from server.domain.conferences import ENDED, STATUSES
 from server.domain.tokens import Principal
 from server.events.bus import conference_topic
 
@@ -69,7 +69,7 @@ async def update_conference(
     principal: Principal = Depends(get_principal),
 ) -> ScheduleOut:
     """Change title, description, schedule or status (scheduled, live, ended); times are stored in UTC."""
-    await conference_for(db, conference_id, principal, "organiser")
+    was = (await conference_for(db, conference_id, principal, "organiser")).status
     changes = body.model_dump(exclude_unset=True)
     if changes.get("title", "") is None:
         raise HTTPException(422, "title may not be null")
@@ -89,6 +89,10 @@ async def update_conference(
     await request.app.state.bus.publish(
         conference_topic(conference_id), {"type": "conference.updated", **out.model_dump(mode="json")}
     )
+    if conf.status == "ended" and was != "ended":  # sessions close, the recording is finalised
+        await request.app.state.bus.publish(
+            conference_topic(conference_id), {"type": ENDED, "conference_id": conference_id}
+        )
     return out
 
 

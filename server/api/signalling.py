@@ -5,6 +5,8 @@ from __future__ import annotations
 from fastapi import HTTPException, Request, Response, status
 
 from media.sdp_check import OfferError, check_offer
+from server.domain import ice_servers
+from server.domain.tokens import Principal
 
 SDP_TYPE = "application/sdp"
 
@@ -36,30 +38,40 @@ async def read_offer(request: Request, direction: str) -> str:
     return text
 
 
-def ice_link_headers(request: Request) -> list[str]:
+def ice_link_headers(request: Request, principal: Principal | None) -> list[str]:
+    """ICE servers as ``Link`` headers, for an authenticated caller only (TURN credentials are secrets)."""
+    if principal is None:
+        return []
+    user = principal.token_id or "admin"
     links = []
-    for server in request.app.state.settings.ice_servers:
-        link = f'<{server.urls}>; rel="ice-server"'
-        if server.username:
-            link += f'; username="{server.username}"; credential="{server.credential}"; credential-type="password"'
+    for server in ice_servers.for_client(request.app.state.settings, user):
+        link = f'<{server["urls"]}>; rel="ice-server"'
+        if server["username"]:
+            link += (
+                f'; username="{server["username"]}"; credential="{server["credential"]}"'
+                '; credential-type="password"'
+            )
         links.append(link)
     return links
 
 
-def session_response(request: Request, location: str, answer_sdp: str, etag: str) -> Response:
+def session_response(
+    request: Request, location: str, answer_sdp: str, etag: str, principal: Principal
+) -> Response:
     response = Response(content=answer_sdp, status_code=201, media_type=SDP_TYPE)
     response.headers["Location"] = location
     response.headers["ETag"] = f'"{etag}"'
-    for link in ice_link_headers(request):
+    for link in ice_link_headers(request, principal):
         response.headers.append("Link", link)
     return response
 
 
-def options_response(request: Request) -> Response:
+def options_response(request: Request, principal: Principal | None) -> Response:
+    """WHIP/WHEP OPTIONS: what the endpoint accepts; ICE servers only with a valid token."""
     response = Response(status_code=204)
     response.headers["Accept-Post"] = SDP_TYPE
     response.headers["Allow"] = "OPTIONS, POST"
-    for link in ice_link_headers(request):
+    for link in ice_link_headers(request, principal):
         response.headers.append("Link", link)
     return response
 

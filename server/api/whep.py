@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import DB, authorize, get_principal, release
+from server.deps import DB, authorize, get_principal, optional_principal, release
 from server.domain.tokens import Principal
 
 router = APIRouter(tags=["whep"])
@@ -16,8 +16,17 @@ SUBSCRIBER_ROLES = ("point", "viewer", "member", "organiser", "speaker")
 
 
 @router.options("/whep/{conference_id}")
-async def whep_options(conference_id: str, request: Request) -> Response:
-    return options_response(request)
+async def whep_options(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = DB,
+    principal: Principal | None = Depends(optional_principal),
+) -> Response:
+    """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
+    if principal is not None:
+        await load_conference(db, conference_id)
+        authorize(principal, conference_id, *SUBSCRIBER_ROLES)
+    return options_response(request, principal)
 
 
 @router.post(
@@ -32,8 +41,10 @@ async def whep_subscribe(
     principal: Principal = Depends(get_principal),
 ) -> Response:
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
-    await load_conference(db, conference_id)
+    conference = await load_conference(db, conference_id)
     authorize(principal, conference_id, *SUBSCRIBER_ROLES)
+    if conference.status == "ended":
+        raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
     await release(db)  # negotiation needs no database: do not hold a pooled connection through it
     offer = await read_offer(request, "recv")
     try:
@@ -48,7 +59,7 @@ async def whep_subscribe(
     except Exception as exc:
         raise negotiation_failed(exc)
     return session_response(
-        request, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id
+        request, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id, principal
     )
 
 

@@ -7,15 +7,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import DB, authorize, get_principal, release
+from server.deps import DB, authorize, get_principal, optional_principal, release
 from server.domain.tokens import Principal
 
 router = APIRouter(tags=["whip"])
 
 
 @router.options("/whip/{conference_id}")
-async def whip_options(conference_id: str, request: Request) -> Response:
-    return options_response(request)
+async def whip_options(
+    conference_id: str,
+    request: Request,
+    db: AsyncSession = DB,
+    principal: Principal | None = Depends(optional_principal),
+) -> Response:
+    """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
+    if principal is not None:
+        await load_conference(db, conference_id)
+        authorize(principal, conference_id, "speaker")
+    return options_response(request, principal)
 
 
 @router.post(
@@ -30,8 +39,10 @@ async def whip_publish(
     principal: Principal = Depends(get_principal),
 ) -> Response:
     """Body: SDP offer (application/sdp). Requires a speaker token of this conference."""
-    await load_conference(db, conference_id)
+    conference = await load_conference(db, conference_id)
     authorize(principal, conference_id, "speaker")
+    if conference.status == "ended":
+        raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
     await release(db)  # negotiation needs no database: do not hold a pooled connection through it
     offer = await read_offer(request, "send")
     try:
@@ -40,7 +51,7 @@ async def whip_publish(
         raise negotiation_failed(exc)
     producer.owner = principal.token_id
     return session_response(
-        request, f"/whip/{conference_id}/{producer.id}", producer.answer_sdp, producer.id
+        request, f"/whip/{conference_id}/{producer.id}", producer.answer_sdp, producer.id, principal
     )
 
 

@@ -50,6 +50,9 @@ class AccessToken(Base):
     subject_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     revoked: Mapped[int] = mapped_column(Integer, default=0)
+    # NULL: the role's default lifetime from created_at (settings.token_lifetime_days) applies.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
 # --- Conference programme, connection points, members, materials, attendance (issue 5) ----------

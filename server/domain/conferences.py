@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import asyncio
+import logging
+from typing import Any
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Conference
 
 STATUSES = ("scheduled", "live", "ended")
+ENDED = "conference.ended"  # bus event: every node closes the conference's sessions, the recorder stops
+
+log = logging.getLogger(__name__)
 
 
 class ConferenceNotFound(LookupError):
@@ -57,3 +64,27 @@ async def set_status(db: AsyncSession, conference_id: str, status: str) -> None:
         raise ValueError(status)
     conf = await get_conference(db, conference_id)
     conf.status = status
+
+
+async def close_sessions(media: Any, conference_id: str) -> int:
+    """Close this node's WHIP and WHEP sessions of a conference; how many there were."""
+    sessions = [
+        s for s in [*media.producers.values(), *media.consumers.values()] if s.conference_id == conference_id
+    ]
+    for session in sessions:
+        try:
+            await session.close()
+        except Exception:
+            log.exception("closing session %s of ended conference %s failed", session.id, conference_id)
+    return len(sessions)
+
+
+async def setup_conference_end(app: Any) -> None:
+    """Startup hook: on ``conference.ended`` (from any node) close this node's sessions of it."""
+    media = app.state.media
+
+    def on_event(event: dict[str, Any]) -> None:
+        if event.get("type") == ENDED and event.get("conference_id"):
+            asyncio.ensure_future(close_sessions(media, str(event["conference_id"])))
+
+    app.state.bus.subscribe("*", on_event)

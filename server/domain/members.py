@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import ConnectionPoint, Member, new_id, utcnow
 from server.domain.csvio import ImportErrors, RowError, decode, read_rows
+from server.domain.tokens import revoke_subject
 
 MAX_IMPORT_ROWS = 100_000
 
@@ -93,6 +94,8 @@ async def update_member(db: AsyncSession, conference_id: str, member_id: str, ch
 
 async def delete_member(db: AsyncSession, conference_id: str, member_id: str) -> None:
     await db.delete(await get_member(db, conference_id, member_id))
+    # Its links stop working (and its open sessions close at the next token check).
+    await revoke_subject(db, conference_id, "member", member_id)
     await db.flush()
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import ConnectionPoint, new_id, utcnow
 from server.domain.csvio import ImportErrors, RowError, decode, read_rows
+from server.domain.tokens import revoke_subject
 
 LEVELS = ("province", "district", "commune")
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
@@ -155,6 +156,8 @@ async def update_point(
 async def delete_point(db: AsyncSession, conference_id: str, point_id: str) -> None:
     point = await get_point(db, conference_id, point_id)
     await db.delete(point)
+    # Its links stop working (and its open sessions close at the next token check).
+    await revoke_subject(db, conference_id, "point", point_id)
     await db.flush()
 
 

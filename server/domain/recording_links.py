@@ -15,6 +15,8 @@ import secrets
 import time
 from pathlib import Path
 
+from server.secret_files import write_secret_file
+
 BUCKET = 600
 
 
@@ -37,10 +39,7 @@ class LinkSigner:
         if path.is_file() and len(path.read_bytes().strip()) >= 32:
             return cls(path.read_bytes().strip())
         key = secrets.token_hex(32).encode()
-        tmp = path.with_name(".link_signing_key.tmp")
-        tmp.write_bytes(key)
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_secret_file(path, key)
         return cls(key)
 
     def _mac(self, scope: str, exp: int) -> str:
