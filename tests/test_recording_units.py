@@ -74,7 +74,7 @@ def test_h264_access_unit_and_sps_of_the_clip() -> None:
     clip = test_clip()
     au = h264.inspect(clip.video[0][2])
     assert au.is_idr and au.sps and au.pps
-    assert h264.parse_sps(au.sps) == h264.SpsInfo(66, 31, 1280, 720)
+    assert h264.parse_sps(au.sps) == h264.SpsInfo(66, 31, 1280, 720, 0, 90000 // clip.fps)
     assert not h264.inspect(clip.video[1][2]).is_idr
     nals = h264.split_nals(clip.video[0][2])
     types = [h264.nal_type(n) for n in nals]  # 3- and 4-byte start codes, two IDR slices

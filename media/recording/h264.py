@@ -1,8 +1,9 @@
-"""H.264 Annex-B helpers for the recorder: split NAL units, spot IDR pictures, read SPS dimensions.
+"""H.264 Annex-B helpers for the recorder: split NAL units, spot IDR pictures, read the SPS.
 
 The recorder never decodes video. The muxer needs the picture size for ``tkhd``/``avc1`` and the
-parameter sets for ``avcC``, so the SPS is parsed here (a few hundred bytes of exp-Golomb per
-keyframe, far cheaper than opening a decoder).
+parameter sets for ``avcC``, and the recorder needs the stream's reorder depth (how many pictures a
+B-frame stream sends ahead of their display) to derive decode timestamps, so the SPS is parsed here
+(a few hundred bytes of exp-Golomb per keyframe, far cheaper than opening a decoder).
 """
 
 from __future__ import annotations
@@ -96,12 +97,26 @@ class _Bits:
         return (k + 1) // 2 if k & 1 else -(k // 2)
 
 
+# Table A-1: MaxDpbMbs per level_idc (9 is level 1b), for the reorder depth of an SPS without one.
+_MAX_DPB_MBS = {
+    9: 396, 10: 396, 11: 900, 12: 2376, 13: 2376, 20: 2376, 21: 4752, 22: 8100, 30: 8100, 31: 18000,
+    32: 20480, 40: 32768, 41: 32768, 42: 34816, 50: 110400, 51: 184320, 52: 184320, 60: 696320,
+    61: 696320, 62: 696320,
+}
+_INTRA_PROFILES = {44, 86, 100, 110, 122, 244}  # constraint_set3 makes these intra-only
+
+
 @dataclass(frozen=True)
 class SpsInfo:
     profile_idc: int
     level_idc: int
     width: int
     height: int
+    # Pictures that may precede another in decode order and follow it in display order: the VUI's
+    # max_num_reorder_frames, or what the spec infers without it (E.2.1): 0 for streams that cannot
+    # reorder, otherwise the level's whole picture buffer.
+    reorder_frames: int = 0
+    frame_ticks: int | None = None  # 90 kHz ticks per frame, from the VUI timing info when given
 
 
 def _skip_scaling_list(bits: _Bits, size: int) -> None:
@@ -134,6 +149,7 @@ def parse_sps(nal: bytes) -> SpsInfo:
             for i in range(8 if chroma_format_idc != 3 else 12):
                 if bits.bit():
                     _skip_scaling_list(bits, 16 if i < 6 else 64)
+    constraint_set3 = bool(bits.data[1] & 0x10)
     bits.ue()  # log2_max_frame_num_minus4
     poc_type = bits.ue()
     if poc_type == 0:
@@ -166,7 +182,68 @@ def parse_sps(nal: bytes) -> SpsInfo:
         height -= (top + bottom) * crop_y
     if width <= 0 or height <= 0:
         raise ValueError("bad SPS dimensions")
-    return SpsInfo(profile_idc, level_idc, width, height)
+    reorder: int | None = None
+    frame_ticks: int | None = None
+    try:
+        if bits.bit():  # vui_parameters_present_flag
+            reorder, frame_ticks = _parse_vui(bits)
+    except ValueError:
+        pass  # a truncated VUI: the sizes above are still good
+    if reorder is None:
+        if poc_type == 2 or profile_idc == 66 or (profile_idc in _INTRA_PROFILES and constraint_set3):
+            reorder = 0  # output order is decode order (POC type 2), or no B-slices at all
+        else:
+            level = 9 if level_idc == 11 and constraint_set3 and profile_idc in (66, 77, 88) else level_idc
+            frame_mbs = width_mbs * (2 - frame_mbs_only) * height_map_units
+            reorder = min(_MAX_DPB_MBS.get(level, 16 * frame_mbs) // frame_mbs, 16)
+    return SpsInfo(profile_idc, level_idc, width, height, min(reorder, 16), frame_ticks)
+
+
+def _skip_hrd(bits: _Bits) -> None:
+    count = bits.ue() + 1  # cpb_cnt_minus1
+    bits.bits(8)  # bit_rate_scale, cpb_size_scale
+    for _ in range(count):
+        bits.ue()  # bit_rate_value_minus1
+        bits.ue()  # cpb_size_value_minus1
+        bits.bit()  # cbr_flag
+    bits.bits(20)  # four delay/offset lengths of 5 bits
+
+
+def _parse_vui(bits: _Bits) -> tuple[int | None, int | None]:
+    """max_num_reorder_frames (``None`` without bitstream_restriction) and 90 kHz ticks per frame."""
+    if bits.bit():  # aspect_ratio_info_present_flag
+        if bits.bits(8) == 255:  # Extended_SAR
+            bits.bits(32)
+    if bits.bit():  # overscan_info_present_flag
+        bits.bit()
+    if bits.bit():  # video_signal_type_present_flag
+        bits.bits(4)
+        if bits.bit():  # colour_description_present_flag
+            bits.bits(24)
+    if bits.bit():  # chroma_loc_info_present_flag
+        bits.ue()
+        bits.ue()
+    frame_ticks = None
+    if bits.bit():  # timing_info_present_flag
+        units, scale = bits.bits(32), bits.bits(32)
+        bits.bit()  # fixed_frame_rate_flag
+        if units and scale and 1 <= scale / (2 * units) <= 240:  # a field is one tick: frame = 2 ticks
+            frame_ticks = round(90000 * 2 * units / scale)
+    nal_hrd = bits.bit()
+    if nal_hrd:
+        _skip_hrd(bits)
+    vcl_hrd = bits.bit()
+    if vcl_hrd:
+        _skip_hrd(bits)
+    if nal_hrd or vcl_hrd:
+        bits.bit()  # low_delay_hrd_flag
+    bits.bit()  # pic_struct_present_flag
+    if not bits.bit():  # bitstream_restriction_flag
+        return None, frame_ticks
+    bits.bit()  # motion_vectors_over_pic_boundaries_flag
+    for _ in range(4):  # max_bytes_per_pic_denom, max_bits_per_mb_denom, log2_max_mv_length_h/v
+        bits.ue()
+    return bits.ue(), frame_ticks  # max_num_reorder_frames (max_dec_frame_buffering follows)
 
 
 @dataclass(frozen=True)

@@ -82,10 +82,12 @@ class RunMuxer:
     def init(self) -> bytes | None:
         return self.splitter.init
 
-    def write_video(self, pts: int, duration: int, data: bytes, keyframe: bool) -> None:
+    def write_video(self, pts: int, dts: int, duration: int, data: bytes, keyframe: bool) -> None:
+        """One access unit in decode order; ``duration`` is the time to the next one's ``dts``."""
         assert self.video is not None
         packet = av.Packet(data)
-        packet.pts = packet.dts = pts
+        packet.pts = pts
+        packet.dts = dts
         packet.duration = duration
         packet.time_base = VIDEO_TIME_BASE
         packet.stream = self.video

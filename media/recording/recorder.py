@@ -5,9 +5,12 @@ Publisher sessions ("legs": one per WHIP publish, so a reconnect is a new leg) h
 writer thread owns everything else: timing, the current :class:`RunMuxer`, files and playlist.
 
 Timing. aiortc rebases each track's RTP clock to 0 at its first frame, separately for audio and
-video. The leg's audio offset (the sender wall clock of audio ts 0 minus that of video ts 0) comes
+video (``media.recording.timestamps`` undoes its mistaken wrap corrections). The leg's audio offset (the sender wall clock of audio ts 0 minus that of video ts 0) comes
 from the publisher's RTCP sender reports (``media.recording.sync``); until it is known the leg's
-frames wait in a small buffer. A run starts at a keyframe; its clock is that keyframe's time.
+frames wait in a small buffer. A run starts at a keyframe; its clock is that keyframe's time, less the decode
+delay of a stream with B-frames: frames arrive in decode order carrying presentation times, and their
+decode times are derived from the SPS's reorder depth (``timestamps.DecodeClock``). A stream that
+reorders deeper than its SPS says starts a new run with the depth it showed.
 
 Switches. A newly bound leg takes over at its first keyframe, the old run is closed, and the new run
 continues the timeline behind a discontinuity (same playlist, same directory). The same happens when
@@ -36,6 +39,7 @@ from media.recording.audio import AudioProfile, OpusDecoder
 from media.recording.fmp4 import shift_tfdt
 from media.recording.muxer import VIDEO_CLOCK, RunMuxer, VideoFormat
 from media.recording.playlist import Segment, atomic_write, render
+from media.recording.timestamps import DecodeClock, RtpUnwrapper
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +92,10 @@ class _LegState:
     seen_drops: int = 0
     needs_keyframe: bool = False
     warned_codec: bool = False
+    reorder_seen: int = 0  # reorder depth the stream showed beyond what its SPS announced
+    clocks: dict[str, RtpUnwrapper] = field(
+        default_factory=lambda: {"audio": RtpUnwrapper(), "video": RtpUnwrapper()}
+    )
 
 
 @dataclass
@@ -98,6 +106,7 @@ class RecorderStats:
     dropped_frames: int = 0
     keyframe_requests: int = 0
     runs: int = 0
+    reorder_restarts: int = 0
 
 
 class Recorder:
@@ -141,7 +150,9 @@ class Recorder:
         self._run_pdt = 0.0
         self._run_fragments = 0
         self._timeline_end = 0.0
-        self._held: tuple[int, bytes, bool] | None = None  # the last video frame, awaiting duration
+        self._held: tuple[int, int, bytes, bool] | None = None  # last video frame (pts, dts, …) awaiting duration
+        self._decode_clock = DecodeClock(0, 0)
+        self._run_front = 0  # the run's latest video pts
         self._last_video_duration = VIDEO_CLOCK // 30
         self._last_key_t = 0.0
         self._last_nudge = 0.0
@@ -294,6 +305,8 @@ class Recorder:
     def _handle(self, st: _LegState, kind: str, codec: str, ts: int, data: bytes, drops: int) -> None:
         if not st.bound:
             return
+        if kind in st.clocks:
+            ts = st.clocks[kind](ts)
         if kind == "video":
             if "video" not in st.kinds:
                 return
@@ -357,13 +370,19 @@ class Recorder:
     # --- runs ------------------------------------------------------------------------------------
     def _start_run(self, st: _LegState, t0: float, keyframe: bytes | None) -> None:
         video = None
+        delay = 0.0
         if keyframe is not None:
             sps = h264.parse_sps(st.sps)  # type: ignore[arg-type]
             video = VideoFormat(sps.width, sps.height, h264.annexb([st.sps, st.pps]))  # type: ignore[list-item]
+            depth = min(sps.reorder_frames + st.reorder_seen, 16)
+            interval = sps.frame_ticks or self._last_video_duration
+            self._decode_clock = DecodeClock(depth, interval)
+            delay = depth * interval / VIDEO_CLOCK  # room before the keyframe for the decode delay
         self._run = RunMuxer(video, self.audio_profile if "audio" in st.kinds else None, self.segment_seconds)
         self._run_number += 1
         self.stats.runs += 1
-        self._run_t0 = t0
+        self._run_t0 = t0 - delay
+        self._run_front = 0
         self._run_offset = self._timeline_end
         self._run_pdt = time.time()
         self._run_fragments = 0
@@ -384,21 +403,38 @@ class Recorder:
         if run.video is None:
             return
         pts = round((t - self._run_t0) * VIDEO_CLOCK)
+        dts = self._decode_clock.next(pts)
+        if dts is None:
+            self._reordered_too_deep(st, pts)
+            return
         if self._held is not None:
-            held_pts, held_data, held_key = self._held
-            duration = pts - held_pts
-            if duration <= 0:
-                self.stats.dropped_frames += 1
-                return
-            run.write_video(held_pts, duration, held_data, held_key)
+            held_pts, held_dts, held_data, held_key = self._held
+            duration = dts - held_dts
+            run.write_video(held_pts, held_dts, duration, held_data, held_key)
             self._last_video_duration = duration
-        self._held = (pts, data, key)
-        self.position = self._run_offset + pts / VIDEO_CLOCK
+        self._held = (pts, dts, data, key)
+        self._run_front = max(self._run_front, pts)
+        self.position = self._run_offset + self._run_front / VIDEO_CLOCK
         if key:
             self._last_key_t = t
         else:
             self._nudge(st, t)
         self._collect()
+
+    def _reordered_too_deep(self, st: _LegState, pts: int) -> None:
+        """A picture shown before one already decoded: the stream reorders deeper than its SPS says
+        (or repeats a timestamp). Close the run and restart at the next keyframe, deep enough."""
+        extra = self._decode_clock.shortfall(pts)
+        st.reorder_seen = min(st.reorder_seen + extra, 16)
+        log.warning(
+            "recorder %s: %s reorders deeper than its SPS says; restarting at the next keyframe with "
+            "%d more frame(s) of decode delay", self.id, st.leg, extra,
+        )
+        self.stats.reorder_restarts += 1
+        self.stats.dropped_frames += 1
+        self._end_run()
+        st.needs_keyframe = True
+        self._nudge(st, 0.0, force=True)
 
     def _nudge(self, st: _LegState, t: float, force: bool = False) -> None:
         """Ask the publisher for a keyframe when segments would otherwise grow past their target."""
@@ -430,8 +466,8 @@ class Recorder:
         if run is None:
             return
         if self._held is not None:
-            held_pts, held_data, held_key = self._held
-            run.write_video(held_pts, self._last_video_duration, held_data, held_key)
+            held_pts, held_dts, held_data, held_key = self._held
+            run.write_video(held_pts, held_dts, self._last_video_duration, held_data, held_key)
             self._held = None
         try:
             run.close()
