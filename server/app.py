@@ -35,6 +35,9 @@ from server.domain.conferences import setup_conference_end
 from server.domain.recordings import setup as setup_recordings
 from server.domain.token_watch import start_token_watch, stop_token_watch
 from server.events.bus import LocalBus, conference_topic
+from server.limits.body_size import BodyLimit
+from server.limits.websocket_guard import WebSocketLimits
+from server.limits.whep_places import WhepPlaces
 from server.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -132,12 +135,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
+    app.state.whep_places = WhepPlaces(settings.max_whep_per_token, settings.max_whep_per_conference)
+    # Inside CORS (added first), so a browser can read their 413/429 answers.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        WebSocketLimits,
+        per_token=settings.max_websockets_per_token,
+        max_message_bytes=settings.ws_max_message_bytes,
+        rate=settings.ws_messages_per_second,
+        burst=settings.ws_message_burst,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=["*"],
         allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "If-Match"],
-        expose_headers=["Location", "Link", "ETag", "Accept-Post", "Accept-Patch"],
+        expose_headers=["Location", "Link", "ETag", "Accept-Post", "Accept-Patch", "Retry-After"],
     )
     app.state.startup_hooks.append(attendance.start_attendance)
     app.state.shutdown_hooks.append(attendance.stop_attendance)

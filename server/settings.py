@@ -91,6 +91,31 @@ class Settings(BaseSettings):
     )
     max_sdp_bytes: int = 64 * 1024
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body outside uploads (materials, CSV imports: max_upload_bytes); "
+        "a larger one is refused with 413 before it is read or parsed",
+    )
+    max_whep_per_token: int = Field(
+        default=2, ge=0, description="WHEP sessions one token may hold at once (429 beyond); 0 = no cap"
+    )
+    max_whep_per_conference: int = Field(
+        default=1000, ge=0, description="WHEP sessions of one conference on this server (429 beyond); 0 = no cap"
+    )
+    max_websockets_per_token: int = Field(
+        default=4, ge=0, description="Event WebSockets one token may hold open at once (429 beyond); 0 = no cap"
+    )
+    ws_max_message_bytes: int = Field(
+        default=16 * 1024, ge=256, description="Largest WebSocket message a client may send (close 1009 beyond)"
+    )
+    ws_messages_per_second: float = Field(
+        default=2.0, ge=0.0, description="Messages per second a WebSocket client may send on average "
+        "(close 1008 beyond); 0 = no rate limit"
+    )
+    ws_message_burst: int = Field(
+        default=20, ge=1, description="Messages a WebSocket client may send at once above that average"
+    )
     keyframe_request_interval: float = Field(
         default=1.0,
         ge=0.0,

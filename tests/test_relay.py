@@ -190,12 +190,12 @@ async def test_late_joiners_start_at_keyframe_and_pli_is_merged(relay_server, cl
     server = relay_server
     conf = server.create_conference()
     pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
-    point = server.token(conf, "point")
+    points = [server.token(conf, "point", f"Xã {i}") for i in range(8)]  # one session per point token
     subs = []
     try:
         await asyncio.sleep(1.3)
         before = pub.video.keyframe_requests
-        subs = await asyncio.gather(*[subscribe(server.url, conf, point) for _ in range(8)])
+        subs = await asyncio.gather(*[subscribe(server.url, conf, point) for point in points])
         for sub in subs:
             assert await sub.wait_frames(10, timeout=10)
         # Each join either started from the current GOP (fast start: the last keyframe is < 1 s old)

@@ -34,8 +34,7 @@ async def test_vanished_subscribers_are_dropped_and_others_continue(quick_timeou
     server = quick_timeout_server
     conf = server.create_conference()
     pub = await publish(server.url, conf, server.token(conf, "speaker"), test_clip())
-    point = server.token(conf, "point")
-    subs = [await subscribe(server.url, conf, point) for _ in range(4)]
+    subs = [await subscribe(server.url, conf, server.token(conf, "point", f"Xã {i}")) for i in range(4)]
     try:
         for sub in subs:
             assert await sub.wait_frames(30, timeout=15)

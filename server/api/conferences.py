@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/conferences", tags=["conferences"])
 
 class ConferenceIn(BaseModel):
     title: str = Field(min_length=1, max_length=500)
-    description: str = ""
+    description: str = Field(default="", max_length=20_000)
     scheduled_start: dt.datetime | None = None
     scheduled_end: dt.datetime | None = None
 
@@ -37,7 +37,7 @@ class ConferenceOut(BaseModel):
 
 
 class TokenIn(BaseModel):
-    role: str = Field(description="one of: " + ", ".join(ROLES))
+    role: str = Field(max_length=16, description="one of: " + ", ".join(ROLES))
     name: str = Field(default="", max_length=200)
     subject_id: str | None = Field(default=None, max_length=32)
     expires_at: dt.datetime | None = Field(

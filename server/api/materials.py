@@ -16,6 +16,7 @@ from server.db.models import Material
 from server.deps import DB, get_principal
 from server.domain import materials as domain
 from server.domain.tokens import Principal
+from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/materials", tags=["materials"])
 
@@ -102,6 +103,7 @@ async def upload_material(
 ) -> MaterialOut:
     """Upload one file (form field ``file``, optional ``title``); see the description for types."""
     await conference_for(db, conference_id, principal, "organiser")
+    allow_upload(request)  # past the JSON body limit, up to max_upload_bytes
     settings = request.app.state.settings
     limit: int = settings.max_upload_bytes
     too_large = HTTPException(413, domain.too_large_message(limit))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,20 +17,25 @@ from server.domain.csvio import ImportErrors, write_csv
 from server.domain.links import issue_subject_tokens
 from server.domain.points import list_points
 from server.domain.tokens import Principal
+from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/members", tags=["members"])
+
+MAX_LINK_IDS = 20_000  # members named in one links request (about 0.7 MB of JSON; none = every member)
 
 
 class MemberIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     unit: str = Field(default="", max_length=200)
-    point_id: str | None = Field(default=None, description="connection point; none = watches individually")
+    point_id: str | None = Field(
+        default=None, max_length=32, description="connection point; none = watches individually"
+    )
 
 
 class MemberPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     unit: str | None = Field(default=None, max_length=200)
-    point_id: str | None = None
+    point_id: str | None = Field(default=None, max_length=32)
 
 
 class MemberOut(BaseModel):
@@ -45,7 +52,9 @@ class MemberPage(BaseModel):
 
 
 class MemberLinksIn(BaseModel):
-    member_ids: list[str] | None = Field(default=None, description="default: every member")
+    member_ids: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None, max_length=MAX_LINK_IDS, description="default: every member"
+    )
     revoke_existing: bool = True
 
 
@@ -108,6 +117,7 @@ async def import_members(
 ) -> dict:
     """Add members from CSV; a file with any bad row imports nothing (400 lists the rows)."""
     await conference_for(db, conference_id, principal, "organiser")
+    allow_upload(request)  # past the JSON body limit, up to max_upload_bytes
     data = await read_upload_body(request, request.app.state.settings.max_upload_bytes)
     try:
         created = await domain.import_csv(db, conference_id, data)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,22 +16,23 @@ from server.domain import points as domain
 from server.domain.csvio import ImportErrors, write_csv
 from server.domain.links import IssuedToken, issue_subject_tokens
 from server.domain.tokens import Principal
+from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/points", tags=["connection points"])
 
 
 class PointIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
-    level: str = Field(description="province, district or commune")
-    parent_id: str | None = None
+    level: str = Field(max_length=16, description="province, district or commune")
+    parent_id: str | None = Field(default=None, max_length=32)
     operator_name: str = Field(default="", max_length=200)
     summoned: int = Field(default=0, ge=0, le=domain.MAX_SUMMONED)
 
 
 class PointPatch(BaseModel):
     name: str | None = Field(default=None, min_length=1, max_length=200)
-    level: str | None = None
-    parent_id: str | None = None
+    level: str | None = Field(default=None, max_length=16)
+    parent_id: str | None = Field(default=None, max_length=32)
     operator_name: str | None = Field(default=None, max_length=200)
     summoned: int | None = Field(default=None, ge=0, le=domain.MAX_SUMMONED)
 
@@ -50,7 +53,9 @@ class ImportOut(BaseModel):
 
 
 class LinksIn(BaseModel):
-    point_ids: list[str] | None = Field(default=None, description="default: every point")
+    point_ids: list[Annotated[str, Field(max_length=32)]] | None = Field(
+        default=None, max_length=domain.MAX_IMPORT_ROWS, description="default: every point"
+    )
     revoke_existing: bool = Field(
         default=True, description="revoke the points' previous operator tokens (old links stop working)"
     )
@@ -125,6 +130,7 @@ async def import_points(
 ) -> ImportOut:
     """Import points from CSV in one go; a file with any bad row imports nothing (400 lists the rows)."""
     await conference_for(db, conference_id, principal, "organiser")
+    allow_upload(request)  # past the JSON body limit, up to max_upload_bytes
     data = await read_upload_body(request, request.app.state.settings.max_upload_bytes)
     try:
         result = await domain.import_csv(db, conference_id, data, update_existing)

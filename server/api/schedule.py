@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,13 +18,15 @@ from server.events.bus import conference_topic
 
 router = APIRouter(prefix="/api/v1/conferences", tags=["conferences"])
 
+MAX_AGENDA_ITEMS = 200
+
 
 class ConferencePatch(BaseModel):
     title: str | None = Field(default=None, min_length=1, max_length=500)
-    description: str | None = None
+    description: str | None = Field(default=None, max_length=20_000)
     scheduled_start: dt.datetime | None = None
     scheduled_end: dt.datetime | None = None
-    status: str | None = Field(default=None, description="one of: " + ", ".join(STATUSES))
+    status: str | None = Field(default=None, max_length=16, description="one of: " + ", ".join(STATUSES))
 
 
 class ScheduleOut(BaseModel):
@@ -40,7 +43,7 @@ class AgendaItemIn(BaseModel):
     speaker: str = Field(default="", max_length=200)
     starts_at: dt.datetime | None = None
     duration_minutes: int | None = Field(default=None, ge=0, le=24 * 60)
-    notes: str = ""
+    notes: str = Field(default="", max_length=10_000)
 
 
 class AgendaItemOut(AgendaItemIn):
@@ -109,7 +112,7 @@ async def get_agenda(
 @router.put("/{conference_id}/agenda", response_model=list[AgendaItemOut])
 async def replace_agenda(
     conference_id: str,
-    body: list[AgendaItemIn],
+    body: Annotated[list[AgendaItemIn], Body(max_length=MAX_AGENDA_ITEMS)],
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> list[AgendaItemOut]:

@@ -46,18 +46,21 @@ async def whep_subscribe(
     if conference.status == "ended":
         raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
     await release(db)  # negotiation needs no database: do not hold a pooled connection through it
-    offer = await read_offer(request, "recv")
-    try:
-        consumer = await request.app.state.media.subscribe(
-            conference_id,
-            offer,
-            role=principal.role,
-            name=principal.name,
-            owner=principal.token_id,
-            subject_id=principal.subject_id,
-        )
-    except Exception as exc:
-        raise negotiation_failed(exc)
+    media = request.app.state.media
+    # A place of the token's and the conference's, held while negotiating: 429 when either is full.
+    with request.app.state.whep_places.hold(media, principal, conference_id):
+        offer = await read_offer(request, "recv")
+        try:
+            consumer = await media.subscribe(
+                conference_id,
+                offer,
+                role=principal.role,
+                name=principal.name,
+                owner=principal.token_id,
+                subject_id=principal.subject_id,
+            )
+        except Exception as exc:
+            raise negotiation_failed(exc)
     return session_response(
         request, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id, principal
     )
