@@ -58,17 +58,17 @@ def test_upload_list_download(small_server: ServerProcess, conf: tuple[str, http
     assert r.status_code == 201, r.text
     assert r.json()["content_type"].endswith("wordprocessingml.document")
 
-    # Any participant lists and downloads, with a header or ?token= (plain <a href> links).
+    # Any participant lists and downloads (with the header: ?token= is for media paths only).
     listed = httpx.get(f"{small_server.url}/api/v1/conferences/{cid}/materials",
                        headers={"Authorization": f"Bearer {viewer}"}).json()
     assert [m["filename"] for m in listed] == ["Nghị quyết số 12-NQ_TW.pdf", "Tài liệu hướng dẫn.docx"]
-    r = httpx.get(f"{small_server.url}{listed[1]['download_url']}", params={"token": viewer})
+    r = httpx.get(f"{small_server.url}{listed[1]['download_url']}", headers={"Authorization": f"Bearer {viewer}"})
     assert r.status_code == 200 and r.content == DOCX
     disposition = r.headers["content-disposition"]
     assert disposition.startswith('attachment; filename="Tai lieu huong dan.docx"')
     assert f"filename*=UTF-8''{quote('Tài liệu hướng dẫn.docx')}" in disposition
     assert r.headers["x-content-type-options"] == "nosniff"
-    r = httpx.get(f"{small_server.url}{listed[0]['download_url']}", params={"token": viewer})
+    r = httpx.get(f"{small_server.url}{listed[0]['download_url']}", headers={"Authorization": f"Bearer {viewer}"})
     assert r.content == PDF and r.headers["content-type"] == "application/pdf"
 
     # Files are stored under random names only.
@@ -81,7 +81,7 @@ def test_upload_list_download(small_server: ServerProcess, conf: tuple[str, http
     assert r.status_code == 403
     other = small_server.create_conference()
     stranger = small_server.token(other, "viewer")
-    r = httpx.get(f"{small_server.url}{listed[0]['download_url']}", params={"token": stranger})
+    r = httpx.get(f"{small_server.url}{listed[0]['download_url']}", headers={"Authorization": f"Bearer {stranger}"})
     assert r.status_code == 403
     assert httpx.get(f"{small_server.url}{listed[0]['download_url']}").status_code == 401
 

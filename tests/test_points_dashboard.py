@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
@@ -78,9 +79,20 @@ def test_dashboard_tree_and_live_status(server: ServerProcess, open_page) -> Non
         names = page.evaluate("[...document.querySelectorAll('#tree .leaf .name')].map(n => n.textContent)")
         assert names == ["Xã Trung"]
 
+    # The report links carry no token (URLs end up in history and logs); a click fetches with it.
     href = page.evaluate("document.getElementById('report-html').getAttribute('href')")
-    r = httpx.get(server.url + href)
-    assert r.status_code == 200 and "Hội nghị trực tuyến" in r.text
+    assert organiser not in href and "token" not in href
+    assert httpx.get(server.url + href).status_code == 401
+    with page.context.expect_page(timeout=15000) as popup:
+        page.click("#report-html")
+    report = popup.value
+    report.wait_for_load_state(timeout=15000)
+    assert "Hội nghị trực tuyến" in report.content()
+    report.close()
+    with page.expect_download(timeout=15000) as download:
+        page.click("#report-csv")
+    csv_text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    assert "Xã Bắc" in csv_text
 
 
 @pytest.mark.browser

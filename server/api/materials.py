@@ -160,7 +160,7 @@ async def download_material(
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> FileResponse:
-    """The file itself, as an attachment under its original (sanitised) name; ``?token=`` works too."""
+    """The file itself, as an attachment under its original (sanitised) name (token in the header)."""
     await conference_for(db, conference_id, principal, *ANY_ROLE)
     try:
         material = await domain.get_material(db, conference_id, material_id)

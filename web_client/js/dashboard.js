@@ -185,13 +185,35 @@ function setAll(open) {
   render();
 }
 
+/** A report fetched with the token in a header, never in a URL (history, server and proxy logs):
+ * the printable one opens in a new tab, the CSV is saved. */
+async function openReport(url, kind) {
+  try {
+    const response = await fetch(url, { headers: { Authorization: `Bearer ${state.token}` } });
+    if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
+    const blob = URL.createObjectURL(await response.blob());
+    const a = document.createElement("a");
+    a.href = blob;
+    if (kind === "csv") a.download = "attendance.csv";
+    else { a.target = "_blank"; a.rel = "noopener"; }
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(blob), 60000);
+  } catch (error) {
+    $("error").textContent = `Không tải được báo cáo · Cannot load the report: ${error.message}`;
+  }
+}
+
 async function start({ conference, token }) {
   state.conference = conference;
   state.token = token;
-  const q = `token=${encodeURIComponent(token)}`;
   const base = `/api/v1/conferences/${encodeURIComponent(conference)}/attendance`;
-  $("report-html").href = `${base}/report.html?${q}`;
-  $("report-csv").href = `${base}/report.csv?${q}`;
+  for (const kind of ["html", "csv"]) {
+    const link = $(`report-${kind}`);
+    link.href = `${base}/report.${kind}`; // shown on hover; the click below adds the token
+    link.onclick = (event) => { event.preventDefault(); openReport(link.href, kind); };
+  }
   try {
     const conf = await api(`/api/v1/conferences/${encodeURIComponent(conference)}`);
     $("conference-title").textContent = conf.title;
