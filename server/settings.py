@@ -162,6 +162,13 @@ class Settings(BaseSettings):
         "workers while any is up, so the speaker's packets and keyframes never wait behind a join storm",
     )
     late_grace_minutes: int = 10
+    replay_makeup_percent: float = Field(
+        default=80.0,
+        gt=0.0,
+        le=100.0,
+        description="A member who missed the conference made it up by replay once the recording segments "
+        "the server sent them cover this share (percent) of the conference's recordings",
+    )
     hls_segment_seconds: float = 2.0
     recording_idle_seconds: float = Field(
         default=120.0,

@@ -1,4 +1,4 @@
-"""Members: import with personal links, live via WebSocket or HLS heartbeats, made up by replay."""
+"""Members: import with personal links, live via WebSocket or HLS heartbeats, replay progress reported."""
 
 from __future__ import annotations
 
@@ -74,15 +74,17 @@ async def test_members_live_replay_and_absent(server: ServerProcess) -> None:
         )
         report = (await api.get(f"/api/v1/conferences/{cid}/attendance/report")).json()
         m = report["members"]
-        assert (m["total"], m["attended_live"], m["via_point"], m["made_up_by_replay"], m["absent"]) == (6, 2, 1, 2, 1)
-        replay = {x["name"]: x for x in m["replay"]}
-        assert set(replay) == {"Lê Văn Cường", "Hoàng Văn Em"}
-        assert (replay["Lê Văn Cường"]["minutes_watched"], replay["Lê Văn Cường"]["views"]) == (35.0, 2)
-        assert replay["Lê Văn Cường"]["percent_watched"] == 50.0
-        assert replay["Hoàng Văn Em"]["point"] == "Xã Nam"
-        assert [x["name"] for x in m["absent_members"]] == ["Vũ Thị Giang"]
+        # What a replay page reports is kept as information only: nobody was served a recording here
+        # (there is none), so nobody made up by replay (tests/test_hls_links.py counts served segments).
+        assert (m["total"], m["attended_live"], m["via_point"], m["made_up_by_replay"], m["absent"]) == (6, 2, 1, 0, 3)
+        assert m["replay"] == []
+        absent = {x["name"]: x for x in m["absent_members"]}
+        assert list(absent) == ["Lê Văn Cường", "Hoàng Văn Em", "Vũ Thị Giang"]
+        assert absent["Hoàng Văn Em"]["point"] == "Xã Nam" and absent["Lê Văn Cường"]["replay_percent"] is None
         r = await api.get(f"/api/v1/conferences/{cid}/attendance/report.csv", params={"table": "replay"})
-        assert "Lê Văn Cường,Chi bộ 3,,35.0,50.0%,2" in r.content.decode("utf-8-sig")
+        assert r.content.decode("utf-8-sig").splitlines() == ["name,unit,point,minutes_watched,percent_watched,views"]
+        me = (await api.get(f"/api/v1/conferences/{cid}/attendance/me", headers=auth("Lê Văn Cường"))).json()
+        assert (me["replay_seconds_watched"], me["replay_views"], me["replay_seconds_served"]) == (2100.0, 2, 0.0)
 
         # A member sees only their own record; the organiser views stay closed to them.
         me = (await api.get(f"/api/v1/conferences/{cid}/attendance/me", headers=auth("Trần Thị Bình"))).json()

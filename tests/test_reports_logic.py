@@ -84,7 +84,13 @@ def test_report_classifies_points_and_rolls_up() -> None:
         ReplayView(token_id="t2", view_id="b", subject_type="member", subject_id="m2", seconds_watched=1800, duration_seconds=7200),
         ReplayView(token_id="t1", view_id="a", subject_type="member", subject_id="m1", seconds_watched=600, duration_seconds=7200),
     ]
-    report = build_report(conf, points, sessions, counts, members, {"m1": 3600.0}, views, 10, now=at(150))
+    # Replay make-up counts what the server served (seconds of distinct segments), against 80 % of
+    # the recordings; the views the replay page reported are shown but count for nothing: Em's
+    # 7200 s claimed would be a full replay, 1000 s served are not.
+    views.append(ReplayView(token_id="t5", view_id="a", subject_type="member", subject_id="m5", seconds_watched=7200, duration_seconds=7200))
+    served = {"m1": 600.0, "m2": 6000.0, "m5": 1000.0}
+    report = build_report(conf, points, sessions, counts, members, {"m1": 3600.0}, views, 10, now=at(150),
+                          served=served, recorded_seconds=7200.0, replay_percent=80.0)
 
     lines = {p["id"]: p for p in report["points"]}
     assert lines["p"]["minutes_connected"] == 135.0 and lines["p"]["connections"] == 1
@@ -113,9 +119,13 @@ def test_report_classifies_points_and_rolls_up() -> None:
     m = report["members"]
     assert (m["total"], m["attended_live"], m["via_point"], m["made_up_by_replay"], m["absent"]) == (5, 1, 1, 1, 2)
     [made_up] = m["replay"]
-    assert made_up["name"] == "Bình" and made_up["minutes_watched"] == 60.0
-    assert made_up["views"] == 2 and made_up["percent_watched"] == 50.0
-    assert {x["name"] for x in m["absent_members"]} == {"Dũng", "Em"}
+    assert made_up["name"] == "Bình" and made_up["minutes_watched"] == 100.0
+    assert made_up["views"] == 2 and made_up["percent_watched"] == 83.3 and made_up["seconds_reported"] == 3600
+    assert {x["name"]: x["replay_percent"] for x in m["absent_members"]} == {"Dũng": None, "Em": 13.9}
+    # The same rows with a threshold above Bình's share: Bình is absent too.
+    strict = build_report(conf, points, sessions, counts, members, {"m1": 3600.0}, views, 10, now=at(150),
+                          served=served, recorded_seconds=7200.0, replay_percent=90.0)
+    assert (strict["members"]["made_up_by_replay"], strict["members"]["absent"]) == (0, 3)
 
     csv_text = to_csv(report, "levels")
     assert csv_text.startswith("\ufefflevel,points")

@@ -170,7 +170,8 @@ async def my_attendance(
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
-    """A participant's own record: their sessions and replay viewing (by person when known)."""
+    """A participant's own record: their sessions and replay viewing (by person when known):
+    seconds of recording served to them, and what their replay pages reported."""
     await conference_for(db, conference_id, principal, *ANY_ROLE)
     if principal.token_id is None:
         raise HTTPException(400, "the admin has no attendance of its own")
@@ -182,12 +183,16 @@ async def my_attendance(
         v for v in await domain.replay_views(db, conference_id)
         if (subject.id and v.subject_id == subject.id) or v.token_id == principal.token_id
     ]
+    served = {}
+    if subject.type == "member" and subject.id:
+        served = await domain.replay_served_seconds(db, conference_id, subject.id)
     return {
         "subject_type": subject.type,
         "subject_id": subject.id,
         "sessions": [session_out(s).model_dump(mode="json") for s in sessions],
         "replay_seconds_watched": round(sum(v.seconds_watched for v in views), 1),
         "replay_views": len(views),
+        "replay_seconds_served": round(served.get(subject.id or "", 0.0), 1),
     }
 
 
@@ -248,7 +253,8 @@ async def replay_progress(
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
-    """The replay page reports how long this viewing has been watched (monotonic per ``view_id``)."""
+    """The replay page reports how long this viewing has been watched (monotonic per ``view_id``).
+    Information only: make-up by replay is counted from the recording segments the server served."""
     await conference_for(db, conference_id, principal, *ANY_ROLE)
     if principal.token_id is None:
         raise HTTPException(400, "replay progress needs a participant token, not the admin token")

@@ -8,7 +8,10 @@
 * ``/recordings/{id}/download.mp4``: the recording as one faststart MP4.
 
 HLS and download URLs accept a bearer token (header or ``?token=``) or a signed ``?exp=&sig=``
-query. Every URI inside a served playlist is signed, so players fetch segments without a token.
+query (``domain.recording_links``: live, replay and download links are separate scopes, and a link
+works only while the token it was made for does). Every URI inside a served playlist is signed, so
+players fetch segments without a token; a playlist fetched on a signature hands out the same expiry,
+never a later one. Recording segments sent for replay are counted (``domain.replay_meter``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import datetime as dt
 import hashlib
 import re
 import time
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
@@ -28,7 +32,15 @@ from server.api.conferences import load_conference
 from server.db.models import Recording
 from server.deps import DB, authorize, bearer_secret, get_principal, identify
 from server.domain import recordings as domain
-from server.domain.recording_links import live_scope, recording_scope
+from server.domain.recording_links import (
+    HOLDER_CACHE_SECONDS,
+    Grant,
+    LinkHolders,
+    download_scope,
+    live_scope,
+    replay_scope,
+)
+from server.domain.replay_meter import ReplayMeter, subject_of
 from server.domain.tokens import ROLES, Principal
 
 router = APIRouter()
@@ -39,7 +51,7 @@ MPEGURL = "application/vnd.apple.mpegurl"
 LIVE_TTL = 6 * 3600.0
 REPLAY_TTL = 12 * 3600.0
 LIVE_WINDOW_SECONDS = 60.0
-TOKEN_CACHE_SECONDS = 30.0
+TOKEN_CACHE_SECONDS = HOLDER_CACHE_SECONDS  # also bounds how long a revoked token keeps playing
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _FILE = re.compile(r"^(init\d{3}\.mp4|seg\d{6}\.m4s)$")
 _token_cache: dict[str, tuple[Principal | None, float]] = {}
@@ -115,17 +127,55 @@ async def _principal_or_none(request: Request, db: AsyncSession) -> Principal | 
     return principal
 
 
-async def _allow(request: Request, db: AsyncSession, conference_id: str, scope: str) -> None:
-    """A valid signature for ``scope``, or a token of ``conference_id`` (any role)."""
+@dataclass(frozen=True)
+class Access:
+    """How an HLS or download request was let in: the grant its child URIs carry (the presented one,
+    or a new one for a token), and the token holder behind it (None: the admin)."""
+
+    grant: Grant
+    token_id: str | None
+    role: str | None
+    subject_id: str | None
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _access(request: Request, db: AsyncSession, conference_id: str, ttl: float, *scopes: str) -> Access:
+    """A valid signature for one of ``scopes`` whose token still works, or a token of ``conference_id``
+    (any role; then a new grant for the first scope, made for that token, for ``ttl`` seconds)."""
     q = request.query_params
-    if _service(request).signer.verify(scope, q.get("exp"), q.get("sig")):
-        return
+    signer = _service(request).signer
+    signed = q.get("sig") is not None
+    for scope in scopes if signed else ():
+        grant = signer.verify(scope, q.get("exp"), q.get("sig"))
+        if grant is None:
+            continue
+        if grant.token_id is None:
+            return Access(grant, None, None, None)
+        holder = await _holders(request).get(db, grant.token_id)
+        if holder is None or holder.conference_id != conference_id:
+            raise _unauthorized("the token this link was made for has been revoked or has expired")
+        return Access(grant, holder.token_id, holder.role, holder.subject_id)
     principal = await _principal_or_none(request, db)
     if principal is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "token or signed link required", headers={"WWW-Authenticate": "Bearer"}
-        )
+        raise _unauthorized("the signed link has expired or is not valid here" if signed else "token or signed link required")
     authorize(principal, conference_id, *ROLES)
+    grant = signer.grant(scopes[0], ttl, principal.token_id)
+    return Access(grant, principal.token_id, principal.role, principal.subject_id)
+
+
+def _holders(request: Request) -> LinkHolders:
+    return request.app.state.link_holders
+
+
+def _meter(request: Request) -> ReplayMeter:
+    return request.app.state.replay_meter
+
+
+def _live_window(service: domain.RecordingService) -> int:
+    return max(6, int(LIVE_WINDOW_SECONDS / service.segment_seconds))
 
 
 async def _load(db: AsyncSession, recording_id: str, principal: Principal, *roles: str) -> Recording:
@@ -141,16 +191,18 @@ def _chapter_out(c) -> ChapterOut:  # type: ignore[no-untyped-def]
     return ChapterOut(id=c.id, title=c.title, at_seconds=c.at_seconds, created_at=domain.aware(c.created_at))
 
 
-async def _detail(request: Request, db: AsyncSession, row: Recording) -> RecordingDetail:
+async def _detail(request: Request, db: AsyncSession, row: Recording, principal: Principal) -> RecordingDetail:
+    """The links are made for the caller's token: they end with it, and replay is counted for it."""
     service = _service(request)
     base = RecordingOut(**service.overlay(row))
-    sig = service.signer.sign(recording_scope(row.conference_id, row.id), REPLAY_TTL)
+    replay = service.signer.sign(replay_scope(row.conference_id, row.id), REPLAY_TTL, principal.token_id)
+    download = service.signer.sign(download_scope(row.conference_id, row.id), REPLAY_TTL, principal.token_id)
     chapters = [_chapter_out(c) for c in await domain.list_chapters(db, row.id)]
     return RecordingDetail(
         **base.model_dump(),
         chapters=chapters,
-        playlist_url=f"/hls/{row.conference_id}/{row.id}/index.m3u8?{sig}",
-        download_url=None if base.live else f"/recordings/{row.id}/download.mp4?{sig}",
+        playlist_url=f"/hls/{row.conference_id}/{row.id}/index.m3u8?{replay}",
+        download_url=None if base.live else f"/recordings/{row.id}/download.mp4?{download}",
     )
 
 
@@ -185,7 +237,7 @@ async def get_recording(
 ) -> RecordingDetail:
     """Details, chapters, and signed playlist/download links (valid for at least 12 hours)."""
     row = await _load(db, recording_id, principal, *ROLES)
-    return await _detail(request, db, row)
+    return await _detail(request, db, row, principal)
 
 
 @api.delete("/api/v1/recordings/{recording_id}", status_code=204)
@@ -261,7 +313,7 @@ async def current_recording(
     principal: Principal = Depends(get_principal),
 ) -> RecordingDetail:
     """The recording being written for this conference (404 when none)."""
-    return await _detail(request, db, await _current(request, db, conference_id, principal, *ROLES))
+    return await _detail(request, db, await _current(request, db, conference_id, principal, *ROLES), principal)
 
 
 @api.post(
@@ -303,12 +355,14 @@ async def live_link(
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> LiveLinkOut:
-    """A signed link to the live stream for a TV or a shared screen, no token inside (organiser)."""
+    """A signed link to the live stream for a TV or a shared screen, no token inside (organiser).
+    It opens the live window only (not the recording), and ends early if the organiser's token does."""
     await load_conference(db, conference_id)
     authorize(principal, conference_id, "organiser")
     seconds = body.hours * 3600
-    query = _service(request).signer.sign(live_scope(conference_id), seconds)
-    exp = int(query.split("&", 1)[0].removeprefix("exp="))
+    signer = _service(request).signer
+    grant = signer.grant(live_scope(conference_id), seconds, principal.token_id)
+    query, exp = signer.query(grant), grant.exp
     base = request.app.state.settings.base_url
     return LiveLinkOut(
         playlist_url=f"{base}/hls/{conference_id}/index.m3u8?{query}",
@@ -323,13 +377,13 @@ async def live_playlist(conference_id: str, request: Request, db: AsyncSession =
     """Live playlist (last minute of segments). Token of the conference, or a signed live link.
     404 while nothing has been recorded yet: players retry."""
     _check_ids(conference_id)
-    await _allow(request, db, conference_id, live_scope(conference_id))
+    access = await _access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
     service = _service(request)
     view = service.live_view(conference_id)
     if view is None:
         raise HTTPException(404, "not live", headers={"Retry-After": "2"})
-    query = service.signer.sign(recording_scope(conference_id, view.recording_id), LIVE_TTL)
-    window = max(6, int(LIVE_WINDOW_SECONDS / service.segment_seconds))
+    query = service.signer.query(access.grant)  # segments on the live link's own expiry
+    window = _live_window(service)
     body = render(
         view.segments,
         nominal_duration=service.segment_seconds,
@@ -351,10 +405,9 @@ async def recording_playlist(
 ) -> Response:
     """A whole recording: EVENT playlist while it is written (watch from the start), VOD after."""
     _check_ids(conference_id, recording_id)
-    scope = recording_scope(conference_id, recording_id)
-    await _allow(request, db, conference_id, scope)
+    access = await _access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
     service = _service(request)
-    query = service.signer.sign(scope, REPLAY_TTL)
+    query = service.signer.query(access.grant)  # the presented expiry, never a later one
     recorder = service.live_recorder(recording_id)
     if recorder is not None and recorder.conference_id == conference_id:
         segments: list[Segment] | tuple[Segment, ...] = recorder.segments
@@ -375,14 +428,24 @@ async def recording_playlist(
 async def media_file(
     conference_id: str, recording_id: str, name: str, request: Request, db: AsyncSession = DB
 ) -> FileResponse:
-    """An init or media segment (fMP4). Immutable once it exists."""
+    """An init or media segment (fMP4). Immutable once it exists. A live link fetches only the live
+    window's files; a media segment sent on a replay link or a token counts as replay watched."""
     _check_ids(conference_id, recording_id)
     if not _FILE.match(name):
         raise HTTPException(404, "not found")
-    await _allow(request, db, conference_id, recording_scope(conference_id, recording_id))
-    path = _service(request).root / conference_id / recording_id / name
+    live = live_scope(conference_id)
+    access = await _access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id), live)
+    service = _service(request)
+    if access.grant.scope == live:
+        view = service.live_view(conference_id)
+        if view is None or view.recording_id != recording_id or name not in view.names(_live_window(service)):
+            raise HTTPException(403, "a live link opens the live stream only, not the recording")
+    path = service.root / conference_id / recording_id / name
     if not path.is_file():
         raise HTTPException(404, "not found")
+    if access.grant.scope != live and access.token_id is not None:
+        subject = subject_of(access.role or "", access.subject_id)
+        await _meter(request).served(db, conference_id, recording_id, name, access.token_id, subject)
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400, immutable"})
 
 
@@ -395,7 +458,7 @@ async def download(recording_id: str, request: Request, db: AsyncSession = DB) -
         row = await domain.get_recording(db, recording_id)
     except domain.RecordingNotFound:
         raise HTTPException(404, "unknown recording")
-    await _allow(request, db, row.conference_id, recording_scope(row.conference_id, row.id))
+    await _access(request, db, row.conference_id, REPLAY_TTL, download_scope(row.conference_id, row.id))
     try:
         path = await _service(request).download(row)
     except domain.RecordingBusy as exc:

@@ -17,7 +17,10 @@ router = APIRouter(prefix="/api/v1/conferences/{conference_id}/attendance", tags
 
 async def _report(request: Request, db: AsyncSession, conference_id: str, principal: Principal) -> dict:
     conference = await conference_for(db, conference_id, principal, "organiser")
-    return await load_report(db, conference, request.app.state.settings.late_grace_minutes)
+    settings = request.app.state.settings
+    return await load_report(
+        db, conference, settings.late_grace_minutes, replay_percent=settings.replay_makeup_percent
+    )
 
 
 @router.get("/report")

@@ -216,6 +216,28 @@ class ReplayView(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ReplayServed(Base):
+    """One segment of a recording that the server sent to one token holder (replay make-up).
+
+    Counted from what was served, not from what a page reports: a member made up a missed
+    conference when the distinct segments served to them cover enough of its recordings. No
+    foreign key to the recording, so the count outlives a recording deleted by retention.
+    """
+
+    __tablename__ = "replay_served"
+
+    recording_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    token_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    segment: Mapped[int] = mapped_column(Integer, primary_key=True)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    subject_type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    subject_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    served_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 # --- Recordings and chapters (issue 4) ----------------------------------------------------------
 from sqlalchemy import BigInteger as _BigInteger, Float as _Float  # noqa: E402
 

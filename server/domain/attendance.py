@@ -1,5 +1,8 @@
 """Attendance records: who was connected when, headcounts reported by points, replay watched.
 
+Replay counts from what the server served (``replay_served``, written by ``replay_meter``); what a
+replay page reports (``replay_views``) is kept as information only.
+
 Every join opens an ``AttendanceSession`` row and every leave closes it, committed as it happens
 so that a crash loses nothing already recorded. Sessions are attributed to a connection point or a
 member through the token's ``subject_id``.
@@ -18,6 +21,8 @@ from server.db.models import (
     ConnectionPoint,
     HeadcountReport,
     Member,
+    Recording,
+    ReplayServed,
     ReplayView,
     utcnow,
 )
@@ -269,7 +274,8 @@ async def record_replay(
     seconds_watched: float,
     duration_seconds: float | None,
 ) -> ReplayView:
-    """Keep the largest ``seconds_watched`` reported for one viewing; viewings add up."""
+    """Keep the largest ``seconds_watched`` reported for one viewing; viewings add up. Information
+    only: make-up is counted from the segments served (``replay_served_seconds``)."""
     if seconds_watched < 0:
         raise AttendanceError("seconds_watched must not be negative")
     row = (
@@ -333,6 +339,41 @@ async def point_sessions(db: AsyncSession, conference_id: str) -> list[Attendanc
             )
         ).scalars()
     )
+
+
+async def replay_served_seconds(
+    db: AsyncSession, conference_id: str, member_id: str | None = None
+) -> dict[str, float]:
+    """Seconds of recording served to each member (or just ``member_id``): distinct segments,
+    whichever of the member's tokens fetched them (a re-issued link continues the count)."""
+    conditions = [ReplayServed.conference_id == conference_id, ReplayServed.subject_type == "member"]
+    if member_id is not None:
+        conditions.append(ReplayServed.subject_id == member_id)
+    distinct = (
+        select(
+            ReplayServed.subject_id,
+            ReplayServed.recording_id,
+            ReplayServed.segment,
+            func.max(ReplayServed.seconds).label("seconds"),
+        )
+        .where(*conditions)
+        .group_by(ReplayServed.subject_id, ReplayServed.recording_id, ReplayServed.segment)
+        .subquery()
+    )
+    rows = await db.execute(
+        select(distinct.c.subject_id, func.sum(distinct.c.seconds)).group_by(distinct.c.subject_id)
+    )
+    return {subject_id: float(seconds or 0.0) for subject_id, seconds in rows}
+
+
+async def recorded_seconds(db: AsyncSession, conference_id: str) -> float:
+    """How long the conference's recordings are together: what a member has to make up."""
+    total = await db.execute(
+        select(func.coalesce(func.sum(Recording.duration_seconds), 0.0)).where(
+            Recording.conference_id == conference_id
+        )
+    )
+    return float(total.scalar_one())
 
 
 async def replay_views(db: AsyncSession, conference_id: str) -> list[ReplayView]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import AccessToken, new_id
+from server.db.models import AccessToken, new_id, utcnow
 from server.domain.tokens import hash_token
 
 CHUNK = 500
@@ -39,7 +39,7 @@ async def revoke_subject_tokens(
                 AccessToken.role == role,
                 AccessToken.subject_id.in_(subject_ids[start : start + CHUNK]),
             )
-            .values(revoked=1)
+            .values(revoked=1, revoked_at=utcnow())
         )
 
 

@@ -1,34 +1,66 @@
 """Signed, expiring links for HLS files and downloads (``?exp=…&sig=…``).
 
 Players fetch segments without an Authorization header (hls.js, Safari, smart TVs), and a viewer's
-token should not have to appear in every URL it shares. The server signs a *scope* (one recording,
-or one conference's live playlist) with a key kept in the data dir; checking a signature needs no
-database. Expiry is rounded up to ``BUCKET`` so URLs stay stable (cacheable) for a while.
+token should not have to appear in every URL it shares. The server signs a *scope* with a key kept
+in the data dir. There are three scopes, so one link never opens more than it was made for: the
+conference's live playlist and the segments in its window (``live``), one recording's playlist and
+segments (``replay``), and one recording's MP4 (``download``).
+
+A signature names the token it was made for (``sig=<token id>.<mac>``; the admin's have no id): the
+link works only while that token does (:class:`LinkHolders`), so revoking or expiring a token ends
+its links too. A request that arrives on a signature is answered with child URIs carrying the same
+expiry, so a link never renews itself. Expiry is rounded up to ``BUCKET`` so URLs stay stable
+(cacheable) for a while.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import math
 import secrets
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import AccessToken, utcnow
+from server.domain.tokens import is_dead
 from server.secret_files import write_secret_file
 
 BUCKET = 600
-
-
-def recording_scope(conference_id: str, recording_id: str) -> str:
-    return f"rec:{conference_id}/{recording_id}"
+HOLDER_CACHE_SECONDS = 5.0  # how long a revoked token's links may keep working at most
 
 
 def live_scope(conference_id: str) -> str:
     return f"live:{conference_id}"
 
 
+def replay_scope(conference_id: str, recording_id: str) -> str:
+    return f"replay:{conference_id}/{recording_id}"
+
+
+def download_scope(conference_id: str, recording_id: str) -> str:
+    return f"download:{conference_id}/{recording_id}"
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a valid signature grants: ``scope`` until ``exp`` (unix seconds), on behalf of
+    ``token_id`` (None: a link the admin made)."""
+
+    scope: str
+    exp: int
+    token_id: str | None
+
+
 class LinkSigner:
+    """HMAC-SHA256 signatures over ``scope|exp|token id`` with the data dir's key."""
+
     def __init__(self, key: bytes) -> None:
         self._key = key
 
@@ -42,19 +74,83 @@ class LinkSigner:
         write_secret_file(path, key)
         return cls(key)
 
-    def _mac(self, scope: str, exp: int) -> str:
-        return hmac.new(self._key, f"{scope}|{exp}".encode(), hashlib.sha256).hexdigest()[:32]
+    def _mac(self, scope: str, exp: int, token_id: str | None) -> str:
+        message = f"{scope}|{exp}|{token_id or ''}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
 
-    def sign(self, scope: str, ttl: float, now: float | None = None) -> str:
-        """Query string (without ``?``) granting ``scope`` for at least ``ttl`` seconds."""
+    def query(self, grant: Grant) -> str:
+        """The query string (without ``?``) carrying ``grant``."""
+        mac = self._mac(grant.scope, grant.exp, grant.token_id)
+        return f"exp={grant.exp}&sig={grant.token_id}.{mac}" if grant.token_id else f"exp={grant.exp}&sig={mac}"
+
+    @staticmethod
+    def grant(scope: str, ttl: float, token_id: str | None, now: float | None = None) -> Grant:
+        """``scope`` for at least ``ttl`` seconds (expiry rounded up to ``BUCKET``) while ``token_id`` lives."""
         now = time.time() if now is None else now
-        exp = int(math.ceil((now + ttl) / BUCKET) * BUCKET)
-        return f"exp={exp}&sig={self._mac(scope, exp)}"
+        return Grant(scope, int(math.ceil((now + ttl) / BUCKET) * BUCKET), token_id)
 
-    def verify(self, scope: str, exp: str | None, sig: str | None, now: float | None = None) -> bool:
-        if not exp or not sig or not exp.isdigit():
-            return False
+    def sign(self, scope: str, ttl: float, token_id: str | None, now: float | None = None) -> str:
+        """Query string granting ``scope`` for at least ``ttl`` seconds while ``token_id`` lives."""
+        return self.query(self.grant(scope, ttl, token_id, now))
+
+    def verify(self, scope: str, exp: str | None, sig: str | None, now: float | None = None) -> Grant | None:
+        """The grant of a genuine, unexpired signature for ``scope``; None otherwise."""
+        if not exp or not sig or not exp.isdigit() or len(exp) > 12:
+            return None
         now = time.time() if now is None else now
         if int(exp) < now:
-            return False
-        return hmac.compare_digest(self._mac(scope, int(exp)), sig)
+            return None
+        token_id, _, mac = sig.rpartition(".")
+        grant = Grant(scope, int(exp), token_id or None)
+        if not hmac.compare_digest(self._mac(scope, grant.exp, grant.token_id), mac):
+            return None
+        return grant
+
+
+@dataclass(frozen=True)
+class Holder:
+    """The live token a link was made for: who is fetching, for replay accounting."""
+
+    token_id: str
+    conference_id: str
+    role: str
+    subject_id: str | None
+
+
+_HOLDER = select(
+    AccessToken.id,
+    AccessToken.conference_id,
+    AccessToken.role,
+    AccessToken.subject_id,
+    AccessToken.revoked,
+    AccessToken.created_at,
+    AccessToken.expires_at,
+)
+
+
+class LinkHolders:
+    """Whether the token behind a signed link still works, cached for a few seconds: players fetch
+    a playlist every couple of seconds and a segment in between, one database read per link holder
+    per ``HOLDER_CACHE_SECONDS`` is enough, and bounds how long a revoked token's links outlive it."""
+
+    def __init__(self, lifetimes: Mapping[str, float], ttl: float = HOLDER_CACHE_SECONDS) -> None:
+        self.lifetimes = lifetimes
+        self.ttl = ttl
+        self._cache: dict[str, tuple[Holder | None, float]] = {}
+
+    async def get(self, db: AsyncSession, token_id: str, now: dt.datetime | None = None) -> Holder | None:
+        """The holder while the token is neither revoked nor expired; None otherwise."""
+        clock = time.monotonic()
+        cached = self._cache.get(token_id)
+        if cached is not None and cached[1] > clock:
+            return cached[0]
+        row = (await db.execute(_HOLDER.where(AccessToken.id == token_id))).one_or_none()
+        holder = None
+        if row is not None and not is_dead(
+            row.revoked, row.role, row.created_at, row.expires_at, self.lifetimes, now or utcnow()
+        ):
+            holder = Holder(row.id, row.conference_id, row.role, row.subject_id)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token_id] = (holder, clock + self.ttl)
+        return holder

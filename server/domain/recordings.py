@@ -30,7 +30,7 @@ from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, directory_size, select_expired
 from server.db.models import Recording, RecordingChapter, new_id, utcnow
-from server.domain.recording_links import LinkSigner
+from server.domain.recording_links import LinkHolders, LinkSigner
 from server.events.bus import Event
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,12 @@ class LiveView:
     recording_id: str
     segments: tuple[Segment, ...]
     ended: bool
+
+    def names(self, window: int, slack: int = 3) -> set[str]:
+        """Files a live link may fetch: the playlist's last ``window`` segments (and ``slack`` more,
+        for a player still loading one that just left the window) with their init segments."""
+        shown = self.segments[-(window + slack) :]
+        return {s.uri for s in shown} | {s.map_uri for s in shown}
 
 
 class RecordingService:
@@ -376,6 +382,8 @@ class RecordingService:
 
 async def setup(app: Any) -> None:
     """Startup hook: recover, apply retention, and attach the recorder to the media engine."""
+    from server.domain.replay_meter import ReplayMeter  # it builds on this module
+
     settings = app.state.settings
     service = RecordingService(
         root=settings.data_dir / "recordings",
@@ -393,6 +401,8 @@ async def setup(app: Any) -> None:
     media.on_producer.append(service.manager.on_producer)
     app.state.bus.subscribe("*", service.on_bus_event)
     app.state.recordings = service
+    app.state.link_holders = LinkHolders(settings.token_lifetime_days)
+    app.state.replay_meter = ReplayMeter(service)
 
     async def shutdown(app: Any) -> None:
         await service.shutdown()

@@ -1,5 +1,9 @@
 """Attendance report: per point, rolled up by level and by parent, plus members made up by replay.
 
+A member who was neither live nor at a connected point made the conference up by replay when the
+recording segments served to them cover ``replay_percent`` of the conference's recordings; the
+progress a replay page reports is shown beside it, but proves nothing and counts for nothing.
+
 The computation (``build_report``) is a pure function of the recorded rows, so it can be checked
 exactly; ``load_report`` gathers those rows for one conference.
 """
@@ -90,8 +94,15 @@ class Rollup:
         self.rate = rate(self.present, self.summoned)
 
 
+DEFAULT_REPLAY_PERCENT = 80.0
+
+
 @dataclass
 class ReplayLine:
+    """A member who made up by replay: ``seconds_watched`` is what the server served them (distinct
+    segments), ``percent_watched`` its share of the recordings; ``views``/``seconds_reported`` come
+    from the replay page (information only)."""
+
     id: str
     name: str
     unit: str
@@ -101,6 +112,7 @@ class ReplayLine:
     views: int
     duration_seconds: float | None
     percent_watched: float | None
+    seconds_reported: float = 0.0
 
 
 @dataclass
@@ -198,6 +210,9 @@ def _members(
     live_seconds: dict[str, float],
     connected_points: set[str],
     views: list[ReplayView],
+    served: dict[str, float],
+    recorded: float,
+    replay_percent: float,
 ) -> MemberSummary:
     by_member: dict[str, list[ReplayView]] = defaultdict(list)
     for v in views:
@@ -206,14 +221,15 @@ def _members(
     summary = MemberSummary(total=len(members))
     for m in members:
         point_name = points[m.point_id].name if m.point_id in points else ""
+        seconds = served.get(m.id, 0.0)
+        percent = min(100.0, round(seconds * 100 / recorded, 1)) if recorded > 0 else None
         if m.id in live_seconds:
             summary.attended_live += 1
         elif m.point_id and m.point_id in connected_points:
             summary.via_point += 1
-        elif watched := by_member.get(m.id):
-            seconds = sum(v.seconds_watched for v in watched)
-            duration = max((v.duration_seconds or 0 for v in watched), default=0) or None
+        elif recorded > 0 and seconds > 0 and seconds >= recorded * replay_percent / 100:
             summary.made_up_by_replay += 1
+            reported = by_member.get(m.id, [])
             summary.replay.append(
                 ReplayLine(
                     id=m.id,
@@ -222,14 +238,18 @@ def _members(
                     point=point_name,
                     seconds_watched=round(seconds, 1),
                     minutes_watched=_minutes(seconds),
-                    views=len(watched),
-                    duration_seconds=duration,
-                    percent_watched=min(100.0, round(seconds * 100 / duration, 1)) if duration else None,
+                    views=len(reported),
+                    duration_seconds=round(recorded, 1),
+                    percent_watched=percent,
+                    seconds_reported=round(sum(v.seconds_watched for v in reported), 1),
                 )
             )
         else:
             summary.absent += 1
-            summary.absent_members.append({"id": m.id, "name": m.name, "unit": m.unit, "point": point_name})
+            summary.absent_members.append(
+                {"id": m.id, "name": m.name, "unit": m.unit, "point": point_name,
+                 "replay_percent": percent if seconds > 0 else None}
+            )
     return summary
 
 
@@ -243,7 +263,12 @@ def build_report(
     views: list[ReplayView],
     grace_minutes: int,
     now: dt.datetime | None = None,
+    served: dict[str, float] | None = None,
+    recorded_seconds: float = 0.0,
+    replay_percent: float = DEFAULT_REPLAY_PERCENT,
 ) -> dict:
+    """``served``: seconds of recording served per member; ``recorded_seconds``: the conference's
+    recordings together; a member made up by replay when served >= ``replay_percent`` of it."""
     now = now or utcnow()
     grace = dt.timedelta(minutes=grace_minutes)
     lines = _point_lines(conference, points, sessions, headcounts, now, grace)
@@ -259,6 +284,9 @@ def build_report(
         member_live_seconds,
         {line.id for line in lines if not line.never_connected},
         views,
+        served or {},
+        recorded_seconds,
+        replay_percent,
     )
     return {
         "conference": {
@@ -270,6 +298,8 @@ def build_report(
         },
         "generated_at": now.isoformat(),
         "grace_minutes": grace_minutes,
+        "replay_percent": replay_percent,
+        "recorded_seconds": round(recorded_seconds, 1),
         "late_after": _iso(start + grace) if start else None,
         "totals": asdict(totals),
         "by_level": [{"level": level, **asdict(r)} for level, r in levels.items()],
@@ -293,7 +323,11 @@ def build_report(
 
 
 async def load_report(
-    db: AsyncSession, conference: Conference, grace_minutes: int, now: dt.datetime | None = None
+    db: AsyncSession,
+    conference: Conference,
+    grace_minutes: int,
+    now: dt.datetime | None = None,
+    replay_percent: float = DEFAULT_REPLAY_PERCENT,
 ) -> dict:
     return build_report(
         conference,
@@ -305,4 +339,7 @@ async def load_report(
         await attendance.replay_views(db, conference.id),
         grace_minutes,
         now,
+        served=await attendance.replay_served_seconds(db, conference.id),
+        recorded_seconds=await attendance.recorded_seconds(db, conference.id),
+        replay_percent=replay_percent,
     )

@@ -1,0 +1,213 @@
+"""Signed HLS links and replay accounting against a real recording (issue 21, items 4 and 8).
+
+A speaker publishes the test clip for ~12 s over WHIP; the tests run in file order on that one
+recording: a live link opens only the live stream, a link keeps the expiry it was made with and
+ends with its token, live/replay/download are separate scopes, and replay make-up counts the
+segments the server actually sent, not what a page claims.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from media.recording.playlist import parse
+from server.domain.recording_links import Grant, LinkSigner, replay_scope
+from tests.support.background import BackgroundPublisher
+from tests.support.server import ServerProcess
+
+PUBLISH_SECONDS = 12.0
+MEMBERS = ("Claimer", "Half", "Whole", "Revoked")
+
+
+@dataclass
+class Scenario:
+    server: ServerProcess
+    conference: str
+    organiser: str
+    publisher: BackgroundPublisher
+    members: dict[str, dict] = field(default_factory=dict)  # name -> {"member_id", "token_id", "token"}
+    recording: str = ""
+    state: dict = field(default_factory=dict)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.server.url, headers=headers, timeout=30)
+
+    def media_uris(self, playlist: str) -> list[str]:
+        return [line for line in playlist.splitlines() if line and not line.startswith("#")]
+
+
+def _query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def _wait(fetch, accept, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = fetch()
+        if accept(last):
+            return last
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: last {last!r} {getattr(last, 'text', '')[:300]}")
+
+
+@pytest.fixture(scope="module")
+def rec(server: ServerProcess):  # type: ignore[no-untyped-def]
+    conference = server.create_conference("Hội nghị liên kết ký")
+    organiser = server.token(conference, "organiser", "Ban Tổ chức")
+    speaker = server.token(conference, "speaker", "Hội trường")
+    scenario = Scenario(server, conference, organiser, BackgroundPublisher(server.url, conference, speaker))
+    with scenario.client(organiser) as c:
+        for name in MEMBERS:
+            member = c.post(f"/api/v1/conferences/{conference}/members", json={"name": name}).json()
+            link = c.post(f"/api/v1/conferences/{conference}/members/{member['id']}/token").json()
+            scenario.members[name] = {"member_id": member["id"], "token_id": link["token_id"], "token": link["token"]}
+    scenario.publisher.start()
+    yield scenario
+    scenario.publisher.stop()
+
+
+def _finish(rec: Scenario) -> dict:
+    """Stop the publish and the recording once; the finished recording's detail (as the organiser)."""
+    if "detail" not in rec.state:
+        remaining = PUBLISH_SECONDS - rec.publisher.elapsed()
+        if remaining > 0:
+            time.sleep(remaining)
+        rec.publisher.stop()
+        with rec.client(rec.organiser) as c:
+            r = c.post(f"/api/v1/conferences/{rec.conference}/recording/stop")
+            assert r.status_code == 200, r.text
+            rec.recording = r.json()["id"]
+            rec.state["detail"] = c.get(f"/api/v1/recordings/{rec.recording}").json()
+    return rec.state["detail"]
+
+
+def test_live_link_opens_the_live_stream_only(rec: Scenario) -> None:
+    with rec.client(rec.organiser) as c:
+        link = c.post(f"/api/v1/conferences/{rec.conference}/hls-link", json={"hours": 1}).json()
+    with rec.client() as c:
+        playlist = _wait(
+            lambda: c.get(link["playlist_url"]),
+            lambda r: r.status_code == 200 and r.text.count("#EXTINF") >= 2,
+            timeout=30,
+            what="live playlist on the live link",
+        ).text
+        uri = rec.media_uris(playlist)[-1]
+        recording, rest = uri.split("/", 1)
+        child = rest.split("?", 1)[1]
+        assert c.get(f"/hls/{rec.conference}/{uri}").status_code == 200  # the live window plays
+        # The same signature does not open the whole recording, nor its download.
+        r = c.get(f"/hls/{rec.conference}/{recording}/index.m3u8?{child}")
+        assert r.status_code == 401, r.text
+        assert c.get(f"/recordings/{recording}/download.mp4?{child}").status_code == 401
+        # The live playlist's segments carry the live link's own expiry.
+        assert _query(f"?{child}")["exp"] == _query(link["playlist_url"])["exp"]
+
+
+def test_replay_link_keeps_its_expiry(rec: Scenario) -> None:
+    _finish(rec)
+    member = rec.members["Half"]
+    # A link that ends in a few seconds, signed with the server's own key (as the API would, but
+    # without its rounding of the expiry to the next ten minutes).
+    signer = LinkSigner.load(rec.server.data_dir)
+    exp = int(time.time()) + 6
+    query = signer.query(Grant(replay_scope(rec.conference, rec.recording), exp, member["token_id"]))
+    url = f"/hls/{rec.conference}/{rec.recording}/index.m3u8?{query}"
+    with rec.client() as c:
+        r = c.get(url)
+        assert r.status_code == 200, r.text
+        uris = rec.media_uris(r.text)
+        assert uris and all(_query(f"/{u}")["exp"] == str(exp) for u in uris), r.text  # not renewed
+        init = r.text.split('#EXT-X-MAP:URI="', 1)[1].split('"', 1)[0]
+        assert _query(f"/{init}")["exp"] == str(exp)
+        time.sleep(max(0.0, exp - time.time()) + 1.5)
+        assert c.get(url).status_code == 401
+        assert c.get(f"/hls/{rec.conference}/{rec.recording}/{uris[0]}").status_code == 401
+        assert c.get(f"/hls/{rec.conference}/{rec.recording}/{init}").status_code == 401
+
+
+def test_scopes_are_separate(rec: Scenario) -> None:
+    detail = _finish(rec)
+    replay, download = _query(detail["playlist_url"]), _query(detail["download_url"])
+    assert replay["sig"] != download["sig"]
+    with rec.client() as c:
+        assert c.get(f"/recordings/{rec.recording}/download.mp4", params=replay).status_code == 401
+        assert c.get(f"/hls/{rec.conference}/{rec.recording}/index.m3u8", params=download).status_code == 401
+        assert c.get(detail["playlist_url"]).status_code == 200
+        r = c.get(detail["download_url"])
+        assert r.status_code == 200 and r.content[4:8] == b"ftyp"
+
+
+def test_links_end_with_their_token(rec: Scenario) -> None:
+    _finish(rec)
+    member = rec.members["Revoked"]
+    with rec.client(member["token"]) as c:
+        detail = c.get(f"/api/v1/recordings/{rec.recording}").json()
+    with rec.client() as c:
+        playlist = c.get(detail["playlist_url"])
+        assert playlist.status_code == 200, playlist.text
+        segment = f"/hls/{rec.conference}/{rec.recording}/{rec.media_uris(playlist.text)[0]}"
+        assert c.get(segment).status_code == 200
+        assert c.get(detail["download_url"]).status_code == 200
+        # Issuing the member a new link revokes the old token: every link made for it ends too.
+        with rec.client(rec.organiser) as org:
+            r = org.post(f"/api/v1/conferences/{rec.conference}/members/{member['member_id']}/token")
+            assert r.status_code == 201, r.text
+        ended = _wait(lambda: c.get(detail["playlist_url"]), lambda r: r.status_code == 401, 15, "playlist ends")
+        assert "revoked" in ended.json()["detail"]
+        assert c.get(segment).status_code == 401
+        assert c.get(detail["download_url"]).status_code == 401
+
+
+def test_replay_counts_served_segments(rec: Scenario) -> None:
+    _finish(rec)
+    cid, members = rec.conference, rec.members
+    # A page's claim counts for nothing, however large (before: one POST, even of 0 s, was enough).
+    with rec.client(members["Claimer"]["token"]) as c:
+        for seconds in (0, 99_999):
+            r = c.post(f"/api/v1/conferences/{cid}/replay-progress",
+                       json={"seconds_watched": seconds, "view_id": "v", "duration_seconds": 12})
+            assert r.status_code == 200, r.text
+    # "Whole" plays every segment through its signed link; "Half" fetches the first two segments
+    # twice with its token (a repeat adds nothing).
+    with rec.client(members["Whole"]["token"]) as c:
+        detail = c.get(f"/api/v1/recordings/{rec.recording}").json()
+    with rec.client() as c:
+        playlist = c.get(detail["playlist_url"]).text
+        segments = parse(playlist)[0]
+        for uri in rec.media_uris(playlist):
+            assert c.get(f"/hls/{cid}/{rec.recording}/{uri}").status_code == 200
+        for _ in range(2):
+            for seg in segments[:2]:
+                r = c.get(f"/hls/{cid}/{rec.recording}/{seg.uri}", params={"token": members["Half"]["token"]})
+                assert r.status_code == 200
+    recorded = sum(s.duration for s in segments)
+    half = sum(s.duration for s in segments[:2])
+    assert len(segments) >= 4 and half / recorded < 0.8
+
+    with rec.client(rec.organiser) as c:
+        report = c.get(f"/api/v1/conferences/{cid}/attendance/report").json()
+        csv_replay = c.get(f"/api/v1/conferences/{cid}/attendance/report.csv", params={"table": "replay"})
+    m = report["members"]
+    assert [x["name"] for x in m["replay"]] == ["Whole"], m
+    assert m["made_up_by_replay"] == 1 and m["absent"] == 3
+    assert report["replay_percent"] == 80.0
+    assert report["recorded_seconds"] == pytest.approx(recorded, abs=0.2)
+    [line] = m["replay"]
+    assert line["percent_watched"] == 100.0
+    assert line["seconds_watched"] == pytest.approx(recorded, abs=0.2)
+    absent = {x["name"]: x for x in m["absent_members"]}
+    assert set(absent) == {"Claimer", "Half", "Revoked"}
+    assert absent["Claimer"]["replay_percent"] is None  # nothing served
+    assert absent["Half"]["replay_percent"] == pytest.approx(round(half * 100 / recorded, 1), abs=0.2)
+    assert "Whole" in csv_replay.content.decode("utf-8-sig") and "Half" not in csv_replay.content.decode("utf-8-sig")
+
+    with rec.client(members["Half"]["token"]) as c:
+        me = c.get(f"/api/v1/conferences/{cid}/attendance/me").json()
+    assert me["replay_seconds_served"] == pytest.approx(half, abs=0.2)
