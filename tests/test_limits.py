@@ -67,7 +67,7 @@ def _read_response(sock: socket.socket, timeout: float) -> bytes:
             break
         data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
-        length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+        length = [int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
         if length and len(body) >= length[0]:
             break
     return data
