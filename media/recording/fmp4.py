@@ -131,6 +131,15 @@ def parse_moof(moof: bytes | bytearray) -> dict[int, TrackFragment]:
     return result
 
 
+def fragment_sequence(moof: bytes | bytearray) -> int:
+    """The ``mfhd`` sequence number: 1 for the first fragment of each run (each muxer counts anew)."""
+    box = _child(moof, 0, len(moof), "moof")
+    mfhd = _child(moof, *box, "mfhd") if box is not None else None
+    if mfhd is None or mfhd[1] - mfhd[0] < 8:
+        raise ValueError("no mfhd box")
+    return struct.unpack_from(">I", moof, mfhd[0] + 4)[0]
+
+
 def shift_tfdt(moof: bytearray, offsets: dict[int, int]) -> None:
     """Add ``offsets[track_id]`` to each traf's decode time, in place (sizes never change)."""
     box = _child(moof, 0, len(moof), "moof")

@@ -120,13 +120,22 @@ def parse(text: str) -> tuple[list[Segment], bool]:
     return segments, ended
 
 
-def atomic_write(path: Path, data: bytes | str, fsync: bool = False) -> None:
-    """Write next to ``path`` and rename over it: readers (and a crash) see old or new, never half."""
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write next to ``path`` and rename over it: readers (and a crash) see old or new, never half.
+
+    The data is on disk before the rename (so a power cut cannot leave a renamed but empty file),
+    and the directory after it (so the new name survives too): a playlist never names a segment
+    that a power cut could take back.
+    """
     tmp = path.with_name(f".{path.name}.tmp")
     payload = data.encode() if isinstance(data, str) else data
     with open(tmp, "wb") as f:
         f.write(payload)
-        if fsync:
-            f.flush()
-            os.fsync(f.fileno())
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+    directory = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

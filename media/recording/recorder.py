@@ -36,6 +36,7 @@ from typing import Any
 from media.recording import h264
 from media.recording.audio import RATE as AUDIO_RATE
 from media.recording.audio import AudioProfile, OpusDecoder
+from media.recording.files import PLAYLIST, init_name, segment_name
 from media.recording.fmp4 import shift_tfdt
 from media.recording.muxer import VIDEO_CLOCK, RunMuxer, VideoFormat
 from media.recording.playlist import Segment, atomic_write, render
@@ -43,7 +44,6 @@ from media.recording.timestamps import DecodeClock, RtpUnwrapper
 
 log = logging.getLogger(__name__)
 
-PLAYLIST = "index.m3u8"
 WRITER_TICK = 0.05  # seconds the writer sleeps when it has caught up
 QUEUE_ITEMS = 4000  # ~50 s of 720p30 + Opus: a stalled disk drops frames instead of memory
 PENDING_ITEMS = 600  # frames held per leg until its A/V offset is known
@@ -499,7 +499,7 @@ class Recorder:
                 atomic_write(self.directory / self._init_name(), run.init or b"")
             offsets = {tid: round(self._run_offset * run.timescale(tid)) for tid in fragment.tracks}
             shift_tfdt(fragment.data, offsets)
-            name = f"seg{len(self._segment_list):06d}.m4s"
+            name = segment_name(len(self._segment_list))
             atomic_write(self.directory / name, bytes(fragment.data))
             segment = Segment(
                 uri=name,
@@ -523,7 +523,7 @@ class Recorder:
                     log.exception("on_segment callback failed")
 
     def _init_name(self) -> str:
-        return f"init{self._run_number:03d}.mp4"
+        return init_name(self._run_number)
 
     def _write_playlist(self, final: bool) -> None:
         if not self._segment_list:

@@ -4,20 +4,24 @@ The playlist on disk already names every segment that was complete when it was l
 segment renamed into place just before the crash, but not yet listed, is picked up too (its timing is
 read from its ``moof``), so nothing that was fully written is lost. Temp files are half-written by
 definition and are removed.
+
+Damage stays local: a playlist that cannot be read is rebuilt from the segment files (each run's
+first fragment is numbered 1 by its muxer, which ties segments to their init segments in order), and
+the segments of a run whose init segment is unreadable are left out, with the reason in
+:attr:`Recovered.problems`.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from media.recording.fmp4 import parse_init, parse_moof
+from media.recording.files import INIT, PLAYLIST, SEGMENT, segment_name
+from media.recording.fmp4 import TrackInfo, fragment_sequence, parse_init, parse_moof
 from media.recording.playlist import Segment, atomic_write, parse, render
-from media.recording.recorder import PLAYLIST
 
-_SEGMENT = re.compile(r"^seg(\d{6})\.m4s$")
-_INIT = re.compile(r"^init(\d{3})\.mp4$")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -26,35 +30,77 @@ class Recovered:
     duration: float
     size_bytes: int
     last_modified: float | None  # mtime of the newest segment (when recording stopped)
+    first_program_date_time: float | None = None  # wall clock at the start, if the playlist had it
+    problems: list[str] = field(default_factory=list)  # what could not be recovered, and why
 
 
-def _unlisted(directory: Path, segments: list[Segment]) -> list[Segment]:
-    listed = {s.uri for s in segments}
-    numbers = sorted(
-        int(m.group(1)) for p in directory.iterdir() if (m := _SEGMENT.match(p.name)) and p.name not in listed
-    )
-    inits = sorted(int(m.group(1)) for p in directory.iterdir() if (m := _INIT.match(p.name)))
+def _listed(directory: Path, problems: list[str]) -> list[Segment] | None:
+    """The playlist's segments; ``None`` if there is no playlist or it cannot be read."""
+    playlist = directory / PLAYLIST
+    if not playlist.exists():
+        return None
+    try:
+        return parse(playlist.read_text())[0]
+    except (OSError, ValueError, IndexError) as exc:  # UnicodeDecodeError is a ValueError
+        problems.append(f"{PLAYLIST} unreadable ({exc}); rebuilt from the segment files")
+        return None
+
+
+def _main_track(directory: Path, init_name: str, cache: dict[str, TrackInfo | None], problems: list[str]) -> TrackInfo | None:
+    if init_name not in cache:
+        try:
+            tracks = parse_init((directory / init_name).read_bytes())
+            video = [t for t in tracks.values() if t.handler == "vide"]
+            cache[init_name] = video[0] if video else next(iter(tracks.values()))
+        except (OSError, ValueError, StopIteration) as exc:
+            problems.append(f"{init_name} unreadable ({exc}); its segments are left out")
+            cache[init_name] = None
+    return cache[init_name]
+
+
+def _unlisted(directory: Path, listed: list[Segment], segments: list[Segment], problems: list[str]) -> list[Segment]:
+    """Complete segments after the last ``listed`` one, each with the init segment of its run,
+    continuing the good ones (``segments``)."""
+    names = [p.name for p in directory.iterdir()]
+    last_listed = max((int(m.group(1)) for s in listed if (m := SEGMENT.match(s.uri))), default=-1)
+    numbers = sorted(n for name in names if (m := SEGMENT.match(name)) and (n := int(m.group(1))) > last_listed)
+    inits = sorted((int(m.group(1)), name) for name in names if (m := INIT.match(name)))
     if not numbers or not inits:
         return []
-    init_name = f"init{inits[-1]:03d}.mp4"
-    tracks = parse_init((directory / init_name).read_bytes())
-    video = [t for t in tracks.values() if t.handler == "vide"]
-    main = video[0] if video else next(iter(tracks.values()))
-    new_run = not segments or segments[-1].map_uri != init_name
+    run_names = [name for _, name in inits]
+    current = listed[-1].map_uri if listed else None
     position = segments[-1].start + segments[-1].duration if segments else 0.0
+    cache: dict[str, TrackInfo | None] = {}
     extra: list[Segment] = []
-    for n in numbers:
-        path = directory / f"seg{n:06d}.m4s"
+    new_run = False
+    for path in (directory / segment_name(n) for n in numbers):
         try:
-            frag = parse_moof(path.read_bytes()).get(main.track_id)
-        except ValueError:
+            data = path.read_bytes()
+            first_of_run = fragment_sequence(data) == 1
+        except (OSError, ValueError) as exc:
+            problems.append(f"{path.name} unreadable ({exc}); the recording ends before it")
+            break
+        if first_of_run or current is None:
+            following = run_names.index(current) + 1 if current in run_names else 0
+            if following >= len(run_names):
+                problems.append(f"{path.name} has no init segment; the recording ends before it")
+                break
+            current, new_run = run_names[following], True
+        main = _main_track(directory, current, cache, problems)
+        if main is None:
+            continue
+        try:
+            frag = parse_moof(data).get(main.track_id)
+        except ValueError as exc:
+            problems.append(f"{path.name} unreadable ({exc}); the recording ends before it")
             break
         if frag is None:
             break
         duration = frag.duration / main.timescale
         extra.append(
-            Segment(path.name, duration, position, init_name, discontinuity=new_run and not extra and bool(segments))
+            Segment(path.name, duration, position, current, discontinuity=new_run and bool(segments or extra))
         )
+        new_run = False
         position += duration
     return extra
 
@@ -65,14 +111,20 @@ def close_interrupted(directory: Path, nominal_duration: float) -> Recovered:
         return Recovered(0, 0.0, 0, None)
     for tmp in directory.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
-    playlist = directory / PLAYLIST
-    segments: list[Segment] = parse(playlist.read_text())[0] if playlist.exists() else []
-    segments = [s for s in segments if (directory / s.uri).exists()]
-    segments += _unlisted(directory, segments)
+    problems: list[str] = []
+    listed = _listed(directory, problems)
+    inits: dict[str, TrackInfo | None] = {}
+    segments = [
+        s for s in listed or []
+        if (directory / s.uri).exists() and _main_track(directory, s.map_uri, inits, problems) is not None
+    ]
+    segments += _unlisted(directory, listed or [], segments, problems)
     if segments:
         atomic_write(
-            playlist, render(segments, nominal_duration=nominal_duration, ended=True, playlist_type="VOD")
+            directory / PLAYLIST,
+            render(segments, nominal_duration=nominal_duration, ended=True, playlist_type="VOD"),
         )
     size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
     last = max(((directory / s.uri).stat().st_mtime for s in segments), default=None)
-    return Recovered(len(segments), sum(s.duration for s in segments), size, last)
+    first_pdt = segments[0].program_date_time if segments else None
+    return Recovered(len(segments), sum(s.duration for s in segments), size, last, first_pdt, problems)

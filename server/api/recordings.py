@@ -27,6 +27,7 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from media.recording.files import is_media_file
 from media.recording.playlist import Segment, parse, render
 from server.api.conferences import load_conference
 from server.db.models import Recording
@@ -53,7 +54,6 @@ REPLAY_TTL = 12 * 3600.0
 LIVE_WINDOW_SECONDS = 60.0
 TOKEN_CACHE_SECONDS = HOLDER_CACHE_SECONDS  # also bounds how long a revoked token keeps playing
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_FILE = re.compile(r"^(init\d{3}\.mp4|seg\d{6}\.m4s)$")
 _token_cache: dict[str, tuple[Principal | None, float]] = {}
 
 
@@ -431,7 +431,7 @@ async def media_file(
     """An init or media segment (fMP4). Immutable once it exists. A live link fetches only the live
     window's files; a media segment sent on a replay link or a token counts as replay watched."""
     _check_ids(conference_id, recording_id)
-    if not _FILE.match(name):
+    if not is_media_file(name):
         raise HTTPException(404, "not found")
     live = live_scope(conference_id)
     access = await _access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id), live)

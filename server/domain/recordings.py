@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import re
 import shutil
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +30,7 @@ from media.recording.recorder import PLAYLIST, Recorder
 from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, directory_size, select_expired
-from server.db.models import Recording, RecordingChapter, new_id, utcnow
+from server.db.models import Conference, Recording, RecordingChapter, new_id, utcnow
 from server.domain.recording_links import LinkHolders, LinkSigner
 from server.events.bus import Event
 
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 STATUSES = ("recording", "complete", "interrupted")
 PROGRESS_EVERY = 10.0  # seconds between progress writes of a live recording's row
 RETENTION_EVERY = 3600.0
+FOLDER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")  # conference and recording ids
 RECENT_LIVE = 600.0  # a just-finished recording stays on the live URL (with ENDLIST) this long
 DOWNLOAD_NAME = "download.mp4"
 
@@ -169,14 +171,25 @@ class RecordingService:
         return self.root / row.path
 
     async def recover(self) -> list[str]:
-        """Close rows left ``recording`` by a crash as ``interrupted`` (or drop them if empty)."""
+        """Close rows left ``recording`` by a crash as ``interrupted`` (or drop them if empty), then
+        adopt folders that have no row. One damaged recording is logged and left as it is found:
+        it never keeps the others from recovering, nor the server from starting."""
         closed: list[str] = []
         async with self.sessionmaker() as db:
             rows = (await db.execute(select(Recording).where(Recording.status == "recording"))).scalars()
             for row in list(rows):
                 directory = self.directory(row)
-                found = await asyncio.to_thread(close_interrupted, directory, self.segment_seconds)
-                if found.segments == 0:
+                try:
+                    found = await asyncio.to_thread(close_interrupted, directory, self.segment_seconds)
+                except Exception:
+                    log.exception("recording %s: recovery failed; marked interrupted, files left as found", row.id)
+                    row.status = "interrupted"
+                    row.ended_at = row.ended_at or utcnow()
+                    closed.append(row.id)
+                    continue
+                for problem in found.problems:
+                    log.error("recording %s: %s", row.id, problem)
+                if found.segments == 0 and not found.problems:
                     await db.delete(row)
                     shutil.rmtree(directory, ignore_errors=True)
                     continue
@@ -190,7 +203,70 @@ class RecordingService:
                 closed.append(row.id)
                 log.warning("recording %s was interrupted: closed at %.1f s", row.id, found.duration)
             await db.commit()
+        closed += await self.adopt_orphans()
         return closed
+
+    async def adopt_orphans(self) -> list[str]:
+        """Folders with no row (the server died before writing it, or while deleting one): adopted
+        as interrupted recordings of their conference; an unknown conference's are only reported."""
+        adopted: list[str] = []
+        async with self.sessionmaker() as db:
+            known = set((await db.execute(select(Recording.path))).scalars())
+            conferences = set((await db.execute(select(Conference.id))).scalars())
+            for path in await asyncio.to_thread(self._folders):
+                if path in known:
+                    continue
+                conference_id, recording_id = path.split("/")
+                directory = self.root / path
+                if conference_id not in conferences or await db.get(Recording, recording_id) is not None:
+                    log.error(
+                        "recording folder %s belongs to no known conference or recording: left on disk (%d bytes)",
+                        directory, await asyncio.to_thread(directory_size, directory),
+                    )
+                    continue
+                try:
+                    found = await asyncio.to_thread(close_interrupted, directory, self.segment_seconds)
+                except Exception:
+                    log.exception("recording folder %s: recovery failed; left on disk", directory)
+                    continue
+                for problem in found.problems:
+                    log.error("recording %s: %s", recording_id, problem)
+                if found.segments == 0:
+                    if not found.problems:
+                        shutil.rmtree(directory, ignore_errors=True)
+                    continue
+                started = found.first_program_date_time or min(
+                    (p.stat().st_mtime for p in directory.iterdir() if p.is_file()), default=time.time()
+                )
+                db.add(
+                    Recording(
+                        id=recording_id,
+                        conference_id=conference_id,
+                        status="interrupted",
+                        path=path,
+                        started_at=dt.datetime.fromtimestamp(started, dt.UTC),
+                        ended_at=dt.datetime.fromtimestamp(found.last_modified or started, dt.UTC),
+                        duration_seconds=found.duration,
+                        size_bytes=found.size_bytes,
+                        segment_count=found.segments,
+                    )
+                )
+                adopted.append(recording_id)
+                log.warning("recording %s had no row: adopted as interrupted (%.1f s)", recording_id, found.duration)
+            await db.commit()
+        return adopted
+
+    def _folders(self) -> list[str]:
+        """``conference/recording`` paths of the folders under the root that could be recordings."""
+        out = []
+        for conference in sorted(self.root.iterdir()) if self.root.is_dir() else []:
+            if conference.is_dir() and FOLDER_NAME.match(conference.name):
+                out += [
+                    f"{conference.name}/{r.name}"
+                    for r in sorted(conference.iterdir())
+                    if r.is_dir() and FOLDER_NAME.match(r.name)
+                ]
+        return out
 
     # --- manager callbacks (event loop) ----------------------------------------------------------
     def _started(self, recorder: Recorder) -> None:
@@ -401,7 +477,7 @@ async def setup(app: Any) -> None:
     media.on_producer.append(service.manager.on_producer)
     app.state.bus.subscribe("*", service.on_bus_event)
     app.state.recordings = service
-    app.state.link_holders = LinkHolders(settings.token_lifetime_days)
+    app.state.link_holders = LinkHolders(settings.token_lifetime_days, settings.token_check_seconds)
     app.state.replay_meter = ReplayMeter(service)
 
     async def shutdown(app: Any) -> None:
