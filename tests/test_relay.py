@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
 from tests.support.clip import test_clip
@@ -110,7 +109,7 @@ async def test_relay_creates_no_decoder_or_encoder(relay_server, clip):
         assert stats["routers"][conf]["sources"]["video"]["packets"] > 100
         assert stats["codec_instances"] == {}
         assert stats["forwarding"] == "c"  # make builds the C fan-out loop; the suite runs on it
-        with httpx.Client(base_url=server.url) as c:
+        with server.admin() as c:
             metrics = c.get("/metrics").text
         assert "diemcau_consumers" in metrics
         assert 'diemcau_codec_instances_created{codec="decoder' not in metrics

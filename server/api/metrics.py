@@ -31,7 +31,9 @@ def _collect(request: Request) -> CollectorRegistry:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request) -> Response:
+async def metrics(request: Request, _: Principal = Depends(require_admin)) -> Response:
+    """Prometheus scrape with the admin token (``authorization: {credentials_file: ...}`` in the scrape
+    config): how many publish and watch, and when, is not for anyone on the internet to read."""
     return Response(generate_latest(_collect(request)), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,0 +1,349 @@
+"""Authorization matrix: every route of the app, called as every kind of caller, against this table.
+
+The routes come from the app's own route table, so a new route without an entry in ``MATRIX`` fails
+(named in the message), and so does an entry whose route is gone. Each call is real HTTP (or a real
+WebSocket handshake) against a real server process, with real ids behind every path parameter
+(tests/support/authz_world.py), so an allowed caller reaches the handler (2xx, or a 4xx of the
+handler's own: 400 for an invalid SDP offer, 409 for a recording still being written) and a refused
+one is refused for who it is: 401 without a live token, 403 for the wrong role or conference.
+
+Callers: ``CALLERS`` in the support module. "other" is an organiser of another conference; "expired"
+and "revoked" are organiser tokens of this conference that worked before they ended.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Mount, WebSocketRoute
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from server.app import create_app
+from server.settings import Settings
+from tests.support.authz_world import CALLERS, PDF, World
+from tests.support.server import ServerProcess
+
+Key = tuple[str, str]  # (method, path template); "WS" for WebSocket routes, "MOUNT" for mounted apps
+
+CONFERENCE_ROLES = ("viewer", "member", "point", "speaker", "organiser")
+
+
+def expect(ok: int, *allowed: str, **exceptions: int) -> dict[str, int]:
+    """``ok`` for the admin and the ``allowed`` roles of the conference; 403 for its other roles and
+    for another conference's organiser; 401 without a token or with an expired or revoked one.
+    ``exceptions`` are spelled out where a caller gets something else."""
+    table = {caller: ok if caller in allowed or caller == "admin" else 403 for caller in CALLERS}
+    table.update(anonymous=401, expired=401, revoked=401)
+    table.update(exceptions)
+    return table
+
+
+def public(status: int) -> dict[str, int]:
+    """The same answer whoever asks (pages, health, API description)."""
+    return {caller: status for caller in CALLERS}
+
+
+def organiser(ok: int, **exceptions: int) -> dict[str, int]:
+    return expect(ok, "organiser", **exceptions)
+
+
+def participants(ok: int, **exceptions: int) -> dict[str, int]:
+    return expect(ok, *CONFERENCE_ROLES, **exceptions)
+
+
+@dataclass(frozen=True)
+class Case:
+    """How to call a route, and what each caller gets.
+
+    ``params`` gives path parameters for one call (a fresh target for calls that consume theirs);
+    the others come from ``defaults``. ``after`` cleans up after a call (path params, status).
+    """
+
+    expect: dict[str, int]
+    params: Callable[[World], dict[str, str]] | None = None
+    json: Any = None  # or a function of the world (e.g. for a unique name)
+    content: bytes | None = None
+    content_type: str | None = None
+    files: dict | None = None
+    query: dict[str, str] | None = None
+    path: str | None = None  # the URL to request instead of the template (mounted apps)
+    after: Callable[[World, dict[str, str], int], None] | None = None
+
+
+SDP = "application/sdp"
+BAD_SDP = b"v=0\r\nthis is not an offer\r\n"
+
+
+def _whep_session(w: World) -> dict[str, str]:
+    return {"session_id": w.new_whep_session()}
+
+
+def _end_whep(w: World, params: dict[str, str], status: int) -> None:
+    w.end_whep_session(params["session_id"])
+
+
+def _live(w: World) -> dict[str, str]:
+    return {"recording_id": w.ensure_live()}
+
+
+def _producer(w: World) -> dict[str, str]:
+    w.ensure_live()
+    return {"session_id": w.producer_session()}
+
+
+C = "/api/v1/conferences/{conference_id}"
+MATRIX: dict[Key, Case] = {
+    # --- public: pages, health, API description -------------------------------------------------
+    ("GET", "/"): Case(public(307)),
+    ("MOUNT", "/"): Case(public(200), path="/index.html"),
+    ("GET", "/healthz"): Case(public(200)),
+    ("GET", "/openapi.json"): Case(public(200)),
+    ("GET", "/docs"): Case(public(200)),
+    ("GET", "/docs/oauth2-redirect"): Case(public(200)),
+    ("GET", "/redoc"): Case(public(200)),
+    # --- operations ------------------------------------------------------------------------------
+    ("GET", "/metrics"): Case(expect(200)),
+    ("GET", "/api/v1/media/stats"): Case(expect(200)),
+    # --- WHEP: discovery without a token (no ICE servers then), watch, hang up one's own session ----
+    ("OPTIONS", "/whep/{conference_id}"): Case(participants(204, anonymous=204)),
+    ("POST", "/whep/{conference_id}"): Case(participants(400), content=BAD_SDP, content_type=SDP),
+    ("PATCH", "/whep/{conference_id}/{session_id}"): Case(public(405)),
+    ("DELETE", "/whep/{conference_id}/{session_id}"): Case(
+        expect(200, "viewer"), params=_whep_session, after=_end_whep
+    ),
+    # --- WHIP: only the speaker publishes; the speaker (owner) and the admin hang up ----------------
+    ("OPTIONS", "/whip/{conference_id}"): Case(expect(204, "speaker", anonymous=204)),
+    ("POST", "/whip/{conference_id}"): Case(expect(400, "speaker"), content=BAD_SDP, content_type=SDP),
+    ("PATCH", "/whip/{conference_id}/{session_id}"): Case(public(405)),
+    ("DELETE", "/whip/{conference_id}/{session_id}"): Case(expect(200, "speaker"), params=_producer),
+    ("WS", "/ws/conferences/{conference_id}"): Case(
+        participants(101, anonymous=403, expired=403, revoked=403)
+    ),
+    # --- conferences and tokens ------------------------------------------------------------------
+    ("POST", "/api/v1/conferences"): Case(expect(201), json={"title": "x"}),
+    ("GET", "/api/v1/conferences"): Case(expect(200)),
+    ("GET", C): Case(participants(200)),
+    ("PATCH", C): Case(organiser(200), json={"description": "ma trận"}),
+    ("POST", C + "/tokens"): Case(organiser(201), json={"role": "viewer"}),
+    ("GET", C + "/tokens"): Case(organiser(200)),
+    ("POST", C + "/tokens/{token_id}/revoke"): Case(organiser(200), params=lambda w: {"token_id": w.new_token()}),
+    ("GET", C + "/agenda"): Case(participants(200)),
+    ("PUT", C + "/agenda"): Case(organiser(200), json=[]),
+    ("POST", C + "/agenda"): Case(organiser(201), json={"title": "x"}),
+    ("DELETE", C + "/agenda/{item_id}"): Case(organiser(204), params=lambda w: {"item_id": w.new_agenda_item()}),
+    # --- connection points: organisers manage; an operator sees and reports for its own point ------
+    ("GET", C + "/points"): Case(organiser(200)),
+    ("POST", C + "/points"): Case(organiser(201), json=lambda w: {"name": w.unique("Huyện"), "level": "district"}),
+    ("POST", C + "/points/import"): Case(organiser(200), content=b"name,level\r\n", content_type="text/csv"),
+    ("POST", C + "/points/tokens"): Case(organiser(200), json={"point_ids": []}),
+    ("GET", C + "/points/{point_id}"): Case(expect(200, "organiser", "point")),
+    ("PATCH", C + "/points/{point_id}"): Case(organiser(200), json={}),
+    ("DELETE", C + "/points/{point_id}"): Case(organiser(204), params=lambda w: {"point_id": w.new_point()}),
+    ("POST", C + "/points/{point_id}/token"): Case(organiser(201), params=lambda w: {"point_id": w.new_point()}),
+    ("POST", C + "/points/{point_id}/headcount"): Case(expect(201, "organiser", "point"), json={"present": 3}),
+    # --- members: organisers manage; a member sees only themself ----------------------------------
+    ("GET", C + "/members"): Case(organiser(200)),
+    ("POST", C + "/members"): Case(organiser(201), json={"name": "x"}),
+    ("POST", C + "/members/import"): Case(organiser(200), content=b"name\r\n", content_type="text/csv"),
+    ("POST", C + "/members/tokens"): Case(organiser(200), json={"member_ids": []}),
+    ("GET", C + "/members/{member_id}"): Case(expect(200, "organiser", "member")),
+    ("PATCH", C + "/members/{member_id}"): Case(organiser(200), json={}),
+    ("DELETE", C + "/members/{member_id}"): Case(organiser(204), params=lambda w: {"member_id": w.new_member()}),
+    ("POST", C + "/members/{member_id}/token"): Case(organiser(201), params=lambda w: {"member_id": w.new_member()}),
+    # --- materials: organisers upload and delete, everyone of the conference reads -----------------
+    ("POST", C + "/materials"): Case(organiser(201), files={"file": ("a.pdf", PDF, "application/pdf")}),
+    ("GET", C + "/materials"): Case(participants(200)),
+    ("GET", C + "/materials/{material_id}"): Case(participants(200)),
+    ("DELETE", C + "/materials/{material_id}"): Case(
+        organiser(204), params=lambda w: {"material_id": w.new_material()}
+    ),
+    # --- attendance: organisers see everyone's; participants report and read their own -------------
+    ("GET", C + "/attendance/status"): Case(organiser(200)),
+    ("GET", C + "/attendance/sessions"): Case(organiser(200)),
+    ("GET", C + "/attendance/me"): Case(participants(200, admin=400)),
+    ("POST", C + "/heartbeat"): Case(participants(200, admin=400)),
+    ("POST", C + "/replay-progress"): Case(participants(200, admin=400), json={"seconds_watched": 1.0}),
+    ("GET", C + "/attendance/report"): Case(organiser(200)),
+    ("GET", C + "/attendance/report.csv"): Case(organiser(200)),
+    ("GET", C + "/attendance/report.html"): Case(organiser(200)),
+    # --- recordings: everyone of the conference watches; organisers edit ---------------------------
+    ("GET", "/api/v1/recordings"): Case(participants(200), query={"conference_id": "{conference_id}"}),
+    ("GET", "/api/v1/recordings/{recording_id}"): Case(participants(200)),
+    ("DELETE", "/api/v1/recordings/{recording_id}"): Case(organiser(409), params=_live),  # still recording
+    ("POST", "/api/v1/recordings/{recording_id}/chapters"): Case(
+        organiser(201), json={"title": "x", "at_seconds": 1.0}
+    ),
+    ("DELETE", "/api/v1/recordings/{recording_id}/chapters/{chapter_id}"): Case(
+        organiser(204), params=lambda w: {"chapter_id": w.new_chapter()}
+    ),
+    ("GET", C + "/recording"): Case(participants(200), params=_live),
+    ("POST", C + "/recording/chapters"): Case(organiser(201), params=_live, json={"title": "x"}),
+    ("POST", C + "/recording/stop"): Case(organiser(200), params=_live),
+    ("POST", C + "/hls-link"): Case(organiser(200), json={}),
+    ("GET", "/hls/{conference_id}/index.m3u8"): Case(participants(200), params=_live),
+    ("GET", "/hls/{conference_id}/{recording_id}/index.m3u8"): Case(participants(200)),
+    ("GET", "/hls/{conference_id}/{recording_id}/{name}"): Case(participants(200)),
+    ("GET", "/recordings/{recording_id}/download.mp4"): Case(participants(200)),
+}
+
+
+# --- the app's route table ---------------------------------------------------------------------------
+def route_keys() -> set[Key]:
+    """Every (method, path) the app serves, from its route table (HEAD beside GET is the same route)."""
+    with TemporaryDirectory() as tmp:
+        os.environ.setdefault("DIEMCAU_CONFIG", "/nonexistent")
+        app = create_app(Settings(data_dir=Path(tmp), admin_token="route-table-only"))
+        keys: set[Key] = set()
+        for context in iter_route_contexts(app.routes):
+            route = context.original_route
+            if isinstance(route, Mount):
+                keys.add(("MOUNT", route.path or "/"))
+            elif isinstance(route, WebSocketRoute) or not context.methods:
+                keys.add(("WS", context.path))
+            else:
+                methods = set(context.methods)
+                if "GET" in methods:
+                    methods.discard("HEAD")
+                keys.update((method, context.path) for method in methods)
+        return keys
+
+
+APP_ROUTES = route_keys()
+ALL_KEYS = sorted(APP_ROUTES | set(MATRIX))
+
+
+# --- calling ---------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    server = ServerProcess(tmp_path_factory.mktemp("authz"), env={"DIEMCAU_WORKERS": "1"}).start()
+    built = World(server)
+    try:
+        yield built.build()
+    finally:
+        built.close()
+        server.stop()
+
+
+def defaults(w: World) -> dict[str, str]:
+    return {
+        "conference_id": w.conference,
+        "point_id": w.point,
+        "member_id": w.member,
+        "material_id": w.material,
+        "recording_id": w.finished_recording,
+        "name": w.segment_name,
+        "session_id": "no-such-session",
+    }
+
+
+def call(
+    w: World, key: Key, case: Case, caller: str, query_token: bool = False
+) -> tuple[int, dict[str, str], httpx.Response | None]:
+    """One call as ``caller``: its token in the Authorization header, or in ``?token=``."""
+    method, template = key
+    method = "GET" if method == "MOUNT" else method
+    params = {**defaults(w), **(case.params(w) if case.params else {})}
+    path = case.path or template.format(**params)
+    secret = w.tokens[caller]
+    if method == "WS":
+        return _ws_status(w, path, secret), params, None
+    headers = {"Authorization": f"Bearer {secret}"} if secret and not query_token else {}
+    if case.content_type:
+        headers["Content-Type"] = case.content_type
+    query = {k: v.format(**params) for k, v in (case.query or {}).items()}
+    if secret and query_token:
+        query["token"] = secret
+    with httpx.Client(base_url=w.server.url, timeout=30) as c:
+        body = case.json(w) if callable(case.json) else case.json
+        r = c.request(method, path, headers=headers, params=query, json=body, content=case.content, files=case.files)
+    return r.status_code, params, r
+
+
+def _ws_status(w: World, path: str, secret: str | None) -> int:
+    """101 when the handshake is accepted (and the first event is the snapshot), else its HTTP status."""
+    url = w.server.url.replace("http://", "ws://") + path + (f"?token={secret}" if secret else "")
+    try:
+        with connect(url, open_timeout=10, close_timeout=2) as ws:
+            first = ws.recv(timeout=10)
+            assert '"snapshot"' in str(first), first
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
+def _describe(key: Key) -> str:
+    return f"{key[0]} {key[1]}"
+
+
+@pytest.mark.parametrize("key", ALL_KEYS, ids=_describe)
+def test_route_authorization(world: World, key: Key) -> None:
+    """Every caller gets exactly the table's status; a refusal says why (JSON ``detail``)."""
+    if key not in MATRIX:
+        pytest.fail(f"route {_describe(key)} has no entry in MATRIX: add who may call it")
+    if key not in APP_ROUTES:
+        pytest.fail(f"MATRIX has an entry for {_describe(key)}, which the app no longer serves: remove it")
+    case = MATRIX[key]
+    assert set(case.expect) == set(CALLERS), f"{_describe(key)}: the table must name every caller"
+    wrong = []
+    for caller in CALLERS:
+        status, params, response = call(world, key, case, caller)
+        if case.after:
+            case.after(world, params, status)
+        if status != case.expect[caller]:
+            body = " ".join(response.text.split())[:120] if response is not None else ""
+            wrong.append(f"  {caller}: {status} (expected {case.expect[caller]}) {body}")
+        elif response is not None and status in (401, 403):
+            assert response.json().get("detail"), f"{_describe(key)} as {caller}: a refusal without a reason"
+    assert not wrong, f"{_describe(key)}:\n" + "\n".join(wrong)
+
+
+def test_subject_tokens_reach_only_their_own_subject(world: World) -> None:
+    """A point's operator and a member are allowed on a point or member route only for themselves."""
+    other_point, other_member = world.new_point(), world.new_member()
+    cases = [
+        ("point", "GET", world.api(f"points/{other_point}"), None),
+        ("point", "POST", world.api(f"points/{other_point}/headcount"), {"present": 1}),
+        ("member", "GET", world.api(f"members/{other_member}"), None),
+    ]
+    with httpx.Client(base_url=world.server.url, timeout=15) as c:
+        for caller, method, path, body in cases:
+            r = c.request(method, path, json=body, headers={"Authorization": f"Bearer {world.tokens[caller]}"})
+            assert r.status_code == 403, f"{caller} {method} {path}: {r.status_code} {r.text}"
+
+
+# Routes whose clients cannot send an Authorization header (media players, WHIP/WHEP clients given a
+# bare URL; WebSockets are called with ?token= in the matrix already): only these honour ?token=.
+QUERY_TOKEN_ROUTES: set[Key] = {
+    ("OPTIONS", "/whep/{conference_id}"),
+    ("POST", "/whep/{conference_id}"),
+    ("DELETE", "/whep/{conference_id}/{session_id}"),
+    ("OPTIONS", "/whip/{conference_id}"),
+    ("POST", "/whip/{conference_id}"),
+    ("DELETE", "/whip/{conference_id}/{session_id}"),
+    ("GET", "/hls/{conference_id}/index.m3u8"),
+    ("GET", "/hls/{conference_id}/{recording_id}/index.m3u8"),
+    ("GET", "/hls/{conference_id}/{recording_id}/{name}"),
+    ("GET", "/recordings/{recording_id}/download.mp4"),
+}
+
+
+@pytest.mark.parametrize("key", sorted(set(MATRIX) & APP_ROUTES - {k for k in MATRIX if k[0] == "WS"}), ids=_describe)
+def test_query_token_only_where_headers_cannot_go(world: World, key: Key) -> None:
+    """The admin token in ``?token=`` works like the header on media, HLS and download routes, and
+    like no token at all elsewhere (a secret in a URL ends up in histories, proxies' logs, Referers)."""
+    case = MATRIX[key]
+    status, params, response = call(world, key, case, "admin", query_token=True)
+    if case.after:
+        case.after(world, params, status)
+    expected = case.expect["admin" if key in QUERY_TOKEN_ROUTES else "anonymous"]
+    detail = response.text[:200] if response is not None else ""
+    assert status == expected, f"{_describe(key)} with ?token=: {status}, expected {expected}: {detail}"
