@@ -8,6 +8,7 @@ segments the server actually sent, not what a page claims.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
@@ -15,8 +16,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from media.recording.playlist import parse
+from media.recording.playlist import Segment, parse
 from server.domain.recording_links import Grant, LinkSigner, replay_scope
+from server.domain.recordings import LiveView
 from tests.support.background import BackgroundPublisher
 from tests.support.server import ServerProcess
 
@@ -163,6 +165,39 @@ def test_links_end_with_their_token(rec: Scenario) -> None:
         assert "revoked" in ended.json()["detail"]
         assert c.get(segment).status_code == 401
         assert c.get(detail["download_url"]).status_code == 401
+
+
+def test_links_end_when_their_token_expires(rec: Scenario) -> None:
+    _finish(rec)
+    ends = time.time() + 5
+    with rec.client(rec.organiser) as c:
+        r = c.post(f"/api/v1/conferences/{rec.conference}/tokens",
+                   json={"role": "viewer", "name": "TV", "expires_at": dt.datetime.fromtimestamp(ends, dt.UTC).isoformat()})
+        assert r.status_code in (200, 201), r.text
+        token = r.json()["token"]
+    with rec.client(token) as c:
+        detail = c.get(f"/api/v1/recordings/{rec.recording}").json()
+    assert int(_query(detail["playlist_url"])["exp"]) > ends + 3600  # the link itself lasts 12 h
+    with rec.client() as c:
+        playlist = c.get(detail["playlist_url"])
+        assert playlist.status_code == 200, playlist.text
+        segment = f"/hls/{rec.conference}/{rec.recording}/{rec.media_uris(playlist.text)[-1]}"
+        assert c.get(segment).status_code == 200
+        time.sleep(max(0.0, ends - time.time()) + 0.5)
+        # At the token's expiry, not a cache period later.
+        assert c.get(detail["playlist_url"]).status_code == 401
+        assert c.get(segment).status_code == 401
+        assert c.get(detail["download_url"]).status_code == 401
+
+
+def test_live_window_names() -> None:
+    segments = tuple(
+        Segment(uri=f"seg{i:06d}.m4s", duration=2.0, start=2.0 * i, map_uri="init000.mp4" if i < 40 else "init001.mp4")
+        for i in range(50)
+    )
+    names = LiveView("r", segments, False).names(window=30, slack=3)
+    assert names == {f"seg{i:06d}.m4s" for i in range(17, 50)} | {"init000.mp4", "init001.mp4"}
+    assert "seg000016.m4s" not in LiveView("r", segments, False).names(window=30)
 
 
 def test_replay_counts_served_segments(rec: Scenario) -> None:

@@ -34,7 +34,6 @@ from server.db.models import Recording
 from server.deps import DB, authorize, bearer_secret, get_principal, identify
 from server.domain import recordings as domain
 from server.domain.recording_links import (
-    HOLDER_CACHE_SECONDS,
     Grant,
     LinkHolders,
     download_scope,
@@ -52,7 +51,6 @@ MPEGURL = "application/vnd.apple.mpegurl"
 LIVE_TTL = 6 * 3600.0
 REPLAY_TTL = 12 * 3600.0
 LIVE_WINDOW_SECONDS = 60.0
-TOKEN_CACHE_SECONDS = HOLDER_CACHE_SECONDS  # also bounds how long a revoked token keeps playing
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _token_cache: dict[str, tuple[Principal | None, float]] = {}
 
@@ -111,7 +109,8 @@ def _check_ids(*ids: str) -> None:
 
 
 async def _principal_or_none(request: Request, db: AsyncSession) -> Principal | None:
-    """Resolve the caller's token, cached briefly: players poll the live playlist every 2 s."""
+    """Resolve the caller's token, cached briefly (players poll the live playlist every 2 s): for
+    ``token_check_seconds``, as long as a revoked token's WHEP sessions and WebSockets may last."""
     secret = bearer_secret(request)
     if not secret:
         return None
@@ -123,7 +122,7 @@ async def _principal_or_none(request: Request, db: AsyncSession) -> Principal | 
     principal = await identify(secret, request, db)
     if len(_token_cache) > 10_000:
         _token_cache.clear()
-    _token_cache[key] = (principal, now + TOKEN_CACHE_SECONDS)
+    _token_cache[key] = (principal, now + request.app.state.settings.token_check_seconds)
     return principal
 
 

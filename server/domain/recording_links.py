@@ -29,11 +29,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import AccessToken, utcnow
-from server.domain.tokens import is_dead
+from server.domain.tokens import expiry
 from server.secret_files import write_secret_file
 
 BUCKET = 600
-HOLDER_CACHE_SECONDS = 5.0  # how long a revoked token's links may keep working at most
 
 
 def live_scope(conference_id: str) -> str:
@@ -115,6 +114,10 @@ class Holder:
     conference_id: str
     role: str
     subject_id: str | None
+    ends_at: dt.datetime | None  # the token's expiry (None: never); checked on every use
+
+    def alive(self, now: dt.datetime) -> bool:
+        return self.ends_at is None or self.ends_at > now
 
 
 _HOLDER = select(
@@ -129,28 +132,30 @@ _HOLDER = select(
 
 
 class LinkHolders:
-    """Whether the token behind a signed link still works, cached for a few seconds: players fetch
-    a playlist every couple of seconds and a segment in between, one database read per link holder
-    per ``HOLDER_CACHE_SECONDS`` is enough, and bounds how long a revoked token's links outlive it."""
+    """Whether the token behind a signed link still works, cached for ``ttl`` seconds (the server's
+    ``token_check_seconds``): players fetch a playlist every couple of seconds and segments in
+    between, one database read per link holder per ``ttl`` is enough, and it bounds how long a
+    revoked token's links outlive it. An expiry is checked exactly, on every use."""
 
-    def __init__(self, lifetimes: Mapping[str, float], ttl: float = HOLDER_CACHE_SECONDS) -> None:
+    def __init__(self, lifetimes: Mapping[str, float], ttl: float) -> None:
         self.lifetimes = lifetimes
         self.ttl = ttl
         self._cache: dict[str, tuple[Holder | None, float]] = {}
 
     async def get(self, db: AsyncSession, token_id: str, now: dt.datetime | None = None) -> Holder | None:
-        """The holder while the token is neither revoked nor expired; None otherwise."""
+        """The holder while the token is neither revoked (seen within ``ttl``) nor expired (exactly)."""
+        now = now or utcnow()
         clock = time.monotonic()
         cached = self._cache.get(token_id)
         if cached is not None and cached[1] > clock:
-            return cached[0]
-        row = (await db.execute(_HOLDER.where(AccessToken.id == token_id))).one_or_none()
-        holder = None
-        if row is not None and not is_dead(
-            row.revoked, row.role, row.created_at, row.expires_at, self.lifetimes, now or utcnow()
-        ):
-            holder = Holder(row.id, row.conference_id, row.role, row.subject_id)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token_id] = (holder, clock + self.ttl)
-        return holder
+            holder = cached[0]
+        else:
+            row = (await db.execute(_HOLDER.where(AccessToken.id == token_id))).one_or_none()
+            holder = None
+            if row is not None and not row.revoked:
+                ends = expiry(row.role, row.created_at, row.expires_at, self.lifetimes)
+                holder = Holder(row.id, row.conference_id, row.role, row.subject_id, ends)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token_id] = (holder, clock + self.ttl)
+        return holder if holder is not None and holder.alive(now) else None
