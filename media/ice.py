@@ -29,6 +29,48 @@ def restrict_host_addresses(addresses: list[str]) -> None:
     aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: list(fixed)
 
 
+def drop_empty_datagrams() -> None:
+    """Drop empty datagrams where aioice queues a connection's data (for aiortc, which reads its
+    first byte to sort DTLS from SRTP and dies of an IndexError on an empty one, taking the
+    connection with it). Anyone who learns a peer's port can send one: during the handshake that
+    closed the peer. Once connected, the socket's datagrams go through media.srtp_intake first."""
+    original = aioice.ice.Connection.data_received
+    if getattr(original, "drops_empty", False):
+        return
+
+    def data_received(self: aioice.ice.Connection, data: bytes, component: int) -> None:
+        if data:
+            original(self, data, component)
+
+    data_received.drops_empty = True  # type: ignore[attr-defined]
+    aioice.ice.Connection.data_received = data_received  # type: ignore[method-assign]
+
+
+def strict_stun_parsing() -> None:
+    """Make every way a datagram fails to parse as STUN a ``ValueError``, the one aioice catches
+    (it then hands the datagram on as data, where it is dropped). Its attribute readers raise
+    ``struct.error`` on an attribute shorter than its type needs (a PRIORITY of 3 bytes): that
+    escaped the socket's read callback as a logged traceback per datagram, for anyone to send."""
+    original = aioice.stun.parse_message
+    if getattr(original, "strict", False):
+        return
+
+    def parse_message(data: bytes) -> aioice.stun.Message:
+        try:
+            return original(data)
+        except ValueError:
+            raise
+        except Exception as exc:  # struct.error, IndexError, KeyError... from a malformed attribute
+            raise ValueError(f"malformed STUN message: {exc}") from exc
+
+    parse_message.strict = True  # type: ignore[attr-defined]
+    aioice.stun.parse_message = parse_message
+
+
+drop_empty_datagrams()
+strict_stun_parsing()
+
+
 def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
     """An entry with a ``secret`` gets fresh short-lived TURN credentials (media.turn_rest) per call."""
     servers = []

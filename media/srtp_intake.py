@@ -125,6 +125,8 @@ class SrtpIntake:
         protocol.datagram_received = self.datagram_received
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
+        if not data:
+            return  # an empty datagram (anyone can send one): nothing to route, no byte to sort on
         if 127 < data[0] < 192:
             if is_rtcp(data):
                 self.datagrams += 1
@@ -178,10 +180,14 @@ class SrtpIntake:
                 return
         try:
             packets = RtcpPacket.parse(plain)
-        except ValueError:
+        except (ValueError, struct.error):
             return
         for packet in packets:
-            for recipient in dtls._rtp_router.route_rtcp(packet):
+            try:
+                recipients = dtls._rtp_router.route_rtcp(packet)
+            except (ValueError, struct.error):  # aiortc reads a REMB's SSRCs as many as it claims
+                continue
+            for recipient in recipients:
                 drive(recipient._handle_rtcp_packet(packet))
 
 
