@@ -250,9 +250,11 @@ def test_pages_use_exactly_the_advertised_ice_servers(tmp_path: Path, open_page)
     advertised = [{"urls": f"stun:127.0.0.1:{stun_server.port}"}]
     server = ServerProcess(tmp_path / "server", env={"DIEMCAU_ICE_SERVERS": json.dumps(advertised)}).start()
     try:
-        links = httpx.options(f"{server.url}/whep/x").headers.get_list("link")
-        assert links == [f'<stun:127.0.0.1:{stun_server.port}>; rel="ice-server"']
         conference = server.create_conference("ICE")
+        viewer = server.token(conference, "viewer")  # ICE servers are for callers with a token only
+        links = httpx.options(f"{server.url}/whep/{conference}",
+                              headers={"Authorization": f"Bearer {viewer}"}).headers.get_list("link")
+        assert links == [f'<stun:127.0.0.1:{stun_server.port}>; rel="ice-server"']
         speaker, _ = go_live(open_page, server, conference)
         point = watch(open_page, server, conference)
         wait_frames(point, 5, 20)
