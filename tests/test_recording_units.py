@@ -21,7 +21,7 @@ from media.recording.recorder import PLAYLIST, Recorder
 from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, select_expired
-from server.domain.recording_links import LinkSigner
+from server.domain.recording_links import Grant, LinkSigner
 from tests.support.clip import test_clip
 from tests.support.hls_probe import duration, ffprobe, streams, tone_onset
 
@@ -315,12 +315,19 @@ def test_retention_by_age_and_by_size() -> None:
 def test_signed_links(tmp_path: Path) -> None:
     signer = LinkSigner.load(tmp_path)
     assert LinkSigner.load(tmp_path)._key == signer._key  # persisted: links survive restarts
-    query = dict(p.split("=") for p in signer.sign("rec:c/r", 3600, now=1000).split("&"))
-    assert signer.verify("rec:c/r", query["exp"], query["sig"], now=1000)
-    assert not signer.verify("rec:c/other", query["exp"], query["sig"], now=1000)
-    assert not signer.verify("rec:c/r", query["exp"], query["sig"], now=int(query["exp"]) + 1)
-    assert not signer.verify("rec:c/r", str(int(query["exp"]) + 600), query["sig"], now=1000)
-    assert signer.sign("x", 3600, now=1000) == signer.sign("x", 3600, now=1100)  # stable for caching
+    query = dict(p.split("=") for p in signer.sign("replay:c/r", 3600, "tok1", now=1000).split("&"))
+    assert signer.verify("replay:c/r", query["exp"], query["sig"], now=1000) == Grant("replay:c/r", 4800, "tok1")
+    assert not signer.verify("replay:c/other", query["exp"], query["sig"], now=1000)
+    assert not signer.verify("download:c/r", query["exp"], query["sig"], now=1000)  # scopes are separate
+    assert not signer.verify("replay:c/r", query["exp"], query["sig"], now=int(query["exp"]) + 1)
+    assert not signer.verify("replay:c/r", str(int(query["exp"]) + 600), query["sig"], now=1000)
+    # The token a link was made for is part of what is signed: it cannot be swapped or dropped.
+    mac = query["sig"].split(".", 1)[1]
+    assert not signer.verify("replay:c/r", query["exp"], f"tok2.{mac}", now=1000)
+    assert not signer.verify("replay:c/r", query["exp"], mac, now=1000)
+    admin = dict(p.split("=") for p in signer.sign("live:c", 60, None, now=1000).split("&"))
+    assert signer.verify("live:c", admin["exp"], admin["sig"], now=1000) == Grant("live:c", 1200, None)
+    assert signer.sign("x", 3600, "t", now=1000) == signer.sign("x", 3600, "t", now=1100)  # stable for caching
 
 
 @pytest.fixture(autouse=True)
