@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.guards import ANY_ROLE, conference_for
+from server.api.paging import MAX_OFFSET
 from server.db.models import AttendanceSession
 from server.deps import DB, get_principal
 from server.domain import attendance as domain
@@ -153,7 +154,7 @@ async def attendance_status(
 async def attendance_sessions(
     conference_id: str,
     subject_id: str | None = None,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(1000, ge=1, le=10000),
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),

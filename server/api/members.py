@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import join_links
 from server.api.guards import conference_for, import_failed, read_upload_body
+from server.api.paging import MAX_OFFSET
 from server.db.models import Member
 from server.deps import DB, get_principal
 from server.domain import members as domain
@@ -73,7 +74,7 @@ def member_out(m: Member) -> MemberOut:
 @router.get("", response_model=MemberPage)
 async def list_members(
     conference_id: str,
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(1000, ge=1, le=10000),
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),

@@ -1,0 +1,280 @@
+"""API fuzzing with schemathesis: every operation of the OpenAPI schema, as every role, never a 5xx.
+
+One real server (its own data dir, an ingest and a media worker) holds one conference with connection
+points, members, an agenda item, a material, spare tokens and a recording that is live for the whole
+module (a speaker publishes a small clip over WHIP). For each operation and each role (anonymous,
+viewer, member, point, speaker, organiser, admin) schemathesis generates valid and invalid requests
+(positive and negative modes); path parameters are the fixture's real ids most of the time, so the
+requests get past "unknown conference" into the handlers, and generated ids otherwise. Each response
+must not be a 5xx, and each call must return within ``CALL_TIMEOUT`` (no hang).
+
+Operations run one at a time for all roles, the ones that destroy state last (stopping the recording,
+ending the conference, deletions, revocations), and the real ids offered to destructive operations are
+spare objects, never the ones the role tokens belong to; a role token that an earlier operation
+revoked anyway (e.g. issuing every point's link again) is minted anew before the next test.
+
+Nothing is excluded. WHIP/WHEP POST bodies cannot be a valid SDP offer when generated, so these
+requests never start media; they must be refused with a 4xx like any other bad input (the SDP
+parser has its own fuzzing). ``session_id`` of WHIP/WHEP sessions is always generated: the only real
+session is the publisher's, and deleting it would end the live recording the other operations use.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import io
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+
+from server.app import create_app
+from server.settings import Settings
+from tests.support.background import BackgroundPublisher
+from tests.support.clip import test_clip
+from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.filterwarnings(
+    # schemathesis draws some choices from the global ``random`` (hypothesis seeds it per example)
+    "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
+)
+
+ROLES = ("anonymous", "viewer", "member", "point", "speaker", "organiser", "admin")
+PROBE_EXAMPLES = 4  # generated requests per operation and role
+EXAMPLES = 24  # more of them where the role gets past the authorization check
+CALL_TIMEOUT = 10.0  # seconds; a request still unanswered by then is a hang
+
+
+@dataclass
+class World:
+    """The fuzzed server and the real objects whose ids the generated requests use."""
+
+    server: ServerProcess
+    conference: str
+    ids: dict[str, list[str]]  # path parameter name -> real ids offered to the fuzzer
+    subjects: dict[str, str]  # role -> subject id (point, member) of its token
+    tokens: dict[str, str] = field(default_factory=dict)
+    publisher: BackgroundPublisher | None = None
+
+    def admin(self) -> httpx.Client:
+        return self.server.admin()
+
+    def mint(self, role: str) -> str:
+        """A token for ``role`` in the conference: points and members get their subject's link."""
+        with self.admin() as c:
+            if role in ("point", "member"):
+                r = c.post(f"/api/v1/conferences/{self.conference}/{role}s/{self.subjects[role]}/token")
+            else:
+                r = c.post(f"/api/v1/conferences/{self.conference}/tokens", json={"role": role, "name": role})
+            r.raise_for_status()
+            return r.json()["token"]
+
+    def headers(self, role: str) -> dict[str, str]:
+        """The role's Authorization header, minting its token again if a fuzzed request revoked it."""
+        if role == "anonymous":
+            return {}
+        if role == "admin":
+            return {"Authorization": f"Bearer {self.server.admin_token}"}
+        token = self.tokens.get(role)
+        if token is not None:
+            r = httpx.get(
+                f"{self.server.url}/api/v1/conferences/{self.conference}",
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=CALL_TIMEOUT,
+            )
+            if r.status_code == 401:
+                token = None
+        if token is None:
+            token = self.tokens[role] = self.mint(role)
+        return {"Authorization": f"Bearer {token}"}
+
+
+def _wait_for(what: str, probe, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    server = ServerProcess(tmp_path_factory.mktemp("fuzz"), env={"DIEMCAU_WORKERS": "2"}).start()
+    publisher: BackgroundPublisher | None = None
+    try:
+        conference = server.create_conference("Hội nghị kiểm thử API")
+        base = f"/api/v1/conferences/{conference}"
+        with server.admin() as c:
+            points = [
+                c.post(f"{base}/points", json={"name": f"Xã {i}", "level": "commune"}).json()["id"]
+                for i in range(3)
+            ]
+            members = [
+                c.post(f"{base}/members", json={"name": f"Đảng viên {i}", "point_id": points[0]}).json()["id"]
+                for i in range(3)
+            ]
+            item = c.post(f"{base}/agenda", json={"title": "Quán triệt nghị quyết"}).json()["id"]
+            material = c.post(
+                f"{base}/materials",
+                files={"file": ("nghi-quyet.txt", io.BytesIO("Nghị quyết số 1".encode()), "text/plain")},
+                data={"title": "Nghị quyết"},
+            ).json()["id"]
+            spare_tokens = [
+                c.post(f"{base}/tokens", json={"role": role, "name": f"spare {role}"}).json()["id"]
+                for role in ("viewer", "organiser")
+            ]
+        world = World(
+            server,
+            conference,
+            ids={
+                "conference_id": [conference],
+                "point_id": points[1:],
+                "member_id": members[1:],
+                "item_id": [item],
+                "material_id": [material],
+                "token_id": spare_tokens,
+            },
+            subjects={"point": points[0], "member": members[0]},
+        )
+        for role in ROLES[1:-1]:
+            world.tokens[role] = world.mint(role)
+        small = test_clip(seconds=4.0, width=320, height=240, fps=15, kbps=300)
+        publisher = world.publisher = BackgroundPublisher(server.url, conference, world.tokens["speaker"], small)
+        publisher.start()
+        with server.admin() as c:
+            recording = _wait_for(
+                "the live recording",
+                lambda: (r := c.get(f"{base}/recording")).status_code == 200 and r.json()["id"],
+            )
+            chapter = c.post(f"{base}/recording/chapters", json={"title": "Chương 1"}).json()["id"]
+            playlist = _wait_for(
+                "a recorded segment",
+                lambda: (r := c.get(f"/hls/{conference}/{recording}/index.m3u8")).status_code == 200
+                and "#EXTINF" in r.text
+                and r.text,
+            )
+        files = [line for line in playlist.splitlines() if line and not line.startswith("#")]
+        world.ids.update(recording_id=[recording], chapter_id=[chapter], name=["index.m3u8", *files[:2]])
+        yield world
+    finally:
+        if publisher is not None:
+            publisher.stop()
+        server.stop()
+
+
+def _openapi() -> dict:
+    """The app's OpenAPI document, built from the app object when the module is collected, so each
+    operation is a test of its own (a new route is fuzzed without touching this file)."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        return create_app(Settings(data_dir=Path(data_dir), admin_token="x" * 32)).openapi()
+
+
+SPEC = _openapi()
+SCHEMA = schemathesis.openapi.from_dict(SPEC)
+
+
+def _destructiveness(label: str) -> tuple[int, str]:
+    """Sort key: reads and creations first, then what ends the recording or the conference, then
+    deletions and revocations, so the earlier operations still find the state they exercise."""
+    method, path = label.split(" ", 1)
+    if path.endswith("/revoke") or path.endswith("/token") or path.endswith("/tokens") and method == "POST":
+        rank = 4
+    elif method == "DELETE":
+        rank = 3
+    elif path.endswith("/recording/stop") or (method == "PATCH" and path.endswith("{conference_id}")):
+        rank = 2
+    else:
+        rank = 0
+    return rank, label
+
+
+OPERATIONS = sorted(
+    (f"{method.upper()} {path}" for path, ops in SPEC["paths"].items() for method in ops), key=_destructiveness
+)
+
+
+@functools.cache
+def _strategy(label: str, fixed: tuple[tuple[str, str], ...]):  # type: ignore[no-untyped-def]
+    operation = SCHEMA.find_operation_by_label(label)
+    assert operation is not None, label
+    return st.one_of(
+        operation.as_strategy(generation_mode=mode, path_parameters=dict(fixed) or None)
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+    )
+
+
+def _cases(world: World, label: str):  # type: ignore[no-untyped-def]
+    """Cases whose path parameters are real ids or generated ones, in every combination.
+
+    The strategies are built here, before drawing: building one inside a draw touches the global
+    ``random`` state, which hypothesis rightly warns about.
+    """
+    names = [p for p in label.split(" ", 1)[1].replace("}", "{").split("{")[1::2] if p in world.ids]
+    combos = itertools.product(*([None, *world.ids[n]] for n in names))
+    strategies = [
+        _strategy(label, tuple((n, v) for n, v in zip(names, values) if v is not None)) for values in combos
+    ]
+    return st.one_of(reversed(strategies))  # shrinking leans to the first: real ids
+
+
+@pytest.mark.parametrize(("label", "role"), [(label, role) for label in OPERATIONS for role in ROLES])
+def test_no_server_error(world: World, label: str, role: str) -> None:
+    headers = world.headers(role)
+    statuses: list[int] = []
+    with requests.Session() as session:
+
+        def fuzz(case: schemathesis.Case) -> None:
+            try:
+                response = case.call(
+                    base_url=world.server.url, session=session, headers=headers, timeout=CALL_TIMEOUT
+                )
+            except requests.Timeout as exc:
+                raise AssertionError(f"{label} as {role}: no answer within {CALL_TIMEOUT} s") from exc
+            statuses.append(response.status_code)
+            case.validate_response(response, checks=[not_a_server_error], headers=headers)
+
+        def run(examples: int) -> None:
+            @settings(
+                max_examples=examples,
+                derandomize=True,
+                database=None,
+                deadline=None,
+                phases=[Phase.explicit, Phase.generate, Phase.shrink],
+                suppress_health_check=list(HealthCheck),
+            )
+            @given(case=_cases(world, label))
+            def generated(case: schemathesis.Case) -> None:
+                fuzz(case)
+
+            generated()
+
+        run(PROBE_EXAMPLES)
+        # A role the route refuses (401/403 before any input is looked at) is not fuzzed further.
+        if any(status not in (401, 403) for status in statuses):
+            run(EXAMPLES)
+
+
+# --- Regression tests for what the fuzzing found ----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["members", "attendance/sessions"])
+def test_an_offset_past_any_database_integer_is_refused(server: ServerProcess, path: str) -> None:
+    """``offset=2**70`` reached SQLite as a bind parameter it cannot hold: 500 (OverflowError)."""
+    conference = server.create_conference()
+    with server.admin() as c:
+        r = c.get(f"/api/v1/conferences/{conference}/{path}", params={"offset": 2**70, "limit": 10})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["query", "offset"]
+        assert c.get(f"/api/v1/conferences/{conference}/{path}", params={"offset": 2**31 - 1}).status_code == 200
