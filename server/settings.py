@@ -184,8 +184,23 @@ class Settings(BaseSettings):
     recording_audio_bitrate: int = Field(
         default=64_000, ge=24_000, le=320_000, description="AAC bitrate of recordings and live HLS, bit/s"
     )
-    retention_days: int | None = None
-    retention_max_bytes: int | None = None
+    retention_days: int | None = Field(
+        default=180,
+        ge=0,
+        description="Delete finished recordings older than this many days (at start-up and hourly); a "
+        "large value keeps them for good",
+    )
+    retention_max_bytes: int | None = Field(
+        default=None, ge=0, description="Also delete the oldest finished recordings while all of them "
+        "together take more than this; unset = no size budget"
+    )
+    recording_min_free_bytes: int = Field(
+        default=2_000_000_000,
+        ge=0,
+        description="Free disk space under data_dir/recordings below which no recording starts and a running "
+        "one pauses (it resumes at a keyframe once there is room), so the attendance database can still "
+        "write; shown on the dashboard and in /metrics; 0 = no floor",
+    )
 
     @field_validator("token_lifetime_days")
     @classmethod

@@ -4,7 +4,8 @@ Hooks into :class:`media.engine.MediaEngine`: ``frame_sink_factory`` gives each 
 :class:`Leg` of the conference's recorder (creating the recorder on the first publish), and
 ``on_producer`` binds the leg when the publisher is live and releases it when it leaves. A recording
 outlives its publishers: a reconnect within ``idle_seconds`` continues it behind a discontinuity;
-after that (or on :meth:`stop`) it is finalised. All methods run on the event loop; the server layer
+after that (or on :meth:`stop`) it is finalised. Without disk room (``room``) no recording starts (the
+publish goes on unrecorded) and a running one pauses. All methods run on the event loop; the server layer
 is told about lifecycle changes through the ``on_*`` callbacks, also on the loop.
 """
 
@@ -55,8 +56,11 @@ class RecordingManager:
         on_segment: RecorderCallback | None = None,
         on_finished: RecorderCallback | None = None,
         audio: AudioProfile = AudioProfile(),
+        room: Callable[[], bool] | None = None,
     ) -> None:
         self.root = root
+        self.room = room or (lambda: True)
+        self.refused = 0  # publishes not recorded for want of disk space
         self.audio = audio
         self.new_id = new_id
         self.segment_seconds = segment_seconds
@@ -85,10 +89,14 @@ class RecordingManager:
         return self.root / conference_id / recording_id
 
     # --- media engine hooks ----------------------------------------------------------------------
-    def sink_factory(self, conference_id: str) -> Leg:
+    def sink_factory(self, conference_id: str) -> Leg | None:
         self._loop = asyncio.get_running_loop()
         entry = self._entries.get(conference_id)
         if entry is None:
+            if not self.room():
+                self.refused += 1
+                log.error("conference %s: not recorded, the disk is below its free-space floor", conference_id)
+                return None
             recording_id = self.new_id()
             recorder = Recorder(
                 recording_id,
@@ -97,6 +105,7 @@ class RecordingManager:
                 self.segment_seconds,
                 on_segment=self._segment_from_thread,
                 audio=self.audio,
+                room=self.room,
             )
             entry = self._entries[conference_id] = _Entry(recorder)
         if not entry.open_legs:

@@ -16,6 +16,9 @@ Switches. A newly bound leg takes over at its first keyframe, the old run is clo
 continues the timeline behind a discontinuity (same playlist, same directory). The same happens when
 the SPS/PPS change mid-stream (a resolution change needs a new init segment).
 
+Disk space. With ``room`` given, the writer asks it (at most once a second) before writing: without
+room the run is closed and frames are dropped; with room again, the next keyframe starts a new run.
+
 Crash safety. Segments and the playlist are written to temporary names and renamed; the playlist
 is rewritten after each segment, so after ``kill -9`` it names exactly the complete segments.
 """
@@ -107,6 +110,7 @@ class RecorderStats:
     keyframe_requests: int = 0
     runs: int = 0
     reorder_restarts: int = 0
+    dropped_disk: int = 0  # frames not written for want of disk space
 
 
 class Recorder:
@@ -121,8 +125,11 @@ class Recorder:
         segment_seconds: float = 2.0,
         on_segment: Callable[[Recorder, Segment], None] | None = None,
         audio: AudioProfile = AudioProfile(),
+        room: Callable[[], bool] | None = None,
     ) -> None:
         self.id = recording_id
+        self.room = room or (lambda: True)
+        self.paused_for_disk = False
         self.audio_profile = audio
         self.conference_id = conference_id
         self.directory = directory
@@ -307,6 +314,9 @@ class Recorder:
             return
         if kind in st.clocks:
             ts = st.clocks[kind](ts)
+        if not self._disk_room(st):
+            self.stats.dropped_disk += 1
+            return
         if kind == "video":
             if "video" not in st.kinds:
                 return
@@ -366,6 +376,22 @@ class Recorder:
                     self._end_run()
                     self._current, self._candidate = st, None
                 self._start_run(st, t, None)
+
+    def _disk_room(self, st: _LegState) -> bool:
+        """Pause (close the run) when the disk runs low; resume at a keyframe when it has room."""
+        room = self.room()
+        if room == (not self.paused_for_disk):
+            return room
+        self.paused_for_disk = not room
+        if room:
+            log.warning("recorder %s: disk space is back; recording resumes at the next keyframe", self.id)
+            for other in self._states.values():
+                other.needs_keyframe = True
+            self._nudge(st, 0.0, force=True)
+        else:
+            log.error("recorder %s: disk space low; recording paused (the stream goes on)", self.id)
+            self._end_run()
+        return room
 
     # --- runs ------------------------------------------------------------------------------------
     def _start_run(self, st: _LegState, t0: float, keyframe: bytes | None) -> None:

@@ -142,12 +142,15 @@ async def submit_headcount(
 @router.get("/attendance/status")
 async def attendance_status(
     conference_id: str,
+    request: Request,
     db: AsyncSession = DB,
     principal: Principal = Depends(get_principal),
 ) -> dict:
-    """Live view for the dashboard: every point connected or not, since when, headcount; totals."""
+    """Live view for the dashboard: every point connected or not, since when, headcount; totals;
+    the recordings' disk space (``disk.low``: nothing is being recorded)."""
     conference = await conference_for(db, conference_id, principal, "organiser")
-    return await live_status(db, conference)
+    recordings = getattr(request.app.state, "recordings", None)
+    return await live_status(db, conference, recordings.disk_status() if recordings else None)
 
 
 @router.get("/attendance/sessions", response_model=list[SessionOut])

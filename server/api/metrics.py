@@ -27,6 +27,21 @@ def _collect(request: Request) -> CollectorRegistry:
     )
     for name, count in codec_audit.snapshot().items():
         codecs.labels(name).set(count)
+    recordings = getattr(request.app.state, "recordings", None)
+    if recordings is not None:
+        disk = recordings.disk_status()
+        Gauge("diemcau_disk_free_bytes", "Free space under the recordings", registry=registry).set(disk["free_bytes"])
+        Gauge(
+            "diemcau_disk_min_free_bytes", "Free space below which nothing is recorded", registry=registry
+        ).set(disk["min_free_bytes"])
+        Gauge(
+            "diemcau_disk_low", "1 while free space is below the floor: no recording starts, running ones pause",
+            registry=registry,
+        ).set(int(disk["low"]))
+        Gauge(
+            "diemcau_recordings_refused", "Publishes not recorded for want of disk space since start",
+            registry=registry,
+        ).set(disk["refused_recordings"])
     return registry
 
 

@@ -1,4 +1,5 @@
-"""The organiser dashboard's view: which points are connected right now, since when, headcounts."""
+"""The organiser dashboard's view: which points are connected right now, since when, headcounts,
+and whether the server still has disk room to record."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ def _iso(value: dt.datetime | None) -> str | None:
     return as_utc(value).isoformat() if value else None  # type: ignore[union-attr]
 
 
-async def live_status(db: AsyncSession, conference: Conference) -> dict:
-    """Per point: connected now (any open session), since (earliest open join), last seen, headcount."""
+async def live_status(db: AsyncSession, conference: Conference, disk: dict | None = None) -> dict:
+    """Per point: connected now (any open session), since (earliest open join), last seen, headcount.
+    ``disk``: the recordings' free space (``RecordingService.disk_status``), passed through."""
     points = await list_points(db, conference.id)
     headcounts = await attendance.latest_headcounts(db, conference.id)
     rows = (
@@ -87,4 +89,5 @@ async def live_status(db: AsyncSession, conference: Conference) -> dict:
             "members_online": await attendance.online_count(db, conference.id, "member"),
         },
         "points": out_points,
+        "disk": disk,
     }

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from media.recording.audio import AudioProfile
+from media.recording.disk_space import DiskGuard
 from media.recording.manager import RecordingManager
 from media.recording.playlist import Segment
 from media.recording.recorder import PLAYLIST, Recorder
@@ -127,8 +128,10 @@ class RecordingService:
         retention_days: float | None,
         retention_max_bytes: int | None,
         audio: AudioProfile = AudioProfile(),
+        min_free_bytes: int = 0,
     ) -> None:
         self.root = root
+        self.disk = DiskGuard(root, min_free_bytes)
         self.sessionmaker = sessionmaker
         self.signer = signer
         self.segment_seconds = segment_seconds
@@ -143,6 +146,7 @@ class RecordingService:
             on_segment=self._progress,
             on_finished=self._finished,
             audio=audio,
+            room=self.disk.room,
         )
         self._writes: asyncio.Queue[Callable[[AsyncSession], Awaitable[None]] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
@@ -345,6 +349,18 @@ class RecordingService:
             asyncio.ensure_future(self.manager.stop(conference_id))
 
     # --- queries for the API ---------------------------------------------------------------------
+    def disk_status(self) -> dict[str, Any]:
+        """Free space under the recordings, for the dashboard: ``low`` means nothing is recorded."""
+        state = self.disk.state()
+        return {
+            "free_bytes": state.free_bytes,
+            "total_bytes": state.total_bytes,
+            "min_free_bytes": state.min_free_bytes,
+            "low": state.low,
+            "recording_paused": any(r.paused_for_disk for r in self.manager.recorders()),
+            "refused_recordings": self.manager.refused,
+        }
+
     def live_recorder(self, recording_id: str) -> Recorder | None:
         return self.manager.get(recording_id)
 
@@ -470,6 +486,7 @@ async def setup(app: Any) -> None:
         retention_days=settings.retention_days,
         retention_max_bytes=settings.retention_max_bytes,
         audio=AudioProfile(settings.recording_audio_channels, settings.recording_audio_bitrate),
+        min_free_bytes=settings.recording_min_free_bytes,
     )
     await service.start()
     media = app.state.media

@@ -130,9 +130,20 @@ function row(point, subtotal) {
   el("span", { class: "rate" }, point.headcount === null ? "" : rateText(point.headcount, point.summoned)));
 }
 
+// The server stops recording below its free-space floor (the attendance database needs room too).
+function renderDisk(disk) {
+  const warning = $("disk-warning");
+  warning.hidden = !(disk && disk.low);
+  if (warning.hidden) return;
+  const gb = (n) => (n / 1e9).toLocaleString("vi-VN", { maximumFractionDigits: 1 });
+  warning.textContent = `Ổ đĩa sắp đầy: không ghi hình · Disk almost full: not recording ` +
+    `(${gb(disk.free_bytes)} GB free, ${gb(disk.min_free_bytes)} GB needed)`;
+}
+
 function render() {
   const data = state.data;
   renderTotals(data.totals);
+  renderDisk(data.disk);
   $("conference-status").textContent = data.status;
   $("updated").textContent = new Date(data.generated_at).toLocaleTimeString("vi-VN");
   const ids = new Set(data.points.map((p) => p.id));
