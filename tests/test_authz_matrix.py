@@ -347,3 +347,63 @@ def test_query_token_only_where_headers_cannot_go(world: World, key: Key) -> Non
     expected = case.expect["admin" if key in QUERY_TOKEN_ROUTES else "anonymous"]
     detail = response.text[:200] if response is not None else ""
     assert status == expected, f"{_describe(key)} with ?token=: {status}, expected {expected}: {detail}"
+
+
+def test_only_the_admin_manages_organiser_tokens(world: World) -> None:
+    """An organiser issues and revokes the other roles' tokens, never an organiser's (not even its own)."""
+    organiser = {"Authorization": f"Bearer {world.tokens['organiser']}"}
+    with httpx.Client(base_url=world.server.url, headers=organiser, timeout=15) as c:
+        assert c.post(world.api("tokens"), json={"role": "organiser"}).status_code == 403
+        another = world.admin.post(world.api("tokens"), json={"role": "organiser"}).json()["id"]
+        for target in (world.token_ids["organiser"], another):
+            r = c.post(world.api(f"tokens/{target}/revoke"))
+            assert r.status_code == 403, r.text
+    assert world.get_conference_as("organiser") == 200
+
+
+def test_ids_of_another_conference_are_unknown_here(world: World) -> None:
+    """An organiser may name another conference's objects under its own conference's paths: they are
+    not found (404) or refused as references (422), and they are left as they were."""
+    b = world.other_conference
+    organiser = {"Authorization": f"Bearer {world.tokens['organiser']}"}
+    theirs = {"Authorization": f"Bearer {world.tokens['other']}"}
+    with httpx.Client(base_url=world.server.url, timeout=15, headers=theirs) as other:
+        body = {"name": "Tỉnh B", "level": "province"}
+        point = other.post(f"/api/v1/conferences/{b}/points", json=body).json()["id"]
+        member = other.post(f"/api/v1/conferences/{b}/members", json={"name": "Người B"}).json()["id"]
+        item = other.post(f"/api/v1/conferences/{b}/agenda", json={"title": "Mục B"}).json()["id"]
+        token = other.post(f"/api/v1/conferences/{b}/tokens", json={"role": "viewer"}).json()["id"]
+        files = {"file": ("b.pdf", PDF, "application/pdf")}
+        material = other.post(f"/api/v1/conferences/{b}/materials", files=files).json()["id"]
+        calls = [
+            ("GET", f"points/{point}", None, 404),
+            ("PATCH", f"points/{point}", {"name": "taken over"}, 404),
+            ("DELETE", f"points/{point}", None, 404),
+            ("POST", f"points/{point}/token", None, 404),
+            ("POST", f"points/{point}/headcount", {"present": 1}, 404),
+            ("POST", "points", {"name": "child", "level": "district", "parent_id": point}, 422),
+            ("POST", "points/tokens", {"point_ids": [point]}, 422),
+            ("GET", f"members/{member}", None, 404),
+            ("PATCH", f"members/{member}", {"name": "taken over"}, 404),
+            ("DELETE", f"members/{member}", None, 404),
+            ("POST", f"members/{member}/token", None, 404),
+            ("POST", "members", {"name": "x", "point_id": point}, 422),
+            ("POST", "members/tokens", {"member_ids": [member]}, 422),
+            ("DELETE", f"agenda/{item}", None, 404),
+            ("GET", f"materials/{material}", None, 404),
+            ("DELETE", f"materials/{material}", None, 404),
+            ("POST", f"tokens/{token}/revoke", None, 404),
+        ]
+        wrong = []
+        with httpx.Client(base_url=world.server.url, timeout=15, headers=organiser) as c:
+            for method, tail, body, expected in calls:
+                r = c.request(method, world.api(tail), json=body)
+                if r.status_code != expected:
+                    wrong.append(f"{method} {tail}: {r.status_code} (expected {expected}) {r.text[:120]}")
+        assert not wrong, "\n".join(wrong)
+        assert other.get(f"/api/v1/conferences/{b}/points/{point}").json()["name"] == "Tỉnh B"
+        assert other.get(f"/api/v1/conferences/{b}/members/{member}").json()["name"] == "Người B"
+        assert [i["id"] for i in other.get(f"/api/v1/conferences/{b}/agenda").json()] == [item]
+        assert other.get(f"/api/v1/conferences/{b}/materials/{material}").content == PDF
+        tokens = {t["id"]: t for t in other.get(f"/api/v1/conferences/{b}/tokens").json()}
+        assert not tokens[token]["revoked"]
