@@ -171,8 +171,9 @@ def test_links_end_when_their_token_expires(rec: Scenario) -> None:
     _finish(rec)
     ends = time.time() + 5
     with rec.client(rec.organiser) as c:
+        expires_at = dt.datetime.fromtimestamp(ends, dt.UTC).isoformat()
         r = c.post(f"/api/v1/conferences/{rec.conference}/tokens",
-                   json={"role": "viewer", "name": "TV", "expires_at": dt.datetime.fromtimestamp(ends, dt.UTC).isoformat()})
+                   json={"role": "viewer", "name": "TV", "expires_at": expires_at})
         assert r.status_code in (200, 201), r.text
         token = r.json()["token"]
     with rec.client(token) as c:

@@ -159,7 +159,8 @@ async def _access(request: Request, db: AsyncSession, conference_id: str, ttl: f
         return Access(grant, holder.token_id, holder.role, holder.subject_id)
     principal = await _principal_or_none(request, db)
     if principal is None:
-        raise _unauthorized("the signed link has expired or is not valid here" if signed else "token or signed link required")
+        detail = "the signed link has expired or is not valid here" if signed else "token or signed link required"
+        raise _unauthorized(detail)
     authorize(principal, conference_id, *ROLES)
     grant = signer.grant(scopes[0], ttl, principal.token_id)
     return Access(grant, principal.token_id, principal.role, principal.subject_id)
