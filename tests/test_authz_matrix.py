@@ -13,7 +13,6 @@ and "revoked" are organiser tokens of this conference that worked before they en
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,7 +199,6 @@ MATRIX: dict[Key, Case] = {
 def route_keys() -> set[Key]:
     """Every (method, path) the app serves, from its route table (HEAD beside GET is the same route)."""
     with TemporaryDirectory() as tmp:
-        os.environ.setdefault("DIEMCAU_CONFIG", "/nonexistent")
         app = create_app(Settings(data_dir=Path(tmp), admin_token="route-table-only"))
         keys: set[Key] = set()
         for context in iter_route_contexts(app.routes):
