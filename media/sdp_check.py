@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+import re
 
 from aiortc import sdp
 
 from media.codecs import SUPPORTED
+
+
+_M_LINE = re.compile(r"m=[^ ]+ [0-9]+ [A-Z/]+ .+$")  # RFC 8866 5.14's m-line, in the shape aiortc parses
 
 
 class OfferError(ValueError):
@@ -29,13 +33,17 @@ def _checked(text: str, direction: str) -> sdp.SessionDescription:
         raise OfferError("empty body: expected an SDP offer")
     if not text.lstrip().startswith("v=0"):
         raise OfferError("not an SDP document: it must start with 'v=0'")
+    for line in text.splitlines():
+        if line.startswith("m=") and not _M_LINE.match(line):
+            raise OfferError(f"malformed m-line: {line[:80]!r} (expected 'm=<media> <port> <proto> <fmt> ...')")
     try:
         desc = sdp.SessionDescription.parse(text)
-    except Exception as exc:  # aiortc raises assorted errors on malformed lines
-        raise OfferError(f"malformed SDP: {exc}") from exc
+    except Exception as exc:  # aiortc raises assorted errors on malformed lines (some without a message)
+        raise OfferError(f"malformed SDP{_where(text)}: {str(exc) or type(exc).__name__}") from exc
     media = [m for m in desc.media if m.kind in ("audio", "video")]
     if not media:
         raise OfferError("the offer has no audio or video m-line")
+    _check_mids(desc)
     usable = []
     for m in media:
         if not m.ice or not m.ice.usernameFragment or not m.ice.password:
@@ -56,3 +64,42 @@ def _checked(text: str, direction: str) -> sdp.SessionDescription:
             f"(offered: {', '.join(offered) or 'none'})"
         )
     return desc
+
+
+def _check_mids(desc: sdp.SessionDescription) -> None:
+    """Every m-line names itself (a=mid, RFC 8843) and a group names only those: aiortc answers
+    neither otherwise, and a group naming a missing mid left its peer connection unable to close."""
+    mids = []
+    for m in desc.media:
+        if not m.rtp.muxId:
+            raise OfferError(f"m={m.kind}: missing a=mid")
+        mids.append(m.rtp.muxId)
+    repeated = sorted({mid for mid in mids if mids.count(mid) > 1})
+    if repeated:
+        raise OfferError(f"a=mid:{repeated[0]} is on more than one m-line")
+    for group in desc.group:
+        missing = [str(mid) for mid in group.items if str(mid) not in mids]
+        if missing:
+            raise OfferError(f"a=group:{group.semantic} names mid {', '.join(missing)}, which no m-line has")
+
+
+def _fails(text: str) -> bool:
+    try:
+        sdp.SessionDescription.parse(text)
+    except Exception:
+        return True
+    return False
+
+
+def _where(text: str) -> str:
+    """' at line N ('...')': the first line whose prefix aiortc cannot parse (a bisection: a dozen
+    parses for the longest body the API takes), as aiortc's own messages do not say."""
+    lines = text.splitlines()
+    lo, hi = 1, len(lines)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if _fails("\r\n".join(lines[:mid]) + "\r\n"):
+            hi = mid
+        else:
+            lo = mid + 1
+    return f" at line {lo} ({lines[lo - 1][:80]!r})" if lines else ""
