@@ -32,7 +32,8 @@ def send_mode():
 def _subscriber(router: Router, ssrc: int, pinned: bool = False) -> tuple[OutboundStream, Receiver, socket.socket]:
     rx = Receiver()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    stream = OutboundStream("video", ssrc, {"video/h264": 102}, 90000)
+    # with RTX, as browsers and aiortc negotiate it: only such streams may be padded (media.outbound)
+    stream = OutboundStream("video", ssrc, {"video/h264": 102}, 90000, {102: 103}, ssrc + 1)
     stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno())
     if pinned:  # connected to the point; the C loop then sends without an address (media.pinned_path)
         assert pinned_path.pin(tx, rx.sock.getsockname())

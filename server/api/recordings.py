@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.recording.files import is_media_file
@@ -343,7 +344,10 @@ async def stop_recording(
     row = await _current(request, db, conference_id, principal, "organiser")
     service = _service(request)
     await service.stop(conference_id)
-    await db.refresh(row)
+    try:
+        await db.refresh(row)
+    except InvalidRequestError:  # nothing had been written yet: the empty recording was discarded
+        raise HTTPException(404, "nothing was recorded yet; the empty recording was discarded") from None
     return RecordingOut(**service.overlay(row))
 
 
