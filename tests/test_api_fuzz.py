@@ -52,6 +52,7 @@ pytestmark = pytest.mark.filterwarnings(
 ROLES = ("anonymous", "viewer", "member", "point", "speaker", "organiser", "admin")
 PROBE_EXAMPLES = 4  # generated requests per operation and role
 EXAMPLES = 24  # more of them where the role gets past the authorization check
+LINK_EXAMPLES = 200  # signed-link queries and Range headers (not in the schema)
 CALL_TIMEOUT = 10.0  # seconds; a request still unanswered by then is a hang
 
 
@@ -266,6 +267,54 @@ def test_no_server_error(world: World, label: str, role: str) -> None:
             run(EXAMPLES)
 
 
+# Inputs the schema does not describe: the signed-link query (``exp``, ``sig``) and ``?token=`` that
+# players put on HLS and download URLs, and the ``Range`` header of the MP4 download.
+_PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+_DIGITS = st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=12)  # "²", "٣", "9"
+_FUTURE = st.integers(min_value=4_102_444_800, max_value=10**12 - 1).map(str)  # 2100 on: unexpired
+_TEXT = st.one_of(st.text(max_size=40), _PRINTABLE)
+_LINK_QUERY = st.fixed_dictionaries(
+    {},
+    optional={
+        "exp": st.one_of(_FUTURE, _DIGITS, _TEXT, st.integers(min_value=-(2**70), max_value=2**70).map(str)),
+        "sig": st.one_of(_TEXT, st.tuples(_TEXT, _TEXT).map(".".join)),
+        "token": _TEXT,
+    },
+)
+
+
+@given(
+    target=st.sampled_from(["live", "replay", "segment", "download"]),
+    query=_LINK_QUERY,
+    range_header=st.one_of(st.none(), _PRINTABLE.map("bytes={}".format), _PRINTABLE).map(
+        lambda v: v and v.strip()  # a header value cannot end in a space
+    ),
+)
+@settings(
+    max_examples=LINK_EXAMPLES,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+)
+def test_signed_link_inputs_never_a_server_error(
+    world: World, target: str, query: dict[str, str], range_header: str | None
+) -> None:
+    recording = world.ids["recording_id"][0]
+    path = {
+        "live": f"/hls/{world.conference}/index.m3u8",
+        "replay": f"/hls/{world.conference}/{recording}/index.m3u8",
+        "segment": f"/hls/{world.conference}/{recording}/{world.ids['name'][-1]}",
+        "download": f"/recordings/{recording}/download.mp4",
+    }[target]
+    headers = {"Range": range_header} if range_header else {}
+    try:
+        r = httpx.get(f"{world.server.url}{path}", params=query, headers=headers, timeout=CALL_TIMEOUT)
+    except httpx.TimeoutException as exc:
+        raise AssertionError(f"{path} {query}: no answer within {CALL_TIMEOUT} s") from exc
+    assert r.status_code < 500, f"{path} {query} Range={range_header!r}: {r.status_code} {r.text[:300]}"
+
+
 # --- Regression tests for what the fuzzing found ----------------------------------------------------
 
 
@@ -278,3 +327,19 @@ def test_an_offset_past_any_database_integer_is_refused(server: ServerProcess, p
         assert r.status_code == 422, r.text
         assert r.json()["detail"][0]["loc"] == ["query", "offset"]
         assert c.get(f"/api/v1/conferences/{conference}/{path}", params={"offset": 2**31 - 1}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"exp": "²", "sig": "x"},  # "²".isdigit() but int("²") raised ValueError
+        {"exp": "99999999999", "sig": "é"},  # compare_digest raised TypeError on a non-ASCII str
+        {"exp": "99999999999", "sig": "tokenid.\x80"},
+    ],
+)
+def test_a_malformed_signed_link_is_a_401(server: ServerProcess, query: dict[str, str]) -> None:
+    conference = server.create_conference()
+    for path in (f"/hls/{conference}/index.m3u8", f"/hls/{conference}/0123456789abcdef/index.m3u8"):
+        r = httpx.get(f"{server.url}{path}", params=query, timeout=CALL_TIMEOUT)
+        assert r.status_code == 401, (path, r.status_code, r.text)
+        assert "signed link" in r.json()["detail"]

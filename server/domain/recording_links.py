@@ -94,14 +94,15 @@ class LinkSigner:
 
     def verify(self, scope: str, exp: str | None, sig: str | None, now: float | None = None) -> Grant | None:
         """The grant of a genuine, unexpired signature for ``scope``; None otherwise."""
-        if not exp or not sig or not exp.isdigit() or len(exp) > 12:
+        # isascii: "²".isdigit() is true but int("²") raises; bytes: compare_digest refuses non-ASCII str.
+        if not exp or not sig or not exp.isascii() or not exp.isdigit() or len(exp) > 12:
             return None
         now = time.time() if now is None else now
         if int(exp) < now:
             return None
         token_id, _, mac = sig.rpartition(".")
         grant = Grant(scope, int(exp), token_id or None)
-        if not hmac.compare_digest(self._mac(scope, grant.exp, grant.token_id), mac):
+        if not hmac.compare_digest(self._mac(scope, grant.exp, grant.token_id).encode(), mac.encode()):
             return None
         return grant
 
