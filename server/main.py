@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import uvicorn
 
@@ -16,6 +17,9 @@ def main() -> None:
     settings = get_settings()
     app = create_app(settings)
     base = settings.base_url
+    # On a terminal the operator needs the token to log in; under a service manager stdout goes to
+    # the journal, which more people read than should hold the admin token.
+    admin = settings.admin_token if sys.stdout.isatty() else _where_admin_token_is(settings)
     print(
         "\nĐiểm Cầu is starting\n"
         f"  speaker page          {base}/speaker.html\n"
@@ -23,7 +27,7 @@ def main() -> None:
         f"  organiser dashboard   {base}/dashboard.html\n"
         f"  viewer / replay       {base}/viewer.html  {base}/replay.html\n"
         f"  API docs (OpenAPI)    {base}/docs\n"
-        f"  admin token           {settings.admin_token}\n"
+        f"  admin token           {admin}\n"
         f"  data dir              {settings.data_dir.resolve()}\n",
         flush=True,
     )
@@ -37,6 +41,11 @@ def main() -> None:
         # themselves, which uvloop hides behind pseudo-sockets (and it measured no faster here).
         loop="asyncio",
     )
+
+
+def _where_admin_token_is(settings) -> str:  # type: ignore[no-untyped-def]
+    return (f"DIEMCAU_ADMIN_TOKEN, or else {(settings.data_dir / 'admin_token').resolve()}"
+            " (not printed: stdout is not a terminal)")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,8 @@ async def test_tokens_are_not_logged(server: ServerProcess) -> None:
     assert f"/ws/conferences/{conf}?token=[redacted]" in log
     assert f"/api/v1/conferences/{conf}?token=[redacted]&x=1" in log
     assert viewer not in log and organiser not in log
+    # the start-up banner goes to the same log (stdout is not a terminal): it names, not prints, the admin token
+    assert "admin token" in log and server.admin_token not in log
 
 
 def _private(path) -> bool:  # type: ignore[no-untyped-def]
