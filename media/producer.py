@@ -49,6 +49,7 @@ class Producer:
         self.sources: dict[str, SourceStream] = {}
         self._receivers: dict[str, RTCRtpReceiver] = {}
         self._media_ssrc: dict[str, int] = {}
+        self.foreign_packets = 0  # RTP under an SSRC other than the track's first: dropped
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Producer], None]] = []
         self._burst = BurstEnd(pc, router.flush)
@@ -90,10 +91,19 @@ class Producer:
 
         video = kind == "video"  # frames are held until their last packet (media.burst)
 
+        ssrcs: dict[bool, int] = {}  # rtx? -> the one SSRC this track's packets may carry
+
         async def handle_rtp(packet, arrival_time_ms: int) -> None:  # type: ignore[no-untyped-def]
             frame_open = None
+            codec = by_pt.get(packet.payload_type)
+            if codec is not None:
+                # One media SSRC (and one RTX SSRC) per track, the first seen: aiortc's RTP router
+                # learns any new SSRC by payload type, so packets under another one (a buggy or
+                # hostile publisher) would be mixed into the source and its jitter buffer.
+                if ssrcs.setdefault(is_rtx(codec), packet.ssrc) != packet.ssrc:
+                    self.foreign_packets += 1
+                    return
             try:
-                codec = by_pt.get(packet.payload_type)
                 if codec is not None:
                     if is_rtx(codec):
                         apt = codec.parameters.get("apt")
