@@ -210,7 +210,8 @@ async def import_csv(
             )
         summoned: int | None = None
         if summoned_text:
-            if summoned_text.isdigit() and int(summoned_text) <= MAX_SUMMONED:
+            # isdecimal, not isdigit: int() refuses "²" and "፩", which isdigit() accepts
+            if summoned_text.isdecimal() and int(summoned_text) <= MAX_SUMMONED:
                 summoned = int(summoned_text)
             else:
                 problems.append(
