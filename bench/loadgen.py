@@ -318,6 +318,7 @@ class Subscriber:
         self.port = 0
         self.status = 0
         self.error = ""
+        self.location = ""  # the WHEP session's URL (Location of the 201), for a DELETE
         self.t_post: float | None = None
         self.t_201: float | None = None
         self.t_connected: float | None = None
@@ -348,6 +349,7 @@ class Subscriber:
         try:
             async with self.gen.http().post(url, data=self.offer, headers=headers) as r:
                 status, answer = r.status, await r.text()
+                self.location = r.headers.get("Location", "")
         except Exception as exc:  # noqa: BLE001 - reported per subscriber
             self.error = f"{type(exc).__name__}: {exc}"[:300]
             return

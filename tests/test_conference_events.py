@@ -130,11 +130,11 @@ async def test_ending_a_conference_closes_its_sessions_and_recording(server: Ser
             recording = None
             for _ in range(100):  # bounded: 20 s for the first segment
                 r = await api.get(f"/api/v1/conferences/{conf}/recording")
-                if r.status_code == 200:
+                if r.status_code == 200 and r.json()["segment_count"] > 0:
                     recording = r.json()
                     break
                 await asyncio.sleep(0.2)
-            assert recording is not None and recording["status"] == "recording"
+            assert recording is not None and recording["status"] == "recording", r.text
 
             r = await api.patch(f"/api/v1/conferences/{conf}", json={"status": "ended"})
             assert r.status_code == 200, r.text
@@ -151,7 +151,9 @@ async def test_ending_a_conference_closes_its_sessions_and_recording(server: Ser
             assert await gone()
             rec = None
             for _ in range(100):  # bounded: 20 s for the recording to be finalised
-                rec = (await api.get(f"/api/v1/recordings/{recording['id']}")).json()
+                r = await api.get(f"/api/v1/recordings/{recording['id']}")
+                assert r.status_code == 200, r.text
+                rec = r.json()
                 if rec["status"] == "complete":
                     break
                 await asyncio.sleep(0.2)

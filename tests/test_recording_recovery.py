@@ -69,7 +69,7 @@ def test_damaged_recordings_are_recovered_one_by_one(fresh_server: ServerProcess
             }
         root = server.data_dir / "recordings"
         folders = {case: root / conferences[case] / ids[case] for case in CASES}
-        _wait(lambda: all(_segments_on_disk(f) >= 3 for f in folders.values() if f.exists()), 30, "3 segments each")
+        _wait(lambda: all(f.exists() and _segments_on_disk(f) >= 3 for f in folders.values()), 30, "3 segments each")
     finally:
         server.kill9()
         for publisher in publishers:
