@@ -8,7 +8,7 @@ TEST_STAMP = $(VENV)/.installed-test
 APT_PACKAGES = ffmpeg
 TEST_APT_PACKAGES = chromium ffmpeg redis-server coturn
 
-.PHONY: run test bench bench-quick install install-test system-deps test-system-deps clean lint
+.PHONY: run test bench bench-quick soak install install-test system-deps test-system-deps clean lint
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || (apt-get update && apt-get install -y python3 python3-venv)
@@ -57,6 +57,10 @@ bench: install-test test-system-deps
 
 bench-quick: install-test test-system-deps
 	$(PY) -m bench.run --quick
+
+# `make soak`: 20 minutes of WHEP/WebSocket/HLS churn, watched for leaks; `make soak ARGS="--minutes 5"`.
+soak: install-test test-system-deps
+	$(PY) -m bench.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) data tests/.cache build $(FASTPATH) $(RXFAST)

@@ -96,8 +96,9 @@ class MediaEngine:
         return router
 
     def process_stats(self) -> dict[str, Any]:
-        """This process's own figures for /api/v1/media/stats: collector pauses and handshake gate."""
-        return {"gc": gc_pauses.snapshot(), "handshakes": self.handshakes.stats()}
+        """This process's own figures for /api/v1/media/stats: collector pauses, handshake gate, and
+        the asyncio tasks alive (a soak watches them: a task left behind per session is a leak)."""
+        return {"gc": gc_pauses.snapshot(), "handshakes": self.handshakes.stats(), "tasks": len(asyncio.all_tasks())}
 
     def _pc(self) -> RTCPeerConnection:
         return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))
