@@ -177,7 +177,7 @@ def run(opts: argparse.Namespace, workdir: Path) -> dict:
                     f"joins {ch['joins']}, failed {ch['failed_joins']}")
                 next_log = time.time() + max(60.0, opts.sample)
         res["churn"] = _merge(call_all(churners, "stop", 90, [{"timeout": 30}] * procs))
-        res["audience"] = audience.call("stop", 60, timeout=15)
+        res["audience"] = audience.call("stop", 60, grace=15)
         res["publisher"] = src.call("status")
         # Nobody connected but the publisher: what the server keeps now is what it would keep forever.
         deadline = time.time() + 30

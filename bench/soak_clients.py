@@ -134,7 +134,7 @@ class Audience:
             return self.counts()
         if op == "stop":
             self.stopping = True
-            done, pending = await asyncio.wait(self.tasks, timeout=float(m.get("timeout", 15)))
+            done, pending = await asyncio.wait(self.tasks, timeout=float(m.get("grace", 15)))
             for t in pending:
                 t.cancel()
             for t in done:

@@ -170,7 +170,17 @@ def install(connection: Any) -> None:
             connection._consent_checks.append(check)
             schedule().add(check)
 
+    original_close = connection.close
+
+    async def close() -> None:
+        """The checks leave the schedule with the connection, not at their next turn (seconds later,
+        holding the session's objects until then: media.job_schedule)."""
+        for check in connection._consent_checks:
+            schedule().remove(check)
+        await original_close()
+
     connection.query_consent = query_consent
+    connection.close = close
 
 
 def _take_answers(protocol: Any, check: ConsentCheck) -> None:

@@ -167,7 +167,7 @@ class Consumer:
             except asyncio.CancelledError:
                 pass
             finally:
-                job.active = False
+                report_schedule().remove(job)
                 sender._RTCRtpSender__rtcp_exited.set()
 
         async def retransmit(seq: int) -> None:

@@ -19,6 +19,7 @@ from media.ice import restrict_host_addresses, rtc_configuration
 from media.producer import FrameSink, Producer
 from media.router import Router
 from media.sdp_check import check_offer
+from media.session_garbage import SessionGarbage
 from media.worker_pool import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class EngineConfig:
     send_batches: str = "gso"  # how a burst leaves for each subscriber: gso | sendmmsg | sendto
     rtp_pad_max: int = 8  # padding bytes that may even out a burst's packet sizes for GSO (0: off)
     max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.handshake_gate; 0: no bound)
+    session_gc_interval: float = 10.0  # at most one full collection this often after sessions close (media.session_garbage)
 
 
 class MediaEngine:
@@ -54,6 +56,7 @@ class MediaEngine:
         self.consumers: dict[str, Any] = {}  # Consumer here, or RemoteConsumer in a worker
         self._joining = 0  # local subscribers still negotiating (counted when sharding a storm)
         self.handshakes = HandshakeGate(config.max_handshakes)
+        self.garbage = SessionGarbage(interval=config.session_gc_interval)
         # Hooks for the server layer (events, attendance, recording).
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
@@ -98,7 +101,8 @@ class MediaEngine:
     def process_stats(self) -> dict[str, Any]:
         """This process's own figures for /api/v1/media/stats: collector pauses, handshake gate, and
         the asyncio tasks alive (a soak watches them: a task left behind per session is a leak)."""
-        return {"gc": gc_pauses.snapshot(), "handshakes": self.handshakes.stats(), "tasks": len(asyncio.all_tasks())}
+        return {"gc": gc_pauses.snapshot(), "session_gc": self.garbage.stats(), "handshakes": self.handshakes.stats(),
+                "tasks": len(asyncio.all_tasks())}
 
     def _pc(self) -> RTCPeerConnection:
         return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))
@@ -109,6 +113,7 @@ class MediaEngine:
         router = self.router(conference_id)
         sink = self.frame_sink_factory(conference_id) if self.frame_sink_factory else None
         producer = Producer(router, self._pc(), frame_sink=sink, role=role)
+        producer.on_close.append(self.garbage.closed)
         try:
             producer.answer_sdp = await producer.answer(offer_sdp)  # type: ignore[attr-defined]
         except Exception:
@@ -150,6 +155,7 @@ class MediaEngine:
             try:
                 release = await self.handshakes.enter()
                 consumer = Consumer(router, self._pc(), role=role, name=name)
+                consumer.on_close.append(self.garbage.closed)
                 consumer.on_connected.append(release)
                 consumer.on_close.append(lambda c: release())
                 try:
@@ -194,6 +200,7 @@ class MediaEngine:
     async def shutdown(self) -> None:
         if self._watchdog is not None:
             self._watchdog.cancel()
+        self.garbage.cancel()
         for session in [*self.producers.values(), *self.consumers.values()]:
             await session.close()
         if self.pool is not None:

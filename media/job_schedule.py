@@ -7,7 +7,9 @@ ICE consent checks (media.consent_check) use it.
 
 A job has ``active`` (False: dropped at its next turn, lazily), ``first_delay()`` (seconds to its
 first run) and ``fire(wall)``: it runs and returns the seconds until its next run, or None when
-it is done.
+it is done. A job whose session has closed is taken out with ``remove``: waiting for its turn would
+keep the session's objects (peer connection, DTLS, SRTP) alive for seconds after the close, past
+the collection that media.session_garbage runs for them.
 """
 
 from __future__ import annotations
@@ -75,6 +77,14 @@ class JobSchedule:
         if heap:
             self._timer_at = heap[0][0]
             self._timer = self._loop.call_at(self._timer_at, self._run)
+
+    def remove(self, job: Job) -> None:
+        """Stop ``job`` and drop it from the heap now (O(n) in jobs; closes are rare beside fires)."""
+        job.active = False
+        kept = [entry for entry in self._heap if entry[2] is not job]
+        if len(kept) != len(self._heap):
+            heapq.heapify(kept)
+            self._heap[:] = kept
 
     def __len__(self) -> int:
         return sum(1 for _, _, job in self._heap if job.active)
