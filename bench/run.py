@@ -31,7 +31,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import doc_sections, procstat
 from bench.ipc import Child, call_all
 from server.settings import default_worker_count
 
@@ -1017,6 +1017,10 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(recorder, str):
         print(recorder)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
+    if opts.output.exists():  # the soak's figures (bench.soak) stay until the next soak
+        kept = doc_sections.extract(opts.output.read_text(), doc_sections.SOAK)
+        if kept is not None:
+            report = doc_sections.put(report, kept, doc_sections.SOAK)
     opts.output.write_text(report)
     log(f"report written to {opts.output}")
     if opts.json:

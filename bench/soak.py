@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import procstat
+from bench import doc_sections, procstat
 from bench.ipc import Child, call_all
 from bench.run import CLIP, TARGETS_DOC, Cleanup, _token, _wait, log
 
@@ -35,8 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOTS_PER_PROCESS = 50
 FD_ALLOWANCE = 8  # descriptors the server may hold more after the churn (database pool, log files, ...)
 TASK_ALLOWANCE = 4
-SECTION_START = "<!-- soak:start -->"
-SECTION_END = "<!-- soak:end -->"
+SECTION_START, SECTION_END = doc_sections.SOAK
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -290,6 +289,7 @@ def render(res: dict, v: dict, machine: dict) -> str:
         f"{mb(res['after']['rss'])} |",
         f"| open descriptors | {res['before']['fds']} | – | {res['samples'][-1]['fds']} | {res['after']['fds']} |",
         f"| asyncio tasks | {res['before']['tasks']} | – | {res['samples'][-1]['tasks']} | {res['after']['tasks']} |",
+        *_per_process(res, v),
         "",
         f"- WHEP: {ch['joins']} joins, {ch['leaves']} leaves ({ch['deletes']} DELETE, {ch['vanishes']} vanished), "
         f"{ch['failed_joins']} failed joins, {ch['without_media']} without media; first keyframe after the POST "
@@ -308,6 +308,21 @@ def render(res: dict, v: dict, machine: dict) -> str:
     return "\n".join(lines)
 
 
+def _per_process(res: dict, v: dict) -> list[str]:
+    """One row per server process (the main process first, as procstat.descendants lists it)."""
+    samples = res["samples"]
+    warm = next((s for s in samples if s["t"] - samples[0]["t"] >= (samples[-1]["t"] - samples[0]["t"]) / 3),
+                samples[0])
+    rows = []
+    for i, pid in enumerate(k for k in res["before"]["procs"] if k != "error"):
+        cells = [res[key]["procs"].get(pid, {}).get("rss") for key in ("before",)]
+        cells += [warm["procs"].get(pid, {}).get("rss"), samples[-1]["procs"].get(pid, {}).get("rss"),
+                  res["after"]["procs"].get(pid, {}).get("rss")]
+        name = "main (API, ingest, recorder)" if i == 0 else f"process {pid}"
+        rows.append(f"| RSS, {name} | " + " | ".join("–" if c is None else f"{c / 1e6:.0f} MB" for c in cells) + " |")
+    return rows
+
+
 def _s(v: float | None) -> str:
     return "–" if v is None else f"{v:.2f} s"
 
@@ -319,12 +334,7 @@ def _pct(v: float | None) -> str:
 def write_doc(section: str) -> None:
     path = ROOT / TARGETS_DOC
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION_START in text and SECTION_END in text:
-        head, rest = text.split(SECTION_START, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
+    path.write_text(doc_sections.put(text, section, doc_sections.SOAK))
 
 
 def main(argv: list[str] | None = None) -> int:
