@@ -36,7 +36,7 @@ class EngineConfig:
     send_batches: str = "gso"  # how a burst leaves for each subscriber: gso | sendmmsg | sendto
     rtp_pad_max: int = 8  # padding bytes that may even out a burst's packet sizes for GSO (0: off)
     max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.handshake_gate; 0: no bound)
-    session_gc_interval: float = 10.0  # at most one full collection this often after sessions close (media.session_garbage)
+    session_gc_interval: float = 10.0  # at most one full collection this often after closes (media.session_garbage)
 
 
 class MediaEngine:
