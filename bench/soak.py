@@ -55,6 +55,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=None, help="DIEMCAU_WORKERS for the server")
     p.add_argument("--json", type=Path, default=None, help="write the raw result here")
     p.add_argument("--no-doc", action="store_true", help=f"do not update {TARGETS_DOC}")
+    p.add_argument("--report", type=Path, default=None, metavar="JSON",
+                   help=f"no run: write {TARGETS_DOC}'s soak section again from a run's --json")
     opts = p.parse_args(argv)
     lo, hi = (float(x) for x in opts.life.split(","))
     if not 0 < lo <= hi or opts.minutes <= 0 or opts.subscribers < 1 or opts.sample <= 0:
@@ -175,7 +177,7 @@ def run(opts: argparse.Namespace, workdir: Path) -> dict:
                                           "vanish": opts.vanish, "seed": j} for j, s in enumerate(shares)])
         audience.call("start", 30, url=srv.url, conference=conf, socket_tokens=sockets, hls_tokens=viewers,
                       life=[10.0, 60.0])
-        started = time.time()
+        started = res["started"] = time.time()
         end = started + opts.minutes * 60
         next_log = started
         while time.time() < end:
@@ -280,14 +282,16 @@ def verdict(res: dict, opts: argparse.Namespace) -> dict:
     return {"ok": not why, "why": why, **checks}
 
 
-def render(res: dict, v: dict, machine: dict) -> str:
+def render(res: dict, v: dict, machine: dict, when: float | None = None) -> str:
     o = res["opts"]
+    when = when or res.get("started") or (res["samples"][0]["t"] if res.get("samples") else time.time())
     mb = lambda b: f"{b / 1e6:.0f} MB"  # noqa: E731
     lines = [
         SECTION_START,
         "## Soak (`make soak`)",
         "",
-        f"Run {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} on this machine ({machine.get('cpu_model', '?')}, "
+        f"Run {datetime.datetime.fromtimestamp(when, datetime.timezone.utc).strftime('%Y-%m-%d %H:%M')} UTC "
+        f"on this machine ({machine.get('cpu_model', '?')}, "
         f"{machine.get('cores', '?')} cores): {o['minutes']:g} min of churn, {o['subscribers']} WHEP slots "
         f"(each stays {o['life'][0]:g}–{o['life'][1]:g} s, {int(o['vanish'] * 100)} % leave without a DELETE), "
         f"{o['sockets']} WebSocket clients and {o['hls']} live-HLS viewers coming and going, one publisher "
@@ -310,6 +314,12 @@ def render(res: dict, v: dict, machine: dict) -> str:
         f"{res['samples'][-1].get('db_fds', '–')} | {res['after'].get('db_fds', '–')} |",
         f"| asyncio tasks | {res['before']['tasks']} | – | {res['samples'][-1]['tasks']} | {res['after']['tasks']} |",
         *_per_process(res, v),
+        "",
+        "Over time (all server processes):",
+        "",
+        "| minute | RSS | descriptors | asyncio tasks | WHEP sessions | joins so far |",
+        "|---:|---:|---:|---:|---:|---:|",
+        *_series(res),
         "",
         f"- WHEP: {ch['joins']} joins, {ch['leaves']} leaves ({ch['deletes']} DELETE, {ch['vanishes']} vanished), "
         f"{ch['failed_joins']} failed joins, {ch['without_media']} without media; first keyframe after the POST "
@@ -343,6 +353,15 @@ def _per_process(res: dict, v: dict) -> list[str]:
     return rows
 
 
+def _series(res: dict, rows: int = 8) -> list[str]:
+    samples = res["samples"]
+    picked = [samples[round(i * (len(samples) - 1) / (rows - 1))] for i in range(rows)] if len(samples) >= rows \
+        else samples
+    t0 = res.get("started") or samples[0]["t"]
+    return [f"| {(s['t'] - t0) / 60:.1f} | {s['rss'] / 1e6:.0f} MB | {s['fds']} | {s['tasks']} | {s['consumers']} | "
+            f"{s.get('churn', {}).get('joins', '–')} |" for s in picked]
+
+
 def _s(v: float | None) -> str:
     return "–" if v is None else f"{v:.2f} s"
 
@@ -359,6 +378,13 @@ def write_doc(section: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(sys.argv[1:] if argv is None else argv)
+    if opts.report is not None:
+        res = json.loads(opts.report.read_text())
+        saved = argparse.Namespace(**{**res["opts"], "life": tuple(res["opts"]["life"])})
+        v = verdict(res, saved)
+        write_doc(render(res, v, procstat.machine_info(), when=res.get("started")))
+        log(f"soak: {opts.report} written to {TARGETS_DOC}")
+        return 0 if v["ok"] else 1
     with tempfile.TemporaryDirectory(prefix="diemcau-soak-") as tmp:
         res = run(opts, Path(tmp))
     v = verdict(res, opts)
