@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import soak
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -42,3 +44,6 @@ def test_one_minute_of_churn_leaves_nothing_behind(tmp_path: Path) -> None:
     assert verdict["fd_delta"] <= 4 and verdict["task_delta"] <= 4, verdict
     assert res["after"]["db_fds"] <= 32, res["after"]
     assert len(res["samples"]) >= 10
+    # The report section make soak writes into docs/benchmarks.md, from this run.
+    section = soak.render(res, verdict, {"cpu_model": "test", "cores": 2})
+    assert "Verdict: **pass**" in section and section.count("| RSS, ") >= 3, section
