@@ -7,7 +7,6 @@ Issuing again revokes the previous token of the same subject, so a leaked link c
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import AccessToken, new_id, utcnow
-from server.domain.tokens import hash_token
+from server.domain.tokens import hash_token, new_secret
 
 CHUNK = 500
 
@@ -57,7 +56,7 @@ async def issue_subject_tokens(
     issued: list[IssuedToken] = []
     rows: list[AccessToken] = []
     for subject_id, name in subjects:
-        secret = secrets.token_urlsafe(24)
+        secret = new_secret()
         row = AccessToken(
             id=new_id(),
             conference_id=conference_id,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -69,6 +70,17 @@ def is_dead(
     return bool(revoked) or (end is not None and end <= now)
 
 
+FIRST_CHARACTERS = string.ascii_letters + string.digits
+
+
+def new_secret() -> str:
+    """A token's secret (URL-safe base64), never starting with ``-``: CSV exports of tokens and links
+    put an apostrophe before a cell that starts like a formula (server.domain.csvio), and a token
+    copied from such a cell would not work (1 token in 64 before this)."""
+    secret = secrets.token_urlsafe(24)
+    return secrets.choice(FIRST_CHARACTERS) + secret[1:] if secret[0] == "-" else secret
+
+
 async def issue_token(
     db: AsyncSession,
     conference_id: str,
@@ -80,7 +92,7 @@ async def issue_token(
     """A new token; ``expires_at`` None = the role's default lifetime. The secret is returned once."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    secret = secrets.token_urlsafe(24)
+    secret = new_secret()
     row = AccessToken(
         conference_id=conference_id,
         role=role,
