@@ -21,13 +21,13 @@ $(TEST_STAMP): $(STAMP)
 	$(PIP) install --quiet -e '.[test]'
 	touch $@
 
-# The relay's C fan-out loop (media/fastpath_build.py). Without a compiler the Python loop is used.
-FASTPATH = media/_fastpath.so
-$(FASTPATH): media/fastpath_build.py $(STAMP)
+# The relay's C fan-out loop (media/native/build.py). Without a compiler the Python loop is used.
+FASTPATH = media/native/_fastpath.so
+$(FASTPATH): media/native/build.py $(STAMP)
 	@command -v cc >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev) || true
 	@$(PY) -c "import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
 		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-dev) || true
-	$(PY) -m media.fastpath_build || echo "warning: C fast path not built; the relay forwards with its Python loop"
+	$(PY) -m media.native.build || echo "warning: C fast path not built; the relay forwards with its Python loop"
 
 # The load generator's receive loop (bench/rx_build.py): keeps `make bench`'s own CPU low.
 RXFAST = bench/_rxfast.so

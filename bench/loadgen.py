@@ -52,9 +52,9 @@ from aiortc.rtp import (
 
 from bench import ipc, rx
 from bench.procstat import udp_socket_drops
-from media import dtls_identity
-from media.codecs import h264_is_keyframe
-from media.ice import patient_consent, restrict_host_addresses
+from media.transport import dtls_identity
+from media.core.codecs import h264_is_keyframe
+from media.transport.ice import patient_consent, restrict_host_addresses
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by Python's socket module
 SOL_UDP, UDP_GRO = 17, 104  # Linux (not exported either)

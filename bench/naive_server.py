@@ -33,7 +33,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpSrPacket
 
 from bench import ipc
-from media.ice import restrict_host_addresses
+from media.transport.ice import restrict_host_addresses
 
 NTP_EPOCH_OFFSET = 2208988800
 

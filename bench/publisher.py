@@ -17,7 +17,7 @@ from typing import Any
 from aiortc.rtp import is_rtcp
 
 from bench import ipc
-from media.ice import restrict_host_addresses
+from media.transport.ice import restrict_host_addresses
 
 
 class Counter:

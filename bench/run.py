@@ -389,7 +389,7 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
     fast_starts = 0
     packets = sends = runs = 0  # RTP packets sent to points, the send calls and the GSO runs they took
-    srtp: dict[str, int] = {}  # streams per SRTP protect ("aes-gcm": media.srtp_gcm)
+    srtp: dict[str, int] = {}  # streams per SRTP protect ("aes-gcm": media.egress.srtp_gcm)
     for c in stats.get("consumers", {}).values():
         j = c.get("join") or {}
         if j.get("answered") and j.get("created"):

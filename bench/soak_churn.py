@@ -18,7 +18,7 @@ from typing import Any
 
 from bench import ipc
 from bench.loadgen import LoadGen, Subscriber, _no_decoder_threads, _steady_priority
-from media.ice import restrict_host_addresses
+from media.transport.ice import restrict_host_addresses
 
 ERRORS_KEPT = 20  # the last few error messages are reported as they were
 

@@ -7,7 +7,7 @@ and of 1 (an audio packet), alternating libsrtp and own-context rounds so both s
 then a frame split one byte apart, as packetizers do, sent as two GSO runs and, evened out by RTP
 padding (``RTP_PAD_MAX``), as one; then runs of three and single packets on sockets that name the
 address on every send and on sockets connected to their receiver, as the server's are
-(media.pinned_path); then a frame of three GSO runs sent with a call per run and in one sendmmsg.
+(media.transport.pinned_path); then a frame of three GSO runs sent with a call per run and in one sendmmsg.
 CPU is this process's user+sys (getrusage), draining the receive sockets excluded; loopback bills the
 kernel's receive path to the sender, so it is included, as it is in the server numbers.
 """
@@ -23,7 +23,7 @@ from typing import Any
 from pylibsrtp import Policy, Session
 
 from bench.procstat import own_cpu_seconds
-from media import fanout, srtp_gcm
+from media.egress import fanout, srtp_gcm
 
 SUBSCRIBERS = 250
 ROUNDS = 40  # bursts per measurement
@@ -34,7 +34,7 @@ class _Rig:
     def __init__(self, n: int, pinned: bool = False) -> None:
         self.rx = []
         self.tx = []
-        self.pinned = pinned  # sending sockets connected to their receivers (media.pinned_path)
+        self.pinned = pinned  # sending sockets connected to their receivers (media.transport.pinned_path)
         for _ in range(n):
             r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             r.bind(("127.0.0.1", 0))

@@ -6,21 +6,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 from dataclasses import dataclass, field
 
 from aiortc import RTCPeerConnection
 
-from media import codec_audit, dtls_identity, fanout, frame_tap, gc_pauses, lazy_estimator
-from media.codecs import register_forwarding_codecs
-from media.consumer import Consumer
-from media.handshake_gate import HandshakeGate
-from media.ice import restrict_host_addresses, rtc_configuration
-from media.producer import FrameSink, Producer
-from media.router import Router
-from media.sdp_check import check_offer
-from media.session_garbage import SessionGarbage
-from media.worker_pool import WorkerPool
+from media.runtime import codec_audit, gc_pauses
+from media.transport import dtls_identity
+from media.egress import fanout
+from media.ingest import frame_tap, remb_throttle as lazy_estimator
+from media.core.codecs import register_forwarding_codecs
+from media.egress.consumer import Consumer
+from media.transport.handshake_gate import HandshakeGate
+from media.transport.ice import restrict_host_addresses, rtc_configuration
+from media.ingest.producer import FrameSink, Producer
+from media.core.router import Router
+from media.core.sdp_check import check_offer
+from media.runtime.session_garbage import SessionGarbage
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,17 @@ class EngineConfig:
     fast_start: float = 1.0  # a video joiner replays the current GOP when it began this recently (0: off)
     send_batches: str = "gso"  # how a burst leaves for each subscriber: gso | sendmmsg | sendto
     rtp_pad_max: int = 8  # padding bytes that may even out a burst's packet sizes for GSO (0: off)
-    max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.handshake_gate; 0: no bound)
-    session_gc_interval: float = 10.0  # at most one full collection this often after closes (media.session_garbage)
+    max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.transport.handshake_gate; 0: no bound)
+    session_gc_interval: float = 10.0  # at most one full collection this often after closes (media.runtime.session_garbage)
+
+
+class ConsumerPool(Protocol):
+    """Worker processes that take subscribers off this one (media.sharding.pool.WorkerPool)."""
+
+    def attach(self, router: Router) -> None: ...
+    def least_loaded(self, local_consumers: int, ingest_share: float = 1.0) -> Any: ...
+    async def subscribe(self, worker: Any, conference_id: str, offer: str, role: str, name: str) -> Any: ...
+    async def stop(self, timeout: float = 5.0) -> None: ...
 
 
 class MediaEngine:
@@ -48,7 +59,7 @@ class MediaEngine:
         lazy_estimator.install()
         gc_pauses.install()
         restrict_host_addresses(config.ice_host_addresses)
-        log.info("fan-out loop: %s", "C (media._fastpath)" if fanout.enabled() else "Python (C fast path not built)")
+        log.info("fan-out loop: %s", "C (media.native._fastpath)" if fanout.enabled() else "Python (C fast path not built)")
         fanout.send_mode(config.send_batches)
         fanout.pad_max(config.rtp_pad_max)
         self.routers: dict[str, Router] = {}
@@ -61,7 +72,7 @@ class MediaEngine:
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
         self.frame_sink_factory: Callable[[str], FrameSink | None] | None = None
-        self.pool: WorkerPool | None = None
+        self.pool: ConsumerPool | None = None
         self._watchdog: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -79,14 +90,11 @@ class MediaEngine:
                     log.info("dropping consumer %s: no RTCP for %.0f s", consumer.id, timeout)
                     await consumer.close()
 
-    async def start_workers(self, count: int) -> None:
-        """Shard consumers over ``count`` extra worker processes (0 = everything in this process)."""
-        if count <= 0:
-            return
-        self.pool = WorkerPool(count, self.config)
-        await self.pool.start()
+    def attach_pool(self, pool: ConsumerPool) -> None:
+        """Shard subscribers over ``pool``'s started worker processes (the server builds it)."""
+        self.pool = pool
         for router in self.routers.values():
-            self.pool.attach(router)
+            pool.attach(router)
 
     def router(self, conference_id: str) -> Router:
         router = self.routers.get(conference_id)

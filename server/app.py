@@ -11,7 +11,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from media import gc_pauses
+from media.runtime import gc_pauses
+from media.sharding.pool import WorkerPool
 from media.engine import EngineConfig, MediaEngine
 from server.api import (
     attendance,
@@ -112,7 +113,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.media.start()
         _wire_media_events(app)
-        await app.state.media.start_workers(settings.worker_count - 1)
+        if settings.worker_count > 1:
+            pool = WorkerPool(settings.worker_count - 1, app.state.media.config)
+            await pool.start()
+            app.state.media.attach_pool(pool)
         for hook in app.state.startup_hooks:
             await hook(app)
         gc_pauses.freeze_startup()

@@ -11,15 +11,16 @@ import socket
 
 import pytest
 
-from media import fanout, pinned_path
-from media.ipc import bursts, pack_packet, unpack_burst
-from media.outbound import OutboundStream
-from media.router import Router
-from media.source import SourceStream
-from media.worker_pool import WorkerPool, mirror_socketpair
+from media.egress import fanout
+from media.transport import pinned_path
+from media.sharding.channel import bursts, pack_packet, unpack_burst
+from media.egress.outbound import OutboundStream
+from media.core.router import Router
+from media.core.source import SourceStream
+from media.sharding.pool import WorkerPool, mirror_socketpair
 from tests.test_router_switch import IDR, P_SLICE, Receiver, outbound_session
 
-pytestmark = pytest.mark.skipif(not fanout.enabled(), reason="media._fastpath not built")
+pytestmark = pytest.mark.skipif(not fanout.enabled(), reason="media.native._fastpath not built")
 
 
 @pytest.fixture
@@ -32,10 +33,10 @@ def send_mode():
 def _subscriber(router: Router, ssrc: int, pinned: bool = False) -> tuple[OutboundStream, Receiver, socket.socket]:
     rx = Receiver()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    # with RTX, as browsers and aiortc negotiate it: only such streams may be padded (media.outbound)
+    # with RTX, as browsers and aiortc negotiate it: only such streams may be padded (media.egress.outbound)
     stream = OutboundStream("video", ssrc, {"video/h264": 102}, 90000, {102: 103}, ssrc + 1)
     stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno())
-    if pinned:  # connected to the point; the C loop then sends without an address (media.pinned_path)
+    if pinned:  # connected to the point; the C loop then sends without an address (media.transport.pinned_path)
         assert pinned_path.pin(tx, rx.sock.getsockname())
         stream.path_pinned()
     router.add_outbound(stream)

@@ -147,7 +147,7 @@ def test_speaker_page_publishes_and_point_page_decodes_at_source_size(server, op
         consumers = admin.get("/api/v1/media/stats").json()["consumers"]
     ours = [c for c in consumers.values() if c["conference"] == conference]
     assert {c.get("worker", 0) for c in ours} == {1, 2}
-    # Chromium's nominated pair holds: each point's socket is connected to it (media.pinned_path)
+    # Chromium's nominated pair holds: each point's socket is connected to it (media.transport.pinned_path)
     # and its audio rides in its video's sends.
     assert all(c["path_pinned"] and c["paired"] for c in ours), ours
 

@@ -1,4 +1,4 @@
-"""ICE consent checks answered from the bytes (media.consent_answer), between real aioice peers.
+"""ICE consent checks answered from the bytes (media.transport.consent_answer), between real aioice peers.
 
 The answer must be the one aioice gives (byte for byte), reach a real aioice client that checks
 its integrity, and leave everything that is not a plain consent check to aioice.
@@ -11,8 +11,8 @@ import asyncio
 import aioice.stun as stun
 import pytest
 
-from media.consent_answer import ConsentAnswer
-from media.srtp_intake import SrtpIntake
+from media.transport.consent_answer import ConsentAnswer
+from media.transport.srtp_intake import SrtpIntake
 from tests.support.ice_pair import connected_pair
 
 

@@ -1,4 +1,4 @@
-"""Our ICE consent checks packed from bytes on one timer (media.consent_check), between real aioice peers.
+"""Our ICE consent checks packed from bytes on one timer (media.transport.consent_check), between real aioice peers.
 
 The check must be the one aioice sends (byte for byte), be answered by a real aioice peer whose
 answer we authenticate, keep a healthy connection open without any aioice transaction, and close
@@ -14,8 +14,8 @@ import aioice.ice
 import aioice.stun as stun
 import pytest
 
-from media import consent_check
-from media.consent_check import ConsentCheck
+from media.transport import consent_check
+from media.transport.consent_check import ConsentCheck
 from tests.support.ice_pair import connected_pair, until
 
 

@@ -9,7 +9,7 @@ import aiortc.rtcpeerconnection
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCCertificate
 
-from media import dtls_identity
+from media.transport import dtls_identity
 
 NO_ICE = RTCConfiguration(iceServers=[])
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from media.handshake_gate import HandshakeGate
+from media.transport.handshake_gate import HandshakeGate
 from tests.support import peers
 from tests.support.server import ServerProcess
 

@@ -325,7 +325,7 @@ async def test_hostile_datagrams_disturb_no_one(server, clip):
         await paced(speaker.send, [speaker.rtp(p) for p in malformed_rtp(rng, [rng.getrandbits(32) for _ in range(4)],
                                                                         payload_types(pub.pc.localDescription.sdp))])
         # well-formed RTP under SSRCs of its own and the real payload types: aiortc would learn each
-        # new SSRC by payload type and mix its packets into the source (media.producer drops them)
+        # new SSRC by payload type and mix its packets into the source (media.ingest.producer drops them)
         await paced(speaker.send, [speaker.rtp(rtp_header(pt, rng.getrandbits(16), rng.getrandbits(32), ssrc)
                                                + bytes([0x41]) + rng.randbytes(rng.randrange(20, 1100)))
                                    for ssrc in [rng.getrandbits(32) for _ in range(4)]

@@ -1,4 +1,4 @@
-"""media.ice's socket helpers on real aiortc peers over loopback."""
+"""media.transport.ice's socket helpers on real aiortc peers over loopback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 
 from aiortc import RTCPeerConnection
 
-from media.ice import ice_connections, enlarge_socket_buffers, protocol_socket
+from media.transport.ice import ice_connections, enlarge_socket_buffers, protocol_socket
 from tests.support.peers import NO_ICE
 
 

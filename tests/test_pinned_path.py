@@ -1,4 +1,4 @@
-"""A point's ICE socket connected to its nominated peer (media.pinned_path).
+"""A point's ICE socket connected to its nominated peer (media.transport.pinned_path).
 
 The C loop then sends without an address; the kernel drops datagrams from anyone else; an ICMP
 port-unreachable reported on the connected socket is counted as a drop, not taken as the point's end.
@@ -11,13 +11,14 @@ import time
 
 import pytest
 
-from media import fanout, pinned_path
-from media.outbound import OutboundStream
-from media.router import Router
-from media.source import SourceStream
+from media.egress import fanout
+from media.transport import pinned_path
+from media.egress.outbound import OutboundStream
+from media.core.router import Router
+from media.core.source import SourceStream
 from tests.test_router_switch import IDR, P_SLICE, Receiver, outbound_session
 
-pytestmark = pytest.mark.skipif(not fanout.enabled(), reason="media._fastpath not built")
+pytestmark = pytest.mark.skipif(not fanout.enabled(), reason="media.native._fastpath not built")
 
 
 def _udp() -> socket.socket:

@@ -55,9 +55,9 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         assert stats["routers"][conf]["sources"]["video"]["codec"] == "video/h264"
         assert stats["routers"][conf]["consumers"] == 3
         ours = [v for v in stats["consumers"].values() if v["conference"] == conf]
-        # aiortc negotiates AES-GCM: every stream is protected by its own context (media.srtp_gcm)
+        # aiortc negotiates AES-GCM: every stream is protected by its own context (media.egress.srtp_gcm)
         assert {v[kind]["srtp"] for v in ours for kind in ("audio", "video")} == {"aes-gcm"}
-        # their receiver reports are taken off the socket directly (media.srtp_intake) and still
+        # their receiver reports are taken off the socket directly (media.transport.srtp_intake) and still
         # reach the link-quality numbers
         assert all(v["rtcp_datagrams"] > 0 and "fraction_lost" in v["video"] for v in ours)
         assert all(v["rtcp_short_reports"] > 0 for v in ours)  # plain reports: no aiortc objects
@@ -66,23 +66,23 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         # the speaker's packets, too, were taken where they arrive (and still reached everyone)
         (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
         assert speaker["srtp_intake_datagrams"] > 200
-        # ... read a burst per wake-up (media.socket_drain): a frame's packets in one read
+        # ... read a burst per wake-up (media.transport.socket_drain): a frame's packets in one read
         assert speaker["drain_datagrams"] >= speaker["srtp_intake_datagrams"]
         assert speaker["drain_datagrams"] > 1.5 * speaker["drain_wakeups"], speaker
-        # every process froze its start-up objects, so full collections skip them (media.gc_pauses)
+        # every process froze its start-up objects, so full collections skip them (media.runtime.gc_pauses)
         assert all(w["gc"]["frozen"]["count"] > 10_000 for w in stats["workers"])
-        # a point's audio and video share its socket: the C loop sends them together (media.fanout)
+        # a point's audio and video share its socket: the C loop sends them together (media.egress.fanout)
         assert all(v["paired"] for v in ours)
-        # ... on the socket connected to the point once DTLS was up (media.pinned_path)
+        # ... on the socket connected to the point once DTLS was up (media.transport.pinned_path)
         assert all(v["path_pinned"] for v in ours)
-        # the points' ICE consent checks (every 4-6 s) are answered from the bytes (media.consent_answer)
+        # the points' ICE consent checks (every 4-6 s) are answered from the bytes (media.transport.consent_answer)
         for _ in range(40):
             if all(v["consent_answered"] > 0 for v in ours):
                 break
             await asyncio.sleep(0.25)
             ours = [v for v in media_stats(server)["consumers"].values() if v["conference"] == conf]
         assert all(v["consent_answered"] > 0 for v in ours), ours
-        # ... and ours to them (media.consent_check) are answered: none lost, no aioice transaction
+        # ... and ours to them (media.transport.consent_check) are answered: none lost, no aioice transaction
         assert await until(lambda: all(v["consent_checks"]["answered"] > 0 for v in _ours(server, conf)), 10, step=0.25)
         assert all(v["consent_checks"]["lost"] == 0 for v in _ours(server, conf))
         workers = {v.get("worker", 0) for v in ours}
@@ -123,7 +123,7 @@ def test_codec_audit_counts_aiortc_codecs():
     import aiortc.rtcrtpreceiver
     from aiortc.codecs import get_capabilities
 
-    from media import codec_audit
+    from media.runtime import codec_audit
 
     codec_audit.install()
     before = sum(codec_audit.created.values())
@@ -233,7 +233,7 @@ async def test_sender_reports_keep_audio_and_video_in_sync(relay_server, clip):
 
 async def test_obs_style_high_profile_offer_is_accepted(server, clip):
     """OBS offers H.264 High; nothing is decoded, so the relay accepts any packetization-mode=1 profile."""
-    from media.codecs import register_forwarding_codecs
+    from media.core.codecs import register_forwarding_codecs
 
     register_forwarding_codecs()  # our aiortc stand-in for OBS must understand a High-profile answer
     conf = server.create_conference()

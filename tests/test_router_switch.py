@@ -14,10 +14,10 @@ import time
 import pylibsrtp
 import pytest
 
-from media import fanout
-from media.outbound import OutboundStream
-from media.router import Router
-from media.source import SourceStream
+from media.egress import fanout
+from media.egress.outbound import OutboundStream
+from media.core.router import Router
+from media.core.source import SourceStream
 
 KEY = os.urandom(30)
 IDR = bytes([0x65, 0x88, 0x84])  # NAL type 5
@@ -63,9 +63,9 @@ def outbound_session() -> pylibsrtp.Session:
 
 @pytest.fixture(params=["python", "c"])
 def wired(request):
-    """One subscriber stream, forwarded by the Python loop or by the C fast path (media._fastpath)."""
+    """One subscriber stream, forwarded by the Python loop or by the C fast path (media.native._fastpath)."""
     if request.param == "c" and not fanout.enabled():
-        pytest.fail("media._fastpath is not built: run `python -m media.fastpath_build` (make does)")
+        pytest.fail("media.native._fastpath is not built: run `python -m media.native.build` (make does)")
     router = Router("c1", keyframe_interval=0.0)
     rx = Receiver()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -173,7 +173,7 @@ async def test_keyframe_requests_are_merged(wired):
 def test_c_loop_serves_many_subscribers_and_reports_a_failing_one() -> None:
     """Every steady subscriber gets each packet with its own offsets; a send error affects only its own."""
     if not fanout.enabled():
-        pytest.fail("media._fastpath is not built: run `python -m media.fastpath_build` (make does)")
+        pytest.fail("media.native._fastpath is not built: run `python -m media.native.build` (make does)")
     router = Router("c2", keyframe_interval=0.0)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receivers = [Receiver() for _ in range(20)]

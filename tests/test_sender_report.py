@@ -1,4 +1,4 @@
-"""Sender reports packed in place (media.sender_report) are what aiortc would have sent, protected."""
+"""Sender reports packed in place (media.egress.sender_report) are what aiortc would have sent, protected."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiortc import clock
 from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSenderInfo, RtcpSrPacket
 from pylibsrtp import Policy, Session
 
-from media.sender_report import SenderReportWriter, ntp_time
+from media.egress.sender_report import SenderReportWriter, ntp_time
 
 
 def sessions() -> tuple[Session, Session]:
@@ -71,7 +71,7 @@ class _Sender:
 async def test_one_timer_reports_streams_with_news_and_skips_quiet_or_gone_ones():
     import asyncio
 
-    from media.sender_report import ReportJob, schedule
+    from media.egress.sender_report import ReportJob, schedule
 
     tx, rx = sessions()
     sent: list[bytes] = []

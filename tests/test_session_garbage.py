@@ -1,4 +1,4 @@
-"""Closed sessions are freed within seconds (media.session_garbage), not at the collector's whim.
+"""Closed sessions are freed within seconds (media.runtime.session_garbage), not at the collector's whim.
 
 Real aiortc peers subscribe to an in-process engine over loopback, connect (ICE, DTLS, SRTP), and
 live long enough to be old objects (a full collection has run while they were alive, as it would
@@ -19,7 +19,7 @@ import weakref
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media.engine import EngineConfig, MediaEngine
-from media.session_garbage import SessionGarbage
+from media.runtime.session_garbage import SessionGarbage
 
 PEERS = 3
 

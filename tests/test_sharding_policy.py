@@ -5,7 +5,7 @@ from __future__ import annotations
 import types
 from pathlib import Path
 
-from media.worker_pool import WorkerHandle, WorkerPool
+from media.sharding.pool import WorkerHandle, WorkerPool
 
 
 def pool_with(tmp_path: Path, loads: list[int]) -> WorkerPool:

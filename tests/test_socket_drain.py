@@ -12,9 +12,9 @@ import socket
 
 import pytest
 
-from media import burst as burst_module
-from media import socket_drain
-from media.burst import BurstEnd
+from media.ingest import burst_boundary as burst_module
+from media.transport import socket_drain
+from media.ingest.burst_boundary import BurstBoundary
 
 
 class Speaker(asyncio.DatagramProtocol):
@@ -22,7 +22,7 @@ class Speaker(asyncio.DatagramProtocol):
 
     def __init__(self, events: list) -> None:
         self.events = events
-        self.burst: BurstEnd | None = None
+        self.burst: BurstBoundary | None = None
         self.errors: list[OSError] = []
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
@@ -43,7 +43,7 @@ async def drained():
     loop = asyncio.get_running_loop()
     events: list = []
     transport, protocol = await loop.create_datagram_endpoint(lambda: Speaker(events), local_addr=("127.0.0.1", 0))
-    burst = BurstEnd(pc=None, flush=lambda: events.append(("flush", burst.packets)))
+    burst = BurstBoundary(pc=None, flush=lambda: events.append(("flush", burst.packets)))
     protocol.burst = burst
     drain = socket_drain.install(transport, burst)
     assert drain is not None and socket_drain.install(transport, burst) is drain  # once per socket

@@ -1,4 +1,4 @@
-"""The fan-out's own AES-GCM SRTP protect (media.srtp_gcm) writes exactly libsrtp's bytes."""
+"""The fan-out's own AES-GCM SRTP protect (media.egress.srtp_gcm) writes exactly libsrtp's bytes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from pylibsrtp import Policy, Session
 from pylibsrtp._binding import ffi as srtp_ffi
 
-from media import fanout, srtp_gcm
+from media.egress import fanout, srtp_gcm
 
 pytestmark = pytest.mark.skipif(srtp_gcm.new(bytes(16), bytes(12)) is None, reason="C fast path built without OpenSSL")
 

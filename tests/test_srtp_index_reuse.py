@@ -19,10 +19,10 @@ import struct
 import pylibsrtp
 import pytest
 
-from media import fanout, srtp_gcm
-from media.outbound import NACK_BURST, NACK_RATE, OutboundStream
-from media.router import Router
-from media.source import SourceStream
+from media.egress import fanout, srtp_gcm
+from media.egress.outbound import NACK_BURST, NACK_RATE, OutboundStream
+from media.core.router import Router
+from media.core.source import SourceStream
 
 IDR = bytes([0x65, 0x88, 0x84])  # NAL type 5
 P_SLICE = bytes([0x41, 0x9A, 0x02])  # NAL type 1
@@ -80,7 +80,7 @@ class Capture:
 
 def wire(profile: str, path: str, rtx: bool):  # type: ignore[no-untyped-def]
     if path == "c" and not fanout.enabled():
-        pytest.fail("media._fastpath is not built: run `python -m media.fastpath_build` (make does)")
+        pytest.fail("media.native._fastpath is not built: run `python -m media.native.build` (make does)")
     cap = Capture(profile)
     if profile == "aes-gcm" and path == "c":
         assert cap.gcm is not None, "the C path's own AES-GCM protect is not available"

@@ -1,4 +1,4 @@
-"""drive: SRTP/SRTCP handlers run to completion where the datagram arrives (media.srtp_intake).
+"""drive: SRTP/SRTCP handlers run to completion where the datagram arrives (media.transport.srtp_intake).
 
 The intake itself is exercised end to end by tests/test_relay.py (the speaker's packets reach the
 subscribers and the recorder, receiver reports reach the link quality numbers, NACKs are answered
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from media.srtp_intake import drive
+from media.transport.srtp_intake import drive
 
 
 def test_a_handler_that_never_waits_completes_in_place():
@@ -67,7 +67,7 @@ def test_receiver_reports_match_aiortcs_parser():
     """The short path reads what aiortc's parser reads, negative cumulative loss included."""
     from aiortc.rtp import RtcpPacket, RtcpSdesPacket, RtcpSourceInfo
 
-    from media.srtp_intake import receiver_reports
+    from media.transport.srtp_intake import receiver_reports
 
     blocks = [(0xAABBCCDD, 25, 1234, 70000, 90, 0x12345678, 6554), (0x01020304, 0, -3, 5, 0, 0, 0)]
     sdes = bytes(RtcpSdesPacket(chunks=[RtcpSourceInfo(ssrc=0x1234, items=[(1, b"point@diemcau")])]))
@@ -80,7 +80,7 @@ def test_receiver_reports_match_aiortcs_parser():
 def test_anything_but_receiver_reports_takes_the_long_way():
     from aiortc.rtp import RtcpPsfbPacket, RtcpRtpfbPacket
 
-    from media.srtp_intake import receiver_reports
+    from media.transport.srtp_intake import receiver_reports
 
     rr = _rr([(1, 0, 0, 0, 0, 0, 0)])
     nack = bytes(RtcpRtpfbPacket(fmt=1, ssrc=1, media_ssrc=2, lost=[10, 11]))

@@ -3,7 +3,7 @@
 With a TURN server in ``ice_servers`` (config/diemcau.example.toml suggests one for points behind
 strict firewalls), aioice also gathers relay candidates, and a pair whose local side is our relay
 has no socket of ours: aioice's TurnTransport sends through the server. The speaker's ingest and
-the point's consumer then take the Python send path through that transport (media.ice.pair_socket,
+the point's consumer then take the Python send path through that transport (media.transport.ice.pair_socket,
 relayed_sendto) and are neither pinned nor on the C loop. To make the relay the only way, the server
 gathers host candidates on ::1 only while the clients are IPv4 (127.0.0.1): no host pair can form.
 
@@ -108,7 +108,7 @@ async def test_speaker_and_point_through_our_turn_relay(relayed_server: ServerPr
         assert point["rtcp_datagrams"] > 0  # its receiver reports came back through the relay
         (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
         assert speaker["srtp_intake_datagrams"] > 200
-        # our ICE consent checks (media.consent_check) go out through the relay and are answered
+        # our ICE consent checks (media.transport.consent_check) go out through the relay and are answered
         for _ in range(40):  # bounded: 10 s (a check every 4-6 s)
             if point.get("consent_checks", {}).get("answered", 0) > 0:
                 break

@@ -25,7 +25,7 @@ from aioice import turn
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from media.turn_rest import rest_credentials
+from media.transport.turn_rest import rest_credentials
 from tests.support.clip import test_clip
 from tests.support.peers import publish, subscribe
 from tests.support.server import ServerProcess, free_port

@@ -1,7 +1,7 @@
 """The ingest's mirror of the speaker's packets to the media workers cannot be fed by anyone else.
 
 The workers used to read their mirror from a UDP port on 127.0.0.1: any local process could send a
-burst there (media.ipc's format is simple) and have it forwarded to every point as the speaker's
+burst there (media.sharding.channel's format is simple) and have it forwarded to every point as the speaker's
 media. Now the mirror is a socketpair the worker inherits; the worker holds no UDP socket but its
 points' ICE sockets, and whatever a local process sends to any of its ports reaches no point.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from media.ipc import bursts, pack_packet
+from media.sharding.channel import bursts, pack_packet
 from tests.support.clip import test_clip
 from tests.support.peers import publish, subscribe
 from tests.support.server import ServerProcess

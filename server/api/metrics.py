@@ -7,7 +7,8 @@ import os
 from fastapi import APIRouter, Depends, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from media import codec_audit, fanout
+from media.runtime import codec_audit
+from media.egress import fanout
 from server.deps import require_admin
 from server.domain.tokens import Principal
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import HTTPException, Request, Response, status
 
-from media.sdp_check import OfferError, check_offer
+from media.core.sdp_check import OfferError, check_offer
 from server.domain import ice_servers
 from server.domain.tokens import Principal
 

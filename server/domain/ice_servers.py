@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from media.turn_rest import rest_credentials
+from media.transport.turn_rest import rest_credentials
 from server.settings import IceServer, Settings
 
 
@@ -33,7 +33,7 @@ def for_client(settings: Settings, user: str, now: float | None = None) -> list[
 
 
 def for_engine(settings: Settings) -> list[dict[str, Any]]:
-    """The media engine's entries: a TURN entry under the secret carries it (media.ice makes the
+    """The media engine's entries: a TURN entry under the secret carries it (media.transport.ice makes the
     credentials per peer connection, so a server running for weeks never holds expired ones)."""
     out: list[dict[str, Any]] = []
     for server in settings.ice_servers:

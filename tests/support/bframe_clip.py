@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import av
 from aiortc import RTCPeerConnection
 
-from media.ice import patient_consent
+from media.transport.ice import patient_consent
 from tests.support.clip import CACHE, Clip, _encode_audio, _frame_planes
 from tests.support.peers import NO_ICE, ClipTrack, Publisher, _negotiate, _prefer
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import aioice
 
-from media.ice import restrict_host_addresses
+from media.transport.ice import restrict_host_addresses
 
 
 async def connected_pair(prepare: Callable[[aioice.Connection], None] | None = None,

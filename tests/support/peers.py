@@ -13,7 +13,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.mediastreams import MediaStreamError
 
-from media.ice import patient_consent, restrict_host_addresses
+from media.transport.ice import patient_consent, restrict_host_addresses
 from tests.support.clip import Clip
 
 restrict_host_addresses(["127.0.0.1"])

@@ -1,0 +1,341 @@
+"""Consumer: a subscriber's WebRTC session (WHEP playback) fed by raw RTP forwarding.
+
+aiortc is used only for ICE, DTLS-SRTP keys, SDP and its RTCP handlers. The sender's media loop is
+parked; the router writes packets straight into the socket, protected by the stream's own AES-GCM
+context (media.egress.srtp_gcm) or the SRTP session (see ``OutboundStream``). RTCP from the subscriber is
+taken off the socket where it arrives (media.transport.srtp_intake) and handed to the senders: NACKs are
+answered from the shared history, PLI/FIR become merged keyframe requests, receiver reports feed the
+link quality. Our own sender reports (media.egress.sender_report) keep audio and video in sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RtcpRrPacket
+
+from media.transport import pinned_path, srtp_intake
+from media.egress import srtp_gcm
+from media.core.codecs import codec_key, is_rtx, prefer_codecs
+from media.transport.consent_answer import ConsentAnswer
+from media.transport.ice import ice_connections, pair_socket, patient_consent, relayed_sendto
+from media.egress.outbound import OutboundStream
+from media.core.router import Router
+from media.egress.sender_report import ReportJob, SenderReportWriter
+from media.egress.sender_report import schedule as report_schedule
+
+log = logging.getLogger(__name__)
+
+# Sender-report intervals, as libwebrtc's defaults: lip sync needs one report per kind early on,
+# after that audio's clock mapping hardly drifts. aiortc sends both every ~1 s, which at hundreds
+# of points was a visible share of a worker's Python time.
+FIRST_REPORT = 1.0
+REPORT_INTERVAL = {"audio": 5.0, "video": 1.0}
+
+
+class ParkedTrack(MediaStreamTrack):
+    """Placeholder track: it makes the answer ``sendonly`` but never yields media itself."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    async def recv(self):  # type: ignore[no-untyped-def]
+        await asyncio.Event().wait()
+
+
+def _pt_map(codecs: list) -> dict[str, int]:
+    pts: dict[str, int] = {}
+    for codec in codecs:
+        if not is_rtx(codec):
+            pts.setdefault(codec_key(codec), codec.payloadType)
+    return pts
+
+
+def _rtx_map(codecs: list) -> dict[int, int]:
+    """Negotiated payload type -> the RTX payload type that repairs it (``apt``, RFC 4588)."""
+    rtx: dict[int, int] = {}
+    for codec in codecs:
+        if is_rtx(codec):
+            try:
+                rtx.setdefault(int(codec.parameters.get("apt", -1)), codec.payloadType)
+            except (TypeError, ValueError):
+                continue
+    return rtx
+
+
+RTT_ALPHA = 0.85  # aiortc's smoothing of the round-trip time (rtcrtpsender.RTT_ALPHA)
+
+
+def round_trip(sender: RTCRtpSender, lsr: int, dlsr: int) -> float | None:
+    """The smoothed round-trip time from a report block answering our last sender report (RFC 3550
+    6.4.1: now - LSR time - DLSR), kept on the sender as aiortc does; None before the first one."""
+    if lsr and dlsr and lsr == sender._RTCRtpSender__lsr:
+        sample = time.time() - sender._RTCRtpSender__lsr_time - dlsr / 65536
+        rtt = sender._RTCRtpSender__rtt
+        sender._RTCRtpSender__rtt = sample if rtt is None else RTT_ALPHA * rtt + (1 - RTT_ALPHA) * sample
+    return sender._RTCRtpSender__rtt
+
+
+class Consumer:
+    def __init__(self, router: Router, pc: RTCPeerConnection, role: str = "point", name: str = "") -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.router = router
+        self.pc = pc
+        self.role = role
+        self.name = name
+        self.owner: str | None = None  # token id, set by the engine (who may DELETE the session)
+        self.subject_id: str | None = None  # connection point or member, for attendance
+        self.created = time.time()
+        self.streams: dict[str, OutboundStream] = {}
+        self._senders: dict[str, RTCRtpSender] = {}
+        self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.egress.sender_report)
+        self._report_targets: dict[int, tuple] = {}  # our SSRC -> (sender, stream, quality): receiver reports
+        self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
+        self._paths: list[tuple[socket.socket, tuple]] = []  # sockets connected to the point (media.transport.pinned_path)
+        self._closed = asyncio.Event()
+        self.on_close: list[Callable[[Consumer], None]] = []
+        self.on_connected: list[Callable[[], None]] = []  # DTLS is up and media flows (once)
+        self.answered_at: float | None = None
+        self.connected_at: float | None = None
+        self.last_rtcp = time.time()
+        self._packets_at_rtcp = 0
+        self._media_since: float | None = None  # first media sent since the last RTCP
+        # Link quality from the subscriber's receiver reports, per kind.
+        self.quality: dict[str, dict] = {}
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            state = pc.connectionState
+            if state == "connected":
+                self._start()
+            elif state in ("failed", "closed"):
+                await self.close()
+
+    async def answer(self, offer_sdp: str) -> str:
+        pc = self.pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in pc.getTransceivers():
+            kind = transceiver.kind
+            if kind in self.streams:
+                transceiver.direction = "inactive"
+                continue
+            transceiver._codecs = prefer_codecs(transceiver._codecs, kind, only_best=False)
+            if not transceiver._codecs:
+                continue
+            sender = pc.addTrack(ParkedTrack(kind))
+            rtx = _rtx_map(transceiver._codecs)  # aiortc's answer then names sender._rtx_ssrc (FID group)
+            stream = OutboundStream(
+                kind, sender._ssrc, _pt_map(transceiver._codecs), transceiver._codecs[0].clockRate,
+                rtx, sender._rtx_ssrc if rtx else 0,
+            )
+            self._park(sender, stream)
+            self.streams[kind] = stream
+            self._senders[kind] = sender
+        patient_consent(pc)  # a loop busy with a join storm must not drop healthy points
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        self.answered_at = time.time()
+        return pc.localDescription.sdp
+
+    def _park(self, sender: RTCRtpSender, stream: OutboundStream) -> None:
+        """Replace the sender's RTP loop, RTCP loop, NACK and PLI handling with relay versions."""
+        router = self.router
+        job = ReportJob(stream, sender, FIRST_REPORT, REPORT_INTERVAL.get(stream.kind, FIRST_REPORT))
+        self._report_jobs[stream.kind] = job  # reports once the point is connected (writer set in _start)
+
+        async def run_rtp(codec) -> None:  # type: ignore[no-untyped-def]
+            sender._RTCRtpSender__rtp_started.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pass
+            sender._RTCRtpSender__rtp_exited.set()
+
+        async def run_rtcp() -> None:
+            """Sender reports come from the process's one schedule (media.egress.sender_report)."""
+            sender._RTCRtpSender__rtcp_started.set()
+            report_schedule().add(job)
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                pass
+            finally:
+                report_schedule().remove(job)
+                sender._RTCRtpSender__rtcp_exited.set()
+
+        async def retransmit(seq: int) -> None:
+            stream.retransmit(seq)
+
+        original_rtcp = sender._handle_rtcp_packet
+        self._report_targets[sender._ssrc] = (sender, stream, self.quality.setdefault(stream.kind, {}))
+
+        async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
+            self._heard()
+            if isinstance(packet, RtcpRrPacket):
+                # Handled here in full: aiortc's handler would only add the RTT and build a stats
+                # object nobody reads, on every point's report every second.
+                for r in packet.reports:
+                    if r.ssrc == sender._ssrc:
+                        self._report((r.ssrc, r.fraction_lost, r.packets_lost, r.highest_sequence,
+                                      r.jitter, r.lsr, r.dlsr))
+                return
+            await original_rtcp(packet)
+
+        def send_keyframe() -> None:
+            router.request_keyframe(stream)
+
+        sender._run_rtp = run_rtp  # type: ignore[method-assign]
+        sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
+        sender._retransmit = retransmit  # type: ignore[method-assign]
+        sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+
+    def _heard(self) -> None:
+        """RTCP arrived: the point is alive (see ``is_silent``)."""
+        self.last_rtcp = time.time()
+        self._packets_at_rtcp = sum(s.packets for s in self.streams.values())
+        self._media_since = None
+
+    def _report(self, block: srtp_intake.ReportBlock) -> None:
+        """One receiver report block about one of our streams: the link quality figures."""
+        target = self._report_targets.get(block[0])
+        if target is None:
+            return
+        sender, stream, quality = target
+        quality["fraction_lost"] = block[1] / 256
+        quality["packets_lost"] = block[2]
+        quality["jitter_ms"] = block[4] * 1000 / stream.clock_rate
+        rtt = round_trip(sender, block[5], block[6])
+        if rtt is not None:
+            quality["rtt_ms"] = rtt * 1000
+
+    def _report_block(self, block: srtp_intake.ReportBlock) -> None:
+        """The intake's short path for plain receiver reports (media.transport.srtp_intake.receiver_reports)."""
+        self._heard()
+        self._report(block)
+
+    def _start(self) -> None:
+        if self.connected_at is not None or self._closed.is_set():
+            return
+        masters: dict[int, tuple[bytes, bytes] | None] = {}  # per DTLS transport (audio and video share one)
+        sockets: dict[str, int] = {}
+        for kind, sender in self._senders.items():
+            dtls = sender.transport
+            pair = dtls.transport._connection._nominated.get(1)
+            if pair is None or dtls._tx_srtp is None:
+                log.warning("consumer %s connected without a nominated pair", self.id)
+                return
+            raw = pair_socket(pair)
+            if raw is not None:
+                sendto, fd = raw.sendto, raw.fileno()
+            else:  # our side relays through TURN: the Python path, through aioice's relay
+                sendto, fd = relayed_sendto(pair.protocol.transport), -1
+            stream = self.streams[kind]
+            if id(dtls) not in masters:
+                masters[id(dtls)] = srtp_gcm.tx_master(dtls)
+            master = masters[id(dtls)]
+            gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
+            stream.bind(dtls._tx_srtp, sendto, pair.remote_addr, fd, gcm)
+            sockets[kind] = fd
+            if raw is not None and pinned_path.pin(raw, pair.remote_addr):  # the kernel keeps the route
+                stream.path_pinned()
+                self._paths.append((raw, pair.remote_addr))
+            self._report_jobs[kind].writer = SenderReportWriter(
+                dtls._tx_srtp, sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
+            )
+            self._rtcp = srtp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
+            if self._rtcp is not None:
+                self._rtcp.on_report = self._report_block
+                if self._rtcp.consent is None:
+                    self._rtcp.consent = ConsentAnswer.for_connection(dtls.transport._connection)
+            stream.on_failure = lambda: asyncio.ensure_future(self.close())
+        if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
+            self.streams["video"].pair_with(self.streams["audio"])
+        self.connected_at = time.time()
+        for stream in self.streams.values():
+            self.router.add_outbound(stream)
+        for cb in self.on_connected:
+            try:
+                cb()
+            except Exception:
+                log.exception("consumer connected callback failed")
+
+    @property
+    def conference_id(self) -> str:
+        return self.router.conference_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def stats(self) -> dict:
+        """Per kind: what was sent and the link quality; ``join``: when each step of joining happened."""
+        video = self.streams.get("video")
+        kinds = {
+            kind: {
+                "packets": s.packets,
+                "sends": s.sends,
+                "runs": s.runs,
+                "octets": s.octets,
+                "retransmits": s.retransmits,
+                "rtx": s.rtx_pt >= 0,  # retransmissions over RTX (RFC 4588), else repeated byte for byte
+                "nacks_refused": s.nacks_refused,
+                "drops": s.drops,
+                "keyframe_requests": s.keyframe_requests,
+                "srtp": s.srtp,
+                **self.quality.get(kind, {}),
+            }
+            for kind, s in self.streams.items()
+        }
+        join = {
+            "created": self.created,
+            "answered": self.answered_at,
+            "connected": self.connected_at,
+            "first_keyframe": video.first_sent_at if video is not None else None,
+            "fast_start": video.fast_started if video is not None else False,
+        }
+        rtcp = ({"rtcp_datagrams": self._rtcp.datagrams, "rtcp_short_reports": self._rtcp.short_reports,
+                 "consent_answered": self._rtcp.consent.answered if self._rtcp.consent is not None else 0}
+                if self._rtcp is not None else {})
+        checks = [c for connection in ice_connections(self.pc) for c in getattr(connection, "_consent_checks", ())]
+        consent = {"consent_checks": {"sent": sum(c.sent for c in checks), "answered": sum(c.answered for c in checks),
+                                      "lost": sum(c.lost for c in checks)}} if checks else {}
+        paired = video is not None and video._partner is not None  # audio rides in video's sends
+        pinned = bool(self._paths) and all(pinned_path.is_pinned(raw, remote) for raw, remote in self._paths)
+        return {"join": join, "paired": paired, "path_pinned": pinned, **rtcp, **consent, **kinds}
+
+    def is_silent(self, now: float, timeout: float) -> bool:
+        """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.
+
+        Subscribers waiting for the speaker get no media and so send no reports; they stay (ICE consent
+        checks, every 5 s, still end a session whose peer is gone).
+        """
+        if self.connected_at is None:
+            return False
+        sent = sum(s.packets for s in self.streams.values())
+        if sent != self._packets_at_rtcp:
+            if self._media_since is None:
+                self._media_since = now
+        quiet_since = max(self.last_rtcp, self.connected_at, self._media_since or now)
+        return self._media_since is not None and now - quiet_since > timeout
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for stream in self.streams.values():
+            self.router.remove_outbound(stream)
+        for cb in self.on_close:
+            try:
+                cb(self)
+            except Exception:
+                log.exception("consumer close callback failed")
+        await self.pc.close()

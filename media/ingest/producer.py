@@ -1,0 +1,200 @@
+"""Producer: a publisher's WebRTC session (WHIP ingest), terminated by aiortc without decoding.
+
+The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (the
+fan-out of a burst leaves as soon as the burst has been read, see ``media.ingest.burst_boundary``), then to aiortc's
+own handler so NACKs, receiver reports and REMB towards the publisher keep working; once the socket
+is drained (``media.transport.socket_drain``) that handler runs after the burst has left. Once connected,
+the speaker's SRTP is taken off the ICE socket where it arrives (``media.transport.srtp_intake``), not through
+aioice's queue and aiortc's DTLS receive task. aiortc's decoder thread is replaced by
+``media.ingest.frame_tap`` (no decoder ever runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtcpSrPacket, unwrap_rtx
+
+from media.ingest import frame_tap
+from media.transport import socket_drain, srtp_intake
+from media.ingest.burst_boundary import BurstBoundary
+from media.core.codecs import codec_key, is_rtx, prefer_codecs
+from media.transport.ice import enlarge_socket_buffers, patient_consent
+from media.core.router import Router
+from media.core.source import SourceStream
+
+log = logging.getLogger(__name__)
+
+# Called on the receiver thread with (kind, codec_key, jitter_frame) for the recorder.
+FrameSink = Callable[[str, str, object], None]
+
+
+class Producer:
+    def __init__(
+        self,
+        router: Router,
+        pc: RTCPeerConnection,
+        frame_sink: FrameSink | None = None,
+        role: str = "speaker",
+    ) -> None:
+        self.id = secrets.token_urlsafe(16)
+        self.router = router
+        self.pc = pc
+        self.role = role
+        self.frame_sink = frame_sink
+        self.sources: dict[str, SourceStream] = {}
+        self._receivers: dict[str, RTCRtpReceiver] = {}
+        self._media_ssrc: dict[str, int] = {}
+        self.foreign_packets = 0  # RTP under an SSRC other than the track's first: dropped
+        self._closed = asyncio.Event()
+        self.on_close: list[Callable[[Producer], None]] = []
+        self._burst = BurstBoundary(pc, router.flush)
+        self.intake: srtp_intake.SrtpIntake | None = None  # the speaker's SRTP, once connected
+        self.drain: socket_drain.SocketDrain | None = None  # reads the speaker's socket a burst at a time
+
+        @pc.on("connectionstatechange")
+        async def _state() -> None:
+            if pc.connectionState == "connected":
+                self._take_srtp()
+            elif pc.connectionState in ("failed", "closed"):
+                await self.close()
+
+    async def answer(self, offer_sdp: str) -> str:
+        pc = self.pc
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        for transceiver in pc.getTransceivers():
+            transceiver._codecs = prefer_codecs(transceiver._codecs, transceiver.kind, only_best=True)
+            if not transceiver._codecs:
+                continue
+            self._hook_receiver(transceiver.kind, transceiver.receiver, transceiver._codecs)
+        patient_consent(pc)  # losing the speaker to a busy loop would end the conference
+        answer = await pc.createAnswer()
+        await pc.setLocalDescription(answer)
+        enlarge_socket_buffers(pc)
+        return pc.localDescription.sdp
+
+    def _hook_receiver(self, kind: str, receiver: RTCRtpReceiver, codecs: list) -> None:
+        by_pt = {c.payloadType: c for c in codecs}
+        media_codec = next(c for c in codecs if not is_rtx(c))
+        source = SourceStream(kind, codec_key(media_codec), media_codec.clockRate, self.id)
+        self.sources[kind] = source
+        self._receivers[kind] = receiver
+        router = self.router
+        burst = self._burst
+        router.add_source(source, keyframes=self if kind == "video" else None)
+        original_rtp = receiver._handle_rtp_packet
+        original_rtcp = receiver._handle_rtcp_packet
+
+        video = kind == "video"  # frames are held until their last packet (media.ingest.burst_boundary)
+
+        ssrcs: dict[bool, int] = {}  # rtx? -> the one SSRC this track's packets may carry
+
+        async def handle_rtp(packet, arrival_time_ms: int) -> None:  # type: ignore[no-untyped-def]
+            frame_open = None
+            codec = by_pt.get(packet.payload_type)
+            if codec is not None:
+                # One media SSRC (and one RTX SSRC) per track, the first seen: aiortc's RTP router
+                # learns any new SSRC by payload type, so packets under another one (a buggy or
+                # hostile publisher) would be mixed into the source and its jitter buffer.
+                if ssrcs.setdefault(is_rtx(codec), packet.ssrc) != packet.ssrc:
+                    self.foreign_packets += 1
+                    return
+            try:
+                if codec is not None:
+                    if is_rtx(codec):
+                        apt = codec.parameters.get("apt")
+                        if apt in by_pt and len(packet.payload) >= 2:
+                            recovered = unwrap_rtx(packet, payload_type=apt, ssrc=packet.ssrc)
+                            router.on_rtp(
+                                source,
+                                recovered.sequence_number,
+                                recovered.timestamp,
+                                recovered.marker,
+                                recovered.payload,
+                            )
+                    elif packet.payload:
+                        if video:
+                            frame_open = not packet.marker
+                        self._media_ssrc[kind] = packet.ssrc
+                        router.on_rtp(
+                            source,
+                            packet.sequence_number,
+                            packet.timestamp,
+                            packet.marker,
+                            packet.payload,
+                        )
+            except Exception:  # an exception here would kill aiortc's receive loop for good
+                log.exception("forwarding failed")
+            burst.packet(frame_open)
+            if burst.draining:
+                burst.defer(original_rtp(packet, arrival_time_ms))  # after the burst has left
+            else:
+                await original_rtp(packet, arrival_time_ms)
+
+        async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
+            if isinstance(packet, RtcpSrPacket):
+                router.sender_report(
+                    source, packet.sender_info.ntp_timestamp, packet.sender_info.rtp_timestamp
+                )
+            await original_rtcp(packet)
+
+        receiver._handle_rtp_packet = handle_rtp  # type: ignore[method-assign]
+        receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+        sink = self.frame_sink
+        if sink is not None:
+            frame_tap.attach(receiver, lambda codec, frame, kind=kind: sink(kind, codec_key(codec), frame))
+
+    def _take_srtp(self) -> None:
+        for receiver in self._receivers.values():
+            dtls = receiver.transport
+            pair = dtls.transport._connection._nominated.get(1)
+            if pair is not None:
+                self.intake = srtp_intake.install(pair.protocol, dtls, rtp=True) or self.intake
+                if self.intake is not None and pair.protocol.transport is not None:
+                    self.drain = socket_drain.install(pair.protocol.transport, self._burst) or self.drain
+
+    def stats(self) -> dict:
+        return {
+            "srtp_intake_datagrams": self.intake.datagrams if self.intake is not None else 0,
+            # how the speaker's packets left for the fan-out: packets / flushes = burst size
+            "burst_packets": self._burst.packets,
+            "burst_flushes": self._burst.flushes,
+            # reads of the speaker's socket: datagrams / wake-ups = datagrams per loop iteration
+            "drain_wakeups": self.drain.wakeups if self.drain is not None else 0,
+            "drain_datagrams": self.drain.datagrams if self.drain is not None else 0,
+        }
+
+    def request_keyframe(self) -> None:
+        receiver = self._receivers.get("video")
+        if receiver is None:
+            return
+        ssrc = self._media_ssrc.get("video")
+        if ssrc is not None:
+            asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+
+    @property
+    def conference_id(self) -> str:
+        return self.router.conference_id
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    async def close(self) -> None:
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._burst.close()
+        for source in self.sources.values():
+            self.router.remove_source(source)
+        for cb in self.on_close:
+            try:
+                cb(self)
+            except Exception:
+                log.exception("producer close callback failed")
+        await self.pc.close()
