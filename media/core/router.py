@@ -32,6 +32,13 @@ class KeyframeSource(Protocol):
     def request_keyframe(self) -> None: ...
 
 
+class PacketReader(Protocol):
+    """A consumer of the conference's *active* sources that is not a WebRTC point (the recorder):
+    it sees exactly what the points see, switches included, in arrival order."""
+
+    def on_packet(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None: ...
+
+
 class Router:
     def __init__(self, conference_id: str, keyframe_interval: float = 1.0, fast_start: float = 0.0) -> None:
         self.conference_id = conference_id
@@ -44,7 +51,8 @@ class Router:
         self.fast: dict[str, FastFanout] = {k: FastFanout() for k in KINDS}
         self.slow: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
         self.keyframe_sources: dict[int, KeyframeSource] = {}
-        self.packet_taps: list[PacketTap] = []
+        self.packet_taps: list[PacketTap] = []  # every packet of every source (the workers' mirror)
+        self.readers: list[PacketReader] = []  # the active sources' packets (add_reader)
         self.source_listeners: list[SourceListener] = []
         # Batched: the C loop queues packets and ``flush`` sends each subscriber the batch in a few
         # calls (media.egress.fanout). Whoever feeds a batched router flushes it: the producers at the end
@@ -114,6 +122,8 @@ class Router:
                 self.active[kind] = active = source
             else:
                 return
+        for reader in self.readers:
+            reader.on_packet(source, seq, ts, marker, payload, key)
         fast = self.fast[kind]
         if fast.members:
             if fast.source is source:
@@ -149,6 +159,16 @@ class Router:
                 catch_up.flush()
 
     # --- consumers -----------------------------------------------------------------------------
+    def add_reader(self, reader: PacketReader) -> None:
+        """Feed ``reader`` the active sources' packets from now on; its video starts at a keyframe
+        asked for like a point's (merged with theirs)."""
+        self.readers.append(reader)
+        self.request_keyframe()
+
+    def remove_reader(self, reader: PacketReader) -> None:
+        if reader in self.readers:
+            self.readers.remove(reader)
+
     def add_outbound(self, stream: OutboundStream) -> None:
         stream.router = self
         self.slow[stream.kind].append(stream)
