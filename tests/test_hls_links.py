@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from media.recording.playlist import Segment, parse
-from server.domain.recording_links import Grant, LinkSigner, replay_scope
+from server.domain.signed_links import Grant, LinkSigner, replay_scope
 from server.domain.recordings import LiveView
 from tests.support.background import BackgroundPublisher
 from tests.support.server import ServerProcess

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from server.domain.recording_links import LinkSigner
+from server.domain.signed_links import LinkSigner
 from server.settings import Settings
 from tests.support.server import ServerProcess
 

@@ -1,6 +1,6 @@
 """Attendance: live point status, headcounts, HLS heartbeats, replay progress, raw sessions.
 
-WHEP and WebSocket joins/leaves reach the database through the ``AttendanceRecorder`` (started by
+WHEP and WebSocket joins/leaves reach the database through the ``AttendanceLog`` (started by
 ``start_attendance``); this router adds what clients report themselves. Point pages may also send
 ``{"type": "headcount", "present": N}`` over the conference WebSocket.
 """
@@ -21,7 +21,7 @@ from server.db.models import AttendanceSession
 from server.deps import DB, get_principal
 from server.domain import attendance as domain
 from server.domain.live_status import live_status
-from server.domain.recorder import AttendanceRecorder
+from server.domain.attendance_log import AttendanceLog
 from server.domain.tokens import Principal
 from server.events.bus import conference_topic
 
@@ -92,7 +92,7 @@ def node_name(app: FastAPI) -> str:
 
 async def start_attendance(app: FastAPI) -> None:
     """Startup hook: record attendance from bus events; accept headcounts over the WebSocket."""
-    recorder = AttendanceRecorder(app.state.sessionmaker, app.state.bus, node_name(app))
+    recorder = AttendanceLog(app.state.sessionmaker, app.state.bus, node_name(app))
     await recorder.start()
     app.state.attendance_recorder = recorder
 
@@ -121,7 +121,7 @@ async def start_attendance(app: FastAPI) -> None:
 
 
 async def stop_attendance(app: FastAPI) -> None:
-    recorder: AttendanceRecorder | None = getattr(app.state, "attendance_recorder", None)
+    recorder: AttendanceLog | None = getattr(app.state, "attendance_recorder", None)
     if recorder is not None:
         await recorder.stop()
 

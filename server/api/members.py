@@ -15,7 +15,7 @@ from server.db.models import Member
 from server.deps import DB, get_principal
 from server.domain import members as domain
 from server.domain.csvio import ImportErrors, write_csv
-from server.domain.links import issue_subject_tokens
+from server.domain.subject_tokens import issue_subject_tokens
 from server.domain.points import list_points
 from server.domain.tokens import Principal
 from server.limits.body_size import allow_upload

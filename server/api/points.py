@@ -14,7 +14,7 @@ from server.db.models import ConnectionPoint
 from server.deps import DB, get_principal
 from server.domain import points as domain
 from server.domain.csvio import ImportErrors, write_csv
-from server.domain.links import IssuedToken, issue_subject_tokens
+from server.domain.subject_tokens import IssuedToken, issue_subject_tokens
 from server.domain.tokens import Principal
 from server.limits.body_size import allow_upload
 

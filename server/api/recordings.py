@@ -8,7 +8,7 @@
 * ``/recordings/{id}/download.mp4``: the recording as one faststart MP4.
 
 HLS and download URLs accept a bearer token (header or ``?token=``) or a signed ``?exp=&sig=``
-query (``domain.recording_links``: live, replay and download links are separate scopes, and a link
+query (``domain.signed_links``: live, replay and download links are separate scopes, and a link
 works only while the token it was made for does). Every URI inside a served playlist is signed, so
 players fetch segments without a token; a playlist fetched on a signature hands out the same expiry,
 never a later one. Recording segments sent for replay are counted (``domain.replay_meter``).
@@ -34,7 +34,7 @@ from server.api.conferences import load_conference
 from server.db.models import Recording
 from server.deps import DB, authorize, bearer_secret, get_principal, identify
 from server.domain import recordings as domain
-from server.domain.recording_links import (
+from server.domain.signed_links import (
     Grant,
     LinkHolders,
     download_scope,

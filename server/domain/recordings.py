@@ -32,7 +32,7 @@ from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, directory_size, select_expired
 from server.db.models import Conference, Recording, RecordingChapter, new_id, utcnow
-from server.domain.recording_links import LinkHolders, LinkSigner
+from server.domain.signed_links import LinkHolders, LinkSigner
 from server.events.bus import Event
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ def conference_of(event: Event) -> str | None:
     return topic.removeprefix("conference.") if topic.startswith("conference.") else None
 
 
-class AttendanceRecorder:
+class AttendanceLog:
     def __init__(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
