@@ -21,9 +21,11 @@ $(TEST_STAMP): $(STAMP)
 	$(PIP) install --quiet -e '.[test]'
 	touch $@
 
-# The relay's C fan-out loop (media/native/build.py). Without a compiler the Python loop is used.
-FASTPATH = media/native/_fastpath.so
-$(FASTPATH): media/native/build.py $(STAMP)
+# The relay's C fan-out loop (media/native/fastpath.c). `pip install` builds it when a compiler is
+# there; this builds it again, in place, once one is installed or after the C changed. Without a
+# compiler the Python loop is used.
+FASTPATH = media/native/_fastpath.abi3.so
+$(FASTPATH): media/native/fastpath.c media/native/fastpath.h media/native/build.py | $(STAMP)
 	@command -v cc >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc libc6-dev) || true
 	@$(PY) -c "import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
 		|| (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-dev) || true
@@ -63,4 +65,4 @@ soak: install-test test-system-deps
 	$(PY) -m bench.soak $(ARGS)
 
 clean:
-	rm -rf $(VENV) data tests/.cache build $(FASTPATH) $(RXFAST)
+	rm -rf $(VENV) data bench/.cache build media/native/_fastpath*.so $(RXFAST)
