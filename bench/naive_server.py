@@ -42,7 +42,7 @@ class Source:
     """The clip's two tracks plus what the benchmark needs to know about them."""
 
     def __init__(self, clip: Any) -> None:
-        from tests.support.peers import ClipTrack
+        from bench.whip_publisher import ClipTrack
 
         self.window: dict[str, tuple[float, float]] = {}
         self.in_window = {"video": 0, "audio": 0}
@@ -138,7 +138,7 @@ async def _run(conn: Any, port: int, clip_args: dict) -> None:
     from starlette.responses import Response
     from starlette.routing import Route
 
-    from tests.support.clip import test_clip
+    from bench.clip import test_clip
 
     source = Source(test_clip(**clip_args))
     relay = MediaRelay()

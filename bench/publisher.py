@@ -1,6 +1,6 @@
 """The benchmark's publisher process: one aiortc WHIP publisher sending the pre-encoded clip.
 
-It reuses ``tests.support.peers.publish`` (H.264 + Opus packets sent as they are, PLI honoured by
+It reuses ``bench.whip_publisher.publish`` (H.264 + Opus packets sent as they are, PLI honoured by
 skipping to the clip's next keyframe) and counts what it sends: per kind, the RTP packets of the
 frames whose *due time* falls inside the measurement window (retransmissions excluded), and how late
 each frame actually left compared with its due time (the delay measurement starts at the send).
@@ -31,8 +31,8 @@ class Counter:
 
 
 async def _run(conn: Any, url: str, conference: str, token: str, clip_args: dict) -> None:
-    from tests.support.clip import test_clip
-    from tests.support.peers import publish
+    from bench.clip import test_clip
+    from bench.whip_publisher import publish
 
     clip = test_clip(**clip_args)
     pub = await publish(url, conference, token, clip)

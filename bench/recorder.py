@@ -21,7 +21,7 @@ from pathlib import Path
 
 from media.recording.playlist import parse
 from media.recording.recorder import PLAYLIST, Recorder
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 
 
 @dataclass

@@ -177,7 +177,7 @@ def log(msg: str) -> None:
 # --- one case --------------------------------------------------------------------------------------
 def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict:
     from bench import loadgen, naive_server, publisher
-    from tests.support.server import ServerProcess, free_port
+    from bench.server_process import ServerProcess, free_port
 
     res: dict[str, Any] = {"path": path, "n": n}
     cleanup = Cleanup()
@@ -757,9 +757,9 @@ def details(summaries: list[dict]) -> str:
 METHOD = """\
 ## Method
 
-- **Stream.** One publisher process sends a pre-encoded clip (`tests/support/clip.py`: H.264
+- **Stream.** One publisher process sends a pre-encoded clip (`bench/clip.py`: H.264
   Constrained Baseline 1280×720, 30 fps, ~2 Mbit/s CBR, a keyframe every 2 s, plus 64 kbit/s Opus in
-  20 ms frames) over WHIP with aiortc, without re-encoding (`tests/support/peers.py: publish`). It
+  20 ms frames) over WHIP with aiortc, without re-encoding (`bench/whip_publisher.py: publish`). It
   answers the server's PLI with the clip's next keyframe, as an encoder would. It runs at nice −10:
   a real publisher does not share the server's cores.
 - **Server.** A fresh `python -m server.main` per N on 127.0.0.1 (ICE restricted to 127.0.0.1), media
@@ -988,7 +988,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = procstat.machine_info()
     log(f"machine: {machine['cores']} cores, {machine['cpu_model']}; logs in {workdir}")
 
-    from tests.support.clip import test_clip
+    from bench.clip import test_clip
 
     t = time.time()
     test_clip(**CLIP)  # encode once (cached) before any child needs it

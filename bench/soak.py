@@ -133,7 +133,7 @@ def fitted_growth(points: list[tuple[float, float]]) -> float | None:
 # --- the run ------------------------------------------------------------------------------------------
 def run(opts: argparse.Namespace, workdir: Path) -> dict:
     from bench import publisher, soak_churn, soak_clients
-    from tests.support.server import ServerProcess
+    from bench.server_process import ServerProcess
 
     res: dict[str, Any] = {"opts": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(opts).items()
                                     if k not in ("json",)}}

@@ -42,7 +42,7 @@ from schemathesis.generation import GenerationMode
 from server.app import create_app
 from server.settings import Settings
 from tests.support.background import BackgroundPublisher
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.filterwarnings(

@@ -16,7 +16,7 @@ import httpx
 from websockets.sync.client import connect
 
 from tests.support.attendance_clients import hierarchy, hierarchy_csv
-from tests.support.server import ROOT, ServerProcess, free_port
+from bench.server_process import ROOT, ServerProcess, free_port
 
 
 def diemcau(srv: ServerProcess, token: str | None, *args: str, url: str | None = None) -> subprocess.CompletedProcess:

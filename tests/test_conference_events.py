@@ -14,8 +14,9 @@ import time
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from tests.support.clip import test_clip
-from tests.support.peers import publish, subscribe
+from bench.clip import test_clip
+from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
 
 PRIVATE = {"token_id", "subject_id", "subjects", "name", "role", "session_id", "point_id"}

@@ -21,8 +21,9 @@ import pytest
 from aiortc.rtp import (RtcpByePacket, RtcpPsfbPacket, RtcpReceiverInfo, RtcpRrPacket, RtcpRtpfbPacket,
                         RtpPacket)
 
-from tests.support.clip import test_clip
-from tests.support.peers import publish, subscribe
+from bench.clip import test_clip
+from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 
 SEED = 21
 

@@ -8,7 +8,7 @@ import socket
 from aiortc import RTCPeerConnection
 
 from media.transport.ice import ice_connections, enlarge_socket_buffers, protocol_socket
-from tests.support.peers import NO_ICE
+from bench.whip_publisher import NO_ICE
 
 
 async def test_enlarge_socket_buffers_reaches_every_ice_socket() -> None:

@@ -18,7 +18,8 @@ from aiortc import RTCPeerConnection
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support.peers import NO_ICE, delete_session, subscribe
+from bench.whip_publisher import NO_ICE
+from tests.support.peers import delete_session, subscribe
 from tests.support.server import ServerProcess
 
 MAX_BODY = 64 * 1024

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from tests.support.server import ROOT, ServerProcess
+from bench.server_process import ROOT, ServerProcess
 
 CSV = (
     "name,level,parent,summoned\n"

@@ -21,7 +21,7 @@ from media.recording.playlist import parse
 from media.recording.recorder import Recorder
 from server.settings import Settings
 from tests.support.background import BackgroundPublisher
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 from tests.support.server import ServerProcess
 from tests.test_recording_units import feed
 

@@ -19,7 +19,7 @@ from media.recording.playlist import parse, render
 from media.recording.recorder import Recorder
 from media.recording.recovery import close_interrupted
 from tests.support.background import BackgroundPublisher
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 from tests.support.server import ServerProcess
 from tests.test_recording_units import Frame
 

@@ -21,7 +21,7 @@ import httpx
 from media.recording.files import PLAYLIST, SEGMENT
 from media.recording.playlist import parse, render
 from tests.support.background import BackgroundPublisher
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 from tests.support.server import ServerProcess
 
 CASES = ("no_init", "no_playlist", "intact", "no_row")

@@ -14,7 +14,7 @@ from media.recording import h264
 from media.recording.recorder import PLAYLIST, Recorder
 from media.recording.timestamps import DecodeClock, RtpUnwrapper
 from tests.support.bframe_clip import bframe_clip
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 from tests.test_recording_units import Frame
 from tests.support.hls_probe import ffprobe
 

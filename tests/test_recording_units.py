@@ -22,7 +22,7 @@ from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, select_expired
 from server.domain.signed_links import Grant, LinkSigner
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 from tests.support.hls_probe import duration, ffprobe, streams, tone_onset
 
 

@@ -6,15 +6,10 @@ import asyncio
 
 import pytest
 
-from tests.support.clip import test_clip
+from bench.clip import test_clip
 from tests.support.ice_pair import until
-from tests.support.peers import (
-    delete_session,
-    install_sync_probe,
-    publish,
-    subscribe,
-    sync_offset,
-)
+from bench.whip_publisher import publish
+from tests.support.peers import delete_session, install_sync_probe, subscribe, sync_offset
 
 
 @pytest.fixture(scope="module")

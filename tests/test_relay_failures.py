@@ -6,8 +6,9 @@ import asyncio
 
 import pytest
 
-from tests.support.clip import test_clip
-from tests.support.peers import publish, subscribe
+from bench.clip import test_clip
+from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
 
 

@@ -19,8 +19,9 @@ from aiortc import RTCPeerConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.clip import test_clip
-from tests.support.peers import NO_ICE, Publisher, Subscriber, _prefer, publish, subscribe
+from bench.clip import test_clip
+from bench.whip_publisher import NO_ICE, Publisher, prefer_codec, publish
+from tests.support.peers import Subscriber, subscribe
 
 FUZZ = settings(
     max_examples=120,
@@ -35,8 +36,8 @@ async def real_offer(direction: str) -> str:
     pc = RTCPeerConnection(NO_ICE)
     for kind in ("video", "audio"):
         pc.addTransceiver(kind, direction=direction)
-    _prefer(pc, "video", "video/H264")
-    _prefer(pc, "audio", "audio/opus")
+    prefer_codec(pc, "video", "video/H264")
+    prefer_codec(pc, "audio", "audio/opus")
     await pc.setLocalDescription(await pc.createOffer())
     sdp = pc.localDescription.sdp
     await pc.close()

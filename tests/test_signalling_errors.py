@@ -8,8 +8,9 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection
 
-from tests.support.clip import test_clip
-from tests.support.peers import NO_ICE, publish, subscribe
+from bench.clip import test_clip
+from bench.whip_publisher import NO_ICE, publish
+from tests.support.peers import subscribe
 
 
 async def offer_sdp(kind_directions=(("video", "recvonly"), ("audio", "recvonly"))) -> str:

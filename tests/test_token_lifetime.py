@@ -18,8 +18,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.clip import test_clip
-from tests.support.peers import publish, subscribe
+from bench.clip import test_clip
+from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
 
 CLOSE_WITHIN = 8.0  # seconds: token_check_seconds is 2 by default; generous for a loaded machine

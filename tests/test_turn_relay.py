@@ -26,9 +26,10 @@ from aioice import stun
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from tests.support.clip import test_clip
-from tests.support.peers import publish, subscribe
-from tests.support.server import ServerProcess, free_port
+from bench.clip import test_clip
+from bench.server_process import ServerProcess, free_port
+from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 
 USER, PASSWORD = "diemcau", "relay-secret"
 

@@ -26,9 +26,10 @@ from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from media.transport.turn_rest import rest_credentials
-from tests.support.clip import test_clip
-from tests.support.peers import publish, subscribe
-from tests.support.server import ServerProcess, free_port
+from bench.clip import test_clip
+from bench.server_process import ServerProcess, free_port
+from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 from tests.test_turn_relay import _answers_stun, _candidate_types
 
 SECRET = "coturn-static-auth-secret-for-tests"

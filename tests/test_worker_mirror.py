@@ -19,8 +19,9 @@ import httpx
 import pytest
 
 from media.sharding.channel import bursts, pack_packet
-from tests.support.clip import test_clip
-from tests.support.peers import publish, subscribe
+from bench.clip import test_clip
+from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
 
 MARK = b"INJECTED-BY-A-LOCAL-PROCESS" * 8

@@ -18,7 +18,7 @@ import httpx
 from aiortc import RTCPeerConnection
 
 from tests.support.background import BackgroundPublisher
-from tests.support.peers import NO_ICE
+from bench.whip_publisher import NO_ICE
 from tests.support.server import ServerProcess
 
 # Every kind of caller the matrix knows. "other" is an organiser of another conference (the strongest

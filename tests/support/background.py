@@ -7,8 +7,8 @@ import asyncio
 import threading
 import time
 
-from tests.support.clip import Clip, test_clip
-from tests.support.peers import Publisher, publish
+from bench.clip import Clip, test_clip
+from bench.whip_publisher import Publisher, publish
 
 
 class BackgroundPublisher:

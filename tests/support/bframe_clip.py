@@ -1,7 +1,7 @@
 """A clip with B-frames (x264 Main profile, ``bframes=2``, as OBS can send) and a WHIP publisher that
 sends its packets unchanged: in decode order, each with its own presentation time as RTP timestamp.
 
-The ordinary test clip (``tests.support.clip``) has no B-frames, so its pts only grow; here the RTP
+The ordinary test clip (``bench.clip``) has no B-frames, so its pts only grow; here the RTP
 timestamps go back and forth, which is what a recorder has to turn into decode timestamps.
 """
 
@@ -15,8 +15,8 @@ import av
 from aiortc import RTCPeerConnection
 
 from media.transport.ice import patient_consent
-from tests.support.clip import CACHE, Clip, _encode_audio, _frame_planes
-from tests.support.peers import NO_ICE, ClipTrack, Publisher, _negotiate, _prefer
+from bench.clip import CACHE, Clip, _encode_audio, _frame_planes
+from bench.whip_publisher import NO_ICE, ClipTrack, Publisher, negotiate, prefer_codec
 
 
 @dataclass
@@ -106,11 +106,11 @@ async def publish_reordered(base_url: str, conference_id: str, token: str, clip:
     video, audio = ReorderedClipTrack(clip), ClipTrack("audio", clip)
     vsender = pc.addTransceiver(video, direction="sendonly").sender
     pc.addTransceiver(audio, direction="sendonly")
-    _prefer(pc, "video", "video/H264")
-    _prefer(pc, "audio", "audio/opus")
+    prefer_codec(pc, "video", "video/H264")
+    prefer_codec(pc, "audio", "audio/opus")
     vsender._send_keyframe = video.request_keyframe
     patient_consent(pc)
-    location = await _negotiate(pc, f"{base_url}/whip/{conference_id}", token)
+    location = await negotiate(pc, f"{base_url}/whip/{conference_id}", token)
     return Publisher(pc, video, audio, location)
 
 

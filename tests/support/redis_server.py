@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.server import free_port
+from bench.server_process import free_port
 
 
 class RedisServer:

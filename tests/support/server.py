@@ -1,107 +1,39 @@
-"""A real server process for tests: ``python -m server.main`` on a free loopback port."""
+"""The tests' one way to start a server: settings by name, a data dir of its own, stopped for sure."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
+import json
 
-import httpx
+import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-ADMIN_TOKEN = "test-admin-token-0123456789"
+from bench.server_process import ServerProcess
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def settings_env(settings: dict[str, object]) -> dict[str, str]:
+    """``max_body_bytes=65536`` -> ``DIEMCAU_MAX_BODY_BYTES="65536"``; lists and dicts as JSON, as the
+    server's settings read them from the environment."""
+    return {
+        f"DIEMCAU_{name.upper()}": value if isinstance(value, str) else json.dumps(value)
+        for name, value in settings.items()
+    }
 
 
-class ServerProcess:
-    """Start/stop/kill -9 a server with its own data dir; every call is bounded in time."""
+class ServerFactory:
+    """``start_server(workers=1, max_body_bytes=...)`` starts a server and returns it once healthy.
 
-    def __init__(self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
-        self.data_dir = data_dir
-        self.port = port or free_port()
-        self.extra_env = env or {}
-        self.proc: subprocess.Popen | None = None
-        self.admin_token = ADMIN_TOKEN
-        self.log_path = data_dir / "server.log"
+    Use it as ``with start_server(...) as srv:`` (or yield it from a fixture inside one) so the server
+    lives exactly as long as its users; whatever is still running at the end of the session is stopped.
+    """
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._started: list[ServerProcess] = []
 
-    def start(self, timeout: float = 30.0) -> "ServerProcess":
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "DIEMCAU_HOST": "127.0.0.1",
-            "DIEMCAU_PORT": str(self.port),
-            "DIEMCAU_DATA_DIR": str(self.data_dir),
-            "DIEMCAU_ADMIN_TOKEN": self.admin_token,
-            "DIEMCAU_ICE_HOST_ADDRESSES": '["127.0.0.1"]',
-            "DIEMCAU_ICE_SERVERS": "[]",
-            "DIEMCAU_CONFIG": "/nonexistent",
-            "PYTHONUNBUFFERED": "1",
-            **self.extra_env,
-        }
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.main"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log()}")
+    def __call__(self, name: str = "server", timeout: float = 60.0, **settings: object) -> ServerProcess:
+        server = ServerProcess(self._tmp.mktemp(name), env=settings_env(settings))
+        self._started.append(server)
+        return server.start(timeout)
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")[-5000:] if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
-
-    def kill9(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self.proc = None
-
-    # --- API helpers -----------------------------------------------------------------------------
-    def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=15
-        )
-
-    def create_conference(self, title: str = "Hội nghị học tập nghị quyết", **extra) -> str:
-        with self.admin() as c:
-            r = c.post("/api/v1/conferences", json={"title": title, **extra})
-            r.raise_for_status()
-            return r.json()["id"]
-
-    def token(self, conference_id: str, role: str, name: str = "", **extra) -> str:
-        with self.admin() as c:
-            r = c.post(
-                f"/api/v1/conferences/{conference_id}/tokens", json={"role": role, "name": name, **extra}
-            )
-            r.raise_for_status()
-            return r.json()["token"]
+    def stop_all(self) -> None:
+        for server in self._started:
+            server.stop()

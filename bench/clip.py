@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 
-CACHE = Path(__file__).resolve().parents[1] / ".cache"
+CACHE = Path(__file__).resolve().parent / ".cache"
 
 
 @dataclass
