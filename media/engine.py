@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Protocol
 from dataclasses import dataclass, field
 
@@ -17,9 +18,10 @@ from media.egress import fanout
 from media.ingest import frame_tap, remb_throttle as lazy_estimator
 from media.core.codecs import register_forwarding_codecs
 from media.egress.consumer import Consumer
+from media.egress.fanout_group import FanoutGroup
 from media.transport.handshake_gate import HandshakeGate
 from media.transport.ice import restrict_host_addresses, rtc_configuration
-from media.ingest.producer import FrameSink, Producer
+from media.ingest.producer import Producer
 from media.core.router import Router
 from media.core.sdp_check import check_offer
 from media.runtime.session_garbage import SessionGarbage
@@ -71,7 +73,6 @@ class MediaEngine:
         # Hooks for the server layer (events, attendance, recording).
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
-        self.frame_sink_factory: Callable[[str], FrameSink | None] | None = None
         self.pool: ConsumerPool | None = None
         self._watchdog: asyncio.Task | None = None
 
@@ -99,7 +100,8 @@ class MediaEngine:
     def router(self, conference_id: str) -> Router:
         router = self.routers.get(conference_id)
         if router is None:
-            router = Router(conference_id, self.config.keyframe_interval, self.config.fast_start)
+            groups = partial(FanoutGroup, fast_start=self.config.fast_start)
+            router = Router(conference_id, groups, self.config.keyframe_interval)
             router.batched = True  # fed by producers (flush per burst) or a worker's reads (per read)
             self.routers[conference_id] = router
             if self.pool is not None:
@@ -115,19 +117,18 @@ class MediaEngine:
     def _pc(self) -> RTCPeerConnection:
         return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))
 
-    async def publish(self, conference_id: str, offer_sdp: str, role: str = "speaker") -> Producer:
-        """WHIP: answer a publisher's offer. A new speaker session replaces the previous one."""
+    async def publish(self, conference_id: str, offer_sdp: str) -> Producer:
+        """WHIP: answer a publisher's offer. A new publish replaces the conference's previous one."""
         check_offer(offer_sdp, "send")
         router = self.router(conference_id)
-        sink = self.frame_sink_factory(conference_id) if self.frame_sink_factory else None
-        producer = Producer(router, self._pc(), frame_sink=sink, role=role)
+        producer = Producer(router, self._pc())
         producer.on_close.append(self.garbage.closed)
         try:
             producer.answer_sdp = await producer.answer(offer_sdp)  # type: ignore[attr-defined]
         except Exception:
             await producer.close()
             raise
-        for old in [p for p in self.producers.values() if p.router is router and p.role == role]:
+        for old in [p for p in self.producers.values() if p.router is router]:
             await old.close()
         self.producers[producer.id] = producer
         producer.on_close.append(lambda p: self._producer_closed(conference_id, p))

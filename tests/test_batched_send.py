@@ -14,6 +14,7 @@ import pytest
 from media.egress import fanout
 from media.transport import pinned_path
 from media.sharding.channel import bursts, pack_packet, unpack_burst
+from media.egress.fanout_group import FanoutGroup
 from media.egress.outbound import OutboundStream
 from media.core.router import Router
 from media.core.source import SourceStream
@@ -54,7 +55,7 @@ def _frame(seq: int, ts: int, sizes: list[int], key: bool = False) -> list[tuple
 
 
 def _batched_router() -> tuple[Router, SourceStream]:
-    router = Router("c1", keyframe_interval=0.0)
+    router = Router("c1", FanoutGroup, keyframe_interval=0.0)
     router.batched = True
     src = SourceStream("video", "video/h264", 90000)
     router.add_source(src)
@@ -204,7 +205,7 @@ def test_the_c_loop_sends_batches_larger_than_its_slots_in_order(send_mode) -> N
     router.on_rtp(src, 1, 0, 1, IDR + b"key")
     rx.read(1)
     packets = _frame(2, 3000, [900] * 70)
-    router.fast["video"]._queued.extend(packets)  # past queue()'s own limit, straight to the C call
+    router.groups["video"].c_set._queued.extend(packets)  # past queue()'s own limit, straight to the C call
     router.flush()
     assert [p[1] for p in rx.read(70)] == [(s + stream.seq_off) & 0xFFFF for s, *_ in packets]
     assert rx.empty() and stream.packets == 71
@@ -291,7 +292,7 @@ def test_fast_start_replay_leaves_once_per_flush(send_mode) -> None:
     packets make due leave at the flush, in one C call and, being equal-sized, one GSO send."""
     send_mode("gso")
     router, src = _batched_router()
-    router.fast_start = 1.0
+    router.groups["video"].fast_start = 1.0
 
     def payload(n: int) -> bytes:
         return (IDR if n == 1 else P_SLICE) + bytes([n & 0xFF]) * 900
@@ -300,10 +301,11 @@ def test_fast_start_replay_leaves_once_per_flush(send_mode) -> None:
         router.on_rtp(src, n, 3000 * n, 1, payload(n))
     router.flush()
     stream, rx, tx = _subscriber(router, 7000)
-    assert stream.fast_started and stream.catch_up is not None
+    group = router.groups["video"]
+    assert stream.fast_started and group.replaying(stream)
     got = rx.read(1)  # the keyframe at once
     n, flushes, sends = 31, 0, stream.sends
-    while stream.catch_up is not None and flushes < 40:
+    while group.replaying(stream) and flushes < 40:
         for _ in range(4):
             router.on_rtp(src, n, 3000 * n, 1, payload(n))
             n += 1
@@ -312,7 +314,7 @@ def test_fast_start_replay_leaves_once_per_flush(send_mode) -> None:
         router.flush()
         flushes += 1
         got += rx.read(stream.packets - before)
-    assert stream.catch_up is None and 5 <= flushes <= 10  # 29 history packets, 8 a flush, net 4 gained
+    assert not group.replaying(stream) and 5 <= flushes <= 10  # 29 history packets, 8 a flush, net 4 gained
     assert stream.sends - sends == flushes  # one send per flush
     router.on_rtp(src, n, 3000 * n, 1, payload(n))  # live again
     router.flush()
@@ -330,7 +332,7 @@ def test_a_points_audio_rides_in_its_video_send(send_mode) -> None:
     socket (bundled, paired), its audio packet is the shorter last datagram of the video GSO run,
     so the point costs one GSO run, not two; an unpaired point still gets both, in two sends."""
     send_mode("gso")
-    router = Router("c1", keyframe_interval=0.0)
+    router = Router("c1", FanoutGroup, keyframe_interval=0.0)
     router.batched = True
     video_src = SourceStream("video", "video/h264", 90000)
     audio_src = SourceStream("audio", "audio/opus", 48000)
@@ -386,6 +388,6 @@ def test_a_points_audio_rides_in_its_video_send(send_mode) -> None:
         router.remove_outbound(audio)
         video.release()
         audio.release()
-        assert video._fp.partner == fanout.ffi.NULL and audio._fp.partner == fanout.ffi.NULL
+        assert video.target.partner == fanout.ffi.NULL and audio.target.partner == fanout.ffi.NULL
         tx.close()
         rx.sock.close()

@@ -13,6 +13,7 @@ import pytest
 
 from media.egress import fanout
 from media.transport import pinned_path
+from media.egress.fanout_group import FanoutGroup
 from media.egress.outbound import OutboundStream
 from media.core.router import Router
 from media.core.source import SourceStream
@@ -75,7 +76,7 @@ def test_a_closed_point_costs_drops_not_the_consumer(batched: bool) -> None:
     keep the stream; deciding that the point has left is RTCP's and ICE consent's job. Batched,
     a frame's runs leave in one sendmmsg; when it fails the runs go one call each (each counted
     once, sent or dropped)."""
-    router = Router("p1", keyframe_interval=0.0)
+    router = Router("p1", FanoutGroup, keyframe_interval=0.0)
     rx = Receiver()
     tx = _udp()
     stream = OutboundStream("video", 7000, {"video/h264": 102}, 90000)
@@ -103,7 +104,7 @@ def test_a_closed_point_costs_drops_not_the_consumer(batched: bool) -> None:
             time.sleep(0.002)  # let the ICMP come back between sends
         assert stream.drops > 0 and stream.packets + stream.drops == seq - 1
         assert failures == []
-        assert stream in router.fast["video"].members
+        assert stream in router.groups["video"].c_set.members
     finally:
         router.remove_outbound(stream)
         tx.close()

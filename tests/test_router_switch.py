@@ -15,6 +15,7 @@ import pylibsrtp
 import pytest
 
 from media.egress import fanout
+from media.egress.fanout_group import FanoutGroup
 from media.egress.outbound import OutboundStream
 from media.core.router import Router
 from media.core.source import SourceStream
@@ -66,13 +67,13 @@ def wired(request):
     """One subscriber stream, forwarded by the Python loop or by the C fast path (media.native._fastpath)."""
     if request.param == "c" and not fanout.enabled():
         pytest.fail("media.native._fastpath is not built: run `python -m media.native.build` (make does)")
-    router = Router("c1", keyframe_interval=0.0)
+    router = Router("c1", FanoutGroup, keyframe_interval=0.0)
     rx = Receiver()
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     stream = OutboundStream("video", 4242, {"video/h264": 102}, 90000)
     fd = tx.fileno() if request.param == "c" else -1
     stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), fd)
-    assert (stream._fp is not None) == (request.param == "c")
+    assert stream.native == (request.param == "c")
     router.add_outbound(stream)
     yield router, stream, rx
     router.remove_outbound(stream)
@@ -104,7 +105,7 @@ def test_new_subscriber_waits_for_keyframe(wired):
     router.on_rtp(src, 103, 15000, 1, P_SLICE + b"d")
     got = rx.read(1)
     assert got[0][1:3] == ((stream.seq_off + 103) & 0xFFFF, (stream.ts_off + 15000) & 0xFFFFFFFF)
-    assert stream.fast == (stream._fp is not None)  # steady state: on the C loop when it is built
+    assert stream.fast == stream.native  # steady state: on the C loop when it is built
     assert stream.packets == 3 and stream.octets == sum(len(x) + 1 for x in (SPS, IDR, P_SLICE))
 
 
@@ -115,7 +116,7 @@ def test_switch_of_source_is_continuous_and_waits_for_a_keyframe(wired):
     router.on_rtp(old, 500, 1000, 1, IDR + b"o1")
     router.on_rtp(old, 501, 4000, 1, P_SLICE + b"o2")
     first = rx.read(2)
-    assert stream.fast == (stream._fp is not None)
+    assert stream.fast == stream.native
     new = SourceStream("video", "video/h264", 90000)  # e.g. the speaker reconnected / a point got the floor
     router.add_source(new, Requests())
     router.on_rtp(new, 60000, 777777, 1, P_SLICE + b"n0")  # not a keyframe: new source not yet active
@@ -145,7 +146,7 @@ def test_nack_is_answered_from_history_with_the_same_bytes(wired):
     router.on_rtp(src, 11, 4000, 1, P_SLICE + b"p")  # on the C loop when it is built
     original = rx.read(2)
     sent = rx.last_raw
-    assert stream.fast == (stream._fp is not None)
+    assert stream.fast == stream.native
     assert stream.retransmit(original[1][1])
     assert rx.sock.recv(2048) == sent  # byte for byte what the subscriber missed
     assert not stream.retransmit((original[1][1] + 500) & 0xFFFF)  # never sent: nothing to resend
@@ -174,7 +175,7 @@ def test_c_loop_serves_many_subscribers_and_reports_a_failing_one() -> None:
     """Every steady subscriber gets each packet with its own offsets; a send error affects only its own."""
     if not fanout.enabled():
         pytest.fail("media.native._fastpath is not built: run `python -m media.native.build` (make does)")
-    router = Router("c2", keyframe_interval=0.0)
+    router = Router("c2", FanoutGroup, keyframe_interval=0.0)
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receivers = [Receiver() for _ in range(20)]
     streams = []
@@ -193,7 +194,7 @@ def test_c_loop_serves_many_subscribers_and_reports_a_failing_one() -> None:
     try:
         for n in range(10):
             router.on_rtp(src, 200 + n, 3000 * n, 1, (IDR if n == 0 else P_SLICE) + bytes([n]) * 900)
-        assert all(s.fast for s in streams) and len(router.fast["video"].members) == 21
+        assert all(s.fast for s in streams) and len(router.groups["video"].c_set.members) == 21
         for i, (stream, rx) in enumerate(zip(streams, receivers)):
             got = rx.read(10)
             assert [p[0] for p in got] == [96 + i % 3] * 10
@@ -202,7 +203,7 @@ def test_c_loop_serves_many_subscribers_and_reports_a_failing_one() -> None:
             assert stream.packets == 10 and stream.drops == 0
         assert failures and broken.packets == 0 and broken.drops == 10
         router.remove_outbound(broken)
-        assert len(router.fast["video"].members) == 20 and broken._fd == -1
+        assert len(router.groups["video"].c_set.members) == 20 and broken._fd == -1
     finally:
         for stream in streams:
             router.remove_outbound(stream)
@@ -222,24 +223,25 @@ def test_late_joiner_starts_from_the_current_gop_without_a_keyframe_request(wire
     for i in range(3, 33):  # one second of P frames at 30 fps
         router.on_rtp(src, 1000 + i, 93000 + (i - 2) * 3000, 1, P_SLICE + b"p%d" % i)
     requests = kf.count
+    group = router.groups["video"]
     router.add_outbound(stream)
     assert stream.fast_started and kf.count == requests  # no keyframe asked of the publisher
     got = rx.read(2)
     assert [p[3] for p in got] == [SPS + b"k0", IDR + b"k1"] and rx.empty()  # the keyframe at once
     live = 0
     for i in range(33, 133):  # live packets drive the replay: 2 history packets each
-        if stream.catch_up is None:
+        if not group.replaying(stream):
             break
         router.on_rtp(src, 1000 + i, 93000 + (i - 2) * 3000, 1, P_SLICE + b"p%d" % i)
         live += 1
-    assert stream.catch_up is None and 25 <= live <= 40  # ~30 history packets at 2 per live one, net 1
+    assert not group.replaying(stream) and 25 <= live <= 40  # ~30 history packets at 2 per live one, net 1
     router.on_rtp(src, 1000 + 33 + live, 93000 + (31 + live) * 3000, 1, P_SLICE + b"next")
     got += rx.read(30 + live + 1)
     assert rx.empty()
     assert [p[3] for p in got[2:]] == [P_SLICE + b"p%d" % i for i in range(3, 33 + live)] + [P_SLICE + b"next"]
     seqs = [p[1] for p in got]
     assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
-    assert stream.fast == (stream._fp is not None)  # then steady state, on the C loop when built
+    assert stream.fast == stream.native  # then steady state, on the C loop when built
     assert stream.packets == len(got)
     router.remove_outbound(stream)
     tx.close()
@@ -276,7 +278,7 @@ def _fast_start_case(
     """A fresh joiner (not yet added), a new video source with a request counter, fast start on."""
     router.remove_outbound(first_stream)
     stream, tx = _joiner(first_stream, rx)
-    router.fast_start = seconds
+    router.groups["video"].fast_start = seconds
     src = SourceStream("video", "video/h264", 90000)
     kf = Requests()
     router.add_source(src, kf)
@@ -287,5 +289,5 @@ def _joiner(like: OutboundStream, rx: Receiver) -> tuple[OutboundStream, socket.
     """A second subscriber stream to the same receiver, on the same loop (Python or C) as ``like``."""
     tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     stream = OutboundStream("video", 4243, {"video/h264": 102}, 90000)
-    stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno() if like._fp is not None else -1)
+    stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno() if like.native else -1)
     return stream, tx

@@ -20,6 +20,7 @@ import pylibsrtp
 import pytest
 
 from media.egress import fanout, srtp_gcm
+from media.egress.fanout_group import FanoutGroup
 from media.egress.outbound import NACK_BURST, NACK_RATE, OutboundStream
 from media.core.router import Router
 from media.core.source import SourceStream
@@ -88,8 +89,8 @@ def wire(profile: str, path: str, rtx: bool):  # type: ignore[no-untyped-def]
     stream = OutboundStream("video", SSRC, {"video/h264": PT}, 90000,
                             {PT: RTX_PT} if rtx else None, RTX_SSRC if rtx else 0)
     stream.bind(cap.tx, tx_sock.sendto, cap.sock.getsockname(), tx_sock.fileno() if path == "c" else -1, cap.gcm)
-    assert (stream._fp is not None) == (path == "c")
-    router = Router("c1", keyframe_interval=0.0)
+    assert stream.native == (path == "c")
+    router = Router("c1", FanoutGroup, keyframe_interval=0.0)
     router.batched = True
     router.add_outbound(stream)
     return router, stream, cap, tx_sock

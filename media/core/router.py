@@ -1,9 +1,11 @@
 """Router: a conference's media switch (mediasoup's noun).
 
-Every producer's packets arrive here; those of the *active* source of each kind are fanned out to the
-consumers' outbound streams. A switch of video source (speaker reconnects, a point takes the floor)
-becomes effective at the new source's first keyframe, and until then the old source keeps flowing,
-so subscribers never see a broken picture and never re-signal.
+Every producer's packets arrive here; those of the *active* source of each kind go to that kind's
+group of subscribers (media.core.group; media.egress.fanout_group sends them) and to the readers (the
+recorder). A switch of video source (speaker reconnects, a point takes the floor) becomes effective
+at the new source's first keyframe, and until then the old source keeps flowing, so subscribers
+never see a broken picture and never re-signal. Keyframe requests, the router's own and its
+subscribers', are merged here into at most one per ``keyframe_interval``.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from media.core.codecs import is_keyframe
-from media.egress.fanout import FastFanout
-from media.egress.gop_replay import GopReplay
-from media.egress.outbound import OutboundStream
+from media.core.group import Group, GroupFactory, Subscriber
 from media.core.source import SourceStream
 
 log = logging.getLogger(__name__)
@@ -40,29 +40,35 @@ class PacketReader(Protocol):
 
 
 class Router:
-    def __init__(self, conference_id: str, keyframe_interval: float = 1.0, fast_start: float = 0.0) -> None:
+    def __init__(self, conference_id: str, groups: GroupFactory, keyframe_interval: float = 1.0) -> None:
+        """``groups`` builds the subscribers' group of each kind (media.egress.fanout_group.FanoutGroup)."""
         self.conference_id = conference_id
         self.keyframe_interval = keyframe_interval
-        self.fast_start = fast_start  # seconds: a joiner replays a GOP this young (media.egress.gop_replay)
         self.active: dict[str, SourceStream | None] = {k: None for k in KINDS}
         self.pending: dict[str, SourceStream | None] = {k: None for k in KINDS}
-        # Every outbound stream is in exactly one of these: steady on the active source -> the C loop
-        # (``fast``); waiting for a keyframe, just switched, or no fast path built -> ``slow`` (Python).
-        self.fast: dict[str, FastFanout] = {k: FastFanout() for k in KINDS}
-        self.slow: dict[str, list[OutboundStream]] = {k: [] for k in KINDS}
+        self.groups: dict[str, Group] = {k: groups(k, self.request_keyframe) for k in KINDS}
         self.keyframe_sources: dict[int, KeyframeSource] = {}
         self.packet_taps: list[PacketTap] = []  # every packet of every source (the workers' mirror)
         self.readers: list[PacketReader] = []  # the active sources' packets (add_reader)
         self.source_listeners: list[SourceListener] = []
-        # Batched: the C loop queues packets and ``flush`` sends each subscriber the batch in a few
-        # calls (media.egress.fanout). Whoever feeds a batched router flushes it: the producers at the end
-        # of each burst (media.ingest.burst_boundary), the media workers after each read of their socket.
-        self.batched = False
         self.flush_listeners: list[Callable[[], None]] = []  # e.g. the mirror to the media workers
-        self.catch_ups: list[GopReplay] = []  # fast starts owed history packets at the next flush
+        self._batched = False
         self.keyframe_requests_sent = 0
         self._last_keyframe_request = 0.0
         self._keyframe_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def batched(self) -> bool:
+        """Batched: the groups queue packets and ``flush`` sends each subscriber the batch in a few
+        calls. Whoever feeds a batched router flushes it: the producers at the end of each burst
+        (media.ingest.burst_boundary), the media workers after each read of their socket."""
+        return self._batched
+
+    @batched.setter
+    def batched(self, on: bool) -> None:
+        self._batched = on
+        for group in self.groups.values():
+            group.batched = on
 
     # --- sources -----------------------------------------------------------------------------
     def add_source(self, source: SourceStream, keyframes: KeyframeSource | None = None) -> None:
@@ -124,39 +130,13 @@ class Router:
                 return
         for reader in self.readers:
             reader.on_packet(source, seq, ts, marker, payload, key)
-        fast = self.fast[kind]
-        if fast.members:
-            if fast.source is source:
-                if self.batched:
-                    fast.queue(seq, ts, marker, payload)
-                else:
-                    fast.forward(seq, ts, marker, payload)
-            else:
-                self.slow[kind].extend(fast.demote_all())
-        slow = self.slow[kind]
-        if slow:
-            ready = None
-            for out in slow:
-                out.forward(source, seq, ts, marker, payload, key)
-                if out._fp is not None and out.source is source and out.pt >= 0 and out.catch_up is None:
-                    if ready is None:
-                        ready = []
-                    ready.append(out)
-            if ready is not None:
-                fast.source = source
-                for out in ready:
-                    slow.remove(out)
-                    fast.add(out)
+        self.groups[kind].forward(source, seq, ts, marker, payload, key)
 
     def flush(self) -> None:
-        """Send what the C loop queued (batched routers: after each batch of received packets)."""
+        """Send what the groups queued (batched routers: after each batch of received packets)."""
         for listener in self.flush_listeners:  # the workers first: they fan out in parallel with us
             listener()
-        self.fast["video"].flush_with(self.fast["audio"])  # a point's audio rides with its video
-        if self.catch_ups:
-            catch_ups, self.catch_ups = self.catch_ups, []
-            for catch_up in catch_ups:
-                catch_up.flush()
+        self.groups["video"].flush(self.groups["audio"])  # a point's audio rides with its video
 
     # --- consumers -----------------------------------------------------------------------------
     def add_reader(self, reader: PacketReader) -> None:
@@ -169,43 +149,23 @@ class Router:
         if reader in self.readers:
             self.readers.remove(reader)
 
-    def add_outbound(self, stream: OutboundStream) -> None:
-        stream.router = self
-        self.slow[stream.kind].append(stream)
-        if stream.kind == "video" and not self._fast_start(stream):
+    def add_outbound(self, stream: Subscriber) -> None:
+        """A subscriber's stream joins its kind's group; video starts at a keyframe asked for unless
+        the group can start it from the current GOP."""
+        kind = stream.kind
+        settled = self.active[kind] if self.pending[kind] is None else None
+        if self.groups[kind].add(stream, settled):
             self.request_keyframe()
 
-    def _fast_start(self, stream: OutboundStream) -> bool:
-        """Start ``stream`` from the current GOP's keyframe when it is young enough (no request)."""
-        source = self.active["video"]
-        if self.fast_start <= 0 or source is None or self.pending["video"] is not None:
-            return False
-        catch_up = GopReplay.plan(stream, source, self.fast_start)
-        if catch_up is None:
-            return False
-        catch_up.start()
-        return True
-
-    def remove_outbound(self, stream: OutboundStream) -> None:
-        if stream.catch_up is not None:
-            stream.catch_up.cancel()
-        if not self.fast[stream.kind].remove(stream):
-            try:
-                self.slow[stream.kind].remove(stream)
-            except ValueError:
-                pass
-        stream.router = None
-        stream.release()
+    def remove_outbound(self, stream: Subscriber) -> None:
+        self.groups[stream.kind].remove(stream)
 
     @property
     def consumer_count(self) -> int:
-        return self._streams("video") or self._streams("audio")
-
-    def _streams(self, kind: str) -> int:
-        return len(self.fast[kind].members) + len(self.slow[kind])
+        return len(self.groups["video"]) or len(self.groups["audio"])
 
     # --- keyframes ---------------------------------------------------------------------------
-    def request_keyframe(self, requester: OutboundStream | None = None) -> None:
+    def request_keyframe(self, requester: Subscriber | None = None) -> None:
         """Merge keyframe requests and send at most one per ``keyframe_interval`` upstream."""
         if requester is not None:
             requester.keyframe_requests += 1

@@ -7,7 +7,6 @@ the next keyframe, so their outgoing stream stays continuous across reconnects a
 from __future__ import annotations
 
 import itertools
-import time
 
 from media.core.history import RtpHistory
 
@@ -66,6 +65,3 @@ class SourceStream:
         if self.last_arrival:
             return (self.last_ts + int((wallclock - self.last_arrival) * self.clock_rate)) & 0xFFFFFFFF
         return 0
-
-    def now(self) -> float:
-        return time.time()

@@ -1,15 +1,16 @@
-"""FastFanout: the outbound streams of one kind that the C loop forwards (``media.native._fastpath``).
+"""The C fan-out loop's Python face (``media.native._fastpath``): send targets and the set it serves.
 
-A stream joins once the Python path has sent it a packet of the current source (so keyframe gating,
-epoch rebasing and payload-type choice stay in ``OutboundStream``); the whole set falls back to
-Python when a packet of another source arrives, and rejoins after that source's keyframe. While a
-stream is in the set, its offsets and counters live in its ``fp_target`` struct.
+A subscriber stream's wire state (SSRC, payload type, offsets, the last source numbers sent,
+counters) lives in one ``struct fp_target``, which the C loop reads and writes and the stream's
+Python code reads and writes too (media.egress.outbound): one object, two faces, nothing copied
+between them. A stream the C loop cannot serve (not built, or relayed through TURN) has a
+``PythonTarget`` with the same fields instead.
 
-A batched router queues the packets of one burst (``queue``) and flushes them together: per
-subscriber, one UDP GSO send per run of equal-sized packets instead of one ``sendto`` each (the
-kernel's per-datagram send path was over half of the forwarding cost). Who flushes: the ingest at
-the end of each burst from the speaker (media.ingest.burst_boundary), a media worker after each read of its socket.
-``forward`` sends one packet at once (unbatched routers).
+``FastFanout`` is the set of streams of one kind that the C loop forwards. A batched set queues the
+packets of one burst (``queue``) and flushes them together: per subscriber, one UDP GSO send per run
+of equal-sized packets instead of one ``sendto`` each (the kernel's per-datagram send path was over
+half of the forwarding cost). ``forward`` sends one packet at once (unbatched routers). Which
+streams are in the set is the group's decision (media.egress.fanout_group).
 """
 
 from __future__ import annotations
@@ -17,28 +18,40 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from pylibsrtp._binding import ffi as srtp_ffi
 from pylibsrtp._binding import lib as srtp_lib
 
 try:
     from media.native._fastpath import ffi, lib
-except ImportError:  # not compiled (no C compiler): OutboundStream.forward does the work
+except ImportError:  # not compiled (no C compiler): every stream sends on its Python path
     ffi = lib = None
 
-if TYPE_CHECKING:
-    from media.egress.outbound import OutboundStream
-    from media.core.source import SourceStream
+from media.core.source import SourceStream
 
 log = logging.getLogger(__name__)
 AVAILABLE = lib is not None
 _PROTECT = int(srtp_ffi.cast("uintptr_t", srtp_ffi.addressof(srtp_lib, "srtp_protect"))) if AVAILABLE else 0
 _disabled = os.environ.get("DIEMCAU_FASTPATH", "1") == "0"
+NO_PT = 0xFF  # a target's ``pt`` while the current source's codec was not negotiated (RTP's is 7 bits)
 
 
 def enabled() -> bool:
     return AVAILABLE and not _disabled
+
+
+class PythonTarget:
+    """``struct fp_target``'s fields that Python reads and writes, for a stream the C loop never serves."""
+
+    __slots__ = ("ssrc", "pt", "seq_off", "ts_off", "pad_ok", "last_seq", "last_ts",
+                 "packets", "octets", "drops", "sends", "runs", "set_id")
+
+    def __init__(self) -> None:
+        self.ssrc = self.seq_off = self.ts_off = self.pad_ok = self.last_seq = self.last_ts = 0
+        self.pt = NO_PT
+        self.packets = self.octets = self.drops = self.sends = self.runs = self.set_id = 0
 
 
 def new_target(ctx: object, fd: int, host: str, port: int, protect: int = 0):  # type: ignore[no-untyped-def]
@@ -71,24 +84,20 @@ def _packets(queued: list[tuple[int, int, int, bytes]]):  # type: ignore[no-unty
     return pkts, keep
 
 
-def send_to_one(out: "OutboundStream", array, packets: list[tuple[int, int, int, bytes]]) -> None:  # type: ignore[no-untyped-def]
-    """Packets for one stream through the C loop, batched as the fan-out's are (``array`` holds just
-    ``out._fp``): fast start's replay of a GOP leaves in a few GSO sends, not one send per packet.
+def one_target(target: Any):  # type: ignore[no-untyped-def]
+    """An array of one target, for ``send_to_one``."""
+    return ffi.new("struct fp_target *[1]", [target])
 
-    The stream must already have sent a packet of this source in Python (offsets rebased).
-    """
-    t = out._fp
-    out.sync_target()
+
+def send_to_one(array: Any, packets: list[tuple[int, int, int, bytes]]) -> bool:
+    """Packets for the one target in ``array`` (``one_target``), batched as the fan-out's are: fast
+    start's replay of a GOP leaves in a few GSO sends, not one send per packet. True when a send
+    failed for good (the stream's path is gone)."""
     pkts, keep = _packets(packets)
     if lib.fp_forward_batch(_PROTECT, array, 1, pkts, len(packets)):
-        t.failed = 0
-        if out.on_failure is not None:
-            out.on_failure()
-    out.last_seq, out.last_ts = t.last_seq, t.last_ts
-
-
-def one_target(out: "OutboundStream"):  # type: ignore[no-untyped-def]
-    return ffi.new("struct fp_target *[1]", [out._fp])
+        array[0].failed = 0
+        return True
+    return False
 
 
 BATCH = 64  # fp_forward_batch's limit (FP_BATCH)
@@ -120,57 +129,57 @@ def pad_max(limit: int | None = None) -> int:
 _set_ids = itertools.count(1)
 
 
+class Member(Protocol):
+    """A stream in a ``FastFanout`` (media.egress.outbound.OutboundStream)."""
+
+    target: Any  # its struct fp_target
+    on_failure: Callable[[], None] | None
+
+
 class FastFanout:
+    """The streams of one kind the C loop forwards; they all follow ``source``."""
+
     __slots__ = ("source", "members", "set_id", "_array", "_count", "_queued")
 
     def __init__(self) -> None:
         self.set_id = next(_set_ids)  # its members' fp_target.set_id
         self.source: SourceStream | None = None
-        self.members: list[OutboundStream] = []
+        self.members: list[Member] = []
         self._array = None
         self._count = 0
         self._queued: list[tuple[int, int, int, bytes]] = []
 
-    def add(self, out: "OutboundStream") -> None:
+    def add(self, out: Member) -> None:
         self.flush()  # queued packets are for the members they were queued for
-        t = out._fp
-        out.sync_target()
-        t.last_seq, t.last_ts, t.failed = out.last_seq, out.last_ts, 0
+        t = out.target
+        t.failed = 0
         t.set_id = self.set_id
-        out.fast = True
         self.members.append(out)
         self._rebuild()
 
-    def remove(self, out: "OutboundStream") -> bool:
+    def remove(self, out: Member) -> bool:
         self.flush()
         try:
             self.members.remove(out)
         except ValueError:
             return False
-        self._leave(out)
+        out.target.set_id = 0
         self._rebuild()
         return True
 
-    def demote_all(self) -> list["OutboundStream"]:
-        """Hand every stream back to the Python path (a new source is about to be forwarded)."""
+    def demote_all(self) -> list[Member]:
+        """Hand every stream back (a new source is about to be forwarded)."""
         self.flush()
         members, self.members = self.members, []
         for out in members:
-            self._leave(out)
+            out.target.set_id = 0
         self._rebuild()
         self.source = None
         return members
 
-    @staticmethod
-    def _leave(out: "OutboundStream") -> None:
-        t = out._fp
-        out.last_seq, out.last_ts = t.last_seq, t.last_ts
-        t.set_id = 0
-        out.fast = False
-
     def _rebuild(self) -> None:
         self._count = len(self.members)
-        self._array = ffi.new("struct fp_target *[]", [m._fp for m in self.members]) if self.members else None
+        self._array = ffi.new("struct fp_target *[]", [m.target for m in self.members]) if self.members else None
 
     def forward(self, seq: int, ts: int, marker: int, payload: bytes) -> None:
         if lib.fp_forward(_PROTECT, self._array, self._count, seq, ts, marker, payload, len(payload)):
@@ -213,7 +222,7 @@ class FastFanout:
 
     def _failed(self) -> None:
         for out in list(self.members):
-            t = out._fp
+            t = out.target
             if t.failed:
                 t.failed = 0
                 log.info("send to subscriber failed (errno %d)", t.last_errno)

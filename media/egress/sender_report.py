@@ -4,8 +4,8 @@ Every connected point gets a sender report per second for video (every 5 s for a
 hundreds of points they were the largest Python cost of a media worker after the fan-out itself:
 aiortc builds packet objects, concatenates bytes, copies through pylibsrtp and sends through
 aioice and asyncio (about 120 us each on this VM). Here the SR and the SDES CNAME are packed into a
-fixed C buffer, protected in place by the same libsrtp session (``srtp_protect_rtcp``) and sent on
-the ICE socket directly, like the RTP itself (media.egress.outbound). One schedule then sends every
+fixed C buffer, protected in place by the same libsrtp session (``srtp_protect_rtcp``, in a
+media.egress.srtp_writer.SrtpBuffer) and sent on the ICE socket directly, like the RTP itself. One schedule then sends every
 stream's reports of a process from one timer (media.core.job_schedule) instead of a sleeping task per stream.
 """
 
@@ -19,20 +19,20 @@ from typing import Any
 
 import pylibsrtp
 from aiortc.rtp import RTCP_SDES, RTCP_SR
-from pylibsrtp._binding import ffi, lib
+from pylibsrtp._binding import lib
 
 from media.core import job_schedule
 from media.core.job_schedule import JobSchedule
+from media.core.source import NTP_EPOCH_OFFSET
+from media.egress.srtp_writer import V2, SrtpBuffer
 
 log = logging.getLogger(__name__)
-NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
-TRAILER = 144  # room for libsrtp's SRTCP trailer (index, tag, MKI)
 _sr = struct.Struct("!BBHIIIIII")  # V/P/RC, PT=200, length, SSRC, NTP hi, NTP lo, RTP ts, packets, octets
 
 
 def ntp_time(wall: float) -> int:
     """64-bit NTP timestamp (RFC 3550 section 4) of a ``time.time()`` instant."""
-    return int((wall + NTP_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+    return int((wall + NTP_EPOCH_OFFSET) * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
 
 
 def sdes_cname(ssrc: int, cname: str) -> bytes:
@@ -44,15 +44,11 @@ def sdes_cname(ssrc: int, cname: str) -> bytes:
 
 
 class SenderReportWriter:
-    __slots__ = ("_session", "_ctx", "_cdata", "_view", "_len", "_sendto", "_addr", "_ssrc", "_sdes", "sent", "drops")
+    __slots__ = ("_buffer", "_sendto", "_addr", "_ssrc", "_sdes", "sent", "drops")
 
     def __init__(self, session: pylibsrtp.Session, sendto: Callable, addr: tuple, ssrc: int, cname: str | None) -> None:
-        self._session = session  # keeps the srtp_t alive
-        self._ctx = session._srtp[0]
         self._sdes = sdes_cname(ssrc, cname) if cname else b""
-        self._cdata = ffi.new("char[]", _sr.size + len(self._sdes) + TRAILER)
-        self._view = memoryview(ffi.buffer(self._cdata))
-        self._len = ffi.new("int *")
+        self._buffer = SrtpBuffer(session, session._srtp[0], lib.srtp_protect_rtcp, _sr.size + len(self._sdes))
         self._sendto = sendto
         self._addr = addr
         self._ssrc = ssrc
@@ -61,18 +57,17 @@ class SenderReportWriter:
 
     def send(self, ntp: int, rtp_ts: int, packets: int, octets: int) -> bool:
         """Protect and send SR (+ SDES); False if it could not leave (the next one will)."""
-        view = self._view
-        _sr.pack_into(view, 0, 0x80, RTCP_SR, 6, self._ssrc, ntp >> 32, ntp & 0xFFFFFFFF, rtp_ts & 0xFFFFFFFF,
+        view = self._buffer.view
+        _sr.pack_into(view, 0, V2, RTCP_SR, 6, self._ssrc, ntp >> 32, ntp & 0xFFFFFFFF, rtp_ts & 0xFFFFFFFF,
                       packets & 0xFFFFFFFF, octets & 0xFFFFFFFF)
         end = _sr.size + len(self._sdes)
         view[_sr.size:end] = self._sdes  # the last protect encrypted it in place
-        length = self._len
-        length[0] = end
-        if lib.srtp_protect_rtcp(self._ctx, self._cdata, length):
+        data = self._buffer.seal(end)
+        if data is None:
             self.drops += 1
             return False
         try:
-            self._sendto(view[:length[0]], self._addr)
+            self._sendto(data, self._addr)
         except OSError:  # buffer full or path gone: RTCP is periodic, the next report follows
             self.drops += 1
             return False

@@ -1,51 +1,73 @@
-"""SRTP protection in place, in one C buffer per outbound session.
+"""Packets built and SRTP-protected in place, in one C buffer per writer: the Python path's one builder.
 
 pylibsrtp's ``Session.protect`` checks types, copies the packet into its buffer and slices a new
-``bytes`` out (about 1 us per call). On the fan-out path the header is packed straight into our own
-buffer, libsrtp protects it in place and the socket sends from a view of it: no intermediate objects.
-Uses pylibsrtp's cffi binding (pinned with aiortc).
+``bytes`` out (about 1 us per call). Here the header is packed straight into our own buffer, the
+protect function (libsrtp's, or the stream's own AES-GCM, media.egress.srtp_gcm) works on it in
+place and the socket sends from a view of it: no intermediate objects. ``SrtpWriter`` builds RTP
+(forwarding on the Python path, fast start without the C loop, retransmissions); sender reports
+use ``SrtpBuffer`` with libsrtp's RTCP protect (media.egress.sender_report). The C loop builds its
+own packets (media.native.build). Uses pylibsrtp's cffi binding (pinned with aiortc).
 """
 
 from __future__ import annotations
 
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pylibsrtp
 from pylibsrtp._binding import ffi, lib
 
-MTU = 1500
-TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN if hasattr(pylibsrtp, "SRTP_MAX_TRAILER_LEN") else 144
-header_struct = _header = struct.Struct("!BBHII")
-srtp_protect = lib.srtp_protect
-
 if TYPE_CHECKING:
     from media.egress.srtp_gcm import GcmProtect
 
+MTU = 1500  # the largest RTP packet forwarded (the C loop's FP_MTU)
+TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN  # room for what SRTP/SRTCP protect appends (tag, SRTCP index, MKI)
+RTP_HEADER = struct.Struct("!BBHII")  # V=2 (0x80), M|PT, sequence number, timestamp, SSRC
+V2 = 0x80  # RTP version 2, no padding, extension or CSRCs
 
-class SrtpWriter:
-    __slots__ = ("_session", "_ctx", "_cdata", "_view", "_len", "_protect", "max_payload")
 
-    def __init__(self, session: pylibsrtp.Session, gcm: GcmProtect | None = None) -> None:
-        """With ``gcm`` the stream's own AES-GCM context protects instead of the libsrtp session."""
+class SrtpBuffer:
+    """One C buffer that a packet is written into and protected in place by ``protect(ctx, buf, len_ptr)``
+    (``srtp_protect``'s contract); ``view`` is where the packet is written."""
+
+    __slots__ = ("_session", "ctx", "_protect", "_cdata", "view", "_len")
+
+    def __init__(self, session: pylibsrtp.Session, ctx: Any, protect: Callable[..., int], size: int) -> None:
         self._session = session  # keeps the srtp_t alive
-        self._ctx = session._srtp[0] if gcm is None else gcm.ctx
-        self._cdata = ffi.new("char[]", MTU + TRAILER)
-        self._view = memoryview(ffi.buffer(self._cdata))
+        self.ctx = ctx
+        self._protect = protect
+        self._cdata = ffi.new("char[]", size + TRAILER)
+        self.view = memoryview(ffi.buffer(self._cdata))
         self._len = ffi.new("int *")
-        self._protect = lib.srtp_protect if gcm is None else gcm.protect
-        self.max_payload = MTU - _header.size
 
-    def packet(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> memoryview | None:
-        """Build, protect and return a view of the SRTP packet (valid until the next call)."""
-        size = 12 + len(payload)
-        if size > MTU:
-            return None
-        view = self._view
-        _header.pack_into(view, 0, 0x80, b1, seq, ts, ssrc)
-        view[12:size] = payload
+    def seal(self, size: int) -> memoryview | None:
+        """Protect the ``size`` bytes written at the buffer's start; a view of the result, or None."""
         length = self._len
         length[0] = size
-        if self._protect(self._ctx, self._cdata, length):
+        if self._protect(self.ctx, self._cdata, length):
             return None
-        return view[: length[0]]
+        return self.view[: length[0]]
+
+
+class SrtpWriter(SrtpBuffer):
+    """RTP packets of one SRTP context: the session's (libsrtp) or, with ``gcm``, the stream's own."""
+
+    __slots__ = ()
+
+    def __init__(self, session: pylibsrtp.Session, gcm: GcmProtect | None = None) -> None:
+        if gcm is None:
+            super().__init__(session, session._srtp[0], lib.srtp_protect, MTU)
+        else:
+            super().__init__(session, gcm.ctx, gcm.protect, MTU)
+
+    def packet(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> memoryview | None:
+        """Build and protect an RTP packet (``b1``: marker and payload type); a view of it, valid
+        until the next call, or None when it is over the MTU or the protect failed."""
+        size = RTP_HEADER.size + len(payload)
+        if size > MTU:
+            return None
+        view = self.view
+        RTP_HEADER.pack_into(view, 0, V2, b1, seq, ts, ssrc)
+        view[RTP_HEADER.size:size] = payload
+        return self.seal(size)
