@@ -58,6 +58,7 @@ class OutboundStream:
         "target",
         "native",
         "source",
+        "_anchor",
         "keyframe_requests",
         "retransmits",
         "_writer",
@@ -92,6 +93,7 @@ class OutboundStream:
         self.target: Any = _number(fanout.PythonTarget(), ssrc)  # a C target from ``bind`` when it can have one
         self.native = False  # ``target`` is a struct fp_target: the C loop can send for this stream
         self.source: SourceStream | None = None  # the source of the current epoch (``start_epoch``)
+        self._anchor: SourceStream | None = None  # the source of the last epoch sent: the offsets map its numbers
         self.keyframe_requests = 0
         self.retransmits = 0
         self._writer: SrtpWriter | None = None
@@ -236,18 +238,25 @@ class OutboundStream:
 
     def start_epoch(self, source: SourceStream, seq: int, ts: int) -> None:
         """Send ``source`` from its packet ``seq``/``ts`` on, continuing our numbering across the
-        change of source: the next sequence number, the timestamp advanced by the wall-clock gap."""
+        change of source: the next sequence number, the timestamp advanced by the wall-clock gap.
+        A source in a codec the point did not negotiate is an epoch of silence: the numbering then
+        continues from the last epoch that was sent."""
         t = self.target
-        previous = self.source
+        self.source = source
+        pt = self.pts.get(source.codec, -1)
+        if pt < 0:
+            t.pt = NO_PT
+            self.rtx_pt = -1
+            return
+        previous = self._anchor
         if previous is not None:
             out_seq = (t.last_seq + t.seq_off + 1) & 0xFFFF
             gap = max(1, int((source.last_arrival - previous.last_arrival) * self.clock_rate))
             out_ts = (t.last_ts + t.ts_off + gap) & 0xFFFFFFFF
             t.seq_off = (out_seq - seq) & 0xFFFF
             t.ts_off = (out_ts - ts) & 0xFFFFFFFF
-        self.source = source
-        pt = self.pts.get(source.codec, -1)
-        t.pt = pt if pt >= 0 else NO_PT
+        self._anchor = source
+        t.pt = pt
         self.rtx_pt = self.rtx.get(pt, -1) if self._rtx_writer is not None else -1
         # Padding only where retransmissions leave over RTX: a padded packet could not be repeated byte for byte.
         t.pad_ok = 1 if self.rtx_pt >= 0 else 0
@@ -300,9 +309,9 @@ class OutboundStream:
         """Whether ``out_seq`` is one of ours already sent from the current source: only those may be
         answered (an older one mapped through today's offset would be other media under a used index)."""
         source = self.source
-        if source is None:
-            return False
         t = self.target
+        if source is None or t.pt == NO_PT:  # nothing sent yet, or an epoch of silence
+            return False
         last_out = (t.last_seq + t.seq_off) & 0xFFFF
         behind = (last_out - out_seq) & 0xFFFF
         if behind >= 0x8000:
