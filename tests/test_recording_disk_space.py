@@ -30,7 +30,7 @@ BEYOND = 10**16  # more than any disk's free space
 
 def _drain(recorder: Recorder) -> None:
     deadline = time.monotonic() + 30
-    while recorder._queue.qsize() and time.monotonic() < deadline:
+    while recorder.backlog and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.2)  # the item being written
 
@@ -38,16 +38,16 @@ def _drain(recorder: Recorder) -> None:
 def test_a_running_recording_pauses_without_room_and_resumes_at_a_keyframe(tmp_path: Path) -> None:
     guard = DiskGuard(tmp_path, 0)
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0, room=guard.room)
-    leg = feed(recorder, 3.0)
+    speaker = feed(recorder, 3.0)
     _drain(recorder)
     guard.min_free_bytes = shutil.disk_usage(tmp_path).free + BEYOND
-    feed(recorder, 3.0, leg=leg, start=3.0)
+    feed(recorder, 3.0, publisher=speaker, start=3.0)
     _drain(recorder)
     assert recorder.paused_for_disk and recorder.stats.dropped_disk > 100
     written = recorder.duration
     assert written == pytest.approx(3.0, abs=0.2)  # the run was closed where the room ran out
     guard.min_free_bytes = 0
-    feed(recorder, 3.0, leg=leg, start=6.0)
+    feed(recorder, 3.0, publisher=speaker, start=6.0)
     recorder.stop()
     assert not recorder.paused_for_disk and recorder.stats.runs == 2
     segments, _ = parse((tmp_path / "rec" / PLAYLIST).read_text())

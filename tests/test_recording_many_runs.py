@@ -20,8 +20,8 @@ from media.recording.recorder import Recorder
 from media.recording.recovery import close_interrupted
 from tests.support.background import BackgroundPublisher
 from bench.clip import test_clip
+from bench.rtp_clip import RtpPublisher
 from tests.support.server import ServerProcess
-from tests.test_recording_units import Frame
 
 RUNS = 4
 
@@ -31,12 +31,12 @@ def _record_runs(directory: Path) -> Recorder:
     recorder = Recorder("r", "c", directory, segment_seconds=2.0)
     recorder._run_number = 997  # the next run is the 998th
     for n in range(RUNS):
-        leg = recorder.new_leg()
-        recorder.bind(leg, {"video"}, lambda: None)
-        recorder.set_sync(leg, 0.0)
-        for i in range(15):
-            leg("video", "video/h264", Frame(clip.video[i][2], i * 3000))
-        recorder.leg_closed(leg)
+        publisher = RtpPublisher(f"publisher-{n}", kinds=("video",))
+        recorder.add_publisher(publisher.producer_id, {"video"})
+        recorder.set_clocks(publisher.producer_id, {})
+        for _at, *packet in publisher.video([(i / 30, i * 3000, clip.video[i][2]) for i in range(15)]):
+            recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+        recorder.publisher_closed(publisher.producer_id)
     recorder.stop()
     return recorder
 

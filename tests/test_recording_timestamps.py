@@ -1,5 +1,5 @@
-"""Decode timestamps of recorded video: B-frame streams (pts out of decode order) and the RTP clock
-aiortc hands over for them, without a server (the WHIP path is in test_recording_bframes)."""
+"""Decode timestamps of recorded video: B-frame streams (pts out of decode order) and their raw RTP
+clock, which steps back and wraps, without a server (the WHIP path is in test_recording_bframes)."""
 
 from __future__ import annotations
 
@@ -8,29 +8,25 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from aiortc.rtcrtpreceiver import TimestampMapper
 
 from media.recording import h264
 from media.recording.recorder import PLAYLIST, Recorder
 from media.recording.timestamps import DecodeClock, RtpUnwrapper
 from tests.support.bframe_clip import bframe_clip
 from bench.clip import test_clip
-from tests.test_recording_units import Frame
+from bench.rtp_clip import RtpPublisher
 from tests.support.hls_probe import ffprobe
 
 
 def _feed_rtp(recorder: Recorder, video: list[tuple[int, bytes]], seconds: float) -> None:
-    """Video only, in the given (decode) order, each frame's RTP timestamp passed through aiortc's
-    own ``TimestampMapper`` the way its receiver does (from a random-looking RTP origin)."""
-    leg = recorder.new_leg()
-    recorder.bind(leg, {"video"}, lambda: None)
-    recorder.set_sync(leg, 0.0)
-    mapper = TimestampMapper()
-    origin = 0xFFFF0000  # wraps 32 bits within the first seconds as well
-    for pts, data in video:
-        if pts >= seconds * 90000:
-            continue
-        leg("video", "video/h264", Frame(data, mapper.map((origin + pts) % (1 << 32))))
+    """Video only, in the given (decode) order, each frame's pts as its RTP timestamp from an origin
+    that wraps 32 bits within the first second, as the Router hands the packets over."""
+    publisher = RtpPublisher(kinds=("video",))
+    recorder.add_publisher(publisher.producer_id, {"video"})
+    recorder.set_clocks(publisher.producer_id, {})
+    frames = [(n / 30, pts, data) for n, (pts, data) in enumerate(video) if pts < seconds * 90000]
+    for _at, *packet in publisher.video(frames):
+        recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
     recorder.stop()
 
 
@@ -95,10 +91,12 @@ def test_a_stream_reordering_deeper_than_its_sps_restarts_deep_enough(tmp_path: 
 
 
 def test_rtp_unwrapper_and_decode_clock() -> None:
-    unwrap = RtpUnwrapper()
-    assert [unwrap(t) for t in (0, 9000, 3000, (1 << 32) + 6000, 12000)] == [0, 9000, 3000, 6000, 12000]
-    wrap = RtpUnwrapper()
-    assert [wrap(t) for t in ((1 << 32) - 3000, 0, 3000)] == [(1 << 32) - 3000, 1 << 32, (1 << 32) + 3000]
+    unwrap = RtpUnwrapper(0)
+    assert [unwrap(t) for t in (0, 9000, 3000, 6000, 12000)] == [0, 9000, 3000, 6000, 12000]
+    wrap = RtpUnwrapper((1 << 32) - 6000)  # B-frames on both sides of the wrap
+    assert [wrap(t) for t in ((1 << 32) - 3000, 3000, 0, 6000)] == [3000, 9000, 6000, 12000]
+    late = RtpUnwrapper(9000)  # anchored at a sender report after the first frames
+    assert [late(t) for t in (3000, 6000, 12000)] == [-6000, -3000, 3000]
     clock = DecodeClock(2, 3000)
     pts = [6000, 15000, 9000, 12000, 24000, 18000, 21000]
     assert [clock.next(p) for p in pts] == [0, 3000, 6000, 9000, 12000, 15000, 18000]

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import fractions
+import itertools
 import shutil
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -22,51 +23,46 @@ from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, select_expired
 from server.domain.signed_links import Grant, LinkSigner
-from bench.clip import test_clip
+from bench.clip import Clip, test_clip
+from bench.rtp_clip import RtpPublisher
 from tests.support.hls_probe import duration, ffprobe, streams, tone_onset
 
 
-@dataclass
-class Frame:
-    data: bytes
-    timestamp: int
+_publishers = itertools.count(1)
 
 
-def feed(  # type: ignore[no-untyped-def]
+def feed(
     recorder: Recorder,
     seconds: float,
     audio_offset: float = 0.0,
     skip_video: int = 0,
-    leg=None,
+    publisher: RtpPublisher | None = None,
     kinds: tuple[str, ...] = ("audio", "video"),
-    clip=None,
+    clip: Clip | None = None,
     start: float = 0.0,
-    on_video=None,
-):
-    """Hand the clip to a leg the way aiortc's receiver threads do (timestamps from ``start``).
+    keep_video: Callable[[int], bool] | None = None,
+) -> RtpPublisher:
+    """Hand the clip's packets to the recorder's reader the way the Router does (timestamps from
+    ``start``, audio ``audio_offset`` after video on the sender's clock).
 
-    A new leg is bound and synced first; pass ``leg`` to continue an existing one.
+    A new publisher is added and given its clocks first; pass ``publisher`` to continue one. The
+    n-th video packet is left out (lost) when ``keep_video(n)`` is false.
     """
     clip = clip or test_clip()
-    if leg is None:
-        leg = recorder.new_leg()
-        recorder.bind(leg, set(kinds), getattr(recorder, "_test_keyframe_request", lambda: None))
-        recorder.set_sync(leg, audio_offset)
-    items = []
-    v0, a0 = round(start * 90000), round(start * 48000)
-    for i, (_pts, _key, data) in enumerate(clip.video):
-        if i * 3000 < seconds * 90000 and i >= skip_video and "video" in kinds:
-            items.append((start + i / clip.fps, "video", "video/h264", Frame(data, v0 + i * 3000)))
-    for i, (_pts, data) in enumerate(clip.audio):
-        if i * 960 < seconds * 48000 and "audio" in kinds:
-            items.append((start + i * 0.02, "audio", "audio/opus", Frame(data, a0 + i * 960)))
-    for n, (_t, kind, codec, frame) in enumerate(sorted(items, key=lambda x: x[0])):
-        while recorder._queue.qsize() > 500:
+    if publisher is None:
+        publisher = RtpPublisher(f"publisher-{next(_publishers)}", kinds)
+        recorder.add_publisher(publisher.producer_id, set(kinds))
+        recorder.set_clocks(publisher.producer_id, publisher.clocks(audio_offset))
+    video_packets = 0
+    for _at, source, seq, ts, marker, payload in publisher.clip(clip, seconds, start, skip_video):
+        while recorder.backlog > 1500:
             time.sleep(0.001)
-        if on_video is not None and kind == "video":
-            on_video(n, leg)
-        leg(kind, codec, frame)
-    return leg
+        if source.kind == "video":
+            video_packets += 1
+            if keep_video is not None and not keep_video(video_packets - 1):
+                continue
+        recorder.reader.on_packet(source, seq, ts, marker, payload, False)
+    return publisher
 
 
 # --- H.264 ---------------------------------------------------------------------------------------
@@ -128,8 +124,8 @@ def test_playlist_round_trip_and_live_window() -> None:
 # --- the recorder --------------------------------------------------------------------------------
 def test_recorder_reconnect_is_a_discontinuity_on_one_timeline(tmp_path: Path) -> None:
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
-    leg1 = feed(recorder, 5.0)
-    recorder.leg_closed(leg1)
+    first = feed(recorder, 5.0)
+    recorder.publisher_closed(first.producer_id)
     feed(recorder, 5.0, skip_video=10)  # joins mid-GOP: waits for the keyframe at 1 s
     recorder.stop()
     assert recorder.finished and recorder.stats.runs == 2
@@ -149,7 +145,7 @@ def test_recorder_reconnect_is_a_discontinuity_on_one_timeline(tmp_path: Path) -
     assert duration(tmp_path / "rec" / PLAYLIST) == pytest.approx(total, abs=0.1)
 
 
-def test_recorder_places_audio_by_the_leg_offset(tmp_path: Path) -> None:
+def test_recorder_places_audio_by_the_publisher_clocks(tmp_path: Path) -> None:
     """Audio ts 0 half a second after video ts 0 must start half a second into the recording."""
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
     feed(recorder, 4.0, audio_offset=0.5)
@@ -165,13 +161,14 @@ def test_recorder_places_audio_by_the_leg_offset(tmp_path: Path) -> None:
 
 
 def test_floor_switch_and_back(tmp_path: Path) -> None:
-    """A second publisher takes over at its first keyframe; when it leaves, the first one (still
-    live) is recorded again from its next keyframe. One timeline, one discontinuity per switch."""
+    """The Router hands over a second publisher's sources (at a keyframe), then the first one's again
+    (still live, from its next keyframe): each switch ends the run, the next one continues the
+    timeline. One timeline, one discontinuity per switch."""
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
     speaker = feed(recorder, 3.0)
     point = feed(recorder, 3.0)
-    recorder.leg_closed(point)
-    feed(recorder, 3.0, leg=speaker, start=6.0)
+    recorder.publisher_closed(point.producer_id)
+    feed(recorder, 3.0, publisher=speaker, start=6.0)
     recorder.stop()
     text = (tmp_path / "rec" / PLAYLIST).read_text()
     assert recorder.stats.runs == 3 and text.count("#EXT-X-DISCONTINUITY\n") == 2
@@ -210,8 +207,8 @@ def test_audio_profile_sets_channels_and_bitrate(tmp_path: Path) -> None:
 def test_a_new_resolution_starts_a_new_run(tmp_path: Path) -> None:
     """Browsers lower the resolution under congestion: new SPS -> new init segment, same timeline."""
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
-    leg = feed(recorder, 3.0)
-    feed(recorder, 2.0, leg=leg, clip=test_clip(seconds=2.0, width=640, height=360, kbps=500), start=3.0)
+    speaker = feed(recorder, 3.0)
+    feed(recorder, 2.0, publisher=speaker, clip=test_clip(seconds=2.0, width=640, height=360, kbps=500), start=3.0)
     recorder.stop()
     segments = parse((tmp_path / "rec" / PLAYLIST).read_text())[0]
     assert recorder.stats.runs == 2 and sum(s.discontinuity for s in segments) == 1
@@ -224,20 +221,15 @@ def test_a_new_resolution_starts_a_new_run(tmp_path: Path) -> None:
 
 
 def test_lost_frames_wait_for_a_keyframe_and_ask_for_one(tmp_path: Path) -> None:
-    """When the queue overflowed (a frame was dropped) the decoder chain is broken until the next
-    IDR: frames in between are skipped and the publisher is asked for a keyframe."""
-    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    """When a packet was lost (or dropped from a full inbox) the decoder chain is broken until the
+    next IDR: frames in between are skipped and a keyframe is asked for."""
     requests: list[float] = []
-    recorder._test_keyframe_request = lambda: requests.append(time.monotonic())  # type: ignore[attr-defined]
-
-    def drop_once(n: int, leg) -> None:  # type: ignore[no-untyped-def]
-        if n == 40:  # between the keyframes at 0 s and 1 s
-            leg.video_drops += 1
-
-    feed(recorder, 3.0, on_video=drop_once)
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0,
+                        request_keyframe=lambda: requests.append(time.monotonic()))
+    feed(recorder, 3.0, keep_video=lambda n: n != 100)  # between the keyframes at 0 s and 1 s
     recorder.stop()
     assert recorder.stats.dropped_frames > 5
-    assert requests  # at bind, and again for the gap
+    assert requests  # at the start, and again for the gap
     assert len(requests) >= 2
     info = ffprobe(tmp_path / "rec" / PLAYLIST, "stream=nb_read_frames", "-count_frames", "-select_streams", "v")
     assert int(info["streams"][0]["nb_read_frames"]) == 90 - recorder.stats.dropped_frames
@@ -276,8 +268,8 @@ def test_recovery_keeps_every_complete_segment(tmp_path: Path) -> None:
 
 def test_remux_to_faststart_mp4(tmp_path: Path) -> None:
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
-    leg = feed(recorder, 4.0)
-    recorder.leg_closed(leg)
+    first = feed(recorder, 4.0)
+    recorder.publisher_closed(first.producer_id)
     feed(recorder, 3.0)
     recorder.stop()
     out = remux_to_mp4(tmp_path / "rec" / PLAYLIST, tmp_path / "out.mp4")
@@ -288,12 +280,14 @@ def test_remux_to_faststart_mp4(tmp_path: Path) -> None:
     assert float(info["format"]["duration"]) == pytest.approx(recorder.duration, abs=0.15)
 
 
-def test_recorder_ignores_frames_after_stop(tmp_path: Path) -> None:
+def test_recorder_ignores_packets_after_stop(tmp_path: Path) -> None:
     recorder = Recorder("r", "c", tmp_path / "rec")
-    leg = recorder.new_leg()
+    publisher = RtpPublisher()
+    recorder.add_publisher(publisher.producer_id, {"audio", "video"})
     recorder.stop()
-    leg("video", "video/h264", Frame(b"\0\0\0\1\x65", 0))
-    assert recorder._queue.qsize() == 0 and not (tmp_path / "rec").exists()
+    for _at, *packet in publisher.clip(test_clip(), 0.5):
+        recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+    assert recorder.backlog == 0 and recorder.reader.dropped > 0 and not (tmp_path / "rec").exists()
 
 
 # --- retention and links -------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
-from media.ingest import frame_tap
 from media.transport import socket_drain, srtp_intake
 from media.ingest.burst_boundary import BurstBoundary
 from media.core.codecs import codec_key, is_rtx, prefer_codecs
@@ -30,23 +29,11 @@ from media.core.source import SourceStream
 
 log = logging.getLogger(__name__)
 
-# Called on the receiver thread with (kind, codec_key, jitter_frame) for the recorder.
-FrameSink = Callable[[str, str, object], None]
-
-
 class Producer:
-    def __init__(
-        self,
-        router: Router,
-        pc: RTCPeerConnection,
-        frame_sink: FrameSink | None = None,
-        role: str = "speaker",
-    ) -> None:
+    def __init__(self, router: Router, pc: RTCPeerConnection) -> None:
         self.id = secrets.token_urlsafe(16)
         self.router = router
         self.pc = pc
-        self.role = role
-        self.frame_sink = frame_sink
         self.sources: dict[str, SourceStream] = {}
         self._receivers: dict[str, RTCRtpReceiver] = {}
         self._media_ssrc: dict[str, int] = {}
@@ -145,9 +132,6 @@ class Producer:
 
         receiver._handle_rtp_packet = handle_rtp  # type: ignore[method-assign]
         receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
-        sink = self.frame_sink
-        if sink is not None:
-            frame_tap.attach(receiver, lambda codec, frame, kind=kind: sink(kind, codec_key(codec), frame))
 
     def _take_srtp(self) -> None:
         for receiver in self._receivers.values():

@@ -1,6 +1,6 @@
 """The names of a recording's files, in one place for the writer, crash recovery and the HLS routes.
 
-Runs (one per publisher leg or parameter change) are numbered from 0 and segments across the whole
+Runs (one per switch of publisher, parameter change or pause) are numbered from 0 and segments across the whole
 recording; both names are zero-padded for a sorted listing but grow past the padding (``init1000``,
 ``seg1000000``), so a long conference with many reconnects stays reachable.
 """

@@ -1,8 +1,9 @@
 """RecordingManager: one running :class:`Recorder` per live conference, driven by the media engine.
 
-Hooks into :class:`media.engine.MediaEngine`: ``frame_sink_factory`` gives each WHIP publish a
-:class:`Leg` of the conference's recorder (creating the recorder on the first publish), and
-``on_producer`` binds the leg when the publisher is live and releases it when it leaves. A recording
+Hooks into :class:`media.engine.MediaEngine` through ``on_producer``: the first recordable publisher
+of a conference starts its recording, whose reader joins the conference's Router (the recorder then
+gets what the points get, switches included); every recordable publisher is announced to the recorder
+with its kinds, then its clocks (``media.recording.sync``), and its leaving is passed on. A recording
 outlives its publishers: a reconnect within ``idle_seconds`` continues it behind a discontinuity;
 after that (or on :meth:`stop`) it is finalised. Without disk room (``room``) no recording starts (the
 publish goes on unrecorded) and a running one pauses. All methods run on the event loop; the server layer
@@ -18,14 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from media.core.router import Router
 from media.recording.audio import AudioProfile
-from media.recording.recorder import Leg, Recorder
-from media.recording.sync import audio_offset
+from media.recording.recorder import Recorder
+from media.recording.sync import arrival_clocks, sender_clocks
 
 log = logging.getLogger(__name__)
 
-SYNC_WAIT = 3.0  # seconds after the first frame to wait for sender reports before estimating
-SYNC_MAX_OFFSET = 5.0  # a larger SR-derived offset is implausible: estimate instead
+SYNC_WAIT = 3.0  # seconds after the first packet to wait for sender reports before estimating
+SYNC_GIVE_UP = 30.0  # seconds after which a publisher that sent nothing is aligned by arrival anyway
+RECORDABLE = {"audio": "audio/opus", "video": "video/h264"}
 
 RecorderCallback = Callable[[Recorder], None]
 
@@ -33,16 +36,15 @@ RecorderCallback = Callable[[Recorder], None]
 @dataclass
 class _Entry:
     recorder: Recorder
-    open_legs: set[Leg] = field(default_factory=set)
-    announced: bool = False
+    router: Router
+    publishers: set[str] = field(default_factory=set)  # producer ids recorded and still open
     idle: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task] = field(default_factory=set)
 
 
 def recordable_kinds(producer: Any) -> set[str]:
     """Kinds of a producer the recorder can take: H.264 video, Opus audio."""
-    wanted = {"audio": "audio/opus", "video": "video/h264"}
-    return {kind for kind, source in producer.sources.items() if wanted.get(kind) == source.codec}
+    return {kind for kind, source in producer.sources.items() if RECORDABLE.get(kind) == source.codec}
 
 
 class RecordingManager:
@@ -74,95 +76,102 @@ class RecordingManager:
     # --- queries ---------------------------------------------------------------------------------
     def active(self, conference_id: str) -> Recorder | None:
         entry = self._entries.get(conference_id)
-        return entry.recorder if entry is not None and entry.announced else None
+        return entry.recorder if entry is not None else None
 
     def get(self, recording_id: str) -> Recorder | None:
         for entry in self._entries.values():
-            if entry.recorder.id == recording_id and entry.announced:
+            if entry.recorder.id == recording_id:
                 return entry.recorder
         return None
 
     def recorders(self) -> list[Recorder]:
-        return [e.recorder for e in self._entries.values() if e.announced]
+        return [e.recorder for e in self._entries.values()]
 
     def directory(self, conference_id: str, recording_id: str) -> Path:
         return self.root / conference_id / recording_id
 
-    # --- media engine hooks ----------------------------------------------------------------------
-    def sink_factory(self, conference_id: str) -> Leg | None:
-        self._loop = asyncio.get_running_loop()
-        entry = self._entries.get(conference_id)
-        if entry is None:
-            if not self.room():
-                self.refused += 1
-                log.error("conference %s: not recorded, the disk is below its free-space floor", conference_id)
-                return None
-            recording_id = self.new_id()
-            recorder = Recorder(
-                recording_id,
-                conference_id,
-                self.directory(conference_id, recording_id),
-                self.segment_seconds,
-                on_segment=self._segment_from_thread,
-                audio=self.audio,
-                room=self.room,
-            )
-            entry = self._entries[conference_id] = _Entry(recorder)
-        if not entry.open_legs:
-            # Restart the idle clock: the recording must not close while this publish is being
-            # answered, and must close anyway if the publish never goes live.
-            self._arm_idle(conference_id, entry)
-        return entry.recorder.new_leg()
-
+    # --- media engine hook -----------------------------------------------------------------------
     def on_producer(self, conference_id: str, producer: Any, opened: bool) -> None:
         entry = self._entries.get(conference_id)
-        leg = getattr(producer, "frame_sink", None)
-        if entry is None or not isinstance(leg, Leg) or leg.recorder is not entry.recorder:
-            return
-        recorder = entry.recorder
         if not opened:
-            entry.open_legs.discard(leg)
-            recorder.leg_closed(leg)
-            if not entry.open_legs:
-                self._arm_idle(conference_id, entry)
+            if entry is not None and producer.id in entry.publishers:
+                entry.publishers.discard(producer.id)
+                entry.recorder.publisher_closed(producer.id)
+                if not entry.publishers:
+                    self._arm_idle(conference_id, entry)
             return
         kinds = recordable_kinds(producer)
         if not kinds:
-            log.warning("conference %s: nothing recordable (%s)", conference_id, list(producer.sources))
+            log.warning("conference %s: nothing recordable (%s)", conference_id,
+                        {kind: source.codec for kind, source in producer.sources.items()})
             return
-        loop = asyncio.get_running_loop()
-
-        def request_keyframe() -> None:  # called on the writer thread
-            loop.call_soon_threadsafe(lambda: None if producer.closed else producer.request_keyframe())
-
-        entry.open_legs.add(leg)
+        if entry is None:
+            entry = self._start(conference_id, producer.router)
+            if entry is None:
+                return
+        elif entry.router is not producer.router:  # the engine made the conference a new router
+            entry.router.remove_reader(entry.recorder.reader)
+            entry.router = producer.router
+            entry.router.add_reader(entry.recorder.reader)
+        recorder = entry.recorder
+        entry.publishers.add(producer.id)
         if entry.idle is not None:
             entry.idle.cancel()
             entry.idle = None
-        recorder.bind(leg, kinds, request_keyframe)
-        task = asyncio.ensure_future(self._sync(recorder, leg, producer))
+        recorder.add_publisher(producer.id, kinds)
+        task = asyncio.ensure_future(self._sync(recorder, producer, kinds))
         entry.tasks.add(task)
         task.add_done_callback(entry.tasks.discard)
-        if not entry.announced:
-            entry.announced = True
-            self.on_started(recorder)
 
-    async def _sync(self, recorder: Recorder, leg: Leg, producer: Any) -> None:
+    def _start(self, conference_id: str, router: Router) -> _Entry | None:
+        loop = self._loop = asyncio.get_running_loop()
+        if not self.room():
+            self.refused += 1
+            log.error("conference %s: not recorded, the disk is below its free-space floor", conference_id)
+            return None
+        recording_id = self.new_id()
+        entry: _Entry
+
+        def request_keyframe() -> None:  # called on the writer thread: merged with the points' requests
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(lambda: entry.router.request_keyframe())
+
+        recorder = Recorder(
+            recording_id,
+            conference_id,
+            self.directory(conference_id, recording_id),
+            self.segment_seconds,
+            on_segment=self._segment_from_thread,
+            audio=self.audio,
+            room=self.room,
+            request_keyframe=request_keyframe,
+        )
+        entry = self._entries[conference_id] = _Entry(recorder, router)
+        router.add_reader(recorder.reader)
+        self.on_started(recorder)
+        return entry
+
+    async def _sync(self, recorder: Recorder, producer: Any, kinds: set[str]) -> None:
+        """Tie the publisher's kinds to its sender's wall clock, or failing that to arrival."""
+        sources = {kind: producer.sources[kind] for kind in kinds}
+        if len(sources) == 1:
+            recorder.set_clocks(producer.id, {})  # nothing to align
+            return
         loop = asyncio.get_running_loop()
-        give_up = loop.time() + 30.0
-        first_frame_deadline: float | None = None
+        give_up = loop.time() + SYNC_GIVE_UP
+        deadline: float | None = None
         while not producer.closed and loop.time() < give_up:
-            offset = audio_offset(producer)
-            if offset is not None and abs(offset) < SYNC_MAX_OFFSET:
-                recorder.set_sync(leg, offset)
+            clocks = sender_clocks(sources)
+            if clocks is not None:
+                recorder.set_clocks(producer.id, clocks)
                 return
-            if first_frame_deadline is None and leg.first_arrival:
-                first_frame_deadline = loop.time() + SYNC_WAIT
-            if first_frame_deadline is not None and loop.time() > first_frame_deadline:
+            if deadline is None and any(source.packets for source in sources.values()):
+                deadline = loop.time() + SYNC_WAIT
+            if deadline is not None and loop.time() > deadline:
                 break
             await asyncio.sleep(0.1)
         log.info("recording %s: no sender reports, A/V aligned by arrival time", recorder.id)
-        recorder.set_sync(leg, None)
+        recorder.set_clocks(producer.id, arrival_clocks(sources))
 
     def _segment_from_thread(self, recorder: Recorder, _segment: object) -> None:
         if self._loop is not None and not self._loop.is_closed():
@@ -186,9 +195,9 @@ class RecordingManager:
             entry.idle.cancel()
         for task in list(entry.tasks):
             task.cancel()
+        entry.router.remove_reader(entry.recorder.reader)
         await asyncio.to_thread(entry.recorder.stop)
-        if entry.announced:
-            self.on_finished(entry.recorder)
+        self.on_finished(entry.recorder)
         return entry.recorder
 
     async def shutdown(self) -> None:

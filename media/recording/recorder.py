@@ -1,20 +1,30 @@
 """Recorder: one recording of one conference, written by one thread into an HLS directory.
 
-Publisher sessions ("legs": one per WHIP publish, so a reconnect is a new leg) hand their frames to
-:class:`Leg` on aiortc's receiver threads; the leg only enqueues (bounded, never blocks). A single
-writer thread owns everything else: timing, the current :class:`RunMuxer`, files and playlist.
+The conference's Router feeds :attr:`Recorder.reader` the packets of its active sources, the ones the
+points see, switches included; the reader only enqueues them (``media.recording.reader``). A single
+writer thread owns everything else: reassembly into frames (``media.recording.reassembly``), timing,
+the current :class:`RunMuxer`, files and playlist.
 
-Timing. aiortc rebases each track's RTP clock to 0 at its first frame, separately for audio and
-video (``media.recording.timestamps`` undoes its mistaken wrap corrections). The leg's audio offset (the sender wall clock of audio ts 0 minus that of video ts 0) comes
-from the publisher's RTCP sender reports (``media.recording.sync``); until it is known the leg's
-frames wait in a small buffer. A run starts at a keyframe; its clock is that keyframe's time, less the decode
-delay of a stream with B-frames: frames arrive in decode order carrying presentation times, and their
-decode times are derived from the SPS's reorder depth (``timestamps.DecodeClock``). A stream that
-reorders deeper than its SPS says starts a new run with the depth it showed.
+Publishers. The manager tells the recorder which publishers (producers) it may record and their
+recordable kinds (:meth:`add_publisher`), and when one leaves (:meth:`publisher_closed`). The router
+only hands over a new video source at its keyframe, so the recording switches where the packets
+switch: a packet of another publisher's video source ends the run and starts the next at that
+keyframe. The router switches audio at once, so a newcomer's audio is held (``AUDIO_LOOKBEHIND``)
+until its video takes over, unless it has no video: then it takes over at once.
 
-Switches. A newly bound leg takes over at its first keyframe, the old run is closed, and the new run
-continues the timeline behind a discontinuity (same playlist, same directory). The same happens when
-the SPS/PPS change mid-stream (a resolution change needs a new init segment).
+Timing. Each publisher's sources are tied to one wall clock (:meth:`set_clocks`, from its sender
+reports or, failing those, its packets' arrival: ``media.recording.sync``); until then its frames wait
+in a small buffer. RTP timestamps are unwrapped from there (``media.recording.timestamps``). A run
+starts at a keyframe; its clock is that keyframe's time, less the decode delay of a stream with
+B-frames: frames arrive in decode order carrying presentation times, and their decode times are
+derived from the SPS's reorder depth (``timestamps.DecodeClock``). A stream that reorders deeper than
+its SPS says starts a new run with the depth it showed. The next run continues the timeline behind a
+discontinuity (same playlist, same directory); so does a change of SPS/PPS mid-stream (a resolution
+change needs a new init segment).
+
+Keyframes. Requests (at a publisher's start, when a segment would grow past its target, after a
+lost packet, a pause for disk room or a restart for deep reordering) go to ``request_keyframe``,
+which the manager hands to the conference Router (merged with the points' requests there).
 
 Disk space. With ``room`` given, the writer asks it (at most once a second) before writing: without
 room the run is closed and frames are dropped; with room again, the next keyframe starts a new run.
@@ -27,15 +37,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from media.core.source import SourceStream
 from media.recording import h264
 from media.recording.audio import RATE as AUDIO_RATE
 from media.recording.audio import AudioProfile, OpusDecoder
@@ -43,69 +51,64 @@ from media.recording.files import PLAYLIST, init_name, segment_name
 from media.recording.fmp4 import shift_tfdt
 from media.recording.muxer import VIDEO_CLOCK, RunMuxer, VideoFormat
 from media.recording.playlist import Segment, atomic_write, render
+from media.recording.reader import RecordingReader
+from media.recording.reassembly import FrameAssembler
+from media.recording.sync import SourceClock
 from media.recording.timestamps import DecodeClock, RtpUnwrapper
 
 log = logging.getLogger(__name__)
 
 WRITER_TICK = 0.05  # seconds the writer sleeps when it has caught up
-QUEUE_ITEMS = 4000  # ~50 s of 720p30 + Opus: a stalled disk drops frames instead of memory
-PENDING_ITEMS = 600  # frames held per leg until its A/V offset is known
+QUEUE_PACKETS = 12000  # ~50 s of 720p30 + Opus: a stalled disk drops packets instead of memory
+PENDING_FRAMES = 600  # frames held per publisher until its clocks are known
 AUDIO_LOOKBEHIND = 100  # audio frames kept while waiting for the first keyframe (2 s)
-# aiortc's jitter buffers hold audio for 4 packets and video for one frame before emitting: the
-# fallback A/V alignment (no sender report) subtracts these from the arrival times.
-AUDIO_BUFFER_DELAY = 0.080
-VIDEO_BUFFER_DELAY = 0.033
-
-
-class Leg:
-    """The frame sink of one publisher session: called on aiortc's receiver threads."""
-
-    def __init__(self, recorder: Recorder, number: int) -> None:
-        self.recorder = recorder
-        self.number = number
-        self.first_arrival: dict[str, float] = {}
-        self.video_drops = 0
-        self.request_keyframe: Callable[[], None] = lambda: None
-
-    def __call__(self, kind: str, codec: str, frame: Any) -> None:
-        if kind not in self.first_arrival:
-            self.first_arrival[kind] = time.monotonic()
-        if not self.recorder.put(("frame", self, kind, codec, frame.timestamp, frame.data, self.video_drops)):
-            if kind == "video":
-                self.video_drops += 1
-
-    def __repr__(self) -> str:
-        return f"Leg({self.number})"
 
 
 @dataclass
-class _LegState:
-    leg: Leg
-    kinds: frozenset[str] = frozenset()
-    bound: bool = False
-    bind_order: int = 0
-    synced: bool = False
-    audio_offset: float = 0.0
-    pending: list[tuple] = field(default_factory=list)
+class _Publisher:
+    """What the writer keeps of one publisher (a producer): its kinds, clocks and stream state."""
+
+    producer_id: str
+    kinds: frozenset[str]
+    clocks: dict[str, SourceClock] | None = None  # None until set_clocks
+    base: float = 0.0  # wall clock of the publisher's timeline zero
+    pending: list[tuple[_Source, int, bytes | None]] = field(default_factory=list)
     audio_lookbehind: collections.deque = field(
         default_factory=lambda: collections.deque(maxlen=AUDIO_LOOKBEHIND)
     )
     sps: bytes | None = None
     pps: bytes | None = None
-    seen_drops: int = 0
     needs_keyframe: bool = False
-    warned_codec: bool = False
     reorder_seen: int = 0  # reorder depth the stream showed beyond what its SPS announced
-    clocks: dict[str, RtpUnwrapper] = field(
-        default_factory=lambda: {"audio": RtpUnwrapper(), "video": RtpUnwrapper()}
-    )
+
+
+class _Source:
+    """One source epoch as the writer sees it: its frames and their place on the publisher's timeline."""
+
+    __slots__ = ("kind", "publisher", "frames", "clock", "offset", "rate")
+
+    def __init__(self, source: SourceStream, publisher: _Publisher) -> None:
+        self.kind = source.kind
+        self.publisher = publisher
+        self.frames = FrameAssembler(source.kind == "video")
+        self.rate = source.clock_rate
+        self.clock: RtpUnwrapper | None = None  # from the first frame after the publisher's clocks
+        self.offset = 0.0  # seconds from the publisher's zero to the clock's origin
+
+    def time(self, ts: int) -> float:
+        """Seconds on the publisher's timeline of RTP timestamp ``ts``."""
+        if self.clock is None:
+            p = self.publisher
+            anchor = (p.clocks or {}).get(self.kind) or SourceClock(ts, time.time(), self.rate)
+            self.clock = RtpUnwrapper(anchor.rtp)
+            self.offset = anchor.wall - p.base
+        return self.offset + self.clock(ts) / self.rate
 
 
 @dataclass
 class RecorderStats:
     frames_video: int = 0
     frames_audio: int = 0
-    dropped_queue: int = 0
     dropped_frames: int = 0
     keyframe_requests: int = 0
     runs: int = 0
@@ -114,8 +117,8 @@ class RecorderStats:
 
 
 class Recorder:
-    """Writes one recording; thread-safe entry points: :meth:`new_leg`, :meth:`bind`,
-    :meth:`set_sync`, :meth:`leg_closed`, :meth:`stop`, and the read-only :attr:`segments`."""
+    """Writes one recording; thread-safe entry points: :attr:`reader` (the Router's), :meth:`add_publisher`,
+    :meth:`set_clocks`, :meth:`publisher_closed`, :meth:`stop`, and the read-only :attr:`segments`."""
 
     def __init__(
         self,
@@ -126,9 +129,11 @@ class Recorder:
         on_segment: Callable[[Recorder, Segment], None] | None = None,
         audio: AudioProfile = AudioProfile(),
         room: Callable[[], bool] | None = None,
+        request_keyframe: Callable[[], None] | None = None,
     ) -> None:
         self.id = recording_id
         self.room = room or (lambda: True)
+        self.request_keyframe = request_keyframe or (lambda: None)  # called on the writer thread
         self.paused_for_disk = False
         self.audio_profile = audio
         self.conference_id = conference_id
@@ -142,14 +147,13 @@ class Recorder:
         self.size_bytes = 0
         self.position = 0.0  # timeline position of the newest media written
         self.finished = False
-        self._queue: queue.Queue = queue.Queue()
-        self._stopping = False
-        self._legs = 0
-        self._states: dict[Leg, _LegState] = {}
-        self._closed_legs: weakref.WeakSet[Leg] = weakref.WeakSet()
-        self._binds = 0
-        self._current: _LegState | None = None
-        self._candidate: _LegState | None = None
+        # Packets (from the reader) and control items (str first), in order; deque appends and
+        # pops are atomic, and the writer polls, so neither side ever takes a lock.
+        self._inbox: collections.deque[tuple] = collections.deque()
+        self.reader = RecordingReader(self._inbox, QUEUE_PACKETS)
+        self._publishers: dict[str, _Publisher] = {}
+        self._sources: dict[int, _Source] = {}  # SourceStream.id -> state, for publishers added
+        self._current: _Publisher | None = None  # whose media the recording follows
         self._run: RunMuxer | None = None
         self._run_number = -1
         self._run_t0 = 0.0
@@ -169,33 +173,21 @@ class Recorder:
         self._thread.start()
 
     # --- called from anywhere --------------------------------------------------------------------
-    def put(self, item: tuple) -> bool:
-        """Enqueue a frame unless the writer is behind by ``QUEUE_ITEMS`` (or stopped)."""
-        if self._stopping or self._queue.qsize() >= QUEUE_ITEMS:
-            self.stats.dropped_queue += 1
-            return False
-        self._queue.put_nowait(item)
-        return True
+    def add_publisher(self, producer_id: str, kinds: set[str]) -> None:
+        """Record this producer's sources of these kinds (``video`` only if it is H.264) when the
+        Router makes them active."""
+        self._control(("publisher", producer_id, frozenset(kinds)))
 
-    def new_leg(self) -> Leg:
-        self._legs += 1
-        return Leg(self, self._legs)
+    def set_clocks(self, producer_id: str, clocks: dict[str, SourceClock]) -> None:
+        """Tie the publisher's kinds to one wall clock (a kind left out: by its first frame)."""
+        self._control(("clocks", producer_id, dict(clocks)))
 
-    def bind(self, leg: Leg, kinds: set[str], request_keyframe: Callable[[], None]) -> None:
-        """The leg's publisher is live with these kinds (``video`` only if it is H.264)."""
-        leg.request_keyframe = request_keyframe
-        self._control(("bind", leg, frozenset(kinds)))
-
-    def set_sync(self, leg: Leg, audio_offset: float | None) -> None:
-        """Audio-vs-video offset of the leg's clocks in seconds; ``None``: estimate from arrival."""
-        self._control(("sync", leg, audio_offset))
-
-    def leg_closed(self, leg: Leg) -> None:
-        self._control(("close", leg))
+    def publisher_closed(self, producer_id: str) -> None:
+        self._control(("closed", producer_id))
 
     def stop(self, timeout: float = 30.0) -> None:
         """Close the current run, write the final (VOD) playlist and end the thread. Blocking."""
-        self._stopping = True
+        self.reader.close()
         self._control(("stop",))
         self._thread.join(timeout)
 
@@ -203,19 +195,28 @@ class Recorder:
     def duration(self) -> float:
         return self._timeline_end
 
+    @property
+    def backlog(self) -> int:
+        """Packets and control items the writer has not taken yet."""
+        return len(self._inbox)
+
     def _control(self, item: tuple) -> None:
-        self._queue.put_nowait(item)  # the queue itself is unbounded: control is never dropped
+        self._inbox.append(item)  # past the reader's bound: control is never dropped
 
     # --- writer thread ---------------------------------------------------------------------------
     def _run_writer(self) -> None:
-        # Frames arrive ~80 a second; waking for each one cost about as much as writing it (thread
+        # Packets arrive ~250 a second; waking for each one would cost more than handling it (thread
         # switches and GIL hand-overs with the event loop). The writer sleeps WRITER_TICK between
         # batches instead: live HLS is cut into seconds-long segments, so it is never later for it.
+        inbox = self._inbox
         while True:
             try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
+                item = inbox.popleft()
+            except IndexError:
                 time.sleep(WRITER_TICK)
+                continue
+            if item[0].__class__ is not str:
+                self._on_packet(*item)
                 continue
             if item[0] == "stop":
                 try:
@@ -227,157 +228,120 @@ class Recorder:
                     self.finished = True
                 return
             try:
-                if item[0] == "frame":
-                    self._on_frame(*item[1:])
-                elif item[0] == "bind":
-                    self._on_bind(item[1], item[2])
-                elif item[0] == "sync":
-                    self._on_sync(item[1], item[2])
-                elif item[0] == "close":
-                    self._on_close(item[1])
+                if item[0] == "publisher":
+                    self._on_publisher(item[1], item[2])
+                elif item[0] == "clocks":
+                    self._on_clocks(item[1], item[2])
+                elif item[0] == "closed":
+                    self._on_closed(item[1])
             except Exception:
                 log.exception("recorder %s: %s failed", self.id, item[0])
-                if item[0] == "frame":
-                    self._abandon_run()
 
-    def _state(self, leg: Leg) -> _LegState:
-        st = self._states.get(leg)
-        if st is None:
-            st = self._states[leg] = _LegState(leg)
-        return st
+    def _on_packet(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes) -> None:
+        state = self._sources.get(source.id)
+        if state is None:
+            publisher = self._publishers.get(source.producer_id)
+            if publisher is None or source.kind not in publisher.kinds:
+                return  # not recordable, or its publisher has left
+            state = self._sources[source.id] = _Source(source, publisher)
+        for ts, data in state.frames.push(seq, ts, marker, payload):
+            try:
+                self._on_frame(state, ts, data)
+            except Exception:
+                log.exception("recorder %s: a frame failed", self.id)
+                self._abandon_run()
 
-    def _on_bind(self, leg: Leg, kinds: frozenset[str]) -> None:
-        if leg in self._closed_legs:
-            return
-        st = self._state(leg)
-        st.kinds = kinds
-        st.bound = True
-        self._binds += 1
-        st.bind_order = self._binds
-        if self._current is None or self._current.leg is not leg:
-            self._candidate = st
+    def _on_publisher(self, producer_id: str, kinds: frozenset[str]) -> None:
+        self._publishers[producer_id] = _Publisher(producer_id, kinds)
         if "video" in kinds:
-            leg.request_keyframe()
+            self.request_keyframe()
 
-    def _on_sync(self, leg: Leg, offset: float | None) -> None:
-        if leg in self._closed_legs:
+    def _on_clocks(self, producer_id: str, clocks: dict[str, SourceClock]) -> None:
+        p = self._publishers.get(producer_id)
+        if p is None or p.clocks is not None:
             return
-        st = self._state(leg)
-        if st.synced:
-            return
-        source = "sender reports"
-        if offset is None:
-            a, v = leg.first_arrival.get("audio"), leg.first_arrival.get("video")
-            offset = (a - AUDIO_BUFFER_DELAY) - (v - VIDEO_BUFFER_DELAY) if a and v else 0.0
-            source = "arrival times"
-        log.info("recorder %s: %s audio offset %+.3f s (%s)", self.id, leg, offset, source)
-        st.audio_offset = offset
-        st.synced = True
-        pending, st.pending = st.pending, []
-        for frame in pending:
-            self._handle(st, *frame)
+        p.clocks = clocks
+        p.base = min((c.wall for c in clocks.values()), default=time.time())
+        pending, p.pending = p.pending, []
+        for state, ts, data in pending:
+            self._handle(state, ts, data)
 
-    def _on_close(self, leg: Leg) -> None:
-        self._closed_legs.add(leg)
-        st = self._states.pop(leg, None)
-        if st is None:
+    def _on_closed(self, producer_id: str) -> None:
+        p = self._publishers.pop(producer_id, None)
+        if p is None:
             return
-        if st is self._current:
+        for key in [k for k, s in self._sources.items() if s.publisher is p]:
+            del self._sources[key]
+        if p is self._current:
             self._end_run()
             self._current = None
-        if st is self._candidate:
-            self._candidate = None
-        if self._current is None and self._candidate is None:
-            # Another publisher still live (e.g. a point that had the floor): record it again.
-            others = [o for o in self._states.values() if o.bound]
-            if others:
-                self._candidate = max(others, key=lambda o: o.bind_order)
-                if "video" in self._candidate.kinds:
-                    self._candidate.leg.request_keyframe()
 
-    def _on_frame(self, leg: Leg, kind: str, codec: str, ts: int, data: bytes, drops: int) -> None:
-        st = self._states.get(leg)
-        if st is None:
-            if leg in self._closed_legs:
-                return  # stragglers from a receiver that is shutting down
-            st = self._state(leg)
-        if not st.synced:
-            if len(st.pending) >= PENDING_ITEMS:
-                st.pending.pop(0)
-                st.needs_keyframe = True
-            st.pending.append((kind, codec, ts, data, drops))
+    def _on_frame(self, state: _Source, ts: int, data: bytes | None) -> None:
+        p = state.publisher
+        if p.clocks is None:
+            if len(p.pending) >= PENDING_FRAMES:
+                p.pending.pop(0)
+                p.needs_keyframe = True
+            p.pending.append((state, ts, data))
             return
-        self._handle(st, kind, codec, ts, data, drops)
+        self._handle(state, ts, data)
 
-    def _handle(self, st: _LegState, kind: str, codec: str, ts: int, data: bytes, drops: int) -> None:
-        if not st.bound:
-            return
-        if kind in st.clocks:
-            ts = st.clocks[kind](ts)
-        if not self._disk_room(st):
+    def _handle(self, state: _Source, ts: int, data: bytes | None) -> None:
+        p = state.publisher
+        t = state.time(ts)
+        if not self._disk_room(p):
             self.stats.dropped_disk += 1
             return
-        if kind == "video":
-            if "video" not in st.kinds:
-                return
-            if codec != "video/h264":
-                if not st.warned_codec:
-                    log.warning("recorder %s: %s video is not recorded (H.264 only)", self.id, codec)
-                    st.warned_codec = True
-                return
+        if state.kind == "video":
             self.stats.frames_video += 1
-            self._handle_video(st, ts / VIDEO_CLOCK, data, drops)
-        elif kind == "audio" and "audio" in st.kinds and codec == "audio/opus":
+            self._handle_video(p, t, data)
+        else:
             self.stats.frames_audio += 1
-            self._handle_audio(st, st.audio_offset + ts / AUDIO_RATE, data)
+            self._handle_audio(p, t, data)  # type: ignore[arg-type]
 
-    def _handle_video(self, st: _LegState, t: float, data: bytes, drops: int) -> None:
+    def _handle_video(self, p: _Publisher, t: float, data: bytes | None) -> None:
+        if data is None:  # a packet of it was lost: the pictures after it wait for a keyframe
+            self.stats.dropped_frames += 1
+            p.needs_keyframe = True
+            self._nudge(t, force=True)
+            return
         au = h264.inspect(data)
         if au.sps is not None:
-            st.sps = au.sps
+            p.sps = au.sps
         if au.pps is not None:
-            st.pps = au.pps
-        if drops != st.seen_drops:
-            st.seen_drops = drops
-            st.needs_keyframe = True
-        key = au.is_idr and st.sps is not None and st.pps is not None
+            p.pps = au.pps
+        key = au.is_idr and p.sps is not None and p.pps is not None
         if key and (au.sps is None or au.pps is None):
-            data = h264.annexb([st.sps, st.pps]) + data  # type: ignore[list-item]
-        if st.needs_keyframe and not key:
+            data = h264.annexb([p.sps, p.pps]) + data  # type: ignore[list-item]
+        if p.needs_keyframe and not key:
             self.stats.dropped_frames += 1
-            self._nudge(st, t, force=True)
+            self._nudge(t, force=True)
             return
-        st.needs_keyframe = False
-        if st is self._candidate:
-            if not key:
-                return
+        p.needs_keyframe = False
+        if p is not self._current:  # the Router switched the video to this publisher's source
             self._end_run()
-            self._current, self._candidate = st, None
-            self._start_run(st, t, data)
-            return
-        if st is not self._current:
-            return
+            self._current = p
         if self._run is None or (key and self._run.video_format is not None
-                                 and self._run.video_format.extradata != h264.annexb([st.sps, st.pps])):  # type: ignore[list-item]
+                                 and self._run.video_format.extradata != h264.annexb([p.sps, p.pps])):  # type: ignore[list-item]
             if not key:
                 return
             self._end_run()
-            self._start_run(st, t, data)
+            self._start_run(p, t, data)
             return
-        self._write_video(st, t, data, key)
+        self._write_video(p, t, data, key)
 
-    def _handle_audio(self, st: _LegState, t: float, data: bytes) -> None:
-        if st is self._current and self._run is not None:
+    def _handle_audio(self, p: _Publisher, t: float, data: bytes) -> None:
+        if p is self._current and self._run is not None:
             self._write_audio(t, data)
-        elif st is self._candidate or st is self._current:
-            st.audio_lookbehind.append((t, data))
-            if "video" not in st.kinds:  # audio-only leg: start at once
-                if st is self._candidate:
-                    self._end_run()
-                    self._current, self._candidate = st, None
-                self._start_run(st, t, None)
+            return
+        p.audio_lookbehind.append((t, data))  # until this publisher's video starts a run
+        if "video" not in p.kinds:  # audio-only publisher: start at once
+            if p is not self._current:
+                self._end_run()
+                self._current = p
+            self._start_run(p, t, None)
 
-    def _disk_room(self, st: _LegState) -> bool:
+    def _disk_room(self, p: _Publisher) -> bool:
         """Pause (close the run) when the disk runs low; resume at a keyframe when it has room."""
         room = self.room()
         if room == (not self.paused_for_disk):
@@ -385,26 +349,26 @@ class Recorder:
         self.paused_for_disk = not room
         if room:
             log.warning("recorder %s: disk space is back; recording resumes at the next keyframe", self.id)
-            for other in self._states.values():
+            for other in self._publishers.values():
                 other.needs_keyframe = True
-            self._nudge(st, 0.0, force=True)
+            self._nudge(0.0, force=True)
         else:
             log.error("recorder %s: disk space low; recording paused (the stream goes on)", self.id)
             self._end_run()
         return room
 
     # --- runs ------------------------------------------------------------------------------------
-    def _start_run(self, st: _LegState, t0: float, keyframe: bytes | None) -> None:
+    def _start_run(self, p: _Publisher, t0: float, keyframe: bytes | None) -> None:
         video = None
         delay = 0.0
         if keyframe is not None:
-            sps = h264.parse_sps(st.sps)  # type: ignore[arg-type]
-            video = VideoFormat(sps.width, sps.height, h264.annexb([st.sps, st.pps]))  # type: ignore[list-item]
-            depth = min(sps.reorder_frames + st.reorder_seen, 16)
+            sps = h264.parse_sps(p.sps)  # type: ignore[arg-type]
+            video = VideoFormat(sps.width, sps.height, h264.annexb([p.sps, p.pps]))  # type: ignore[list-item]
+            depth = min(sps.reorder_frames + p.reorder_seen, 16)
             interval = sps.frame_ticks or self._last_video_duration
             self._decode_clock = DecodeClock(depth, interval)
             delay = depth * interval / VIDEO_CLOCK  # room before the keyframe for the decode delay
-        self._run = RunMuxer(video, self.audio_profile if "audio" in st.kinds else None, self.segment_seconds)
+        self._run = RunMuxer(video, self.audio_profile if "audio" in p.kinds else None, self.segment_seconds)
         self._run_number += 1
         self.stats.runs += 1
         self._run_t0 = t0 - delay
@@ -417,13 +381,13 @@ class Recorder:
         # mp4 muxer would otherwise pull its first sample to zero and stretch it).
         self._audio.reset(0)
         if keyframe is not None:
-            self._write_video(st, t0, keyframe, True)
-        lookbehind, st.audio_lookbehind = list(st.audio_lookbehind), collections.deque(maxlen=AUDIO_LOOKBEHIND)
+            self._write_video(p, t0, keyframe, True)
+        lookbehind, p.audio_lookbehind = list(p.audio_lookbehind), collections.deque(maxlen=AUDIO_LOOKBEHIND)
         for t, data in lookbehind:
             self._write_audio(t, data)
-        log.info("recorder %s: run %d from %s at %.3f s", self.id, self._run_number, st.leg, self._run_offset)
+        log.info("recorder %s: run %d from publisher %s at %.3f s", self.id, self._run_number, p.producer_id, self._run_offset)
 
-    def _write_video(self, st: _LegState, t: float, data: bytes, key: bool) -> None:
+    def _write_video(self, p: _Publisher, t: float, data: bytes, key: bool) -> None:
         run = self._run
         assert run is not None
         if run.video is None:
@@ -431,7 +395,7 @@ class Recorder:
         pts = round((t - self._run_t0) * VIDEO_CLOCK)
         dts = self._decode_clock.next(pts)
         if dts is None:
-            self._reordered_too_deep(st, pts)
+            self._reordered_too_deep(p, pts)
             return
         if self._held is not None:
             held_pts, held_dts, held_data, held_key = self._held
@@ -444,33 +408,33 @@ class Recorder:
         if key:
             self._last_key_t = t
         else:
-            self._nudge(st, t)
+            self._nudge(t)
         self._collect()
 
-    def _reordered_too_deep(self, st: _LegState, pts: int) -> None:
+    def _reordered_too_deep(self, p: _Publisher, pts: int) -> None:
         """A picture shown before one already decoded: the stream reorders deeper than its SPS says
         (or repeats a timestamp). Close the run and restart at the next keyframe, deep enough."""
         extra = self._decode_clock.shortfall(pts)
-        st.reorder_seen = min(st.reorder_seen + extra, 16)
+        p.reorder_seen = min(p.reorder_seen + extra, 16)
         log.warning(
-            "recorder %s: %s reorders deeper than its SPS says; restarting at the next keyframe with "
-            "%d more frame(s) of decode delay", self.id, st.leg, extra,
+            "recorder %s: publisher %s reorders deeper than its SPS says; restarting at the next keyframe with "
+            "%d more frame(s) of decode delay", self.id, p.producer_id, extra,
         )
         self.stats.reorder_restarts += 1
         self.stats.dropped_frames += 1
         self._end_run()
-        st.needs_keyframe = True
-        self._nudge(st, 0.0, force=True)
+        p.needs_keyframe = True
+        self._nudge(0.0, force=True)
 
-    def _nudge(self, st: _LegState, t: float, force: bool = False) -> None:
-        """Ask the publisher for a keyframe when segments would otherwise grow past their target."""
+    def _nudge(self, t: float, force: bool = False) -> None:
+        """Ask for a keyframe when segments would otherwise grow past their target (or ``force``)."""
         now = time.monotonic()
         if now - self._last_nudge < 1.0:
             return
         if force or t - self._last_key_t >= self.segment_seconds:
             self._last_nudge = now
             self.stats.keyframe_requests += 1
-            st.leg.request_keyframe()
+            self.request_keyframe()
 
     def _write_audio(self, t: float, data: bytes) -> None:
         run = self._run

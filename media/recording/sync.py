@@ -1,42 +1,62 @@
-"""A/V alignment of one publisher session from its RTCP sender reports.
+"""A/V alignment of one publisher: each source's RTP clock tied to a wall clock both kinds share.
 
-aiortc hands the recorder frames whose timestamps start at 0 per track (its ``TimestampMapper``
-subtracts each track's first RTP timestamp). A sender report maps a track's RTP clock to the
-sender's wall clock, and both tracks share that wall clock, so the wall-clock instant of each
-track's "0" gives the offset between the two. This reads aiortc internals (the producer's receivers
-and the name-mangled mapper); call it on the event loop, where they are updated.
+A sender report maps a source's RTP timestamp to the sender's wall clock, the same clock for the
+publisher's audio and video, so the recorder places every frame at its sender wall-clock time and the
+two kinds line up as they were captured. Without sender reports (or with implausible ones) both kinds
+are tied to the arrival time of their latest packet instead. Read the sources on the event loop,
+where the Router updates them (a report's two fields are set one after the other).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+
+from media.core.source import SourceStream
+from media.recording.timestamps import signed32
+
+MAX_SKEW = 5.0  # seconds the kinds' reports may disagree with their arrival before they are distrusted
 
 
-def _signed32(value: int) -> int:
-    return ((value + (1 << 31)) % (1 << 32)) - (1 << 31)
+@dataclass(frozen=True)
+class SourceClock:
+    """The source's RTP timestamp ``rtp`` was (or was sent) at wall-clock ``wall`` seconds."""
+
+    rtp: int
+    wall: float
+    rate: int
+
+    def at(self, rtp: int) -> float:
+        return self.wall + signed32(rtp - self.rtp) / self.rate
 
 
-def _zero_wallclock(producer: Any, kind: str) -> float | None:
-    source = producer.sources.get(kind)
-    receiver = getattr(producer, "_receivers", {}).get(kind)
-    if source is None or receiver is None or source.sr_ntp is None:
+def report_clock(source: SourceStream) -> SourceClock | None:
+    if source.sr_ntp is None:
         return None
-    mapper = getattr(receiver, "_RTCRtpReceiver__timestamp_mapper", None)
-    origin = getattr(mapper, "_origin", None)
-    if origin is None:
+    return SourceClock(source.sr_rtp, source.sr_ntp, source.clock_rate)
+
+
+def arrival_clock(source: SourceStream) -> SourceClock | None:
+    if not source.packets:
         return None
-    return source.sr_ntp + _signed32((origin % (1 << 32)) - source.sr_rtp) / source.clock_rate
+    return SourceClock(source.last_ts, source.last_arrival, source.clock_rate)
 
 
-def audio_offset(producer: Any) -> float | None:
-    """Seconds from video ts 0 to audio ts 0 on the sender's clock; ``None`` until both are known.
-
-    A session with a single kind has nothing to align: 0.
-    """
-    if not ("audio" in producer.sources and "video" in producer.sources):
-        return 0.0
-    audio = _zero_wallclock(producer, "audio")
-    video = _zero_wallclock(producer, "video")
-    if audio is None or video is None:
+def sender_clocks(sources: dict[str, SourceStream]) -> dict[str, SourceClock] | None:
+    """Every kind's clock from its sender reports; ``None`` until each kind has sent one, or when
+    they place the kinds more than :data:`MAX_SKEW` apart from how their packets arrive."""
+    clocks, skews = {}, []
+    for kind, source in sources.items():
+        report, arrival = report_clock(source), arrival_clock(source)
+        if report is None or arrival is None:
+            return None
+        clocks[kind] = report
+        skews.append(report.at(arrival.rtp) - arrival.wall)
+    if max(skews) - min(skews) >= MAX_SKEW:
         return None
-    return audio - video
+    return clocks
+
+
+def arrival_clocks(sources: dict[str, SourceStream]) -> dict[str, SourceClock]:
+    """The clocks of the kinds that have sent packets, by arrival (the fallback)."""
+    clocks = {kind: arrival_clock(source) for kind, source in sources.items()}
+    return {kind: clock for kind, clock in clocks.items() if clock is not None}

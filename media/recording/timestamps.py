@@ -4,9 +4,9 @@ An RTP timestamp is the frame's *presentation* time (RFC 6184 §5.1), and frames
 order. Without B-frames the two orders agree; with them (x264 Main/High, as OBS can send) a picture
 is sent before the B-frames shown ahead of it, so its timestamp is later than theirs.
 
-* aiortc's ``TimestampMapper`` takes every backwards step for a 32-bit wrap and adds 2**32, so after
-  the first B-frame its timestamps are off by multiples of 2**32. :class:`RtpUnwrapper` undoes that:
-  it only trusts the timestamp modulo 2**32 and steps by the nearest signed difference.
+* The recorder takes the publisher's raw 32-bit RTP timestamps, which start anywhere and wrap (after
+  13 hours of 90 kHz video from 0, at once from a random start). :class:`RtpUnwrapper` counts ticks
+  from an origin by the nearest signed step, so a B-frame's step back is a step back, not a wrap.
 * :class:`DecodeClock` gives each picture a decode timestamp the way FFmpeg does for a stream that
   carries only pts (libavformat's ``pts_buffer``): with a reorder depth of ``d`` pictures, the dts of
   the n-th picture is the (n - d)-th smallest pts so far, which is never after its own pts and
@@ -21,21 +21,24 @@ import heapq
 WRAP = 1 << 32
 
 
+def signed32(value: int) -> int:
+    """``value`` modulo 2**32 as the nearest signed step: the difference of two RTP timestamps."""
+    return ((value + WRAP // 2) % WRAP) - WRAP // 2
+
+
 class RtpUnwrapper:
-    """A monotonic-where-it-should-be 64-bit clock from 32-bit RTP timestamps (any order)."""
+    """Ticks since the RTP timestamp ``origin``, from 32-bit timestamps in any order (negative before)."""
 
-    __slots__ = ("last",)
+    __slots__ = ("raw", "ticks")
 
-    def __init__(self) -> None:
-        self.last: int | None = None
+    def __init__(self, origin: int) -> None:
+        self.raw = origin  # the latest timestamp taken, as sent
+        self.ticks = 0  # ... and its ticks since the origin
 
     def __call__(self, ts: int) -> int:
-        if self.last is None:
-            self.last = ts
-            return ts
-        step = ((ts - self.last + WRAP // 2) % WRAP) - WRAP // 2
-        self.last += step
-        return self.last
+        self.ticks += signed32(ts - self.raw)
+        self.raw = ts
+        return self.ticks
 
 
 class DecodeClock:

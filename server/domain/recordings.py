@@ -490,7 +490,6 @@ async def setup(app: Any) -> None:
     )
     await service.start()
     media = app.state.media
-    media.frame_sink_factory = service.manager.sink_factory
     media.on_producer.append(service.manager.on_producer)
     app.state.bus.subscribe("*", service.on_bus_event)
     app.state.recordings = service
