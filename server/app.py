@@ -1,9 +1,9 @@
-"""Application factory: wires settings, database, event bus and media engine into FastAPI."""
+"""Application factory: the routes, the middleware, and the one lifespan that starts and stops every service."""
 
 from __future__ import annotations
 
-import logging
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -11,9 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from media.engine import EngineConfig, MediaEngine
 from media.runtime import gc_pauses
 from media.sharding.pool import WorkerPool
-from media.engine import EngineConfig, MediaEngine
+from server import log_redaction
 from server.api import (
     attendance,
     conferences,
@@ -30,54 +31,109 @@ from server.api import (
 )
 from server.db.engine import make_engine, make_sessionmaker
 from server.db.migrate import upgrade
-from server import log_redaction
 from server.domain import ice_servers
-from server.domain.conferences import setup_conference_end
-from server.domain.recordings import setup as setup_recordings
-from server.domain.token_watch import start_token_watch, stop_token_watch
-from server.events.bus import LocalBus, conference_topic
+from server.domain.attendance_log import AttendanceLog, node_name
+from server.domain.conferences import ended_conference_closer
+from server.domain.recordings import RecordingService
+from server.domain.replay_meter import ReplayMeter
+from server.domain.signed_links import LinkHolders
+from server.domain.token_watch import TokenWatch
+from server.events.bus import EventBus, LocalBus
+from server.events.media_events import publish_media_events
 from server.limits.body_size import BodyLimit
 from server.limits.websocket_guard import WebSocketLimits
 from server.limits.whep_places import WhepPlaces
+from server.services import Services
 from server.settings import Settings, get_settings
 
-log = logging.getLogger(__name__)
 WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 
 
-def _wire_media_events(app: FastAPI) -> None:
-    """Turn media session changes into conference events (presence, counts, attendance)."""
-    media: MediaEngine = app.state.media
-    bus = app.state.bus
-    import asyncio
-
-    def on_producer(conference_id: str, producer, opened: bool) -> None:  # type: ignore[no-untyped-def]
-        asyncio.ensure_future(
-            bus.publish(
-                conference_topic(conference_id),
-                {"type": "speaker.live" if opened else "speaker.offline", "session_id": producer.id,
-                 "consumers": media.consumer_count(conference_id)},
-            )
+def media_engine(settings: Settings) -> MediaEngine:
+    return MediaEngine(
+        EngineConfig(
+            ice_servers=ice_servers.for_engine(settings),
+            ice_host_addresses=settings.ice_host_addresses,
+            keyframe_interval=settings.keyframe_request_interval,
+            consumer_timeout=settings.consumer_timeout,
+            ingest_share=settings.ingest_share,
+            fast_start=settings.fast_start_seconds,
+            send_batches=settings.send_batches,
+            rtp_pad_max=settings.rtp_pad_max,
+            max_handshakes=settings.max_handshakes,
         )
+    )
 
-    def on_consumer(conference_id: str, consumer, opened: bool) -> None:  # type: ignore[no-untyped-def]
-        asyncio.ensure_future(
-            bus.publish(
-                conference_topic(conference_id),
-                {
-                    "type": "consumer.joined" if opened else "consumer.left",
-                    "session_id": consumer.id,
-                    "role": consumer.role,
-                    "name": consumer.name,
-                    "token_id": getattr(consumer, "owner", None),
-                    "subject_id": getattr(consumer, "subject_id", None),
-                    "consumers": media.consumer_count(conference_id),
-                },
+
+async def open_bus(settings: Settings, stack: AsyncExitStack) -> EventBus:
+    """Redis when configured (several nodes share events), else the in-process bus."""
+    if not settings.redis_url:
+        return LocalBus()
+    from server.events.redis_bus import RedisBus  # the redis client is imported only when used
+
+    bus = RedisBus(settings.redis_url)
+    await bus.start()
+    stack.push_async_callback(bus.close)
+    return bus
+
+
+def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[dict[str, Services]]]:
+    """All start-up and shut-down wiring, in order: each service is started here and its stop is
+    pushed on the stack, so shutdown (or a failed start) stops what was started, in reverse order."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Services]]:
+        async with AsyncExitStack() as stack:
+            await upgrade(settings.effective_database_url)
+            db_engine = make_engine(settings.effective_database_url)
+            stack.push_async_callback(db_engine.dispose)
+            sessionmaker = make_sessionmaker(db_engine)
+            bus = await open_bus(settings, stack)
+
+            media = media_engine(settings)
+            media.start()
+            stack.push_async_callback(media.shutdown)  # closes its sessions and its worker pool
+            publish_media_events(media, bus)
+            if settings.worker_count > 1:
+                pool = WorkerPool(settings.worker_count - 1, media.config)
+                await pool.start()
+                media.attach_pool(pool)
+
+            attendance_log = AttendanceLog(sessionmaker, bus, node_name(settings.port))
+            await attendance_log.start()
+            stack.push_async_callback(attendance_log.stop)
+
+            recording_service = RecordingService.from_settings(settings, sessionmaker)
+            await recording_service.start()
+            stack.push_async_callback(recording_service.shutdown)
+            media.on_producer.append(recording_service.manager.on_producer)
+            bus.subscribe("*", recording_service.on_bus_event)
+
+            token_watch = TokenWatch(
+                sessionmaker, media, settings.token_lifetime_days, settings.token_check_seconds
             )
-        )
+            token_watch.start()
+            stack.push_async_callback(token_watch.stop)
+            bus.subscribe("*", ended_conference_closer(media))
 
-    media.on_producer.append(on_producer)
-    media.on_consumer.append(on_consumer)
+            log_redaction.install()  # uvicorn has configured its loggers by now
+            gc_pauses.freeze_startup()
+            yield {
+                "services": Services(
+                    settings=settings,
+                    sessionmaker=sessionmaker,
+                    bus=bus,
+                    media=media,
+                    whep_places=WhepPlaces(settings.max_whep_per_token, settings.max_whep_per_conference),
+                    attendance_log=attendance_log,
+                    recordings=recording_service,
+                    link_holders=LinkHolders(settings.token_lifetime_days, settings.token_check_seconds),
+                    replay_meter=ReplayMeter(recording_service.root, recording_service.live_recorder),
+                    token_watch=token_watch,
+                )
+            }
+
+    return lifespan
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -85,61 +141,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.ensure_admin_token()
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):  # type: ignore[no-untyped-def]
-        await upgrade(settings.effective_database_url)
-        app.state.db_engine = make_engine(settings.effective_database_url)
-        app.state.sessionmaker = make_sessionmaker(app.state.db_engine)
-        if settings.redis_url:
-            from server.events.redis_bus import RedisBus
-
-            app.state.bus = RedisBus(settings.redis_url)
-            await app.state.bus.start()
-        else:
-            app.state.bus = LocalBus()
-        app.state.ws_handlers = {}
-        app.state.media = MediaEngine(
-            EngineConfig(
-                ice_servers=ice_servers.for_engine(settings),
-                ice_host_addresses=settings.ice_host_addresses,
-                keyframe_interval=settings.keyframe_request_interval,
-                consumer_timeout=settings.consumer_timeout,
-                ingest_share=settings.ingest_share,
-                fast_start=settings.fast_start_seconds,
-                send_batches=settings.send_batches,
-                rtp_pad_max=settings.rtp_pad_max,
-                max_handshakes=settings.max_handshakes,
-            )
-        )
-        app.state.media.start()
-        _wire_media_events(app)
-        if settings.worker_count > 1:
-            pool = WorkerPool(settings.worker_count - 1, app.state.media.config)
-            await pool.start()
-            app.state.media.attach_pool(pool)
-        for hook in app.state.startup_hooks:
-            await hook(app)
-        gc_pauses.freeze_startup()
-        try:
-            yield
-        finally:
-            for hook in reversed(app.state.shutdown_hooks):
-                await hook(app)
-            await app.state.media.shutdown()
-            if hasattr(app.state.bus, "close"):
-                await app.state.bus.close()
-            await app.state.db_engine.dispose()
-
     app = FastAPI(
         title="Điểm Cầu",
         version="0.1.0",
         description="Live conference relay: WHIP ingest, WHEP playback, HLS, attendance.",
-        lifespan=lifespan,
+        lifespan=lifespan_of(settings),
     )
-    app.state.settings = settings
-    app.state.startup_hooks = []
-    app.state.shutdown_hooks = []
-    app.state.whep_places = WhepPlaces(settings.max_whep_per_token, settings.max_whep_per_conference)
     # Inside CORS (added first), so a browser can read their 413/429 answers.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
@@ -156,13 +163,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["Authorization", "Content-Type", "If-Match"],
         expose_headers=["Location", "Link", "ETag", "Accept-Post", "Accept-Patch", "Retry-After"],
     )
-    app.state.startup_hooks.append(attendance.start_attendance)
-    app.state.shutdown_hooks.append(attendance.stop_attendance)
-    app.state.startup_hooks.append(setup_recordings)
-    app.state.startup_hooks.append(start_token_watch)
-    app.state.startup_hooks.append(setup_conference_end)
-    app.state.shutdown_hooks.append(stop_token_watch)
-    app.state.startup_hooks.append(log_redaction.install_hook)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict:

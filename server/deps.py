@@ -1,23 +1,96 @@
-"""FastAPI dependencies: database session, caller identity and role checks."""
+"""FastAPI dependencies: the lifespan's services, a database session, caller identity and role checks.
+
+Endpoints declare what they use as ``Annotated`` types (``media: MediaDep``, ``db: DbDep``), each read
+from the :class:`~server.services.Services` the lifespan built (Starlette hands the lifespan's state
+to every request and WebSocket), so no router or domain module reaches into ``app.state``.
+"""
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi.requests import HTTPConnection
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from media.engine import MediaEngine
+from server.domain.attendance_log import AttendanceLog
+from server.domain.recordings import RecordingService
+from server.domain.replay_meter import ReplayMeter
+from server.domain.signed_links import LinkHolders
+from server.domain.token_watch import TokenWatch
 from server.domain.tokens import Principal, resolve_token
+from server.events.bus import EventBus
+from server.limits.whep_places import WhepPlaces
+from server.services import Services
+from server.settings import Settings
 
 
-async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+def services(conn: HTTPConnection) -> Services:
+    return conn.state.services
+
+
+def _settings(conn: HTTPConnection) -> Settings:
+    return services(conn).settings
+
+
+def _sessionmaker(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
+    return services(conn).sessionmaker
+
+
+def _bus(conn: HTTPConnection) -> EventBus:
+    return services(conn).bus
+
+
+def _media(conn: HTTPConnection) -> MediaEngine:
+    return services(conn).media
+
+
+def _whep_places(conn: HTTPConnection) -> WhepPlaces:
+    return services(conn).whep_places
+
+
+def _attendance_log(conn: HTTPConnection) -> AttendanceLog:
+    return services(conn).attendance_log
+
+
+def _recordings(conn: HTTPConnection) -> RecordingService:
+    return services(conn).recordings
+
+
+def _link_holders(conn: HTTPConnection) -> LinkHolders:
+    return services(conn).link_holders
+
+
+def _replay_meter(conn: HTTPConnection) -> ReplayMeter:
+    return services(conn).replay_meter
+
+
+def _token_watch(conn: HTTPConnection) -> TokenWatch:
+    return services(conn).token_watch
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
+BusDep = Annotated[EventBus, Depends(_bus)]
+MediaDep = Annotated[MediaEngine, Depends(_media)]
+WhepPlacesDep = Annotated[WhepPlaces, Depends(_whep_places)]
+AttendanceLogDep = Annotated[AttendanceLog, Depends(_attendance_log)]
+RecordingsDep = Annotated[RecordingService, Depends(_recordings)]
+LinkHoldersDep = Annotated[LinkHolders, Depends(_link_holders)]
+ReplayMeterDep = Annotated[ReplayMeter, Depends(_replay_meter)]
+TokenWatchDep = Annotated[TokenWatch, Depends(_token_watch)]
+
+
+async def get_db(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
     """A session per request, committed when the endpoint returns and before the response is sent.
 
-    Depend on it through ``DB`` below: with FastAPI's default (request) scope the commit would run
+    Depend on it through ``DbDep`` below: with FastAPI's default (request) scope the commit would run
     after sending, and a client acting on a 201 at once would not find the row yet.
     """
-    async with request.app.state.sessionmaker() as session:
+    async with sessionmaker() as session:
         try:
             yield session
             await session.commit()
@@ -26,8 +99,8 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-# ``db: AsyncSession = DB`` in every endpoint: function scope, so writes are committed before replying.
-DB = Depends(get_db, scope="function")
+# ``db: DbDep`` in every endpoint: function scope, so writes are committed before replying.
+DbDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
 async def release(db: AsyncSession) -> None:
@@ -60,18 +133,17 @@ def bearer_secret(request: Request) -> str | None:
     return None
 
 
-async def identify(secret: str | None, request: Request, db: AsyncSession) -> Principal | None:
+async def identify(secret: str | None, settings: Settings, db: AsyncSession) -> Principal | None:
     """The admin, or the holder of a live token; None for a missing, unknown, revoked or expired one."""
     if not secret:
         return None
-    settings = request.app.state.settings
     admin = settings.admin_token
     if admin and hmac.compare_digest(secret.encode(), admin.encode()):
         return Principal(role="admin")
     return await resolve_token(db, secret, settings.token_lifetime_days)
 
 
-async def get_principal(request: Request, db: AsyncSession = DB) -> Principal:
+async def get_principal(request: Request, db: DbDep, settings: SettingsDep) -> Principal:
     secret = bearer_secret(request)
     if not secret:
         raise HTTPException(
@@ -79,7 +151,7 @@ async def get_principal(request: Request, db: AsyncSession = DB) -> Principal:
             "missing bearer token",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    principal = await identify(secret, request, db)
+    principal = await identify(secret, settings, db)
     if principal is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
@@ -89,17 +161,24 @@ async def get_principal(request: Request, db: AsyncSession = DB) -> Principal:
     return principal
 
 
-async def optional_principal(request: Request, db: AsyncSession = DB) -> Principal | None:
+async def optional_principal(request: Request, db: DbDep, settings: SettingsDep) -> Principal | None:
     """None without a token (e.g. WHIP/WHEP OPTIONS discovery); 401 for an invalid, revoked or expired one."""
     if not bearer_secret(request):
         return None
-    return await get_principal(request, db)
+    return await get_principal(request, db, settings)
 
 
-def require_admin(principal: Principal = Depends(get_principal)) -> Principal:
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin token required")
     return principal
+
+
+AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
 def authorize(principal: Principal, conference_id: str, *roles: str) -> None:

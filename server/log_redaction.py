@@ -32,12 +32,8 @@ class RedactSecrets(logging.Filter):
 
 
 def install() -> None:
+    """Filter uvicorn's loggers; called by the lifespan, after uvicorn has configured them."""
     for name in LOGGERS:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
-
-
-async def install_hook(app: object) -> None:
-    """Startup hook: after uvicorn has configured its loggers."""
-    install()

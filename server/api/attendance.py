@@ -1,29 +1,27 @@
 """Attendance: live point status, headcounts, HLS heartbeats, replay progress, raw sessions.
 
-WHEP and WebSocket joins/leaves reach the database through the ``AttendanceLog`` (started by
-``start_attendance``); this router adds what clients report themselves. Point pages may also send
-``{"type": "headcount", "present": N}`` over the conference WebSocket.
+WHEP and WebSocket joins/leaves reach the database through the ``AttendanceLog`` (started by the
+lifespan); this router adds what clients report themselves. Point pages may also send
+``{"type": "headcount", "present": N}`` over the conference WebSocket (``headcount_message``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import socket
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.api.guards import ANY_ROLE, conference_for
 from server.api.paging import MAX_OFFSET
 from server.db.models import AttendanceSession
-from server.deps import DB, get_principal
+from server.deps import AttendanceLogDep, BusDep, DbDep, PrincipalDep, RecordingsDep
 from server.domain import attendance as domain
 from server.domain.live_status import live_status
-from server.domain.attendance_log import AttendanceLog
 from server.domain.tokens import Principal
-from server.events.bus import conference_topic
+from server.events.bus import EventBus, conference_topic
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}", tags=["attendance"])
@@ -86,54 +84,39 @@ def session_out(s: AttendanceSession) -> SessionOut:
     )
 
 
-def node_name(app: FastAPI) -> str:
-    return f"{socket.gethostname()}:{app.state.settings.port}"
-
-
-async def start_attendance(app: FastAPI) -> None:
-    """Startup hook: record attendance from bus events; accept headcounts over the WebSocket."""
-    recorder = AttendanceLog(app.state.sessionmaker, app.state.bus, node_name(app))
-    await recorder.start()
-    app.state.attendance_recorder = recorder
-
-    async def ws_headcount(conference_id: str, principal: Principal, message: dict) -> dict | None:
-        """``{"type": "headcount", "present": N}``; returns an error event to send back, if refused."""
-        point_id = principal.subject_id if principal.role == "point" else message.get("point_id")
-        present = message.get("present")
-        refusal = None
-        if principal.role == "point" and message.get("point_id") not in (None, point_id):
-            refusal = "an operator reports only for its own point"
-        elif principal.role not in ("point", "organiser", "admin") or not isinstance(point_id, str):
-            refusal = "only a point's operator or an organiser (with point_id) reports a headcount"
-        elif not isinstance(present, int) or isinstance(present, bool):
-            refusal = "present must be a whole number"
-        if refusal is None:
-            async with app.state.sessionmaker() as db:
-                try:
-                    await submit_headcount(app, db, conference_id, point_id, present, principal.token_id)
-                    return None
-                except (LookupError, domain.AttendanceError) as exc:
-                    refusal = str(exc) or type(exc).__name__
-        log.info("headcount over WebSocket refused: %s", refusal)
-        return {"type": "error", "for": "headcount", "detail": refusal}
-
-    app.state.ws_handlers["headcount"] = ws_headcount
-
-
-async def stop_attendance(app: FastAPI) -> None:
-    recorder: AttendanceLog | None = getattr(app.state, "attendance_recorder", None)
-    if recorder is not None:
-        await recorder.stop()
+async def headcount_message(
+    sessionmaker: async_sessionmaker[AsyncSession], bus: EventBus, conference_id: str, principal: Principal,
+    message: dict,
+) -> dict | None:
+    """``{"type": "headcount", "present": N}`` on the WebSocket; returns an error event to send back, if refused."""
+    point_id = principal.subject_id if principal.role == "point" else message.get("point_id")
+    present = message.get("present")
+    refusal = None
+    if principal.role == "point" and message.get("point_id") not in (None, point_id):
+        refusal = "an operator reports only for its own point"
+    elif principal.role not in ("point", "organiser", "admin") or not isinstance(point_id, str):
+        refusal = "only a point's operator or an organiser (with point_id) reports a headcount"
+    elif not isinstance(present, int) or isinstance(present, bool):
+        refusal = "present must be a whole number"
+    if refusal is None:
+        async with sessionmaker() as db:
+            try:
+                await submit_headcount(bus, db, conference_id, point_id, present, principal.token_id)
+                return None
+            except (LookupError, domain.AttendanceError) as exc:
+                refusal = str(exc) or type(exc).__name__
+    log.info("headcount over WebSocket refused: %s", refusal)
+    return {"type": "error", "for": "headcount", "detail": refusal}
 
 
 async def submit_headcount(
-    app: FastAPI, db: AsyncSession, conference_id: str, point_id: str, present: int, token_id: str | None
+    bus: EventBus, db: AsyncSession, conference_id: str, point_id: str, present: int, token_id: str | None
 ) -> HeadcountOut:
     """Store and commit a headcount, then announce it so dashboards update at once."""
     row = await domain.report_headcount(db, conference_id, point_id, present, token_id)
     out = HeadcountOut(point_id=row.point_id, present=row.present, reported_at=row.reported_at)
     await db.commit()
-    await app.state.bus.publish(
+    await bus.publish(
         conference_topic(conference_id), {"type": "headcount.reported", **out.model_dump(mode="json")}
     )
     return out
@@ -142,25 +125,24 @@ async def submit_headcount(
 @router.get("/attendance/status")
 async def attendance_status(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    recordings: RecordingsDep,
+    principal: PrincipalDep,
 ) -> dict:
     """Live view for the dashboard: every point connected or not, since when, headcount; totals;
     the recordings' disk space (``disk.low``: nothing is being recorded)."""
     conference = await conference_for(db, conference_id, principal, "organiser")
-    recordings = getattr(request.app.state, "recordings", None)
-    return await live_status(db, conference, recordings.disk_status() if recordings else None)
+    return await live_status(db, conference, recordings.disk_status())
 
 
 @router.get("/attendance/sessions", response_model=list[SessionOut])
 async def attendance_sessions(
     conference_id: str,
+    db: DbDep,
+    principal: PrincipalDep,
     subject_id: str | None = None,
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(1000, ge=1, le=10000),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> list[SessionOut]:
     """Every recorded join..leave span, oldest first (``left_at`` null = still connected)."""
     await conference_for(db, conference_id, principal, "organiser")
@@ -171,8 +153,8 @@ async def attendance_sessions(
 @router.get("/attendance/me")
 async def my_attendance(
     conference_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> dict:
     """A participant's own record: their sessions and replay viewing (by person when known):
     seconds of recording served to them, and what their replay pages reported."""
@@ -205,9 +187,9 @@ async def report_headcount(
     conference_id: str,
     point_id: str,
     body: HeadcountIn,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    bus: BusDep,
+    principal: PrincipalDep,
 ) -> HeadcountOut:
     """The operator reports delegates present (at the start, and again whenever it changes)."""
     if principal.role == "point":
@@ -217,7 +199,7 @@ async def report_headcount(
     else:
         await conference_for(db, conference_id, principal, "organiser")
     try:
-        return await submit_headcount(request.app, db, conference_id, point_id, body.present, principal.token_id)
+        return await submit_headcount(bus, db, conference_id, point_id, body.present, principal.token_id)
     except LookupError:
         raise HTTPException(404, f"unknown point '{point_id}'")
     except domain.AttendanceError as exc:
@@ -227,10 +209,10 @@ async def report_headcount(
 @router.post("/heartbeat", response_model=HeartbeatOut)
 async def heartbeat(
     conference_id: str,
-    request: Request,
+    db: DbDep,
+    attendance_log: AttendanceLogDep,
+    principal: PrincipalDep,
     body: HeartbeatIn | None = None,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> HeartbeatOut:
     """HLS players call this every ~15 s while playing; a gap over the timeout ends the session."""
     await conference_for(db, conference_id, principal, *ANY_ROLE)
@@ -244,7 +226,7 @@ async def heartbeat(
         role=principal.role,
         name=principal.name,
         subject=subject,
-        node=request.app.state.attendance_recorder.node,
+        node=attendance_log.node,
         kind=(body or HeartbeatIn()).kind,
     )
     return HeartbeatOut(session_id=row.id, joined_at=row.joined_at)
@@ -254,8 +236,8 @@ async def heartbeat(
 async def replay_progress(
     conference_id: str,
     body: ReplayIn,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> dict:
     """The replay page reports how long this viewing has been watched (monotonic per ``view_id``).
     Information only: make-up by replay is counted from the recording segments the server served."""

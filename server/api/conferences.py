@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from media.engine import MediaEngine
 from server.db.models import AccessToken, utcnow
-from server.deps import DB, authorize, get_principal, require_admin
+from server.deps import AdminDep, DbDep, MediaDep, PrincipalDep, SettingsDep, TokenWatchDep, authorize
 from server.domain import conferences as domain
 from server.domain import tokens
 from server.domain.conferences import as_utc
-from server.domain.tokens import ROLES, Principal, issue_token
+from server.domain.tokens import ROLES, Lifetimes, issue_token
 
 router = APIRouter(prefix="/api/v1/conferences", tags=["conferences"])
 
@@ -69,8 +70,7 @@ class TokenInfo(BaseModel):
     revoked_at: dt.datetime | None
 
 
-def _out(request: Request, conf) -> ConferenceOut:  # type: ignore[no-untyped-def]
-    engine = request.app.state.media
+def _out(engine: MediaEngine, conf) -> ConferenceOut:  # type: ignore[no-untyped-def]
     return ConferenceOut(
         id=conf.id,
         title=conf.title,
@@ -93,35 +93,35 @@ async def load_conference(db: AsyncSession, conference_id: str):  # type: ignore
 @router.post("", status_code=201, response_model=ConferenceOut)
 async def create_conference(
     body: ConferenceIn,
-    request: Request,
-    db: AsyncSession = DB,
-    _: Principal = Depends(require_admin),
+    db: DbDep,
+    media: MediaDep,
+    _: AdminDep,
 ) -> ConferenceOut:
     conf = await domain.create_conference(
         db, body.title, body.description, body.scheduled_start, body.scheduled_end
     )
-    return _out(request, conf)
+    return _out(media, conf)
 
 
 @router.get("", response_model=list[ConferenceOut])
 async def list_conferences(
-    request: Request,
-    db: AsyncSession = DB,
-    _: Principal = Depends(require_admin),
+    db: DbDep,
+    media: MediaDep,
+    _: AdminDep,
 ) -> list[ConferenceOut]:
-    return [_out(request, c) for c in await domain.list_conferences(db)]
+    return [_out(media, c) for c in await domain.list_conferences(db)]
 
 
 @router.get("/{conference_id}", response_model=ConferenceOut)
 async def get_conference(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    media: MediaDep,
+    principal: PrincipalDep,
 ) -> ConferenceOut:
     conf = await load_conference(db, conference_id)
     authorize(principal, conference_id, *ROLES)
-    return _out(request, conf)
+    return _out(media, conf)
 
 
 def join_links(base: str, conference_id: str, role: str, secret: str) -> dict[str, str]:
@@ -139,9 +139,9 @@ def join_links(base: str, conference_id: str, role: str, secret: str) -> dict[st
 async def create_token(
     conference_id: str,
     body: TokenIn,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> TokenOut:
     await load_conference(db, conference_id)
     authorize(principal, conference_id, "organiser")
@@ -153,7 +153,6 @@ async def create_token(
     if expires_at is not None and expires_at <= utcnow():
         raise HTTPException(422, "expires_at must be in the future")
     row, secret = await issue_token(db, conference_id, body.role, body.name, body.subject_id, expires_at)
-    settings = request.app.state.settings
     return TokenOut(
         id=row.id,
         role=row.role,
@@ -164,8 +163,8 @@ async def create_token(
     )
 
 
-def _info(request: Request, row: AccessToken) -> TokenInfo:
-    end = tokens.expiry(row.role, row.created_at, row.expires_at, request.app.state.settings.token_lifetime_days)
+def _info(lifetimes: Lifetimes, row: AccessToken) -> TokenInfo:
+    end = tokens.expiry(row.role, row.created_at, row.expires_at, lifetimes)
     return TokenInfo(
         id=row.id,
         conference_id=row.conference_id,
@@ -183,23 +182,24 @@ def _info(request: Request, row: AccessToken) -> TokenInfo:
 @router.get("/{conference_id}/tokens", response_model=list[TokenInfo])
 async def list_tokens(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> list[TokenInfo]:
     """Every token of the conference, oldest first, with its expiry and revocation (no secrets)."""
     await load_conference(db, conference_id)
     authorize(principal, conference_id, "organiser")
-    return [_info(request, row) for row in await tokens.list_tokens(db, conference_id)]
+    return [_info(settings.token_lifetime_days, row) for row in await tokens.list_tokens(db, conference_id)]
 
 
 @router.post("/{conference_id}/tokens/{token_id}/revoke", response_model=TokenInfo)
 async def revoke_token(
     conference_id: str,
     token_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    token_watch: TokenWatchDep,
+    principal: PrincipalDep,
 ) -> TokenInfo:
     """Revoke a token: it is refused at once, and its open WHIP/WHEP sessions and WebSockets are
     closed within ``token_check_seconds``. Revoking again changes nothing."""
@@ -211,7 +211,7 @@ async def revoke_token(
         raise HTTPException(404, f"unknown token '{token_id}' in this conference")
     if row.role == "organiser" and not principal.is_admin:
         raise HTTPException(403, "only the admin may revoke organiser tokens")
-    info = _info(request, await tokens.revoke_token(db, row))
+    info = _info(settings.token_lifetime_days, await tokens.revoke_token(db, row))
     await db.commit()  # before the sweep looks, so it sees the revocation
-    request.app.state.token_watch.poke()
+    token_watch.poke()
     return info

@@ -7,7 +7,8 @@ import contextlib
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from server.deps import identify
+from server.api.attendance import headcount_message
+from server.deps import BusDep, MediaDep, SessionmakerDep, SettingsDep, TokenWatchDep, identify
 from server.events.bus import conference_topic
 from server.events.visibility import visible_event
 
@@ -15,17 +16,22 @@ router = APIRouter(tags=["events"])
 
 
 @router.websocket("/ws/conferences/{conference_id}")
-async def conference_events(websocket: WebSocket, conference_id: str) -> None:
-    app = websocket.app
+async def conference_events(
+    websocket: WebSocket,
+    conference_id: str,
+    settings: SettingsDep,
+    sessionmaker: SessionmakerDep,
+    media: MediaDep,
+    bus: BusDep,
+    token_watch: TokenWatchDep,
+) -> None:
     secret = websocket.query_params.get("token")
-    async with app.state.sessionmaker() as db:
-        principal = await identify(secret, websocket, db)  # type: ignore[arg-type]
+    async with sessionmaker() as db:
+        principal = await identify(secret, settings, db)
     if principal is None or not (principal.is_admin or principal.conference_id == conference_id):
         await websocket.close(code=4401, reason="invalid token for this conference")
         return
     await websocket.accept()
-    media = app.state.media
-    bus = app.state.bus
     topic = conference_topic(conference_id)
     await websocket.send_json(
         {
@@ -54,19 +60,17 @@ async def conference_events(websocket: WebSocket, conference_id: str) -> None:
                 message = await websocket.receive_json()
                 if isinstance(message, dict) and message.get("type") == "ping":
                     await websocket.send_json({"type": "pong"})
-                elif isinstance(message, dict):
-                    handler = app.state.ws_handlers.get(message.get("type"))
-                    if handler is not None:
-                        reply = await handler(conference_id, principal, message)
-                        if reply is not None:  # e.g. why a headcount was refused
-                            await websocket.send_json(reply)
+                elif isinstance(message, dict) and message.get("type") == "headcount":
+                    reply = await headcount_message(sessionmaker, bus, conference_id, principal, message)
+                    if reply is not None:  # why the headcount was refused
+                        await websocket.send_json(reply)
 
     token_ended = asyncio.Event()
 
     async def end() -> None:
         token_ended.set()
 
-    forget = app.state.token_watch.watch_socket(principal.token_id, end)
+    forget = token_watch.watch_socket(principal.token_id, end)
     tasks = [asyncio.create_task(pump()), asyncio.create_task(read()), asyncio.create_task(token_ended.wait())]
     try:
         # Until the client leaves (read ends) or its token is revoked or expires (the watch says so).

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 from starlette.types import Message, Receive
 
 from server.api.guards import ANY_ROLE, conference_for
 from server.db.models import Material
-from server.deps import DB, get_principal
+from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain import materials as domain
-from server.domain.tokens import Principal
 from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/materials", tags=["materials"])
@@ -98,14 +96,14 @@ def material_out(m: Material) -> MaterialOut:
 async def upload_material(
     conference_id: str,
     request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> MaterialOut:
     """Upload one file (form field ``file``, optional ``title``); see the description for types."""
     await conference_for(db, conference_id, principal, "organiser")
-    allow_upload(request)  # past the JSON body limit, up to max_upload_bytes
-    settings = request.app.state.settings
-    limit: int = settings.max_upload_bytes
+    limit = settings.max_upload_bytes
+    allow_upload(request, limit)  # past the JSON body limit
     too_large = HTTPException(413, domain.too_large_message(limit))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit + FORM_OVERHEAD:
@@ -145,8 +143,8 @@ async def upload_material(
 @router.get("", response_model=list[MaterialOut])
 async def list_materials(
     conference_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> list[MaterialOut]:
     await conference_for(db, conference_id, principal, *ANY_ROLE)
     return [material_out(m) for m in await domain.list_materials(db, conference_id)]
@@ -156,15 +154,15 @@ async def list_materials(
 async def download_material(
     conference_id: str,
     material_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> FileResponse:
     """The file itself, as an attachment under its original (sanitised) name (token in the header)."""
     await conference_for(db, conference_id, principal, *ANY_ROLE)
     try:
         material = await domain.get_material(db, conference_id, material_id)
-        path = domain.stored_path(request.app.state.settings.data_dir, material)
+        path = domain.stored_path(settings.data_dir, material)
     except domain.MaterialNotFound:
         raise HTTPException(404, f"unknown material '{material_id}'")
     if not path.is_file():
@@ -185,12 +183,12 @@ async def download_material(
 async def delete_material(
     conference_id: str,
     material_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")
     try:
-        await domain.delete_material(db, request.app.state.settings.data_dir, conference_id, material_id)
+        await domain.delete_material(db, settings.data_dir, conference_id, material_id)
     except domain.MaterialNotFound:
         raise HTTPException(404, f"unknown material '{material_id}'")

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import join_links
 from server.api.guards import conference_for, import_failed, read_upload_body
 from server.api.paging import MAX_OFFSET
 from server.db.models import Member
-from server.deps import DB, get_principal
+from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain import members as domain
 from server.domain.csvio import ImportErrors, write_csv
 from server.domain.subject_tokens import issue_subject_tokens
 from server.domain.points import list_points
-from server.domain.tokens import Principal
 from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/members", tags=["members"])
@@ -74,10 +72,10 @@ def member_out(m: Member) -> MemberOut:
 @router.get("", response_model=MemberPage)
 async def list_members(
     conference_id: str,
+    db: DbDep,
+    principal: PrincipalDep,
     offset: int = Query(0, ge=0, le=MAX_OFFSET),
     limit: int = Query(1000, ge=1, le=10000),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> MemberPage:
     await conference_for(db, conference_id, principal, "organiser")
     return MemberPage(
@@ -91,8 +89,8 @@ async def list_members(
 async def create_member(
     conference_id: str,
     body: MemberIn,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> MemberOut:
     await conference_for(db, conference_id, principal, "organiser")
     try:
@@ -113,13 +111,14 @@ async def create_member(
 async def import_members(
     conference_id: str,
     request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> dict:
     """Add members from CSV; a file with any bad row imports nothing (400 lists the rows)."""
     await conference_for(db, conference_id, principal, "organiser")
-    allow_upload(request)  # past the JSON body limit, up to max_upload_bytes
-    data = await read_upload_body(request, request.app.state.settings.max_upload_bytes)
+    allow_upload(request, settings.max_upload_bytes)  # past the JSON body limit
+    data = await read_upload_body(request, settings.max_upload_bytes)
     try:
         created = await domain.import_csv(db, conference_id, data)
     except ImportErrors as exc:
@@ -130,11 +129,11 @@ async def import_members(
 @router.post("/tokens", response_model=list[MemberLink])
 async def issue_member_links(
     conference_id: str,
-    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     body: MemberLinksIn | None = None,
     format: str = Query("json", pattern="^(json|csv)$", description="csv: name, unit, point, link, token"),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> list[MemberLink] | Response:
     """Personal links (viewer page, WebRTC or HLS) for members; secrets are shown only here."""
     await conference_for(db, conference_id, principal, "organiser")
@@ -149,7 +148,7 @@ async def issue_member_links(
     issued = await issue_subject_tokens(
         db, conference_id, "member", [(m.id, m.name) for m in members], body.revoke_existing
     )
-    base = request.app.state.settings.base_url
+    base = settings.base_url
     links = [
         MemberLink(
             member_id=t.subject_id,
@@ -179,8 +178,8 @@ async def issue_member_links(
 async def get_member(
     conference_id: str,
     member_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> MemberOut:
     """Organisers see any member; a member sees only themself."""
     if principal.role == "member" and principal.subject_id == member_id:
@@ -198,8 +197,8 @@ async def update_member(
     conference_id: str,
     member_id: str,
     body: MemberPatch,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> MemberOut:
     await conference_for(db, conference_id, principal, "organiser")
     try:
@@ -216,8 +215,8 @@ async def update_member(
 async def delete_member(
     conference_id: str,
     member_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")
     try:
@@ -230,10 +229,10 @@ async def delete_member(
 async def issue_member_link(
     conference_id: str,
     member_id: str,
-    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     revoke_existing: bool = Query(True),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> MemberLink:
     await conference_for(db, conference_id, principal, "organiser")
     try:
@@ -241,5 +240,5 @@ async def issue_member_link(
     except domain.MemberNotFound:
         raise HTTPException(404, f"unknown member '{member_id}'")
     [t] = await issue_subject_tokens(db, conference_id, "member", [(member.id, member.name)], revoke_existing)
-    link = join_links(request.app.state.settings.base_url, conference_id, "member", t.secret)["page"]
+    link = join_links(settings.base_url, conference_id, "member", t.secret)["page"]
     return MemberLink(member_id=member.id, name=member.name, token_id=t.token_id, token=t.secret, link=link)

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import os
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
 from media.runtime import codec_audit
 from media.egress import fanout
-from server.deps import require_admin
-from server.domain.tokens import Principal
+from media.engine import MediaEngine
+from server.deps import AdminDep, MediaDep, RecordingsDep
+from server.domain.recordings import RecordingService
 
 router = APIRouter(tags=["operations"])
 
 
-def _collect(request: Request) -> CollectorRegistry:
-    media = request.app.state.media
+def _collect(media: MediaEngine, recordings: RecordingService) -> CollectorRegistry:
     registry = CollectorRegistry()
     Gauge("diemcau_producers", "Active publisher sessions", registry=registry).set(len(media.producers))
     Gauge("diemcau_consumers", "Active subscriber sessions", registry=registry).set(len(media.consumers))
@@ -28,34 +28,31 @@ def _collect(request: Request) -> CollectorRegistry:
     )
     for name, count in codec_audit.snapshot().items():
         codecs.labels(name).set(count)
-    recordings = getattr(request.app.state, "recordings", None)
-    if recordings is not None:
-        disk = recordings.disk_status()
-        Gauge("diemcau_disk_free_bytes", "Free space under the recordings", registry=registry).set(disk["free_bytes"])
-        Gauge(
-            "diemcau_disk_min_free_bytes", "Free space below which nothing is recorded", registry=registry
-        ).set(disk["min_free_bytes"])
-        Gauge(
-            "diemcau_disk_low", "1 while free space is below the floor: no recording starts, running ones pause",
-            registry=registry,
-        ).set(int(disk["low"]))
-        Gauge(
-            "diemcau_recordings_refused", "Publishes not recorded for want of disk space since start",
-            registry=registry,
-        ).set(disk["refused_recordings"])
+    disk = recordings.disk_status()
+    Gauge("diemcau_disk_free_bytes", "Free space under the recordings", registry=registry).set(disk["free_bytes"])
+    Gauge(
+        "diemcau_disk_min_free_bytes", "Free space below which nothing is recorded", registry=registry
+    ).set(disk["min_free_bytes"])
+    Gauge(
+        "diemcau_disk_low", "1 while free space is below the floor: no recording starts, running ones pause",
+        registry=registry,
+    ).set(int(disk["low"]))
+    Gauge(
+        "diemcau_recordings_refused", "Publishes not recorded for want of disk space since start",
+        registry=registry,
+    ).set(disk["refused_recordings"])
     return registry
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(request: Request, _: Principal = Depends(require_admin)) -> Response:
+async def metrics(media: MediaDep, recordings: RecordingsDep, _: AdminDep) -> Response:
     """Prometheus scrape with the admin token (``authorization: {credentials_file: ...}`` in the scrape
     config): how many publish and watch, and when, is not for anyone on the internet to read."""
-    return Response(generate_latest(_collect(request)), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(_collect(media, recordings)), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/api/v1/media/stats")
-async def media_stats(request: Request, _: Principal = Depends(require_admin)) -> dict:
-    media = request.app.state.media
+async def media_stats(media: MediaDep, _: AdminDep) -> dict:
     codecs = codec_audit.snapshot()
     if media.pool is not None:
         for name, n in (await media.pool.refresh_stats()).items():

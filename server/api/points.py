@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.conferences import join_links
 from server.api.guards import conference_for, import_failed, read_upload_body
 from server.db.models import ConnectionPoint
-from server.deps import DB, get_principal
+from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain import points as domain
 from server.domain.csvio import ImportErrors, write_csv
 from server.domain.subject_tokens import IssuedToken, issue_subject_tokens
-from server.domain.tokens import Principal
 from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/points", tags=["connection points"])
@@ -84,8 +82,8 @@ def point_out(p: ConnectionPoint) -> PointOut:
 @router.get("", response_model=list[PointOut])
 async def list_points(
     conference_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> list[PointOut]:
     """All points, provinces first, then districts, then communes."""
     await conference_for(db, conference_id, principal, "organiser")
@@ -96,8 +94,8 @@ async def list_points(
 async def create_point(
     conference_id: str,
     body: PointIn,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> PointOut:
     await conference_for(db, conference_id, principal, "organiser")
     try:
@@ -124,14 +122,15 @@ async def create_point(
 async def import_points(
     conference_id: str,
     request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     update_existing: bool = Query(False, description="update points whose name already exists"),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> ImportOut:
     """Import points from CSV in one go; a file with any bad row imports nothing (400 lists the rows)."""
     await conference_for(db, conference_id, principal, "organiser")
-    allow_upload(request)  # past the JSON body limit, up to max_upload_bytes
-    data = await read_upload_body(request, request.app.state.settings.max_upload_bytes)
+    allow_upload(request, settings.max_upload_bytes)  # past the JSON body limit
+    data = await read_upload_body(request, settings.max_upload_bytes)
     try:
         result = await domain.import_csv(db, conference_id, data, update_existing)
     except ImportErrors as exc:
@@ -144,9 +143,9 @@ async def import_points(
 
 
 def _links(
-    request: Request, conference_id: str, points: list[ConnectionPoint], issued: list[IssuedToken]
+    base: str, conference_id: str, points: list[ConnectionPoint], issued: list[IssuedToken]
 ) -> list[PointLink]:
-    base = request.app.state.settings.base_url
+    """Each issued token with its point and join link (under ``base``, the server's base URL)."""
     by_id = {p.id: p for p in points}
     return [
         PointLink(
@@ -164,11 +163,11 @@ def _links(
 @router.post("/tokens", response_model=list[PointLink])
 async def issue_point_links(
     conference_id: str,
-    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     body: LinksIn | None = None,
     format: str = Query("json", pattern="^(json|csv)$", description="csv: name, level, parent, link, token"),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> list[PointLink] | Response:
     """Issue each point's operator token and join link (point.html). Secrets are shown only here."""
     await conference_for(db, conference_id, principal, "organiser")
@@ -183,7 +182,7 @@ async def issue_point_links(
     issued = await issue_subject_tokens(
         db, conference_id, "point", [(p.id, p.name) for p in points], body.revoke_existing
     )
-    links = _links(request, conference_id, points, issued)
+    links = _links(settings.base_url, conference_id, points, issued)
     if format == "csv":
         names = {p.id: p.name for p in await domain.list_points(db, conference_id)}
         parents = {p.id: names.get(p.parent_id or "", "") for p in points}
@@ -200,8 +199,8 @@ async def issue_point_links(
 async def get_point(
     conference_id: str,
     point_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> PointOut:
     """Organisers see any point; a point operator sees its own."""
     if principal.role == "point" and principal.subject_id == point_id:
@@ -219,8 +218,8 @@ async def update_point(
     conference_id: str,
     point_id: str,
     body: PointPatch,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> PointOut:
     await conference_for(db, conference_id, principal, "organiser")
     try:
@@ -237,8 +236,8 @@ async def update_point(
 async def delete_point(
     conference_id: str,
     point_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> None:
     """Delete a point (and its headcounts); children stay, without a parent; sessions are kept."""
     await conference_for(db, conference_id, principal, "organiser")
@@ -252,10 +251,10 @@ async def delete_point(
 async def issue_point_link(
     conference_id: str,
     point_id: str,
-    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     revoke_existing: bool = Query(True),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> PointLink:
     """A new operator token and join link for one point (e.g. to replace a leaked link)."""
     await conference_for(db, conference_id, principal, "organiser")
@@ -264,4 +263,4 @@ async def issue_point_link(
     except domain.PointNotFound:
         raise HTTPException(404, f"unknown point '{point_id}'")
     issued = await issue_subject_tokens(db, conference_id, "point", [(point.id, point.name)], revoke_existing)
-    return _links(request, conference_id, [point], issued)[0]
+    return _links(settings.base_url, conference_id, [point], issued)[0]

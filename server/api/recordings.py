@@ -21,6 +21,7 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse
@@ -32,17 +33,22 @@ from media.recording.files import is_media_file
 from media.recording.playlist import Segment, parse, render
 from server.api.conferences import load_conference
 from server.db.models import Recording
-from server.deps import DB, authorize, bearer_secret, get_principal, identify
-from server.domain import recordings as domain
-from server.domain.signed_links import (
-    Grant,
-    LinkHolders,
-    download_scope,
-    live_scope,
-    replay_scope,
+from server.deps import (
+    DbDep,
+    LinkHoldersDep,
+    PrincipalDep,
+    RecordingsDep,
+    ReplayMeterDep,
+    SettingsDep,
+    authorize,
+    bearer_secret,
+    identify,
 )
-from server.domain.replay_meter import ReplayMeter, subject_of
+from server.domain import recordings as domain
+from server.domain.replay_meter import subject_of
+from server.domain.signed_links import Grant, LinkHolders, LinkSigner, download_scope, live_scope, replay_scope
 from server.domain.tokens import ROLES, Principal
+from server.settings import Settings
 
 router = APIRouter()
 api = APIRouter(tags=["recordings"])
@@ -100,16 +106,12 @@ class LiveLinkOut(BaseModel):
 
 
 # --- helpers -------------------------------------------------------------------------------------
-def _service(request: Request) -> domain.RecordingService:
-    return request.app.state.recordings
-
-
 def _check_ids(*ids: str) -> None:
     if not all(_ID.match(i) for i in ids):
         raise HTTPException(404, "not found")
 
 
-async def _principal_or_none(request: Request, db: AsyncSession) -> Principal | None:
+async def _principal_or_none(request: Request, db: AsyncSession, settings: Settings) -> Principal | None:
     """Resolve the caller's token, cached briefly (players poll the live playlist every 2 s): for
     ``token_check_seconds``, as long as a revoked token's WHEP sessions and WebSockets may last."""
     secret = bearer_secret(request)
@@ -120,10 +122,10 @@ async def _principal_or_none(request: Request, db: AsyncSession) -> Principal | 
     cached = _token_cache.get(key)
     if cached is not None and cached[1] > now:
         return cached[0]
-    principal = await identify(secret, request, db)
+    principal = await identify(secret, settings, db)
     if len(_token_cache) > 10_000:
         _token_cache.clear()
-    _token_cache[key] = (principal, now + request.app.state.settings.token_check_seconds)
+    _token_cache[key] = (principal, now + settings.token_check_seconds)
     return principal
 
 
@@ -142,37 +144,45 @@ def _unauthorized(detail: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def _access(request: Request, db: AsyncSession, conference_id: str, ttl: float, *scopes: str) -> Access:
-    """A valid signature for one of ``scopes`` whose token still works, or a token of ``conference_id``
-    (any role; then a new grant for the first scope, made for that token, for ``ttl`` seconds)."""
-    q = request.query_params
-    signer = _service(request).signer
-    signed = q.get("sig") is not None
-    for scope in scopes if signed else ():
-        grant = signer.verify(scope, q.get("exp"), q.get("sig"))
-        if grant is None:
-            continue
-        if grant.token_id is None:
-            return Access(grant, None, None, None)
-        holder = await _holders(request).get(db, grant.token_id)
-        if holder is None or holder.conference_id != conference_id:
-            raise _unauthorized("the token this link was made for has been revoked or has expired")
-        return Access(grant, holder.token_id, holder.role, holder.subject_id)
-    principal = await _principal_or_none(request, db)
-    if principal is None:
-        detail = "the signed link has expired or is not valid here" if signed else "token or signed link required"
-        raise _unauthorized(detail)
-    authorize(principal, conference_id, *ROLES)
-    grant = signer.grant(scopes[0], ttl, principal.token_id)
-    return Access(grant, principal.token_id, principal.role, principal.subject_id)
+@dataclass(frozen=True)
+class LinkGate:
+    """Lets an HLS or download request in: on a signed link whose token still works, or on a token."""
+
+    signer: LinkSigner
+    holders: LinkHolders
+    settings: Settings
+
+    async def access(
+        self, request: Request, db: AsyncSession, conference_id: str, ttl: float, *scopes: str
+    ) -> Access:
+        """A valid signature for one of ``scopes`` whose token still works, or a token of ``conference_id``
+        (any role; then a new grant for the first scope, made for that token, for ``ttl`` seconds)."""
+        q = request.query_params
+        signed = q.get("sig") is not None
+        for scope in scopes if signed else ():
+            grant = self.signer.verify(scope, q.get("exp"), q.get("sig"))
+            if grant is None:
+                continue
+            if grant.token_id is None:
+                return Access(grant, None, None, None)
+            holder = await self.holders.get(db, grant.token_id)
+            if holder is None or holder.conference_id != conference_id:
+                raise _unauthorized("the token this link was made for has been revoked or has expired")
+            return Access(grant, holder.token_id, holder.role, holder.subject_id)
+        principal = await _principal_or_none(request, db, self.settings)
+        if principal is None:
+            detail = "the signed link has expired or is not valid here" if signed else "token or signed link required"
+            raise _unauthorized(detail)
+        authorize(principal, conference_id, *ROLES)
+        grant = self.signer.grant(scopes[0], ttl, principal.token_id)
+        return Access(grant, principal.token_id, principal.role, principal.subject_id)
 
 
-def _holders(request: Request) -> LinkHolders:
-    return request.app.state.link_holders
+def _link_gate(recordings: RecordingsDep, holders: LinkHoldersDep, settings: SettingsDep) -> LinkGate:
+    return LinkGate(recordings.signer, holders, settings)
 
 
-def _meter(request: Request) -> ReplayMeter:
-    return request.app.state.replay_meter
+LinkGateDep = Annotated[LinkGate, Depends(_link_gate)]
 
 
 def _live_window(service: domain.RecordingService) -> int:
@@ -192,9 +202,10 @@ def _chapter_out(c) -> ChapterOut:  # type: ignore[no-untyped-def]
     return ChapterOut(id=c.id, title=c.title, at_seconds=c.at_seconds, created_at=domain.aware(c.created_at))
 
 
-async def _detail(request: Request, db: AsyncSession, row: Recording, principal: Principal) -> RecordingDetail:
+async def _detail(
+    service: domain.RecordingService, db: AsyncSession, row: Recording, principal: Principal
+) -> RecordingDetail:
     """The links are made for the caller's token: they end with it, and replay is counted for it."""
-    service = _service(request)
     base = RecordingOut(**service.overlay(row))
     replay = service.signer.sign(replay_scope(row.conference_id, row.id), REPLAY_TTL, principal.token_id)
     download = service.signer.sign(download_scope(row.conference_id, row.id), REPLAY_TTL, principal.token_id)
@@ -215,52 +226,53 @@ def _playlist(body: str, *, live: bool) -> Response:
 # --- archive -------------------------------------------------------------------------------------
 @api.get("/api/v1/recordings", response_model=list[RecordingOut])
 async def list_recordings(
-    request: Request,
+    db: DbDep,
+    service: RecordingsDep,
+    principal: PrincipalDep,
     conference_id: str | None = Query(default=None, description="only this conference's recordings"),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> list[RecordingOut]:
     """Newest first. A conference token sees its own conference's recordings; the admin sees all."""
     if not principal.is_admin:
         if conference_id is not None and conference_id != principal.conference_id:
             raise HTTPException(403, "token belongs to another conference")
         conference_id = principal.conference_id
-    service = _service(request)
     return [RecordingOut(**service.overlay(r)) for r in await domain.list_recordings(db, conference_id)]
 
 
 @api.get("/api/v1/recordings/{recording_id}", response_model=RecordingDetail)
 async def get_recording(
     recording_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    service: RecordingsDep,
+    principal: PrincipalDep,
 ) -> RecordingDetail:
     """Details, chapters, and signed playlist/download links (valid for at least 12 hours)."""
     row = await _load(db, recording_id, principal, *ROLES)
-    return await _detail(request, db, row, principal)
+    return await _detail(service, db, row, principal)
 
 
 @api.delete("/api/v1/recordings/{recording_id}", status_code=204)
 async def delete_recording(
     recording_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    service: RecordingsDep,
+    principal: PrincipalDep,
 ) -> Response:
     """Delete a finished recording and its files (organiser). 409 while it is being written."""
     row = await _load(db, recording_id, principal, "organiser")
     try:
-        await _service(request).delete(db, row)
+        await service.delete(db, row)
     except domain.RecordingBusy as exc:
         raise HTTPException(409, str(exc))
     return Response(status_code=204)
 
 
-async def _add_chapter(request: Request, db: AsyncSession, row: Recording, body: ChapterIn) -> ChapterOut:
+async def _add_chapter(
+    service: domain.RecordingService, db: AsyncSession, row: Recording, body: ChapterIn
+) -> ChapterOut:
     at = body.at_seconds
     if at is None:
-        at = _service(request).position(row.id)
+        at = service.position(row.id)
         if at is None:
             raise HTTPException(422, "at_seconds is required: the recording is not live")
     chapter = _chapter_out(await domain.add_chapter(db, row.id, body.title, at))
@@ -271,21 +283,21 @@ async def _add_chapter(request: Request, db: AsyncSession, row: Recording, body:
 async def add_chapter(
     recording_id: str,
     body: ChapterIn,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    service: RecordingsDep,
+    principal: PrincipalDep,
 ) -> ChapterOut:
     """Mark a chapter (organiser). Without ``at_seconds`` it starts at the live position now."""
     row = await _load(db, recording_id, principal, "organiser")
-    return await _add_chapter(request, db, row, body)
+    return await _add_chapter(service, db, row, body)
 
 
 @api.delete("/api/v1/recordings/{recording_id}/chapters/{chapter_id}", status_code=204)
 async def delete_chapter(
     recording_id: str,
     chapter_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> Response:
     await _load(db, recording_id, principal, "organiser")
     if not await domain.delete_chapter(db, recording_id, chapter_id):
@@ -294,10 +306,12 @@ async def delete_chapter(
 
 
 # --- the conference's current recording ---------------------------------------------------------
-async def _current(request: Request, db: AsyncSession, conference_id: str, principal: Principal, *roles: str) -> Recording:
+async def _current(
+    service: domain.RecordingService, db: AsyncSession, conference_id: str, principal: Principal, *roles: str
+) -> Recording:
     await load_conference(db, conference_id)
     authorize(principal, conference_id, *roles)
-    recorder = _service(request).manager.active(conference_id)
+    recorder = service.manager.active(conference_id)
     if recorder is None:
         raise HTTPException(404, "the conference is not being recorded")
     try:
@@ -309,12 +323,12 @@ async def _current(request: Request, db: AsyncSession, conference_id: str, princ
 @api.get("/api/v1/conferences/{conference_id}/recording", response_model=RecordingDetail)
 async def current_recording(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    service: RecordingsDep,
+    principal: PrincipalDep,
 ) -> RecordingDetail:
     """The recording being written for this conference (404 when none)."""
-    return await _detail(request, db, await _current(request, db, conference_id, principal, *ROLES), principal)
+    return await _detail(service, db, await _current(service, db, conference_id, principal, *ROLES), principal)
 
 
 @api.post(
@@ -323,26 +337,25 @@ async def current_recording(
 async def add_live_chapter(
     conference_id: str,
     body: ChapterIn,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    service: RecordingsDep,
+    principal: PrincipalDep,
 ) -> ChapterOut:
     """Organiser, during the conference: "a new topic starts now" on the current recording."""
-    row = await _current(request, db, conference_id, principal, "organiser")
-    return await _add_chapter(request, db, row, body)
+    row = await _current(service, db, conference_id, principal, "organiser")
+    return await _add_chapter(service, db, row, body)
 
 
 @api.post("/api/v1/conferences/{conference_id}/recording/stop", response_model=RecordingOut)
 async def stop_recording(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    service: RecordingsDep,
+    principal: PrincipalDep,
 ) -> RecordingOut:
     """Close the current recording now (VOD playlist, MP4 available). A later publish starts a new one;
     otherwise a recording closes by itself when the speaker has been gone for a while."""
-    row = await _current(request, db, conference_id, principal, "organiser")
-    service = _service(request)
+    row = await _current(service, db, conference_id, principal, "organiser")
     await service.stop(conference_id)
     try:
         await db.refresh(row)
@@ -355,19 +368,19 @@ async def stop_recording(
 async def live_link(
     conference_id: str,
     body: LiveLinkIn,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    service: RecordingsDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> LiveLinkOut:
     """A signed link to the live stream for a TV or a shared screen, no token inside (organiser).
     It opens the live window only (not the recording), and ends early if the organiser's token does."""
     await load_conference(db, conference_id)
     authorize(principal, conference_id, "organiser")
     seconds = body.hours * 3600
-    signer = _service(request).signer
-    grant = signer.grant(live_scope(conference_id), seconds, principal.token_id)
-    query, exp = signer.query(grant), grant.exp
-    base = request.app.state.settings.base_url
+    grant = service.signer.grant(live_scope(conference_id), seconds, principal.token_id)
+    query, exp = service.signer.query(grant), grant.exp
+    base = settings.base_url
     return LiveLinkOut(
         playlist_url=f"{base}/hls/{conference_id}/index.m3u8?{query}",
         viewer_url=f"{base}/viewer.html#conference={conference_id}&{query}",
@@ -377,12 +390,13 @@ async def live_link(
 
 # --- HLS -----------------------------------------------------------------------------------------
 @hls.get("/hls/{conference_id}/index.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
-async def live_playlist(conference_id: str, request: Request, db: AsyncSession = DB) -> Response:
+async def live_playlist(
+    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+) -> Response:
     """Live playlist (last minute of segments). Token of the conference, or a signed live link.
     404 while nothing has been recorded yet: players retry."""
     _check_ids(conference_id)
-    access = await _access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
-    service = _service(request)
+    access = await gate.access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
     view = service.live_view(conference_id)
     if view is None:
         raise HTTPException(404, "not live", headers={"Retry-After": "2"})
@@ -405,12 +419,11 @@ async def live_playlist(conference_id: str, request: Request, db: AsyncSession =
     responses={200: {"content": {MPEGURL: {}}}},
 )
 async def recording_playlist(
-    conference_id: str, recording_id: str, request: Request, db: AsyncSession = DB
+    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
 ) -> Response:
     """A whole recording: EVENT playlist while it is written (watch from the start), VOD after."""
     _check_ids(conference_id, recording_id)
-    access = await _access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
-    service = _service(request)
+    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
     query = service.signer.query(access.grant)  # the presented expiry, never a later one
     recorder = service.live_recorder(recording_id)
     if recorder is not None and recorder.conference_id == conference_id:
@@ -430,7 +443,14 @@ async def recording_playlist(
 
 @hls.get("/hls/{conference_id}/{recording_id}/{name}", response_class=FileResponse)
 async def media_file(
-    conference_id: str, recording_id: str, name: str, request: Request, db: AsyncSession = DB
+    conference_id: str,
+    recording_id: str,
+    name: str,
+    request: Request,
+    db: DbDep,
+    service: RecordingsDep,
+    gate: LinkGateDep,
+    meter: ReplayMeterDep,
 ) -> FileResponse:
     """An init or media segment (fMP4). Immutable once it exists. A live link fetches only the live
     window's files; a media segment sent on a replay link or a token counts as replay watched."""
@@ -438,8 +458,7 @@ async def media_file(
     if not is_media_file(name):
         raise HTTPException(404, "not found")
     live = live_scope(conference_id)
-    access = await _access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id), live)
-    service = _service(request)
+    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id), live)
     if access.grant.scope == live:
         view = service.live_view(conference_id)
         if view is None or view.recording_id != recording_id or name not in view.names(_live_window(service)):
@@ -449,12 +468,14 @@ async def media_file(
         raise HTTPException(404, "not found")
     if access.grant.scope != live and access.token_id is not None:
         subject = subject_of(access.role or "", access.subject_id)
-        await _meter(request).served(db, conference_id, recording_id, name, access.token_id, subject)
+        await meter.served(db, conference_id, recording_id, name, access.token_id, subject)
     return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400, immutable"})
 
 
 @hls.get("/recordings/{recording_id}/download.mp4", response_class=FileResponse)
-async def download(recording_id: str, request: Request, db: AsyncSession = DB) -> FileResponse:
+async def download(
+    recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+) -> FileResponse:
     """One faststart MP4 of a finished recording, remuxed from its segments (no re-encoding).
     The first request builds it (seconds for hours of video); 409 while still recording."""
     _check_ids(recording_id)
@@ -462,9 +483,9 @@ async def download(recording_id: str, request: Request, db: AsyncSession = DB) -
         row = await domain.get_recording(db, recording_id)
     except domain.RecordingNotFound:
         raise HTTPException(404, "unknown recording")
-    await _access(request, db, row.conference_id, REPLAY_TTL, download_scope(row.conference_id, row.id))
+    await gate.access(request, db, row.conference_id, REPLAY_TTL, download_scope(row.conference_id, row.id))
     try:
-        path = await _service(request).download(row)
+        path = await service.download(row)
     except domain.RecordingBusy as exc:
         raise HTTPException(409, str(exc))
     except domain.RecordingNotFound:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.guards import conference_for
-from server.deps import DB, get_principal
+from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain.report_export import TABLES, to_csv, to_html
 from server.domain.reports import load_report
 from server.domain.tokens import Principal
+from server.settings import Settings
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/attendance", tags=["attendance"])
 
 
-async def _report(request: Request, db: AsyncSession, conference_id: str, principal: Principal) -> dict:
+async def _report(settings: Settings, db: AsyncSession, conference_id: str, principal: Principal) -> dict:
     conference = await conference_for(db, conference_id, principal, "organiser")
-    settings = request.app.state.settings
     return await load_report(
         db, conference, settings.late_grace_minutes, replay_percent=settings.replay_makeup_percent
     )
@@ -26,27 +26,27 @@ async def _report(request: Request, db: AsyncSession, conference_id: str, princi
 @router.get("/report")
 async def report_json(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> dict:
     """Summoned, present and rate per point, by level and by parent (the parent plus everything
     below it); points late (after scheduled start + DIEMCAU_LATE_GRACE_MINUTES), left before the
     scheduled end, never connected; minutes connected (overlaps merged); members made up by replay."""
-    return await _report(request, db, conference_id, principal)
+    return await _report(settings, db, conference_id, principal)
 
 
 @router.get("/report.csv", response_class=Response)
 async def report_csv(
     conference_id: str,
-    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
     table: str = Query("points", description="one of: " + ", ".join(TABLES)),
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> Response:
     if table not in TABLES:
         raise HTTPException(422, f"table must be one of {', '.join(TABLES)}")
-    report = await _report(request, db, conference_id, principal)
+    report = await _report(settings, db, conference_id, principal)
     return Response(
         to_csv(report, table),
         media_type="text/csv; charset=utf-8",
@@ -57,9 +57,9 @@ async def report_csv(
 @router.get("/report.html", response_class=HTMLResponse)
 async def report_html(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: PrincipalDep,
 ) -> HTMLResponse:
     """Printable page (open with ``?token=`` in a browser and print, or save as PDF)."""
-    return HTMLResponse(to_html(await _report(request, db, conference_id, principal)))
+    return HTMLResponse(to_html(await _report(settings, db, conference_id, principal)))

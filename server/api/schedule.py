@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request
+from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.guards import ANY_ROLE, conference_for
-from server.deps import DB, get_principal
+from server.deps import BusDep, DbDep, PrincipalDep
 from server.domain import schedule as domain
 from server.domain.conferences import ENDED, STATUSES
-from server.domain.tokens import Principal
 from server.events.bus import conference_topic
 
 router = APIRouter(prefix="/api/v1/conferences", tags=["conferences"])
@@ -67,9 +65,9 @@ def _agenda_out(item) -> AgendaItemOut:  # type: ignore[no-untyped-def]
 async def update_conference(
     conference_id: str,
     body: ConferencePatch,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    bus: BusDep,
+    principal: PrincipalDep,
 ) -> ScheduleOut:
     """Change title, description, schedule or status (scheduled, live, ended); times are stored in UTC."""
     was = (await conference_for(db, conference_id, principal, "organiser")).status
@@ -89,11 +87,11 @@ async def update_conference(
         status=conf.status,
     )
     await db.commit()
-    await request.app.state.bus.publish(
+    await bus.publish(
         conference_topic(conference_id), {"type": "conference.updated", **out.model_dump(mode="json")}
     )
     if conf.status == "ended" and was != "ended":  # sessions close, the recording is finalised
-        await request.app.state.bus.publish(
+        await bus.publish(
             conference_topic(conference_id), {"type": ENDED, "conference_id": conference_id}
         )
     return out
@@ -102,8 +100,8 @@ async def update_conference(
 @router.get("/{conference_id}/agenda", response_model=list[AgendaItemOut])
 async def get_agenda(
     conference_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> list[AgendaItemOut]:
     await conference_for(db, conference_id, principal, *ANY_ROLE)
     return [_agenda_out(i) for i in await domain.list_agenda(db, conference_id)]
@@ -112,9 +110,9 @@ async def get_agenda(
 @router.put("/{conference_id}/agenda", response_model=list[AgendaItemOut])
 async def replace_agenda(
     conference_id: str,
+    db: DbDep,
+    principal: PrincipalDep,
     body: Annotated[list[AgendaItemIn], Body(max_length=MAX_AGENDA_ITEMS)],
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
 ) -> list[AgendaItemOut]:
     """Replace the whole agenda; the list order is the display order."""
     await conference_for(db, conference_id, principal, "organiser")
@@ -126,8 +124,8 @@ async def replace_agenda(
 async def add_agenda_item(
     conference_id: str,
     body: AgendaItemIn,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> AgendaItemOut:
     await conference_for(db, conference_id, principal, "organiser")
     return _agenda_out(await domain.add_agenda_item(db, conference_id, body.model_dump()))
@@ -137,8 +135,8 @@ async def add_agenda_item(
 async def delete_agenda_item(
     conference_id: str,
     item_id: str,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    principal: PrincipalDep,
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")
     if not await domain.delete_agenda_item(db, conference_id, item_id):

@@ -7,18 +7,19 @@ from fastapi import HTTPException, Request, Response, status
 from media.core.sdp_check import OfferError, check_offer
 from server.domain import ice_servers
 from server.domain.tokens import Principal
+from server.settings import Settings
 
 SDP_TYPE = "application/sdp"
 
 
-async def read_offer(request: Request, direction: str) -> str:
+async def read_offer(request: Request, direction: str, limit: int) -> str:
+    """The SDP offer in the body, checked: at most ``limit`` bytes, UTF-8, an offer to ``direction``."""
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != SDP_TYPE:
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             f"Content-Type must be {SDP_TYPE} (got '{ctype or 'none'}')",
         )
-    limit = request.app.state.settings.max_sdp_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise HTTPException(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, f"SDP offer over {limit} bytes")
@@ -38,13 +39,13 @@ async def read_offer(request: Request, direction: str) -> str:
     return text
 
 
-def ice_link_headers(request: Request, principal: Principal | None) -> list[str]:
+def ice_link_headers(settings: Settings, principal: Principal | None) -> list[str]:
     """ICE servers as ``Link`` headers, for an authenticated caller only (TURN credentials are secrets)."""
     if principal is None:
         return []
     user = principal.token_id or "admin"
     links = []
-    for server in ice_servers.for_client(request.app.state.settings, user):
+    for server in ice_servers.for_client(settings, user):
         link = f'<{server["urls"]}>; rel="ice-server"'
         if server["username"]:
             link += (
@@ -56,22 +57,22 @@ def ice_link_headers(request: Request, principal: Principal | None) -> list[str]
 
 
 def session_response(
-    request: Request, location: str, answer_sdp: str, etag: str, principal: Principal
+    settings: Settings, location: str, answer_sdp: str, etag: str, principal: Principal
 ) -> Response:
     response = Response(content=answer_sdp, status_code=201, media_type=SDP_TYPE)
     response.headers["Location"] = location
     response.headers["ETag"] = f'"{etag}"'
-    for link in ice_link_headers(request, principal):
+    for link in ice_link_headers(settings, principal):
         response.headers.append("Link", link)
     return response
 
 
-def options_response(request: Request, principal: Principal | None) -> Response:
+def options_response(settings: Settings, principal: Principal | None) -> Response:
     """WHIP/WHEP OPTIONS: what the endpoint accepts; ICE servers only with a valid token."""
     response = Response(status_code=204)
     response.headers["Accept-Post"] = SDP_TYPE
     response.headers["Allow"] = "OPTIONS, POST"
-    for link in ice_link_headers(request, principal):
+    for link in ice_link_headers(settings, principal):
         response.headers.append("Link", link)
     return response
 

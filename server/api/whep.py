@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import DB, authorize, get_principal, optional_principal, release
-from server.domain.tokens import Principal
+from server.deps import (
+    DbDep,
+    MediaDep,
+    OptionalPrincipalDep,
+    PrincipalDep,
+    SettingsDep,
+    WhepPlacesDep,
+    authorize,
+    release,
+)
 
 router = APIRouter(tags=["whep"])
 
@@ -18,15 +25,15 @@ SUBSCRIBER_ROLES = ("point", "viewer", "member", "organiser", "speaker")
 @router.options("/whep/{conference_id}")
 async def whep_options(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal | None = Depends(optional_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: OptionalPrincipalDep,
 ) -> Response:
     """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
     if principal is not None:
         await load_conference(db, conference_id)
         authorize(principal, conference_id, *SUBSCRIBER_ROLES)
-    return options_response(request, principal)
+    return options_response(settings, principal)
 
 
 @router.post(
@@ -37,8 +44,11 @@ async def whep_options(
 async def whep_subscribe(
     conference_id: str,
     request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    media: MediaDep,
+    whep_places: WhepPlacesDep,
+    principal: PrincipalDep,
 ) -> Response:
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
     conference = await load_conference(db, conference_id)
@@ -46,10 +56,9 @@ async def whep_subscribe(
     if conference.status == "ended":
         raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
     await release(db)  # negotiation needs no database: do not hold a pooled connection through it
-    media = request.app.state.media
     # A place of the token's and the conference's, held while negotiating: 429 when either is full.
-    with request.app.state.whep_places.hold(media, principal, conference_id):
-        offer = await read_offer(request, "recv")
+    with whep_places.hold(media, principal, conference_id):
+        offer = await read_offer(request, "recv", settings.max_sdp_bytes)
         try:
             consumer = await media.subscribe(
                 conference_id,
@@ -62,7 +71,7 @@ async def whep_subscribe(
         except Exception as exc:
             raise negotiation_failed(exc)
     return session_response(
-        request, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id, principal
+        settings, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id, principal
     )
 
 
@@ -75,10 +84,9 @@ async def whep_patch(conference_id: str, session_id: str) -> Response:
 async def whep_stop(
     conference_id: str,
     session_id: str,
-    request: Request,
-    principal: Principal = Depends(get_principal),
+    media: MediaDep,
+    principal: PrincipalDep,
 ) -> Response:
-    media = request.app.state.media
     consumer = media.consumers.get(session_id)
     if consumer is None or consumer.conference_id != conference_id:
         raise HTTPException(404, "unknown WHEP session")

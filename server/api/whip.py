@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
+from fastapi import APIRouter, HTTPException, Request, Response
 
 from server.api.conferences import load_conference
 from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
-from server.deps import DB, authorize, get_principal, optional_principal, release
-from server.domain.tokens import Principal
+from server.deps import (
+    DbDep,
+    MediaDep,
+    OptionalPrincipalDep,
+    PrincipalDep,
+    SettingsDep,
+    authorize,
+    release,
+)
 
 router = APIRouter(tags=["whip"])
 
@@ -16,15 +22,15 @@ router = APIRouter(tags=["whip"])
 @router.options("/whip/{conference_id}")
 async def whip_options(
     conference_id: str,
-    request: Request,
-    db: AsyncSession = DB,
-    principal: Principal | None = Depends(optional_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    principal: OptionalPrincipalDep,
 ) -> Response:
     """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
     if principal is not None:
         await load_conference(db, conference_id)
         authorize(principal, conference_id, "speaker")
-    return options_response(request, principal)
+    return options_response(settings, principal)
 
 
 @router.post(
@@ -35,8 +41,10 @@ async def whip_options(
 async def whip_publish(
     conference_id: str,
     request: Request,
-    db: AsyncSession = DB,
-    principal: Principal = Depends(get_principal),
+    db: DbDep,
+    settings: SettingsDep,
+    media: MediaDep,
+    principal: PrincipalDep,
 ) -> Response:
     """Body: SDP offer (application/sdp). Requires a speaker token of this conference."""
     conference = await load_conference(db, conference_id)
@@ -44,14 +52,14 @@ async def whip_publish(
     if conference.status == "ended":
         raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
     await release(db)  # negotiation needs no database: do not hold a pooled connection through it
-    offer = await read_offer(request, "send")
+    offer = await read_offer(request, "send", settings.max_sdp_bytes)
     try:
-        producer = await request.app.state.media.publish(conference_id, offer)
+        producer = await media.publish(conference_id, offer)
     except Exception as exc:
         raise negotiation_failed(exc)
     producer.owner = principal.token_id
     return session_response(
-        request, f"/whip/{conference_id}/{producer.id}", producer.answer_sdp, producer.id, principal
+        settings, f"/whip/{conference_id}/{producer.id}", producer.answer_sdp, producer.id, principal
     )
 
 
@@ -65,10 +73,9 @@ async def whip_patch(conference_id: str, session_id: str) -> Response:
 async def whip_stop(
     conference_id: str,
     session_id: str,
-    request: Request,
-    principal: Principal = Depends(get_principal),
+    media: MediaDep,
+    principal: PrincipalDep,
 ) -> Response:
-    media = request.app.state.media
     producer = media.producers.get(session_id)
     if producer is None or producer.conference_id != conference_id:
         raise HTTPException(404, "unknown WHIP session")

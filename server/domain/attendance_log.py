@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +29,11 @@ TOUCH_INTERVAL = 20.0
 DEAD_AFTER = dt.timedelta(seconds=TOUCH_INTERVAL * 4)
 MAX_BATCH = 200
 _STOP = object()
+
+
+def node_name(port: int) -> str:
+    """This server process among the cluster's nodes (sessions it opened are closed by its next start)."""
+    return f"{socket.gethostname()}:{port}"
 
 
 def conference_of(event: Event) -> str | None:

@@ -6,6 +6,7 @@ import datetime as dt
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -79,12 +80,11 @@ async def close_sessions(media: Any, conference_id: str) -> int:
     return len(sessions)
 
 
-async def setup_conference_end(app: Any) -> None:
-    """Startup hook: on ``conference.ended`` (from any node) close this node's sessions of it."""
-    media = app.state.media
+def ended_conference_closer(media: Any) -> Callable[[dict[str, Any]], None]:
+    """A bus handler: on ``conference.ended`` (from any node) close this node's sessions of it."""
 
     def on_event(event: dict[str, Any]) -> None:
         if event.get("type") == ENDED and event.get("conference_id"):
             asyncio.ensure_future(close_sessions(media, str(event["conference_id"])))
 
-    app.state.bus.subscribe("*", on_event)
+    return on_event

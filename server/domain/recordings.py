@@ -32,8 +32,9 @@ from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, directory_size, select_expired
 from server.db.models import Conference, Recording, RecordingChapter, new_id, utcnow
-from server.domain.signed_links import LinkHolders, LinkSigner
+from server.domain.signed_links import LinkSigner
 from server.events.bus import Event
+from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -153,6 +154,21 @@ class RecordingService:
         self._last_progress: dict[str, float] = {}
         self._recent: dict[str, tuple[Recorder, float]] = {}
         self._downloads: dict[str, asyncio.Lock] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> RecordingService:
+        """The service as configured: recordings under the data dir, links signed with its key."""
+        return cls(
+            root=settings.data_dir / "recordings",
+            sessionmaker=sessionmaker,
+            signer=LinkSigner.load(settings.data_dir),
+            segment_seconds=settings.hls_segment_seconds,
+            idle_seconds=settings.recording_idle_seconds,
+            retention_days=settings.retention_days,
+            retention_max_bytes=settings.retention_max_bytes,
+            audio=AudioProfile(settings.recording_audio_channels, settings.recording_audio_bitrate),
+            min_free_bytes=settings.recording_min_free_bytes,
+        )
 
     # --- lifecycle -------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -470,33 +486,3 @@ class RecordingService:
                 await self.apply_retention()
             except Exception:
                 log.exception("retention failed")
-
-
-async def setup(app: Any) -> None:
-    """Startup hook: recover, apply retention, and attach the recorder to the media engine."""
-    from server.domain.replay_meter import ReplayMeter  # it builds on this module
-
-    settings = app.state.settings
-    service = RecordingService(
-        root=settings.data_dir / "recordings",
-        sessionmaker=app.state.sessionmaker,
-        signer=LinkSigner.load(settings.data_dir),
-        segment_seconds=settings.hls_segment_seconds,
-        idle_seconds=settings.recording_idle_seconds,
-        retention_days=settings.retention_days,
-        retention_max_bytes=settings.retention_max_bytes,
-        audio=AudioProfile(settings.recording_audio_channels, settings.recording_audio_bitrate),
-        min_free_bytes=settings.recording_min_free_bytes,
-    )
-    await service.start()
-    media = app.state.media
-    media.on_producer.append(service.manager.on_producer)
-    app.state.bus.subscribe("*", service.on_bus_event)
-    app.state.recordings = service
-    app.state.link_holders = LinkHolders(settings.token_lifetime_days, settings.token_check_seconds)
-    app.state.replay_meter = ReplayMeter(service)
-
-    async def shutdown(app: Any) -> None:
-        await service.shutdown()
-
-    app.state.shutdown_hooks.append(shutdown)

@@ -9,6 +9,7 @@ with its duration; the report sums the distinct segments per member (see ``atten
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -16,10 +17,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.recording.playlist import parse
-from media.recording.recorder import PLAYLIST
+from media.recording.recorder import PLAYLIST, Recorder
 from server.db.models import ReplayServed, utcnow
 from server.domain.attendance import Subject
-from server.domain.recordings import RecordingService
 
 _SEGMENT = re.compile(r"^seg(\d{6,})\.m4s$")
 MAX_SEEN = 200_000  # (recording, token, segment) keys remembered to skip repeated inserts
@@ -38,21 +38,26 @@ def subject_of(role: str, subject_id: str | None) -> Subject:
 
 
 class ReplayMeter:
-    """Records the segments served for replay; one per process, beside the recording service."""
+    """Records the segments served for replay; one per process, beside the recording service.
 
-    def __init__(self, service: RecordingService) -> None:
-        self.service = service
+    It reads segment durations only, so it is handed the recordings' folder and the lookup of a live
+    recorder (``RecordingService.root`` and ``.live_recorder``) rather than the service itself.
+    """
+
+    def __init__(self, root: Path, live_recorder: Callable[[str], Recorder | None]) -> None:
+        self.root = root
+        self.live_recorder = live_recorder
         self._seen: set[tuple[str, str, int]] = set()
         self._durations: dict[str, tuple[int, dict[str, float]]] = {}
 
     def segment_seconds(self, conference_id: str, recording_id: str, name: str) -> float | None:
         """The duration of segment ``name``, from the live recorder or the recording's playlist."""
-        recorder = self.service.live_recorder(recording_id)
+        recorder = self.live_recorder(recording_id)
         if recorder is not None:
             for seg in reversed(recorder.segments):
                 if seg.uri == name:
                     return seg.duration
-        path: Path = self.service.root / conference_id / recording_id / PLAYLIST
+        path = self.root / conference_id / recording_id / PLAYLIST
         try:
             mtime = path.stat().st_mtime_ns
         except OSError:

@@ -100,16 +100,3 @@ class TokenWatch:
                 await self.sweep()
             except Exception:  # a database hiccup must not end the watch
                 log.exception("token sweep failed")
-
-
-async def start_token_watch(app: Any) -> None:
-    """Startup hook: one watch per process that holds sessions (this one)."""
-    settings = app.state.settings
-    app.state.token_watch = TokenWatch(
-        app.state.sessionmaker, app.state.media, settings.token_lifetime_days, settings.token_check_seconds
-    )
-    app.state.token_watch.start()
-
-
-async def stop_token_watch(app: Any) -> None:
-    await app.state.token_watch.stop()

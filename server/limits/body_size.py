@@ -92,6 +92,6 @@ def allow_body(request: Request, limit: int) -> None:
         budget.limit = limit
 
 
-def allow_upload(request: Request) -> None:
-    """An upload endpoint's body: the file (``max_upload_bytes``) and its multipart framing."""
-    allow_body(request, request.app.state.settings.max_upload_bytes + UPLOAD_OVERHEAD)
+def allow_upload(request: Request, max_upload_bytes: int) -> None:
+    """An upload endpoint's body: the file (the ``max_upload_bytes`` setting) and its multipart framing."""
+    allow_body(request, max_upload_bytes + UPLOAD_OVERHEAD)
