@@ -54,7 +54,8 @@ from bench import ipc, rx
 from bench.procstat import udp_socket_drops
 from media.transport import dtls_identity
 from media.core.codecs import h264_is_keyframe
-from media.transport.ice import patient_consent, restrict_host_addresses
+from media.transport.ice import restrict_host_addresses
+from media.transport.webrtc_transport import patient_consent
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by Python's socket module
 SOL_UDP, UDP_GRO = 17, 104  # Linux (not exported either)

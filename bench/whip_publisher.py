@@ -15,7 +15,8 @@ from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpsender import RTCRtpSender
 
 from bench.clip import Clip
-from media.transport.ice import patient_consent, restrict_host_addresses
+from media.transport.ice import restrict_host_addresses
+from media.transport.webrtc_transport import patient_consent
 
 restrict_host_addresses(["127.0.0.1"])
 NO_ICE = RTCConfiguration(iceServers=[])

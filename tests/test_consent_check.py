@@ -16,20 +16,13 @@ import pytest
 
 from media.transport import consent_check
 from media.transport.consent_check import ConsentCheck
+from media.transport.webrtc_transport import WebRtcTransport
 from tests.support.ice_pair import connected_pair, until
 
 
 class _Pair:
     component = 1
     remote_addr = ("127.0.0.1", 40000)
-
-    class protocol:  # noqa: N801 - the attribute names aioice uses
-        class transport:
-            sent: list = []
-
-            @classmethod
-            def sendto(cls, data: bytes, addr: tuple) -> None:
-                cls.sent.append((data, addr))
 
 
 def _connection(controlling: bool) -> aioice.Connection:
@@ -38,11 +31,23 @@ def _connection(controlling: bool) -> aioice.Connection:
     return connection
 
 
+def _check(connection: aioice.Connection) -> ConsentCheck:
+    """The check of ``connection``'s values, as its transport makes it (media.transport.webrtc_transport)."""
+    return ConsentCheck(lambda data, addr: None, _Pair.remote_addr,
+                        f"{connection.remote_username}:{connection.local_username}".encode(),
+                        connection.remote_password.encode(), connection.ice_controlling, connection._tie_breaker,
+                        alive=lambda: True, expire=lambda: None)
+
+
+def _own_consent(connection: aioice.Connection) -> None:
+    WebRtcTransport.of(connection).own_consent()
+
+
 @pytest.mark.parametrize("controlling", [False, True])
 def test_the_check_is_aioices_byte_for_byte(controlling) -> None:
     connection = _connection(controlling)
     transaction_id = bytes(range(1, 13))
-    ours = ConsentCheck(connection, _Pair).request(transaction_id)
+    ours = _check(connection).request(transaction_id)
     theirs = connection.build_request(_Pair, nominate=False)
     theirs.transaction_id = transaction_id
     theirs.add_message_integrity(connection.remote_password.encode())
@@ -52,8 +57,7 @@ def test_the_check_is_aioices_byte_for_byte(controlling) -> None:
 
 def test_only_an_authentic_answer_to_the_pending_check_counts() -> None:
     connection = _connection(False)
-    connection._nominated[1] = _Pair
-    check = ConsentCheck(connection, _Pair)
+    check = _check(connection)
     assert check.fire(0.0) == consent_check.RTO and check.sent == 1  # sends a check
     pending = check.pending
     assert pending is not None
@@ -80,23 +84,23 @@ def test_only_an_authentic_answer_to_the_pending_check_counts() -> None:
 
 async def test_checks_both_ways_keep_a_healthy_connection_without_aioice_transactions(monkeypatch) -> None:
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.1)
-    point, server = await connected_pair(consent_check.install)
+    point, server = await connected_pair(_own_consent)
     try:
-        checks = [point._consent_checks[0], server._consent_checks[0]]
+        checks = [WebRtcTransport.of(point).consent_check, WebRtcTransport.of(server).consent_check]
         assert await until(lambda: all(c.answered >= 3 for c in checks), 5), [(c.sent, c.answered) for c in checks]
         assert all(c.lost == 0 and c.active for c in checks)
         assert not point._closing and not server._closing
         assert all(len(c._nominated[1].protocol.transactions) == 0 for c in (point, server))
     finally:
         await asyncio.gather(point.close(), server.close())
-    assert await until(lambda: not any(c.active for c in checks) or all(c.connection._closing for c in checks), 1)
+    assert await until(lambda: not any(c.active for c in checks) or (point._closing and server._closing), 1)
 
 
 async def test_a_silent_peer_is_closed_after_four_lost_checks(monkeypatch) -> None:
     monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 0.05)
     monkeypatch.setattr(consent_check, "RTO", 0.02)
-    point, server = await connected_pair(consent_check.install)
-    check = server._consent_checks[0]
+    point, server = await connected_pair(_own_consent)
+    check = WebRtcTransport.of(server).consent_check
     try:
         assert await until(lambda: check.answered >= 1, 3)
         for protocol in point._protocols:  # the point vanishes: nothing answers any more

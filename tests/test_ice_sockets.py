@@ -1,4 +1,4 @@
-"""media.transport.ice's socket helpers on real aiortc peers over loopback."""
+"""The ICE sockets' helpers (media.transport.ice, media.transport.webrtc_transport) on real aiortc peers over loopback."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import socket
 
 from aiortc import RTCPeerConnection
 
-from media.transport.ice import ice_connections, enlarge_socket_buffers, protocol_socket
+from media.transport.ice import enlarge_socket_buffers
+from media.transport.webrtc_transport import ice_connections, protocol_socket
 from bench.whip_publisher import NO_ICE
 
 

@@ -45,8 +45,8 @@ async def drained():
     transport, protocol = await loop.create_datagram_endpoint(lambda: Speaker(events), local_addr=("127.0.0.1", 0))
     burst = BurstBoundary(pc=None, flush=lambda: events.append(("flush", burst.packets)))
     protocol.burst = burst
-    drain = socket_drain.install(transport, burst)
-    assert drain is not None and socket_drain.install(transport, burst) is drain  # once per socket
+    drain = socket_drain.SocketDrain.take(transport, burst, protocol.datagram_received)
+    assert drain is not None
     speaker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     yield speaker, transport.get_extra_info("sockname"), events, drain, protocol
     speaker.close()

@@ -3,7 +3,7 @@
 aiortc is used only for ICE, DTLS-SRTP keys, SDP and its RTCP handlers. The sender's media loop is
 parked; the router writes packets straight into the socket, protected by the stream's own AES-GCM
 context (media.egress.srtp_gcm) or the SRTP session (see ``OutboundStream``). RTCP from the subscriber is
-taken off the socket where it arrives (media.transport.srtp_intake) and handed to the senders: NACKs are
+taken off the socket where it arrives (media.transport.webrtc_transport) and handed to the senders: NACKs are
 answered from the shared history, PLI/FIR become merged keyframe requests, receiver reports feed the
 link quality. Our own sender reports (media.egress.sender_report) keep audio and video in sync.
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import socket
 import time
 from collections.abc import Callable
 
@@ -21,11 +20,10 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket
 
-from media.transport import pinned_path, srtp_intake
-from media.egress import srtp_gcm
+from media.egress import fanout, srtp_gcm
 from media.core.codecs import codec_key, is_rtx, prefer_codecs
-from media.transport.consent_answer import ConsentAnswer
-from media.transport.ice import ice_connections, pair_socket, patient_consent, relayed_sendto
+from media.transport.receiver_reports import ReportBlock
+from media.transport.webrtc_transport import WebRtcTransport, patient_consent
 from media.egress.outbound import OutboundStream
 from media.core.router import Router
 from media.egress.sender_report import ReportJob, SenderReportWriter
@@ -98,8 +96,7 @@ class Consumer:
         self._senders: dict[str, RTCRtpSender] = {}
         self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.egress.sender_report)
         self._report_targets: dict[int, tuple] = {}  # our SSRC -> (sender, stream, quality): receiver reports
-        self._rtcp: srtp_intake.SrtpIntake | None = None  # SRTCP taken off the socket, once connected
-        self._paths: list[tuple[socket.socket, tuple]] = []  # sockets connected to the point (media.transport.pinned_path)
+        self.transports: list[WebRtcTransport] = []  # the point's (one when bundled), once connected
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Consumer], None]] = []
         self.on_connected: list[Callable[[], None]] = []  # DTLS is up and media flows (once)
@@ -204,7 +201,7 @@ class Consumer:
         self._packets_at_rtcp = sum(s.packets for s in self.streams.values())
         self._media_since = None
 
-    def _report(self, block: srtp_intake.ReportBlock) -> None:
+    def _report(self, block: ReportBlock) -> None:
         """One receiver report block about one of our streams: the link quality figures."""
         target = self._report_targets.get(block[0])
         if target is None:
@@ -217,45 +214,35 @@ class Consumer:
         if rtt is not None:
             quality["rtt_ms"] = rtt * 1000
 
-    def _report_block(self, block: srtp_intake.ReportBlock) -> None:
-        """The intake's short path for plain receiver reports (media.transport.srtp_intake.receiver_reports)."""
+    def _report_block(self, block: ReportBlock) -> None:
+        """The transport's short path for plain receiver reports (media.transport.receiver_reports)."""
         self._heard()
         self._report(block)
 
     def _start(self) -> None:
         if self.connected_at is not None or self._closed.is_set():
             return
-        masters: dict[int, tuple[bytes, bytes] | None] = {}  # per DTLS transport (audio and video share one)
+        masters: dict[int, tuple[bytes, bytes] | None] = {}  # per transport (audio and video share one)
         sockets: dict[str, int] = {}
         for kind, sender in self._senders.items():
-            dtls = sender.transport
-            pair = dtls.transport._connection._nominated.get(1)
-            if pair is None or dtls._tx_srtp is None:
+            transport = WebRtcTransport.take(sender.transport)
+            if transport is None:
                 log.warning("consumer %s connected without a nominated pair", self.id)
                 return
-            raw = pair_socket(pair)
-            if raw is not None:
-                sendto, fd = raw.sendto, raw.fileno()
-            else:  # our side relays through TURN: the Python path, through aioice's relay
-                sendto, fd = relayed_sendto(pair.protocol.transport), -1
+            if transport not in self.transports:
+                self.transports.append(transport)
+                transport.on_report = self._report_block
+                masters[id(transport)] = transport.tx_master() if fanout.enabled() else None
             stream = self.streams[kind]
-            if id(dtls) not in masters:
-                masters[id(dtls)] = srtp_gcm.tx_master(dtls)
-            master = masters[id(dtls)]
+            master = masters[id(transport)]
             gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
-            stream.bind(dtls._tx_srtp, sendto, pair.remote_addr, fd, gcm)
-            sockets[kind] = fd
-            if raw is not None and pinned_path.pin(raw, pair.remote_addr):  # the kernel keeps the route
+            stream.bind(transport.tx_srtp, transport.sendto, transport.remote_addr, transport.fd, gcm)
+            sockets[kind] = transport.fd
+            if transport.pin():  # the kernel keeps the route
                 stream.path_pinned()
-                self._paths.append((raw, pair.remote_addr))
             self._report_jobs[kind].writer = SenderReportWriter(
-                dtls._tx_srtp, sendto, pair.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
+                transport.tx_srtp, transport.sendto, transport.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
             )
-            self._rtcp = srtp_intake.install(pair.protocol, dtls)  # one per socket (audio and video share it)
-            if self._rtcp is not None:
-                self._rtcp.on_report = self._report_block
-                if self._rtcp.consent is None:
-                    self._rtcp.consent = ConsentAnswer.for_connection(dtls.transport._connection)
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
             self.streams["video"].pair_with(self.streams["audio"])
@@ -302,14 +289,14 @@ class Consumer:
             "first_keyframe": video.first_sent_at if video is not None else None,
             "fast_start": video.fast_started if video is not None else False,
         }
-        rtcp = ({"rtcp_datagrams": self._rtcp.datagrams, "rtcp_short_reports": self._rtcp.short_reports,
-                 "consent_answered": self._rtcp.consent.answered if self._rtcp.consent is not None else 0}
-                if self._rtcp is not None else {})
-        checks = [c for connection in ice_connections(self.pc) for c in getattr(connection, "_consent_checks", ())]
-        consent = {"consent_checks": {"sent": sum(c.sent for c in checks), "answered": sum(c.answered for c in checks),
-                                      "lost": sum(c.lost for c in checks)}} if checks else {}
-        paired = video is not None and video._partner is not None  # audio rides in video's sends
-        pinned = bool(self._paths) and all(pinned_path.is_pinned(raw, remote) for raw, remote in self._paths)
+        transports = [t.stats() for t in self.transports]
+        rtcp = {"rtcp_datagrams": sum(t["srtcp"] for t in transports),
+                "rtcp_short_reports": sum(t["short_reports"] for t in transports),
+                "consent_answered": sum(t["consent_answered"] for t in transports)} if transports else {}
+        checks = [t["consent_checks"] for t in transports if t["consent_checks"] is not None]
+        consent = {"consent_checks": {k: sum(c[k] for c in checks) for k in ("sent", "answered", "lost")}} if checks else {}
+        paired = video is not None and video.paired  # audio rides in video's sends
+        pinned = bool(transports) and all(t["path_pinned"] for t in transports)
         return {"join": join, "paired": paired, "path_pinned": pinned, **rtcp, **consent, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:

@@ -23,8 +23,6 @@ from typing import Any
 
 import pylibsrtp._binding
 
-from media.egress import fanout
-
 try:
     from media.native._fastpath import ffi, lib
 except ImportError:  # not compiled: libsrtp protects every stream
@@ -38,8 +36,6 @@ EVP_FUNCTIONS = (
     "EVP_aes_128_ctr", "EVP_aes_256_ctr",
 )
 
-# OpenSSL profile name -> (master key length, master salt length)
-GCM_PROFILES = {b"SRTP_AEAD_AES_128_GCM": (16, 12), b"SRTP_AEAD_AES_256_GCM": (32, 12)}
 _disabled = os.environ.get("DIEMCAU_FAST_SRTP", "1") == "0"
 
 
@@ -78,28 +74,3 @@ def new(key: bytes, salt: bytes) -> GcmProtect | None:
     if ctx == ffi.NULL:
         return None
     return GcmProtect(ffi.gc(ctx, lib.fp_gcm_free))
-
-
-def tx_master(dtls: Any) -> tuple[bytes, bytes] | None:
-    """The sending master key and salt of an aiortc RTCDtlsTransport, when its profile is AES-GCM.
-
-    Mirrors ``RTCDtlsTransport._setup_srtp`` (aiortc 1.16): the exporter gives client key, server
-    key, client salt, server salt; the DTLS server sends with the second of each.
-    """
-    if not _bound or not fanout.enabled():
-        return None
-    ssl = getattr(dtls, "_ssl", None)
-    if ssl is None:
-        return None
-    try:
-        lengths = GCM_PROFILES.get(ssl.get_selected_srtp_profile())
-        if lengths is None:
-            return None
-        key_len, salt_len = lengths
-        material = ssl.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (key_len + salt_len))
-    except Exception:  # noqa: BLE001 - no usable DTLS state: libsrtp keeps the stream
-        return None
-    idx = 1 if dtls._role == "server" else 0
-    key = bytes(material[idx * key_len:(idx + 1) * key_len])
-    salt_start = 2 * key_len + idx * salt_len
-    return key, bytes(material[salt_start:salt_start + salt_len])

@@ -27,8 +27,8 @@ import termios
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from media.transport.ice import pair_socket
-from media.transport.srtp_intake import drive
+from media.transport.drive import drive
+from media.transport.webrtc_transport import WebRtcTransport
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +64,14 @@ class BurstBoundary:
         self.packets = 0
 
     def _find_socket(self) -> bool:
-        """The nominated pair's socket and aioice's receive queue (known once ICE has completed).
-        A TURN-relayed pair has no socket of ours (media.transport.ice.pair_socket): its queue alone tells."""
-        for transceiver in self._pc.getTransceivers():
-            dtls = transceiver.receiver.transport
-            connection = getattr(getattr(dtls, "transport", None), "_connection", None)
-            pair = getattr(connection, "_nominated", {}).get(1) if connection is not None else None
-            if pair is None or pair.protocol.transport is None:
-                continue
-            sock = pair_socket(pair)
-            self._fd = sock.fileno() if sock is not None else -1
-            self._queue = connection._queue
-            return True
-        return False
+        """The speaker's socket and aioice's receive queue, from its transport once ICE has completed
+        (media.transport.webrtc_transport). A TURN-relayed pair has no socket of ours: its queue alone tells."""
+        transport = WebRtcTransport.find(self._pc)
+        if transport is None:
+            return False
+        self._fd = transport.fd
+        self._queue = transport.received_queue
+        return True
 
     def packet(self, frame_open: bool | None = None) -> None:
         """Called after each forwarded packet: flush now if it ended the burst, else within MAX_HOLD.

@@ -4,8 +4,8 @@ The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the
 fan-out of a burst leaves as soon as the burst has been read, see ``media.ingest.burst_boundary``), then to aiortc's
 own handler so NACKs, receiver reports and REMB towards the publisher keep working; once the socket
 is drained (``media.transport.socket_drain``) that handler runs after the burst has left. Once connected,
-the speaker's SRTP is taken off the ICE socket where it arrives (``media.transport.srtp_intake``), not through
-aioice's queue and aiortc's DTLS receive task. aiortc's decoder thread is replaced by
+the speaker's SRTP is taken off the ICE socket where it arrives (``media.transport.webrtc_transport``), not
+through aioice's queue and aiortc's DTLS receive task. aiortc's decoder thread is replaced by
 ``media.ingest.frame_tap`` (no decoder ever runs).
 """
 
@@ -20,10 +20,10 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
-from media.transport import socket_drain, srtp_intake
 from media.ingest.burst_boundary import BurstBoundary
 from media.core.codecs import codec_key, is_rtx, prefer_codecs
-from media.transport.ice import enlarge_socket_buffers, patient_consent
+from media.transport.ice import enlarge_socket_buffers
+from media.transport.webrtc_transport import WebRtcTransport, patient_consent
 from media.core.router import Router
 from media.core.source import SourceStream
 
@@ -41,8 +41,7 @@ class Producer:
         self._closed = asyncio.Event()
         self.on_close: list[Callable[[Producer], None]] = []
         self._burst = BurstBoundary(pc, router.flush)
-        self.intake: srtp_intake.SrtpIntake | None = None  # the speaker's SRTP, once connected
-        self.drain: socket_drain.SocketDrain | None = None  # reads the speaker's socket a burst at a time
+        self.transports: list[WebRtcTransport] = []  # the speaker's SRTP and drained socket, once connected
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
@@ -134,23 +133,22 @@ class Producer:
         receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
 
     def _take_srtp(self) -> None:
-        for receiver in self._receivers.values():
-            dtls = receiver.transport
-            pair = dtls.transport._connection._nominated.get(1)
-            if pair is not None:
-                self.intake = srtp_intake.install(pair.protocol, dtls, rtp=True) or self.intake
-                if self.intake is not None and pair.protocol.transport is not None:
-                    self.drain = socket_drain.install(pair.protocol.transport, self._burst) or self.drain
+        for receiver in self._receivers.values():  # one transport for both kinds when bundled
+            transport = WebRtcTransport.take(receiver.transport, rtp=True, burst=self._burst)
+            if transport is not None and transport not in self.transports:
+                self.transports.append(transport)
 
     def stats(self) -> dict:
+        transports = [t.stats() for t in self.transports]
         return {
-            "srtp_intake_datagrams": self.intake.datagrams if self.intake is not None else 0,
+            # SRTP and SRTCP taken off the speaker's socket where they arrive
+            "srtp_intake_datagrams": sum(t["srtp"] + t["srtcp"] for t in transports),
             # how the speaker's packets left for the fan-out: packets / flushes = burst size
             "burst_packets": self._burst.packets,
             "burst_flushes": self._burst.flushes,
             # reads of the speaker's socket: datagrams / wake-ups = datagrams per loop iteration
-            "drain_wakeups": self.drain.wakeups if self.drain is not None else 0,
-            "drain_datagrams": self.drain.datagrams if self.drain is not None else 0,
+            "drain_wakeups": sum(t["drain_wakeups"] for t in transports),
+            "drain_datagrams": sum(t["drain_datagrams"] for t in transports),
         }
 
     def request_keyframe(self) -> None:

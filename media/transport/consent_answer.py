@@ -1,75 +1,50 @@
-"""ConsentAnswer: answers a connected point's ICE consent checks without aioice's generic STUN path.
+"""ConsentAnswer: answers a connected peer's ICE consent checks without aioice's generic STUN path.
 
 Every connected peer sends a STUN Binding request about every 5 s (RFC 7675 consent freshness).
 aioice parses each into a message object, re-serialises it to check MESSAGE-INTEGRITY, builds the
 response as another object and serialises that twice more; with hundreds of points that was the
 largest part of an idle media worker's Python time (py-spy, N=250 idle: STUN, both ways, over
-half of it). Answered here, a check costs 26-48 µs of CPU instead of 74-95 µs (our own checks
-stay with aioice: docs/architecture.md).
+half of it). Answered here, a check costs 26-48 µs of CPU instead of 74-95 µs.
 
 Here a request that aioice would answer with nothing else to do is answered from the bytes: a
 Binding request on the nominated pair, from its remote address, with our USERNAME, a valid
 MESSAGE-INTEGRITY (and FINGERPRINT, if present), no USE-CANDIDATE and no role conflict. The
 response is aioice's: XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY, FINGERPRINT. Anything else (a new
 pair, a nomination, a role conflict, an unknown comprehension-required attribute, a bad integrity
-that aioice answers with 401) takes aioice's way, unchanged.
+that aioice answers with 401) takes aioice's way, unchanged. The transport that received the
+datagram (media.transport.webrtc_transport) asks :meth:`ConsentAnswer.answer` first.
 """
 
 from __future__ import annotations
 
 import binascii
-import hmac
 import struct
+from collections.abc import Callable
 from typing import Any
 
 from aioice.stun import COOKIE, FINGERPRINT_XOR, pack_xor_address
 
-BINDING_REQUEST, BINDING_SUCCESS = 0x0001, 0x0101
-USERNAME, MESSAGE_INTEGRITY, PRIORITY, USE_CANDIDATE = 0x0006, 0x0008, 0x0024, 0x0025
-XOR_MAPPED_ADDRESS, FINGERPRINT, ICE_CONTROLLED = 0x0020, 0x8028, 0x8029
+from media.transport.stun import (ATTR, BINDING_REQUEST, BINDING_SUCCESS, FINGERPRINT, HEADER, ICE_CONTROLLED,
+                                  MESSAGE_INTEGRITY, PRIORITY, USE_CANDIDATE, USERNAME, XOR_MAPPED_ADDRESS,
+                                  integrity_ok, signed_message)
+
 KNOWN_REQUIRED = {USERNAME, MESSAGE_INTEGRITY, PRIORITY}  # comprehension-required ones we accept
-
-HEADER = struct.Struct("!HHI12s")  # type, length, magic cookie, transaction id
-ATTR = struct.Struct("!HH")  # an attribute's type and length
-
-
-def signed_message(kind: int, transaction_id: bytes, body: bytes, key: bytes) -> bytes:
-    """A STUN message of ``body``'s attributes, then MESSAGE-INTEGRITY (HMAC-SHA1 with ``key``)
-    and FINGERPRINT, as aioice's ``add_message_integrity`` and serialisation make it."""
-    head = HEADER.pack(kind, len(body) + 24, COOKIE, transaction_id)
-    body += ATTR.pack(MESSAGE_INTEGRITY, 20) + hmac.digest(key, head + body, "sha1")
-    head = HEADER.pack(kind, len(body) + 8, COOKIE, transaction_id)
-    crc = binascii.crc32(head + body) ^ FINGERPRINT_XOR
-    return head + body + ATTR.pack(FINGERPRINT, 4) + struct.pack("!I", crc)
-
-
-def integrity_ok(data: bytes, integrity: int, key: bytes) -> bool:
-    """Whether the MESSAGE-INTEGRITY attribute at offset ``integrity`` of ``data`` is ``key``'s."""
-    signed = data[:2] + struct.pack("!H", integrity + 24 - 20) + data[4:integrity]
-    return hmac.compare_digest(hmac.digest(key, signed, "sha1"), data[integrity + 4:integrity + 24])
 
 
 class ConsentAnswer:
-    __slots__ = ("_connection", "_protocol", "_remote", "_username", "_key", "_sendto", "answered")
+    """Answers for one nominated pair of a connection in the controlled role (a WHEP/WHIP answerer).
+    ``alive`` says whether the pair is still the connection's (not closing, still nominated)."""
 
-    def __init__(self, connection: Any, pair: Any) -> None:
-        self._connection = connection
-        self._protocol = pair.protocol
-        self._remote = tuple(pair.remote_addr[:2])
-        self._username = f"{connection.local_username}:{connection.remote_username}".encode()
-        self._key = connection.local_password.encode("utf8")
-        self._sendto = pair.protocol.transport.sendto
+    __slots__ = ("_sendto", "_remote", "_username", "_key", "_alive", "answered")
+
+    def __init__(self, sendto: Callable[[Any, tuple], None], remote: tuple, username: bytes, key: bytes,
+                 alive: Callable[[], bool]) -> None:
+        self._sendto = sendto
+        self._remote = tuple(remote[:2])
+        self._username = username  # "ours:theirs", as the peer's checks carry it
+        self._key = key  # our ICE password
+        self._alive = alive
         self.answered = 0
-
-    @classmethod
-    def for_connection(cls, connection: Any) -> ConsentAnswer | None:
-        """For a completed connection in the controlled role (a WHEP/WHIP answerer), else None."""
-        pair = connection._nominated.get(1)
-        if pair is None or connection.ice_controlling or connection.remote_username is None:
-            return None
-        if pair.protocol.transport is None:
-            return None
-        return cls(connection, pair)
 
     def answer(self, data: bytes, addr: tuple) -> bool:
         """True if ``data`` was such a consent check and has been answered; False: aioice's turn."""
@@ -102,10 +77,7 @@ class ConsentAnswer:
             elif atype < 0x8000 and atype not in KNOWN_REQUIRED:
                 return False
             pos += 4 + alen + (-alen % 4)
-        if pos != end or integrity < 0 or username != self._username:
-            return False
-        connection = self._connection
-        if connection._closing or connection._nominated.get(1) is None:
+        if pos != end or integrity < 0 or username != self._username or not self._alive():
             return False
         if fingerprint >= 0:
             crc = binascii.crc32(data[:fingerprint]) ^ FINGERPRINT_XOR

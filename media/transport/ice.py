@@ -1,19 +1,17 @@
-"""Peer connection configuration shared by ingest and egress transports."""
+"""ICE as the process uses it: the host addresses gathered, the ICE servers, socket buffers, and aioice
+hardened against malformed datagrams."""
 
 from __future__ import annotations
 
-import logging
 import socket
-from collections.abc import Callable
-from typing import Any
 
 import aioice.ice
 import aioice.stun
 from aiortc import RTCConfiguration, RTCIceServer
 
-from media.transport import consent_check, turn_rest
+from media.transport import turn_rest
+from media.transport.webrtc_transport import ice_connections, protocol_socket
 
-log = logging.getLogger(__name__)
 _original_host_addresses = aioice.ice.get_host_addresses
 
 
@@ -33,7 +31,7 @@ def drop_empty_datagrams() -> None:
     """Drop empty datagrams where aioice queues a connection's data (for aiortc, which reads its
     first byte to sort DTLS from SRTP and dies of an IndexError on an empty one, taking the
     connection with it). Anyone who learns a peer's port can send one: during the handshake that
-    closed the peer. Once connected, the socket's datagrams go through media.transport.srtp_intake first."""
+    closed the peer. Once ICE has completed, the pair's datagrams are sorted by media.transport.webrtc_transport first."""
     original = aioice.ice.Connection.data_received
     if getattr(original, "drops_empty", False):
         return
@@ -80,37 +78,6 @@ def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
     return RTCConfiguration(iceServers=servers)
 
 
-def protocol_socket(protocol: Any) -> socket.socket | None:
-    """The UDP socket under one of aioice's ICE protocols; None when it relays through TURN:
-    aioice's ``TurnTransport`` then sends through the TURN server and there is no socket of ours
-    to send on (or connect, or size) directly."""
-    transport = getattr(protocol, "transport", None)
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    return getattr(sock, "_sock", sock)  # asyncio wraps the socket in a TransportSocket
-
-
-def pair_socket(pair: Any) -> socket.socket | None:
-    """The socket of a nominated candidate pair's local side (see ``protocol_socket``)."""
-    return protocol_socket(pair.protocol)
-
-
-def relayed_sendto(transport: Any) -> Callable[[Any, tuple], None]:
-    """``sendto`` for a TURN-relayed pair. aioice sends from a task, after the caller has returned,
-    and the relay reuses its packet buffer at once: so the bytes are copied first."""
-    return lambda data, addr: transport.sendto(bytes(data), addr)
-
-
-def ice_connections(pc: object) -> list:
-    """The aioice connections under a peer connection's transceivers (one when bundled)."""
-    found: list = []
-    for transceiver in getattr(pc, "getTransceivers", lambda: [])():
-        ice = getattr(transceiver.receiver.transport, "transport", None)
-        connection = getattr(ice, "_connection", None)
-        if connection is not None and all(connection is not c for c in found):
-            found.append(connection)
-    return found
-
-
 def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: int = 4 * 1024 * 1024) -> int:
     """Give the peer connection's UDP sockets deep kernel buffers; returns how many were changed.
 
@@ -137,17 +104,3 @@ def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: in
                         pass
             changed += 1
     return changed
-
-
-def patient_consent(pc: object) -> None:
-    """ICE consent as RFC 7675 means it: lost after about 30 s without any answer, not 3 s.
-
-    aioice sends each consent check once, counts it lost after 0.5 s and closes after six losses
-    in a row. A join storm of hundreds of subscribers can delay an event loop past that for long
-    enough, and the peer is then dropped although it is fine (for the speaker, that ends the
-    conference for everyone). Here each check is retransmitted (0.5 + 1 + 2 s) and four lost
-    checks in a row (about 35 s) end the connection. Browsers and OBS behave the same way. The
-    checks are ours, packed from bytes on one timer per process (media.transport.consent_check).
-    """
-    for connection in ice_connections(pc):
-        consent_check.install(connection)

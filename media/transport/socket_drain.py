@@ -14,6 +14,7 @@ Only the speaker's socket is drained: a point's socket carries a few RTCP datagr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 MAX_DATAGRAMS = 64  # per wake-up: the API and timers on the same loop wait for no more than this
@@ -28,25 +29,35 @@ class BurstSink(Protocol):
 
 class SocketDrain:
     """Takes over the read callback of one asyncio datagram transport (a ``_SelectorDatagramTransport``
-    under aioice). Datagrams still go to the transport's protocol, one by one and in order."""
+    under aioice). Datagrams go to ``receive`` (the peer's media.transport.webrtc_transport), one by
+    one and in order; read errors to the transport's protocol, as asyncio would hand them."""
 
-    __slots__ = ("_transport", "_sock", "_burst", "wakeups", "datagrams")
+    __slots__ = ("_transport", "_sock", "_burst", "_receive", "wakeups", "datagrams")
 
-    def __init__(self, transport: Any, burst: BurstSink) -> None:
+    def __init__(self, transport: Any, burst: BurstSink, receive: Callable[[bytes, tuple], None]) -> None:
         self._transport = transport
         self._sock = transport._sock
         self._burst = burst
+        self._receive = receive
         self.wakeups = 0
         self.datagrams = 0
         loop = transport._loop
         loop._remove_reader(transport._sock_fd)
         loop._add_reader(transport._sock_fd, self._read_ready)
 
+    @classmethod
+    def take(cls, transport: Any, burst: BurstSink, receive: Callable[[bytes, tuple], None]) -> SocketDrain | None:
+        """Drain ``transport``'s socket from now on; None where there is no plain selector transport
+        (a TURN-relayed pair, another event loop), which then keeps asyncio's own reads."""
+        if getattr(transport, "_sock", None) is None or not hasattr(transport._loop, "_add_reader"):
+            return None
+        return cls(transport, burst, receive)
+
     def _read_ready(self) -> None:
         transport = self._transport
         if transport._conn_lost:
             return
-        protocol = transport._protocol
+        receive = self._receive
         recvfrom = self._sock.recvfrom
         burst = self._burst
         count = 0
@@ -58,25 +69,13 @@ class SocketDrain:
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:  # an ICMP error from an earlier send, as asyncio reports it
-                    protocol.error_received(exc)
+                    transport._protocol.error_received(exc)
                     break
                 count += 1
-                protocol.datagram_received(data, addr)
+                receive(data, addr)
                 if transport._conn_lost:
                     break
         finally:
             self.wakeups += 1
             self.datagrams += count
             burst.end()
-
-
-def install(transport: Any, burst: BurstSink) -> SocketDrain | None:
-    """Drain ``transport``'s socket from now on; None where there is no plain selector transport
-    (a TURN-relayed pair, another event loop), which then keeps asyncio's own reads."""
-    current = getattr(transport, "socket_drain", None)
-    if current is not None:
-        return current
-    if getattr(transport, "_sock", None) is None or not hasattr(transport._loop, "_add_reader"):
-        return None
-    transport.socket_drain = SocketDrain(transport, burst)
-    return transport.socket_drain

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import av
 from aiortc import RTCPeerConnection
 
-from media.transport.ice import patient_consent
+from media.transport.webrtc_transport import patient_consent
 from bench.clip import CACHE, Clip, _encode_audio, _frame_planes
 from bench.whip_publisher import NO_ICE, ClipTrack, Publisher, negotiate, prefer_codec
 
