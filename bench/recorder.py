@@ -1,10 +1,10 @@
 """Recorder CPU benchmark: one 720p30 2 Mbit/s H.264 + Opus stream through the HLS recorder.
 
-The test clip's packets are handed to a :class:`Recorder` exactly as aiortc's receiver threads hand
-them over (a leg called with ``JitterFrame``-like objects), as fast as the writer keeps up, and the
-process CPU time is divided by the media duration. Everything the recorder does per stream is
-counted: NAL inspection, fragmented-MP4 muxing (no video re-encode), Opus decode + AAC encode,
-segment and playlist files. Target: under 5 % of one core.
+The test clip's RTP packets are handed to a :class:`Recorder`'s reader exactly as a conference Router
+hands them over, as fast as the writer keeps up, and the process CPU time is divided by the media
+duration. Everything the recorder does per stream is counted: the reader's enqueueing, reassembly
+of frames from packets, NAL inspection, fragmented-MP4 muxing (no video re-encode), Opus decode +
+AAC encode, segment and playlist files. Target: under 5 % of one core.
 
 ``python -m bench.recorder [--quick]`` prints the numbers; ``run(quick)`` returns them.
 """
@@ -16,53 +16,30 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from media.recording.playlist import parse
 from media.recording.recorder import PLAYLIST, Recorder
 from bench.clip import test_clip
-
-
-@dataclass
-class _Frame:
-    data: bytes
-    timestamp: int
-
-
-def _schedule(seconds: float) -> list[tuple[float, str, str, _Frame]]:
-    """The clip looped to ``seconds``, as (time, kind, codec, frame) in arrival order."""
-    clip = test_clip()
-    items: list[tuple[float, str, str, _Frame]] = []
-    loops = int(seconds // clip.duration) + 1
-    video_step, audio_step = 90000 // clip.fps, 960
-    vts = ats = 0
-    for _ in range(loops):
-        for _pts, _key, data in clip.video:
-            items.append((vts / 90000, "video", "video/h264", _Frame(data, vts)))
-            vts += video_step
-        for _pts, data in clip.audio:
-            items.append((ats / 48000, "audio", "audio/opus", _Frame(data, ats)))
-            ats += audio_step
-    items.sort(key=lambda i: i[0])
-    return [i for i in items if i[0] < seconds]
+from bench.rtp_clip import RtpPublisher
 
 
 def run(quick: bool = False) -> dict:
     seconds = 20.0 if quick else 120.0
-    items = _schedule(seconds)
     clip = test_clip()
+    publisher = RtpPublisher()
+    packets = publisher.clip(clip, seconds)  # the clip looped to ``seconds``, in send order
     workdir = Path(tempfile.mkdtemp(prefix="bench-recorder-"))
     try:
         cpu0, wall0 = time.process_time(), time.monotonic()
         recorder = Recorder("bench", "bench", workdir / "rec", segment_seconds=2.0)
-        leg = recorder.new_leg()
-        recorder.bind(leg, {"audio", "video"}, lambda: None)
-        recorder.set_sync(leg, 0.0)
-        for _t, kind, codec, frame in items:
-            while recorder._queue.qsize() > 500:  # stay far below the drop threshold
+        recorder.add_publisher(publisher.producer_id, {"audio", "video"})
+        recorder.set_clocks(publisher.producer_id, publisher.clocks())
+        on_packet = recorder.reader.on_packet
+        for _at, source, seq, ts, marker, payload in packets:
+            while recorder.backlog > 1500:  # stay far below the drop threshold
                 time.sleep(0.001)
-            leg(kind, codec, frame)
+            on_packet(source, seq, ts, marker, payload, False)
         recorder.stop()
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         segments, ended = parse((workdir / "rec" / PLAYLIST).read_text())
@@ -76,7 +53,7 @@ def run(quick: bool = False) -> dict:
             "wall_seconds": round(wall, 3),
             "cpu_percent_of_core": round(100 * cpu / seconds, 2),
             "target_percent": 5.0,
-            "dropped": recorder.stats.dropped_queue + recorder.stats.dropped_frames,
+            "dropped": recorder.reader.dropped + recorder.stats.dropped_frames,
             "playlist_ended": ended,
         }
     finally:

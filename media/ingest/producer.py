@@ -20,6 +20,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
+from media.ingest import frame_tap
 from media.ingest.burst_boundary import BurstBoundary
 from media.core.codecs import codec_key, is_rtx, prefer_codecs
 from media.transport.ice import enlarge_socket_buffers
@@ -131,6 +132,7 @@ class Producer:
 
         receiver._handle_rtp_packet = handle_rtp  # type: ignore[method-assign]
         receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+        frame_tap.drop_frames(receiver)
 
     def _take_srtp(self) -> None:
         for receiver in self._receivers.values():  # one transport for both kinds when bundled
