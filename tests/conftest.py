@@ -1,35 +1,39 @@
-"""Shared fixtures: a real server process per test session (and fresh ones on demand)."""
+"""Shared fixtures: the one server factory, and the servers most tests share."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.support.browser import browser, open_page  # noqa: F401  (fixtures for the page tests)
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def start_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """``with start_server(workers=1, max_body_bytes=...) as srv:`` — a server of a test's own settings."""
+    factory = ServerFactory(tmp_path_factory)
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def server(start_server: ServerFactory) -> Iterator[ServerProcess]:
     """One server shared by the tests that do not restart or kill it: the ingest and 2 media workers."""
-    srv = ServerProcess(tmp_path_factory.mktemp("server"), env={"DIEMCAU_WORKERS": "3"}).start()
-    yield srv
-    srv.stop()
+    with start_server("server", workers=3) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="session")
-def single_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """The same server in single-process mode (DIEMCAU_WORKERS=1)."""
-    srv = ServerProcess(tmp_path_factory.mktemp("single"), env={"DIEMCAU_WORKERS": "1"}).start()
-    yield srv
-    srv.stop()
+def single_server(start_server: ServerFactory) -> Iterator[ServerProcess]:
+    """The same server in single-process mode."""
+    with start_server("single", workers=1) as srv:
+        yield srv
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server of the test's own, for restart / kill -9 scenarios."""
-    srv = ServerProcess(tmp_path / "server").start()
-    yield srv
-    srv.stop()
+def fresh_server(start_server: ServerFactory) -> Iterator[ServerProcess]:
+    """A server of the test's own (default settings), for restart / kill -9 scenarios."""
+    with start_server() as srv:
+        yield srv

@@ -26,7 +26,6 @@ import itertools
 import os
 import io
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,8 @@ from server.app import create_app
 from server.settings import Settings
 from tests.support.background import BackgroundPublisher
 from bench.clip import test_clip
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.filterwarnings(
     # schemathesis draws some choices from the global ``random`` (hypothesis seeds it per example)
@@ -102,19 +102,9 @@ class World:
         return {"Authorization": f"Bearer {token}"}
 
 
-def _wait_for(what: str, probe, timeout: float = 30.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = ServerProcess(tmp_path_factory.mktemp("fuzz"), env={"DIEMCAU_WORKERS": "2"}).start()
+def world(start_server: ServerFactory) -> Iterator[World]:
+    server = start_server("fuzz", workers=2)
     publisher: BackgroundPublisher | None = None
     try:
         conference = server.create_conference("Hội nghị kiểm thử API")
@@ -157,16 +147,16 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         publisher = world.publisher = BackgroundPublisher(server.url, conference, world.tokens["speaker"], small)
         publisher.start()
         with server.admin() as c:
-            recording = _wait_for(
-                "the live recording",
+            recording = wait_until(
                 lambda: (r := c.get(f"{base}/recording")).status_code == 200 and r.json()["id"],
+                30, "the live recording",
             )
             chapter = c.post(f"{base}/recording/chapters", json={"title": "Chương 1"}).json()["id"]
-            playlist = _wait_for(
-                "a recorded segment",
+            playlist = wait_until(
                 lambda: (r := c.get(f"/hls/{conference}/{recording}/index.m3u8")).status_code == 200
                 and "#EXTINF" in r.text
                 and r.text,
+                30, "a recorded segment",
             )
         files = [line for line in playlist.splitlines() if line and not line.startswith("#")]
         world.ids.update(recording_id=[recording], chapter_id=[chapter], name=["index.m3u8", *files[:2]])

@@ -7,26 +7,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.support.attendance_clients import PresenceClient, close_many, wait_until
-from tests.support.redis_server import RedisServer
-from tests.support.server import ServerProcess
+from tests.support.attendance_clients import PresenceClient, close_many
+from tests.support.waiting import wait_until_async
+from tests.support.server import ServerFactory, ServerProcess
 
 
 @pytest.fixture(scope="module")
-def two_nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    base = tmp_path_factory.mktemp("attendance-cluster")
-    redis_server = RedisServer(base / "redis").start()
-    env = {
-        "DIEMCAU_REDIS_URL": redis_server.url,
-        "DIEMCAU_DATABASE_URL": f"sqlite+aiosqlite:///{base / 'shared.db'}",
-        "DIEMCAU_WORKERS": "1",
-    }
-    a = ServerProcess(base / "a", env=env).start()
-    b = ServerProcess(base / "b", env=env).start()
-    yield a, b
-    b.stop()
-    a.stop()
-    redis_server.stop()
+def two_nodes(start_server: ServerFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    with start_server.two_nodes("attendance-cluster") as nodes:
+        yield nodes
 
 
 async def test_sessions_are_not_double_counted(two_nodes: tuple[ServerProcess, ServerProcess]) -> None:
@@ -43,17 +32,17 @@ async def test_sessions_are_not_double_counted(two_nodes: tuple[ServerProcess, S
             await PresenceClient.open(a.url, cid, links["Huyện Một"]["token"]),
             await PresenceClient.open(b.url, cid, links["Huyện Hai"]["token"]),
         ]
-        await wait_until(
+        await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/status"),
-            lambda r: r.json()["totals"]["connected"] == 2,
-            what="both points connected",
+            60, "both points connected",
+            check=lambda r: r.json()["totals"]["connected"] == 2,
         )
         await close_many(clients)
         clients = []
-        r = await wait_until(
+        r = await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/sessions"),
-            lambda r: r.json() and all(s["left_at"] for s in r.json()),
-            what="both sessions closed",
+            60, "both sessions closed",
+            check=lambda r: r.json() and all(s["left_at"] for s in r.json()),
         )
         sessions = r.json()
         assert sorted(s["subject_id"] for s in sessions) == sorted(x["point_id"] for x in links.values())

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.attendance_clients import PresenceClient, close_many, wait_until
+from tests.support.attendance_clients import PresenceClient, close_many
+from tests.support.waiting import wait_until_async
 from tests.support.server import ServerProcess
 
 CSV = "name,level,parent,summoned\nTỉnh,province,,100\nHuyện A,district,Tỉnh,40\nHuyện B,district,Tỉnh,30\nHuyện C,district,Tỉnh,20\n"
@@ -41,21 +42,21 @@ async def test_kill9_keeps_attendance(fresh_server: ServerProcess) -> None:
         r = await admin.post(f"/api/v1/conferences/{cid}/heartbeat", json={"kind": "hls"},
                              headers={"Authorization": f"Bearer {viewer_token}"})
         assert r.status_code == 200, r.text
-        r = await wait_until(
+        r = await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/sessions"),
-            lambda r: len(r.json()) == 5,
-            what="sessions recorded",
+            60, "sessions recorded",
+            check=lambda r: len(r.json()) == 5,
         )
         await district_b.close()
-        await wait_until(
+        await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/sessions"),
-            lambda r: sum(s["left_at"] is not None for s in r.json()) == 1,
-            what="district B left",
+            60, "district B left",
+            check=lambda r: sum(s["left_at"] is not None for s in r.json()) == 1,
         )
-        await wait_until(
+        await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/status"),
-            lambda r: r.json()["totals"]["reported"] == 2,
-            what="headcounts",
+            60, "headcounts",
+            check=lambda r: r.json()["totals"]["reported"] == 2,
         )
         before = {s["id"]: s for s in (await admin.get(f"/api/v1/conferences/{cid}/attendance/sessions")).json()}
 
@@ -89,10 +90,10 @@ async def test_kill9_keeps_attendance(fresh_server: ServerProcess) -> None:
 
         # The point reconnects after the restart: a new session, connected again.
         clients = [await PresenceClient.open(srv.url, cid, tokens["Tỉnh"])]
-        await wait_until(
+        await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/status"),
-            lambda r: r.json()["totals"]["connected"] == 1,
-            what="reconnect after restart",
+            60, "reconnect after restart",
+            check=lambda r: r.json()["totals"]["connected"] == 1,
         )
     finally:
         await close_many(clients)

@@ -7,7 +7,8 @@ import io
 
 import httpx
 
-from tests.support.attendance_clients import PresenceClient, close_many, wait_until
+from tests.support.attendance_clients import PresenceClient, close_many
+from tests.support.waiting import wait_until_async
 from tests.support.server import ServerProcess
 
 POINTS = "name,level,parent,summoned\nHuyện Đông,district,,60\nXã Bắc,commune,Huyện Đông,20\nXã Nam,commune,Huyện Đông,20\n"
@@ -67,10 +68,10 @@ async def test_members_live_replay_and_absent(server: ServerProcess) -> None:
                            json={"seconds_watched": -5})
         assert r.status_code == 422
 
-        await wait_until(
+        await wait_until_async(
             lambda: api.get(f"/api/v1/conferences/{cid}/attendance/status"),
-            lambda r: r.json()["totals"]["members_online"] == 2 and r.json()["totals"]["connected"] == 1,
-            what="members online",
+            60, "members online",
+            check=lambda r: r.json()["totals"]["members_online"] == 2 and r.json()["totals"]["connected"] == 1,
         )
         report = (await api.get(f"/api/v1/conferences/{cid}/attendance/report")).json()
         m = report["members"]

@@ -19,9 +19,9 @@ from tests.support.attendance_clients import (
     hierarchy,
     hierarchy_csv,
     open_many,
-    wait_until,
 )
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.slow
 
@@ -109,8 +109,10 @@ async def test_seeded_conference_report_is_exact(server: ServerProcess) -> None:
             names = on_time[wave::4]
             clients.update(zip(names, await open_many(server.url, cid, [tokens[n] for n in names])))
             await asyncio.sleep(0.1)
-        await wait_until(
-            lambda: _status(api, cid), lambda s: s["totals"]["connected"] == len(on_time), what="on-time joins"
+        await wait_until_async(
+            lambda: _status(api, cid),
+            60, "on-time joins",
+            check=lambda s: s["totals"]["connected"] == len(on_time),
         )
         cutoff = dt.datetime.now(dt.UTC)  # everything before is on time, everything after is late
         await asyncio.sleep(0.05)
@@ -124,10 +126,10 @@ async def test_seeded_conference_report_is_exact(server: ServerProcess) -> None:
         overlap = sorted(plan.overlap)
         extra = await open_many(server.url, cid, [tokens[n] for n in overlap])
         connected = len(plan.on_time) + len(plan.late)
-        r = await wait_until(
+        r = await wait_until_async(
             lambda: api.get(f"/api/v1/conferences/{cid}/attendance/sessions", params={"limit": 10000}),
-            lambda r: len(r.json()) == connected + len(overlap),
-            what="all sessions recorded",
+            60, "all sessions recorded",
+            check=lambda r: len(r.json()) == connected + len(overlap),
         )
         assert {s["subject_id"] for s in r.json()} == {ids[n] for n in plan.on_time | plan.late}
         assert all(s["kind"] == "presence" and s["subject_type"] == "point" for s in r.json())
@@ -136,11 +138,11 @@ async def test_seeded_conference_report_is_exact(server: ServerProcess) -> None:
         # Headcounts over the WebSocket and over HTTP; some points correct their first count.
         await _report_headcounts(server, cid, plan, ids, tokens, clients)
         expected_present = {ids[p.name]: plan.present(p) for p in points if p.name in plan.reporters}
-        status = await wait_until(
+        status = await wait_until_async(
             lambda: _status(api, cid),
-            lambda s: {x["id"]: x["headcount"] for x in s["points"] if x["headcount"] is not None}
+            60, "headcounts",
+            check=lambda s: {x["id"]: x["headcount"] for x in s["points"] if x["headcount"] is not None}
             == expected_present,
-            what="headcounts",
         )
         assert status["totals"]["connected"] == connected
 
@@ -156,10 +158,10 @@ async def test_seeded_conference_report_is_exact(server: ServerProcess) -> None:
 
         # Phase C: some points leave before the scheduled end.
         await close_many([clients.pop(n) for n in sorted(plan.early)])
-        status = await wait_until(
+        status = await wait_until_async(
             lambda: _status(api, cid),
-            lambda s: s["totals"]["connected"] == connected - len(plan.early),
-            what="early leaves",
+            60, "early leaves",
+            check=lambda s: s["totals"]["connected"] == connected - len(plan.early),
         )
         flags = {x["name"]: (x["connected"], x["since"] is not None) for x in status["points"]}
         for p in points:

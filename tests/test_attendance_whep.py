@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.attendance_clients import wait_until
+from tests.support.waiting import wait_until_async
 from tests.support.peers import delete_session, subscribe
 from tests.support.server import ServerProcess
 
@@ -24,10 +24,10 @@ async def test_whep_sessions_are_attributed_to_point_and_member(server: ServerPr
         # Two WHEP sessions of the same point overlap (e.g. a second screen): still one connection.
         subscribers = [await subscribe(server.url, cid, point_link["token"]) for _ in range(2)]
         subscribers.append(await subscribe(server.url, cid, member_link["token"]))
-        r = await wait_until(
+        r = await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/sessions"),
-            lambda r: len(r.json()) == 3,
-            what="WHEP sessions recorded",
+            60, "WHEP sessions recorded",
+            check=lambda r: len(r.json()) == 3,
         )
         sessions = r.json()
         assert all(s["kind"] == "webrtc" and s["left_at"] is None for s in sessions)
@@ -41,10 +41,10 @@ async def test_whep_sessions_are_attributed_to_point_and_member(server: ServerPr
         for sub in subscribers:
             assert await delete_session(sub.location, point_link["token"] if sub is not subscribers[2]
                                         else member_link["token"]) == 200
-        await wait_until(
+        await wait_until_async(
             lambda: admin.get(f"/api/v1/conferences/{cid}/attendance/sessions"),
-            lambda r: all(s["left_at"] and s["end_reason"] == "left" for s in r.json()),
-            what="WHEP sessions closed",
+            60, "WHEP sessions closed",
+            check=lambda r: all(s["left_at"] and s["end_reason"] == "left" for s in r.json()),
         )
         report = (await admin.get(f"/api/v1/conferences/{cid}/attendance/report")).json()
         [line] = report["points"]

@@ -29,7 +29,7 @@ from websockets.sync.client import connect
 from server.app import create_app
 from server.settings import Settings
 from tests.support.authz_world import CALLERS, PDF, World
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory
 
 Key = tuple[str, str]  # (method, path template); "WS" for WebSocket routes, "MOUNT" for mounted apps
 
@@ -221,14 +221,13 @@ ALL_KEYS = sorted(APP_ROUTES | set(MATRIX))
 
 # --- calling ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = ServerProcess(tmp_path_factory.mktemp("authz"), env={"DIEMCAU_WORKERS": "1"}).start()
-    built = World(server)
-    try:
-        yield built.build()
-    finally:
-        built.close()
-        server.stop()
+def world(start_server: ServerFactory) -> Iterator[World]:
+    with start_server("authz", workers=1) as server:
+        built = World(server)
+        try:
+            yield built.build()
+        finally:
+            built.close()
 
 
 def defaults(w: World) -> dict[str, str]:

@@ -8,11 +8,9 @@ the pages use only the ICE servers the server advertises (none in tests: no publ
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -245,10 +243,10 @@ class StunResponder:
         self.sock.close()
 
 
-def test_pages_use_exactly_the_advertised_ice_servers(tmp_path: Path, open_page):  # type: ignore[no-untyped-def]
+def test_pages_use_exactly_the_advertised_ice_servers(start_server, open_page):  # type: ignore[no-untyped-def]
     stun_server = StunResponder()
     advertised = [{"urls": f"stun:127.0.0.1:{stun_server.port}"}]
-    server = ServerProcess(tmp_path / "server", env={"DIEMCAU_ICE_SERVERS": json.dumps(advertised)}).start()
+    server = start_server(ice_servers=advertised)
     try:
         conference = server.create_conference("ICE")
         viewer = server.token(conference, "viewer")  # ICE servers are for callers with a token only
@@ -302,10 +300,10 @@ def test_pages_show_the_servers_refusal(server, open_page):  # type: ignore[no-u
     assert speaker.is_enabled("#golive")
 
 
-def test_point_joining_mid_gop_starts_from_the_current_gop(tmp_path: Path, open_page):  # type: ignore[no-untyped-def]
+def test_point_joining_mid_gop_starts_from_the_current_gop(start_server, open_page):  # type: ignore[no-untyped-def]
     """Fast start with a real Chromium subscriber: the GOP since the last keyframe arrives as a paced
     burst with past timestamps, then live; Chromium decodes it and keeps decoding, no keyframe asked."""
-    srv = ServerProcess(tmp_path / "server", env={"DIEMCAU_WORKERS": "1", "DIEMCAU_FAST_START_SECONDS": "3"}).start()
+    srv = start_server(workers=1, fast_start_seconds=3)
     try:
         conference = srv.create_conference("Fast start")
         speaker, _source = go_live(open_page, srv, conference)

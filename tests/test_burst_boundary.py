@@ -12,6 +12,7 @@ import socket
 import pytest
 
 from media.ingest.burst_boundary import MAX_HOLD, BurstBoundary
+from tests.support.waiting import wait_until_async
 
 
 @pytest.fixture
@@ -55,10 +56,7 @@ async def test_a_frame_whose_end_never_comes_leaves_within_the_hold(speaker_sock
     burst.packet(frame_open=True)
     burst.packet(frame_open=True)
     assert flushed == []
-    for _ in range(50):  # bounded: 0.5 s at most
-        if flushed:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until_async(lambda: flushed, 0.5, "the held frame flushed", interval=0.01)
     assert flushed == [2]
     burst.packet(frame_open=True)  # still the same unfinished frame: held again, not sent alone
     assert flushed == [2]

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -17,6 +16,7 @@ from websockets.sync.client import connect
 
 from tests.support.attendance_clients import hierarchy, hierarchy_csv
 from bench.server_process import ROOT, ServerProcess, free_port
+from tests.support.waiting import wait_until
 
 
 def diemcau(srv: ServerProcess, token: str | None, *args: str, url: str | None = None) -> subprocess.CompletedProcess:
@@ -90,13 +90,8 @@ def test_organiser_workflow(server: ServerProcess, tmp_path: Path) -> None:
             connect(ws_url + token["Xã 01-01"], proxy=None) as commune:
         province.send(json.dumps({"type": "headcount", "present": 140}))
         commune.send(json.dumps({"type": "headcount", "present": 200}))
-        status, deadline = "", time.monotonic() + 30
-        while time.monotonic() < deadline:  # bounded in time (and so in count)
-            status = diemcau(server, organiser, "status", cid).stdout
-            if status.startswith("connected 2/236 | headcounts 2"):
-                break
-            time.sleep(0.2)
-        assert status.startswith("connected 2/236 | headcounts 2"), status
+        status = wait_until(lambda: diemcau(server, organiser, "status", cid).stdout, 30, "both points' headcounts",
+                            check=lambda status: status.startswith("connected 2/236 | headcounts 2"), interval=0.2)
         assert "offline: Huyện Số 01 (district)" in status
 
         r = diemcau(server, organiser, "report", cid)

@@ -9,25 +9,13 @@ import pytest
 import websockets
 
 from tests.support.peers import subscribe
-from tests.support.redis_server import RedisServer
-from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until_async
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    base = tmp_path_factory.mktemp("cluster")
-    redis_server = RedisServer(base / "redis").start()
-    env = {
-        "DIEMCAU_REDIS_URL": redis_server.url,
-        "DIEMCAU_DATABASE_URL": f"sqlite+aiosqlite:///{base / 'shared.db'}",
-        "DIEMCAU_WORKERS": "1",
-    }
-    a = ServerProcess(base / "a", env=env).start()
-    b = ServerProcess(base / "b", env=env).start()
-    yield a, b
-    b.stop()
-    a.stop()
-    redis_server.stop()
+def cluster(start_server):
+    with start_server.two_nodes("cluster") as nodes:
+        yield nodes
 
 
 async def next_event(ws, wanted: str, timeout: float = 10.0) -> dict:
@@ -53,10 +41,8 @@ async def test_events_cross_nodes(cluster):
             event = await next_event(ws, "consumer.joined")
             assert event["name"] == "Xã Tân Lập"
             assert event["origin"]  # the publishing node
-            for _ in range(100):  # bounded wait for DTLS, so the close below is a clean one
-                if sub.pc.connectionState == "connected":
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until_async(lambda: sub.pc.connectionState == "connected", 5,
+                                   "DTLS up, so the close below is a clean one", interval=0.05)
         finally:
             await sub.close()
         left = await next_event(ws, "consumer.left", timeout=10)

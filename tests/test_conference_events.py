@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
@@ -18,6 +17,7 @@ from bench.clip import test_clip
 from bench.whip_publisher import publish
 from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until_async
 
 PRIVATE = {"token_id", "subject_id", "subjects", "name", "role", "session_id", "point_id"}
 
@@ -45,13 +45,10 @@ class Socket:
             pass
 
     async def wait_for(self, predicate, timeout: float = 10.0) -> dict:  # type: ignore[no-untyped-def]
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for event in self.events:
-                if predicate(event):
-                    return event
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"no such event within {timeout} s; got {self.events}")
+        """The first event ``predicate`` accepts, once it has come."""
+        events = await wait_until_async(lambda: list(self.events), timeout, "such an event", interval=0.05,
+                                        check=lambda events: any(predicate(e) for e in events))
+        return next(e for e in events if predicate(e))
 
     def of_type(self, kind: str) -> list[dict]:
         return [e for e in self.events if e.get("type") == kind]
@@ -128,14 +125,11 @@ async def test_ending_a_conference_closes_its_sessions_and_recording(server: Ser
     try:
         assert await sub.wait_frames(30, timeout=30)
         async with httpx.AsyncClient(base_url=server.url, headers=auth, timeout=15) as api:
-            recording = None
-            for _ in range(100):  # bounded: 20 s for the first segment
-                r = await api.get(f"/api/v1/conferences/{conf}/recording")
-                if r.status_code == 200 and r.json()["segment_count"] > 0:
-                    recording = r.json()
-                    break
-                await asyncio.sleep(0.2)
-            assert recording is not None and recording["status"] == "recording", r.text
+            r = await wait_until_async(lambda: api.get(f"/api/v1/conferences/{conf}/recording"), 20,
+                                       "a first recorded segment", interval=0.2,
+                                       check=lambda r: r.status_code == 200 and r.json()["segment_count"] > 0)
+            recording = r.json()
+            assert recording["status"] == "recording", r.text
 
             r = await api.patch(f"/api/v1/conferences/{conf}", json={"status": "ended"})
             assert r.status_code == 200, r.text
@@ -146,19 +140,13 @@ async def test_ending_a_conference_closes_its_sessions_and_recording(server: Ser
                 return not [s for s in [*stats["producers"].values(), *stats["consumers"].values()]
                             if s["conference"] == conf]
 
-            deadline = time.monotonic() + 10
-            while not await gone() and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-            assert await gone()
-            rec = None
-            for _ in range(100):  # bounded: 20 s for the recording to be finalised
-                r = await api.get(f"/api/v1/recordings/{recording['id']}")
-                assert r.status_code == 200, r.text
-                rec = r.json()
-                if rec["status"] == "complete":
-                    break
-                await asyncio.sleep(0.2)
-            assert rec is not None and rec["status"] == "complete" and rec["segment_count"] > 0, rec
+            await wait_until_async(gone, 10, "the conference's media sessions closed", interval=0.2)
+            r = await wait_until_async(lambda: api.get(f"/api/v1/recordings/{recording['id']}"), 20,
+                                       "the recording finalised", interval=0.2,
+                                       check=lambda r: r.status_code != 200 or r.json()["status"] == "complete")
+            assert r.status_code == 200, r.text
+            rec = r.json()
+            assert rec["status"] == "complete" and rec["segment_count"] > 0, rec
 
             # No new session while it is ended; reopening allows them again.
             r = await api.post(f"/whep/{conf}", content="v=0\r\n",

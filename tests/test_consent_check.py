@@ -17,7 +17,8 @@ import pytest
 from media.transport import consent_check
 from media.transport.consent_check import ConsentCheck
 from media.transport.webrtc_transport import WebRtcTransport
-from tests.support.ice_pair import connected_pair, until
+from tests.support.ice_pair import connected_pair
+from tests.support.waiting import wait_until_async
 
 
 class _Pair:
@@ -87,13 +88,15 @@ async def test_checks_both_ways_keep_a_healthy_connection_without_aioice_transac
     point, server = await connected_pair(_own_consent)
     try:
         checks = [WebRtcTransport.of(point).consent_check, WebRtcTransport.of(server).consent_check]
-        assert await until(lambda: all(c.answered >= 3 for c in checks), 5), [(c.sent, c.answered) for c in checks]
+        await wait_until_async(lambda: [(c.sent, c.answered) for c in checks], 5, "3 answered checks each way",
+                               check=lambda seen: all(answered >= 3 for _, answered in seen), interval=0.02)
         assert all(c.lost == 0 and c.active for c in checks)
         assert not point._closing and not server._closing
         assert all(len(c._nominated[1].protocol.transactions) == 0 for c in (point, server))
     finally:
         await asyncio.gather(point.close(), server.close())
-    assert await until(lambda: not any(c.active for c in checks) or (point._closing and server._closing), 1)
+    await wait_until_async(lambda: not any(c.active for c in checks) or (point._closing and server._closing), 1,
+                           "the checks stopped with their connections", interval=0.02)
 
 
 async def test_a_silent_peer_is_closed_after_four_lost_checks(monkeypatch) -> None:
@@ -102,11 +105,12 @@ async def test_a_silent_peer_is_closed_after_four_lost_checks(monkeypatch) -> No
     point, server = await connected_pair(_own_consent)
     check = WebRtcTransport.of(server).consent_check
     try:
-        assert await until(lambda: check.answered >= 1, 3)
+        await wait_until_async(lambda: check.answered >= 1, 3, "a first answered check", interval=0.02)
         for protocol in point._protocols:  # the point vanishes: nothing answers any more
             protocol.transport.close()
         # four checks of 0.14 s each after intervals of 0.04-0.06 s: well under 2 s
-        assert await until(lambda: server._closing, 3), (check.sent, check.answered, check.lost)
+        await wait_until_async(lambda: (server._closing, check.sent, check.answered, check.lost), 3,
+                               "the silent peer closed", check=lambda seen: seen[0], interval=0.02)
         assert check.lost == consent_check.FAILURES_ALLOWED and not check.active
         assert check.sent >= check.answered + 3 * consent_check.FAILURES_ALLOWED  # each sent thrice
     finally:

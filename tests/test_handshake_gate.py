@@ -12,7 +12,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from media.transport.handshake_gate import HandshakeGate
 from tests.support import peers
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
 
 
 async def test_slots_bound_waiters_and_release_once() -> None:
@@ -57,12 +57,10 @@ async def test_no_limit_means_no_waiting() -> None:
 
 
 @pytest.fixture(scope="module")
-def gated_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def gated_server(start_server: ServerFactory) -> Iterator[ServerProcess]:
     """One media process that runs one handshake at a time."""
-    srv = ServerProcess(tmp_path_factory.mktemp("gated"),
-                        env={"DIEMCAU_WORKERS": "1", "DIEMCAU_MAX_HANDSHAKES": "1"}).start()
-    yield srv
-    srv.stop()
+    with start_server("gated", workers=1, max_handshakes=1) as srv:
+        yield srv
 
 
 def _gate(srv: ServerProcess) -> dict:

@@ -21,6 +21,7 @@ from server.domain.signed_links import Grant, LinkSigner, replay_scope
 from server.domain.recordings import LiveView
 from tests.support.background import BackgroundPublisher
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 PUBLISH_SECONDS = 12.0
 MEMBERS = ("Claimer", "Half", "Whole", "Revoked")
@@ -46,17 +47,6 @@ class Scenario:
 
 def _query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
-
-
-def _wait(fetch, accept, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fetch()
-        if accept(last):
-            return last
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: last {last!r} {getattr(last, 'text', '')[:300]}")
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +84,9 @@ def test_live_link_opens_the_live_stream_only(rec: Scenario) -> None:
     with rec.client(rec.organiser) as c:
         link = c.post(f"/api/v1/conferences/{rec.conference}/hls-link", json={"hours": 1}).json()
     with rec.client() as c:
-        playlist = _wait(
+        playlist = wait_until(
             lambda: c.get(link["playlist_url"]),
-            lambda r: r.status_code == 200 and r.text.count("#EXTINF") >= 2,
+            check=lambda r: r.status_code == 200 and r.text.count("#EXTINF") >= 2,
             timeout=30,
             what="live playlist on the live link",
         ).text
@@ -161,7 +151,7 @@ def test_links_end_with_their_token(rec: Scenario) -> None:
         with rec.client(rec.organiser) as org:
             r = org.post(f"/api/v1/conferences/{rec.conference}/members/{member['member_id']}/token")
             assert r.status_code == 201, r.text
-        ended = _wait(lambda: c.get(detail["playlist_url"]), lambda r: r.status_code == 401, 15, "playlist ends")
+        ended = wait_until(lambda: c.get(detail["playlist_url"]), 15, "playlist ends", check=lambda r: r.status_code == 401)
         assert "revoked" in ended.json()["detail"]
         assert c.get(segment).status_code == 401
         assert c.get(detail["download_url"]).status_code == 401

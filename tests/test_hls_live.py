@@ -19,6 +19,7 @@ from media.recording.playlist import parse
 from tests.support.background import BackgroundPublisher
 from tests.support.hls_probe import duration, ffprobe, streams, tone_onset
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 from tests.support.threaded_browser import Page, with_page
 
 PUBLISH_SECONDS = 20.0
@@ -55,18 +56,13 @@ def live(server: ServerProcess):  # type: ignore[no-untyped-def]
 
 
 def _wait_segments(live: Scenario, count: int, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    text = ""
-    while time.monotonic() < deadline:
+    def playlist() -> str:
         r = live.live_playlist(token=live.tokens["viewer"])
-        if r.status_code == 200:
-            text = r.text
-            if text.count("#EXTINF") >= count:
-                return text
-        else:
-            assert r.status_code == 404, r.text  # "not live yet"
-        time.sleep(0.25)
-    raise AssertionError(f"live playlist did not reach {count} segments:\n{text}\n{live.server.log()}")
+        assert r.status_code in (200, 404), r.text  # 404: "not live yet"
+        return r.text if r.status_code == 200 else ""
+
+    return wait_until(playlist, timeout, f"the live playlist to reach {count} segments", interval=0.25,
+                      check=lambda text: text.count("#EXTINF") >= count)
 
 
 def test_live_playlist_advances_and_is_authorised(live: Scenario) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 from aiortc import RTCPeerConnection
@@ -10,6 +9,7 @@ from aiortc import RTCPeerConnection
 from media.transport.ice import enlarge_socket_buffers
 from media.transport.webrtc_transport import ice_connections, protocol_socket
 from bench.whip_publisher import NO_ICE
+from tests.support.waiting import wait_until_async
 
 
 async def test_enlarge_socket_buffers_reaches_every_ice_socket() -> None:
@@ -20,10 +20,7 @@ async def test_enlarge_socket_buffers_reaches_every_ice_socket() -> None:
         await b.setRemoteDescription(a.localDescription)
         await b.setLocalDescription(await b.createAnswer())
         await a.setRemoteDescription(b.localDescription)
-        for _ in range(100):
-            if a.connectionState == "connected":
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: a.connectionState == "connected", 5, "the pair connected", interval=0.05)
         sockets = [protocol_socket(p) for c in ice_connections(a) for p in c._protocols]
         assert sockets and all(isinstance(s, socket.socket) for s in sockets)
         before = [s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) for s in sockets]

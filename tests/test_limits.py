@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from bench.whip_publisher import NO_ICE
 from tests.support.peers import delete_session, subscribe
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
 
 MAX_BODY = 64 * 1024
 MAX_UPLOAD = 1024 * 1024
@@ -29,23 +29,20 @@ WS_BURST = 10
 
 
 @pytest.fixture(scope="module")
-def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def capped(start_server: ServerFactory) -> Iterator[ServerProcess]:
     """A server with small limits, subscribers on a media worker (counted through the worker pool)."""
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("capped"),
-        env={
-            "DIEMCAU_WORKERS": "2",
-            "DIEMCAU_MAX_BODY_BYTES": str(MAX_BODY),
-            "DIEMCAU_MAX_UPLOAD_BYTES": str(MAX_UPLOAD),
-            "DIEMCAU_MAX_WHEP_PER_CONFERENCE": "3",
-            "DIEMCAU_MAX_WEBSOCKETS_PER_TOKEN": "2",
-            "DIEMCAU_WS_MAX_MESSAGE_BYTES": str(WS_MAX_BYTES),
-            "DIEMCAU_WS_MESSAGE_BURST": str(WS_BURST),
-            "DIEMCAU_WS_MESSAGES_PER_SECOND": "1",
-        },
-    ).start()
-    yield srv
-    srv.stop()
+    with start_server(
+        "capped",
+        workers=2,
+        max_body_bytes=MAX_BODY,
+        max_upload_bytes=MAX_UPLOAD,
+        max_whep_per_conference=3,
+        max_websockets_per_token=2,
+        ws_max_message_bytes=WS_MAX_BYTES,
+        ws_message_burst=WS_BURST,
+        ws_messages_per_second=1,
+    ) as srv:
+        yield srv
 
 
 # --- request bodies ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
 
 LIMIT = 4096
 PDF = b"%PDF-1.7\n" + b"0" * 1000 + b"\n%%EOF\n"
@@ -19,14 +19,10 @@ DOCX = b"PK\x03\x04" + b"\x00" * 200
 
 
 @pytest.fixture(scope="module")
-def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def small_server(start_server: ServerFactory) -> Iterator[ServerProcess]:
     """A server whose upload limit is 4 KiB, so 'too big' needs no large files."""
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("materials"),
-        env={"DIEMCAU_MAX_UPLOAD_BYTES": str(LIMIT), "DIEMCAU_WORKERS": "1"},
-    ).start()
-    yield srv
-    srv.stop()
+    with start_server("materials", max_upload_bytes=LIMIT, workers=1) as srv:
+        yield srv
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import time
 
 import av
 import httpx
@@ -18,6 +17,7 @@ import httpx
 from tests.support.bframe_clip import bframe_clip, publish_reordered
 from tests.support.hls_probe import ffprobe
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until_async
 
 SECONDS = 8.0
 
@@ -35,9 +35,7 @@ async def _publish(server: ServerProcess, conference: str, token: str) -> float:
     clip = bframe_clip()
     publisher = await publish_reordered(server.url, conference, token, clip)
     try:
-        deadline = time.monotonic() + SECONDS + 15
-        while publisher.video.sent < SECONDS * clip.fps and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        await wait_until_async(lambda: publisher.video.sent >= SECONDS * clip.fps, SECONDS + 15, "the clip sent")
     finally:
         await publisher.close()
     return publisher.video.sent / clip.fps

@@ -8,8 +8,6 @@ with a retention of 0 days deletes it.
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -17,21 +15,12 @@ from media.recording.playlist import parse
 from tests.support.background import BackgroundPublisher
 from tests.support.hls_probe import duration, ffprobe
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 
 def _live_text(server: ServerProcess, conference: str, token: str) -> str:
     r = httpx.get(f"{server.url}/hls/{conference}/index.m3u8", params={"token": token}, timeout=10)
     return r.text if r.status_code == 200 else ""
-
-
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_kill9_mid_recording_leaves_a_playable_interrupted_recording(fresh_server: ServerProcess) -> None:
@@ -40,10 +29,10 @@ def test_kill9_mid_recording_leaves_a_playable_interrupted_recording(fresh_serve
     speaker, viewer = server.token(conference, "speaker"), server.token(conference, "viewer")
 
     first = BackgroundPublisher(server.url, conference, speaker).start()
-    _wait(lambda: _live_text(server, conference, viewer).count("#EXTINF") >= 1, 20, "first take")
+    wait_until(lambda: _live_text(server, conference, viewer).count("#EXTINF") >= 1, 20, "first take")
     first.stop()
     second = BackgroundPublisher(server.url, conference, speaker).start()
-    text = _wait(
+    text = wait_until(
         lambda: (t := _live_text(server, conference, viewer)).split("#EXT-X-DISCONTINUITY\n")[-1].count("#EXTINF") >= 2
         and "#EXT-X-DISCONTINUITY\n" in t
         and t,

@@ -22,16 +22,15 @@ from media.recording.recorder import Recorder
 from server.settings import Settings
 from tests.support.background import BackgroundPublisher
 from bench.clip import test_clip
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until
 from tests.test_recording_units import feed
 
 BEYOND = 10**16  # more than any disk's free space
 
 
 def _drain(recorder: Recorder) -> None:
-    deadline = time.monotonic() + 30
-    while recorder.backlog and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: not recorder.backlog, 30, "the recorder's inbox drained", interval=0.01)
     time.sleep(0.2)  # the item being written
 
 
@@ -56,11 +55,9 @@ def test_a_running_recording_pauses_without_room_and_resumes_at_a_keyframe(tmp_p
     assert recorder.duration == pytest.approx(written + 3.0, abs=0.2)
 
 
-def test_below_the_floor_nothing_is_recorded_and_the_dashboard_says_so(tmp_path: Path) -> None:
-    data = tmp_path / "server"
-    data.mkdir()
-    floor = shutil.disk_usage(data).free + BEYOND
-    server = ServerProcess(data, env={"DIEMCAU_RECORDING_MIN_FREE_BYTES": str(floor)}).start()
+def test_below_the_floor_nothing_is_recorded_and_the_dashboard_says_so(tmp_path: Path, start_server: ServerFactory) -> None:
+    floor = shutil.disk_usage(tmp_path).free + BEYOND  # the servers' data dirs are on the same disk
+    server = start_server(recording_min_free_bytes=floor)
     try:
         conference = server.create_conference("Full disk")
         publisher = BackgroundPublisher(server.url, conference, server.token(conference, "speaker")).start()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -23,22 +22,13 @@ from media.recording.playlist import parse, render
 from tests.support.background import BackgroundPublisher
 from bench.clip import test_clip
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 CASES = ("no_init", "no_playlist", "intact", "no_row")
 
 
 def _segments_on_disk(directory: Path) -> int:
     return sum(1 for p in directory.iterdir() if SEGMENT.match(p.name))
-
-
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _decodes(url: str) -> None:
@@ -59,7 +49,7 @@ def test_damaged_recordings_are_recovered_one_by_one(fresh_server: ServerProcess
     try:
         with server.admin() as c:
             ids = {
-                case: _wait(
+                case: wait_until(
                     lambda cid=cid: (r := c.get(f"/api/v1/conferences/{cid}/recording")).status_code == 200
                     and r.json()["id"],
                     20,
@@ -69,7 +59,7 @@ def test_damaged_recordings_are_recovered_one_by_one(fresh_server: ServerProcess
             }
         root = server.data_dir / "recordings"
         folders = {case: root / conferences[case] / ids[case] for case in CASES}
-        _wait(lambda: all(f.exists() and _segments_on_disk(f) >= 3 for f in folders.values()), 30, "3 segments each")
+        wait_until(lambda: all(f.exists() and _segments_on_disk(f) >= 3 for f in folders.values()), 30, "3 segments each")
     finally:
         server.kill9()
         for publisher in publishers:

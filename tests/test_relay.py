@@ -7,9 +7,9 @@ import asyncio
 import pytest
 
 from bench.clip import test_clip
-from tests.support.ice_pair import until
 from bench.whip_publisher import publish
 from tests.support.peers import delete_session, install_sync_probe, subscribe, sync_offset
+from tests.support.waiting import wait_until_async
 
 
 @pytest.fixture(scope="module")
@@ -71,14 +71,11 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         # ... on the socket connected to the point once DTLS was up (media.transport.pinned_path)
         assert all(v["path_pinned"] for v in ours)
         # the points' ICE consent checks (every 4-6 s) are answered from the bytes (media.transport.consent_answer)
-        for _ in range(40):
-            if all(v["consent_answered"] > 0 for v in ours):
-                break
-            await asyncio.sleep(0.25)
-            ours = [v for v in media_stats(server)["consumers"].values() if v["conference"] == conf]
-        assert all(v["consent_answered"] > 0 for v in ours), ours
+        ours = await wait_until_async(lambda: _ours(server, conf), 10, "the points' consent checks answered",
+                                      check=lambda ours: all(v["consent_answered"] > 0 for v in ours), interval=0.25)
         # ... and ours to them (media.transport.consent_check) are answered: none lost, no aioice transaction
-        assert await until(lambda: all(v["consent_checks"]["answered"] > 0 for v in _ours(server, conf)), 10, step=0.25)
+        await wait_until_async(lambda: _ours(server, conf), 10, "our consent checks answered",
+                               check=lambda ours: all(v["consent_checks"]["answered"] > 0 for v in ours), interval=0.25)
         assert all(v["consent_checks"]["lost"] == 0 for v in _ours(server, conf))
         workers = {v.get("worker", 0) for v in ours}
         # spread over both workers; the ingest keeps none (INGEST_SHARE 0) while they are up
@@ -212,10 +209,7 @@ async def test_sender_reports_keep_audio_and_video_in_sync(relay_server, clip):
     sub = await subscribe(server.url, conf, server.token(conf, "point"))
     install_sync_probe(sub)
     try:
-        for _ in range(100):
-            if len(getattr(sub, "sr", {})) == 2 and sub.frames > 60:
-                break
-            await asyncio.sleep(0.1)
+        await wait_until_async(lambda: len(sub.sr) == 2 and sub.frames > 60, 10, "both sender reports, 60 frames")
         await asyncio.sleep(2.0)
         assert set(sub.sr) == {"audio", "video"}
         offset = sync_offset(sub)

@@ -10,15 +10,18 @@ from bench.clip import test_clip
 from bench.whip_publisher import publish
 from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until_async
 
 
 @pytest.fixture(scope="module")
-def quick_timeout_server(tmp_path_factory):
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("timeout"), env={"DIEMCAU_WORKERS": "3", "DIEMCAU_CONSUMER_TIMEOUT": "3"}
-    ).start()
-    yield srv
-    srv.stop()
+def quick_timeout_server(start_server):
+    with start_server("timeout", workers=3, consumer_timeout=3) as srv:
+        yield srv
+
+
+def consumers(server: ServerProcess) -> dict:
+    with server.admin() as c:
+        return c.get("/api/v1/media/stats").json()["consumers"]
 
 
 def silence(sub) -> None:
@@ -45,14 +48,8 @@ async def test_vanished_subscribers_are_dropped_and_others_continue(quick_timeou
         assert {v.get("worker", 0) for v in before.values()} == {1, 2}
         silence(subs[0])
         silence(subs[1])
-        remaining = set(before)
-        for _ in range(40):  # bounded: up to ~10 s
-            await asyncio.sleep(0.25)
-            with server.admin() as c:
-                remaining = set(c.get("/api/v1/media/stats").json()["consumers"])
-            if len(remaining) == 2:
-                break
-        assert len(remaining) == 2, remaining
+        await wait_until_async(lambda: consumers(server), 10, "the two silent points dropped", interval=0.25,
+                               check=lambda remaining: len(remaining) == 2)
         start = [s.frames for s in subs[2:]]
         for sub, n in zip(subs[2:], start):  # a second of video more (bounded: 10 s each)
             assert await sub.wait_frames(n + 30, timeout=10), (sub.frames, n)
@@ -81,14 +78,8 @@ async def test_waiting_subscribers_are_kept_and_closed_peers_leave_promptly(quic
         for sub in subs:
             assert await sub.wait_frames(30, timeout=15)
         await subs[0].close()  # a clean close (DTLS close_notify) ends the session at once
-        remaining = None
-        for _ in range(20):
-            await asyncio.sleep(0.25)
-            with server.admin() as c:
-                remaining = c.get("/api/v1/media/stats").json()["consumers"]
-            if len(remaining) == 1:
-                break
-        assert remaining is not None and len(remaining) == 1
+        await wait_until_async(lambda: consumers(server), 5, "the closed point gone", interval=0.25,
+                               check=lambda remaining: len(remaining) == 1)
     finally:
         for sub in subs:
             await sub.close()

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
-import time
-from pathlib import Path
 
 import pytest
 
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory
+from tests.support.waiting import wait_until
 
 
 def _alive(pid: int) -> bool:
@@ -23,8 +22,8 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_the_server_and_its_workers_stop_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
-    server = ServerProcess(tmp_path, env={"DIEMCAU_WORKERS": "3"}).start()
+def test_the_server_and_its_workers_stop_cleanly(start_server: ServerFactory, sig: signal.Signals) -> None:
+    server = start_server(workers=3)
     try:
         with server.admin() as c:
             workers = c.get("/api/v1/media/stats").json()["workers"]
@@ -33,10 +32,7 @@ def test_the_server_and_its_workers_stop_cleanly(tmp_path: Path, sig: signal.Sig
         server.proc.send_signal(sig)
         # uvicorn re-raises the signal once shut down, so SIGTERM ends in the default way (-15)
         assert server.proc.wait(20) in (0, -sig), server.log()
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not any(_alive(p) for p in pids)
+        wait_until(lambda: not any(_alive(p) for p in pids), 10, "the workers gone")
         log = server.log()
         assert "Traceback" not in log and "shutdown failed" not in log, log
         assert "disconnected" not in log, log  # an expected stop is not reported as a lost worker

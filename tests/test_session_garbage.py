@@ -20,15 +20,9 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from media.engine import EngineConfig, MediaEngine
 from media.runtime.session_garbage import SessionGarbage
+from tests.support.waiting import wait_until_async
 
 PEERS = 3
-
-
-async def _connected(pc: RTCPeerConnection, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while pc.connectionState != "connected":
-        assert time.monotonic() < deadline, f"peer stuck in {pc.connectionState}"
-        await asyncio.sleep(0.05)
 
 
 async def _join(engine: MediaEngine) -> tuple[RTCPeerConnection, object]:
@@ -38,7 +32,8 @@ async def _join(engine: MediaEngine) -> tuple[RTCPeerConnection, object]:
     await pc.setLocalDescription(await pc.createOffer())
     consumer = await engine.subscribe("garbage", pc.localDescription.sdp)
     await pc.setRemoteDescription(RTCSessionDescription(consumer.answer_sdp, "answer"))
-    await _connected(pc)
+    await wait_until_async(lambda: pc.connectionState, 15, "the peer connected", interval=0.05,
+                           check=lambda state: state == "connected")
     return pc, consumer
 
 
@@ -99,18 +94,14 @@ async def test_collections_are_spaced_by_the_interval_and_follow_late_closes() -
     assert garbage.collections == 1  # the first close: after the delay (its timer comes first)
     first = garbage.last_collection
     garbage.closed()  # within the interval: waits for it
-    deadline = time.monotonic() + 3
-    while garbage.collections < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: garbage.collections >= 2, 3, "a second collection", interval=0.05)
     assert garbage.collections == 2 and garbage.last_collection - first >= 0.6
     # Closes around a scheduled collection: every one is followed by a collection after its delay.
     garbage.closed()
     await asyncio.sleep(0.55)
     garbage.closed()
     closed_at = time.monotonic()
-    deadline = time.monotonic() + 3
-    while garbage.collections < 4 and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await wait_until_async(lambda: garbage.collections >= 4, 3, "a fourth collection", interval=0.05)
     assert garbage.collections == 4 and garbage.closed_sessions == 4
     assert garbage.last_collection >= closed_at + 0.1
     garbage.cancel()

@@ -6,7 +6,6 @@ import httpx
 import pytest
 
 from server.settings import Settings
-from tests.support.server import ServerProcess
 
 
 def test_toml_file_then_environment(tmp_path, monkeypatch):
@@ -34,17 +33,14 @@ def test_admin_token_generated_once_and_kept(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def ice_server(tmp_path_factory):
-    srv = ServerProcess(
-        tmp_path_factory.mktemp("ice"),
-        env={
-            "DIEMCAU_WORKERS": "1",
-            "DIEMCAU_ICE_SERVERS": '[{"urls": "stun:127.0.0.1:3478"}, '
-            '{"urls": "turn:127.0.0.1:3478", "username": "u1", "credential": "p1"}]',
-        },
-    ).start()
-    yield srv
-    srv.stop()
+def ice_server(start_server):
+    with start_server(
+        "ice",
+        workers=1,
+        ice_servers='[{"urls": "stun:127.0.0.1:3478"}, '
+        '{"urls": "turn:127.0.0.1:3478", "username": "u1", "credential": "p1"}]',
+    ) as srv:
+        yield srv
 
 
 def test_ice_servers_advertised_in_link_headers(ice_server):

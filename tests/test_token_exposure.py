@@ -15,6 +15,7 @@ from websockets.asyncio.client import connect
 from server.domain.signed_links import LinkSigner
 from server.settings import Settings
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until_async
 
 
 def test_query_token_only_where_headers_cannot_be_set(server: ServerProcess) -> None:
@@ -46,13 +47,9 @@ async def test_tokens_are_not_logged(server: ServerProcess) -> None:
     async with connect(url) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "snapshot"
     marker = f"/hls/{conf}/index.m3u8?token=[redacted]"
-    log = ""
-    for _ in range(50):  # bounded: 5 s for the access log lines to be written
-        log = server.log_path.read_text(errors="replace")
-        if marker in log:
-            break
-        await asyncio.sleep(0.1)
-    assert marker in log  # the request is logged, without its token
+    # the request is logged, without its token
+    log = await wait_until_async(lambda: server.log_path.read_text(errors="replace"), 5, "the access log lines",
+                                 check=lambda log: marker in log)
     assert f"/ws/conferences/{conf}?token=[redacted]" in log
     assert f"/api/v1/conferences/{conf}?token=[redacted]&x=1" in log
     assert viewer not in log and organiser not in log

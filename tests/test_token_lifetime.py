@@ -21,7 +21,8 @@ from websockets.exceptions import ConnectionClosed
 from bench.clip import test_clip
 from bench.whip_publisher import publish
 from tests.support.peers import subscribe
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
+from tests.support.waiting import wait_until_async
 
 CLOSE_WITHIN = 8.0  # seconds: token_check_seconds is 2 by default; generous for a loaded machine
 
@@ -44,15 +45,6 @@ def sessions_of(server: ServerProcess, conf: str) -> tuple[list[str], list[str]]
     producers = [k for k, v in stats["producers"].items() if v["conference"] == conf]
     consumers = [k for k, v in stats["consumers"].items() if v["conference"] == conf]
     return producers, consumers
-
-
-async def wait_until(predicate, timeout: float, step: float = 0.2) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        await asyncio.sleep(step)
-    return predicate()
 
 
 def ws_url(server: ServerProcess, conf: str, token: str) -> str:
@@ -110,7 +102,8 @@ async def test_revoking_a_token_closes_its_whep_session_and_websocket(server: Se
             assert r.json()["revoked"] is True and r.json()["revoked_at"]
 
             assert await closed_code(ws, CLOSE_WITHIN) == 4401  # the WebSocket is closed by the server
-            assert await wait_until(lambda: len(sessions_of(server, conf)[1]) == 1, CLOSE_WITHIN)
+            await wait_until_async(lambda: len(sessions_of(server, conf)[1]) == 1, CLOSE_WITHIN, "the WHEP session closed",
+                                   interval=0.2)
             assert time.monotonic() - started < CLOSE_WITHIN
             async with httpx.AsyncClient(timeout=10) as client:  # its WHEP session is gone
                 r = await client.delete(sub.location, headers={"Authorization": f"Bearer {server.admin_token}"})
@@ -144,11 +137,12 @@ async def test_revoking_the_speaker_stops_the_whip_session(server: ServerProcess
     speaker = issue(server, conf, "speaker", "Diễn giả")
     pub = await publish(server.url, conf, speaker["token"], test_clip())
     try:
-        assert await wait_until(lambda: len(sessions_of(server, conf)[0]) == 1, 15)
+        await wait_until_async(lambda: len(sessions_of(server, conf)[0]) == 1, 15, "the WHIP session", interval=0.2)
         with server.admin() as c:
             assert c.post(f"/api/v1/conferences/{conf}/tokens/{speaker['id']}/revoke").status_code == 200
             assert c.get(f"/api/v1/conferences/{conf}").json()["live"] in (True, False)
-        assert await wait_until(lambda: sessions_of(server, conf)[0] == [], CLOSE_WITHIN)
+        await wait_until_async(lambda: sessions_of(server, conf)[0] == [], CLOSE_WITHIN, "the WHIP session closed",
+                               interval=0.2)
         with server.admin() as c:
             assert c.get(f"/api/v1/conferences/{conf}").json()["live"] is False
     finally:
@@ -180,11 +174,9 @@ def test_expiry_must_be_in_the_future_and_a_date(server: ServerProcess) -> None:
         assert r.status_code == 422
 
 
-def test_default_lifetime_per_role(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_default_lifetime_per_role(start_server: ServerFactory) -> None:
     """Without its own expiry a token gets its role's lifetime; 0 days = none; settings override."""
-    srv = ServerProcess(tmp_path / "srv", env={
-        "DIEMCAU_WORKERS": "1", "DIEMCAU_TOKEN_LIFETIME_DAYS": '{"viewer": 2, "point": 0}',
-    }).start()
+    srv = start_server(workers=1, token_lifetime_days={"viewer": 2, "point": 0})
     try:
         conf = srv.create_conference()
         before = dt.datetime.now(dt.UTC)

@@ -13,8 +13,6 @@ The usual case is the other one: a point behind a strict firewall relays through
 
 from __future__ import annotations
 
-import asyncio
-import json
 import shutil
 import socket
 import subprocess
@@ -28,8 +26,10 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from bench.clip import test_clip
 from bench.server_process import ServerProcess, free_port
+from tests.support.server import ServerFactory
 from bench.whip_publisher import publish
 from tests.support.peers import subscribe
+from tests.support.waiting import wait_until_async
 
 USER, PASSWORD = "diemcau", "relay-secret"
 
@@ -71,17 +71,14 @@ def turn_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module", params=["sharded", "single"])
-def relayed_server(request, turn_port: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {
-        "DIEMCAU_WORKERS": "3" if request.param == "sharded" else "1",
-        "DIEMCAU_ICE_HOST_ADDRESSES": '["::1"]',
-        "DIEMCAU_ICE_SERVERS": json.dumps(
-            [{"urls": f"turn:127.0.0.1:{turn_port}", "username": USER, "credential": PASSWORD}]
-        ),
-    }
-    srv = ServerProcess(tmp_path_factory.mktemp(f"relayed-{request.param}"), env=env).start(timeout=60)
-    yield srv
-    srv.stop()
+def relayed_server(request, turn_port: int, start_server: ServerFactory) -> Iterator[ServerProcess]:
+    with start_server(
+        f"relayed-{request.param}",
+        workers=3 if request.param == "sharded" else 1,
+        ice_host_addresses=["::1"],
+        ice_servers=[{"urls": f"turn:127.0.0.1:{turn_port}", "username": USER, "credential": PASSWORD}],
+    ) as srv:
+        yield srv
 
 
 def _candidate_types(sdp: str) -> set[str]:
@@ -110,14 +107,15 @@ async def test_speaker_and_point_through_our_turn_relay(relayed_server: ServerPr
         (speaker,) = [p for p in stats["producers"].values() if p["conference"] == conf]
         assert speaker["srtp_intake_datagrams"] > 200
         # our ICE consent checks (media.transport.consent_check) go out through the relay and are answered
-        for _ in range(40):  # bounded: 10 s (a check every 4-6 s)
-            if point.get("consent_checks", {}).get("answered", 0) > 0:
-                break
-            await asyncio.sleep(0.25)
+        def our_point() -> dict:
             with server.admin() as c:
                 stats = c.get("/api/v1/media/stats").json()
             (point,) = [v for v in stats["consumers"].values() if v["conference"] == conf]
-        assert point["consent_checks"]["answered"] > 0 and point["consent_checks"]["lost"] == 0, point
+            return point
+
+        point = await wait_until_async(our_point, 10, "a consent check answered through the relay (one every 4-6 s)",
+                                       check=lambda point: point["consent_checks"]["answered"] > 0, interval=0.25)
+        assert point["consent_checks"]["lost"] == 0, point
         assert "Traceback" not in server.log_path.read_text(errors="replace")
     finally:
         await sub.close()

@@ -28,6 +28,7 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 from media.transport.turn_rest import rest_credentials
 from bench.clip import test_clip
 from bench.server_process import ServerProcess, free_port
+from tests.support.server import ServerFactory
 from bench.whip_publisher import publish
 from tests.support.peers import subscribe
 from tests.test_turn_relay import _answers_stun, _candidate_types
@@ -55,17 +56,16 @@ def secret_turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
-def rest_server(secret_turn: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    env = {
-        "DIEMCAU_WORKERS": "1",
-        "DIEMCAU_ICE_HOST_ADDRESSES": '["::1"]',
-        "DIEMCAU_ICE_SERVERS": json.dumps([{"urls": f"turn:127.0.0.1:{secret_turn}"}]),
-        "DIEMCAU_TURN_SECRET": SECRET,
-        "DIEMCAU_TURN_CREDENTIAL_TTL": "3600",
-    }
-    srv = ServerProcess(tmp_path_factory.mktemp("turn-rest-server"), env=env).start(timeout=60)
-    yield srv
-    srv.stop()
+def rest_server(secret_turn: int, start_server: ServerFactory) -> Iterator[ServerProcess]:
+    with start_server(
+        "turn-rest-server",
+        workers=1,
+        ice_host_addresses=["::1"],
+        ice_servers=[{"urls": f"turn:127.0.0.1:{secret_turn}"}],
+        turn_secret=SECRET,
+        turn_credential_ttl=3600,
+    ) as srv:
+        yield srv
 
 
 def ice_links(server: ServerProcess, path: str, token: str | None) -> list[dict[str, str]]:

@@ -22,17 +22,16 @@ from media.sharding.channel import bursts, pack_packet
 from bench.clip import test_clip
 from bench.whip_publisher import publish
 from tests.support.peers import subscribe
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
 
 MARK = b"INJECTED-BY-A-LOCAL-PROCESS" * 8
 
 
 @pytest.fixture(scope="module")
-def sharded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+def sharded(start_server: ServerFactory) -> Iterator[ServerProcess]:
     """A server of our own (ingest + 2 workers), so every UDP socket its workers hold is ours to explain."""
-    srv = ServerProcess(tmp_path_factory.mktemp("mirror"), env={"DIEMCAU_WORKERS": "3"}).start()
-    yield srv
-    srv.stop()
+    with start_server("mirror", workers=3) as srv:
+        yield srv
 
 
 def udp_ports(pid: int) -> set[int]:

@@ -11,8 +11,6 @@ import contextlib
 import csv
 import io
 import json
-import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,18 +99,3 @@ async def open_many(
 
 async def close_many(clients: list[PresenceClient]) -> None:
     await asyncio.gather(*(c.close() for c in clients))
-
-
-async def wait_until(
-    probe: Callable[[], Awaitable[Any]], check: Callable[[Any], bool], timeout: float = 60.0, what: str = ""
-) -> Any:
-    """Poll ``probe`` until ``check(value)``; bounded by ``timeout`` and fails with the last value."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while True:
-        value = await probe()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value: {str(value)[:500]}")
-        await asyncio.sleep(0.1)

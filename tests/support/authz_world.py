@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -20,6 +19,7 @@ from aiortc import RTCPeerConnection
 from tests.support.background import BackgroundPublisher
 from bench.whip_publisher import NO_ICE
 from tests.support.server import ServerProcess
+from tests.support.waiting import wait_until
 
 # Every kind of caller the matrix knows. "other" is an organiser of another conference (the strongest
 # token that must not reach this one); "expired" and "revoked" are organiser tokens of this conference
@@ -40,16 +40,6 @@ async def _recvonly_offer() -> str:
     sdp = pc.localDescription.sdp
     await pc.close()
     return sdp
-
-
-def _poll(what: str, check, timeout: float = WAIT, every: float = 0.2):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @dataclass
@@ -96,7 +86,7 @@ class World:
         self.whep_offer = asyncio.run(_recvonly_offer())
         self._record_finished()
         self.ensure_live()
-        _poll("the expired token to expire", self._expired_listed)
+        wait_until(self._expired_listed, WAIT, "the expired token to expire", interval=0.2)
         return self
 
     def close(self) -> None:
@@ -139,7 +129,7 @@ class World:
     def _record_finished(self) -> None:
         """A recording with at least one segment, closed: replay, segments and the MP4 download."""
         self._start_publisher()
-        _poll("a recorded segment", self._recorded)
+        wait_until(self._recorded, WAIT, "a recorded segment", interval=0.2)
         r = self.admin.post(self.api("recording/stop"))
         assert r.status_code == 200, r.text
         self.finished_recording = r.json()["id"]
@@ -169,7 +159,7 @@ class World:
         """
         if not (self._producer_alive() and self.current_recording()):
             self._start_publisher()
-        _poll("a live recording with a segment", self._recorded)
+        wait_until(self._recorded, WAIT, "a live recording with a segment", interval=0.2)
         return self.current_recording()["id"]  # type: ignore[index]
 
     # --- fresh targets for calls that consume theirs ----------------------------------------------

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.waiting import wait_until
+
 CHROMIUM = os.environ.get("DIEMCAU_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -62,25 +64,23 @@ class Page:
         return getattr(self.page, name)
 
     def wait_until(self, expression: str, timeout: float = 15.0, what: str = "", interval: float = 0.2):  # type: ignore[no-untyped-def]
-        """Evaluate ``expression`` (may be async) until truthy; return its value. Bounded by ``timeout``."""
-        deadline = time.monotonic() + timeout
-        last = None
-        while True:
+        """Evaluate ``expression`` (may be async) until truthy; return its value. Bounded by ``timeout``;
+        a failure says what the page and its console said."""
+
+        def evaluate():  # type: ignore[no-untyped-def]
             try:
-                last = self.page.evaluate(expression)
+                return self.page.evaluate(expression)
             except Exception as exc:  # page navigating or script not loaded yet
-                last = f"error: {exc}"
                 if "has been closed" in str(exc):
                     raise
-            else:
-                if last:
-                    return last
-            if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"timed out after {timeout}s waiting for {what or expression!r}; last value {last!r}\n"
-                    f"page: {self.diagnostics()}\nconsole:\n" + "\n".join(self.console[-40:])
-                )
-            time.sleep(interval)
+                return exc
+
+        try:
+            return wait_until(evaluate, timeout, what or repr(expression), interval=interval,
+                              check=lambda value: value and not isinstance(value, Exception))
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}\npage: {self.diagnostics()}\nconsole:\n"
+                                 + "\n".join(self.console[-40:])) from None
 
     def diagnostics(self) -> str:
         """What the page itself says: URL, #status, #error and the supervisor's last error, if any."""

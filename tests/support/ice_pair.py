@@ -1,4 +1,4 @@
-"""Two real aioice peers connected over 127.0.0.1, and a bounded wait for a condition."""
+"""Two real aioice peers connected over 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -28,12 +28,3 @@ async def connected_pair(prepare: Callable[[aioice.Connection], None] | None = N
         b.remote_username, b.remote_password = a.local_username, a.local_password
     await asyncio.wait_for(asyncio.gather(point.connect(), server.connect()), 10)
     return point, server
-
-
-async def until(condition: Callable[[], bool], seconds: float, step: float = 0.02) -> bool:
-    """Poll ``condition`` every ``step`` s for at most ``seconds``: whether it came true."""
-    for _ in range(max(1, int(seconds / step))):
-        if condition():
-            return True
-        await asyncio.sleep(step)
-    return condition()

@@ -11,6 +11,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from bench.whip_publisher import NO_ICE, negotiate
+from tests.support.waiting import wait_until_async
 
 
 async def delete_session(location: str, token: str) -> int:
@@ -38,12 +39,13 @@ class Subscriber:
         return len(recent) / window
 
     async def wait_frames(self, count: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.frames >= count:
-                return True
-            await asyncio.sleep(0.05)
-        return self.frames >= count
+        """Whether ``count`` video frames were decoded within ``timeout`` s (callers assert or compare)."""
+        try:
+            await wait_until_async(lambda: self.frames, timeout, f"{count} frames",
+                                   check=lambda frames: frames >= count, interval=0.05)
+        except AssertionError:
+            return False
+        return True
 
     async def close(self) -> None:
         for t in self.tasks:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from bench.server_process import ServerProcess
+from tests.support.redis_server import RedisServer
 
 
 def settings_env(settings: dict[str, object]) -> dict[str, str]:
@@ -33,6 +36,19 @@ class ServerFactory:
         server = ServerProcess(self._tmp.mktemp(name), env=settings_env(settings))
         self._started.append(server)
         return server.start(timeout)
+
+    @contextmanager
+    def two_nodes(self, name: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+        """Two single-process nodes sharing one database and one Redis bus: a cluster, as deployed."""
+        base = self._tmp.mktemp(name)
+        redis_server = RedisServer(base / "redis").start()
+        shared = {"workers": 1, "redis_url": redis_server.url,
+                  "database_url": f"sqlite+aiosqlite:///{base / 'shared.db'}"}
+        try:
+            with self(f"{name}-a", **shared) as a, self(f"{name}-b", **shared) as b:
+                yield a, b
+        finally:
+            redis_server.stop()
 
     def stop_all(self) -> None:
         for server in self._started:
