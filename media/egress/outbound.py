@@ -62,6 +62,7 @@ class OutboundStream:
         "keyframe_requests",
         "retransmits",
         "_writer",
+        "_packet",
         "_rtx_writer",
         "_sendto",
         "_addr",
@@ -97,6 +98,7 @@ class OutboundStream:
         self.keyframe_requests = 0
         self.retransmits = 0
         self._writer: SrtpWriter | None = None
+        self._packet: Callable[..., memoryview | None] | None = None  # self._writer.packet
         self._rtx_writer: SrtpWriter | None = None
         self._sendto: Callable | None = None
         self._addr: tuple | None = None
@@ -189,6 +191,7 @@ class OutboundStream:
         protected by that context. No packet has been sent yet: the C target starts a fresh numbering.
         """
         self._writer = SrtpWriter(session, gcm)
+        self._packet = self._writer.packet
         # RTX is another SSRC: libsrtp's session keeps its own rollover counter for it.
         self._rtx_writer = SrtpWriter(session) if self.rtx and self.rtx_ssrc else None
         self.srtp = "libsrtp" if gcm is None else "aes-gcm"
@@ -271,7 +274,7 @@ class OutboundStream:
         t = self.target
         t.last_seq = seq
         t.last_ts = ts
-        data = self._writer.packet(  # type: ignore[union-attr]
+        data = self._packet(  # type: ignore[misc]
             (marker << 7) | t.pt, (seq + t.seq_off) & 0xFFFF, (ts + t.ts_off) & 0xFFFFFFFF, t.ssrc, payload
         )
         if data is None:  # over the MTU, or the protect failed

@@ -25,6 +25,8 @@ MTU = 1500  # the largest RTP packet forwarded (the C loop's FP_MTU)
 TRAILER = pylibsrtp.SRTP_MAX_TRAILER_LEN  # room for what SRTP/SRTCP protect appends (tag, SRTCP index, MKI)
 RTP_HEADER = struct.Struct("!BBHII")  # V=2 (0x80), M|PT, sequence number, timestamp, SSRC
 V2 = 0x80  # RTP version 2, no padding, extension or CSRCs
+_pack_header = RTP_HEADER.pack_into
+_HEADER_SIZE = RTP_HEADER.size
 
 
 class SrtpBuffer:
@@ -64,10 +66,10 @@ class SrtpWriter(SrtpBuffer):
     def packet(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> memoryview | None:
         """Build and protect an RTP packet (``b1``: marker and payload type); a view of it, valid
         until the next call, or None when it is over the MTU or the protect failed."""
-        size = RTP_HEADER.size + len(payload)
+        size = _HEADER_SIZE + len(payload)
         if size > MTU:
             return None
         view = self.view
-        RTP_HEADER.pack_into(view, 0, V2, b1, seq, ts, ssrc)
-        view[RTP_HEADER.size:size] = payload
+        _pack_header(view, 0, V2, b1, seq, ts, ssrc)
+        view[_HEADER_SIZE:size] = payload
         return self.seal(size)
