@@ -48,7 +48,7 @@ class SenderReportWriter:
 
     def __init__(self, session: pylibsrtp.Session, sendto: Callable, addr: tuple, ssrc: int, cname: str | None) -> None:
         self._sdes = sdes_cname(ssrc, cname) if cname else b""
-        self._buffer = SrtpBuffer(session, session._srtp[0], lib.srtp_protect_rtcp, _sr.size + len(self._sdes))
+        self._buffer = SrtpBuffer(session, lib.srtp_protect_rtcp, _sr.size + len(self._sdes))
         self._sendto = sendto
         self._addr = addr
         self._ssrc = ssrc

@@ -30,14 +30,15 @@ _HEADER_SIZE = RTP_HEADER.size
 
 
 class SrtpBuffer:
-    """One C buffer that a packet is written into and protected in place by ``protect(ctx, buf, len_ptr)``
-    (``srtp_protect``'s contract); ``view`` is where the packet is written."""
+    """One C buffer that a packet is written into (at ``view``) and protected in place by
+    ``protect(ctx, buf, len_ptr)`` (``srtp_protect``'s contract); ``ctx`` defaults to the session's
+    libsrtp context."""
 
     __slots__ = ("_session", "ctx", "_protect", "_cdata", "view", "_len")
 
-    def __init__(self, session: pylibsrtp.Session, ctx: Any, protect: Callable[..., int], size: int) -> None:
+    def __init__(self, session: pylibsrtp.Session, protect: Callable[..., int], size: int, ctx: Any = None) -> None:
         self._session = session  # keeps the srtp_t alive
-        self.ctx = ctx
+        self.ctx = session._srtp[0] if ctx is None else ctx
         self._protect = protect
         self._cdata = ffi.new("char[]", size + TRAILER)
         self.view = memoryview(ffi.buffer(self._cdata))
@@ -59,9 +60,9 @@ class SrtpWriter(SrtpBuffer):
 
     def __init__(self, session: pylibsrtp.Session, gcm: GcmProtect | None = None) -> None:
         if gcm is None:
-            super().__init__(session, session._srtp[0], lib.srtp_protect, MTU)
+            super().__init__(session, lib.srtp_protect, MTU)
         else:
-            super().__init__(session, gcm.ctx, gcm.protect, MTU)
+            super().__init__(session, gcm.protect, MTU, gcm.ctx)
 
     def packet(self, b1: int, seq: int, ts: int, ssrc: int, payload: bytes) -> memoryview | None:
         """Build and protect an RTP packet (``b1``: marker and payload type); a view of it, valid
