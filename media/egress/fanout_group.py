@@ -99,15 +99,14 @@ class FanoutGroup:
                 if not replay.done:
                     continue  # this packet reaches the stream through the replay
                 del replays[out]
-            elif out.source is not source:
-                if gated:
-                    self._request_keyframe(out)
-                    continue
-                out.start_epoch(source, seq, ts)
+            else:
+                if out.source is not source:
+                    if gated:
+                        self._request_keyframe(out)
+                        continue
+                    out.start_epoch(source, seq, ts)
                 if out.target.pt != NO_PT:
                     out.send(seq, ts, marker, payload)
-            elif out.target.pt != NO_PT:
-                out.send(seq, ts, marker, payload)
             if out.native and out.source is source and out.target.pt != NO_PT:
                 if ready is None:
                     ready = []
@@ -120,6 +119,8 @@ class FanoutGroup:
                 fast.add(out)
 
     def flush(self, paired: FanoutGroup | None = None) -> None:
+        """Send what was queued (with ``paired``'s, a point's two streams in the same calls), then
+        what the live packets since the last flush made the replays owe."""
         if paired is None:
             self.c_set.flush()
         else:
