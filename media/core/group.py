@@ -43,7 +43,5 @@ class Group(Protocol):
         leave in the same send calls."""
         ...
 
-    def __len__(self) -> int: ...
-
 
 GroupFactory = Callable[[str, KeyframeRequest], Group]  # (kind, the router's keyframe request) -> group

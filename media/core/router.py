@@ -160,10 +160,6 @@ class Router:
     def remove_outbound(self, stream: Subscriber) -> None:
         self.groups[stream.kind].remove(stream)
 
-    @property
-    def consumer_count(self) -> int:
-        return len(self.groups["video"]) or len(self.groups["audio"])
-
     # --- keyframes ---------------------------------------------------------------------------
     def request_keyframe(self, requester: Subscriber | None = None) -> None:
         """Merge keyframe requests and send at most one per ``keyframe_interval`` upstream."""
