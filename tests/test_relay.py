@@ -52,7 +52,7 @@ async def test_three_subscribers_decode_720p30(relay_server, clip):
         ours = [v for v in stats["consumers"].values() if v["conference"] == conf]
         # aiortc negotiates AES-GCM: every stream is protected by its own context (media.egress.srtp_gcm)
         assert {v[kind]["srtp"] for v in ours for kind in ("audio", "video")} == {"aes-gcm"}
-        # their receiver reports are taken off the socket directly (media.transport.srtp_intake) and still
+        # their receiver reports are taken off the socket directly (media.transport.webrtc_transport) and still
         # reach the link-quality numbers
         assert all(v["rtcp_datagrams"] > 0 and "fraction_lost" in v["video"] for v in ours)
         assert all(v["rtcp_short_reports"] > 0 for v in ours)  # plain reports: no aiortc objects

@@ -3,8 +3,8 @@
 With a TURN server in ``ice_servers`` (config/diemcau.example.toml suggests one for points behind
 strict firewalls), aioice also gathers relay candidates, and a pair whose local side is our relay
 has no socket of ours: aioice's TurnTransport sends through the server. The speaker's ingest and
-the point's consumer then take the Python send path through that transport (media.transport.ice.pair_socket,
-relayed_sendto) and are neither pinned nor on the C loop. To make the relay the only way, the server
+the point's consumer then take the Python send path through that transport (media.transport.webrtc_transport:
+no socket, relayed_sendto) and are neither pinned nor on the C loop. To make the relay the only way, the server
 gathers host candidates on ::1 only while the clients are IPv4 (127.0.0.1): no host pair can form.
 
 The usual case is the other one: a point behind a strict firewall relays through TURN itself
