@@ -320,3 +320,42 @@ def test_point_joining_mid_gop_starts_from_the_current_gop(start_server, open_pa
         assert later["framesDecoded"] > stats["framesDecoded"] and later["frameWidth"] > 0
     finally:
         srv.stop()
+
+
+def test_viewer_page_asks_for_a_token_and_waits_for_the_broadcast(server, open_page):  # type: ignore[no-untyped-def]
+    """The HLS viewer: the join form, the wait (with backoff) before anything is live, a refused link."""
+    conference = server.create_conference("Chưa phát")
+    viewer = open_page(f"{server.url}/viewer.html")  # no join link: the form asks for the values
+    assert viewer.is_visible("#join-form")
+    assert viewer.evaluate("document.getElementById('status').dataset.state") == "idle"
+    assert "Cần mã xem" in viewer.text_content("#status")
+    viewer.fill("#join-form input[name=conference]", conference)
+    viewer.fill("#join-form input[name=token]", server.token(conference, "viewer"))
+    viewer.click("#join-form button[type=submit]")
+    viewer.wait_until("document.getElementById('status').dataset.state === 'waiting' && window.viewer.retries > 0",
+                      20, "waiting for the broadcast")
+    assert "Chưa phát · Not live yet" in viewer.text_content("#status")
+    assert not viewer.is_visible("#join-form")
+    assert viewer.evaluate("location.hash").startswith(f"#conference={conference}&token=")
+    assert viewer.text_content("#conference-label") == conference
+
+    refused = open_page(page_url(server, "viewer.html", conference, "not-a-token"))
+    refused.wait_until("document.getElementById('status').dataset.state === 'error'", 20, "error state")
+    assert "Mã không hợp lệ" in refused.text_content("#status")
+
+
+def test_replay_page_lists_recordings_and_says_when_one_is_missing(server, open_page):  # type: ignore[no-untyped-def]
+    """The replay page: the token form, the (empty) list of the conference's recordings, a missing one."""
+    conference = server.create_conference("Xem lại")
+    member = server.token(conference, "member", "Đảng viên")
+    replay = open_page(f"{server.url}/replay.html#conference={conference}")
+    assert replay.is_visible("#join-form")
+    replay.fill("#join-form input[name=token]", member)
+    replay.click("#join-form button[type=submit]")
+    replay.wait_until("!document.getElementById('picker').hidden", 10, "the list of recordings")
+    assert replay.evaluate("document.querySelectorAll('#recordings li').length") == 0
+    assert replay.evaluate("location.hash") == f"#conference={conference}"  # the token stays out of the URL
+
+    missing = open_page(f"{server.url}/replay.html#recording=no-such-recording&token={member}")
+    missing.wait_until("document.getElementById('status').dataset.state === 'error'", 10, "error state")
+    assert "Không có bản ghi · Recording not found" in missing.text_content("#status")

@@ -3,6 +3,7 @@
 // Data comes from GET /api/v1/conferences/{id}/attendance/status; the conference WebSocket tells us
 // when to fetch it again (attendance.changed, headcount.reported, presence/consumer events), and a
 // slow poll covers anything missed while the socket was down.
+import { authorisedFetch } from "./api.js";
 import { ConferenceEvents } from "./events.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 
@@ -28,7 +29,7 @@ const state = {
 };
 
 async function api(path) {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${state.token}` } });
+  const response = await authorisedFetch(state.token, path);
   if (!response.ok) {
     let detail = response.statusText;
     try { detail = (await response.json()).detail || detail; } catch (_) { /* not JSON */ }
@@ -200,7 +201,7 @@ function setAll(open) {
  * the printable one opens in a new tab, the CSV is saved. */
 async function openReport(url, kind) {
   try {
-    const response = await fetch(url, { headers: { Authorization: `Bearer ${state.token}` } });
+    const response = await authorisedFetch(state.token, url);
     if (!response.ok) throw new Error(`${response.status} ${response.statusText}`);
     const blob = URL.createObjectURL(await response.blob());
     const a = document.createElement("a");

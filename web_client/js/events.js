@@ -2,9 +2,10 @@
 //
 // The server first sends {"type": "snapshot", "live": bool, "consumers": N}, then bus events such as
 // consumer.joined / consumer.left (with the new "consumers" count) and speaker.live / speaker.offline.
+import { backoffDelay, MAX_DELAY_MS, MIN_DELAY_MS } from "./backoff.js";
 
 export class ConferenceEvents {
-  constructor(conferenceId, token, { onEvent = () => {}, onState = () => {}, minDelayMs = 1000, maxDelayMs = 15000 } = {}) {
+  constructor(conferenceId, token, { onEvent = () => {}, onState = () => {}, minDelayMs = MIN_DELAY_MS, maxDelayMs = MAX_DELAY_MS } = {}) {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     this.url = `${scheme}//${location.host}/ws/conferences/${encodeURIComponent(conferenceId)}?token=${encodeURIComponent(token)}`;
     this.onEvent = onEvent;
@@ -64,10 +65,10 @@ export class ConferenceEvents {
       clearInterval(this._ping);
       this.ws = null;
       if (!this.running) return;
-      const delay = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** Math.min(this.failures, 10));
+      const delay = backoffDelay(this.failures, this.minDelayMs, this.maxDelayMs);
       this.failures += 1;
       this.onState("closed", delay);
-      this._timer = setTimeout(() => this._connect(), Math.round(delay * (0.8 + 0.4 * Math.random())));
+      this._timer = setTimeout(() => this._connect(), delay);
     };
   }
 }

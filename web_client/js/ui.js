@@ -1,16 +1,21 @@
-// Small page helpers shared by the speaker and connection-point pages.
+// Small page helpers shared by the pages.
 
-/** {conference, token} from the join link's hash `#conference=<id>&token=<secret>` (or nulls). */
+/**
+ * The join link's hash, `#conference=<id>&token=<secret>`; a signed viewer link carries `exp` and
+ * `sig` instead of a token, a replay link `recording`. Absent values are "".
+ */
 export function joinParams() {
   const hash = new URLSearchParams(location.hash.replace(/^#/, ""));
-  return { conference: hash.get("conference") || "", token: hash.get("token") || "" };
+  const get = (name) => hash.get(name) || "";
+  return { conference: get("conference"), token: get("token"), exp: get("exp"), sig: get("sig"), recording: get("recording") };
 }
 
 /**
  * Wire the join form (#join-form with inputs #conference and #token). When the hash already carries
- * both values the form is hidden; submitting the form writes them to the hash and calls `onJoin`.
+ * what `complete` needs (both values) the form is hidden; submitting the form writes them to the hash
+ * and calls `onJoin`. Returns whether the page joined from the hash at once.
  */
-export function setupJoinForm(onJoin) {
+export function setupJoinForm(onJoin, { complete = (params) => params.conference && params.token } = {}) {
   const form = document.getElementById("join-form");
   const params = joinParams();
   form.conference.value = params.conference;
@@ -24,15 +29,13 @@ export function setupJoinForm(onJoin) {
     form.hidden = true;
     onJoin({ conference, token });
   });
-  if (params.conference && params.token) {
-    form.hidden = true;
-    onJoin(params);
-  } else {
-    form.hidden = false;
-  }
+  const joined = Boolean(complete(params));
+  form.hidden = joined;
+  if (joined) onJoin(params);
+  return joined;
 }
 
-/** Status line: `kind` is one of idle, connecting, connected, live, waiting, reconnecting, unstable, error. */
+/** Status line: `kind` is one of idle, connecting, connected, live, waiting, reconnecting, unstable, ready, playing, error. */
 export function setStatus(element, kind, text) {
   element.dataset.state = kind;
   element.textContent = text;

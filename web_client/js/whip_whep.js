@@ -4,6 +4,8 @@
 // candidates (we wait for ICE gathering to complete), answered by 201 + Location + SDP answer.
 // DELETE on the Location ends the session. ICE servers come only from the server's
 // `Link: <...>; rel="ice-server"` headers (OPTIONS on the endpoint); none advertised means none used.
+import { authorisedFetch } from "./api.js";
+import { backoffDelay, MAX_DELAY_MS, MIN_DELAY_MS } from "./backoff.js";
 
 /** A non-2xx answer from the server; `message` carries the server's own explanation. */
 export class HttpError extends Error {
@@ -81,8 +83,8 @@ export function parseIceLinks(header) {
 /** ICE servers advertised by the server for this endpoint; [] when none or on any error. */
 export async function fetchIceServers(endpoint, token) {
   try {
-    const headers = token ? { Authorization: `Bearer ${token}` } : {};
-    const response = await fetch(endpoint, { method: "OPTIONS", headers, signal: AbortSignal.timeout(5000) });
+    const options = { method: "OPTIONS", signal: AbortSignal.timeout(5000) };
+    const response = await (token ? authorisedFetch(token, endpoint, options) : fetch(endpoint, options));
     if (!response.ok) return [];
     return parseIceLinks(response.headers.get("Link"));
   } catch (_) {
@@ -174,9 +176,9 @@ class Session {
     if (this.closed) throw new Error("session closed");
     let response;
     try {
-      response = await fetch(this.endpoint, {
+      response = await authorisedFetch(this.token, this.endpoint, {
         method: "POST",
-        headers: { Authorization: `Bearer ${this.token}`, "Content-Type": "application/sdp" },
+        headers: { "Content-Type": "application/sdp" },
         body: pc.localDescription.sdp,
         signal: AbortSignal.timeout(this.timeoutMs),
       });
@@ -206,11 +208,7 @@ class Session {
     if (!this.url) return Promise.resolve(null);
     const url = this.url;
     this.url = null;
-    return fetch(url, {
-      method: "DELETE",
-      headers: { Authorization: `Bearer ${this.token}` },
-      keepalive,
-    }).catch(() => null);
+    return authorisedFetch(this.token, url, { method: "DELETE", keepalive }).catch(() => null);
   }
 
   /** End the session: DELETE the resource (a 404 means the server already dropped it) and close the peer. */
@@ -278,8 +276,8 @@ export class Supervisor {
   constructor(factory, {
     onStatus = () => {},
     onSession = () => {},
-    minDelayMs = 1000,
-    maxDelayMs = 15000,
+    minDelayMs = MIN_DELAY_MS,
+    maxDelayMs = MAX_DELAY_MS,
     graceMs = 4000,
     connectTimeoutMs = 20000,
   } = {}) {
@@ -343,8 +341,7 @@ export class Supervisor {
 
   _schedule() {
     if (!this.running) return;
-    const base = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** Math.min(this.failures, 10));
-    const delay = Math.round(base * (0.8 + 0.4 * Math.random()));
+    const delay = backoffDelay(this.failures, this.minDelayMs, this.maxDelayMs);
     this.failures += 1;
     this.onStatus("reconnecting", `Reconnecting in ${(delay / 1000).toFixed(1)} s…`);
     this._later(() => this._open(), delay);
