@@ -32,10 +32,10 @@ class ServerFactory:
         self._tmp = tmp_path_factory
         self._started: list[ServerProcess] = []
 
-    def __call__(self, name: str = "server", timeout: float = 60.0, **settings: object) -> ServerProcess:
+    def __call__(self, name: str = "server", **settings: object) -> ServerProcess:
         server = ServerProcess(self._tmp.mktemp(name), env=settings_env(settings))
         self._started.append(server)
-        return server.start(timeout)
+        return server.start()
 
     @contextmanager
     def two_nodes(self, name: str) -> Iterator[tuple[ServerProcess, ServerProcess]]:
