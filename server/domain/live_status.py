@@ -19,7 +19,7 @@ def _iso(value: dt.datetime | None) -> str | None:
     return as_utc(value).isoformat() if value else None  # type: ignore[union-attr]
 
 
-async def live_status(db: AsyncSession, conference: Conference, disk: dict | None = None) -> dict:
+async def live_status(db: AsyncSession, conference: Conference, disk: dict) -> dict:
     """Per point: connected now (any open session), since (earliest open join), last seen, headcount.
     ``disk``: the recordings' free space (``RecordingService.disk_status``), passed through."""
     points = await list_points(db, conference.id)
