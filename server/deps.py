@@ -8,8 +8,8 @@ to every request and WebSocket), so no router or domain module reaches into ``ap
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.requests import HTTPConnection
@@ -28,60 +28,28 @@ from server.services import Services
 from server.settings import Settings
 
 
-def services(conn: HTTPConnection) -> Services:
-    return conn.state.services
+T = TypeVar("T")
 
 
-def _settings(conn: HTTPConnection) -> Settings:
-    return services(conn).settings
+def _from_services(part: Callable[[Services], T]) -> Callable[[HTTPConnection], T]:
+    """A dependency returning one part of the :class:`Services` the lifespan yielded."""
+
+    def dependency(conn: HTTPConnection) -> T:
+        return part(conn.state.services)
+
+    return dependency
 
 
-def _sessionmaker(conn: HTTPConnection) -> async_sessionmaker[AsyncSession]:
-    return services(conn).sessionmaker
-
-
-def _bus(conn: HTTPConnection) -> EventBus:
-    return services(conn).bus
-
-
-def _media(conn: HTTPConnection) -> MediaEngine:
-    return services(conn).media
-
-
-def _whep_places(conn: HTTPConnection) -> WhepPlaces:
-    return services(conn).whep_places
-
-
-def _attendance_log(conn: HTTPConnection) -> AttendanceLog:
-    return services(conn).attendance_log
-
-
-def _recordings(conn: HTTPConnection) -> RecordingService:
-    return services(conn).recordings
-
-
-def _link_holders(conn: HTTPConnection) -> LinkHolders:
-    return services(conn).link_holders
-
-
-def _replay_meter(conn: HTTPConnection) -> ReplayMeter:
-    return services(conn).replay_meter
-
-
-def _token_watch(conn: HTTPConnection) -> TokenWatch:
-    return services(conn).token_watch
-
-
-SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessionmaker)]
-BusDep = Annotated[EventBus, Depends(_bus)]
-MediaDep = Annotated[MediaEngine, Depends(_media)]
-WhepPlacesDep = Annotated[WhepPlaces, Depends(_whep_places)]
-AttendanceLogDep = Annotated[AttendanceLog, Depends(_attendance_log)]
-RecordingsDep = Annotated[RecordingService, Depends(_recordings)]
-LinkHoldersDep = Annotated[LinkHolders, Depends(_link_holders)]
-ReplayMeterDep = Annotated[ReplayMeter, Depends(_replay_meter)]
-TokenWatchDep = Annotated[TokenWatch, Depends(_token_watch)]
+SettingsDep = Annotated[Settings, Depends(_from_services(lambda s: s.settings))]
+SessionmakerDep = Annotated[async_sessionmaker[AsyncSession], Depends(_from_services(lambda s: s.sessionmaker))]
+BusDep = Annotated[EventBus, Depends(_from_services(lambda s: s.bus))]
+MediaDep = Annotated[MediaEngine, Depends(_from_services(lambda s: s.media))]
+WhepPlacesDep = Annotated[WhepPlaces, Depends(_from_services(lambda s: s.whep_places))]
+AttendanceLogDep = Annotated[AttendanceLog, Depends(_from_services(lambda s: s.attendance_log))]
+RecordingsDep = Annotated[RecordingService, Depends(_from_services(lambda s: s.recordings))]
+LinkHoldersDep = Annotated[LinkHolders, Depends(_from_services(lambda s: s.link_holders))]
+ReplayMeterDep = Annotated[ReplayMeter, Depends(_from_services(lambda s: s.replay_meter))]
+TokenWatchDep = Annotated[TokenWatch, Depends(_from_services(lambda s: s.token_watch))]
 
 
 async def get_db(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
