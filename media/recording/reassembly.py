@@ -1,8 +1,8 @@
 """Frames from one source's RTP packets, on the recorder's writer thread.
 
 The Router hands the recorder packets in arrival order: reordered, sometimes lost, sometimes repaired
-late by a retransmission. :class:`FrameAssembler` puts them back in sequence order and waits for a
-missing packet until ``depth`` later ones are held (aiortc's jitter buffers wait as long: 128 packets
+late by a retransmission. :class:`FrameAssembler` puts them back in sequence order (starting from the
+earliest of its first ``START_PACKETS``) and waits for a missing packet until ``depth`` later ones are held (aiortc's jitter buffers wait as long: 128 packets
 of video, 16 of audio), then gives it up. A video frame is the packets of one RTP timestamp up to
 the marker bit, depayloaded to an Annex-B access unit; a frame that a lost packet may have belonged
 to (the one being assembled, or the next one when the gap fell between frames) is handed on as
@@ -19,6 +19,7 @@ BEHIND = 0x8000  # a sequence number this far ahead modulo 2**16 is behind
 MAX_MISORDER = 100  # further behind than this: the sender restarted its numbering (as aiortc's)
 VIDEO_DEPTH = 128
 AUDIO_DEPTH = 16
+START_PACKETS = 16  # held before the first is chosen, so the first ones may arrive reordered too
 
 # (RTP timestamp, payload or access unit; None for a video frame a lost packet broke)
 Frame = tuple[int, bytes | None]
@@ -44,9 +45,17 @@ class FrameAssembler:
     def push(self, seq: int, ts: int, marker: int, payload: bytes) -> list[Frame]:
         out = self._out = []
         expected = self.expected
-        if expected is None or seq == expected:
+        if seq == expected:
             self._take(seq, ts, marker, payload)
             if self.held:
+                self._drain()
+            return out
+        if expected is None:
+            held = self.held
+            held[seq] = (ts, marker, payload)
+            if len(held) >= START_PACKETS:
+                some = seq
+                self.expected = min(held, key=lambda s: (s - some + BEHIND) & SEQ_MASK)
                 self._drain()
             return out
         ahead = (seq - expected) & SEQ_MASK
