@@ -16,7 +16,7 @@ from media.runtime import codec_audit, gc_pauses
 from media.transport import dtls_identity
 from media.egress import fanout
 from media.ingest import frame_tap, remb_throttle as lazy_estimator
-from media.core.codecs import register_forwarding_codecs
+from media.aiortc_compat import register_forwarding_codecs
 from media.egress.consumer import Consumer
 from media.egress.fanout_group import FanoutGroup
 from media.transport.handshake_gate import HandshakeGate

@@ -222,7 +222,7 @@ async def test_sender_reports_keep_audio_and_video_in_sync(relay_server, clip):
 
 async def test_obs_style_high_profile_offer_is_accepted(server, clip):
     """OBS offers H.264 High; nothing is decoded, so the relay accepts any packetization-mode=1 profile."""
-    from media.core.codecs import register_forwarding_codecs
+    from media.aiortc_compat import register_forwarding_codecs
 
     register_forwarding_codecs()  # our aiortc stand-in for OBS must understand a High-profile answer
     conf = server.create_conference()

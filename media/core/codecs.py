@@ -1,58 +1,17 @@
-"""Codec registry for a forward-only relay, and keyframe detection on RTP payloads.
+"""Codec choices for a forward-only relay, and keyframe detection on RTP payloads.
 
 aiortc offers H.264 Baseline/Constrained Baseline only, and rejects Main/High offers (OBS offers High).
-Nothing is decoded here, so every profile with packetization-mode=1 can be accepted.
+Nothing is decoded here, so every profile with packetization-mode=1 can be accepted: the profiles
+below are added to aiortc's table by media.aiortc_compat.register_forwarding_codecs.
 """
 
 from __future__ import annotations
 
-from aiortc import rtp
-from aiortc.codecs import CODECS
-from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 EXTRA_H264_PROFILES = ("4d001f", "640c1f", "64001f", "f4001f")
 PREFERRED_VIDEO = ("video/h264", "video/vp8")
 SUPPORTED = {"audio": ("audio/opus",), "video": PREFERRED_VIDEO}
-
-_registered = False
-
-
-def register_forwarding_codecs() -> None:
-    """Add H.264 Main/High (+RTX) to aiortc's codec table and widen its dynamic PT range; idempotent."""
-    global _registered
-    if _registered:
-        return
-    # Chromium puts some H.264 profiles at payload types 35-63 (RFC 8829 lets it). aiortc adopts the
-    # offerer's number only in 96-127 and otherwise answers with its own, which can collide with
-    # another offered codec ("Duplicate payload type" in Chromium). Treat 35-63 as dynamic too.
-    rtp.DYNAMIC_PAYLOAD_TYPES = [*range(35, 64), *range(96, 128)]  # type: ignore[assignment]
-    used = {c.payloadType for kind in CODECS.values() for c in kind}
-    pt = 96
-    for profile in EXTRA_H264_PROFILES:
-        while pt in used or pt + 1 in used:
-            pt += 1
-        CODECS["video"] += [
-            RTCRtpCodecParameters(
-                mimeType="video/H264",
-                clockRate=90000,
-                payloadType=pt,
-                rtcpFeedback=[
-                    RTCRtcpFeedback(type="nack"),
-                    RTCRtcpFeedback(type="nack", parameter="pli"),
-                    RTCRtcpFeedback(type="goog-remb"),
-                ],
-                parameters={
-                    "level-asymmetry-allowed": "1",
-                    "packetization-mode": "1",
-                    "profile-level-id": profile,
-                },
-            ),
-            RTCRtpCodecParameters(
-                mimeType="video/rtx", clockRate=90000, payloadType=pt + 1, parameters={"apt": pt}
-            ),
-        ]
-        used.update((pt, pt + 1))
-    _registered = True
 
 
 def codec_key(codec: RTCRtpCodecParameters) -> str:

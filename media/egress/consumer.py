@@ -20,6 +20,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpRrPacket
 
+from media import aiortc_compat
 from media.egress import fanout, srtp_gcm
 from media.core.codecs import codec_key, is_rtx, prefer_codecs
 from media.transport.receiver_reports import ReportBlock
@@ -69,19 +70,6 @@ def _rtx_map(codecs: list) -> dict[int, int]:
     return rtx
 
 
-RTT_ALPHA = 0.85  # aiortc's smoothing of the round-trip time (rtcrtpsender.RTT_ALPHA)
-
-
-def round_trip(sender: RTCRtpSender, lsr: int, dlsr: int) -> float | None:
-    """The smoothed round-trip time from a report block answering our last sender report (RFC 3550
-    6.4.1: now - LSR time - DLSR), kept on the sender as aiortc does; None before the first one."""
-    if lsr and dlsr and lsr == sender._RTCRtpSender__lsr:
-        sample = time.time() - sender._RTCRtpSender__lsr_time - dlsr / 65536
-        rtt = sender._RTCRtpSender__rtt
-        sender._RTCRtpSender__rtt = sample if rtt is None else RTT_ALPHA * rtt + (1 - RTT_ALPHA) * sample
-    return sender._RTCRtpSender__rtt
-
-
 class Consumer:
     def __init__(self, router: Router, pc: RTCPeerConnection, role: str = "point", name: str = "") -> None:
         self.id = secrets.token_urlsafe(16)
@@ -124,15 +112,14 @@ class Consumer:
             if kind in self.streams:
                 transceiver.direction = "inactive"
                 continue
-            transceiver._codecs = prefer_codecs(transceiver._codecs, kind, only_best=False)
-            if not transceiver._codecs:
+            codecs = prefer_codecs(aiortc_compat.codecs(transceiver), kind, only_best=False)
+            aiortc_compat.set_codecs(transceiver, codecs)
+            if not codecs:
                 continue
             sender = pc.addTrack(ParkedTrack(kind))
-            rtx = _rtx_map(transceiver._codecs)  # aiortc's answer then names sender._rtx_ssrc (FID group)
-            stream = OutboundStream(
-                kind, sender._ssrc, _pt_map(transceiver._codecs), transceiver._codecs[0].clockRate,
-                rtx, sender._rtx_ssrc if rtx else 0,
-            )
+            rtx = _rtx_map(codecs)  # aiortc's answer then names the sender's RTX SSRC (FID group)
+            ssrc, rtx_ssrc = aiortc_compat.sender_ssrcs(sender)
+            stream = OutboundStream(kind, ssrc, _pt_map(codecs), codecs[0].clockRate, rtx, rtx_ssrc if rtx else 0)
             self._park(sender, stream)
             self.streams[kind] = stream
             self._senders[kind] = sender
@@ -148,31 +135,12 @@ class Consumer:
         job = ReportJob(stream, sender, FIRST_REPORT, REPORT_INTERVAL.get(stream.kind, FIRST_REPORT))
         self._report_jobs[stream.kind] = job  # reports once the point is connected (writer set in _start)
 
-        async def run_rtp(codec) -> None:  # type: ignore[no-untyped-def]
-            sender._RTCRtpSender__rtp_started.set()
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                pass
-            sender._RTCRtpSender__rtp_exited.set()
-
-        async def run_rtcp() -> None:
-            """Sender reports come from the process's one schedule (media.egress.sender_report)."""
-            sender._RTCRtpSender__rtcp_started.set()
-            report_schedule().add(job)
-            try:
-                await asyncio.Event().wait()
-            except asyncio.CancelledError:
-                pass
-            finally:
-                report_schedule().remove(job)
-                sender._RTCRtpSender__rtcp_exited.set()
-
         async def retransmit(seq: int) -> None:
             stream.retransmit(seq)
 
-        original_rtcp = sender._handle_rtcp_packet
-        self._report_targets[sender._ssrc] = (sender, stream, self.quality.setdefault(stream.kind, {}))
+        original_rtcp = aiortc_compat.rtcp_handler(sender)
+        ssrc = stream.ssrc
+        self._report_targets[ssrc] = (sender, stream, self.quality.setdefault(stream.kind, {}))
 
         async def handle_rtcp(packet) -> None:  # type: ignore[no-untyped-def]
             self._heard()
@@ -180,7 +148,7 @@ class Consumer:
                 # Handled here in full: aiortc's handler would only add the RTT and build a stats
                 # object nobody reads, on every point's report every second.
                 for r in packet.reports:
-                    if r.ssrc == sender._ssrc:
+                    if r.ssrc == ssrc:
                         self._report((r.ssrc, r.fraction_lost, r.packets_lost, r.highest_sequence,
                                       r.jitter, r.lsr, r.dlsr))
                 return
@@ -189,11 +157,10 @@ class Consumer:
         def send_keyframe() -> None:
             router.request_keyframe(stream)
 
-        sender._run_rtp = run_rtp  # type: ignore[method-assign]
-        sender._run_rtcp = run_rtcp  # type: ignore[method-assign]
-        sender._retransmit = retransmit  # type: ignore[method-assign]
-        sender._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
-        sender._send_keyframe = send_keyframe  # type: ignore[method-assign]
+        # Sender reports come from the process's one schedule (media.egress.sender_report).
+        aiortc_compat.park_sender(sender, retransmit=retransmit, handle_rtcp=handle_rtcp, send_keyframe=send_keyframe,
+                                  reports_start=lambda: report_schedule().add(job),
+                                  reports_stop=lambda: report_schedule().remove(job))
 
     def _heard(self) -> None:
         """RTCP arrived: the point is alive (see ``is_silent``)."""
@@ -210,7 +177,7 @@ class Consumer:
         quality["fraction_lost"] = block[1] / 256
         quality["packets_lost"] = block[2]
         quality["jitter_ms"] = block[4] * 1000 / stream.clock_rate
-        rtt = round_trip(sender, block[5], block[6])
+        rtt = aiortc_compat.round_trip(sender, block[5], block[6])
         if rtt is not None:
             quality["rtt_ms"] = rtt * 1000
 
@@ -241,7 +208,7 @@ class Consumer:
             if transport.pin():  # the kernel keeps the route
                 stream.path_pinned()
             self._report_jobs[kind].writer = SenderReportWriter(
-                transport.tx_srtp, transport.sendto, transport.remote_addr, sender._ssrc, sender._RTCRtpSender__cname
+                transport.tx_srtp, transport.sendto, transport.remote_addr, stream.ssrc, aiortc_compat.sender_cname(sender)
             )
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
         if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path

@@ -21,8 +21,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pylibsrtp._binding import ffi as srtp_ffi
-from pylibsrtp._binding import lib as srtp_lib
+from media.aiortc_compat import srtp_ffi, srtp_lib
 
 try:
     from media.native._fastpath import ffi, lib

@@ -19,8 +19,9 @@ from typing import Any
 
 import pylibsrtp
 from aiortc.rtp import RTCP_SDES, RTCP_SR
-from pylibsrtp._binding import lib
 
+from media import aiortc_compat
+from media.aiortc_compat import srtp_lib
 from media.core import job_schedule
 from media.core.job_schedule import JobSchedule
 from media.core.source import NTP_EPOCH_OFFSET
@@ -48,7 +49,7 @@ class SenderReportWriter:
 
     def __init__(self, session: pylibsrtp.Session, sendto: Callable, addr: tuple, ssrc: int, cname: str | None) -> None:
         self._sdes = sdes_cname(ssrc, cname) if cname else b""
-        self._buffer = SrtpBuffer(session, lib.srtp_protect_rtcp, _sr.size + len(self._sdes))
+        self._buffer = SrtpBuffer(session, srtp_lib.srtp_protect_rtcp, _sr.size + len(self._sdes))
         self._sendto = sendto
         self._addr = addr
         self._ssrc = ssrc
@@ -106,10 +107,7 @@ class ReportJob:
         delay = (self.interval if self.reported else self.first) * (0.5 + random.random())
         self.reported = packets
         ntp = ntp_time(wall)
-        sender = self.sender  # aiortc matches the receiver report's LSR against these for the RTT
-        sender._RTCRtpSender__lsr = (ntp >> 16) & 0xFFFFFFFF
-        sender._RTCRtpSender__lsr_time = wall
-        sender._RTCRtpSender__packet_count = packets
+        aiortc_compat.note_sender_report(self.sender, ntp, wall, packets)
         self.writer.send(ntp, stream.rtp_timestamp_now(wall), packets, stream.octets)
         return delay
 

@@ -21,7 +21,7 @@ import logging
 import os
 from typing import Any
 
-import pylibsrtp._binding
+from media.aiortc_compat import srtp_library_path
 
 try:
     from media.native._fastpath import ffi, lib
@@ -44,7 +44,7 @@ def _bind() -> bool:
     if lib is None or _disabled:
         return False
     try:
-        library = ctypes.CDLL(pylibsrtp._binding.__file__)
+        library = ctypes.CDLL(srtp_library_path())
         addresses = [ctypes.cast(getattr(library, name), ctypes.c_void_p).value or 0 for name in EVP_FUNCTIONS]
     except (OSError, AttributeError) as exc:
         log.warning("libsrtp protects every stream: pylibsrtp's OpenSSL has no usable EVP API (%s)", exc)

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pylibsrtp
-from pylibsrtp._binding import ffi, lib
+
+from media.aiortc_compat import srtp_context, srtp_ffi, srtp_lib
 
 if TYPE_CHECKING:
     from media.egress.srtp_gcm import GcmProtect
@@ -38,11 +39,11 @@ class SrtpBuffer:
 
     def __init__(self, session: pylibsrtp.Session, protect: Callable[..., int], size: int, ctx: Any = None) -> None:
         self._session = session  # keeps the srtp_t alive
-        self.ctx = session._srtp[0] if ctx is None else ctx
+        self.ctx = srtp_context(session) if ctx is None else ctx
         self._protect = protect
-        self._cdata = ffi.new("char[]", size + TRAILER)
-        self.view = memoryview(ffi.buffer(self._cdata))
-        self._len = ffi.new("int *")
+        self._cdata = srtp_ffi.new("char[]", size + TRAILER)
+        self.view = memoryview(srtp_ffi.buffer(self._cdata))
+        self._len = srtp_ffi.new("int *")
 
     def seal(self, size: int) -> memoryview | None:
         """Protect the ``size`` bytes written at the buffer's start; a view of the result, or None."""
@@ -60,7 +61,7 @@ class SrtpWriter(SrtpBuffer):
 
     def __init__(self, session: pylibsrtp.Session, gcm: GcmProtect | None = None) -> None:
         if gcm is None:
-            super().__init__(session, lib.srtp_protect, MTU)
+            super().__init__(session, srtp_lib.srtp_protect, MTU)
         else:
             super().__init__(session, gcm.protect, MTU, gcm.ctx)
 

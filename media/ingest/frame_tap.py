@@ -15,7 +15,7 @@ import asyncio
 import threading
 from typing import Any
 
-import aiortc.rtcrtpreceiver
+from media import aiortc_compat
 
 
 class FrameDrop:
@@ -37,7 +37,7 @@ class FrameDrop:
 
 def drop_frames(receiver: Any) -> None:
     """Drop the receiver's frames where aiortc hands them over; call before it starts receiving."""
-    receiver._RTCRtpReceiver__decoder_queue = FrameDrop()
+    aiortc_compat.set_decoder_queue(receiver, FrameDrop())
 
 
 def frame_worker(
@@ -53,4 +53,4 @@ def frame_worker(
 
 
 def install() -> None:
-    aiortc.rtcrtpreceiver.decoder_worker = frame_worker
+    aiortc_compat.replace_decoder_worker(frame_worker)

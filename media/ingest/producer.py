@@ -1,6 +1,6 @@
 """Producer: a publisher's WebRTC session (WHIP ingest), terminated by aiortc without decoding.
 
-The receiver's ``_handle_rtp_packet`` is wrapped per instance: packets go to the router first (the
+The receiver's RTP handler is wrapped per instance (media.aiortc_compat.set_receiver_handlers): packets go to the router first (the
 fan-out of a burst leaves as soon as the burst has been read, see ``media.ingest.burst_boundary``), then to aiortc's
 own handler so NACKs, receiver reports and REMB towards the publisher keep working; once the socket
 is drained (``media.transport.socket_drain``) that handler runs after the burst has left. Once connected,
@@ -20,6 +20,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
+from media import aiortc_compat
 from media.ingest import frame_tap
 from media.ingest.burst_boundary import BurstBoundary
 from media.core.codecs import codec_key, is_rtx, prefer_codecs
@@ -55,10 +56,11 @@ class Producer:
         pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         for transceiver in pc.getTransceivers():
-            transceiver._codecs = prefer_codecs(transceiver._codecs, transceiver.kind, only_best=True)
-            if not transceiver._codecs:
+            codecs = prefer_codecs(aiortc_compat.codecs(transceiver), transceiver.kind, only_best=True)
+            aiortc_compat.set_codecs(transceiver, codecs)
+            if not codecs:
                 continue
-            self._hook_receiver(transceiver.kind, transceiver.receiver, transceiver._codecs)
+            self._hook_receiver(transceiver.kind, transceiver.receiver, codecs)
         patient_consent(pc)  # losing the speaker to a busy loop would end the conference
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
@@ -74,8 +76,8 @@ class Producer:
         router = self.router
         burst = self._burst
         router.add_source(source, keyframes=self if kind == "video" else None)
-        original_rtp = receiver._handle_rtp_packet
-        original_rtcp = receiver._handle_rtcp_packet
+        original_rtp = aiortc_compat.rtp_handler(receiver)
+        original_rtcp = aiortc_compat.rtcp_handler(receiver)
 
         video = kind == "video"  # frames are held until their last packet (media.ingest.burst_boundary)
 
@@ -130,8 +132,7 @@ class Producer:
                 )
             await original_rtcp(packet)
 
-        receiver._handle_rtp_packet = handle_rtp  # type: ignore[method-assign]
-        receiver._handle_rtcp_packet = handle_rtcp  # type: ignore[method-assign]
+        aiortc_compat.set_receiver_handlers(receiver, handle_rtp, handle_rtcp)
         frame_tap.drop_frames(receiver)
 
     def _take_srtp(self) -> None:
@@ -159,7 +160,7 @@ class Producer:
             return
         ssrc = self._media_ssrc.get("video")
         if ssrc is not None:
-            asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+            asyncio.ensure_future(aiortc_compat.send_pli(receiver, ssrc))
 
     @property
     def conference_id(self) -> str:

@@ -16,8 +16,9 @@ benchmark's steady state the ingest sent ~2 REMB a second either way: no CPU to 
 
 from __future__ import annotations
 
-import aiortc.rtcrtpreceiver
 from aiortc.rate import RemoteBitrateEstimator
+
+from media import aiortc_compat
 
 REMB_INTERVAL_MS = 200  # libwebrtc's kRembSendInterval
 REMB_DROP_PERCENT = 103  # libwebrtc's kSendThresholdPercent: 3 % lower goes out at once
@@ -58,5 +59,5 @@ class RembThrottle:
 def install() -> None:
     global _installed
     if not _installed:
-        aiortc.rtcrtpreceiver.RemoteBitrateEstimator = RembThrottle  # type: ignore[misc]
+        aiortc_compat.replace_bitrate_estimator(RembThrottle)
         _installed = True

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections import Counter
 
 import aiortc.codecs
-import aiortc.rtcrtpreceiver
-import aiortc.rtcrtpsender
+
+from media import aiortc_compat
 
 created: Counter[str] = Counter()
 _installed = False
@@ -31,10 +31,7 @@ def install() -> None:
         created[f"encoder:{codec.mimeType.lower()}"] += 1
         return orig_encoder(codec)
 
-    aiortc.codecs.get_decoder = get_decoder
-    aiortc.codecs.get_encoder = get_encoder
-    aiortc.rtcrtpreceiver.get_decoder = get_decoder
-    aiortc.rtcrtpsender.get_encoder = get_encoder
+    aiortc_compat.replace_codec_factories(get_decoder, get_encoder)
     _installed = True
 
 

@@ -1,18 +1,18 @@
 """ICE as the process uses it: the host addresses gathered, the ICE servers, socket buffers, and aioice
-hardened against malformed datagrams."""
+hardened against malformed datagrams from import on (the patches themselves: media.aiortc_compat)."""
 
 from __future__ import annotations
 
 import socket
 
-import aioice.ice
-import aioice.stun
 from aiortc import RTCConfiguration, RTCIceServer
 
+from media import aiortc_compat
 from media.transport import turn_rest
 from media.transport.webrtc_transport import ice_connections, protocol_socket
 
-_original_host_addresses = aioice.ice.get_host_addresses
+aiortc_compat.drop_empty_datagrams()
+aiortc_compat.strict_stun_parsing()
 
 
 def restrict_host_addresses(addresses: list[str]) -> None:
@@ -20,53 +20,7 @@ def restrict_host_addresses(addresses: list[str]) -> None:
 
     aioice never offers 127.0.0.1 on its own; tests and single-host deployments need exactly that.
     """
-    if not addresses:
-        aioice.ice.get_host_addresses = _original_host_addresses
-        return
-    fixed = list(addresses)
-    aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: list(fixed)
-
-
-def drop_empty_datagrams() -> None:
-    """Drop empty datagrams where aioice queues a connection's data (for aiortc, which reads its
-    first byte to sort DTLS from SRTP and dies of an IndexError on an empty one, taking the
-    connection with it). Anyone who learns a peer's port can send one: during the handshake that
-    closed the peer. Once ICE has completed, the pair's datagrams are sorted by media.transport.webrtc_transport first."""
-    original = aioice.ice.Connection.data_received
-    if getattr(original, "drops_empty", False):
-        return
-
-    def data_received(self: aioice.ice.Connection, data: bytes, component: int) -> None:
-        if data:
-            original(self, data, component)
-
-    data_received.drops_empty = True  # type: ignore[attr-defined]
-    aioice.ice.Connection.data_received = data_received  # type: ignore[method-assign]
-
-
-def strict_stun_parsing() -> None:
-    """Make every way a datagram fails to parse as STUN a ``ValueError``, the one aioice catches
-    (it then hands the datagram on as data, where it is dropped). Its attribute readers raise
-    ``struct.error`` on an attribute shorter than its type needs (a PRIORITY of 3 bytes): that
-    escaped the socket's read callback as a logged traceback per datagram, for anyone to send."""
-    original = aioice.stun.parse_message
-    if getattr(original, "strict", False):
-        return
-
-    def parse_message(data: bytes) -> aioice.stun.Message:
-        try:
-            return original(data)
-        except ValueError:
-            raise
-        except Exception as exc:  # struct.error, IndexError, KeyError... from a malformed attribute
-            raise ValueError(f"malformed STUN message: {exc}") from exc
-
-    parse_message.strict = True  # type: ignore[attr-defined]
-    aioice.stun.parse_message = parse_message
-
-
-drop_empty_datagrams()
-strict_stun_parsing()
+    aiortc_compat.set_host_addresses(addresses)
 
 
 def rtc_configuration(ice_servers: list[dict]) -> RTCConfiguration:
@@ -87,7 +41,7 @@ def enlarge_socket_buffers(pc: object, rcvbuf: int = 8 * 1024 * 1024, sndbuf: in
     """
     changed = 0
     for connection in ice_connections(pc):
-        for protocol in connection._protocols:  # one socket each
+        for protocol in aiortc_compat.ice_protocols(connection):  # one socket each
             sock = protocol_socket(protocol)
             if sock is None:
                 continue

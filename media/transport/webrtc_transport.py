@@ -20,8 +20,8 @@ AES-GCM master key), the pinned path (media.transport.pinned_path), the drained 
 speaker's socket (media.transport.socket_drain) and consent both ways. With BUNDLE (browsers, OBS,
 aiortc) a peer has one; an offer without it gets one per m-line's ICE transport.
 
-aiortc and aioice are pinned: every private name of theirs this module reads is in the section at
-its end, apart from the calls into aiortc's handlers on the per-packet path.
+What it needs of aiortc's and aioice's internals (the nominated pair, the receive queue, the
+SRTP sessions, the senders' and receivers' handlers) it reaches through media.aiortc_compat.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from typing import Any
 import pylibsrtp
 from aiortc.rtp import RtcpPacket, RtpPacket, is_rtcp
 
+from media import aiortc_compat
+from media.aiortc_compat import count_received, rtcp_handler, rtp_handler
 from media.core.source import NTP_EPOCH_OFFSET
 from media.transport import consent_check, pinned_path
 from media.transport.consent_answer import ConsentAnswer
@@ -92,16 +94,13 @@ class WebRtcTransport:
         """The transport under aiortc's connected ``dtls``, its SRTP taken off the socket (and its
         RTP too with ``rtp``; with ``burst`` its socket is drained a burst at a time). The same
         object for every m-line of a bundle; None while ICE or DTLS is not up."""
-        connection, keys = _connection_of(dtls), _srtp_keys(dtls)
+        connection, keys = aiortc_compat.ice_connection(dtls), aiortc_compat.srtp_state(dtls)
         if connection is None or keys[0] is None:
             return None
         transport = cls.of(connection)
         if not transport._bind():
             return None
-        if transport.dtls is None:
-            transport.dtls = dtls
-            transport._rx_srtp, transport.tx_srtp, transport._rtp_router, transport._extensions = keys
-        transport._rtp = transport._rtp or rtp
+        transport._adopt(dtls, keys, rtp)
         if burst is not None and transport.drain is None and transport.socket is not None:
             transport.drain = SocketDrain.take(transport.protocol.transport, burst, transport.datagram_received)
         return transport
@@ -180,14 +179,20 @@ class WebRtcTransport:
             "path_pinned": self.path_pinned(),
         }
 
-    # ---- from here on: aiortc and aioice internals (pinned versions) ----
+    def _adopt(self, dtls: Any, keys: tuple[Any, Any, Any, Any], rtp: bool) -> None:
+        """Take the SRTP of the first DTLS transport keyed on this pair (``keys``: its sessions, RTP
+        router and header extensions); with ``rtp`` the SRTP packets too, not only SRTCP."""
+        if self.dtls is None:
+            self.dtls = dtls
+            self._rx_srtp, self.tx_srtp, self._rtp_router, self._extensions = keys
+        self._rtp = self._rtp or rtp
 
     def _bind(self) -> bool:
         """Take the nominated pair's datagrams (once); False while ICE has not completed."""
         if self.protocol is not None:
             return True
         connection = self._connection
-        pair = connection._nominated.get(1)
+        pair = aiortc_compat.nominated_pair(connection, 1)
         if pair is None or pair.protocol.transport is None:
             return False
         protocol = self.protocol = pair.protocol
@@ -198,7 +203,7 @@ class WebRtcTransport:
         else:  # our side relays through TURN: the Python path, through aioice's relay
             self.sendto = relayed_sendto(protocol.transport)
         self.remote_addr = pair.remote_addr
-        self.received_queue = connection._queue
+        self.received_queue = aiortc_compat.receive_queue(connection)
         self._to_dtls = connection.data_received
         self._to_aioice = protocol.datagram_received
         protocol.datagram_received = self.datagram_received
@@ -206,8 +211,7 @@ class WebRtcTransport:
 
     def alive(self) -> bool:
         """The pair is still the connection's: not closing, still nominated."""
-        connection = self._connection
-        return not connection._closing and connection._nominated.get(self._component) is not None
+        return aiortc_compat.ice_alive(self._connection, self._component)
 
     def own_consent(self) -> None:
         """Our consent checks and answers instead of aioice's task, from when ICE completes (aioice
@@ -234,7 +238,7 @@ class WebRtcTransport:
         remote = connection.remote_username
         self.consent_check = ConsentCheck(
             self.sendto, self.remote_addr, f"{remote}:{local}".encode(), connection.remote_password.encode("utf8"),
-            connection.ice_controlling, connection._tie_breaker, self.alive, self._consent_expired, self._component,
+            connection.ice_controlling, aiortc_compat.tie_breaker(connection), self.alive, self._consent_expired, self._component,
         )
         consent_check.schedule().add(self.consent_check)
         if not connection.ice_controlling and remote is not None:  # answerers only (WHEP/WHIP)
@@ -242,19 +246,13 @@ class WebRtcTransport:
                                                 connection.local_password.encode("utf8"), self.alive)
 
     def _consent_expired(self) -> None:
-        self._connection._query_consent_task = None  # aioice's close would otherwise cancel the caller
+        aiortc_compat.forget_consent_task(self._connection)
         asyncio.ensure_future(self._connection.close())
-
-    def _count(self, size: int) -> None:
-        # aiortc's transport stats (getStats) count every datagram its receive task saw.
-        dtls = self.dtls
-        dtls._RTCDtlsTransport__rx_bytes += size
-        dtls._RTCDtlsTransport__rx_packets += 1
 
     def _receive_rtp(self, data: bytes) -> None:
         """Unprotect, parse and route one SRTP datagram to its aiortc receiver."""
         arrival_time_ms = int(time.time() * 1000) + NTP_EPOCH_MS
-        self._count(len(data))
+        count_received(self.dtls, len(data))  # aiortc's transport stats (getStats) count every datagram
         try:
             plain = self._rx_srtp.unprotect(data)
         except pylibsrtp.Error:
@@ -265,11 +263,11 @@ class WebRtcTransport:
             return
         receiver = self._rtp_router.route_rtp(packet)
         if receiver is not None:
-            drive(receiver._handle_rtp_packet(packet, arrival_time_ms))
+            drive(rtp_handler(receiver)(packet, arrival_time_ms))
 
     def _receive_rtcp(self, data: bytes) -> None:
         """Unprotect, parse and route one SRTCP datagram as RTCDtlsTransport would, without its queue."""
-        self._count(len(data))
+        count_received(self.dtls, len(data))
         try:
             plain = self._rx_srtp.unprotect_rtcp(data)
         except pylibsrtp.Error:
@@ -292,7 +290,7 @@ class WebRtcTransport:
             except (ValueError, struct.error):  # aiortc reads a REMB's SSRCs as many as it claims
                 continue
             for recipient in recipients:
-                drive(recipient._handle_rtcp_packet(packet))
+                drive(rtcp_handler(recipient)(packet))
 
     def tx_master(self) -> tuple[bytes, bytes] | None:
         """The sending master key and salt when the SRTP profile is AES-GCM (else None), for the
@@ -302,7 +300,7 @@ class WebRtcTransport:
         key, client salt, server salt; the DTLS server sends with the second of each.
         """
         dtls = self.dtls
-        ssl = getattr(dtls, "_ssl", None)
+        ssl = aiortc_compat.dtls_ssl(dtls)
         if ssl is None:
             return None
         try:
@@ -313,28 +311,17 @@ class WebRtcTransport:
             material = ssl.export_keying_material(b"EXTRACTOR-dtls_srtp", 2 * (key_len + salt_len))
         except Exception:  # noqa: BLE001 - no usable DTLS state: libsrtp keeps the stream
             return None
-        idx = 1 if dtls._role == "server" else 0
+        idx = 1 if aiortc_compat.dtls_is_server(dtls) else 0
         key = bytes(material[idx * key_len:(idx + 1) * key_len])
         salt_start = 2 * key_len + idx * salt_len
         return key, bytes(material[salt_start:salt_start + salt_len])
-
-
-def _connection_of(dtls: Any) -> Any:
-    """The aioice connection under aiortc's RTCDtlsTransport (None if it has none)."""
-    return getattr(getattr(dtls, "transport", None), "_connection", None)
-
-
-def _srtp_keys(dtls: Any) -> tuple[Any, Any, Any, Any]:
-    """(receive session, send session, RTP router, header extensions map) of a DTLS transport;
-    the sessions are None until DTLS is up."""
-    return dtls._rx_srtp, dtls._tx_srtp, dtls._rtp_router, dtls._rtp_header_extensions_map
 
 
 def ice_connections(pc: object) -> list:
     """The aioice connections under a peer connection's transceivers (one when bundled)."""
     found: list = []
     for transceiver in getattr(pc, "getTransceivers", lambda: [])():
-        connection = _connection_of(transceiver.receiver.transport)
+        connection = aiortc_compat.ice_connection(transceiver.receiver.transport)
         if connection is not None and all(connection is not c for c in found):
             found.append(connection)
     return found
