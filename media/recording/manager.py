@@ -101,18 +101,15 @@ class RecordingManager:
                     self._arm_idle(conference_id, entry)
             return
         kinds = recordable_kinds(producer)
+        skipped = {kind: source.codec for kind, source in producer.sources.items() if kind not in kinds}
+        if skipped:
+            log.warning("conference %s: not recorded (H.264 and Opus only): %s", conference_id, skipped)
         if not kinds:
-            log.warning("conference %s: nothing recordable (%s)", conference_id,
-                        {kind: source.codec for kind, source in producer.sources.items()})
             return
         if entry is None:
-            entry = self._start(conference_id, producer.router)
+            entry = self._start(conference_id, producer.router)  # the engine's one router of the conference
             if entry is None:
                 return
-        elif entry.router is not producer.router:  # the engine made the conference a new router
-            entry.router.remove_reader(entry.recorder.reader)
-            entry.router = producer.router
-            entry.router.add_reader(entry.recorder.reader)
         recorder = entry.recorder
         entry.publishers.add(producer.id)
         if entry.idle is not None:

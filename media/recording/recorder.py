@@ -216,7 +216,11 @@ class Recorder:
                 time.sleep(WRITER_TICK)
                 continue
             if item[0].__class__ is not str:
-                self._on_packet(*item)
+                try:
+                    self._on_packet(*item)
+                except Exception:
+                    log.exception("recorder %s: a packet failed", self.id)
+                    self._abandon_run()
                 continue
             if item[0] == "stop":
                 try:
@@ -244,12 +248,8 @@ class Recorder:
             if publisher is None or source.kind not in publisher.kinds:
                 return  # not recordable, or its publisher has left
             state = self._sources[source.id] = _Source(source, publisher)
-        for ts, data in state.frames.push(seq, ts, marker, payload):
-            try:
-                self._on_frame(state, ts, data)
-            except Exception:
-                log.exception("recorder %s: a frame failed", self.id)
-                self._abandon_run()
+        for frame_ts, data in state.frames.push(seq, ts, marker, payload):
+            self._on_frame(state, frame_ts, data)
 
     def _on_publisher(self, producer_id: str, kinds: frozenset[str]) -> None:
         self._publishers[producer_id] = _Publisher(producer_id, kinds)
