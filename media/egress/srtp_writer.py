@@ -6,7 +6,7 @@ protect function (libsrtp's, or the stream's own AES-GCM, media.egress.srtp_gcm)
 place and the socket sends from a view of it: no intermediate objects. ``SrtpWriter`` builds RTP
 (forwarding on the Python path, fast start without the C loop, retransmissions); sender reports
 use ``SrtpBuffer`` with libsrtp's RTCP protect (media.egress.sender_report). The C loop builds its
-own packets (media.native.build). Uses pylibsrtp's cffi binding (pinned with aiortc).
+own packets (media/native/fastpath.c). Uses pylibsrtp's cffi binding (through media.aiortc_compat).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ sorts them by their first byte (RFC 7983) and hands each to the one handler for 
   :class:`ConsentCheck`; anything else (nominations, role conflicts, bad integrity) to aioice;
 - DTLS (20-63): to aiortc's DTLS transport, through aioice's receive queue as before;
 - SRTCP and SRTP (128-191), once DTLS is up and the keys are ours (:meth:`take`): unprotected,
-  parsed and routed to aiortc's senders and receivers right there, exactly as
-  ``RTCDtlsTransport._recv_next`` would (plain receiver reports go to ``on_report`` as blocks);
+  parsed and routed to aiortc's senders and receivers right there, exactly as the receive loop
+  of aiortc's ``RTCDtlsTransport`` would (plain receiver reports go to ``on_report`` as blocks);
   SRTP only on a publisher's socket, a point's RTP (there is none) keeps aiortc's way.
 
 The transport also holds what the consumer sends with (socket, remote address, SRTP session, the
@@ -296,8 +296,8 @@ class WebRtcTransport:
         """The sending master key and salt when the SRTP profile is AES-GCM (else None), for the
         fan-out's own per-stream contexts (media.egress.srtp_gcm).
 
-        Mirrors ``RTCDtlsTransport._setup_srtp`` (aiortc 1.16): the exporter gives client key, server
-        key, client salt, server salt; the DTLS server sends with the second of each.
+        Mirrors how aiortc 1.16's ``RTCDtlsTransport`` keys its SRTP sessions: the exporter gives
+        client key, server key, client salt, server salt; the DTLS server sends with the second of each.
         """
         dtls = self.dtls
         ssl = aiortc_compat.dtls_ssl(dtls)
