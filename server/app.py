@@ -50,6 +50,7 @@ WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
 
 
 def media_engine(settings: Settings) -> MediaEngine:
+    """This process's media engine, configured from the settings (started by the lifespan)."""
     return MediaEngine(
         EngineConfig(
             ice_servers=ice_servers.for_engine(settings),
