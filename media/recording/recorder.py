@@ -8,8 +8,7 @@ the current :class:`RunMuxer`, files and playlist.
 Publishers. The manager tells the recorder which publishers (producers) it may record and their
 recordable kinds (:meth:`add_publisher`), and when one leaves (:meth:`publisher_closed`). The router
 only hands over a new video source at its keyframe, so the recording switches where the packets
-switch: a packet of another publisher's video source ends the run and starts the next at that
-keyframe. The router switches audio at once, so a newcomer's audio is held (``AUDIO_LOOKBEHIND``)
+switch: a frame of a new video source epoch ends the run and starts the next at that keyframe. The router switches audio at once, so a newcomer's audio is held (``AUDIO_LOOKBEHIND``)
 until its video takes over, unless it has no video: then it takes over at once.
 
 Timing. Each publisher's sources are tied to one wall clock (:meth:`set_clocks`, from its sender
@@ -154,6 +153,7 @@ class Recorder:
         self._publishers: dict[str, _Publisher] = {}
         self._sources: dict[int, _Source] = {}  # SourceStream.id -> state, for publishers added
         self._current: _Publisher | None = None  # whose media the recording follows
+        self._video: _Source | None = None  # ... and the video source epoch of its run
         self._run: RunMuxer | None = None
         self._run_number = -1
         self._run_t0 = 0.0
@@ -274,7 +274,7 @@ class Recorder:
             del self._sources[key]
         if p is self._current:
             self._end_run()
-            self._current = None
+            self._current = self._video = None
 
     def _on_frame(self, state: _Source, ts: int, data: bytes | None) -> None:
         p = state.publisher
@@ -294,12 +294,13 @@ class Recorder:
             return
         if state.kind == "video":
             self.stats.frames_video += 1
-            self._handle_video(p, t, data)
+            self._handle_video(state, t, data)
         else:
             self.stats.frames_audio += 1
             self._handle_audio(p, t, data)  # type: ignore[arg-type]
 
-    def _handle_video(self, p: _Publisher, t: float, data: bytes | None) -> None:
+    def _handle_video(self, state: _Source, t: float, data: bytes | None) -> None:
+        p = state.publisher
         if data is None:  # a packet of it was lost: the pictures after it wait for a keyframe
             self.stats.dropped_frames += 1
             p.needs_keyframe = True
@@ -318,9 +319,9 @@ class Recorder:
             self._nudge(t, force=True)
             return
         p.needs_keyframe = False
-        if p is not self._current:  # the Router switched the video to this publisher's source
+        if state is not self._video:  # a new epoch: the Router switched the video to this source
             self._end_run()
-            self._current = p
+            self._current, self._video = p, state
         if self._run is None or (key and self._run.video_format is not None
                                  and self._run.video_format.extradata != h264.annexb([p.sps, p.pps])):  # type: ignore[list-item]
             if not key:
@@ -338,7 +339,7 @@ class Recorder:
         if "video" not in p.kinds:  # audio-only publisher: start at once
             if p is not self._current:
                 self._end_run()
-                self._current = p
+                self._current, self._video = p, None
             self._start_run(p, t, None)
 
     def _disk_room(self, p: _Publisher) -> bool:
