@@ -148,6 +148,25 @@ def test_a_recording_from_reordered_packets_keeps_every_frame(tmp_path: Path) ->
     assert int(info["streams"][0]["nb_read_frames"]) == 90
 
 
+def test_a_new_video_source_epoch_is_a_switch(tmp_path: Path) -> None:
+    """Epochs, not publishers, mark switches: a new SourceStream of the same producer (as the Router
+    hands it over, at a keyframe) ends the run and the next one continues the timeline."""
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    publisher = RtpPublisher(kinds=("video",))
+    recorder.add_publisher(publisher.producer_id, {"video"})
+    recorder.set_clocks(publisher.producer_id, {})
+    clip = test_clip()
+    for start in (0.0, 2.0):
+        if start:
+            publisher.sources["video"] = SourceStream("video", "video/h264", 90000, publisher.producer_id)
+        for _at, *packet in publisher.clip(clip, 2.0, start=start):
+            recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+    recorder.stop()
+    segments = parse((tmp_path / "rec" / PLAYLIST).read_text())[0]
+    assert recorder.stats.runs == 2 and sum(s.discontinuity for s in segments) == 1
+    assert recorder.duration == pytest.approx(4.0, abs=0.1)
+
+
 # --- clocks --------------------------------------------------------------------------------------
 def _source(kind: str, rate: int, last_ts: int, arrival: float, report: tuple[int, float] | None) -> SourceStream:
     source = SourceStream(kind, "audio/opus" if kind == "audio" else "video/h264", rate, "p")
