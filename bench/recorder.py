@@ -33,8 +33,7 @@ def run(quick: bool = False) -> dict:
     try:
         cpu0, wall0 = time.process_time(), time.monotonic()
         recorder = Recorder("bench", "bench", workdir / "rec", segment_seconds=2.0)
-        recorder.add_publisher(publisher.producer_id, {"audio", "video"})
-        recorder.set_clocks(publisher.producer_id, publisher.clocks())
+        publisher.join(recorder)
         on_packet = recorder.reader.on_packet
         for _at, source, seq, ts, marker, payload in packets:
             while recorder.backlog > 1500:  # stay far below the drop threshold

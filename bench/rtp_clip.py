@@ -5,12 +5,15 @@ numbers and timestamps from origins just below their wrap, so a few seconds cros
 from __future__ import annotations
 
 import fractions
+from collections.abc import Iterable
 
 import av
 from aiortc.codecs.h264 import H264Encoder
 
 from bench.clip import Clip
 from media.core.source import SourceStream
+from media.recording.reader import RecordingReader
+from media.recording.recorder import Recorder
 from media.recording.sync import SourceClock
 
 VIDEO_RATE, AUDIO_RATE = 90000, 48000
@@ -41,6 +44,13 @@ class RtpPublisher:
     @property
     def producer_id(self) -> str:
         return next(iter(self.sources.values())).producer_id
+
+    def join(self, recorder: Recorder, clocks: dict[str, SourceClock] | None = None) -> RtpPublisher:
+        """Announce this publisher to ``recorder`` as the recording manager does, with its clocks
+        (by default :meth:`clocks`; ``{}``: each kind from its first frame)."""
+        recorder.add_publisher(self.producer_id, set(self.sources))
+        recorder.set_clocks(self.producer_id, self.clocks() if clocks is None else clocks)
+        return self
 
     def clocks(self, audio_delay: float = 0.0, wall: float = 1000.0) -> dict[str, SourceClock]:
         """The sender's clocks: the clip's start at ``wall`` seconds, its audio ``audio_delay`` later."""
@@ -77,6 +87,12 @@ class RtpPublisher:
                                 clip.audio[i % len(clip.audio)][1]) for i in range(count)])
         out.sort(key=lambda p: p[0])
         return out
+
+    @staticmethod
+    def send(reader: RecordingReader, packets: Iterable[Packet]) -> None:
+        """Hand ``packets`` to a Router reader the way the Router does."""
+        for _at, source, seq, ts, marker, payload in packets:
+            reader.on_packet(source, seq, ts, marker, payload, False)
 
     def _next(self, kind: str) -> int:
         seq = self.seq[kind]

@@ -31,11 +31,8 @@ def _record_runs(directory: Path) -> Recorder:
     recorder = Recorder("r", "c", directory, segment_seconds=2.0)
     recorder._run_number = 997  # the next run is the 998th
     for n in range(RUNS):
-        publisher = RtpPublisher(f"publisher-{n}", kinds=("video",))
-        recorder.add_publisher(publisher.producer_id, {"video"})
-        recorder.set_clocks(publisher.producer_id, {})
-        for _at, *packet in publisher.video([(i / 30, i * 3000, clip.video[i][2]) for i in range(15)]):
-            recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+        publisher = RtpPublisher(f"publisher-{n}", kinds=("video",)).join(recorder, {})
+        publisher.send(recorder.reader, publisher.video([(i / 30, i * 3000, clip.video[i][2]) for i in range(15)]))
         recorder.publisher_closed(publisher.producer_id)
     recorder.stop()
     return recorder

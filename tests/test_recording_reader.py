@@ -135,11 +135,8 @@ def test_the_reader_never_blocks_and_counts_what_it_drops() -> None:
 def test_a_recording_from_reordered_packets_keeps_every_frame(tmp_path: Path) -> None:
     requests: list[int] = []
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0, request_keyframe=lambda: requests.append(1))
-    publisher = RtpPublisher()
-    recorder.add_publisher(publisher.producer_id, {"audio", "video"})
-    recorder.set_clocks(publisher.producer_id, publisher.clocks())
-    for _at, *packet in _shuffled(publisher.clip(test_clip(), 3.0), 10):
-        recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+    publisher = RtpPublisher().join(recorder)
+    publisher.send(recorder.reader, _shuffled(publisher.clip(test_clip(), 3.0), 10))
     recorder.stop()
     assert recorder.stats.runs == 1 and recorder.stats.dropped_frames == 0 and recorder.stats.frames_video == 90
     assert len(requests) == 1  # at the publisher's start; no gap, and a keyframe every second
@@ -152,15 +149,12 @@ def test_a_new_video_source_epoch_is_a_switch(tmp_path: Path) -> None:
     """Epochs, not publishers, mark switches: a new SourceStream of the same producer (as the Router
     hands it over, at a keyframe) ends the run and the next one continues the timeline."""
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
-    publisher = RtpPublisher(kinds=("video",))
-    recorder.add_publisher(publisher.producer_id, {"video"})
-    recorder.set_clocks(publisher.producer_id, {})
+    publisher = RtpPublisher(kinds=("video",)).join(recorder, {})
     clip = test_clip()
     for start in (0.0, 2.0):
         if start:
             publisher.sources["video"] = SourceStream("video", "video/h264", 90000, publisher.producer_id)
-        for _at, *packet in publisher.clip(clip, 2.0, start=start):
-            recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+        publisher.send(recorder.reader, publisher.clip(clip, 2.0, start=start))
     recorder.stop()
     segments = parse((tmp_path / "rec" / PLAYLIST).read_text())[0]
     assert recorder.stats.runs == 2 and sum(s.discontinuity for s in segments) == 1

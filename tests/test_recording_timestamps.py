@@ -21,12 +21,9 @@ from tests.support.hls_probe import ffprobe
 def _feed_rtp(recorder: Recorder, video: list[tuple[int, bytes]], seconds: float) -> None:
     """Video only, in the given (decode) order, each frame's pts as its RTP timestamp from an origin
     that wraps 32 bits within the first second, as the Router hands the packets over."""
-    publisher = RtpPublisher(kinds=("video",))
-    recorder.add_publisher(publisher.producer_id, {"video"})
-    recorder.set_clocks(publisher.producer_id, {})
+    publisher = RtpPublisher(kinds=("video",)).join(recorder, {})
     frames = [(n / 30, pts, data) for n, (pts, data) in enumerate(video) if pts < seconds * 90000]
-    for _at, *packet in publisher.video(frames):
-        recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+    publisher.send(recorder.reader, publisher.video(frames))
     recorder.stop()
 
 

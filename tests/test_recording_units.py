@@ -51,8 +51,7 @@ def feed(
     clip = clip or test_clip()
     if publisher is None:
         publisher = RtpPublisher(f"publisher-{next(_publishers)}", kinds)
-        recorder.add_publisher(publisher.producer_id, set(kinds))
-        recorder.set_clocks(publisher.producer_id, publisher.clocks(audio_offset))
+        publisher.join(recorder, publisher.clocks(audio_offset))
     video_packets = 0
     for _at, source, seq, ts, marker, payload in publisher.clip(clip, seconds, start, skip_video):
         while recorder.backlog > 1500:
@@ -282,11 +281,9 @@ def test_remux_to_faststart_mp4(tmp_path: Path) -> None:
 
 def test_recorder_ignores_packets_after_stop(tmp_path: Path) -> None:
     recorder = Recorder("r", "c", tmp_path / "rec")
-    publisher = RtpPublisher()
-    recorder.add_publisher(publisher.producer_id, {"audio", "video"})
+    publisher = RtpPublisher().join(recorder)
     recorder.stop()
-    for _at, *packet in publisher.clip(test_clip(), 0.5):
-        recorder.reader.on_packet(*packet, False)  # type: ignore[arg-type]
+    publisher.send(recorder.reader, publisher.clip(test_clip(), 0.5))
     assert recorder.backlog == 0 and recorder.reader.dropped > 0 and not (tmp_path / "rec").exists()
 
 
