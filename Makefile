@@ -8,7 +8,7 @@ TEST_STAMP = $(VENV)/.installed-test
 APT_PACKAGES = ffmpeg
 TEST_APT_PACKAGES = chromium ffmpeg redis-server coturn
 
-.PHONY: run test bench bench-quick soak install install-test system-deps test-system-deps clean lint
+.PHONY: run test test-fast bench bench-quick soak install install-test system-deps test-system-deps clean lint
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || (apt-get update && apt-get install -y python3 python3-venv)
@@ -52,6 +52,10 @@ run: install system-deps
 
 test: install-test test-system-deps
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# `make test-fast`: everything but the test files marked slow (each over ~10 s on two cores).
+test-fast: install-test test-system-deps
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
 # `make bench` runs the full fan-out/recorder benchmark; `make bench ARGS=--quick` or `make bench-quick` is the short one.
 bench: install-test test-system-deps

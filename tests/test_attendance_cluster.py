@@ -11,6 +11,8 @@ from tests.support.attendance_clients import PresenceClient, close_many
 from tests.support.waiting import wait_until_async
 from tests.support.server import ServerFactory, ServerProcess
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def two_nodes(start_server: ServerFactory) -> Iterator[tuple[ServerProcess, ServerProcess]]:

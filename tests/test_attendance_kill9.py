@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.support.attendance_clients import PresenceClient, close_many
 from tests.support.waiting import wait_until_async
 from tests.support.server import ServerProcess
+
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
 CSV = "name,level,parent,summoned\nTỉnh,province,,100\nHuyện A,district,Tỉnh,40\nHuyện B,district,Tỉnh,30\nHuyện C,district,Tỉnh,20\n"
 

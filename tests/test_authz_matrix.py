@@ -31,6 +31,8 @@ from server.settings import Settings
 from tests.support.authz_world import CALLERS, PDF, World
 from tests.support.server import ServerFactory
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 Key = tuple[str, str]  # (method, path template); "WS" for WebSocket routes, "MOUNT" for mounted apps
 
 CONFERENCE_ROLES = ("viewer", "member", "point", "speaker", "organiser")

@@ -12,11 +12,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
 from tests.support.attendance_clients import hierarchy, hierarchy_csv
 from bench.server_process import ROOT, ServerProcess, free_port
 from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
 
 def diemcau(srv: ServerProcess, token: str | None, *args: str, url: str | None = None) -> subprocess.CompletedProcess:

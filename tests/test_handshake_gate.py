@@ -14,6 +14,8 @@ from media.transport.handshake_gate import HandshakeGate
 from tests.support import peers
 from tests.support.server import ServerFactory, ServerProcess
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 
 async def test_slots_bound_waiters_and_release_once() -> None:
     gate = HandshakeGate(2, hold=0.3, max_wait=5.0)

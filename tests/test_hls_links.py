@@ -23,6 +23,8 @@ from tests.support.background import BackgroundPublisher
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 PUBLISH_SECONDS = 12.0
 MEMBERS = ("Claimer", "Half", "Whole", "Revoked")
 

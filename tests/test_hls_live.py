@@ -22,6 +22,8 @@ from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
 from tests.support.threaded_browser import Page, with_page
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 PUBLISH_SECONDS = 20.0
 SEGMENT = 2.0  # settings.hls_segment_seconds default
 

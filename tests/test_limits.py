@@ -22,6 +22,8 @@ from bench.whip_publisher import NO_ICE
 from tests.support.peers import delete_session, subscribe
 from tests.support.server import ServerFactory, ServerProcess
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 MAX_BODY = 64 * 1024
 MAX_UPLOAD = 1024 * 1024
 WS_MAX_BYTES = 2048

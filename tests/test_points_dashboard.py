@@ -12,6 +12,8 @@ from websockets.sync.client import connect
 
 from bench.server_process import ROOT, ServerProcess
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 CSV = (
     "name,level,parent,summoned\n"
     "Tỉnh Minh Sơn,province,,100\n"

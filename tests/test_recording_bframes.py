@@ -13,11 +13,14 @@ import subprocess
 
 import av
 import httpx
+import pytest
 
 from tests.support.bframe_clip import bframe_clip, publish_reordered
 from tests.support.hls_probe import ffprobe
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until_async
+
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
 SECONDS = 8.0
 

@@ -26,6 +26,8 @@ from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until
 from tests.test_recording_units import feed
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 BEYOND = 10**16  # more than any disk's free space
 
 
@@ -74,7 +76,7 @@ def test_below_the_floor_nothing_is_recorded_and_the_dashboard_says_so(tmp_path:
         assert disk["low"] and disk["min_free_bytes"] == floor and disk["refused_recordings"] >= 1
         assert 0 < disk["free_bytes"] < floor
         assert "diemcau_disk_low 1.0" in metrics and f"diemcau_disk_min_free_bytes {float(floor)}" in metrics
-        assert not (data / "recordings" / conference).exists()
+        assert not (server.data_dir / "recordings" / conference).exists()
     finally:
         server.stop()
 

@@ -12,6 +12,8 @@ from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until_async
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def quick_timeout_server(start_server):

@@ -11,6 +11,8 @@ import pytest
 from tests.support.server import ServerFactory
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 
 def _alive(pid: int) -> bool:
     try:

@@ -12,6 +12,8 @@ from bench.clip import test_clip
 from bench.whip_publisher import NO_ICE, publish
 from tests.support.peers import subscribe
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 
 async def offer_sdp(kind_directions=(("video", "recvonly"), ("audio", "recvonly"))) -> str:
     pc = RTCPeerConnection(NO_ICE)

@@ -14,7 +14,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench import soak
+
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,6 +24,8 @@ from tests.support.peers import subscribe
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until_async
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 CLOSE_WITHIN = 8.0  # seconds: token_check_seconds is 2 by default; generous for a loaded machine
 
 

@@ -33,6 +33,8 @@ from bench.whip_publisher import publish
 from tests.support.peers import subscribe
 from tests.test_turn_relay import _answers_stun, _candidate_types
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 SECRET = "coturn-static-auth-secret-for-tests"
 
 

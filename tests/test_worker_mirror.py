@@ -24,6 +24,8 @@ from bench.whip_publisher import publish
 from tests.support.peers import subscribe
 from tests.support.server import ServerFactory, ServerProcess
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 MARK = b"INJECTED-BY-A-LOCAL-PROCESS" * 8
 
 
