@@ -23,6 +23,7 @@ from aiortc.rtp import (RtcpByePacket, RtcpPsfbPacket, RtcpReceiverInfo, RtcpRrP
 
 from bench.clip import test_clip
 from bench.whip_publisher import publish
+from media.core.codecs import is_rtx
 from tests.support.peers import subscribe
 
 SEED = 21
@@ -88,10 +89,19 @@ class SeqLog:
         for transceiver in sub.pc.getTransceivers():
             receiver, kind = transceiver.receiver, transceiver.kind
             original = receiver._handle_rtp_packet
+            # A retransmission over RTX has sequence numbers of its own: what it repairs is the
+            # original sequence number in front of its payload (RFC 4588).
+            rtx = {c.payloadType for c in transceiver._codecs if is_rtx(c)}
 
-            async def handle(packet, arrival_time_ms, kind=kind, original=original):  # type: ignore[no-untyped-def]
+            async def handle(packet, arrival_time_ms, kind=kind, original=original, rtx=rtx):  # type: ignore[no-untyped-def]
                 if self.recording:
-                    self.seqs[kind].add(self._unwrap(kind, packet.sequence_number))
+                    seq = packet.sequence_number
+                    if packet.payload_type in rtx:
+                        if len(packet.payload) < 2:
+                            await original(packet, arrival_time_ms)
+                            return
+                        seq = int.from_bytes(packet.payload[:2], "big")
+                    self.seqs[kind].add(self._unwrap(kind, seq))
                 await original(packet, arrival_time_ms)
 
             receiver._handle_rtp_packet = handle
