@@ -45,10 +45,13 @@ from bench.clip import test_clip
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.filterwarnings(
-    # schemathesis draws some choices from the global ``random`` (hypothesis seeds it per example)
-    "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.slow,  # over ~10 s: `make test-fast` leaves it out
+    pytest.mark.filterwarnings(
+        # schemathesis draws some choices from the global ``random`` (hypothesis seeds it per example)
+        "ignore:Do not use the `random` module inside strategies:hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 ROLES = ("anonymous", "viewer", "member", "point", "speaker", "organiser", "admin")
 PROBE_EXAMPLES = 4  # generated requests per operation and role

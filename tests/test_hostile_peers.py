@@ -26,6 +26,8 @@ from bench.whip_publisher import publish
 from media.core.codecs import is_rtx
 from tests.support.peers import subscribe
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 SEED = 21
 
 

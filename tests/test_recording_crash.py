@@ -17,6 +17,8 @@ from tests.support.hls_probe import duration, ffprobe
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 
 def _live_text(server: ServerProcess, conference: str, token: str) -> str:
     r = httpx.get(f"{server.url}/hls/{conference}/index.m3u8", params={"token": token}, timeout=10)

@@ -17,12 +17,16 @@ from pathlib import Path
 
 import httpx
 
+import pytest
+
 from media.recording.files import PLAYLIST, SEGMENT
 from media.recording.playlist import parse, render
 from tests.support.background import BackgroundPublisher
 from bench.clip import test_clip
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
 CASES = ("no_init", "no_playlist", "intact", "no_row")
 

@@ -11,6 +11,8 @@ from bench.whip_publisher import publish
 from tests.support.peers import delete_session, install_sync_probe, subscribe, sync_offset
 from tests.support.waiting import wait_until_async
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 
 @pytest.fixture(scope="module")
 def clip():

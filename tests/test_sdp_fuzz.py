@@ -23,6 +23,8 @@ from bench.clip import test_clip
 from bench.whip_publisher import NO_ICE, Publisher, prefer_codec, publish
 from tests.support.peers import Subscriber, subscribe
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 FUZZ = settings(
     max_examples=120,
     deadline=timedelta(seconds=15),  # one POST (and DELETE): a negotiation on a loaded machine

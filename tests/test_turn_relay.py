@@ -31,6 +31,8 @@ from bench.whip_publisher import publish
 from tests.support.peers import subscribe
 from tests.support.waiting import wait_until_async
 
+pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
+
 USER, PASSWORD = "diemcau", "relay-secret"
 
 
