@@ -7,6 +7,11 @@ Those names change between releases without notice, so they are used only here, 
 they were read from are checked when this module is imported: another version fails at start-up
 with a message saying which, instead of misbehaving on the first packet.
 
+Two asyncio internals live here too, for the same reason: the drained read of the speaker's socket
+takes over a selector datagram transport's read callback (media.transport.socket_drain), and the
+in-place SRTP handlers resume a coroutine that waited on a future as a Task would
+(media.transport.drive).
+
 The process-wide patches (codec table, decoder thread, bitrate estimator, codec factories, host
 addresses, aioice's datagram and STUN handling, the peer connection's certificate) are applied by
 the functions below, called by their owners (media.engine, media.transport.ice, ...).
@@ -229,6 +234,34 @@ def dtls_ssl(dtls: Any) -> Any:
 
 def dtls_is_server(dtls: Any) -> bool:
     return dtls._role == "server"
+
+
+# ---- asyncio's selector datagram transport and future protocol
+def drainable(transport: Any) -> bool:
+    """Whether ``transport`` is a plain selector datagram transport whose reads we can take over."""
+    return getattr(transport, "_sock", None) is not None and hasattr(getattr(transport, "_loop", None), "_add_reader")
+
+
+def take_reads(transport: Any, read_ready: Callable[[], None]) -> Any:
+    """Replace the transport's read callback with ``read_ready``; returns its socket."""
+    loop = transport._loop
+    loop._remove_reader(transport._sock_fd)
+    loop._add_reader(transport._sock_fd, read_ready)
+    return transport._sock
+
+
+def transport_lost(transport: Any) -> bool:
+    return bool(transport._conn_lost)
+
+
+def report_read_error(transport: Any, exc: OSError) -> None:
+    """Hand a read error to the transport's protocol, as asyncio would."""
+    transport._protocol.error_received(exc)
+
+
+def release_future(future: Any) -> None:
+    """What a Task does with a future its coroutine yielded before waiting on it."""
+    future._asyncio_future_blocking = False
 
 
 # ---- process-wide patches

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from media import aiortc_compat
+
 log = logging.getLogger(__name__)
 
 
@@ -30,7 +32,7 @@ class _Resume:
         if yielded is None:  # a bare yield (asyncio.sleep(0)): next loop iteration
             asyncio.get_running_loop().call_soon(self._step)
         else:
-            yielded._asyncio_future_blocking = False
+            aiortc_compat.release_future(yielded)
             yielded.add_done_callback(lambda _f: self._step())
 
     def _step(self) -> None:

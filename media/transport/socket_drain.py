@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from media import aiortc_compat
+
 MAX_DATAGRAMS = 64  # per wake-up: the API and timers on the same loop wait for no more than this
 MAX_SIZE = 65536  # a UDP datagram is never larger: nothing is truncated
 
@@ -36,26 +38,24 @@ class SocketDrain:
 
     def __init__(self, transport: Any, burst: BurstSink, receive: Callable[[bytes, tuple], None]) -> None:
         self._transport = transport
-        self._sock = transport._sock
         self._burst = burst
         self._receive = receive
         self.wakeups = 0
         self.datagrams = 0
-        loop = transport._loop
-        loop._remove_reader(transport._sock_fd)
-        loop._add_reader(transport._sock_fd, self._read_ready)
+        self._sock = aiortc_compat.take_reads(transport, self._read_ready)
 
     @classmethod
     def take(cls, transport: Any, burst: BurstSink, receive: Callable[[bytes, tuple], None]) -> SocketDrain | None:
         """Drain ``transport``'s socket from now on; None where there is no plain selector transport
         (a TURN-relayed pair, another event loop), which then keeps asyncio's own reads."""
-        if getattr(transport, "_sock", None) is None or not hasattr(transport._loop, "_add_reader"):
+        if not aiortc_compat.drainable(transport):
             return None
         return cls(transport, burst, receive)
 
     def _read_ready(self) -> None:
         transport = self._transport
-        if transport._conn_lost:
+        lost = aiortc_compat.transport_lost
+        if lost(transport):
             return
         receive = self._receive
         recvfrom = self._sock.recvfrom
@@ -69,11 +69,11 @@ class SocketDrain:
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:  # an ICMP error from an earlier send, as asyncio reports it
-                    transport._protocol.error_received(exc)
+                    aiortc_compat.report_read_error(transport, exc)
                     break
                 count += 1
                 receive(data, addr)
-                if transport._conn_lost:
+                if lost(transport):
                     break
         finally:
             self.wakeups += 1
