@@ -7,24 +7,24 @@ import logging
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Protocol
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from aiortc import RTCPeerConnection
 
-from media.runtime import codec_audit, gc_pauses
-from media.transport import dtls_identity
-from media.egress import fanout
-from media.ingest import frame_tap, remb_throttle as lazy_estimator
 from media.aiortc_compat import register_forwarding_codecs
-from media.egress.consumer import Consumer
-from media.egress.fanout_group import FanoutGroup
-from media.transport.handshake_gate import HandshakeGate
-from media.transport.ice import restrict_host_addresses, rtc_configuration
-from media.ingest.producer import Producer
 from media.core.router import Router
 from media.core.sdp_check import check_offer
+from media.egress import fanout
+from media.egress.consumer import Consumer
+from media.egress.fanout_group import FanoutGroup
+from media.ingest import frame_tap, remb_throttle
+from media.ingest.producer import Producer
+from media.runtime import codec_audit, gc_pauses
 from media.runtime.session_garbage import SessionGarbage
+from media.transport import dtls_identity
+from media.transport.handshake_gate import HandshakeGate
+from media.transport.ice import restrict_host_addresses, rtc_configuration
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class MediaEngine:
         register_forwarding_codecs()
         codec_audit.install()
         frame_tap.install()
-        lazy_estimator.install()
+        remb_throttle.install()
         gc_pauses.install()
         restrict_host_addresses(config.ice_host_addresses)
         log.info("fan-out loop: %s", "C (media.native._fastpath)" if fanout.enabled() else "Python (C fast path not built)")
