@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.rate import RemoteBitrateEstimator
 
-from media.ingest import remb_throttle as lazy_estimator
+from media.ingest import remb_throttle
 from media.ingest.remb_throttle import RembThrottle
 
 
@@ -26,7 +26,7 @@ def test_same_estimates_as_aiortc() -> None:
 
 
 async def test_receivers_allocate_nothing_until_rtp() -> None:
-    lazy_estimator.install()
+    remb_throttle.install()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         receiver = pc.addTransceiver("video", direction="sendonly").receiver
