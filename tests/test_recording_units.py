@@ -26,6 +26,7 @@ from server.domain.signed_links import Grant, LinkSigner
 from bench.clip import Clip, test_clip
 from bench.rtp_clip import RtpPublisher
 from tests.support.hls_probe import duration, ffprobe, streams, tone_onset
+from tests.support.waiting import wait_until
 
 
 _publishers = itertools.count(1)
@@ -54,8 +55,7 @@ def feed(
         publisher.join(recorder, publisher.clocks(audio_offset))
     video_packets = 0
     for _at, source, seq, ts, marker, payload in publisher.clip(clip, seconds, start, skip_video):
-        while recorder.backlog > 1500:
-            time.sleep(0.001)
+        wait_until(lambda: recorder.backlog <= 1500, 30, "the recorder's backlog to drain", interval=0.001)
         if source.kind == "video":
             video_packets += 1
             if keep_video is not None and not keep_video(video_packets - 1):
