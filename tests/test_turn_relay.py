@@ -13,22 +13,18 @@ The usual case is the other one: a point behind a strict firewall relays through
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 
 import pytest
-from aioice import stun
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from bench.clip import test_clip
-from bench.server_process import ServerProcess, free_port
-from tests.support.server import ServerFactory
+from bench.server_process import ServerProcess
 from bench.whip_publisher import publish
+from tests.support.server import ServerFactory
 from tests.support.peers import subscribe
+from tests.support.turn_server import TurnServer
 from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
@@ -36,40 +32,10 @@ pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 USER, PASSWORD = "diemcau", "relay-secret"
 
 
-def _answers_stun(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> bool:
-    """Ready once it answers a Binding request (it listens on UDP: there is no connect to wait on)."""
-    request = bytes(stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.settimeout(0.2)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and proc.poll() is None:
-            probe.sendto(request, ("127.0.0.1", port))
-            try:
-                data, _ = probe.recvfrom(2048)
-            except (TimeoutError, ConnectionRefusedError):
-                continue
-            if stun.parse_message(data).transaction_id == stun.parse_message(request).transaction_id:
-                return True
-    return False
-
-
 @pytest.fixture(scope="module")
 def turn_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    if shutil.which("turnserver") is None:
-        pytest.fail("coturn's turnserver is not installed (`make test` installs it)")
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("turn") / "turnserver.log", "wb")
-    proc = subprocess.Popen(
-        ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-         "--allow-loopback-peers", "--lt-cred-mech", f"--user={USER}:{PASSWORD}", "--realm=diemcau",
-         "--no-tls", "--no-dtls", "--no-cli", "--fingerprint", "--log-file=stdout", "--simple-log"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    assert _answers_stun(port, proc), "turnserver did not answer a STUN Binding request within 10 s"
-    yield port
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    with TurnServer(tmp_path_factory.mktemp("turn"), "--lt-cred-mech", f"--user={USER}:{PASSWORD}") as turn:
+        yield turn.port
 
 
 @pytest.fixture(scope="module", params=["sharded", "single"])

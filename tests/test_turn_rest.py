@@ -14,8 +14,6 @@ import hashlib
 import hmac
 import json
 import re
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -27,11 +25,12 @@ from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from media.transport.turn_rest import rest_credentials
 from bench.clip import test_clip
-from bench.server_process import ServerProcess, free_port
-from tests.support.server import ServerFactory
+from bench.server_process import ServerProcess
 from bench.whip_publisher import publish
+from tests.support.server import ServerFactory
 from tests.support.peers import subscribe
-from tests.test_turn_relay import _answers_stun, _candidate_types
+from tests.support.turn_server import TurnServer
+from tests.test_turn_relay import _candidate_types
 
 pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
@@ -40,21 +39,8 @@ SECRET = "coturn-static-auth-secret-for-tests"
 
 @pytest.fixture(scope="module")
 def secret_turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    if shutil.which("turnserver") is None:
-        pytest.fail("coturn's turnserver is not installed (`make test` installs it)")
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("turn-rest") / "turnserver.log", "wb")
-    proc = subprocess.Popen(
-        ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", f"--listening-port={port}",
-         "--allow-loopback-peers", "--use-auth-secret", f"--static-auth-secret={SECRET}", "--realm=diemcau",
-         "--no-tls", "--no-dtls", "--no-cli", "--fingerprint", "--log-file=stdout", "--simple-log"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )
-    assert _answers_stun(port, proc), "turnserver did not answer a STUN Binding request within 10 s"
-    yield port
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    with TurnServer(tmp_path_factory.mktemp("turn-rest"), "--use-auth-secret", f"--static-auth-secret={SECRET}") as turn:
+        yield turn.port
 
 
 @pytest.fixture(scope="module")

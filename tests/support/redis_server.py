@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
 from bench.server_process import free_port
+from tests.support.waiting import wait_until
 
 
 class RedisServer:
@@ -31,14 +31,14 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis(port=self.port, socket_timeout=0.5).ping():
-                    return self
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        wait_until(self._pings, timeout, "redis-server to answer PING", interval=0.05)
+        return self
+
+    def _pings(self) -> bool:
+        try:
+            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+        except redis.RedisError:
+            return False
 
     def stop(self) -> None:
         if self.proc is not None:
