@@ -20,7 +20,7 @@ class _Polls:
 
     def __init__(self, timeout: float, interval: float, what: str) -> None:
         self.deadline = time.monotonic() + timeout
-        self.left = math.ceil(timeout / interval) + 1
+        self.left = math.ceil(timeout / max(interval, 0.001)) + 1  # polls; at least one past the deadline
         self.timeout = timeout
         self.what = what
         self.last: Any = None
