@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections.abc import Callable
 
@@ -27,6 +26,7 @@ from media.transport.receiver_reports import ReportBlock
 from media.transport.webrtc_transport import WebRtcTransport, patient_consent
 from media.egress.outbound import OutboundStream
 from media.core.router import Router
+from media.core.session import Session, SubscriberIdentity
 from media.egress.sender_report import ReportJob, SenderReportWriter
 from media.egress.sender_report import schedule as report_schedule
 
@@ -70,23 +70,15 @@ def _rtx_map(codecs: list) -> dict[int, int]:
     return rtx
 
 
-class Consumer:
+class Consumer(Session, SubscriberIdentity):
     def __init__(self, router: Router, pc: RTCPeerConnection, role: str = "point", name: str = "") -> None:
-        self.id = secrets.token_urlsafe(16)
-        self.router = router
-        self.pc = pc
-        self.role = role
-        self.name = name
-        self.owner: str | None = None  # token id, set by the engine (who may DELETE the session)
-        self.subject_id: str | None = None  # connection point or member, for attendance
-        self.created = time.time()
+        Session.__init__(self, router, pc)
+        SubscriberIdentity.__init__(self, role, name)
         self.streams: dict[str, OutboundStream] = {}
         self._senders: dict[str, RTCRtpSender] = {}
         self._report_jobs: dict[str, ReportJob] = {}  # per kind: its sender reports (media.egress.sender_report)
         self._report_targets: dict[int, tuple] = {}  # our SSRC -> (sender, stream, quality): receiver reports
         self.transports: list[WebRtcTransport] = []  # the point's (one when bundled), once connected
-        self._closed = asyncio.Event()
-        self.on_close: list[Callable[[Consumer], None]] = []
         self.on_connected: list[Callable[[], None]] = []  # DTLS is up and media flows (once)
         self.answered_at: float | None = None
         self.connected_at: float | None = None
@@ -95,14 +87,6 @@ class Consumer:
         self._media_since: float | None = None  # first media sent since the last RTCP
         # Link quality from the subscriber's receiver reports, per kind.
         self.quality: dict[str, dict] = {}
-
-        @pc.on("connectionstatechange")
-        async def _state() -> None:
-            state = pc.connectionState
-            if state == "connected":
-                self._start()
-            elif state in ("failed", "closed"):
-                await self.close()
 
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc
@@ -133,7 +117,7 @@ class Consumer:
         """Replace the sender's RTP loop, RTCP loop, NACK and PLI handling with relay versions."""
         router = self.router
         job = ReportJob(stream, sender, FIRST_REPORT, REPORT_INTERVAL.get(stream.kind, FIRST_REPORT))
-        self._report_jobs[stream.kind] = job  # reports once the point is connected (writer set in _start)
+        self._report_jobs[stream.kind] = job  # reports once the point is connected (writer set in _connected)
 
         async def retransmit(seq: int) -> None:
             stream.retransmit(seq)
@@ -186,7 +170,7 @@ class Consumer:
         self._heard()
         self._report(block)
 
-    def _start(self) -> None:
+    def _connected(self) -> None:
         if self.connected_at is not None or self._closed.is_set():
             return
         masters: dict[int, tuple[bytes, bytes] | None] = {}  # per transport (audio and video share one)
@@ -221,14 +205,6 @@ class Consumer:
                 cb()
             except Exception:
                 log.exception("consumer connected callback failed")
-
-    @property
-    def conference_id(self) -> str:
-        return self.router.conference_id
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
 
     def stats(self) -> dict:
         """Per kind: what was sent and the link quality; ``join``: when each step of joining happened."""
@@ -281,15 +257,6 @@ class Consumer:
         quiet_since = max(self.last_rtcp, self.connected_at, self._media_since or now)
         return self._media_since is not None and now - quiet_since > timeout
 
-    async def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
+    def _leave_router(self) -> None:
         for stream in self.streams.values():
             self.router.remove_outbound(stream)
-        for cb in self.on_close:
-            try:
-                cb(self)
-            except Exception:
-                log.exception("consumer close callback failed")
-        await self.pc.close()

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Callable
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
@@ -27,30 +25,20 @@ from media.core.codecs import codec_key, is_rtx, prefer_codecs
 from media.transport.ice import enlarge_socket_buffers
 from media.transport.webrtc_transport import WebRtcTransport, patient_consent
 from media.core.router import Router
+from media.core.session import Session
 from media.core.source import SourceStream
 
 log = logging.getLogger(__name__)
 
-class Producer:
+class Producer(Session):
     def __init__(self, router: Router, pc: RTCPeerConnection) -> None:
-        self.id = secrets.token_urlsafe(16)
-        self.router = router
-        self.pc = pc
+        super().__init__(router, pc)
         self.sources: dict[str, SourceStream] = {}
         self._receivers: dict[str, RTCRtpReceiver] = {}
         self._media_ssrc: dict[str, int] = {}
         self.foreign_packets = 0  # RTP under an SSRC other than the track's first: dropped
-        self._closed = asyncio.Event()
-        self.on_close: list[Callable[[Producer], None]] = []
         self._burst = BurstBoundary(pc, router.flush)
         self.transports: list[WebRtcTransport] = []  # the speaker's SRTP and drained socket, once connected
-
-        @pc.on("connectionstatechange")
-        async def _state() -> None:
-            if pc.connectionState == "connected":
-                self._take_srtp()
-            elif pc.connectionState in ("failed", "closed"):
-                await self.close()
 
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc
@@ -135,7 +123,7 @@ class Producer:
         aiortc_compat.set_receiver_handlers(receiver, handle_rtp, handle_rtcp)
         frame_tap.drop_frames(receiver)
 
-    def _take_srtp(self) -> None:
+    def _connected(self) -> None:
         for receiver in self._receivers.values():  # one transport for both kinds when bundled
             transport = WebRtcTransport.take(receiver.transport, rtp=True, burst=self._burst)
             if transport is not None and transport not in self.transports:
@@ -162,24 +150,7 @@ class Producer:
         if ssrc is not None:
             asyncio.ensure_future(aiortc_compat.send_pli(receiver, ssrc))
 
-    @property
-    def conference_id(self) -> str:
-        return self.router.conference_id
-
-    @property
-    def closed(self) -> bool:
-        return self._closed.is_set()
-
-    async def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
+    def _leave_router(self) -> None:
         self._burst.close()
         for source in self.sources.values():
             self.router.remove_source(source)
-        for cb in self.on_close:
-            try:
-                cb(self)
-            except Exception:
-                log.exception("producer close callback failed")
-        await self.pc.close()

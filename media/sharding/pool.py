@@ -23,6 +23,7 @@ from typing import Any
 from media.sharding.worker import worker_main
 from media.sharding.channel import bursts, pack_packet, read_message, write_message
 from media.core.router import Router
+from media.core.session import SubscriberIdentity
 from media.core.source import NTP_EPOCH_OFFSET, SourceStream
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class WorkerHandle:
         return len(self.consumers) + self.joining
 
 
-class RemoteConsumer:
+class RemoteConsumer(SubscriberIdentity):
     """Stand-in, in the ingest process, for a consumer that lives in a worker process."""
 
     def __init__(self, pool: "WorkerPool", worker: WorkerHandle, consumer_id: str, conference_id: str,
@@ -73,11 +74,7 @@ class RemoteConsumer:
         self.id = consumer_id
         self.conference_id = conference_id
         self.answer_sdp = answer_sdp
-        self.role = role
-        self.name = name
-        self.owner: str | None = None  # token id, set by the engine (who may DELETE the session)
-        self.subject_id: str | None = None  # connection point or member, for attendance
-        self.created = time.time()
+        SubscriberIdentity.__init__(self, role, name)
         self.last_stats: dict = {}
         self._closed = False
         self.on_close: list[Callable[[Any], None]] = []
