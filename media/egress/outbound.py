@@ -16,6 +16,7 @@ the C loop (``pad_ok``), and only indexes of the current source's epoch are ever
 
 from __future__ import annotations
 
+import operator
 import os
 import random
 import struct
@@ -48,6 +49,12 @@ def _number(target: Any, ssrc: int) -> Any:
     target.ts_off = random.getrandbits(32)
     target.pt = NO_PT
     return target
+
+
+def _target_field(name: str, doc: str | None = None) -> property:
+    """A read-only field of the stream's target (C ``struct fp_target`` or ``PythonTarget``): the
+    loops write the target, so the stream never holds a copy."""
+    return property(operator.attrgetter(f"target.{name}"), doc=doc)
 
 
 class OutboundStream:
@@ -120,55 +127,23 @@ class OutboundStream:
         self._recent_nacks: dict[int, float] = {}  # our seq -> monotonic time it was last answered
 
     # The target's fields, read where both loops write them.
-    @property
-    def ssrc(self) -> int:
-        return self.target.ssrc
+    ssrc = _target_field("ssrc")
+    seq_off = _target_field("seq_off")
+    ts_off = _target_field("ts_off")
+    last_seq = _target_field("last_seq", "The source sequence number last sent (by either loop).")
+    last_ts = _target_field("last_ts")
+    packets = _target_field("packets")
+    octets = _target_field("octets")
+    sends = _target_field("sends", "Send calls: one per packet on the Python path; in the C loop one per batch and "
+                         "point (a sendmmsg of its GSO runs), or one per run (``fanout.runs_together(False)``).")
+    runs = _target_field("runs", "Datagram groups handed to the kernel: a GSO run counts one, a lone datagram one.")
+    drops = _target_field("drops")
 
     @property
     def pt(self) -> int:
         """The payload type sent for the current source, -1 when its codec was not negotiated."""
         pt = self.target.pt
         return -1 if pt == NO_PT else pt
-
-    @property
-    def seq_off(self) -> int:
-        return self.target.seq_off
-
-    @property
-    def ts_off(self) -> int:
-        return self.target.ts_off
-
-    @property
-    def last_seq(self) -> int:
-        """The source sequence number last sent (by either loop)."""
-        return self.target.last_seq
-
-    @property
-    def last_ts(self) -> int:
-        return self.target.last_ts
-
-    @property
-    def packets(self) -> int:
-        return self.target.packets
-
-    @property
-    def octets(self) -> int:
-        return self.target.octets
-
-    @property
-    def sends(self) -> int:
-        """Send calls: one per packet on the Python path; in the C loop one per batch and point
-        (a sendmmsg of its GSO runs), or one per run (``fanout.runs_together(False)``)."""
-        return self.target.sends
-
-    @property
-    def runs(self) -> int:
-        """Datagram groups handed to the kernel: a GSO run counts one, a lone datagram one."""
-        return self.target.runs
-
-    @property
-    def drops(self) -> int:
-        return self.target.drops
 
     @property
     def fast(self) -> bool:
