@@ -69,9 +69,14 @@ def _encode_video(width: int, height: int, fps: int, seconds: float, keyint: int
             f"vbv-maxrate={kbps}:vbv-bufsize={kbps // 2}:nal-hrd=cbr:force-cfr=1:threads=2"
         ),
     }
+    out = encode_frames(codec, width, height, int(seconds * fps))
+    return [(int(p.pts * 90000 // fps), bool(p.is_keyframe), bytes(p)) for p in out]
+
+
+def encode_frames(codec: av.CodecContext, width: int, height: int, count: int) -> list:
+    """``count`` frames of the moving test picture through ``codec``, flushed: its packets."""
     out = []
-    total = int(seconds * fps)
-    for i in range(total):
+    for i in range(count):
         frame = av.VideoFrame(width, height, "yuv420p")
         for plane, data in zip(frame.planes, _frame_planes(width, height, i)):
             plane.update(data)
@@ -79,10 +84,10 @@ def _encode_video(width: int, height: int, fps: int, seconds: float, keyint: int
         frame.time_base = codec.time_base
         out += codec.encode(frame)
     out += codec.encode(None)
-    return [(int(p.pts * 90000 // fps), bool(p.is_keyframe), bytes(p)) for p in out]
+    return out
 
 
-def _encode_audio(seconds: float) -> list:
+def encode_audio(seconds: float) -> list:
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate = 48000
     codec.layout = "stereo"
@@ -122,7 +127,7 @@ def test_clip(
     if path.exists():
         return pickle.loads(path.read_bytes())
     video = _encode_video(width, height, fps, seconds, int(keyframe_seconds * fps), kbps)
-    audio = _encode_audio(seconds)
+    audio = encode_audio(seconds)
     clip = Clip(width, height, fps, seconds, video, audio)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(clip))

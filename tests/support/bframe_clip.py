@@ -15,7 +15,7 @@ import av
 from aiortc import RTCPeerConnection
 
 from media.transport.webrtc_transport import patient_consent
-from bench.clip import CACHE, Clip, _encode_audio, _frame_planes
+from bench.clip import CACHE, Clip, encode_audio, encode_frames
 from bench.whip_publisher import NO_ICE, ClipTrack, Publisher, negotiate, prefer_codec
 
 
@@ -40,15 +40,7 @@ def _encode_video(width: int, height: int, fps: int, seconds: float, keyint: int
         # with two B-frames) makes the reorder depth 2. Closed GOPs of ``keyint`` frames.
         "x264-params": f"bframes=2:keyint={keyint}:min-keyint={keyint}:scenecut=0:repeat-headers=1:threads=2",
     }
-    out = []
-    for i in range(int(seconds * fps)):
-        frame = av.VideoFrame(width, height, "yuv420p")
-        for plane, data in zip(frame.planes, _frame_planes(width, height, i)):
-            plane.update(data)
-        frame.pts = i
-        frame.time_base = codec.time_base
-        out += codec.encode(frame)
-    out += codec.encode(None)
+    out = encode_frames(codec, width, height, int(seconds * fps))
     step = 90000 // fps
     return [(int(p.pts) * step, int(p.dts) * step, bool(p.is_keyframe), bytes(p)) for p in out]
 
@@ -66,7 +58,7 @@ def bframe_clip(seconds: float = 6.0, width: int = 640, height: int = 360, fps: 
         fps,
         seconds,
         [(pts, key, data) for pts, _dts, key, data in video],
-        _encode_audio(seconds),
+        encode_audio(seconds),
         [dts for _pts, dts, _key, _data in video],
     )
     tmp = path.with_suffix(".tmp")
