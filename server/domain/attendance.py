@@ -27,6 +27,7 @@ from server.db.models import (
     utcnow,
 )
 from server.domain.intervals import total_seconds
+from server.domain.rows import owned_row
 
 KINDS = ("webrtc", "presence", "hls")
 HLS_TIMEOUT = dt.timedelta(seconds=45)  # players send a heartbeat every ~15 s
@@ -234,8 +235,8 @@ async def close_node_sessions(db: AsyncSession, node: str, reason: str, at: dt.d
 async def report_headcount(
     db: AsyncSession, conference_id: str, point_id: str, present: int, token_id: str | None
 ) -> HeadcountReport:
-    point = await db.get(ConnectionPoint, point_id)
-    if point is None or point.conference_id != conference_id:
+    point = await owned_row(db, ConnectionPoint, point_id, conference_id=conference_id)
+    if point is None:
         raise LookupError(point_id)
     if not 0 <= present <= MAX_HEADCOUNT:
         raise AttendanceError(f"present must be between 0 and {MAX_HEADCOUNT}")

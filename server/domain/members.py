@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import ConnectionPoint, Member, new_id, utcnow
 from server.domain.csvio import ImportErrors, RowError, decode, read_rows
+from server.domain.rows import owned_row
 from server.domain.tokens import revoke_subject
 
 MAX_IMPORT_ROWS = 100_000
@@ -25,8 +26,8 @@ class MemberNotFound(LookupError):
 async def _point_id(db: AsyncSession, conference_id: str, point_id: str | None) -> str | None:
     if not point_id:
         return None
-    point = await db.get(ConnectionPoint, point_id)
-    if point is None or point.conference_id != conference_id:
+    point = await owned_row(db, ConnectionPoint, point_id, conference_id=conference_id)
+    if point is None:
         raise MemberError(f"unknown connection point '{point_id}'")
     return point.id
 
@@ -49,8 +50,8 @@ async def create_member(
 
 
 async def get_member(db: AsyncSession, conference_id: str, member_id: str) -> Member:
-    member = await db.get(Member, member_id)
-    if member is None or member.conference_id != conference_id:
+    member = await owned_row(db, Member, member_id, conference_id=conference_id)
+    if member is None:
         raise MemberNotFound(member_id)
     return member
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import ConnectionPoint, new_id, utcnow
 from server.domain.csvio import ImportErrors, RowError, decode, read_rows
+from server.domain.rows import owned_row
 from server.domain.tokens import revoke_subject
 
 LEVELS = ("province", "district", "commune")
@@ -59,8 +60,8 @@ async def list_points(db: AsyncSession, conference_id: str) -> list[ConnectionPo
 
 
 async def get_point(db: AsyncSession, conference_id: str, point_id: str) -> ConnectionPoint:
-    point = await db.get(ConnectionPoint, point_id)
-    if point is None or point.conference_id != conference_id:
+    point = await owned_row(db, ConnectionPoint, point_id, conference_id=conference_id)
+    if point is None:
         raise PointNotFound(point_id)
     return point
 
