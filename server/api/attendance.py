@@ -206,6 +206,18 @@ async def report_headcount(
         raise HTTPException(422, str(exc))
 
 
+async def _participant(
+    db: AsyncSession, conference_id: str, principal: Principal, admin_refused: str
+) -> tuple[str, domain.Subject]:
+    """Any token of the conference but the admin's (what a client reports is tied to its token):
+    the token id and the member or point it stands for; ``admin_refused`` is the 400 message."""
+    await conference_for(db, conference_id, principal, *ANY_ROLE)
+    if principal.token_id is None:
+        raise HTTPException(400, admin_refused)
+    subject = await domain.resolve_subject(db, conference_id, principal.role, principal.subject_id)
+    return principal.token_id, subject
+
+
 @router.post("/heartbeat", response_model=HeartbeatOut)
 async def heartbeat(
     conference_id: str,
@@ -215,14 +227,13 @@ async def heartbeat(
     body: HeartbeatIn | None = None,
 ) -> HeartbeatOut:
     """HLS players call this every ~15 s while playing; a gap over the timeout ends the session."""
-    await conference_for(db, conference_id, principal, *ANY_ROLE)
-    if principal.token_id is None:
-        raise HTTPException(400, "heartbeats need a participant token, not the admin token")
-    subject = await domain.resolve_subject(db, conference_id, principal.role, principal.subject_id)
+    token_id, subject = await _participant(
+        db, conference_id, principal, "heartbeats need a participant token, not the admin token"
+    )
     row = await domain.heartbeat(
         db,
         conference_id,
-        token_id=principal.token_id,
+        token_id=token_id,
         role=principal.role,
         name=principal.name,
         subject=subject,
@@ -241,14 +252,13 @@ async def replay_progress(
 ) -> dict:
     """The replay page reports how long this viewing has been watched (monotonic per ``view_id``).
     Information only: make-up by replay is counted from the recording segments the server served."""
-    await conference_for(db, conference_id, principal, *ANY_ROLE)
-    if principal.token_id is None:
-        raise HTTPException(400, "replay progress needs a participant token, not the admin token")
-    subject = await domain.resolve_subject(db, conference_id, principal.role, principal.subject_id)
+    token_id, subject = await _participant(
+        db, conference_id, principal, "replay progress needs a participant token, not the admin token"
+    )
     row = await domain.record_replay(
         db,
         conference_id,
-        token_id=principal.token_id,
+        token_id=token_id,
         subject=subject,
         view_id=body.view_id,
         seconds_watched=body.seconds_watched,

@@ -26,13 +26,20 @@ class ConferenceIn(BaseModel):
     scheduled_end: dt.datetime | None = None
 
 
-class ConferenceOut(BaseModel):
+class ScheduleOut(BaseModel):
+    """A conference as stored: what a schedule change returns and broadcasts."""
+
     id: str
     title: str
     description: str
     scheduled_start: dt.datetime | None
     scheduled_end: dt.datetime | None
     status: str
+
+
+class ConferenceOut(ScheduleOut):
+    """Also whether the speaker is live and how many are watching (from the media plane)."""
+
     live: bool = False
     consumers: int = 0
 

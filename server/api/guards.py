@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol, TypeVar
+
 from fastapi import HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,8 +13,19 @@ from server.db.models import Conference
 from server.deps import authorize
 from server.domain.csvio import ImportErrors
 from server.domain.tokens import ROLES, Principal
+from server.limits.body_size import allow_upload
+from server.settings import Settings
 
 ANY_ROLE = ROLES
+
+T = TypeVar("T")
+
+
+class _HasId(Protocol):
+    id: str
+
+
+S = TypeVar("S", bound=_HasId)
 
 
 async def conference_for(
@@ -21,6 +35,48 @@ async def conference_for(
     conference = await load_conference(db, conference_id)
     authorize(principal, conference_id, *roles)
     return conference
+
+
+async def self_or_organiser(
+    db: AsyncSession, conference_id: str, principal: Principal, role: str, subject_id: str
+) -> Conference:
+    """A subject (a member, a point operator) may read its own record; anyone else must organise."""
+    if principal.role == role and principal.subject_id == subject_id:
+        return await conference_for(db, conference_id, principal, role)
+    return await conference_for(db, conference_id, principal, "organiser")
+
+
+def pick_subjects(
+    items: Sequence[S], wanted_ids: Sequence[str] | None, noun: str, shown: int | None = None
+) -> list[S]:
+    """The items named by ``wanted_ids`` (all when None); 422 naming the unknown ids (the first
+    ``shown`` of them, sorted) so a bulk request never half-succeeds."""
+    if wanted_ids is None:
+        return list(items)
+    wanted = set(wanted_ids)
+    unknown = sorted(wanted - {i.id for i in items})
+    if unknown:
+        raise HTTPException(422, f"unknown {noun}(s): {', '.join(unknown[:shown])}")
+    return [i for i in items if i.id in wanted]
+
+
+async def csv_import(
+    request: Request,
+    db: AsyncSession,
+    settings: Settings,
+    conference_id: str,
+    principal: Principal,
+    run: Callable[[bytes], Awaitable[T]],
+) -> T:
+    """An organiser's CSV import: authorise first, then lift the JSON body limit, read the file and
+    ``run`` the domain import on it; a rejected file becomes the 400 listing its bad rows."""
+    await conference_for(db, conference_id, principal, "organiser")
+    allow_upload(request, settings.max_upload_bytes)  # past the JSON body limit
+    data = await read_upload_body(request, settings.max_upload_bytes)
+    try:
+        return await run(data)
+    except ImportErrors as exc:
+        raise import_failed(exc)
 
 
 def import_failed(exc: ImportErrors) -> HTTPException:

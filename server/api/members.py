@@ -8,15 +8,15 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from server.api.conferences import join_links
-from server.api.guards import conference_for, import_failed, read_upload_body
+from server.api.downloads import csv_download
+from server.api.guards import conference_for, csv_import, pick_subjects, self_or_organiser
 from server.api.paging import MAX_OFFSET
 from server.db.models import Member
 from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain import members as domain
-from server.domain.csvio import ImportErrors, write_csv
+from server.domain.csvio import write_csv
 from server.domain.subject_tokens import issue_subject_tokens
 from server.domain.points import list_points
-from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/members", tags=["members"])
 
@@ -116,13 +116,9 @@ async def import_members(
     principal: PrincipalDep,
 ) -> dict:
     """Add members from CSV; a file with any bad row imports nothing (400 lists the rows)."""
-    await conference_for(db, conference_id, principal, "organiser")
-    allow_upload(request, settings.max_upload_bytes)  # past the JSON body limit
-    data = await read_upload_body(request, settings.max_upload_bytes)
-    try:
-        created = await domain.import_csv(db, conference_id, data)
-    except ImportErrors as exc:
-        raise import_failed(exc)
+    created = await csv_import(
+        request, db, settings, conference_id, principal, lambda data: domain.import_csv(db, conference_id, data)
+    )
     return {"created": len(created)}
 
 
@@ -138,13 +134,7 @@ async def issue_member_links(
     """Personal links (viewer page, WebRTC or HLS) for members; secrets are shown only here."""
     await conference_for(db, conference_id, principal, "organiser")
     body = body or MemberLinksIn()
-    members = await domain.list_members(db, conference_id)
-    if body.member_ids is not None:
-        wanted = set(body.member_ids)
-        unknown = wanted - {m.id for m in members}
-        if unknown:
-            raise HTTPException(422, f"unknown member(s): {', '.join(sorted(unknown)[:20])}")
-        members = [m for m in members if m.id in wanted]
+    members = pick_subjects(await domain.list_members(db, conference_id), body.member_ids, "member", shown=20)
     issued = await issue_subject_tokens(
         db, conference_id, "member", [(m.id, m.name) for m in members], body.revoke_existing
     )
@@ -166,11 +156,7 @@ async def issue_member_links(
         for link in links:
             m = by_id[link.member_id]
             rows.append([m.name, m.unit, point_names.get(m.point_id or "", ""), link.link, link.token])
-        return Response(
-            write_csv(["name", "unit", "point", "link", "token"], rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="member-links.csv"'},
-        )
+        return csv_download(write_csv(["name", "unit", "point", "link", "token"], rows), "member-links.csv")
     return links
 
 
@@ -182,10 +168,7 @@ async def get_member(
     principal: PrincipalDep,
 ) -> MemberOut:
     """Organisers see any member; a member sees only themself."""
-    if principal.role == "member" and principal.subject_id == member_id:
-        await conference_for(db, conference_id, principal, "member")
-    else:
-        await conference_for(db, conference_id, principal, "organiser")
+    await self_or_organiser(db, conference_id, principal, "member", member_id)
     try:
         return member_out(await domain.get_member(db, conference_id, member_id))
     except domain.MemberNotFound:

@@ -8,13 +8,13 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from server.api.conferences import join_links
-from server.api.guards import conference_for, import_failed, read_upload_body
+from server.api.downloads import csv_download
+from server.api.guards import conference_for, csv_import, pick_subjects, self_or_organiser
 from server.db.models import ConnectionPoint
 from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain import points as domain
-from server.domain.csvio import ImportErrors, write_csv
+from server.domain.csvio import write_csv
 from server.domain.subject_tokens import IssuedToken, issue_subject_tokens
-from server.limits.body_size import allow_upload
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/points", tags=["connection points"])
 
@@ -128,13 +128,14 @@ async def import_points(
     update_existing: bool = Query(False, description="update points whose name already exists"),
 ) -> ImportOut:
     """Import points from CSV in one go; a file with any bad row imports nothing (400 lists the rows)."""
-    await conference_for(db, conference_id, principal, "organiser")
-    allow_upload(request, settings.max_upload_bytes)  # past the JSON body limit
-    data = await read_upload_body(request, settings.max_upload_bytes)
-    try:
-        result = await domain.import_csv(db, conference_id, data, update_existing)
-    except ImportErrors as exc:
-        raise import_failed(exc)
+    result = await csv_import(
+        request,
+        db,
+        settings,
+        conference_id,
+        principal,
+        lambda data: domain.import_csv(db, conference_id, data, update_existing),
+    )
     return ImportOut(
         created=len(result.created),
         updated=len(result.updated),
@@ -172,13 +173,7 @@ async def issue_point_links(
     """Issue each point's operator token and join link (point.html). Secrets are shown only here."""
     await conference_for(db, conference_id, principal, "organiser")
     body = body or LinksIn()
-    points = await domain.list_points(db, conference_id)
-    if body.point_ids is not None:
-        wanted = set(body.point_ids)
-        unknown = wanted - {p.id for p in points}
-        if unknown:
-            raise HTTPException(422, f"unknown point(s): {', '.join(sorted(unknown))}")
-        points = [p for p in points if p.id in wanted]
+    points = pick_subjects(await domain.list_points(db, conference_id), body.point_ids, "point")
     issued = await issue_subject_tokens(
         db, conference_id, "point", [(p.id, p.name) for p in points], body.revoke_existing
     )
@@ -187,11 +182,7 @@ async def issue_point_links(
         names = {p.id: p.name for p in await domain.list_points(db, conference_id)}
         parents = {p.id: names.get(p.parent_id or "", "") for p in points}
         rows = [[x.name, x.level, parents[x.point_id], x.link, x.token] for x in links]
-        return Response(
-            write_csv(["name", "level", "parent", "link", "token"], rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'attachment; filename="point-links.csv"'},
-        )
+        return csv_download(write_csv(["name", "level", "parent", "link", "token"], rows), "point-links.csv")
     return links
 
 
@@ -203,10 +194,7 @@ async def get_point(
     principal: PrincipalDep,
 ) -> PointOut:
     """Organisers see any point; a point operator sees its own."""
-    if principal.role == "point" and principal.subject_id == point_id:
-        await conference_for(db, conference_id, principal, "point")
-    else:
-        await conference_for(db, conference_id, principal, "organiser")
+    await self_or_organiser(db, conference_id, principal, "point", point_id)
     try:
         return point_out(await domain.get_point(db, conference_id, point_id))
     except domain.PointNotFound:

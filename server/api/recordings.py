@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.recording.files import is_media_file
 from media.recording.playlist import Segment, parse, render
-from server.api.conferences import load_conference
+from server.api.guards import conference_for
 from server.db.models import Recording
 from server.deps import (
     DbDep,
@@ -309,8 +309,7 @@ async def delete_chapter(
 async def _current(
     service: domain.RecordingService, db: AsyncSession, conference_id: str, principal: Principal, *roles: str
 ) -> Recording:
-    await load_conference(db, conference_id)
-    authorize(principal, conference_id, *roles)
+    await conference_for(db, conference_id, principal, *roles)
     recorder = service.manager.active(conference_id)
     if recorder is None:
         raise HTTPException(404, "the conference is not being recorded")
@@ -375,8 +374,7 @@ async def live_link(
 ) -> LiveLinkOut:
     """A signed link to the live stream for a TV or a shared screen, no token inside (organiser).
     It opens the live window only (not the recording), and ends early if the organiser's token does."""
-    await load_conference(db, conference_id)
-    authorize(principal, conference_id, "organiser")
+    await conference_for(db, conference_id, principal, "organiser")
     seconds = body.hours * 3600
     grant = service.signer.grant(live_scope(conference_id), seconds, principal.token_id)
     query, exp = service.signer.query(grant), grant.exp

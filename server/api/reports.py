@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.api.downloads import csv_download
 from server.api.guards import conference_for
 from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain.report_export import TABLES, to_csv, to_html
@@ -47,11 +48,7 @@ async def report_csv(
     if table not in TABLES:
         raise HTTPException(422, f"table must be one of {', '.join(TABLES)}")
     report = await _report(settings, db, conference_id, principal)
-    return Response(
-        to_csv(report, table),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="attendance-{conference_id}-{table}.csv"'},
-    )
+    return csv_download(to_csv(report, table), f"attendance-{conference_id}-{table}.csv")
 
 
 @router.get("/report.html", response_class=HTMLResponse)

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException
 from pydantic import BaseModel, Field
 
+from server.api.conferences import ScheduleOut
 from server.api.guards import ANY_ROLE, conference_for
 from server.deps import BusDep, DbDep, PrincipalDep
 from server.domain import schedule as domain
@@ -25,15 +26,6 @@ class ConferencePatch(BaseModel):
     scheduled_start: dt.datetime | None = None
     scheduled_end: dt.datetime | None = None
     status: str | None = Field(default=None, max_length=16, description="one of: " + ", ".join(STATUSES))
-
-
-class ScheduleOut(BaseModel):
-    id: str
-    title: str
-    description: str
-    scheduled_start: dt.datetime | None
-    scheduled_end: dt.datetime | None
-    status: str
 
 
 class AgendaItemIn(BaseModel):

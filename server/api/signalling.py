@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any, Protocol
+
 from fastapi import HTTPException, Request, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.core.sdp_check import OfferError, check_offer
+from server.api.guards import conference_for
+from server.deps import release
 from server.domain import ice_servers
 from server.domain.tokens import Principal
 from server.settings import Settings
 
 SDP_TYPE = "application/sdp"
+
+
+class _Session(Protocol):
+    """What WHIP producers and WHEP consumers have in common for their session URL."""
+
+    conference_id: str
+
+    async def close(self) -> Any: ...
 
 
 async def read_offer(request: Request, direction: str, limit: int) -> str:
@@ -79,3 +93,40 @@ def options_response(settings: Settings, principal: Principal | None) -> Respons
 
 def negotiation_failed(exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, f"cannot negotiate this offer: {exc}")
+
+
+async def options_for(
+    db: AsyncSession, conference_id: str, settings: Settings, principal: Principal | None, *roles: str
+) -> Response:
+    """OPTIONS of a WHIP/WHEP endpoint: a token must fit (``roles``) before it is given ICE servers."""
+    if principal is not None:
+        await conference_for(db, conference_id, principal, *roles)
+    return options_response(settings, principal)
+
+
+async def open_for_session(db: AsyncSession, conference_id: str, principal: Principal, *roles: str) -> None:
+    """Before negotiating: the conference exists, the token fits, it has not ended; then the pooled
+    database connection is given back, since negotiation needs none and can take seconds."""
+    conference = await conference_for(db, conference_id, principal, *roles)
+    if conference.status == "ended":
+        raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
+    await release(db)
+
+
+def no_trickle() -> Response:
+    """PATCH of a session URL: the answer carries every candidate (aiortc gathers before answering),
+    so there is no trickle ICE and no ICE restart."""
+    return Response(status_code=405, headers={"Allow": "DELETE"})
+
+
+async def stop_session(
+    sessions: Mapping[str, Any], conference_id: str, session_id: str, principal: Principal, kind: str
+) -> Response:
+    """DELETE of a session URL: only the token that opened it (or the admin) may end it."""
+    session: _Session | None = sessions.get(session_id)
+    if session is None or session.conference_id != conference_id:
+        raise HTTPException(404, f"unknown {kind} session")
+    if not principal.is_admin and getattr(session, "owner", None) != principal.token_id:
+        raise HTTPException(403, "not your session")
+    await session.close()
+    return Response(status_code=200)

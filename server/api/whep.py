@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from server.api.conferences import load_conference
-from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
+from server.api.signalling import (
+    negotiation_failed,
+    no_trickle,
+    open_for_session,
+    options_for,
+    read_offer,
+    session_response,
+    stop_session,
+)
 from server.deps import (
     DbDep,
     MediaDep,
@@ -13,8 +20,6 @@ from server.deps import (
     PrincipalDep,
     SettingsDep,
     WhepPlacesDep,
-    authorize,
-    release,
 )
 
 router = APIRouter(tags=["whep"])
@@ -30,10 +35,7 @@ async def whep_options(
     principal: OptionalPrincipalDep,
 ) -> Response:
     """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
-    if principal is not None:
-        await load_conference(db, conference_id)
-        authorize(principal, conference_id, *SUBSCRIBER_ROLES)
-    return options_response(settings, principal)
+    return await options_for(db, conference_id, settings, principal, *SUBSCRIBER_ROLES)
 
 
 @router.post(
@@ -51,11 +53,7 @@ async def whep_subscribe(
     principal: PrincipalDep,
 ) -> Response:
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
-    conference = await load_conference(db, conference_id)
-    authorize(principal, conference_id, *SUBSCRIBER_ROLES)
-    if conference.status == "ended":
-        raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
-    await release(db)  # negotiation needs no database: do not hold a pooled connection through it
+    await open_for_session(db, conference_id, principal, *SUBSCRIBER_ROLES)
     # A place of the token's and the conference's, held while negotiating: 429 when either is full.
     with whep_places.hold(media, principal, conference_id):
         offer = await read_offer(request, "recv", settings.max_sdp_bytes)
@@ -77,7 +75,7 @@ async def whep_subscribe(
 
 @router.patch("/whep/{conference_id}/{session_id}")
 async def whep_patch(conference_id: str, session_id: str) -> Response:
-    return Response(status_code=405, headers={"Allow": "DELETE"})
+    return no_trickle()
 
 
 @router.delete("/whep/{conference_id}/{session_id}", status_code=200)
@@ -87,10 +85,4 @@ async def whep_stop(
     media: MediaDep,
     principal: PrincipalDep,
 ) -> Response:
-    consumer = media.consumers.get(session_id)
-    if consumer is None or consumer.conference_id != conference_id:
-        raise HTTPException(404, "unknown WHEP session")
-    if not principal.is_admin and getattr(consumer, "owner", None) != principal.token_id:
-        raise HTTPException(403, "not your session")
-    await consumer.close()
-    return Response(status_code=200)
+    return await stop_session(media.consumers, conference_id, session_id, principal, "WHEP")

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 
-from server.api.conferences import load_conference
-from server.api.signalling import negotiation_failed, options_response, read_offer, session_response
+from server.api.signalling import (
+    negotiation_failed,
+    no_trickle,
+    open_for_session,
+    options_for,
+    read_offer,
+    session_response,
+    stop_session,
+)
 from server.deps import (
     DbDep,
     MediaDep,
     OptionalPrincipalDep,
     PrincipalDep,
     SettingsDep,
-    authorize,
-    release,
 )
 
 router = APIRouter(tags=["whip"])
@@ -27,10 +32,7 @@ async def whip_options(
     principal: OptionalPrincipalDep,
 ) -> Response:
     """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
-    if principal is not None:
-        await load_conference(db, conference_id)
-        authorize(principal, conference_id, "speaker")
-    return options_response(settings, principal)
+    return await options_for(db, conference_id, settings, principal, "speaker")
 
 
 @router.post(
@@ -47,11 +49,7 @@ async def whip_publish(
     principal: PrincipalDep,
 ) -> Response:
     """Body: SDP offer (application/sdp). Requires a speaker token of this conference."""
-    conference = await load_conference(db, conference_id)
-    authorize(principal, conference_id, "speaker")
-    if conference.status == "ended":
-        raise HTTPException(409, "the conference has ended (an organiser can reopen it by changing its status)")
-    await release(db)  # negotiation needs no database: do not hold a pooled connection through it
+    await open_for_session(db, conference_id, principal, "speaker")
     offer = await read_offer(request, "send", settings.max_sdp_bytes)
     try:
         producer = await media.publish(conference_id, offer)
@@ -65,8 +63,7 @@ async def whip_publish(
 
 @router.patch("/whip/{conference_id}/{session_id}")
 async def whip_patch(conference_id: str, session_id: str) -> Response:
-    # The answer carries every candidate (aiortc gathers before answering): no trickle, no ICE restart.
-    return Response(status_code=405, headers={"Allow": "DELETE"})
+    return no_trickle()
 
 
 @router.delete("/whip/{conference_id}/{session_id}", status_code=200)
@@ -76,10 +73,4 @@ async def whip_stop(
     media: MediaDep,
     principal: PrincipalDep,
 ) -> Response:
-    producer = media.producers.get(session_id)
-    if producer is None or producer.conference_id != conference_id:
-        raise HTTPException(404, "unknown WHIP session")
-    if not principal.is_admin and getattr(producer, "owner", None) != principal.token_id:
-        raise HTTPException(403, "not your session")
-    await producer.close()
-    return Response(status_code=200)
+    return await stop_session(media.producers, conference_id, session_id, principal, "WHIP")
