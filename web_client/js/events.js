@@ -72,3 +72,15 @@ export class ConferenceEvents {
     };
   }
 }
+
+/**
+ * What the live pages (speaker, point) do on joining: remember the conference and token in `state`,
+ * show the conference id, and open the event channel as `state.events`.
+ */
+export function joinConference(state, { conference, token }, onEvent) {
+  state.conference = conference;
+  state.token = token;
+  document.getElementById("conference-label").textContent = conference;
+  state.events = new ConferenceEvents(conference, token, { onEvent });
+  state.events.start();
+}

@@ -1,7 +1,7 @@
 // Connection-point page: watch the conference over WHEP and keep watching through link drops.
-import { ConferenceEvents } from "./events.js";
+import { joinConference } from "./events.js";
 import { setStatus, setupJoinForm } from "./ui.js";
-import { Supervisor, WhepSession } from "./whip_whep.js";
+import { closeOnPageHide, exposeForConsole, Supervisor, WhepSession } from "./whip_whep.js";
 
 const $ = (id) => document.getElementById(id);
 const video = $("remote");
@@ -136,12 +136,8 @@ async function pollStats() {
   }
 }
 
-function join({ conference, token }) {
-  state.conference = conference;
-  state.token = token;
-  $("conference-label").textContent = conference;
-  state.events = new ConferenceEvents(conference, token, { onEvent });
-  state.events.start();
+function join(params) {
+  joinConference(state, params, onEvent);
   watchButton.disabled = false;
   startWatching(); // a join link means "show the conference": start at once
 }
@@ -160,20 +156,9 @@ $("fullscreen").addEventListener("click", () => {
   if (document.fullscreenElement) document.exitFullscreen();
   else if (stage.requestFullscreen) stage.requestFullscreen().catch(() => {});
 });
-window.addEventListener("pagehide", () => {
-  const session = state.supervisor && state.supervisor.session;
-  if (session) session.close({ keepalive: true });
-});
+closeOnPageHide(state);
 setInterval(() => { pollStats().catch(() => {}); }, 1000);
 
-// For operators' consoles and the browser tests.
-window.diemcau = {
-  state,
-  video,
-  get supervisor() { return state.supervisor; },
-  get session() { return state.supervisor && state.supervisor.session; },
-  get pc() { return (state.supervisor && state.supervisor.session && state.supervisor.session.pc) || null; },
-};
-Object.defineProperty(window, "pc", { get: () => window.diemcau.pc, configurable: true });
+exposeForConsole(state, { video });
 
 setupJoinForm(join);

@@ -1,7 +1,7 @@
 // Speaker page: camera + microphone preview, go live / stop over WHIP, live count of watchers.
-import { ConferenceEvents } from "./events.js";
+import { joinConference } from "./events.js";
 import { setStatus, setupJoinForm } from "./ui.js";
-import { Supervisor, WhipSession } from "./whip_whep.js";
+import { closeOnPageHide, exposeForConsole, Supervisor, WhipSession } from "./whip_whep.js";
 
 const $ = (id) => document.getElementById(id);
 const preview = $("preview");
@@ -169,12 +169,8 @@ async function pollStats() {
     + `${Math.round(video.framesPerSecond || 0)} fps · ${codec ? codec.mimeType.replace("video/", "") : "?"} · ${kbps} kbit/s`;
 }
 
-function join({ conference, token }) {
-  state.conference = conference;
-  state.token = token;
-  $("conference-label").textContent = conference;
-  state.events = new ConferenceEvents(conference, token, { onEvent });
-  state.events.start();
+function join(params) {
+  joinConference(state, params, onEvent);
   startPreview();
 }
 
@@ -182,24 +178,15 @@ goLive.addEventListener("click", startLive);
 stopButton.addEventListener("click", () => stopLive());
 cameraSelect.addEventListener("change", startPreview);
 micSelect.addEventListener("change", startPreview);
-window.addEventListener("pagehide", () => {
-  const session = state.supervisor && state.supervisor.session;
-  if (session) session.close({ keepalive: true });
-});
+closeOnPageHide(state);
 
 setInterval(() => { pollStats().catch(() => {}); }, 1000);
 
-// For operators' consoles and the browser tests.
-window.diemcau = {
-  state,
-  get supervisor() { return state.supervisor; },
-  get session() { return state.supervisor && state.supervisor.session; },
-  get pc() { return (state.supervisor && state.supervisor.session && state.supervisor.session.pc) || null; },
+exposeForConsole(state, {
   sourceSettings() {
     const t = state.stream && state.stream.getVideoTracks()[0];
     return t ? t.getSettings() : null;
   },
-};
-Object.defineProperty(window, "pc", { get: () => window.diemcau.pc, configurable: true });
+});
 
 setupJoinForm(join);

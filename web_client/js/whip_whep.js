@@ -420,3 +420,28 @@ export class Supervisor {
     check();
   }
 }
+
+/**
+ * On leaving the page, end the supervised session (`state.supervisor`) with a keepalive DELETE, so
+ * the server frees it at once instead of waiting for ICE to time out.
+ */
+export function closeOnPageHide(state) {
+  window.addEventListener("pagehide", () => {
+    const session = state.supervisor && state.supervisor.session;
+    if (session) session.close({ keepalive: true });
+  });
+}
+
+/**
+ * `window.diemcau` (and `window.pc`) for operators' consoles and the browser tests: the page's
+ * `state`, its supervisor, session and peer connection, plus the page's own `extra` members.
+ */
+export function exposeForConsole(state, extra = {}) {
+  window.diemcau = Object.defineProperties({ state }, {
+    ...Object.getOwnPropertyDescriptors(extra),
+    supervisor: { get: () => state.supervisor, enumerable: true },
+    session: { get: () => state.supervisor && state.supervisor.session, enumerable: true },
+    pc: { get: () => (state.supervisor && state.supervisor.session && state.supervisor.session.pc) || null, enumerable: true },
+  });
+  Object.defineProperty(window, "pc", { get: () => window.diemcau.pc, configurable: true });
+}
