@@ -27,7 +27,7 @@ from server.db.models import (
     utcnow,
 )
 from server.domain.intervals import total_seconds
-from server.domain.rows import owned_row
+from server.domain.rows import conference_row, owned_row
 
 KINDS = ("webrtc", "presence", "hls")
 HLS_TIMEOUT = dt.timedelta(seconds=45)  # players send a heartbeat every ~15 s
@@ -52,13 +52,11 @@ async def resolve_subject(
     if not subject_id:
         return Subject()
     if role == "point":
-        point = await db.get(ConnectionPoint, subject_id)
-        if point is not None and point.conference_id == conference_id:
-            return Subject("point", point.id)
+        if await owned_row(db, ConnectionPoint, subject_id, conference_id=conference_id) is not None:
+            return Subject("point", subject_id)
     elif role in ("member", "viewer"):
-        member = await db.get(Member, subject_id)
-        if member is not None and member.conference_id == conference_id:
-            return Subject("member", member.id)
+        if await owned_row(db, Member, subject_id, conference_id=conference_id) is not None:
+            return Subject("member", subject_id)
     return Subject()
 
 
@@ -235,9 +233,7 @@ async def close_node_sessions(db: AsyncSession, node: str, reason: str, at: dt.d
 async def report_headcount(
     db: AsyncSession, conference_id: str, point_id: str, present: int, token_id: str | None
 ) -> HeadcountReport:
-    point = await owned_row(db, ConnectionPoint, point_id, conference_id=conference_id)
-    if point is None:
-        raise LookupError(point_id)
+    await conference_row(db, ConnectionPoint, point_id, conference_id, LookupError)
     if not 0 <= present <= MAX_HEADCOUNT:
         raise AttendanceError(f"present must be between 0 and {MAX_HEADCOUNT}")
     row = HeadcountReport(

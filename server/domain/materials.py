@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Material
-from server.domain.rows import owned_row
+from server.domain.rows import conference_row
 
 OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy Office (doc, xls, ppt)
 ZIP = b"PK\x03\x04"  # OOXML and OpenDocument
@@ -247,10 +247,7 @@ async def list_materials(db: AsyncSession, conference_id: str) -> list[Material]
 
 
 async def get_material(db: AsyncSession, conference_id: str, material_id: str) -> Material:
-    material = await owned_row(db, Material, material_id, conference_id=conference_id)
-    if material is None:
-        raise MaterialNotFound(material_id)
-    return material
+    return await conference_row(db, Material, material_id, conference_id, MaterialNotFound)
 
 
 async def delete_material(db: AsyncSession, data_dir: Path, conference_id: str, material_id: str) -> None:

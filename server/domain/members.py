@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import ConnectionPoint, Member, new_id, utcnow
 from server.domain.csvio import ImportErrors, RowError, decode, read_rows
-from server.domain.rows import owned_row
+from server.domain.rows import conference_row, owned_row
 from server.domain.tokens import revoke_subject
 
 MAX_IMPORT_ROWS = 100_000
@@ -50,10 +50,7 @@ async def create_member(
 
 
 async def get_member(db: AsyncSession, conference_id: str, member_id: str) -> Member:
-    member = await owned_row(db, Member, member_id, conference_id=conference_id)
-    if member is None:
-        raise MemberNotFound(member_id)
-    return member
+    return await conference_row(db, Member, member_id, conference_id, MemberNotFound)
 
 
 async def list_members(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import ConnectionPoint, new_id, utcnow
 from server.domain.csvio import ImportErrors, RowError, decode, read_rows
-from server.domain.rows import owned_row
+from server.domain.rows import conference_row
 from server.domain.tokens import revoke_subject
 
 LEVELS = ("province", "district", "commune")
@@ -60,10 +60,7 @@ async def list_points(db: AsyncSession, conference_id: str) -> list[ConnectionPo
 
 
 async def get_point(db: AsyncSession, conference_id: str, point_id: str) -> ConnectionPoint:
-    point = await owned_row(db, ConnectionPoint, point_id, conference_id=conference_id)
-    if point is None:
-        raise PointNotFound(point_id)
-    return point
+    return await conference_row(db, ConnectionPoint, point_id, conference_id, PointNotFound)
 
 
 async def find_by_name(db: AsyncSession, conference_id: str, name: str) -> ConnectionPoint | None:

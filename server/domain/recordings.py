@@ -32,7 +32,7 @@ from media.recording.recovery import close_interrupted
 from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, directory_size, select_expired
 from server.db.models import Conference, Recording, RecordingChapter, new_id, utcnow
-from server.domain.rows import owned_row
+from server.domain.rows import delete_owned_row
 from server.domain.signed_links import LinkSigner
 from server.events.bus import Event
 from server.settings import Settings
@@ -94,11 +94,7 @@ async def add_chapter(db: AsyncSession, recording_id: str, title: str, at_second
 
 
 async def delete_chapter(db: AsyncSession, recording_id: str, chapter_id: str) -> bool:
-    chapter = await owned_row(db, RecordingChapter, chapter_id, recording_id=recording_id)
-    if chapter is None:
-        return False
-    await db.delete(chapter)
-    return True
+    return await delete_owned_row(db, RecordingChapter, chapter_id, recording_id=recording_id)
 
 
 # --- the service ---------------------------------------------------------------------------------

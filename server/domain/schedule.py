@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import AgendaItem, Conference
 from server.domain.conferences import STATUSES, as_utc, get_conference
-from server.domain.rows import owned_row
+from server.domain.rows import delete_owned_row
 
 
 class ScheduleError(ValueError):
@@ -90,9 +90,4 @@ async def add_agenda_item(db: AsyncSession, conference_id: str, item: dict) -> A
 
 
 async def delete_agenda_item(db: AsyncSession, conference_id: str, item_id: str) -> bool:
-    row = await owned_row(db, AgendaItem, item_id, conference_id=conference_id)
-    if row is None:
-        return False
-    await db.delete(row)
-    await db.flush()
-    return True
+    return await delete_owned_row(db, AgendaItem, item_id, conference_id=conference_id)

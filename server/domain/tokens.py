@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import AccessToken, utcnow
 from server.domain.conferences import as_utc
-from server.domain.rows import owned_row
+from server.domain.rows import conference_row
 
 ROLES = ("organiser", "speaker", "point", "viewer", "member")
 CHUNK = 500  # ids per IN (...) query: SQLite allows 999 bound parameters
@@ -144,10 +144,7 @@ async def list_tokens(db: AsyncSession, conference_id: str) -> list[AccessToken]
 
 
 async def get_token(db: AsyncSession, conference_id: str, token_id: str) -> AccessToken:
-    row = await owned_row(db, AccessToken, token_id, conference_id=conference_id)
-    if row is None:
-        raise TokenNotFound(token_id)
-    return row
+    return await conference_row(db, AccessToken, token_id, conference_id, TokenNotFound)
 
 
 async def revoke_token(db: AsyncSession, row: AccessToken) -> AccessToken:
