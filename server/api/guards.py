@@ -37,6 +37,15 @@ async def conference_for(
     return conference
 
 
+async def or_404(work: Awaitable[T], not_found: type[Exception], detail: str) -> T:
+    """``await work``, the domain's not-found exception becoming a 404 with ``detail``: routers name
+    the missing thing in their own words without a try block each."""
+    try:
+        return await work
+    except not_found:
+        raise HTTPException(404, detail)
+
+
 async def self_or_organiser(
     db: AsyncSession, conference_id: str, principal: Principal, role: str, subject_id: str
 ) -> Conference:

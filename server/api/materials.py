@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.types import Message, Receive
 
-from server.api.guards import ANY_ROLE, conference_for
+from server.api.guards import ANY_ROLE, conference_for, or_404
 from server.db.models import Material
 from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain import materials as domain
@@ -188,7 +188,8 @@ async def delete_material(
     principal: PrincipalDep,
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")
-    try:
-        await domain.delete_material(db, settings.data_dir, conference_id, material_id)
-    except domain.MaterialNotFound:
-        raise HTTPException(404, f"unknown material '{material_id}'")
+    await or_404(
+        domain.delete_material(db, settings.data_dir, conference_id, material_id),
+        domain.MaterialNotFound,
+        f"unknown material '{material_id}'",
+    )

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from server.api.conferences import join_links
 from server.api.downloads import csv_download
-from server.api.guards import conference_for, csv_import, pick_subjects, self_or_organiser
+from server.api.guards import conference_for, csv_import, or_404, pick_subjects, self_or_organiser
 from server.api.paging import MAX_OFFSET
 from server.db.models import Member
 from server.deps import DbDep, PrincipalDep, SettingsDep
@@ -19,6 +20,8 @@ from server.domain.subject_tokens import issue_subject_tokens
 from server.domain.points import list_points
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/members", tags=["members"])
+
+T = TypeVar("T")
 
 MAX_LINK_IDS = 20_000  # members named in one links request (about 0.7 MB of JSON; none = every member)
 
@@ -67,6 +70,11 @@ class MemberLink(BaseModel):
 
 def member_out(m: Member) -> MemberOut:
     return MemberOut(id=m.id, name=m.name, unit=m.unit, point_id=m.point_id)
+
+
+def _member(work: Awaitable[T], member_id: str) -> Awaitable[T]:
+    """``work`` on one member, 404 when the conference has no such member."""
+    return or_404(work, domain.MemberNotFound, f"unknown member '{member_id}'")
 
 
 @router.get("", response_model=MemberPage)
@@ -169,10 +177,7 @@ async def get_member(
 ) -> MemberOut:
     """Organisers see any member; a member sees only themself."""
     await self_or_organiser(db, conference_id, principal, "member", member_id)
-    try:
-        return member_out(await domain.get_member(db, conference_id, member_id))
-    except domain.MemberNotFound:
-        raise HTTPException(404, f"unknown member '{member_id}'")
+    return member_out(await _member(domain.get_member(db, conference_id, member_id), member_id))
 
 
 @router.patch("/{member_id}", response_model=MemberOut)
@@ -202,10 +207,7 @@ async def delete_member(
     principal: PrincipalDep,
 ) -> None:
     await conference_for(db, conference_id, principal, "organiser")
-    try:
-        await domain.delete_member(db, conference_id, member_id)
-    except domain.MemberNotFound:
-        raise HTTPException(404, f"unknown member '{member_id}'")
+    await _member(domain.delete_member(db, conference_id, member_id), member_id)
 
 
 @router.post("/{member_id}/token", response_model=MemberLink, status_code=201)
@@ -218,10 +220,7 @@ async def issue_member_link(
     revoke_existing: bool = Query(True),
 ) -> MemberLink:
     await conference_for(db, conference_id, principal, "organiser")
-    try:
-        member = await domain.get_member(db, conference_id, member_id)
-    except domain.MemberNotFound:
-        raise HTTPException(404, f"unknown member '{member_id}'")
+    member = await _member(domain.get_member(db, conference_id, member_id), member_id)
     [t] = await issue_subject_tokens(db, conference_id, "member", [(member.id, member.name)], revoke_existing)
     link = join_links(settings.base_url, conference_id, "member", t.secret)["page"]
     return MemberLink(member_id=member.id, name=member.name, token_id=t.token_id, token=t.secret, link=link)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from server.api.conferences import join_links
 from server.api.downloads import csv_download
-from server.api.guards import conference_for, csv_import, pick_subjects, self_or_organiser
+from server.api.guards import conference_for, csv_import, or_404, pick_subjects, self_or_organiser
 from server.db.models import ConnectionPoint
 from server.deps import DbDep, PrincipalDep, SettingsDep
 from server.domain import points as domain
@@ -17,6 +18,8 @@ from server.domain.csvio import write_csv
 from server.domain.subject_tokens import IssuedToken, issue_subject_tokens
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/points", tags=["connection points"])
+
+T = TypeVar("T")
 
 
 class PointIn(BaseModel):
@@ -77,6 +80,11 @@ def point_out(p: ConnectionPoint) -> PointOut:
         operator_name=p.operator_name,
         summoned=p.summoned,
     )
+
+
+def _point(work: Awaitable[T], point_id: str) -> Awaitable[T]:
+    """``work`` on one point, 404 when the conference has no such point."""
+    return or_404(work, domain.PointNotFound, f"unknown point '{point_id}'")
 
 
 @router.get("", response_model=list[PointOut])
@@ -195,10 +203,7 @@ async def get_point(
 ) -> PointOut:
     """Organisers see any point; a point operator sees its own."""
     await self_or_organiser(db, conference_id, principal, "point", point_id)
-    try:
-        return point_out(await domain.get_point(db, conference_id, point_id))
-    except domain.PointNotFound:
-        raise HTTPException(404, f"unknown point '{point_id}'")
+    return point_out(await _point(domain.get_point(db, conference_id, point_id), point_id))
 
 
 @router.patch("/{point_id}", response_model=PointOut)
@@ -229,10 +234,7 @@ async def delete_point(
 ) -> None:
     """Delete a point (and its headcounts); children stay, without a parent; sessions are kept."""
     await conference_for(db, conference_id, principal, "organiser")
-    try:
-        await domain.delete_point(db, conference_id, point_id)
-    except domain.PointNotFound:
-        raise HTTPException(404, f"unknown point '{point_id}'")
+    await _point(domain.delete_point(db, conference_id, point_id), point_id)
 
 
 @router.post("/{point_id}/token", response_model=PointLink, status_code=201)
@@ -246,9 +248,6 @@ async def issue_point_link(
 ) -> PointLink:
     """A new operator token and join link for one point (e.g. to replace a leaked link)."""
     await conference_for(db, conference_id, principal, "organiser")
-    try:
-        point = await domain.get_point(db, conference_id, point_id)
-    except domain.PointNotFound:
-        raise HTTPException(404, f"unknown point '{point_id}'")
+    point = await _point(domain.get_point(db, conference_id, point_id), point_id)
     issued = await issue_subject_tokens(db, conference_id, "point", [(point.id, point.name)], revoke_existing)
     return _links(settings.base_url, conference_id, [point], issued)[0]

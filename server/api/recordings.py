@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.recording.files import is_media_file
 from media.recording.playlist import Segment, parse, render
-from server.api.guards import conference_for
+from server.api.guards import conference_for, or_404
 from server.db.models import Recording
 from server.deps import (
     DbDep,
@@ -190,10 +190,9 @@ def _live_window(service: domain.RecordingService) -> int:
 
 
 async def _load(db: AsyncSession, recording_id: str, principal: Principal, *roles: str) -> Recording:
-    try:
-        row = await domain.get_recording(db, recording_id)
-    except domain.RecordingNotFound:
-        raise HTTPException(404, f"unknown recording '{recording_id}'")
+    row = await or_404(
+        domain.get_recording(db, recording_id), domain.RecordingNotFound, f"unknown recording '{recording_id}'"
+    )
     authorize(principal, row.conference_id, *roles)
     return row
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from fastapi import HTTPException, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.core.sdp_check import OfferError, check_offer
 from server.api.guards import conference_for
-from server.deps import release
+from server.deps import MediaDep, PrincipalDep, release
 from server.domain import ice_servers
 from server.domain.tokens import Principal
 from server.settings import Settings
@@ -119,7 +119,7 @@ def no_trickle() -> Response:
     return Response(status_code=405, headers={"Allow": "DELETE"})
 
 
-async def stop_session(
+async def _stop_session(
     sessions: Mapping[str, Any], conference_id: str, session_id: str, principal: Principal, kind: str
 ) -> Response:
     """DELETE of a session URL: only the token that opened it (or the admin) may end it."""
@@ -130,3 +130,21 @@ async def stop_session(
         raise HTTPException(403, "not your session")
     await session.close()
     return Response(status_code=200)
+
+
+def add_session_routes(
+    router: APIRouter, kind: str, sessions_of: Callable[[Any], Mapping[str, Any]]
+) -> None:
+    """PATCH and DELETE of the session URL ``/{kind}/{conference_id}/{session_id}`` (``kind`` is
+    WHIP or WHEP); ``sessions_of(media)`` gives that kind's open sessions by id."""
+    name = kind.lower()
+    path = f"/{name}/{{conference_id}}/{{session_id}}"
+
+    async def patch(conference_id: str, session_id: str) -> Response:
+        return no_trickle()
+
+    async def stop(conference_id: str, session_id: str, media: MediaDep, principal: PrincipalDep) -> Response:
+        return await _stop_session(sessions_of(media), conference_id, session_id, principal, kind)
+
+    router.add_api_route(path, patch, methods=["PATCH"], name=f"{name}_patch")
+    router.add_api_route(path, stop, methods=["DELETE"], status_code=200, name=f"{name}_stop")

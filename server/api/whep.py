@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from server.api.signalling import (
+    add_session_routes,
     negotiation_failed,
-    no_trickle,
     open_for_session,
     options_for,
     read_offer,
     session_response,
-    stop_session,
 )
 from server.deps import (
     DbDep,
@@ -73,16 +72,4 @@ async def whep_subscribe(
     )
 
 
-@router.patch("/whep/{conference_id}/{session_id}")
-async def whep_patch(conference_id: str, session_id: str) -> Response:
-    return no_trickle()
-
-
-@router.delete("/whep/{conference_id}/{session_id}", status_code=200)
-async def whep_stop(
-    conference_id: str,
-    session_id: str,
-    media: MediaDep,
-    principal: PrincipalDep,
-) -> Response:
-    return await stop_session(media.consumers, conference_id, session_id, principal, "WHEP")
+add_session_routes(router, "WHEP", lambda media: media.consumers)

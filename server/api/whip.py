@@ -5,13 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from server.api.signalling import (
+    add_session_routes,
     negotiation_failed,
-    no_trickle,
     open_for_session,
     options_for,
     read_offer,
     session_response,
-    stop_session,
 )
 from server.deps import (
     DbDep,
@@ -61,16 +60,4 @@ async def whip_publish(
     )
 
 
-@router.patch("/whip/{conference_id}/{session_id}")
-async def whip_patch(conference_id: str, session_id: str) -> Response:
-    return no_trickle()
-
-
-@router.delete("/whip/{conference_id}/{session_id}", status_code=200)
-async def whip_stop(
-    conference_id: str,
-    session_id: str,
-    media: MediaDep,
-    principal: PrincipalDep,
-) -> Response:
-    return await stop_session(media.producers, conference_id, session_id, principal, "WHIP")
+add_session_routes(router, "WHIP", lambda media: media.producers)
