@@ -10,12 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.core.sdp_check import OfferError, check_offer
 from server.api.guards import conference_for
-from server.deps import MediaDep, PrincipalDep, release
+from server.deps import DbDep, MediaDep, OptionalPrincipalDep, PrincipalDep, SettingsDep, release
 from server.domain import ice_servers
 from server.domain.tokens import Principal
 from server.settings import Settings
 
 SDP_TYPE = "application/sdp"
+SDP_ANSWER = {201: {"content": {SDP_TYPE: {}}, "description": "SDP answer"}}  # the POST's OpenAPI
 
 
 class _Session(Protocol):
@@ -133,12 +134,19 @@ async def _stop_session(
 
 
 def add_session_routes(
-    router: APIRouter, kind: str, sessions_of: Callable[[Any], Mapping[str, Any]]
+    router: APIRouter, kind: str, roles: tuple[str, ...], sessions_of: Callable[[Any], Mapping[str, Any]]
 ) -> None:
-    """PATCH and DELETE of the session URL ``/{kind}/{conference_id}/{session_id}`` (``kind`` is
-    WHIP or WHEP); ``sessions_of(media)`` gives that kind's open sessions by id."""
+    """The routes WHIP and WHEP share besides their POST: OPTIONS of ``/{kind}/{conference_id}``
+    (for tokens of ``roles``), PATCH and DELETE of the session URL under it. ``kind`` is WHIP or
+    WHEP; ``sessions_of(media)`` gives that kind's open sessions by id."""
     name = kind.lower()
     path = f"/{name}/{{conference_id}}/{{session_id}}"
+
+    async def options(
+        conference_id: str, db: DbDep, settings: SettingsDep, principal: OptionalPrincipalDep
+    ) -> Response:
+        """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
+        return await options_for(db, conference_id, settings, principal, *roles)
 
     async def patch(conference_id: str, session_id: str) -> Response:
         return no_trickle()
@@ -146,5 +154,6 @@ def add_session_routes(
     async def stop(conference_id: str, session_id: str, media: MediaDep, principal: PrincipalDep) -> Response:
         return await _stop_session(sessions_of(media), conference_id, session_id, principal, kind)
 
+    router.add_api_route(f"/{name}/{{conference_id}}", options, methods=["OPTIONS"], name=f"{name}_options")
     router.add_api_route(path, patch, methods=["PATCH"], name=f"{name}_patch")
     router.add_api_route(path, stop, methods=["DELETE"], status_code=200, name=f"{name}_stop")

@@ -5,43 +5,21 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from server.api.signalling import (
+    SDP_ANSWER,
     add_session_routes,
     negotiation_failed,
     open_for_session,
-    options_for,
     read_offer,
     session_response,
 )
-from server.deps import (
-    DbDep,
-    MediaDep,
-    OptionalPrincipalDep,
-    PrincipalDep,
-    SettingsDep,
-    WhepPlacesDep,
-)
+from server.deps import DbDep, MediaDep, PrincipalDep, SettingsDep, WhepPlacesDep
 
 router = APIRouter(tags=["whep"])
 
 SUBSCRIBER_ROLES = ("point", "viewer", "member", "organiser", "speaker")
 
 
-@router.options("/whep/{conference_id}")
-async def whep_options(
-    conference_id: str,
-    db: DbDep,
-    settings: SettingsDep,
-    principal: OptionalPrincipalDep,
-) -> Response:
-    """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
-    return await options_for(db, conference_id, settings, principal, *SUBSCRIBER_ROLES)
-
-
-@router.post(
-    "/whep/{conference_id}",
-    status_code=201,
-    responses={201: {"content": {"application/sdp": {}}, "description": "SDP answer"}},
-)
+@router.post("/whep/{conference_id}", status_code=201, responses=SDP_ANSWER)
 async def whep_subscribe(
     conference_id: str,
     request: Request,
@@ -72,4 +50,4 @@ async def whep_subscribe(
     )
 
 
-add_session_routes(router, "WHEP", lambda media: media.consumers)
+add_session_routes(router, "WHEP", SUBSCRIBER_ROLES, lambda media: media.consumers)

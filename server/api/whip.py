@@ -5,40 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from server.api.signalling import (
+    SDP_ANSWER,
     add_session_routes,
     negotiation_failed,
     open_for_session,
-    options_for,
     read_offer,
     session_response,
 )
-from server.deps import (
-    DbDep,
-    MediaDep,
-    OptionalPrincipalDep,
-    PrincipalDep,
-    SettingsDep,
-)
+from server.deps import DbDep, MediaDep, PrincipalDep, SettingsDep
 
 router = APIRouter(tags=["whip"])
 
 
-@router.options("/whip/{conference_id}")
-async def whip_options(
-    conference_id: str,
-    db: DbDep,
-    settings: SettingsDep,
-    principal: OptionalPrincipalDep,
-) -> Response:
-    """What the endpoint accepts; with a token allowed to POST here, also the ICE servers to use."""
-    return await options_for(db, conference_id, settings, principal, "speaker")
-
-
-@router.post(
-    "/whip/{conference_id}",
-    status_code=201,
-    responses={201: {"content": {"application/sdp": {}}, "description": "SDP answer"}},
-)
+@router.post("/whip/{conference_id}", status_code=201, responses=SDP_ANSWER)
 async def whip_publish(
     conference_id: str,
     request: Request,
@@ -60,4 +39,4 @@ async def whip_publish(
     )
 
 
-add_session_routes(router, "WHIP", lambda media: media.producers)
+add_session_routes(router, "WHIP", ("speaker",), lambda media: media.producers)
