@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from server.api.signalling import (
-    SDP_ANSWER,
-    add_session_routes,
-    negotiation_failed,
-    open_for_session,
-    read_offer,
-    session_response,
-)
+from server.api import signalling
 from server.deps import DbDep, MediaDep, PrincipalDep, SettingsDep, WhepPlacesDep
 
 router = APIRouter(tags=["whep"])
@@ -19,7 +12,7 @@ router = APIRouter(tags=["whep"])
 SUBSCRIBER_ROLES = ("point", "viewer", "member", "organiser", "speaker")
 
 
-@router.post("/whep/{conference_id}", status_code=201, responses=SDP_ANSWER)
+@router.post("/whep/{conference_id}", status_code=201, responses=signalling.SDP_ANSWER)
 async def whep_subscribe(
     conference_id: str,
     request: Request,
@@ -30,10 +23,10 @@ async def whep_subscribe(
     principal: PrincipalDep,
 ) -> Response:
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
-    await open_for_session(db, conference_id, principal, *SUBSCRIBER_ROLES)
+    await signalling.open_for_session(db, conference_id, principal, *SUBSCRIBER_ROLES)
     # A place of the token's and the conference's, held while negotiating: 429 when either is full.
     with whep_places.hold(media, principal, conference_id):
-        offer = await read_offer(request, "recv", settings.max_sdp_bytes)
+        offer = await signalling.read_offer(request, "recv", settings.max_sdp_bytes)
         try:
             consumer = await media.subscribe(
                 conference_id,
@@ -44,10 +37,10 @@ async def whep_subscribe(
                 subject_id=principal.subject_id,
             )
         except Exception as exc:
-            raise negotiation_failed(exc)
-    return session_response(
+            raise signalling.negotiation_failed(exc)
+    return signalling.session_response(
         settings, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id, principal
     )
 
 
-add_session_routes(router, "WHEP", SUBSCRIBER_ROLES, lambda media: media.consumers)
+signalling.add_session_routes(router, "WHEP", SUBSCRIBER_ROLES, lambda media: media.consumers)
