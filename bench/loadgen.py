@@ -51,6 +51,7 @@ from aiortc.rtp import (
 )
 
 from bench import ipc, rx
+from media.core.source import NTP_EPOCH_OFFSET
 from bench.procstat import udp_socket_drops
 from media.transport import dtls_identity
 from media.core.codecs import h264_is_keyframe
@@ -59,7 +60,6 @@ from media.transport.webrtc_transport import patient_consent
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux; not exported by Python's socket module
 SOL_UDP, UDP_GRO = 17, 104  # Linux (not exported either)
-NTP_EPOCH_OFFSET = 2208988800
 HIST_BIN = 0.00005  # delay histogram: 50 us bins ...
 HIST_BINS = 40_000  # ... up to 2 s (the last bin collects everything later)
 DRAIN_BATCH = 512  # at most this many datagrams per socket and pass

@@ -33,9 +33,9 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RtcpSrPacket
 
 from bench import ipc
+from media.core.source import NTP_EPOCH_OFFSET
 from media.transport.ice import restrict_host_addresses
 
-NTP_EPOCH_OFFSET = 2208988800
 
 
 class Source:

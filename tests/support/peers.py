@@ -11,6 +11,7 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 
 from bench.whip_publisher import NO_ICE, negotiate
+from media.core.source import NTP_EPOCH_OFFSET
 from tests.support.waiting import wait_until_async
 
 
@@ -178,7 +179,7 @@ def sync_offset(sub: Subscriber) -> float:
     clocks = {"audio": 48000, "video": 90000}
     lateness = {}
     for kind, (ntp, rtp_sr) in sub.sr.items():  # type: ignore[attr-defined]
-        wall_sr = ntp / (1 << 32) - 2208988800
+        wall_sr = ntp / (1 << 32) - NTP_EPOCH_OFFSET
         values = []
         for rtp_ts, arrival in sub.arrivals[kind][-400:]:  # type: ignore[attr-defined]
             delta = ((rtp_ts - rtp_sr + (1 << 31)) % (1 << 32)) - (1 << 31)
