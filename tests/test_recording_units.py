@@ -144,6 +144,26 @@ def test_recorder_reconnect_is_a_discontinuity_on_one_timeline(tmp_path: Path) -
     assert duration(tmp_path / "rec" / PLAYLIST) == pytest.approx(total, abs=0.1)
 
 
+
+def test_audio_outlasting_video_at_a_switch_stays_in_order(tmp_path: Path) -> None:
+    """A publisher whose audio goes on after its last video frame (it stopped its camera first, or
+    its video was cut at a frame boundary): the next run starts after the later of the two, so every
+    track's decode times increase over the whole recording and it remuxes into one MP4."""
+    recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)
+    first = feed(recorder, 4.0)
+    feed(recorder, 0.5, publisher=first, start=4.0, keep_video=lambda n: False)  # audio only, half a second
+    recorder.publisher_closed(first.producer_id)
+    feed(recorder, 3.0)
+    recorder.stop()
+    assert recorder.stats.runs == 2
+    playlist = tmp_path / "rec" / PLAYLIST
+    packets = ffprobe(playlist, "packet=stream_index,dts_time")["packets"]
+    for index in {p["stream_index"] for p in packets}:
+        times = [float(p["dts_time"]) for p in packets if p["stream_index"] == index]
+        assert all(b > a for a, b in zip(times, times[1:])), f"stream {index} goes back in time"
+    mp4 = remux_to_mp4(playlist, tmp_path / "all.mp4")
+    assert float(streams(mp4)["audio"]["duration"]) >= 4.4 + 3.0 - 0.2
+
 def test_recorder_places_audio_by_the_publisher_clocks(tmp_path: Path) -> None:
     """Audio ts 0 half a second after video ts 0 must start half a second into the recording."""
     recorder = Recorder("r", "c", tmp_path / "rec", segment_seconds=2.0)

@@ -503,7 +503,11 @@ class Recorder:
             )
             self._run_fragments += 1
             self._segment_list.append(segment)
-            self._timeline_end = segment.start + segment.duration
+            # The next run starts after the later of the tracks: a publisher's audio may go on
+            # past its last video frame, and decode times must increase across the runs.
+            ends = [(f.base_time + f.duration) / run.timescale(tid) for tid, f in fragment.tracks.items()]
+            self._timeline_end = max(self._timeline_end, segment.start + segment.duration,
+                                     self._run_offset + max(ends, default=0.0))
             self.size_bytes += segment.size + (len(run.init or b"") if self._run_fragments == 1 else 0)
             self._write_playlist(final=False)
             self.segments = tuple(self._segment_list)
