@@ -2,9 +2,17 @@
 //
 // Data comes from GET /api/v1/conferences/{id}/attendance/status; the conference WebSocket tells us
 // when to fetch it again (attendance.changed, headcount.reported, presence/consumer events), and a
-// slow poll covers anything missed while the socket was down.
+// slow poll covers anything missed while the socket was down. Below the tree: the floor with the
+// moderation controls, the question board, and removing a participant.
 import { authorisedFetch } from "./api.js";
 import { ConferenceEvents } from "./events.js";
+import { FloorClient } from "./floor.js";
+import { renderFloorHistory } from "./floor_history.js";
+import { FloorQueueView } from "./floor_queue.js";
+import { removeParticipant, wireRemoveForm } from "./moderation.js";
+import { showSelected } from "./question_box.js";
+import { QuestionBoard } from "./question_board.js";
+import { QuestionsClient } from "./questions.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -26,6 +34,8 @@ const state = {
   again: false,
   events: null,
   stopped: false,
+  floor: null, // FloorClient
+  questions: null, // QuestionsClient
 };
 
 async function api(path) {
@@ -141,8 +151,21 @@ function renderDisk(disk) {
     `(${gb(disk.free_bytes)} GB free, ${gb(disk.min_free_bytes)} GB needed)`;
 }
 
+/** The points in the removal form's list, kept as they are in the attendance status. */
+function renderRemoveChoices(points) {
+  const select = $("remove-point");
+  const chosen = select.value;
+  const key = JSON.stringify(points.map((p) => [p.id, p.name]));
+  if (select.dataset.key === key) return;
+  select.dataset.key = key;
+  select.replaceChildren(el("option", { value: "" }, "—"),
+    ...points.map((p) => el("option", { value: p.id }, p.name)));
+  select.value = points.some((p) => p.id === chosen) ? chosen : "";
+}
+
 function render() {
   const data = state.data;
+  renderRemoveChoices(data.points);
   renderTotals(data.totals);
   renderDisk(data.disk);
   $("conference-status").textContent = data.status;
@@ -217,6 +240,54 @@ async function openReport(url, kind) {
   }
 }
 
+async function refreshFloorHistory() {
+  const box = $("floor-history-box");
+  if (!box.open || !state.floor) return;
+  try {
+    renderFloorHistory($("floor-history"), await state.floor.history());
+  } catch (error) {
+    $("floor-error").textContent = `Không tải được lịch sử · Cannot load the history: ${error.detail || error.message}`;
+  }
+}
+
+/** Floor (with lock, end all, remove), question board, removal form. */
+function setupLive(conference, token) {
+  state.floor = new FloorClient(conference, token);
+  const remove = (pointId) => removeParticipant(token, conference, { point_id: pointId });
+  new FloorQueueView(state.floor, $("floor"), {
+    loadPoints: async () => {
+      const response = await authorisedFetch(token, `/api/v1/conferences/${encodeURIComponent(conference)}/points`);
+      if (!response.ok) throw new Error(String(response.status));
+      return response.json();
+    },
+    moderation: true,
+    onRemove: remove,
+    onError: (text) => { $("floor-error").textContent = text; },
+  });
+  state.floor.subscribe(() => refreshFloorHistory());
+  $("floor-history-box").addEventListener("toggle", refreshFloorHistory);
+  state.floor.refresh().catch(() => {});
+
+  state.questions = new QuestionsClient(conference, token);
+  showSelected(state.questions, $("selected-question"));
+  new QuestionBoard(state.questions, $("questions"), {
+    filter: $("question-filter"),
+    onError: (text) => { $("question-error").textContent = text; },
+    onRemove: (q) => removeParticipant(token, conference, q.point_id ? { point_id: q.point_id } : { member_id: q.member_id })
+      .then(() => { $("question-error").textContent = `Đã mời ra · Removed: ${q.author_name}`; }),
+  });
+  $("questions-csv").addEventListener("click", () => state.questions.exportCsv().catch((error) => {
+    $("question-error").textContent = `Không tải được CSV · Cannot download the CSV: ${error.detail || error.message}`;
+  }));
+  state.questions.refresh().catch((error) => {
+    $("question-error").textContent = `Không tải được câu hỏi · Cannot load the questions: ${error.detail || error.message}`;
+  });
+  wireRemoveForm({
+    form: $("remove-form"), select: $("remove-point"), tokenInput: $("remove-token"),
+    button: $("remove-submit"), status: $("remove-status"),
+  }, token, conference, () => scheduleRefresh());
+}
+
 async function start({ conference, token }) {
   state.conference = conference;
   state.token = token;
@@ -236,9 +307,14 @@ async function start({ conference, token }) {
     return;
   }
   await refresh();
+  setupLive(conference, token);
   state.poll = setInterval(refresh, POLL_MS);
   state.events = new ConferenceEvents(conference, token, {
-    onEvent: (event) => { if (REFRESH_ON.has(event.type) || event.type === "snapshot") scheduleRefresh(); },
+    onEvent: (event) => {
+      state.floor.applyEvent(event);
+      state.questions.applyEvent(event);
+      if (REFRESH_ON.has(event.type) || event.type === "snapshot") scheduleRefresh();
+    },
     onState: (kind) => {
       if (kind === "open") setStatus($("status"), "connected", "Cập nhật trực tiếp · Live updates");
       else if (kind === "closed") setStatus($("status"), "reconnecting", "Mất kết nối, đang thử lại · Reconnecting (polling)");

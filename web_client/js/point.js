@@ -1,5 +1,10 @@
-// Connection-point page: watch the conference over WHEP and keep watching through link drops.
+// Connection-point page: watch the conference over WHEP and keep watching through link drops; ask
+// for the floor and speak when granted (floor_hand.js); send written questions (question_box.js).
 import { joinConference } from "./events.js";
+import { FloorClient } from "./floor.js";
+import { FloorHand } from "./floor_hand.js";
+import { questionBox, showSelected } from "./question_box.js";
+import { QuestionsClient } from "./questions.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 import { closeOnPageHide, exposeForConsole, Supervisor, WhepSession } from "./whip_whep.js";
 
@@ -20,6 +25,9 @@ const state = {
   live: null, // speaker live according to the event channel (null: unknown yet)
   pointId: null, // our connection point, from the channel's snapshot
   stats: null,
+  floor: null, // FloorClient
+  hand: null, // FloorHand: raise hand, speak
+  questions: null, // QuestionsClient
 };
 
 function showError(text) { errorLine.textContent = text || ""; }
@@ -96,7 +104,15 @@ function onEvent(event) {
   if (event.type === "error" && event.for === "headcount") {
     $("headcount-status").textContent = `Không nhận · Refused: ${event.detail}`;
   }
-  if (event.type === "snapshot" && event.point_id) state.pointId = event.point_id;
+  if (event.type === "snapshot" && event.point_id) {
+    state.pointId = event.point_id;
+    state.hand.render();
+  }
+  state.floor.applyEvent(event);
+  state.questions.applyEvent(event);
+  // Our own questions' answers reach us only through GET /questions (the chair's updates are not
+  // broadcast): look again whenever the chair moves on to a question.
+  if (event.type === "question.selected") state.questions.refresh().catch(() => {});
   if (event.type === "snapshot") state.live = Boolean(event.live);
   else if (event.type === "speaker.live") state.live = true;
   else if (event.type === "speaker.offline") state.live = false;
@@ -137,7 +153,33 @@ async function pollStats() {
 }
 
 function join(params) {
+  state.floor = new FloorClient(params.conference, params.token);
+  state.questions = new QuestionsClient(params.conference, params.token);
+  state.hand = new FloorHand(state.floor, {
+    form: $("hand-form"),
+    raise: $("raise-hand"),
+    lower: $("lower-hand"),
+    status: $("floor-status"),
+    holder: $("floor-holder"),
+    error: $("floor-error"),
+    speaking: $("speaking"),
+    selfView: $("self-view"),
+    timer: $("floor-timer"),
+    giveBack: $("give-back"),
+    publishStatus: $("publish-status"),
+  }, () => state.pointId);
+  showSelected(state.questions, $("selected-question"));
+  questionBox(state.questions, {
+    form: $("question-form"),
+    counter: $("question-count"),
+    status: $("question-status"),
+    mine: $("my-questions"),
+    isMine: (q) => Boolean(state.pointId) && q.point_id === state.pointId,
+  });
   joinConference(state, params, onEvent);
+  // The WebSocket sends the floor on connecting; this covers a channel that is slow to open.
+  state.floor.refresh().catch(() => {});
+  state.questions.refresh().catch(() => {});
   watchButton.disabled = false;
   startWatching(); // a join link means "show the conference": start at once
 }
@@ -157,8 +199,18 @@ $("fullscreen").addEventListener("click", () => {
   else if (stage.requestFullscreen) stage.requestFullscreen().catch(() => {});
 });
 closeOnPageHide(state);
+// Leaving the page while speaking: end the WHIP session at once, so the hall falls back to the speaker.
+window.addEventListener("pagehide", () => {
+  const session = state.hand && state.hand.publisher.session;
+  if (session) session.close({ keepalive: true });
+});
 setInterval(() => { pollStats().catch(() => {}); }, 1000);
 
-exposeForConsole(state, { video });
+exposeForConsole(state, {
+  video,
+  get floor() { return state.floor; },
+  get questions() { return state.questions; },
+  get publisher() { return state.hand && state.hand.publisher; },
+});
 
 setupJoinForm(join);

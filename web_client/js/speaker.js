@@ -1,5 +1,13 @@
-// Speaker page: camera + microphone preview, go live / stop over WHIP, live count of watchers.
+// Speaker page: camera + microphone preview, go live / stop over WHIP, live count of watchers; as the
+// chair, the floor (queue, grant, end, mute) with the point played in the hall, and the question board.
 import { joinConference } from "./events.js";
+import { FloorClient } from "./floor.js";
+import { FloorQueueView } from "./floor_queue.js";
+import { HallPlayback } from "./hall_playback.js";
+import { showSelected } from "./question_box.js";
+import { QuestionBoard } from "./question_board.js";
+import { QuestionsClient } from "./questions.js";
+import { conferencePath, requestJson } from "./rest.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 import { closeOnPageHide, exposeForConsole, Supervisor, WhipSession } from "./whip_whep.js";
 
@@ -23,6 +31,9 @@ const state = {
   supervisor: null,
   events: null,
   watchers: 0,
+  floor: null, // FloorClient
+  hall: null, // HallPlayback: the point on the hall's screen and loudspeakers
+  questions: null, // QuestionsClient
 };
 
 function showError(text) { errorLine.textContent = text || ""; }
@@ -143,6 +154,8 @@ async function stopLive(message) {
 
 function onEvent(event) {
   if (typeof event.consumers === "number") setWatchers(event.consumers);
+  state.floor.applyEvent(event);
+  state.questions.applyEvent(event);
   const sup = state.supervisor;
   // Another device went live with this conference: it replaced our session; do not fight over it.
   if (event.type === "speaker.live" && sup && sup.running && sup.connected && sup.session
@@ -169,7 +182,50 @@ async function pollStats() {
     + `${Math.round(video.framesPerSecond || 0)} fps · ${codec ? codec.mimeType.replace("video/", "") : "?"} · ${kbps} kbit/s`;
 }
 
+/** The floor card: the queue and its controls, and the point played in the hall while it speaks. */
+function setupFloor({ conference, token }) {
+  state.floor = new FloorClient(conference, token);
+  const video = $("floor-video");
+  const unmute = $("floor-unmute");
+  state.hall = new HallPlayback(conference, token, video, {
+    onStatus: (kind, text) => {
+      $("floor-playback").dataset.state = kind;
+      $("floor-playback").textContent = kind === "connected" ? "" : `Phát hình điểm cầu · Point playback: ${text}`;
+    },
+  });
+  video.addEventListener("volumechange", () => { unmute.hidden = !video.muted; });
+  video.addEventListener("playing", () => { unmute.hidden = !video.muted; });
+  unmute.addEventListener("click", () => { video.muted = false; video.play().catch(() => {}); });
+  state.floor.subscribe((floor) => {
+    $("floor-stage").hidden = !floor.current;
+    if (floor.current) $("floor-badge").textContent = `${floor.current.point_name} đang phát biểu · speaking`;
+    state.hall.follow(floor);
+  });
+  const showError = (text) => { $("floor-error").textContent = text; };
+  new FloorQueueView(state.floor, $("floor"), {
+    // Inviting a point that did not ask needs the list of points, which only organisers may read:
+    // for a speaker token this is refused and the invitation stays hidden.
+    loadPoints: () => requestJson(token, "GET", conferencePath(conference, "/points")),
+    onError: showError,
+  });
+  state.floor.refresh().catch(() => {});
+}
+
+function setupQuestions({ conference, token }) {
+  state.questions = new QuestionsClient(conference, token);
+  showSelected(state.questions, $("selected-question"));
+  new QuestionBoard(state.questions, $("questions"), {
+    filter: $("question-filter"),
+    onError: (text) => { $("question-error").textContent = text; },
+  });
+  state.questions.refresh().catch((error) => {
+    $("question-error").textContent = `Không tải được câu hỏi · Cannot load the questions: ${error.detail || error.message}`;
+  });
+}
+
 function join(params) {
+  setupFloor(params);
+  setupQuestions(params);
   joinConference(state, params, onEvent);
   startPreview();
 }
@@ -179,10 +235,17 @@ stopButton.addEventListener("click", () => stopLive());
 cameraSelect.addEventListener("change", startPreview);
 micSelect.addEventListener("change", startPreview);
 closeOnPageHide(state);
+window.addEventListener("pagehide", () => {
+  const session = state.hall && state.hall.session;
+  if (session) session.close({ keepalive: true });
+});
 
 setInterval(() => { pollStats().catch(() => {}); }, 1000);
 
 exposeForConsole(state, {
+  get floor() { return state.floor; },
+  get hall() { return state.hall; },
+  get questions() { return state.questions; },
   sourceSettings() {
     const t = state.stream && state.stream.getVideoTracks()[0];
     return t ? t.getSettings() : null;
