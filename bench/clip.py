@@ -32,10 +32,15 @@ class Clip:
         return sum(len(p) for _, _, p in self.video) * 8 / self.duration
 
 
-def _frame_planes(width: int, height: int, index: int) -> tuple[bytes, bytes, bytes]:
-    """A moving gradient with a moving noise block: cheap to make, not trivial to encode."""
+def _frame_planes(width: int, height: int, index: int, luma: int | None = None) -> tuple[bytes, bytes, bytes]:
+    """A moving gradient with a moving noise block: cheap to make, not trivial to encode. With
+    ``luma``, a flat background of that brightness instead of the gradient (a second publisher's
+    picture a test can tell from the first by its mean brightness)."""
     shift = (index * 6) % width
-    row = bytes(((x + shift) * 255 // width) & 0xFF for x in range(width))
+    if luma is None:
+        row = bytes(((x + shift) * 255 // width) & 0xFF for x in range(width))
+    else:
+        row = bytes([luma]) * width
     y = bytearray(row * height)
     bw, bh = width // 6, height // 6
     bx = (index * 11) % (width - bw)
@@ -50,7 +55,9 @@ def _frame_planes(width: int, height: int, index: int) -> tuple[bytes, bytes, by
     return bytes(y), u, v
 
 
-def _encode_video(width: int, height: int, fps: int, seconds: float, keyint: int, kbps: int) -> list:
+def _encode_video(
+    width: int, height: int, fps: int, seconds: float, keyint: int, kbps: int, luma: int | None = None
+) -> list:
     codec = av.CodecContext.create("libx264", "w")
     codec.width, codec.height = width, height
     codec.pix_fmt = "yuv420p"
@@ -69,16 +76,16 @@ def _encode_video(width: int, height: int, fps: int, seconds: float, keyint: int
             f"vbv-maxrate={kbps}:vbv-bufsize={kbps // 2}:nal-hrd=cbr:force-cfr=1:threads=2"
         ),
     }
-    out = encode_frames(codec, width, height, int(seconds * fps))
+    out = encode_frames(codec, width, height, int(seconds * fps), luma)
     return [(int(p.pts * 90000 // fps), bool(p.is_keyframe), bytes(p)) for p in out]
 
 
-def encode_frames(codec: av.CodecContext, width: int, height: int, count: int) -> list:
+def encode_frames(codec: av.CodecContext, width: int, height: int, count: int, luma: int | None = None) -> list:
     """``count`` frames of the moving test picture through ``codec``, flushed: its packets."""
     out = []
     for i in range(count):
         frame = av.VideoFrame(width, height, "yuv420p")
-        for plane, data in zip(frame.planes, _frame_planes(width, height, i)):
+        for plane, data in zip(frame.planes, _frame_planes(width, height, i, luma)):
             plane.update(data)
         frame.pts = i
         frame.time_base = codec.time_base
@@ -87,7 +94,8 @@ def encode_frames(codec: av.CodecContext, width: int, height: int, count: int) -
     return out
 
 
-def encode_audio(seconds: float) -> list:
+def encode_audio(seconds: float, tone: int = 440) -> list:
+    """Opus packets of a ``tone`` Hz sine (a test tells two publishers' voices apart by it)."""
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate = 48000
     codec.layout = "stereo"
@@ -100,7 +108,7 @@ def encode_audio(seconds: float) -> list:
         pcm = bytearray()
         for n in range(samples):
             t = (i * samples + n) / 48000
-            s = int(8000 * math.sin(2 * math.pi * 440 * t))
+            s = int(8000 * math.sin(2 * math.pi * tone * t))
             pcm += struct.pack("<hh", s, s)
         frame = av.AudioFrame(format="s16", layout="stereo", samples=samples)
         frame.planes[0].update(bytes(pcm))
@@ -119,15 +127,20 @@ def test_clip(
     fps: int = 30,
     keyframe_seconds: float = 1.0,
     kbps: int = 2000,
+    tone: int = 440,
+    luma: int | None = None,
 ) -> Clip:
-    """Return the clip, encoding it once per parameter set (a few seconds) and caching it."""
+    """Return the clip, encoding it once per parameter set (a few seconds) and caching it. ``tone``
+    (Hz) and ``luma`` (a flat background, see ``_frame_planes``) make a second publisher's clip."""
     CACHE.mkdir(parents=True, exist_ok=True)
     name = f"clip_{width}x{height}_{fps}_{seconds:g}s_k{keyframe_seconds:g}_{kbps}k.pickle"
+    if tone != 440 or luma is not None:
+        name = name.replace(".pickle", f"_t{tone}_l{luma}.pickle")
     path = CACHE / name
     if path.exists():
         return pickle.loads(path.read_bytes())
-    video = _encode_video(width, height, fps, seconds, int(keyframe_seconds * fps), kbps)
-    audio = encode_audio(seconds)
+    video = _encode_video(width, height, fps, seconds, int(keyframe_seconds * fps), kbps, luma)
+    audio = encode_audio(seconds, tone)
     clip = Clip(width, height, fps, seconds, video, audio)
     tmp = path.with_suffix(".tmp")
     tmp.write_bytes(pickle.dumps(clip))

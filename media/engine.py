@@ -18,6 +18,7 @@ from media.core.sdp_check import check_offer
 from media.egress import fanout
 from media.egress.consumer import Consumer
 from media.egress.fanout_group import FanoutGroup
+from media.floor.stage import Stage
 from media.ingest import frame_tap, remb_throttle
 from media.ingest.producer import Producer
 from media.runtime import codec_audit, gc_pauses
@@ -65,13 +66,15 @@ class MediaEngine:
         fanout.send_mode(config.send_batches)
         fanout.pad_max(config.rtp_pad_max)
         self.routers: dict[str, Router] = {}
+        self.stages: dict[str, Stage] = {}  # per router: the speaker, or a dialogue with a point
         self.producers: dict[str, Producer] = {}
         self.consumers: dict[str, Any] = {}  # Consumer here, or RemoteConsumer in a worker
         self._joining = 0  # local subscribers still negotiating (counted when sharding a storm)
         self.handshakes = HandshakeGate(config.max_handshakes)
         self.garbage = SessionGarbage(interval=config.session_gc_interval)
-        # Hooks for the server layer (events, attendance, recording).
+        # Hooks for the server layer (events, attendance, recording, the floor).
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
+        self.on_floor: list[Callable[[str, Producer, str], None]] = []  # the point "live" | "stalled"
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
         self.pool: ConsumerPool | None = None
         self._watchdog: asyncio.Task | None = None
@@ -108,6 +111,21 @@ class MediaEngine:
                 self.pool.attach(router)
         return router
 
+    def stage(self, conference_id: str) -> Stage:
+        """The conference's program (ingest process only: the workers follow its selections)."""
+        stage = self.stages.get(conference_id)
+        if stage is None:
+            stage = self.stages[conference_id] = Stage(self.router(conference_id))
+            stage.listeners.append(lambda point, state: self._notify_floor(conference_id, point, state))
+        return stage
+
+    def _notify_floor(self, conference_id: str, point: object, state: str) -> None:
+        for cb in self.on_floor:
+            try:
+                cb(conference_id, point, state)  # type: ignore[arg-type]
+            except Exception:
+                log.exception("floor callback failed")
+
     def process_stats(self) -> dict[str, Any]:
         """This process's own figures for /api/v1/media/stats: collector pauses, handshake gate, and
         the asyncio tasks alive (a soak watches them: a task left behind per session is a leak)."""
@@ -117,23 +135,52 @@ class MediaEngine:
     def _pc(self) -> RTCPeerConnection:
         return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))
 
-    async def publish(self, conference_id: str, offer_sdp: str) -> Producer:
-        """WHIP: answer a publisher's offer. A new publish replaces the conference's previous one."""
+    async def publish(
+        self, conference_id: str, offer_sdp: str, role: str = "speaker", subject_id: str | None = None
+    ) -> Producer:
+        """WHIP: answer a publisher's offer. The hall's (``role`` "speaker") replaces the conference's
+        previous speaker; a point holding the floor (``role`` "point", ``subject_id`` its id) joins
+        the speaker in a dialogue and replaces a previous point's. Who may publish is the server's
+        decision."""
+        if role not in ("speaker", "point"):
+            raise ValueError(f"unknown publisher role {role!r}")
         check_offer(offer_sdp, "send")
         router = self.router(conference_id)
-        producer = Producer(router, self._pc())
+        producer = Producer(router, self._pc(), role, subject_id)
         producer.on_close.append(self.garbage.closed)
         try:
             producer.answer_sdp = await producer.answer(offer_sdp)  # type: ignore[attr-defined]
         except Exception:
             await producer.close()
             raise
-        for old in [p for p in self.producers.values() if p.router is router]:
+        for old in [p for p in self.producers.values() if p.router is router and p.role == role]:
             await old.close()
         self.producers[producer.id] = producer
+        stage = self.stage(conference_id)
+        if role == "speaker":
+            stage.speaker_on(producer)
+            producer.on_close.append(stage.speaker_off)
+        else:
+            stage.point_on(producer)
+            producer.on_close.append(stage.point_off)
         producer.on_close.append(lambda p: self._producer_closed(conference_id, p))
         self._notify(self.on_producer, conference_id, producer, True)
         return producer
+
+    async def end_floor(self, conference_id: str) -> None:
+        """Close the floor point's producer, if any: the program goes back to the speaker. The
+        next point starts unmuted."""
+        stage = self.stages.get(conference_id)
+        if stage is None:
+            return
+        stage.muted = False
+        if stage.point is not None:
+            await stage.point.close()  # type: ignore[attr-defined]
+
+    def mute_floor(self, conference_id: str, muted: bool) -> None:
+        """The chair's mute of the point holding the floor (a re-publish of the same floor stays
+        muted; ``end_floor`` clears it)."""
+        self.stage(conference_id).mute(muted)
 
     def _producer_closed(self, conference_id: str, producer: Producer) -> None:
         self.producers.pop(producer.id, None)
@@ -197,7 +244,8 @@ class MediaEngine:
         return sum(1 for c in self.consumers.values() if c.conference_id == conference_id)
 
     def is_live(self, conference_id: str) -> bool:
-        return any(p.conference_id == conference_id for p in self.producers.values())
+        """The hall is publishing (a point on the floor alone is not a live conference)."""
+        return any(p.conference_id == conference_id and p.role == "speaker" for p in self.producers.values())
 
     async def close_session(self, conference_id: str, session_id: str) -> bool:
         session = self.producers.get(session_id) or self.consumers.get(session_id)
@@ -214,5 +262,7 @@ class MediaEngine:
             await session.close()
         if self.pool is not None:
             await self.pool.stop()
+        for stage in self.stages.values():
+            stage.close()
         for router in self.routers.values():
             router.close()

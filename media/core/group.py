@@ -18,6 +18,7 @@ class Subscriber(Protocol):
     """A subscriber's stream of one kind, as far as the router sees it."""
 
     kind: str
+    track: str  # the router's track it is fed from (media.core.router.TRACKS): its kind, or "return"
     keyframe_requests: int  # this stream's share of the merged requests (its stats)
 
 

@@ -6,6 +6,12 @@ recorder). A switch of video source (speaker reconnects, a point takes the floor
 at the new source's first keyframe, and until then the old source keeps flowing, so subscribers
 never see a broken picture and never re-signal. Keyframe requests, the router's own and its
 subscribers', are merged here into at most one per ``keyframe_interval``.
+
+Tracks: each kind has its main track (``audio``, ``video``: what every subscriber and the recorder
+get), and the hall has a ``return`` audio track, the mix-minus of a dialogue (the point's voice
+without the hall's own, media.floor.stage): a subscriber's stream names its track. Which source a
+track carries is chosen with ``select`` (``add_source`` selects the new source unless told not to);
+the media workers mirror every selection (``selection_listeners``).
 """
 
 from __future__ import annotations
@@ -23,9 +29,12 @@ from media.core.source import SourceStream
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
+TRACKS = {"audio": "audio", "video": "video", "return": "audio"}  # track -> the kind it carries
 PacketTap = Callable[[SourceStream, int, int, int, bytes, bool], None]
 # ("add" | "remove" | "sr", source): lets worker processes mirror this router's sources.
 SourceListener = Callable[[str, SourceStream], None]
+# (track, source or None): a selection (workers mirror it), or a video switch taking effect.
+TrackListener = Callable[[str, SourceStream | None], None]
 
 
 class KeyframeSource(Protocol):
@@ -44,13 +53,15 @@ class Router:
         """``groups`` builds the subscribers' group of each kind (media.egress.fanout_group.FanoutGroup)."""
         self.conference_id = conference_id
         self.keyframe_interval = keyframe_interval
-        self.active: dict[str, SourceStream | None] = {k: None for k in KINDS}
-        self.pending: dict[str, SourceStream | None] = {k: None for k in KINDS}
-        self.groups: dict[str, Group] = {k: groups(k, self.request_keyframe) for k in KINDS}
+        self.active: dict[str, SourceStream | None] = {t: None for t in TRACKS}
+        self.pending: dict[str, SourceStream | None] = {t: None for t in TRACKS}
+        self.groups: dict[str, Group] = {t: groups(kind, self.request_keyframe) for t, kind in TRACKS.items()}
         self.keyframe_sources: dict[int, KeyframeSource] = {}
-        self.packet_taps: list[PacketTap] = []  # every packet of every source (the workers' mirror)
+        self.packet_taps: list[PacketTap] = []  # every packet of every source (the workers' mirror, the mix)
         self.readers: list[PacketReader] = []  # the active sources' packets (add_reader)
         self.source_listeners: list[SourceListener] = []
+        self.selection_listeners: list[TrackListener] = []  # every select (the workers' mirror)
+        self.switch_listeners: list[TrackListener] = []  # a pending video source became active
         self.flush_listeners: list[Callable[[], None]] = []  # e.g. the mirror to the media workers
         self._batched = False
         self.keyframe_requests_sent = 0
@@ -71,22 +82,36 @@ class Router:
             group.batched = on
 
     # --- sources -----------------------------------------------------------------------------
-    def add_source(self, source: SourceStream, keyframes: KeyframeSource | None = None) -> None:
-        """Make ``source`` the next source of its kind (audio at once, video at its first keyframe)."""
+    def add_source(self, source: SourceStream, keyframes: KeyframeSource | None = None, select: bool = True) -> None:
+        """A new source; with ``select`` it becomes the next of its kind's main track."""
         if keyframes is not None:
             self.keyframe_sources[id(source)] = keyframes
-        if source.kind == "video" and self.active["video"] is not None:
-            self.pending["video"] = source
+        self._notify("add", source)
+        if select:
+            self.select(source)
+
+    def select(self, source: SourceStream | None, track: str | None = None) -> None:
+        """Make ``source`` the next source of ``track`` (default: its kind's main track): audio at
+        once, video at its first keyframe (the current one flows until then). ``None`` empties
+        the track (the return track between dialogues)."""
+        track = track or source.kind  # type: ignore[union-attr]
+        if TRACKS[track] == "video" and source is not None and self.active[track] not in (None, source):
+            self.pending[track] = source
             self.request_keyframe()
         else:
-            self.active[source.kind] = source
-            self.pending[source.kind] = None
-        self._notify("add", source)
+            self.active[track] = source
+            self.pending[track] = None
+        for listener in self.selection_listeners:
+            try:
+                listener(track, source)
+            except Exception:
+                log.exception("selection listener failed")
 
     def remove_source(self, source: SourceStream) -> None:
         self.keyframe_sources.pop(id(source), None)
-        if self.pending[source.kind] is source:
-            self.pending[source.kind] = None
+        for track in TRACKS:
+            if self.pending[track] is source:
+                self.pending[track] = None
         # An ended active source stays as the continuity anchor for the next one: it simply stops.
         self._notify("remove", source)
 
@@ -121,9 +146,14 @@ class Router:
             tap(source, seq, ts, marker, payload, key)
         active = self.active[kind]
         if source is not active:
+            if source is self.active["return"]:
+                self.groups["return"].forward(source, seq, ts, marker, payload, key)
+                return
             if source is self.pending[kind] and key:
                 self.active[kind] = active = source
                 self.pending[kind] = None
+                for listener in self.switch_listeners:
+                    listener(kind, source)
             elif active is None:
                 self.active[kind] = active = source
             else:
@@ -131,12 +161,16 @@ class Router:
         for reader in self.readers:
             reader.on_packet(source, seq, ts, marker, payload, key)
         self.groups[kind].forward(source, seq, ts, marker, payload, key)
+        if source is self.active["return"]:  # the hall hears it too (a dialogue's raw point audio, unmixed)
+            self.groups["return"].forward(source, seq, ts, marker, payload, key)
 
     def flush(self) -> None:
         """Send what the groups queued (batched routers: after each batch of received packets)."""
         for listener in self.flush_listeners:  # the workers first: they fan out in parallel with us
             listener()
-        self.groups["video"].flush(self.groups["audio"])  # a point's audio rides with its video
+        groups = self.groups
+        groups["video"].flush(groups["audio"])  # a point's audio rides with its video
+        groups["return"].flush()
 
     # --- consumers -----------------------------------------------------------------------------
     def add_reader(self, reader: PacketReader) -> None:
@@ -152,13 +186,13 @@ class Router:
     def add_outbound(self, stream: Subscriber) -> None:
         """A subscriber's stream joins its kind's group; video starts at a keyframe asked for unless
         the group can start it from the current GOP."""
-        kind = stream.kind
-        settled = self.active[kind] if self.pending[kind] is None else None
-        if self.groups[kind].add(stream, settled):
+        track = stream.track
+        settled = self.active[track] if self.pending[track] is None else None
+        if self.groups[track].add(stream, settled):
             self.request_keyframe()
 
     def remove_outbound(self, stream: Subscriber) -> None:
-        self.groups[stream.kind].remove(stream)
+        self.groups[stream.track].remove(stream)
 
     # --- keyframes ---------------------------------------------------------------------------
     def request_keyframe(self, requester: Subscriber | None = None) -> None:

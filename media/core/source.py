@@ -32,6 +32,7 @@ class SourceStream:
         "gop_at",
         "producer_id",
         "id",
+        "local_clock",
     )
 
     def __init__(
@@ -53,6 +54,9 @@ class SourceStream:
         self.gop_ts = -1  # the latest keyframe: its RTP timestamp, first flagged packet, arrival
         self.gop_seq = 0
         self.gop_at = 0.0
+        # Made here (the dialogue mix, media.floor.mixer), not received: its one sender report is
+        # this machine's clock, set before its first packet, so it places its own packets.
+        self.local_clock = False
 
     def on_sender_report(self, ntp_timestamp: int, rtp_timestamp: int) -> None:
         self.sr_ntp = ntp_timestamp / (1 << 32) - NTP_EPOCH_OFFSET

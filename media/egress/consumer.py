@@ -70,6 +70,11 @@ def _rtx_map(codecs: list) -> dict[int, int]:
     return rtx
 
 
+# The hall's own playback (the speaker's page) hears the return track: a point's voice in a
+# dialogue, never the hall's own (media.floor.stage).
+HALL_ROLE = "speaker"
+
+
 class Consumer(Session, SubscriberIdentity):
     def __init__(self, router: Router, pc: RTCPeerConnection, role: str = "point", name: str = "") -> None:
         Session.__init__(self, router, pc)
@@ -103,7 +108,10 @@ class Consumer(Session, SubscriberIdentity):
             sender = pc.addTrack(ParkedTrack(kind))
             rtx = _rtx_map(codecs)  # aiortc's answer then names the sender's RTX SSRC (FID group)
             ssrc, rtx_ssrc = aiortc_compat.sender_ssrcs(sender)
-            stream = OutboundStream(kind, ssrc, _pt_map(codecs), codecs[0].clockRate, rtx, rtx_ssrc if rtx else 0)
+            track = "return" if kind == "audio" and self.role == HALL_ROLE else kind
+            stream = OutboundStream(
+                kind, ssrc, _pt_map(codecs), codecs[0].clockRate, rtx, rtx_ssrc if rtx else 0, track
+            )
             self._park(sender, stream)
             self.streams[kind] = stream
             self._senders[kind] = sender

@@ -60,6 +60,7 @@ def _target_field(name: str, doc: str | None = None) -> property:
 class OutboundStream:
     __slots__ = (
         "kind",
+        "track",
         "pts",
         "clock_rate",
         "target",
@@ -93,9 +94,10 @@ class OutboundStream:
 
     def __init__(
         self, kind: str, ssrc: int, pts: dict[str, int], clock_rate: int,
-        rtx: dict[int, int] | None = None, rtx_ssrc: int = 0,
+        rtx: dict[int, int] | None = None, rtx_ssrc: int = 0, track: str | None = None,
     ) -> None:
         self.kind = kind
+        self.track = track or kind  # the router's track that feeds it (media.core.router.TRACKS)
         self.pts = pts  # codec key ("video/h264") -> negotiated payload type
         self.clock_rate = clock_rate
         self.target: Any = _number(fanout.PythonTarget(), ssrc)  # a C target from ``bind`` when it can have one

@@ -31,8 +31,15 @@ from media.core.source import SourceStream
 log = logging.getLogger(__name__)
 
 class Producer(Session):
-    def __init__(self, router: Router, pc: RTCPeerConnection) -> None:
+    def __init__(
+        self, router: Router, pc: RTCPeerConnection, role: str = "speaker", subject_id: str | None = None
+    ) -> None:
+        """``role``: "speaker" (the hall) or "point" (a connection point holding the floor, whose
+        ``subject_id`` is the point's id); the conference's stage (media.floor.stage) puts the
+        sources on the program, the producer only adds them to the router."""
         super().__init__(router, pc)
+        self.role = role
+        self.subject_id = subject_id
         self.sources: dict[str, SourceStream] = {}
         self._receivers: dict[str, RTCRtpReceiver] = {}
         self._media_ssrc: dict[str, int] = {}
@@ -63,7 +70,7 @@ class Producer(Session):
         self._receivers[kind] = receiver
         router = self.router
         burst = self._burst
-        router.add_source(source, keyframes=self if kind == "video" else None)
+        router.add_source(source, keyframes=self if kind == "video" else None, select=False)
         original_rtp = aiortc_compat.rtp_handler(receiver)
         original_rtcp = aiortc_compat.rtcp_handler(receiver)
 

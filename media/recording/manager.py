@@ -157,6 +157,15 @@ class RecordingManager:
         loop = asyncio.get_running_loop()
         give_up = loop.time() + SYNC_GIVE_UP
         deadline: float | None = None
+        if getattr(producer, "role", "speaker") == "point":
+            # A point on the floor is heard through the dialogue mix, which is placed by this
+            # machine's clock: its picture is placed by arrival, on the same clock.
+            while not producer.closed and loop.time() < give_up:
+                if all(source.packets for source in sources.values()):
+                    break
+                await asyncio.sleep(0.1)
+            recorder.set_clocks(producer.id, arrival_clocks(sources))
+            return
         while not producer.closed and loop.time() < give_up:
             clocks = sender_clocks(sources)
             if clocks is not None:

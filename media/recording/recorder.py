@@ -52,7 +52,7 @@ from media.recording.muxer import VIDEO_CLOCK, RunMuxer, VideoFormat
 from media.recording.playlist import Segment, atomic_write, render
 from media.recording.reader import RecordingReader
 from media.recording.reassembly import FrameAssembler
-from media.recording.sync import SourceClock
+from media.recording.sync import SourceClock, report_clock
 from media.recording.timestamps import DecodeClock, RtpUnwrapper
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class _Publisher:
 class _Source:
     """One source epoch as the writer sees it: its frames and their place on the publisher's timeline."""
 
-    __slots__ = ("kind", "publisher", "frames", "clock", "offset", "rate")
+    __slots__ = ("kind", "publisher", "frames", "clock", "offset", "rate", "own_clock")
 
     def __init__(self, source: SourceStream, publisher: _Publisher) -> None:
         self.kind = source.kind
@@ -93,12 +93,16 @@ class _Source:
         self.rate = source.clock_rate
         self.clock: RtpUnwrapper | None = None  # from the first frame after the publisher's clocks
         self.offset = 0.0  # seconds from the publisher's zero to the clock's origin
+        # A source made on this machine (the dialogue mix) places itself: its report, set before
+        # its first packet and never changed, is this machine's clock, as its publisher's
+        # arrival clocks are (media.recording.manager).
+        self.own_clock = report_clock(source) if source.local_clock else None
 
     def time(self, ts: int) -> float:
         """Seconds on the publisher's timeline of RTP timestamp ``ts``."""
         if self.clock is None:
             p = self.publisher
-            anchor = (p.clocks or {}).get(self.kind) or SourceClock(ts, time.time(), self.rate)
+            anchor = self.own_clock or (p.clocks or {}).get(self.kind) or SourceClock(ts, time.time(), self.rate)
             self.clock = RtpUnwrapper(anchor.rtp)
             self.offset = anchor.wall - p.base
         return self.offset + self.clock(ts) / self.rate

@@ -22,7 +22,7 @@ from typing import Any
 
 from media.sharding.worker import worker_main
 from media.sharding.channel import bursts, pack_packet, read_message, write_message
-from media.core.router import Router
+from media.core.router import TRACKS, Router
 from media.core.session import SubscriberIdentity
 from media.core.source import NTP_EPOCH_OFFSET, SourceStream
 
@@ -111,6 +111,7 @@ class WorkerPool:
         self.config = config
         self.workers: list[WorkerHandle] = []
         self.sources: dict[int, tuple[Router, SourceStream]] = {}
+        self.routers: list[Router] = []  # attached: their selections are mirrored
         self._req = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._tasks: list[asyncio.Future] = []  # one per worker: reads its control messages
@@ -147,6 +148,11 @@ class WorkerPool:
         worker.writer = writer
         for router, source in self.sources.values():
             self._announce(worker, router, source)
+        for router in self.routers:  # what each track carries now, then what it switches to
+            for track in TRACKS:
+                for chosen in (router.active[track], router.pending[track]):
+                    if chosen is not None and chosen.id in self.sources:
+                        self._select(worker, router, track, chosen)
         worker.ready.set()
         while True:
             message = await read_message(reader)
@@ -201,6 +207,8 @@ class WorkerPool:
         )
         router.flush_listeners.append(lambda: self._mirror(conference_id, queued))
         router.source_listeners.append(lambda change, source: self._source_changed(router, change, source))
+        router.selection_listeners.append(lambda track, source: self._selected(router, track, source))
+        self.routers.append(router)
 
     def _announce(self, worker: WorkerHandle, router: Router, source: SourceStream) -> None:
         if worker.writer is None:
@@ -212,6 +220,19 @@ class WorkerPool:
         )
         if source.sr_ntp is not None:
             self._send_sr(worker, source)
+
+    def _selected(self, router: Router, track: str, source: SourceStream | None) -> None:
+        for worker in self.workers:
+            self._select(worker, router, track, source)
+
+    @staticmethod
+    def _select(worker: WorkerHandle, router: Router, track: str, source: SourceStream | None) -> None:
+        if worker.writer is not None:
+            write_message(
+                worker.writer,
+                {"op": "select", "conference": router.conference_id, "track": track,
+                 "id": source.id if source is not None else None},
+            )
 
     def _send_sr(self, worker: WorkerHandle, source: SourceStream) -> None:
 

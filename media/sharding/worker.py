@@ -134,7 +134,11 @@ class Worker:
             source = SourceStream(m["kind"], m["codec"], m["clock_rate"], m.get("producer", ""), m["id"])
             self.sources[source.id] = (router, source)
             keyframes = _RemoteKeyframes(writer, source.id) if source.kind == "video" else None
-            router.add_source(source, keyframes)
+            router.add_source(source, keyframes, select=False)  # the ingest's "select" follows
+        elif op == "select":
+            entry = self.sources.get(m["id"]) if m["id"] is not None else None
+            if m["id"] is None or entry is not None:
+                self.engine.router(m["conference"]).select(entry[1] if entry else None, m["track"])
         elif op == "source_end":
             entry = self.sources.pop(m["id"], None)
             if entry:

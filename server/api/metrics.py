@@ -75,6 +75,7 @@ async def media_stats(media: MediaDep, _: AdminDep) -> dict:
                     )
                     for k, s in r.active.items()
                 },
+                "stage": media.stages[cid].stats() if cid in media.stages else None,
             }
             for cid, r in media.routers.items()
         },
@@ -82,5 +83,8 @@ async def media_stats(media: MediaDep, _: AdminDep) -> dict:
             c.id: {"conference": c.conference_id, "role": c.role, "name": c.name, **c.stats()}
             for c in media.consumers.values()
         },
-        "producers": {p.id: {"conference": p.conference_id, **p.stats()} for p in media.producers.values()},
+        "producers": {
+            p.id: {"conference": p.conference_id, "role": p.role, "subject_id": p.subject_id, **p.stats()}
+            for p in media.producers.values()
+        },
     }

@@ -1,5 +1,6 @@
 """Media session changes as conference events: a speaker going live or offline, subscribers joining
-and leaving (with the consumer count), for dashboards, presence and attendance."""
+and leaving (with the consumer count), for dashboards, presence and attendance; the floor point's
+media going live, stalling or closing (``floor.media``), for the floor's state."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ def publish_media_events(media: MediaEngine, bus: EventBus) -> None:
     """Publish every producer's and consumer's opening and closing on the conference's topic."""
 
     def on_producer(conference_id: str, producer: Any, opened: bool) -> None:
+        if producer.role == "point":  # a point holding the floor: the floor's events, not the hall's
+            if not opened:
+                on_floor(conference_id, producer, "closed")
+            return
         asyncio.ensure_future(
             bus.publish(
                 conference_topic(conference_id),
@@ -38,5 +43,14 @@ def publish_media_events(media: MediaEngine, bus: EventBus) -> None:
             )
         )
 
+    def on_floor(conference_id: str, producer: Any, state: str) -> None:
+        asyncio.ensure_future(
+            bus.publish(
+                conference_topic(conference_id),
+                {"type": "floor.media", "point_id": producer.subject_id, "state": state, "session_id": producer.id},
+            )
+        )
+
     media.on_producer.append(on_producer)
+    media.on_floor.append(on_floor)
     media.on_consumer.append(on_consumer)

@@ -1,0 +1,231 @@
+"""The floor in the media plane (media.floor): a point in dialogue with the hall, on a real engine
+with real aiortc peers over loopback.
+
+Every subscriber switches to the point's picture without a new WHEP session and hears one mix of
+the hall and the point; the hall's own playback hears the point alone; the chair's mute leaves the
+point's voice out; ending the floor or cutting the point's link brings the speaker back; the
+recording follows the program. The server's floor (who may publish, the queue) is tested in
+tests/test_floor_api.py; the whole chain through the server in tests/test_floor_e2e.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from bench.clip import test_clip
+from bench.whip_publisher import NO_ICE, ClipTrack, prefer_codec
+from media.engine import EngineConfig, MediaEngine
+from media.recording.manager import RecordingManager
+from media.recording.remux import remux_to_mp4
+from media.transport.webrtc_transport import patient_consent
+from tests.support.hls_probe import streams
+from tests.support.program_probe import (
+    DARK, HALL_TONE, POINT_LUMA, POINT_TONE, ProgramWatcher, decoding_peers, heard, mean_luma, tone_levels,
+)
+from tests.support.waiting import wait_until_async
+
+pytestmark = pytest.mark.slow
+
+CONF = "floor-conf"
+
+
+@pytest.fixture(scope="module")
+def clips():
+    speaker = test_clip(seconds=6, width=320, height=180, fps=30, kbps=400)
+    point = test_clip(seconds=6, width=320, height=180, fps=30, kbps=400, tone=POINT_TONE, luma=POINT_LUMA)
+    return speaker, point
+
+
+class Peer:
+    """A publisher's aiortc peer connection and its producer on the engine."""
+
+    def __init__(self, pc: RTCPeerConnection, producer) -> None:  # type: ignore[no-untyped-def]
+        self.pc = pc
+        self.producer = producer
+
+    def cut(self) -> None:
+        """The link drops: the peer's sockets close, no DTLS close, no BYE."""
+        for transceiver in self.pc.getTransceivers():
+            connection = transceiver.sender.transport.transport._connection
+            for protocol in connection._protocols:
+                protocol.transport.close()
+
+
+async def publish(engine: MediaEngine, clip, role: str, subject_id: str | None = None) -> Peer:  # type: ignore[no-untyped-def]
+    pc = RTCPeerConnection(NO_ICE)
+    video, audio = ClipTrack("video", clip), ClipTrack("audio", clip)
+    sender = pc.addTransceiver(video, direction="sendonly").sender
+    pc.addTransceiver(audio, direction="sendonly")
+    prefer_codec(pc, "video", "video/H264")
+    prefer_codec(pc, "audio", "audio/opus")
+    sender._send_keyframe = video.request_keyframe
+    patient_consent(pc)
+    await pc.setLocalDescription(await pc.createOffer())
+    producer = await engine.publish(CONF, pc.localDescription.sdp, role=role, subject_id=subject_id)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=producer.answer_sdp, type="answer"))
+    return Peer(pc, producer)
+
+
+async def watch(engine: MediaEngine, role: str = "point") -> ProgramWatcher:
+    pc = RTCPeerConnection(NO_ICE)
+    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("audio", direction="recvonly")
+    watcher = ProgramWatcher(pc)
+    watcher.attach()
+    await pc.setLocalDescription(await pc.createOffer())
+    consumer = await engine.subscribe(CONF, pc.localDescription.sdp, role=role)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=consumer.answer_sdp, type="answer"))
+    return watcher
+
+
+async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    """Until ``check()`` is True."""
+    await wait_until_async(check, timeout, what, check=lambda v: v is True, interval=0.05)
+
+
+async def settle_audio(seconds: float = 2.0) -> None:
+    """Let a full second of the new program's sound fill the watchers' buffers."""
+    await asyncio.sleep(seconds)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path):
+    engine = MediaEngine(EngineConfig(ice_host_addresses=["127.0.0.1"]))
+    decoding_peers()  # the test's subscribers decode what they get (they stand for other machines)
+    engine.start()
+    yield engine
+    await engine.shutdown()
+
+
+async def test_dialogue_switch_mix_return_and_back(engine: MediaEngine, clips, tmp_path: Path) -> None:
+    speaker_clip, point_clip = clips
+    manager = RecordingManager(tmp_path / "rec", new_id=lambda: "rec1", segment_seconds=1.0)
+    engine.on_producer.append(manager.on_producer)
+    speaker = await publish(engine, speaker_clip, "speaker")
+    a, b = await watch(engine), await watch(engine)
+    hall = await watch(engine, role="speaker")  # the hall's own playback
+    for w in (a, b):
+        await until(lambda w=w: w.showing_point() is False, 15, "the speaker's picture")
+    await settle_audio()
+    levels = a.tones()
+    assert heard(levels, HALL_TONE) and not heard(levels, POINT_TONE), levels
+    assert not heard(hall.tones(), HALL_TONE), "the hall must not hear itself before a dialogue"
+    consumers = set(engine.consumers)
+
+    granted = time.monotonic()
+    point = await publish(engine, point_clip, "point", subject_id="point-7")
+    for w in (a, b, hall):
+        await until(lambda w=w: w.showing_point(granted) is True, 10, "the point's picture")
+    assert set(engine.consumers) == consumers, "no subscriber re-signalled"
+    stage = engine.stages[CONF]
+    assert stage.on_air and stage.mix is not None
+    await settle_audio()
+    for w in (a, b):
+        levels = w.tones()
+        assert heard(levels, HALL_TONE) and heard(levels, POINT_TONE), f"the dialogue's mix: {levels}"
+    levels = hall.tones()
+    assert heard(levels, POINT_TONE) and not heard(levels, HALL_TONE), f"the hall's return: {levels}"
+
+    engine.mute_floor(CONF, True)
+    await asyncio.sleep(0.5)  # what was on its way
+    hall.audio.clear()  # the hall's return goes quiet: nothing new may carry the point's voice
+    await settle_audio()
+    levels = a.tones()
+    assert heard(levels, HALL_TONE) and not heard(levels, POINT_TONE), f"muted: {levels}"
+    assert not heard(hall.tones(), POINT_TONE)
+    engine.mute_floor(CONF, False)
+    await settle_audio()
+    assert heard(a.tones(), POINT_TONE)
+
+    ended = time.monotonic()
+    await engine.end_floor(CONF)
+    assert point.producer.closed
+    for w in (a, b):
+        await until(lambda w=w: w.showing_point(ended) is False, 10, "the speaker's picture again")
+    await settle_audio()
+    levels = a.tones()
+    assert heard(levels, HALL_TONE) and not heard(levels, POINT_TONE), levels
+    assert stage.mix is None and not stage.on_air
+    assert engine.routers[CONF].active["return"] is None
+
+    recorder = await manager.stop(CONF)
+    assert recorder is not None and recorder.stats.runs >= 3
+    mp4 = remux_to_mp4(recorder.directory / "index.m3u8", tmp_path / "rec.mp4")
+    assert set(streams(mp4)) == {"video", "audio"}
+    pictures = recorded_pictures(mp4)
+    assert pictures[0] == "speaker" and "point" in pictures and pictures[-1] == "speaker", pictures
+    # The dialogue's sound is in the recording: both tones where the point's picture is.
+    start, end = point_span(mp4)
+    levels = tone_levels(recorded_audio(mp4, start + 0.3, end - 0.1))
+    assert heard(levels, HALL_TONE) and heard(levels, POINT_TONE), levels
+    for w in (a, b, hall):
+        await w.close()
+    await speaker.pc.close()
+    await point.pc.close()
+
+
+async def test_point_link_cut_falls_back_within_3_s(engine: MediaEngine, clips) -> None:
+    speaker_clip, point_clip = clips
+    speaker = await publish(engine, speaker_clip, "speaker")
+    a = await watch(engine)
+    await until(lambda: a.showing_point() is False, 15, "the speaker's picture")
+    states: list[str] = []
+    engine.on_floor.append(lambda conf, producer, state: states.append(state))
+    point = await publish(engine, point_clip, "point", subject_id="point-9")
+    granted = time.monotonic()
+    await until(lambda: a.showing_point(granted) is True, 10, "the point's picture")
+    cut = time.monotonic()
+    point.cut()
+    await until(lambda: a.showing_point(cut) is False, 6, "the speaker's picture after the cut")
+    back = a.first_switch(cut, to_point=False)
+    assert back is not None and back - cut < 3.0, f"fell back after {back - cut:.2f} s"  # type: ignore[operator]
+    assert states == ["live", "stalled"]
+    assert not point.producer.closed, "a stalled point keeps its session (its packets may resume)"
+    await a.close()
+    await speaker.pc.close()
+    await point.pc.close()
+
+
+def recorded_pictures(mp4: Path) -> list[str]:
+    """The recording's pictures in order, runs of the same publisher collapsed."""
+    seen: list[str] = []
+    with av.open(str(mp4)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            who = "point" if mean_luma(frame) < DARK else "speaker"
+            if not seen or seen[-1] != who:
+                seen.append(who)
+    return seen
+
+
+def point_span(mp4: Path) -> tuple[float, float]:
+    """Seconds (from the start) of the first and last frames showing the point."""
+    times = []
+    with av.open(str(mp4)) as container:
+        stream = container.streams.video[0]
+        origin = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+        for frame in container.decode(stream):
+            if mean_luma(frame) < DARK:
+                times.append(float(frame.pts * frame.time_base) - origin)
+    assert times, "the point is not in the recording"
+    return times[0], times[-1]
+
+
+def recorded_audio(mp4: Path, start: float, end: float) -> np.ndarray:
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=48000)
+    out: list[np.ndarray] = []
+    with av.open(str(mp4)) as container:
+        video = container.streams.video[0]
+        origin = float(video.start_time * video.time_base) if video.start_time is not None else 0.0
+        for frame in container.decode(container.streams.audio[0]):
+            t = float(frame.pts * frame.time_base) - origin
+            if start <= t <= end:
+                for mono in resampler.resample(frame):
+                    out.append(mono.to_ndarray().reshape(-1))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int16)
