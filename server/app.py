@@ -19,10 +19,13 @@ from server.api import (
     attendance,
     conferences,
     events,
+    floor,
     materials,
     members,
     metrics,
+    moderation,
     points,
+    questions,
     recordings,
     reports,
     schedule,
@@ -34,6 +37,8 @@ from server.db.migrate import upgrade
 from server.domain import ice_servers
 from server.domain.attendance_log import AttendanceLog, node_name
 from server.domain.conferences import ended_conference_closer
+from server.domain.floor import FloorService
+from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
 from server.domain.signed_links import LinkHolders
@@ -117,6 +122,12 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             stack.push_async_callback(token_watch.stop)
             bus.subscribe("*", ended_conference_closer(media))
 
+            floor_service = FloorService(
+                sessionmaker, bus, media, settings.floor_warning_seconds, settings.floor_link_grace_seconds
+            )
+            await floor_service.start()  # the floors held before a restart get their time limits back
+            stack.push_async_callback(floor_service.stop)
+
             log_redaction.install()  # uvicorn has configured its loggers by now
             gc_pauses.freeze_startup()
             yield {
@@ -131,6 +142,8 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
                     link_holders=LinkHolders(settings.token_lifetime_days, settings.token_check_seconds),
                     replay_meter=ReplayMeter(recording_service.root, recording_service.live_recorder),
                     token_watch=token_watch,
+                    floor=floor_service,
+                    question_rate=SubmitRate(),
                 )
             }
 
@@ -173,7 +186,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WHIP) come first, so hundreds of simultaneous joins do not pay for matching the rest.
     for module in (
         whep, whip, events, conferences, schedule, points, members, materials, attendance, reports,
-        recordings, metrics,
+        recordings, metrics, questions, floor, moderation,
     ):
         app.include_router(module.router)
 

@@ -25,10 +25,12 @@ conference_app = typer.Typer(help="Create, list and schedule conferences.", no_a
 points_app = typer.Typer(help="Connection points: import from CSV, list, issue operator links.", no_args_is_help=True)
 members_app = typer.Typer(help="Members: import from CSV, issue personal links.", no_args_is_help=True)
 materials_app = typer.Typer(help="Study materials: upload and list.", no_args_is_help=True)
+questions_app = typer.Typer(help="Written questions: list them, export them as CSV.", no_args_is_help=True)
 app.add_typer(conference_app, name="conference")
 app.add_typer(points_app, name="points")
 app.add_typer(members_app, name="members")
 app.add_typer(materials_app, name="materials")
+app.add_typer(questions_app, name="questions")
 
 
 class Api:
@@ -298,6 +300,121 @@ def materials_list(ctx: typer.Context, conference: str) -> None:
         typer.echo(f"{m['id']}  {m['size']:>10}  {m['title']}  ({m['filename']})")
 
 
+# --- questions ---------------------------------------------------------------------------------
+
+
+@questions_app.command("list")
+def questions_list(
+    ctx: typer.Context,
+    conference: str,
+    status: str | None = typer.Option(None, help="only open, selected, answered or rejected"),
+) -> None:
+    """Every written question, newest activity first: id, status, author, text (and the answer)."""
+    params = {"status": status} if status else {}
+    for q in api(ctx).json("GET", f"/api/v1/conferences/{conference}/questions", params=params):
+        merged = f" (merged into {q['merged_into']})" if q["merged_into"] else ""
+        votes = f" [{q['votes']}]" if q["merged_count"] else ""
+        typer.echo(f"{q['id']}  {q['status']:<8}  {q['author_name']}{votes}: {q['text']}{merged}")
+        if q["answer"]:
+            typer.echo(f"    -> {q['answer']}")
+
+
+@questions_app.command("export")
+def questions_export(
+    ctx: typer.Context,
+    conference: str,
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the CSV here instead of stdout"),
+) -> None:
+    """Every question as CSV (author, point level or member unit, times, status, answer, merged into)."""
+    response = api(ctx).request("GET", f"/api/v1/conferences/{conference}/questions/export.csv")
+    write_output(response.content.decode("utf-8-sig"), output)
+
+
+# --- the floor ---------------------------------------------------------------------------------
+
+FLOOR_ACTIONS = ("state", "grant", "end", "history", "lock", "unlock", "end-all")
+
+
+def _clock(iso: str | None) -> str:
+    """An API time as this computer's local time, to the second."""
+    if not iso:
+        return "-"
+    return dt.datetime.fromisoformat(iso).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_floor(state: dict) -> str:
+    """Who holds the floor, then the queue in order."""
+    lines = []
+    c = state["current"]
+    if c is None:
+        lines.append("Nobody holds the floor.")
+    else:
+        limit = f", until {_clock(c['ends_at'])}" if c["ends_at"] else ""
+        muted = ", MUTED" if c["muted"] else ""
+        lines.append(f"Floor: {c['point_name']} ({c['level']}) since {_clock(c['granted_at'])}{limit};"
+                     f" media {c['media']}{muted}" + (f" - {c['subject']}" if c["subject"] else ""))
+    queue = state.get("queue") or []
+    lines.append(f"Queue ({len(queue)}{', locked' if state['locked'] else ''}):")
+    for n, e in enumerate(queue, 1):
+        quality = e.get("quality") or {}
+        link = f" [loss {quality['loss_percent']}%]" if quality.get("loss_percent") is not None else ""
+        subject = f" - {e['subject']}" if e["subject"] else ""
+        lines.append(f"  {n}. {e['point_name']} ({e['level']}, {e['point_id']}) since {_clock(e['requested_at'])}"
+                     f"{link}{subject}")
+    return "\n".join(lines) + "\n"
+
+
+def format_floor_history(events: list[dict]) -> str:
+    lines = []
+    for e in events:
+        extra = [x for x in (
+            e["subject"],
+            f"{e['duration_seconds']:.0f} s" if e["duration_seconds"] is not None else "",
+            e["reason"] or "",
+        ) if x]
+        lines.append(f"{_clock(e['at'])}  {e['kind']:<9} {e['point_name']}" + (f"  ({'; '.join(extra)})" if extra else ""))
+    return "\n".join(lines) + "\n" if lines else "No floor events yet.\n"
+
+
+def _point_id(ctx: typer.Context, conference: str, point: str) -> str:
+    """A point given by id or by its exact name."""
+    points = api(ctx).json("GET", f"/api/v1/conferences/{conference}/points")
+    if any(p["id"] == point for p in points):
+        return point
+    named = [p["id"] for p in points if p["name"] == point]
+    if not named:
+        fail(f"no point with the id or name '{point}' in this conference")
+    return named[0]
+
+
+@app.command("floor")
+def floor(
+    ctx: typer.Context,
+    conference: str,
+    action: str = typer.Argument("state", help="state, grant, end, history, lock, unlock or end-all"),
+    point: str | None = typer.Argument(None, help="grant: the point, by id or name"),
+    limit: int | None = typer.Option(None, "--limit", help="grant: the floor ends after this many seconds"),
+) -> None:
+    """The floor: who speaks and the raised hands; grant it to a point, end it, its history."""
+    base = f"/api/v1/conferences/{conference}/floor"
+    if action not in FLOOR_ACTIONS:
+        fail(f"the action must be one of {', '.join(FLOOR_ACTIONS)}")
+    if action == "grant":
+        if point is None:
+            fail("grant needs the point: diemcau floor CONF grant POINT [--limit SECONDS]")
+        body = {"point_id": _point_id(ctx, conference, point), "limit_seconds": limit}
+        typer.echo(format_floor(api(ctx).json("POST", f"{base}/grant", json=body)), nl=False)
+    elif action == "history":
+        typer.echo(format_floor_history(api(ctx).json("GET", f"{base}/history")), nl=False)
+    elif action in ("lock", "unlock"):
+        state = api(ctx).json("POST", f"{base}/lock", json={"locked": action == "lock"})
+        typer.echo(format_floor(state), nl=False)
+    elif action in ("end", "end-all"):
+        typer.echo(format_floor(api(ctx).json("POST", f"{base}/{action}")), nl=False)
+    else:
+        typer.echo(format_floor(api(ctx).json("GET", base)), nl=False)
+
+
 # --- attendance --------------------------------------------------------------------------------
 
 
@@ -343,6 +460,18 @@ def format_report(report: dict) -> str:
         + (f" ({_pct(x['percent_watched'])})" if x["percent_watched"] is not None else "")
         for x in m["replay"]
     ]
+    if "questions" in report:
+        q = report["questions"]
+        by = " | ".join(f"{s} {n}" for s, n in q["by_status"].items())
+        lines += ["", f"Questions: {q['total']} | {by} | merged {q['merged']}"]
+    if "floor" in report:
+        f = report["floor"]
+        lines += ["", f"Floor: {f['total_turns']} turn(s), {f['total_seconds'] / 60:.1f} min, {f['requests']} hand(s) raised"]
+        lines += [
+            f"  {x['point_name']} ({x['level']}): {x['turns']} turn(s), {x['seconds'] / 60:.1f} min"
+            + (f" - {'; '.join(x['subjects'])}" if x["subjects"] else "")
+            for x in f["points"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -352,7 +481,7 @@ def report(
     conference: str,
     format: str = typer.Option("text", "--format", "-f", help="text, json, csv or html"),
     table: str = typer.Option("points", help="CSV table: points, levels, parents, late, left_early, "
-                              "never_connected, replay, absent"),
+                              "never_connected, replay, absent, floor, floor_turns, questions"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write to this file instead of stdout"),
 ) -> None:
     """Print the attendance report."""

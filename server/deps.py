@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from media.engine import MediaEngine
 from server.domain.attendance_log import AttendanceLog
+from server.domain.floor import FloorService
+from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
 from server.domain.signed_links import LinkHolders
@@ -50,6 +52,8 @@ RecordingsDep = Annotated[RecordingService, Depends(_from_services(lambda s: s.r
 LinkHoldersDep = Annotated[LinkHolders, Depends(_from_services(lambda s: s.link_holders))]
 ReplayMeterDep = Annotated[ReplayMeter, Depends(_from_services(lambda s: s.replay_meter))]
 TokenWatchDep = Annotated[TokenWatch, Depends(_from_services(lambda s: s.token_watch))]
+FloorDep = Annotated[FloorService, Depends(_from_services(lambda s: s.floor))]
+QuestionRateDep = Annotated[SubmitRate, Depends(_from_services(lambda s: s.question_rate))]
 
 
 async def get_db(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:

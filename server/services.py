@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from media.engine import MediaEngine
 from server.domain.attendance_log import AttendanceLog
+from server.domain.floor import FloorService
+from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
 from server.domain.signed_links import LinkHolders
@@ -33,3 +35,5 @@ class Services:
     link_holders: LinkHolders
     replay_meter: ReplayMeter
     token_watch: TokenWatch
+    floor: FloorService
+    question_rate: SubmitRate

@@ -8,7 +8,9 @@ import contextlib
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from server.api.attendance import headcount_message
-from server.deps import BusDep, MediaDep, SessionmakerDep, SettingsDep, TokenWatchDep, identify
+from server.api.floor import FLOOR_MESSAGES, floor_message
+from server.deps import BusDep, FloorDep, MediaDep, SessionmakerDep, SettingsDep, TokenWatchDep, identify
+from server.domain.questions import selected_question, selected_view
 from server.events.bus import conference_topic
 from server.events.visibility import visible_event
 
@@ -24,6 +26,7 @@ async def conference_events(
     media: MediaDep,
     bus: BusDep,
     token_watch: TokenWatchDep,
+    floor: FloorDep,
 ) -> None:
     secret = websocket.query_params.get("token")
     async with sessionmaker() as db:
@@ -33,6 +36,8 @@ async def conference_events(
         return
     await websocket.accept()
     topic = conference_topic(conference_id)
+    async with sessionmaker() as db:  # the question on screen, for a page that (re)connects
+        question = selected_view(await selected_question(db, conference_id))
     await websocket.send_json(
         {
             "type": "snapshot",
@@ -40,8 +45,11 @@ async def conference_events(
             "consumers": media.consumer_count(conference_id),
             "role": principal.role,
             "point_id": principal.subject_id if principal.role == "point" else None,
+            "question": question,
         }
     )
+    # The floor as this role may see it (a reconnecting page gets the holder and the queue again).
+    await websocket.send_json({"type": "floor.state", **await floor.view(conference_id, principal.role)})
     await bus.publish(
         topic,
         {"type": "presence.joined", "role": principal.role, "name": principal.name,
@@ -63,6 +71,10 @@ async def conference_events(
                 elif isinstance(message, dict) and message.get("type") == "headcount":
                     reply = await headcount_message(sessionmaker, bus, conference_id, principal, message)
                     if reply is not None:  # why the headcount was refused
+                        await websocket.send_json(reply)
+                elif isinstance(message, dict) and message.get("type") in FLOOR_MESSAGES:
+                    reply = await floor_message(floor, conference_id, principal, message)
+                    if reply is not None:  # why the floor action was refused
                         await websocket.send_json(reply)
 
     token_ended = asyncio.Event()

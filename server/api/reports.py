@@ -9,12 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.api.downloads import csv_download
 from server.api.guards import conference_for
 from server.deps import DbDep, PrincipalDep, SettingsDep
+from server.domain.questions import export_csv as questions_csv
 from server.domain.report_export import TABLES, to_csv, to_html
 from server.domain.reports import load_report
 from server.domain.tokens import Principal
 from server.settings import Settings
 
 router = APIRouter(prefix="/api/v1/conferences/{conference_id}/attendance", tags=["attendance"])
+
+# The report's tables, and the written questions (the same file as /questions/export.csv).
+CSV_TABLES = (*TABLES, "questions")
 
 
 async def _report(settings: Settings, db: AsyncSession, conference_id: str, principal: Principal) -> dict:
@@ -43,10 +47,13 @@ async def report_csv(
     db: DbDep,
     settings: SettingsDep,
     principal: PrincipalDep,
-    table: str = Query("points", description="one of: " + ", ".join(TABLES)),
+    table: str = Query("points", description="one of: " + ", ".join(CSV_TABLES)),
 ) -> Response:
-    if table not in TABLES:
-        raise HTTPException(422, f"table must be one of {', '.join(TABLES)}")
+    if table not in CSV_TABLES:
+        raise HTTPException(422, f"table must be one of {', '.join(CSV_TABLES)}")
+    if table == "questions":
+        await conference_for(db, conference_id, principal, "organiser")
+        return csv_download(await questions_csv(db, conference_id), f"attendance-{conference_id}-questions.csv")
     report = await _report(settings, db, conference_id, principal)
     return csv_download(to_csv(report, table), f"attendance-{conference_id}-{table}.csv")
 

@@ -276,3 +276,109 @@ class RecordingChapter(Base):
     title: Mapped[str] = mapped_column(String(500))
     at_seconds: Mapped[float] = mapped_column(_Float)
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+# --- Written questions to the chair (issue 23) ----------------------------------------------------
+
+
+class Question(Base):
+    """A written question from a point, a member or another token holder, answered by the chair.
+
+    The author's name is kept as it was when asked (the export must still name a point deleted
+    since); ``merged_into`` points a duplicate at the question it was merged into, which counts its
+    duplicates in ``merged_count``.
+    """
+
+    __tablename__ = "questions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_name: Mapped[str] = mapped_column(String(200), default="")
+    point_id: Mapped[str | None] = mapped_column(
+        ForeignKey("connection_points.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    member_id: Mapped[str | None] = mapped_column(
+        ForeignKey("members.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    merged_into: Mapped[str | None] = mapped_column(
+        ForeignKey("questions.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    merged_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# --- The floor: a connection point speaking to the hall (issue 23) -------------------------------
+
+
+class FloorStateRow(Base):
+    """Who holds a conference's floor now (``point_id`` NULL: nobody) and whether its queue is locked.
+
+    One row per conference that ever used the floor; the holder's name and level are kept as they
+    were when granted. ``grant_id`` names one holding, so a late timer cannot end a later one.
+    """
+
+    __tablename__ = "floor_states"
+
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), primary_key=True
+    )
+    locked: Mapped[int] = mapped_column(Integer, default=0)
+    grant_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    point_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    point_name: Mapped[str] = mapped_column(String(200), default="")
+    level: Mapped[str] = mapped_column(String(16), default="")
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    granted_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    limit_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ends_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    muted: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class FloorRequest(Base):
+    """A raised hand: a point asking for the floor, queued in order of ``requested_at``."""
+
+    __tablename__ = "floor_requests"
+    __table_args__ = (UniqueConstraint("conference_id", "point_id", name="uq_floor_requests_point"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    point_id: Mapped[str] = mapped_column(
+        ForeignKey("connection_points.id", ondelete="CASCADE"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FloorEvent(Base):
+    """One line of the floor's history (requested, lowered, granted, ended, muted, locked...).
+
+    The point's name is copied in, and there is no foreign key to the point, so the history and
+    the report outlive a point deleted later.
+    """
+
+    __tablename__ = "floor_events"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    grant_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    point_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    point_name: Mapped[str] = mapped_column(String(200), default="")
+    level: Mapped[str] = mapped_column(String(16), default="")
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200), default="")

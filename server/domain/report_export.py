@@ -6,7 +6,10 @@ from html import escape
 
 from server.domain.csvio import write_csv
 
-TABLES = ("points", "levels", "parents", "late", "left_early", "never_connected", "replay", "absent")
+TABLES = (
+    "points", "levels", "parents", "late", "left_early", "never_connected", "replay", "absent", "floor",
+    "floor_turns",
+)
 
 LEVEL_LABELS = {"province": "Province", "district": "District", "commune": "Commune"}
 
@@ -62,6 +65,15 @@ def _rows(report: dict, table: str) -> tuple[list[str], list[list]]:
     elif table == "absent":
         header = ["name", "unit", "point"]
         rows = [[x["name"], x["unit"], x["point"]] for x in report["members"]["absent_members"]]
+    elif table == "floor":  # the points that spoke: how often, how long, on what
+        header = ["name", "level", "turns", "minutes", "subjects"]
+        rows = [[x["point_name"], x["level"], x["turns"], round(x["seconds"] / 60, 1), " | ".join(x["subjects"])]
+                for x in report.get("floor", {}).get("points", [])]
+    elif table == "floor_turns":
+        header = ["name", "level", "subject", "granted_at", "ended_at", "minutes", "invited", "end_reason"]
+        rows = [[x["point_name"], x["level"], x["subject"], x["granted_at"], x["ended_at"] or "",
+                 round(x["duration_seconds"] / 60, 1), x["invited"], x["end_reason"] or ""]
+                for x in report.get("floor", {}).get("turns", [])]
     else:
         raise ValueError(f"table must be one of {', '.join(TABLES)}")
     return header, rows
@@ -95,6 +107,8 @@ def to_html(report: dict) -> str:
         _table("Never connected", *_rows(report, "never_connected")),
         _table("Connection points", *_rows(report, "points")),
         _table("Members who made up by replay", *_rows(report, "replay")),
+        _table("The floor: points that spoke", *_rows(report, "floor")),
+        _table("The floor: every turn", *_rows(report, "floor_turns")),
     ]
     summary = (
         f"<p class=big><b>{t['present']:,}</b> present of <b>{t['summoned']:,}</b> summoned: "
@@ -107,6 +121,10 @@ def to_html(report: dict) -> str:
         f"{escape(conf['scheduled_end'] or '-')}; grace {report['grace_minutes']} min; "
         f"generated {escape(report['generated_at'])}.</p>"
     )
+    if "questions" in report:  # written questions by status; their list is report.csv?table=questions
+        q = report["questions"]
+        by = ", ".join(f"{n} {s}" for s, n in q["by_status"].items())
+        summary += f"<p>Written questions: {q['total']} ({escape(by)}; {q['merged']} merged as duplicates).</p>"
     return (
         "<!doctype html><html lang=vi><meta charset=utf-8>"
         f"<title>Attendance - {escape(conf['title'])}</title>"

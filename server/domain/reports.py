@@ -25,10 +25,12 @@ from server.db.models import (
     ReplayView,
     utcnow,
 )
-from server.domain import attendance
+from server.domain import attendance, floor_store
+from server.domain.floor_report import floor_report
 from server.domain.intervals import merge, rate, total_seconds
 from server.domain.members import list_members
 from server.domain.points import LEVELS, list_points
+from server.domain.questions import status_counts as question_counts
 from server.domain.schedule import as_utc
 
 
@@ -329,7 +331,7 @@ async def load_report(
     now: dt.datetime | None = None,
     replay_percent: float = DEFAULT_REPLAY_PERCENT,
 ) -> dict:
-    return build_report(
+    report = build_report(
         conference,
         await list_points(db, conference.id),
         await attendance.point_sessions(db, conference.id),
@@ -343,3 +345,8 @@ async def load_report(
         recorded_seconds=await attendance.recorded_seconds(db, conference.id),
         replay_percent=replay_percent,
     )
+    # Written questions by status (the list itself: report.csv?table=questions).
+    report["questions"] = await question_counts(db, conference.id)
+    # The floor: which points spoke, for how long, on what subject (from its history).
+    report["floor"] = floor_report(await floor_store.history(db, conference.id), now or utcnow())
+    return report

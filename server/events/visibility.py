@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from server.domain.floor_state import QUEUE_ROLES, visible_state
 from server.domain.tokens import Principal
 
 Event = dict[str, Any]
 
 FULL_VIEW = ("admin", "organiser")
 ORGANISERS_ONLY = {"presence.joined", "presence.left", "attendance.changed"}
+# Questions as they come in and change: for organisers and the chair (speaker) only; everyone
+# else learns only which question is selected (``question.selected``: id, text, author's name).
+CHAIR_ONLY = {"question.submitted", "question.updated"}
+FLOOR_EVENTS = {"floor.state", "floor.warning"}
 # Fields naming participants or nodes; dropped from any other event a participant receives.
 PRIVATE = ("token_id", "subject_id", "subjects", "name", "role", "session_id", "origin", "point_id")
 
@@ -27,6 +32,15 @@ def visible_event(event: Event, principal: Principal) -> Event | None:
     kind = event.get("type")
     if kind in ORGANISERS_ONLY:
         return None
+    if kind in CHAIR_ONLY:
+        # The chair (the speaker page) runs the question board: whole questions, authors included.
+        return {k: v for k, v in event.items() if k != "origin"} if principal.role == "speaker" else None
+    if kind in FLOOR_EVENTS:
+        # The chair and the points see the queue and whose floor it is; viewers and members who speaks.
+        event = {k: v for k, v in event.items() if k != "origin"}
+        if kind == "floor.state":
+            return visible_state(event, principal.role)
+        return event if principal.role in QUEUE_ROLES else {k: v for k, v in event.items() if k != "point_id"}
     if kind == "headcount.reported":
         # A point's operator sees its own point's count confirmed; nobody else needs counts.
         if principal.role == "point" and event.get("point_id") == principal.subject_id:
