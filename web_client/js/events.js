@@ -60,14 +60,15 @@ export class ConferenceEvents {
       if (event.type === "snapshot") this.failures = 0;
       this.onEvent(event);
     };
-    ws.onclose = () => {
+    ws.onclose = (close) => {
       if (this.ws !== ws) return;
       clearInterval(this._ping);
       this.ws = null;
       if (!this.running) return;
       const delay = backoffDelay(this.failures, this.minDelayMs, this.maxDelayMs);
       this.failures += 1;
-      this.onState("closed", delay);
+      // 4401: the token is not (or no longer) valid for this conference: revoked, expired, removed.
+      this.onState("closed", delay, close.code);
       this._timer = setTimeout(() => this._connect(), delay);
     };
   }
@@ -77,10 +78,10 @@ export class ConferenceEvents {
  * What the live pages (speaker, point) do on joining: remember the conference and token in `state`,
  * show the conference id, and open the event channel as `state.events`.
  */
-export function joinConference(state, { conference, token }, onEvent) {
+export function joinConference(state, { conference, token }, onEvent, onState = undefined) {
   state.conference = conference;
   state.token = token;
   document.getElementById("conference-label").textContent = conference;
-  state.events = new ConferenceEvents(conference, token, { onEvent });
+  state.events = new ConferenceEvents(conference, token, { onEvent, onState });
   state.events.start();
 }

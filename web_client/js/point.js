@@ -130,6 +130,20 @@ function onEvent(event) {
   }
 }
 
+/** The server refused our token on the event channel (revoked, expired, or the point was removed). */
+function onChannelState(kind, _delay, code) {
+  if (kind !== "closed" || code !== 4401) return;
+  state.events.stop();
+  if (state.hand) state.hand.publisher.stop();
+  if (state.supervisor) state.supervisor.stop();
+  video.srcObject = null;
+  watchButton.disabled = true;
+  stopButton.disabled = true;
+  setStatus(statusLine, "error", "Mã điểm cầu không còn hiệu lực · This point's link no longer works");
+  showError("Mã truy cập đã bị thu hồi hoặc điểm cầu đã bị mời ra khỏi hội nghị; liên hệ ban tổ chức · "
+    + "The token was revoked or the point was removed from the conference; contact the organisers.");
+}
+
 async function pollStats() {
   const pc = window.diemcau.pc;
   if (!pc || pc.connectionState === "closed") return;
@@ -176,7 +190,7 @@ function join(params) {
     mine: $("my-questions"),
     isMine: (q) => Boolean(state.pointId) && q.point_id === state.pointId,
   });
-  joinConference(state, params, onEvent);
+  joinConference(state, params, onEvent, onChannelState);
   // The WebSocket sends the floor on connecting; this covers a channel that is slow to open.
   state.floor.refresh().catch(() => {});
   state.questions.refresh().catch(() => {});
