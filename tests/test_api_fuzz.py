@@ -127,6 +127,9 @@ def world(start_server: ServerFactory) -> Iterator[World]:
                 files={"file": ("nghi-quyet.txt", io.BytesIO("Nghị quyết số 1".encode()), "text/plain")},
                 data={"title": "Nghị quyết"},
             ).json()["id"]
+            questions = [
+                c.post(f"{base}/questions", json={"text": f"Câu hỏi {i}"}).json()["id"] for i in range(2)
+            ]
             spare_tokens = [
                 c.post(f"{base}/tokens", json={"role": role, "name": f"spare {role}"}).json()["id"]
                 for role in ("viewer", "organiser")
@@ -141,6 +144,7 @@ def world(start_server: ServerFactory) -> Iterator[World]:
                 "item_id": [item],
                 "material_id": [material],
                 "token_id": spare_tokens,
+                "question_id": questions,
             },
             subjects={"point": points[0], "member": members[0]},
         )
@@ -185,7 +189,8 @@ def _destructiveness(label: str) -> tuple[int, str]:
     """Sort key: reads and creations first, then what ends the recording or the conference, then
     deletions and revocations, so the earlier operations still find the state they exercise."""
     method, path = label.split(" ", 1)
-    if path.endswith("/revoke") or path.endswith("/token") or path.endswith("/tokens") and method == "POST":
+    if (path.endswith("/revoke") or path.endswith("/token") or path.endswith("/moderation/remove")
+            or path.endswith("/tokens") and method == "POST"):
         rank = 4
     elif method == "DELETE":
         rank = 3

@@ -96,6 +96,21 @@ def _live(w: World) -> dict[str, str]:
     return {"recording_id": w.ensure_live()}
 
 
+def _hand_raised(w: World) -> dict[str, str]:
+    """The world's point has asked for the floor (the point or the chair lowers its hand)."""
+    r = httpx.post(f"{w.server.url}{w.api('floor/requests')}", json={"subject": "ma trận"},
+                   headers={"Authorization": f"Bearer {w.tokens['point']}"}, timeout=15)
+    assert r.status_code == 200, r.text
+    return {"point_id": w.point}
+
+
+def _floor_held(w: World) -> dict[str, str]:
+    """A fresh point holds the floor (the chair ends or mutes it)."""
+    r = w.admin.post(w.api("floor/grant"), json={"point_id": w.new_point()})
+    assert r.status_code == 200, r.text
+    return {}
+
+
 def _producer(w: World) -> dict[str, str]:
     w.ensure_live()
     return {"session_id": w.producer_session()}
@@ -122,7 +137,7 @@ MATRIX: dict[Key, Case] = {
         expect(200, "viewer"), params=_whep_session, after=_end_whep
     ),
     # --- WHIP: only the speaker publishes; the speaker (owner) and the admin hang up ----------------
-    ("OPTIONS", "/whip/{conference_id}"): Case(expect(204, "speaker", anonymous=204)),
+    ("OPTIONS", "/whip/{conference_id}"): Case(expect(204, "speaker", "point", anonymous=204)),
     ("POST", "/whip/{conference_id}"): Case(expect(400, "speaker"), content=BAD_SDP, content_type=SDP),
     ("PATCH", "/whip/{conference_id}/{session_id}"): Case(public(405)),
     ("DELETE", "/whip/{conference_id}/{session_id}"): Case(expect(200, "speaker"), params=_producer),
@@ -176,6 +191,31 @@ MATRIX: dict[Key, Case] = {
     ("GET", C + "/attendance/report"): Case(organiser(200)),
     ("GET", C + "/attendance/report.csv"): Case(organiser(200)),
     ("GET", C + "/attendance/report.html"): Case(organiser(200)),
+    # --- questions: everyone of the conference asks; the chair (organiser, speaker) moderates -------
+    ("POST", C + "/questions"): Case(participants(201), json={"text": "Câu hỏi ma trận"}),
+    ("GET", C + "/questions"): Case(participants(200)),
+    ("GET", C + "/questions/export.csv"): Case(organiser(200)),
+    ("PATCH", C + "/questions/{question_id}"): Case(expect(200, "organiser", "speaker"), json={"status": "open"}),
+    ("POST", C + "/questions/{question_id}/merge"): Case(
+        expect(200, "organiser", "speaker"),
+        params=lambda w: {"question_id": w.new_question()},
+        json=lambda w: {"into": w.question},
+    ),
+    # --- the floor: points ask, the chair (organiser, speaker) grants; everyone sees who speaks ----
+    ("GET", C + "/floor"): Case(participants(200)),
+    ("POST", C + "/floor/requests"): Case(expect(200, "point", admin=403), json={"subject": "ma trận"}),
+    ("DELETE", C + "/floor/requests/{point_id}"): Case(
+        expect(200, "point", "organiser", "speaker"), params=_hand_raised
+    ),
+    ("POST", C + "/floor/grant"): Case(
+        expect(200, "organiser", "speaker"), json=lambda w: {"point_id": w.new_point(), "limit_seconds": 600}
+    ),
+    ("POST", C + "/floor/end"): Case(expect(200, "organiser", "speaker"), params=_floor_held),
+    ("POST", C + "/floor/mute"): Case(expect(200, "organiser", "speaker"), params=_floor_held, json={"muted": True}),
+    ("POST", C + "/floor/lock"): Case(expect(200, "organiser", "speaker"), json={"locked": False}),
+    ("POST", C + "/floor/end-all"): Case(expect(200, "organiser", "speaker")),
+    ("GET", C + "/floor/history"): Case(expect(200, "organiser", "speaker")),
+    ("POST", C + "/moderation/remove"): Case(organiser(200), json=lambda w: {"point_id": w.new_point()}),
     # --- recordings: everyone of the conference watches; organisers edit ---------------------------
     ("GET", "/api/v1/recordings"): Case(participants(200), query={"conference_id": "{conference_id}"}),
     ("GET", "/api/v1/recordings/{recording_id}"): Case(participants(200)),
@@ -238,6 +278,7 @@ def defaults(w: World) -> dict[str, str]:
         "point_id": w.point,
         "member_id": w.member,
         "material_id": w.material,
+        "question_id": w.question,
         "recording_id": w.finished_recording,
         "name": w.segment_name,
         "session_id": "no-such-session",
@@ -374,6 +415,7 @@ def test_ids_of_another_conference_are_unknown_here(world: World) -> None:
         token = other.post(f"/api/v1/conferences/{b}/tokens", json={"role": "viewer"}).json()["id"]
         files = {"file": ("b.pdf", PDF, "application/pdf")}
         material = other.post(f"/api/v1/conferences/{b}/materials", files=files).json()["id"]
+        question = other.post(f"/api/v1/conferences/{b}/questions", json={"text": "Câu hỏi B"}).json()["id"]
         calls = [
             ("GET", f"points/{point}", None, 404),
             ("PATCH", f"points/{point}", {"name": "taken over"}, 404),
@@ -392,6 +434,9 @@ def test_ids_of_another_conference_are_unknown_here(world: World) -> None:
             ("GET", f"materials/{material}", None, 404),
             ("DELETE", f"materials/{material}", None, 404),
             ("POST", f"tokens/{token}/revoke", None, 404),
+            ("PATCH", f"questions/{question}", {"status": "rejected"}, 404),
+            ("POST", f"questions/{question}/merge", {"into": world.question}, 404),
+            ("POST", f"questions/{world.question}/merge", {"into": question}, 404),
         ]
         wrong = []
         with httpx.Client(base_url=world.server.url, timeout=15, headers=organiser) as c:
@@ -406,3 +451,5 @@ def test_ids_of_another_conference_are_unknown_here(world: World) -> None:
         assert other.get(f"/api/v1/conferences/{b}/materials/{material}").content == PDF
         tokens = {t["id"]: t for t in other.get(f"/api/v1/conferences/{b}/tokens").json()}
         assert not tokens[token]["revoked"]
+        [theirs_q] = other.get(f"/api/v1/conferences/{b}/questions").json()
+        assert (theirs_q["id"], theirs_q["status"], theirs_q["merged_into"]) == (question, "open", None)

@@ -52,6 +52,7 @@ class World:
     point: str = ""
     member: str = ""
     material: str = ""
+    question: str = ""
     finished_recording: str = ""
     segment_name: str = ""
     whep_offer: str = ""
@@ -69,6 +70,7 @@ class World:
         self.point = self.new_point()
         self.member = self.new_member()
         self.material = self.new_material()
+        self.question = self.new_question()
         for role in ("viewer", "speaker", "organiser"):
             self._issue(role, self.conference, role)
         self._issue("point", self.conference, "point", subject_id=self.point)
@@ -192,6 +194,14 @@ class World:
 
     def new_token(self) -> str:
         return self._created(self.admin.post(self.api("tokens"), json={"role": "viewer"}))["id"]
+
+    def new_question(self) -> str:
+        """A question asked with a token of its own (one token may ask only 10 a minute)."""
+        secret = self._created(self.admin.post(self.api("tokens"), json={"role": "viewer"}))["token"]
+        r = self.admin.post(
+            self.api("questions"), json={"text": "Câu hỏi ma trận"}, headers={"Authorization": f"Bearer {secret}"}
+        )
+        return self._created(r)["id"]
 
     def new_whep_session(self) -> str:
         """A viewer's WHEP session (answered, never connected): the viewer and the admin may end it."""
