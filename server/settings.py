@@ -201,6 +201,20 @@ class Settings(BaseSettings):
         "one pauses (it resumes at a keyframe once there is room), so the attendance database can still "
         "write; shown on the dashboard and in /metrics; 0 = no floor",
     )
+    floor_warning_seconds: float = Field(
+        default=30.0,
+        ge=0.0,
+        le=3600.0,
+        description="A floor.warning event goes out this many seconds before a time limit the chair set "
+        "ends the floor (at once when the limit is shorter)",
+    )
+    floor_link_grace_seconds: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=600.0,
+        description="A point holding the floor whose WHIP session closed (link lost) keeps the floor this "
+        "long; if it publishes again meanwhile it goes on, else the floor ends (reason link_lost)",
+    )
 
     @field_validator("token_lifetime_days")
     @classmethod
