@@ -121,7 +121,8 @@ def test_page_files_are_self_contained() -> None:
     """Works offline: no CDN or absolute URL in the floor and question modules and their stylesheet."""
     names = ["css/floor.css", "js/rest.js", "js/dom.js", "js/format.js", "js/floor.js", "js/floor_hand.js",
              "js/floor_publish.js", "js/floor_queue.js", "js/floor_history.js", "js/hall_playback.js",
-             "js/moderation.js", "js/questions.js", "js/question_box.js", "js/question_board.js"]
+             "js/moderation.js", "js/questions.js", "js/question_box.js", "js/question_board.js",
+             "js/question_card.js"]
     for name in names:
         text = (ROOT / "web_client" / name).read_text(encoding="utf-8")
         assert not re.search(r"https?://", text), name
@@ -336,3 +337,29 @@ def test_dashboard_question_export(server: ServerProcess, open_page) -> None:  #
         dashboard.click("#questions-csv")
     csv_text = Path(download.value.path()).read_text(encoding="utf-8-sig")
     assert "Câu hỏi cần chuyển tiếp" in csv_text and "Xã Tân Lập" in csv_text
+
+
+@pytest.mark.browser
+def test_viewer_page_asks_before_the_broadcast(server: ServerProcess, open_page) -> None:  # type: ignore[no-untyped-def]
+    """A member at home asks from the live viewer page before anything is live; the question the
+    chair selected (another participant's) is shown, not listed as the viewer's own."""
+    cid, organiser, links = seeded(server, "Hỏi trước hội nghị")
+    chair = {"Authorization": f"Bearer {organiser}"}
+    r = httpx.post(f"{server.url}/api/v1/conferences/{cid}/questions", json={"text": "Câu hỏi của xã"},
+                   headers={"Authorization": f"Bearer {links['Xã Tân Lập']['token']}"})
+    assert r.status_code == 201, r.text
+    assert httpx.patch(f"{server.url}/api/v1/conferences/{cid}/questions/{r.json()['id']}",
+                       json={"status": "selected"}, headers=chair).status_code == 200
+
+    viewer = open_page(page_url(server, "viewer.html", cid, server.token(cid, "viewer", "Nguyễn Văn An")))
+    viewer.wait_until("document.getElementById('selected-question')?.textContent.includes('Câu hỏi của xã')", 15,
+                      "the selected question")
+    assert viewer.evaluate("document.querySelectorAll('#my-questions li').length") == 0
+    viewer.fill("#question-text", "Tài liệu học tập có bản in không?")
+    viewer.click("#question-submit")
+    viewer.wait_until("document.getElementById('question-status').dataset.state === 'sent'", 10, "sent")
+    assert viewer.evaluate("[...document.querySelectorAll('#my-questions li')].map(li => li.textContent)")[0].startswith(
+        "Tài liệu học tập có bản in không?")
+    listed = httpx.get(f"{server.url}/api/v1/conferences/{cid}/questions", headers=chair).json()
+    mine = [q for q in listed if q["text"] == "Tài liệu học tập có bản in không?"]
+    assert [(q["author_kind"], q["author_name"]) for q in mine] == [("viewer", "Nguyễn Văn An")]

@@ -134,6 +134,8 @@ function onEvent(event) {
 function onChannelState(kind, _delay, code) {
   if (kind !== "closed" || code !== 4401) return;
   state.events.stop();
+  // Never accepted: a mistyped or old link; the WHEP session's refusal already says why.
+  if (!state.events.connects) return;
   if (state.hand) state.hand.publisher.stop();
   if (state.supervisor) state.supervisor.stop();
   video.srcObject = null;

@@ -36,8 +36,10 @@ export function showSelected(questions, target) {
 export function questionBox(questions, { form, counter, status, mine, isMine = null }) {
   const input = form.text;
   const sentHere = new Set();
-  // GET /questions gives a participant its own questions plus the selected one, which may be another's.
-  const own = (q) => sentHere.has(q.id) || (isMine ? isMine(q) : !(questions.selected && questions.selected.id === q.id));
+  // GET /questions gives a participant its own questions plus the selected one, which may be another's
+  // (then without its author's point or member id: those are shown only to the chair and the author).
+  const own = (q) => sentHere.has(q.id) || (isMine ? isMine(q)
+    : Boolean(q.point_id || q.member_id) || !(questions.selected && questions.selected.id === q.id));
   input.maxLength = MAX_QUESTION_CHARS;
   const count = () => {
     counter.textContent = `${input.value.length}/${MAX_QUESTION_CHARS}`;

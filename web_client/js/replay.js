@@ -5,6 +5,7 @@
 // list jumps to the organiser's marks; watch progress goes to
 // POST /api/v1/conferences/<id>/replay-progress (best effort).
 import { authorisedFetch } from "./api.js";
+import { mountQuestionCard } from "./question_card.js";
 import { joinParams, setStatus } from "./ui.js";
 
 const PROGRESS_MS = 15000;
@@ -84,6 +85,8 @@ async function open() {
   try { detail = await loadDetail(); } catch (e) { status("error", String(e.message || e)); return; }
   state.detail = detail;
   state.conference = detail.conference_id;
+  // After the conference: a question still reaches the organisers, who forward unanswered ones.
+  if (!state.questions) state.questions = mountQuestionCard($("questions-slot"), state.conference, state.token);
   $("title").textContent = new Date(detail.started_at).toLocaleString();
   $("player").hidden = false;
   renderChapters(detail.chapters);

@@ -5,6 +5,7 @@
 // (Safari, iOS, many TVs). Reports a heartbeat for attendance while playing (best effort).
 import { authorisedFetch } from "./api.js";
 import { backoffDelay } from "./backoff.js";
+import { mountQuestionCard } from "./question_card.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 
 const RETRY_MS = 3000; // the first retry while the broadcast has not started or the link dropped
@@ -93,6 +94,8 @@ function begin({ conference, token, exp = "", sig = "" }) {
   Object.assign(state, { conference, token, exp, sig });
   $("conference-label").textContent = state.conference;
   state.heartbeatTimer = setInterval(heartbeat, HEARTBEAT_MS);
+  // Questions need a token of one's own (a signed link has none): before, during and after.
+  if (state.token) state.questions = mountQuestionCard($("questions-slot"), state.conference, state.token);
   start();
 }
 
