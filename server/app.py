@@ -38,6 +38,7 @@ from server.domain import ice_servers
 from server.domain.attendance_log import AttendanceLog, node_name
 from server.domain.conferences import ended_conference_closer
 from server.domain.floor import FloorService
+from server.domain.floor_chapters import FloorChapters
 from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
@@ -127,6 +128,9 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             )
             await floor_service.start()  # the floors held before a restart get their time limits back
             stack.push_async_callback(floor_service.stop)
+            floor_chapters = FloorChapters(floor_service, recording_service, sessionmaker, bus.node_id)
+            bus.subscribe("*", floor_chapters.on_bus_event)
+            stack.push_async_callback(floor_chapters.stop)
 
             log_redaction.install()  # uvicorn has configured its loggers by now
             gc_pauses.freeze_startup()

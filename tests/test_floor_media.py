@@ -90,9 +90,16 @@ async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-un
     await wait_until_async(check, timeout, what, check=lambda v: v is True, interval=0.05)
 
 
-async def settle_audio(seconds: float = 2.0) -> None:
-    """Let a full second of the new program's sound fill the watchers' buffers."""
-    await asyncio.sleep(seconds)
+async def hears(watcher: ProgramWatcher, hall: bool, point: bool, what: str, timeout: float = 10.0) -> None:
+    """Until the watcher's last second of sound has the hall's tone iff ``hall`` and the point's
+    iff ``point`` (a loaded machine delays the decoded sound by seconds)."""
+    def check() -> bool:
+        levels = watcher.tones()
+        return heard(levels, HALL_TONE) == hall and heard(levels, POINT_TONE) == point
+    try:
+        await wait_until_async(check, timeout, what, interval=0.25)
+    except AssertionError:
+        raise AssertionError(f"{what}: tone levels {watcher.tones()}") from None
 
 
 @pytest.fixture
@@ -113,58 +120,55 @@ async def test_dialogue_switch_mix_return_and_back(engine: MediaEngine, clips, t
     hall = await watch(engine, role="speaker")  # the hall's own playback
     for w in (a, b):
         await until(lambda w=w: w.showing_point() is False, 15, "the speaker's picture")
-    await settle_audio()
-    levels = a.tones()
-    assert heard(levels, HALL_TONE) and not heard(levels, POINT_TONE), levels
+    await hears(a, hall=True, point=False, what="the speaker alone")
     assert not heard(hall.tones(), HALL_TONE), "the hall must not hear itself before a dialogue"
     consumers = set(engine.consumers)
 
     granted = time.monotonic()
     point = await publish(engine, point_clip, "point", subject_id="point-7")
     for w in (a, b, hall):
-        await until(lambda w=w: w.showing_point(granted) is True, 10, "the point's picture")
+        await until(lambda w=w: w.showing_point(granted) is True, 15, f"the point's picture ({engine.stages[CONF].stats()})")
     assert set(engine.consumers) == consumers, "no subscriber re-signalled"
     stage = engine.stages[CONF]
     assert stage.on_air and stage.mix is not None
-    await settle_audio()
     for w in (a, b):
-        levels = w.tones()
-        assert heard(levels, HALL_TONE) and heard(levels, POINT_TONE), f"the dialogue's mix: {levels}"
-    levels = hall.tones()
-    assert heard(levels, POINT_TONE) and not heard(levels, HALL_TONE), f"the hall's return: {levels}"
+        await hears(w, hall=True, point=True, what="the dialogue's mix")
+    await hears(hall, hall=False, point=True, what="the hall's return: the point alone")
 
     engine.mute_floor(CONF, True)
-    await asyncio.sleep(0.5)  # what was on its way
+    await hears(a, hall=True, point=False, what="the mix with the point muted")
     hall.audio.clear()  # the hall's return goes quiet: nothing new may carry the point's voice
-    await settle_audio()
-    levels = a.tones()
-    assert heard(levels, HALL_TONE) and not heard(levels, POINT_TONE), f"muted: {levels}"
-    assert not heard(hall.tones(), POINT_TONE)
+    await asyncio.sleep(1.5)
+    assert not heard(hall.tones(), POINT_TONE), hall.tones()
     engine.mute_floor(CONF, False)
-    await settle_audio()
-    assert heard(a.tones(), POINT_TONE)
+    await hears(a, hall=True, point=True, what="the mix unmuted")
 
     ended = time.monotonic()
     await engine.end_floor(CONF)
     assert point.producer.closed
     for w in (a, b):
         await until(lambda w=w: w.showing_point(ended) is False, 10, "the speaker's picture again")
-    await settle_audio()
-    levels = a.tones()
-    assert heard(levels, HALL_TONE) and not heard(levels, POINT_TONE), levels
+    await hears(a, hall=True, point=False, what="the speaker alone again")
     assert stage.mix is None and not stage.on_air
     assert engine.routers[CONF].active["return"] is None
 
+    live = manager.active(CONF)
+    assert live is not None
+    # speaker, point, speaker: the writer thread may lag the program on a loaded machine
+    await until(lambda: live.stats.runs >= 3 and live.stats.frames_video > 0, 15, f"three runs ({live.stats})")
+    await asyncio.sleep(1.0)  # a second of the speaker's run
     recorder = await manager.stop(CONF)
-    assert recorder is not None and recorder.stats.runs >= 3
+    assert recorder is live
     mp4 = remux_to_mp4(recorder.directory / "index.m3u8", tmp_path / "rec.mp4")
     assert set(streams(mp4)) == {"video", "audio"}
     pictures = recorded_pictures(mp4)
     assert pictures[0] == "speaker" and "point" in pictures and pictures[-1] == "speaker", pictures
-    # The dialogue's sound is in the recording: both tones where the point's picture is.
+    # The dialogue's sound is in the recording: both tones where the point's picture is (in some
+    # second of it: the point was muted for a while).
     start, end = point_span(mp4)
-    levels = tone_levels(recorded_audio(mp4, start + 0.3, end - 0.1))
-    assert heard(levels, HALL_TONE) and heard(levels, POINT_TONE), levels
+    samples = recorded_audio(mp4, start, end)
+    seconds = [tone_levels(samples[i : i + 48000]) for i in range(0, len(samples) - 48000 + 1, 24000)]
+    assert any(heard(levels, HALL_TONE) and heard(levels, POINT_TONE) for levels in seconds), seconds
     for w in (a, b, hall):
         await w.close()
     await speaker.pc.close()

@@ -113,6 +113,11 @@ class Stage:
             return
         last = max((s.last_arrival for s in point.sources.values()), default=0.0)
         live = time.time() - last < STALL
+        if not live and self.on_air and self.speaker is not None:
+            # Not if the speaker's packets stopped too: this loop was held up (its reads are
+            # still queued), not the point's link.
+            hall = max((s.last_arrival for s in self.speaker.sources.values()), default=0.0)
+            live = hall - last < STALL / 2
         if live and not self.on_air:
             self._on_air(point)
         elif not live and self.on_air:
@@ -134,7 +139,8 @@ class Stage:
         self.mix.set_input("point", voice)
         self._follow_picture(video, self.mix.source)
         self.router.select(voice, "return")
-        self._tell(point, "live")
+        if self._audio_after_switch is None:  # on at once; else "live" when the picture switches
+            self._tell(point, "live")
 
     def _off_air(self) -> None:
         self.on_air = False
@@ -175,6 +181,8 @@ class Stage:
             self.router.select(pending[1])
         if self.mix is not None and pending[1] is not self.mix.source:
             self._drop_mix()
+        if self.on_air and self.point is not None and source in self.point.sources.values():
+            self._tell(self.point, "live")  # every subscriber sees the point from this packet on
 
     def _drop_mix(self) -> None:
         if self.mix is not None:

@@ -149,6 +149,8 @@ class Recorder:
         self.segments: tuple[Segment, ...] = ()
         self.size_bytes = 0
         self.position = 0.0  # timeline position of the newest media written
+        # (timeline position, producer id) of each run: where a point's dialogue begins (chapters)
+        self.run_starts: list[tuple[float, str]] = []
         self.finished = False
         # Packets (from the reader) and control items (str first), in order; deque appends and
         # pops are atomic, and the writer polls, so neither side ever takes a lock.
@@ -379,6 +381,7 @@ class Recorder:
         self._run_t0 = t0 - delay
         self._run_front = 0
         self._run_offset = self._timeline_end
+        self.run_starts.append((self._run_offset, p.producer_id))
         self._run_pdt = time.time()
         self._run_fragments = 0
         self._held = None
