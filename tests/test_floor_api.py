@@ -28,6 +28,7 @@ from websockets.sync.client import ClientConnection, connect
 from bench.clip import test_clip
 from bench.server_process import ROOT
 from bench.whip_publisher import publish
+from tests.support.peers import subscribe
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until
 
@@ -446,6 +447,33 @@ def test_a_lost_link_ends_the_floor_after_the_grace(srv: ServerProcess) -> None:
         assert time.monotonic() - closed_at >= LINK_GRACE - 0.5
         assert state["current"] is None
         assert kinds(conf.history())[-1] == ("ended", p0.name, "link_lost")
+
+    asyncio.run(scenario())
+
+
+def test_the_queue_shows_a_points_link_quality(srv: ServerProcess) -> None:
+    """A queued point that watches over WHEP shows its link's figures from its receiver reports."""
+    conf = make_conference(srv)
+    p0, p1, _ = conf.points
+
+    async def scenario() -> None:
+        speaker = await publish(srv.url, conf.id, conf.tokens["speaker"], test_clip(seconds=3.0, width=320, height=240))
+        watcher = await subscribe(srv.url, conf.id, p0.token)
+        try:
+            assert await watcher.wait_frames(10, WAIT), "the point decodes no video"
+            conf.ok("p0", "POST", "floor/requests", {"subject": "x"})
+            conf.ok("p1", "POST", "floor/requests", {"subject": "y"})
+            state = await asyncio.to_thread(
+                wait_until, conf.floor, WAIT, "the point's link quality",
+                check=lambda s: (s["queue"][0]["quality"] or {}).get("rtt_ms") is not None,
+            )
+            quality = state["queue"][0]["quality"]
+            assert 0 <= quality["loss_percent"] < 5 and 0 <= quality["rtt_ms"] < 1000, quality
+            assert quality["jitter_ms"] >= 0, quality
+            assert state["queue"][1]["quality"] is None  # p1 watches nothing: no figures
+        finally:
+            await watcher.close()
+            await speaker.close()
 
     asyncio.run(scenario())
 
