@@ -57,12 +57,18 @@ test: install-test test-system-deps
 test-fast: install-test test-system-deps
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(PYTEST_ARGS)
 
-# `make bench` runs the full fan-out/recorder benchmark; `make bench ARGS=--quick` or `make bench-quick` is the short one.
+# `make bench` runs the full fan-out/recorder benchmark, then the floor switch (bench/floor_switch.py),
+# whose section goes into the same report; `make bench ARGS=--quick` or `make bench-quick` is the short
+# one. FLOOR_ARGS go to the floor switch (e.g. FLOOR_ARGS="--rounds 5"); both always run.
 bench: install-test test-system-deps
-	$(PY) -m bench.run $(ARGS)
+	status=0; $(PY) -m bench.run $(ARGS) || status=$$?; \
+	$(PY) -m bench.floor_switch $(if $(filter --quick,$(ARGS)),--quick) $(FLOOR_ARGS) || status=$$?; \
+	exit $$status
 
 bench-quick: install-test test-system-deps
-	$(PY) -m bench.run --quick
+	status=0; $(PY) -m bench.run --quick || status=$$?; \
+	$(PY) -m bench.floor_switch --quick $(FLOOR_ARGS) || status=$$?; \
+	exit $$status
 
 # `make soak`: 20 minutes of WHEP/WebSocket/HLS churn, watched for leaks; `make soak ARGS="--minutes 5"`.
 soak: install-test test-system-deps

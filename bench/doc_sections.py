@@ -1,12 +1,14 @@
 """Sections of docs/benchmarks.md that one harness writes and another must carry over.
 
-``bench.run`` rewrites the whole report; the soak (``bench.soak``) owns one marked block in it.
-Each keeps the other's figures instead of dropping them on the next run.
+``bench.run`` rewrites the whole report; the soak (``bench.soak``) and the floor switch
+(``bench.floor_switch``) each own one marked block in it. Each keeps the others' figures instead of
+dropping them on the next run.
 """
 
 from __future__ import annotations
 
 SOAK = ("<!-- soak:start -->", "<!-- soak:end -->")
+FLOOR = ("<!-- floor:start -->", "<!-- floor:end -->")
 
 
 def extract(text: str, markers: tuple[str, str]) -> str | None:

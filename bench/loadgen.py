@@ -665,6 +665,8 @@ class Subscriber:
 class LoadGen:
     """One load-generator process: its subscribers, their sockets and the counts."""
 
+    subscriber_class: type[Subscriber] = Subscriber  # a variant's subscribers (bench.switch_watch)
+
     def __init__(self) -> None:
         self.subs: list[Subscriber] = []
         self._http: aiohttp.ClientSession | None = None
@@ -783,7 +785,7 @@ class LoadGen:
         if op == "prepare":
             t0 = time.time()
             self.gro = bool(m.get("gro")) and self.crx is not None
-            self.subs = [Subscriber(self, i, tok) for i, tok in m["subs"]]
+            self.subs = [self.subscriber_class(self, i, tok) for i, tok in m["subs"]]
             for sub in self.subs:
                 await sub.prepare()
             self.tasks.append(asyncio.ensure_future(self._reports()))

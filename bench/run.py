@@ -1017,10 +1017,11 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(recorder, str):
         print(recorder)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
-    if opts.output.exists():  # the soak's figures (bench.soak) stay until the next soak
-        kept = doc_sections.extract(opts.output.read_text(), doc_sections.SOAK)
-        if kept is not None:
-            report = doc_sections.put(report, kept, doc_sections.SOAK)
+    if opts.output.exists():  # the soak's and the floor switch's figures stay until their next run
+        for markers in (doc_sections.SOAK, doc_sections.FLOOR):
+            kept = doc_sections.extract(opts.output.read_text(), markers)
+            if kept is not None:
+                report = doc_sections.put(report, kept, markers)
     opts.output.write_text(report)
     log(f"report written to {opts.output}")
     if opts.json:

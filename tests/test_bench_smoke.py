@@ -82,3 +82,51 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
     relay = summaries["relay"]
     assert relay["server_processes"] >= 2  # sharded: the main process and a media worker
     assert relay["server_stats"]["codec_instances"] == {}  # forwarding never decodes
+
+
+@pytest.mark.slow
+def test_floor_switch_bench_produces_its_section(tmp_path: Path) -> None:
+    """``python -m bench.floor_switch`` (issue 23) at N=5, one round: every subscriber is seen
+    switching to the point and back, both CPU windows are measured, and its section replaces only
+    its own block of the report. Figures are checked for presence and sense, not speed."""
+    report = tmp_path / "benchmarks.md"
+    soak = "<!-- soak:start -->\n## Soak\nkept\n<!-- soak:end -->"
+    report.write_text(f"# Benchmarks\n\nThe fan-out tables.\n\n{soak}\n\n<!-- floor:start -->\nold figures\n<!-- floor:end -->\n")
+    raw = tmp_path / "floor.json"
+    cmd = [
+        sys.executable, "-m", "bench.floor_switch",
+        "--n", "5", "--rounds", "1", "--window", "2", "--baseline", "0.5", "--settle", "0.5", "--storm", "1",
+        "--workers", "2", "--output", str(report), "--json", str(raw), "--workdir", str(tmp_path / "work"),
+    ]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=240)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+
+    text = report.read_text()
+    assert text.startswith("# Benchmarks\n\nThe fan-out tables.") and soak in text  # the rest is kept
+    assert text.count("<!-- floor:start -->") == 1 and "old figures" not in text
+    section = text.split("<!-- floor:start -->")[1].split("<!-- floor:end -->")[0]
+    for heading in ("## Floor switch", "### Targets", "### Switch times", "### Fan-out CPU per forwarded packet",
+                    "**Method.**", "load average"):
+        assert heading in section, section
+    assert "**The run failed" not in section
+
+    s = json.loads(raw.read_text())["summary"]
+    assert s["error"] is None and s["rounds_done"] == 1 and s["join"]["keyframe"] == 5, s
+    for key in ("grant", "end"):  # each subscriber saw the switch (the SPS told the publishers apart)
+        assert s[key]["samples"] == 5 and s[key]["missing"] == 0 and s[key]["undecryptable"] == 0, s[key]
+        assert 0 <= s[key]["p50"] <= s[key]["p95"] <= s[key]["max"] < 10, s[key]
+    steps = s["steps"][0]
+    assert not steps["error"], steps
+    # The point published only after it heard the grant, and no subscriber "saw" the point's keyframe
+    # before the point had sent its first frame: the watch did not take the speaker's for the point's.
+    assert steps["notified"] < steps["answered"] <= steps["connected"] + 1e-3
+    assert steps["first_frame"] is not None and steps["first_at_subscriber"] > steps["first_frame"]
+    assert steps["live"] is not None
+    windows = {w["state"]: w for w in s["windows"]}
+    assert set(windows) == {"speaker alone", "point on the floor"}
+    for w in windows.values():
+        assert w["packets"] > 0 and w["us_per_pkt"] > 0 and w["pps_min"] > 100, w  # ~2 Mbit/s video + Opus
+        assert w["kind_pps"]["video"] > 100 and w["kind_pps"]["audio"] > 20, w
+    assert windows["point on the floor"]["media_after"] == "live"
+    assert s["ratio"] is not None and s["fixed"]["speaker"] > 0 and s["fixed"]["floor"] > 0
