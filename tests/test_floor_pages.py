@@ -174,6 +174,8 @@ def test_point_takes_the_floor_and_the_hall_plays_it(server: ServerProcess, open
                        10, "the point's video and audio keep coming")
     assert picture(speaker, "#floor-video")["muted"] is False, "the hall must hear the point"
     speaker.wait_until("document.getElementById('floor-current').dataset.media === 'live'", 10, "chair sees it live")
+    # The hall's own playback is not a point watching.
+    assert speaker.evaluate("document.getElementById('watchers').dataset.count") == "1"
     # Every subscriber follows the floor: the point's own program shows the point too.
     wait_picture(point, "#remote", mine["width"], mine["height"], 15, "the program shows the point")
     assert floor_state(server, cid, organiser)["current"]["point_id"] == point_id

@@ -34,6 +34,7 @@ const state = {
   floor: null, // FloorClient
   hall: null, // HallPlayback: the point on the hall's screen and loudspeakers
   questions: null, // QuestionsClient
+  own: new Set(), // this token's WHEP sessions (the hall's playback): not points watching
 };
 
 function showError(text) { errorLine.textContent = text || ""; }
@@ -153,7 +154,10 @@ async function stopLive(message) {
 }
 
 function onEvent(event) {
-  if (typeof event.consumers === "number") setWatchers(event.consumers);
+  // Only our own sessions' events carry a session_id here: the hall's playback of a point.
+  if (event.type === "consumer.joined" && event.session_id) state.own.add(event.session_id);
+  if (event.type === "consumer.left" && event.session_id) state.own.delete(event.session_id);
+  if (typeof event.consumers === "number") setWatchers(Math.max(0, event.consumers - state.own.size));
   state.floor.applyEvent(event);
   state.questions.applyEvent(event);
   const sup = state.supervisor;
