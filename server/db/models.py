@@ -382,3 +382,91 @@ class FloorEvent(Base):
     duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     reason: Mapped[str | None] = mapped_column(String(16), nullable=True)
     actor: Mapped[str] = mapped_column(String(200), default="")
+
+
+# --- Webhooks: the delivery log (issue 24) --------------------------------------------------------
+
+
+class WebhookDelivery(Base):
+    """One event to one receiver URL: the exact body signed and sent, and where its delivery stands
+    (``pending`` until the first answer, ``retrying``, ``delivered``, or ``failed`` once given up)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    event_id: Mapped[str] = mapped_column(String(32), index=True)
+    event_type: Mapped[str] = mapped_column(String(40))
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    url: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, how long, and the receiver's status code or the error."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    delivery_id: Mapped[str] = mapped_column(
+        ForeignKey("webhook_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    number: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[float] = mapped_column(Float)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+
+
+# --- Link quality per point (issue 24) --------------------------------------------------------------
+
+
+class QualityPoint(Base):
+    """What a point's link gave it over the conference, for the report: seconds watched on each
+    rendition, seconds its level was poor, the freezes its page reported; and the rendition an
+    operator pinned for it (NULL: adaptation decides)."""
+
+    __tablename__ = "quality_points"
+
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), primary_key=True
+    )
+    point_id: Mapped[str] = mapped_column(
+        ForeignKey("connection_points.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    seconds_full: Mapped[float] = mapped_column(Float, default=0.0)
+    seconds_low: Mapped[float] = mapped_column(Float, default=0.0)
+    seconds_audio: Mapped[float] = mapped_column(Float, default=0.0)
+    seconds_poor: Mapped[float] = mapped_column(Float, default=0.0)
+    freezes: Mapped[int] = mapped_column(Integer, default=0)
+    freeze_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    pinned: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class QualityAlert(Base):
+    """An alert for the organisers (dropped, frozen, poor, audio_only) from its start to its end
+    (``ended_at`` NULL while it lasts). The point's name is copied in, as in the floor's history."""
+
+    __tablename__ = "quality_alerts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    point_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    point_name: Mapped[str] = mapped_column(String(200), default="")
+    level: Mapped[str] = mapped_column(String(16), default="")
+    kind: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
