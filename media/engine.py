@@ -19,6 +19,7 @@ from media.egress import fanout
 from media.egress.consumer import Consumer
 from media.egress.fanout_group import FanoutGroup
 from media.floor.stage import Stage
+from media.renditions.keeper import RenditionKeeper
 from media.ingest import frame_tap, remb_throttle
 from media.ingest.producer import Producer
 from media.runtime import codec_audit, gc_pauses
@@ -42,6 +43,10 @@ class EngineConfig:
     rtp_pad_max: int = 8  # padding bytes that may even out a burst's packet sizes for GSO (0: off)
     max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.transport.handshake_gate; 0: no bound)
     session_gc_interval: float = 10.0  # at most one full collection this often after closes (media.runtime.session_garbage)
+    transcode: bool = True  # this process makes the low renditions (the ingest; workers do not)
+    low_size: tuple[int, int] = (640, 360)  # the low rendition (media.renditions)
+    low_bitrate: int = 450_000
+    transcode_idle: float = 30.0  # seconds a transcoder outlives its last point on the low rendition
 
 
 class ConsumerPool(Protocol):
@@ -50,6 +55,8 @@ class ConsumerPool(Protocol):
     def attach(self, router: Router) -> None: ...
     def least_loaded(self, local_consumers: int, ingest_share: float = 1.0) -> Any: ...
     async def subscribe(self, worker: Any, conference_id: str, offer: str, role: str, name: str) -> Any: ...
+    demand: dict[tuple[int, str], int]  # (worker, conference) -> its points on the low rendition
+    demand_listeners: list[Callable[[str], None]]
     async def stop(self, timeout: float = 5.0) -> None: ...
 
 
@@ -75,9 +82,19 @@ class MediaEngine:
         # Hooks for the server layer (events, attendance, recording, the floor).
         self.on_producer: list[Callable[[str, Producer, bool], None]] = []
         self.on_floor: list[Callable[[str, Producer, str], None]] = []  # the point "live" | "stalled"
+        # (conference, consumer, rendition, "pin" | "adapt"): a point's video changed rendition
+        self.on_rendition: list[Callable[[str, Any, str, str], None]] = []
+        # (conference, this process's points on the low rendition) when that count changes
+        self.on_demand: list[Callable[[str, int], None]] = []
         self.on_consumer: list[Callable[[str, Consumer, bool], None]] = []
         self.pool: ConsumerPool | None = None
         self._watchdog: asyncio.Task | None = None
+        self.renditions: RenditionKeeper | None = None
+        if config.transcode:
+            self.renditions = RenditionKeeper(
+                self.router, self.low_demand, config.transcode_idle, config.low_size, config.low_bitrate
+            )
+            self.on_demand.append(self.renditions.changed)
 
     def start(self) -> None:
         """Start background duties (needs a running loop)."""
@@ -99,6 +116,8 @@ class MediaEngine:
         self.pool = pool
         for router in self.routers.values():
             pool.attach(router)
+        if self.renditions is not None:
+            pool.demand_listeners.append(self.renditions.changed)
 
     def router(self, conference_id: str) -> Router:
         router = self.routers.get(conference_id)
@@ -107,9 +126,40 @@ class MediaEngine:
             router = Router(conference_id, groups, self.config.keyframe_interval)
             router.batched = True  # fed by producers (flush per burst) or a worker's reads (per read)
             self.routers[conference_id] = router
+            router.demand_listeners.append(lambda track, count: self._notify_demand(conference_id, count))
             if self.pool is not None:
                 self.pool.attach(router)
         return router
+
+    def _notify_demand(self, conference_id: str, count: int) -> None:
+        for cb in self.on_demand:
+            try:
+                cb(conference_id, count)
+            except Exception:
+                log.exception("demand callback failed")
+
+    def low_demand(self, conference_id: str) -> int:
+        """Points on the conference's low rendition, in this process and (ingest) its workers."""
+        router = self.routers.get(conference_id)
+        local = len(router.groups["low"]) if router is not None else 0  # type: ignore[arg-type]
+        remote = sum(n for (_, conf), n in self.pool.demand.items() if conf == conference_id) if self.pool else 0
+        return local + remote
+
+    def set_rendition(self, consumer_id: str, pin: str | None) -> bool:
+        """Pin what a point's video receives ("full", "low", "audio"; None: adaptation decides);
+        False for an unknown consumer. Works for consumers in worker processes too."""
+        consumer = self.consumers.get(consumer_id)
+        if consumer is None:
+            return False
+        consumer.set_rendition(pin)
+        return True
+
+    def _notify_rendition(self, conference_id: str, consumer: Any, rendition: str, reason: str) -> None:
+        for cb in self.on_rendition:
+            try:
+                cb(conference_id, consumer, rendition, reason)
+            except Exception:
+                log.exception("rendition callback failed")
 
     def stage(self, conference_id: str) -> Stage:
         """The conference's program (ingest process only: the workers follow its selections)."""
@@ -130,7 +180,8 @@ class MediaEngine:
         """This process's own figures for /api/v1/media/stats: collector pauses, handshake gate, and
         the asyncio tasks alive (a soak watches them: a task left behind per session is a leak)."""
         return {"gc": gc_pauses.snapshot(), "session_gc": self.garbage.stats(), "handshakes": self.handshakes.stats(),
-                "tasks": len(asyncio.all_tasks())}
+                "tasks": len(asyncio.all_tasks()),
+                "transcoders": self.renditions.stats() if self.renditions is not None else {}}
 
     def _pc(self) -> RTCPeerConnection:
         return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))
@@ -223,6 +274,7 @@ class MediaEngine:
                 self._joining -= 1
         consumer.owner = owner
         consumer.subject_id = subject_id
+        consumer.on_rendition.append(partial(self._notify_rendition, conference_id))
         self.consumers[consumer.id] = consumer
         consumer.on_close.append(lambda c: self._consumer_closed(conference_id, c))
         self._notify(self.on_consumer, conference_id, consumer, True)
@@ -264,5 +316,7 @@ class MediaEngine:
             await self.pool.stop()
         for stage in self.stages.values():
             stage.close()
+        if self.renditions is not None:
+            self.renditions.close()
         for router in self.routers.values():
             router.close()

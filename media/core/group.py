@@ -18,7 +18,8 @@ class Subscriber(Protocol):
     """A subscriber's stream of one kind, as far as the router sees it."""
 
     kind: str
-    track: str  # the router's track it is fed from (media.core.router.TRACKS): its kind, or "return"
+    track: str  # the router's track it is fed from (media.core.router.TRACKS): its kind, "return" or "low"
+    leaving: "Group | None"  # the group still feeding it until a switch of track takes effect
     keyframe_requests: int  # this stream's share of the merged requests (its stats)
 
 
@@ -33,7 +34,7 @@ class Group(Protocol):
         the stream can only start at a new keyframe (the router then asks the publisher for one)."""
         ...
 
-    def remove(self, stream: Subscriber) -> None: ...
+    def remove(self, stream: Subscriber, release: bool = True) -> None: ...
 
     def forward(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
         """One packet of the active source of the group's kind."""

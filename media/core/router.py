@@ -29,7 +29,9 @@ from media.core.source import SourceStream
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
-TRACKS = {"audio": "audio", "video": "video", "return": "audio"}  # track -> the kind it carries
+# track -> the kind it carries: the program's sound and picture, the hall's return (a dialogue's
+# mix-minus), and the program's low video rendition (for weak links: media.renditions)
+TRACKS = {"audio": "audio", "video": "video", "return": "audio", "low": "video"}
 PacketTap = Callable[[SourceStream, int, int, int, bytes, bool], None]
 # ("add" | "remove" | "sr", source): lets worker processes mirror this router's sources.
 SourceListener = Callable[[str, SourceStream], None]
@@ -56,6 +58,7 @@ class Router:
         self.active: dict[str, SourceStream | None] = {t: None for t in TRACKS}
         self.pending: dict[str, SourceStream | None] = {t: None for t in TRACKS}
         self.groups: dict[str, Group] = {t: groups(kind, self.request_keyframe) for t, kind in TRACKS.items()}
+        self.demand_listeners: list[Callable[[str, int], None]] = []  # (track, subscribers on it) on change
         self.keyframe_sources: dict[int, KeyframeSource] = {}
         self.packet_taps: list[PacketTap] = []  # every packet of every source (the workers' mirror, the mix)
         self.readers: list[PacketReader] = []  # the active sources' packets (add_reader)
@@ -65,8 +68,8 @@ class Router:
         self.flush_listeners: list[Callable[[], None]] = []  # e.g. the mirror to the media workers
         self._batched = False
         self.keyframe_requests_sent = 0
-        self._last_keyframe_request = 0.0
-        self._keyframe_timer: asyncio.TimerHandle | None = None
+        self._last_keyframe_request: dict[str, float] = {}  # per video track
+        self._keyframe_timers: dict[str, asyncio.TimerHandle] = {}
 
     @property
     def batched(self) -> bool:
@@ -149,6 +152,9 @@ class Router:
             if source is self.active["return"]:
                 self.groups["return"].forward(source, seq, ts, marker, payload, key)
                 return
+            if kind == "video" and self._low(source, key):
+                self.groups["low"].forward(source, seq, ts, marker, payload, key)
+                return
             if source is self.pending[kind] and key:
                 self.active[kind] = active = source
                 self.pending[kind] = None
@@ -164,6 +170,15 @@ class Router:
         if source is self.active["return"]:  # the hall hears it too (a dialogue's raw point audio, unmixed)
             self.groups["return"].forward(source, seq, ts, marker, payload, key)
 
+    def _low(self, source: SourceStream, key: bool) -> bool:
+        """Whether ``source`` feeds the low rendition's track (switching to it at its keyframe)."""
+        if source is self.active["low"]:
+            return True
+        if source is self.pending["low"] and key:
+            self.active["low"], self.pending["low"] = source, None
+            return True
+        return False
+
     def flush(self) -> None:
         """Send what the groups queued (batched routers: after each batch of received packets)."""
         for listener in self.flush_listeners:  # the workers first: they fan out in parallel with us
@@ -171,6 +186,7 @@ class Router:
         groups = self.groups
         groups["video"].flush(groups["audio"])  # a point's audio rides with its video
         groups["return"].flush()
+        groups["low"].flush()
 
     # --- consumers -----------------------------------------------------------------------------
     def add_reader(self, reader: PacketReader) -> None:
@@ -189,32 +205,80 @@ class Router:
         track = stream.track
         settled = self.active[track] if self.pending[track] is None else None
         if self.groups[track].add(stream, settled):
-            self.request_keyframe()
+            self.request_keyframe(track=track)
+        self._demand(track)
 
     def remove_outbound(self, stream: Subscriber) -> None:
-        self.groups[stream.track].remove(stream)
+        if stream.leaving is not None:
+            stream.leaving.remove(stream, release=False)
+            stream.leaving = None
+        if stream.track:
+            self.groups[stream.track].remove(stream)
+            self._demand(stream.track)
+        else:
+            stream.release()  # type: ignore[attr-defined]
+
+    def move_outbound(self, stream: Subscriber, track: str | None) -> None:
+        """Feed a video stream from another track (a rendition switch; None: no video, the link's
+        audio only). It keeps receiving the old track until the new one's keyframe, then starts a
+        new epoch there (no re-signalling)."""
+        new_track, old_track = track or "", stream.track
+        if new_track == old_track:
+            return
+        feeding = stream.leaving  # a switch still pending: the old group feeds it until then
+        if feeding is not None:
+            self.groups[old_track].remove(stream, release=False)
+            stream.leaving = None
+        elif old_track:
+            feeding = self.groups[old_track]
+        stream.track = new_track
+        if not new_track:
+            if feeding is not None:
+                feeding.remove(stream, release=False)
+        elif feeding is self.groups[new_track]:
+            pass  # back to the group that still feeds it: nothing changes
+        else:
+            stream.leaving = feeding
+            if self.groups[new_track].add(stream, None):
+                self.request_keyframe(stream)
+        for changed in {old_track, new_track} - {""}:
+            self._demand(changed)
+
+    def _demand(self, track: str) -> None:
+        if track != "low":
+            return
+        count = len(self.groups["low"])  # type: ignore[arg-type]
+        for listener in self.demand_listeners:
+            try:
+                listener(track, count)
+            except Exception:
+                log.exception("demand listener failed")
 
     # --- keyframes ---------------------------------------------------------------------------
-    def request_keyframe(self, requester: Subscriber | None = None) -> None:
-        """Merge keyframe requests and send at most one per ``keyframe_interval`` upstream."""
+    def request_keyframe(self, requester: Subscriber | None = None, track: str | None = None) -> None:
+        """Merge keyframe requests and send at most one per ``keyframe_interval`` upstream, per video
+        track (the requester's: a point on the low rendition asks the low rendition's source)."""
         if requester is not None:
             requester.keyframe_requests += 1
-        if self._keyframe_timer is not None:
+            track = track or requester.track
+        if track not in ("video", "low"):
+            track = "video"
+        if track in self._keyframe_timers:
             return
-        wait = self._last_keyframe_request + self.keyframe_interval - time.monotonic()
+        wait = self._last_keyframe_request.get(track, 0.0) + self.keyframe_interval - time.monotonic()
         if wait <= 0:
-            self._send_keyframe_request()
+            self._send_keyframe_request(track)
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return
-        self._keyframe_timer = loop.call_later(wait, self._send_keyframe_request)
+        self._keyframe_timers[track] = loop.call_later(wait, self._send_keyframe_request, track)
 
-    def _send_keyframe_request(self) -> None:
-        self._keyframe_timer = None
-        self._last_keyframe_request = time.monotonic()
-        source = self.pending["video"] or self.active["video"]
+    def _send_keyframe_request(self, track: str = "video") -> None:
+        self._keyframe_timers.pop(track, None)
+        self._last_keyframe_request[track] = time.monotonic()
+        source = self.pending[track] or self.active[track]
         target = self.keyframe_sources.get(id(source)) if source is not None else None
         if target is None:
             return
@@ -225,6 +289,6 @@ class Router:
             log.exception("keyframe request failed")
 
     def close(self) -> None:
-        if self._keyframe_timer is not None:
-            self._keyframe_timer.cancel()
-            self._keyframe_timer = None
+        for timer in self._keyframe_timers.values():
+            timer.cancel()
+        self._keyframe_timers.clear()

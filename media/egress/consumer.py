@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
@@ -73,6 +74,9 @@ def _rtx_map(codecs: list) -> dict[int, int]:
 # The hall's own playback (the speaker's page) hears the return track: a point's voice in a
 # dialogue, never the hall's own (media.floor.stage).
 HALL_ROLE = "speaker"
+# What a point's video receives: the program as published, its low rendition, or nothing (audio only).
+RENDITION_TRACKS = {"full": "video", "low": "low", "audio": ""}
+RenditionListener = Callable[[Any, str, str], None]  # (consumer, rendition, reason: "pin" | "adapt")
 
 
 class Consumer(Session, SubscriberIdentity):
@@ -92,6 +96,9 @@ class Consumer(Session, SubscriberIdentity):
         self._media_since: float | None = None  # first media sent since the last RTCP
         # Link quality from the subscriber's receiver reports, per kind.
         self.quality: dict[str, dict] = {}
+        self.pinned: str | None = None  # the rendition an operator pinned (None: adaptation decides)
+        self.adapted = "full"  # the rendition adaptation chose
+        self.on_rendition: list[RenditionListener] = []
 
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc
@@ -207,12 +214,49 @@ class Consumer(Session, SubscriberIdentity):
             self.streams["video"].pair_with(self.streams["audio"])
         self.connected_at = time.time()
         for stream in self.streams.values():
-            self.router.add_outbound(stream)
+            if stream.track:  # (not a video stream on audio only)
+                self.router.add_outbound(stream)
         for cb in self.on_connected:
             try:
                 cb()
             except Exception:
                 log.exception("consumer connected callback failed")
+
+    @property
+    def rendition(self) -> str:
+        """What the point's video receives now: "full", "low" or "audio" (none)."""
+        video = self.streams.get("video")
+        if video is None or self.role == HALL_ROLE:
+            return "full"
+        return next(r for r, track in RENDITION_TRACKS.items() if track == video.track)
+
+    def set_rendition(self, pin: str | None) -> None:
+        """Pin a rendition ("full", "low", "audio") or give the choice back to adaptation (None)."""
+        if pin is not None and pin not in RENDITION_TRACKS:
+            raise ValueError(f"unknown rendition {pin!r}")
+        self.pinned = pin
+        self._follow(pin or self.adapted, "pin")
+
+    def adapt(self, rendition: str) -> None:
+        """Adaptation's choice (media.renditions.adaptation); a pin overrides it."""
+        self.adapted = rendition
+        if self.pinned is None:
+            self._follow(rendition, "adapt")
+
+    def _follow(self, rendition: str, reason: str) -> None:
+        video = self.streams.get("video")
+        if video is None or self.role == HALL_ROLE or rendition == self.rendition:
+            return
+        track = RENDITION_TRACKS[rendition]
+        if self.connected_at is None:
+            video.track = track  # joins that track when connected
+        else:
+            self.router.move_outbound(video, track or None)
+        for cb in self.on_rendition:
+            try:
+                cb(self, rendition, reason)
+            except Exception:
+                log.exception("rendition callback failed")
 
     def stats(self) -> dict:
         """Per kind: what was sent and the link quality; ``join``: when each step of joining happened."""
@@ -248,7 +292,8 @@ class Consumer(Session, SubscriberIdentity):
         consent = {"consent_checks": {k: sum(c[k] for c in checks) for k in ("sent", "answered", "lost")}} if checks else {}
         paired = video is not None and video.paired  # audio rides in video's sends
         pinned = bool(transports) and all(t["path_pinned"] for t in transports)
-        return {"join": join, "paired": paired, "path_pinned": pinned, **rtcp, **consent, **kinds}
+        return {"join": join, "paired": paired, "path_pinned": pinned, "rendition": self.rendition,
+                "pinned": self.pinned, **rtcp, **consent, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:
         """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.

@@ -4,7 +4,8 @@ The router hands it each packet of the active source of its kind (media.core.rou
 decides, per stream, what happens to it:
 
 - a stream not yet on that source waits (video) for a keyframe, asking the router for one, then
-  starts a new epoch there (``OutboundStream.start_epoch``: its numbering continues);
+  starts a new epoch there (``OutboundStream.start_epoch``: its numbering continues); a stream
+  switching rendition keeps getting the old one from its old group (``leaving``) until then;
 - a stream that joined mid-GOP may instead replay the GOP from its keyframe (media.egress.gop_replay);
 - a stream steady on the source, with a C target, is in the C set (``FastFanout``) and costs no
   Python per packet; the rest (waiting, replaying, just switched, no C target) take the Python path.
@@ -62,7 +63,9 @@ class FanoutGroup:
             self._replays[out] = replay
         return False
 
-    def remove(self, out: OutboundStream) -> None:
+    def remove(self, out: OutboundStream, release: bool = True) -> None:
+        """``release``: the stream leaves for good (its descriptor is given back); False when it
+        moves to another group (a rendition switch, ``Router.move_outbound``)."""
         replay = self._replays.pop(out, None)
         if replay is not None:
             replay.done = True
@@ -71,7 +74,8 @@ class FanoutGroup:
                 self._slow.remove(out)
             except ValueError:
                 pass
-        out.release()
+        if release:
+            out.release()
 
     def forward(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
         fast = self.c_set
@@ -104,6 +108,9 @@ class FanoutGroup:
                     if gated:
                         self._request_keyframe(out)
                         continue
+                    if out.leaving is not None:  # a rendition switch: the old group stops here
+                        out.leaving.remove(out, release=False)
+                        out.leaving = None
                     out.start_epoch(source, seq, ts)
                 if out.target.pt != NO_PT:
                     out.send(seq, ts, marker, payload)

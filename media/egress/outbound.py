@@ -61,6 +61,7 @@ class OutboundStream:
     __slots__ = (
         "kind",
         "track",
+        "leaving",
         "pts",
         "clock_rate",
         "target",
@@ -98,6 +99,7 @@ class OutboundStream:
     ) -> None:
         self.kind = kind
         self.track = track or kind  # the router's track that feeds it (media.core.router.TRACKS)
+        self.leaving: Any = None  # the group still feeding it until a rendition switch takes effect
         self.pts = pts  # codec key ("video/h264") -> negotiated payload type
         self.clock_rate = clock_rate
         self.target: Any = _number(fanout.PythonTarget(), ssrc)  # a C target from ``bind`` when it can have one

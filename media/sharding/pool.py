@@ -78,13 +78,29 @@ class RemoteConsumer(SubscriberIdentity):
         self.last_stats: dict = {}
         self._closed = False
         self.on_close: list[Callable[[Any], None]] = []
+        self.rendition = "full"  # as the worker last reported it
+        self.pinned: str | None = None
+        self.on_rendition: list[Callable[[Any, str, str], None]] = []
 
     @property
     def closed(self) -> bool:
         return self._closed
 
     def stats(self) -> dict:
-        return {**self.last_stats, "worker": self.worker.index}
+        return {**self.last_stats, "rendition": self.rendition, "pinned": self.pinned, "worker": self.worker.index}
+
+    def set_rendition(self, pin: str | None) -> None:
+        """Pin a rendition in the worker (media.egress.consumer.Consumer.set_rendition)."""
+        if self.worker.writer is not None:
+            write_message(self.worker.writer, {"op": "rendition", "id": self.id, "pin": pin})
+
+    def _rendition_changed(self, rendition: str, pinned: str | None, reason: str) -> None:
+        self.rendition, self.pinned = rendition, pinned
+        for cb in self.on_rendition:
+            try:
+                cb(self, rendition, reason)
+            except Exception:
+                log.exception("remote consumer rendition callback failed")
 
     async def close(self) -> None:
         if self._closed:
@@ -112,6 +128,8 @@ class WorkerPool:
         self.workers: list[WorkerHandle] = []
         self.sources: dict[int, tuple[Router, SourceStream]] = {}
         self.routers: list[Router] = []  # attached: their selections are mirrored
+        self.demand: dict[tuple[int, str], int] = {}  # (worker, conference) -> its points on the low rendition
+        self.demand_listeners: list[Callable[[str], None]] = []  # (conference) when a worker's count changes
         self._req = itertools.count(1)
         self._pending: dict[int, asyncio.Future] = {}
         self._tasks: list[asyncio.Future] = []  # one per worker: reads its control messages
@@ -183,6 +201,14 @@ class WorkerPool:
             if consumer is not None:
                 consumer._gone()
                 self._rebuild_targets()
+        elif op == "rendition":
+            consumer = worker.consumers.get(m["id"])
+            if consumer is not None:
+                consumer._rendition_changed(m["rendition"], m.get("pinned"), m.get("reason", "adapt"))
+        elif op == "demand":
+            self.demand[(worker.index, m["conference"])] = int(m["count"])
+            for listener in self.demand_listeners:
+                listener(m["conference"])
 
     async def _request(self, worker: WorkerHandle, message: dict, timeout: float = 20.0) -> dict:
         if worker.writer is None:

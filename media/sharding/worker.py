@@ -7,6 +7,7 @@ keyframe gating are answered locally; only keyframe requests travel back to the 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import signal
@@ -88,7 +89,7 @@ class PacketReader:
 class Worker:
     def __init__(self, index: int, config: EngineConfig) -> None:
         self.index = index
-        self.engine = MediaEngine(config)
+        self.engine = MediaEngine(dataclasses.replace(config, transcode=False))  # the ingest transcodes
         self.sources: dict[int, tuple[Any, SourceStream]] = {}
         self.writer: asyncio.StreamWriter | None = None
         self.reader: PacketReader | None = None
@@ -103,6 +104,8 @@ class Worker:
         reader, writer = await asyncio.open_unix_connection(sock=control)
         self.writer = writer
         self.engine.on_consumer.append(self._consumer_changed)
+        self.engine.on_rendition.append(self._rendition_changed)
+        self.engine.on_demand.append(self._demand_changed)
         self.engine.start()
         gc_pauses.freeze_startup()
         write_message(writer, {"op": "hello", "index": self.index, "pid": os.getpid()})
@@ -124,6 +127,15 @@ class Worker:
     def _consumer_changed(self, conference_id: str, consumer: Any, opened: bool) -> None:
         if not opened and self.writer is not None:
             write_message(self.writer, {"op": "closed", "id": consumer.id})
+
+    def _rendition_changed(self, conference_id: str, consumer: Any, rendition: str, reason: str) -> None:
+        if self.writer is not None:
+            write_message(self.writer, {"op": "rendition", "id": consumer.id, "rendition": rendition,
+                                        "pinned": consumer.pinned, "reason": reason})
+
+    def _demand_changed(self, conference_id: str, count: int) -> None:
+        if self.writer is not None:
+            write_message(self.writer, {"op": "demand", "conference": conference_id, "count": count})
 
     async def _handle(self, m: dict[str, Any]) -> None:
         op = m.get("op")
@@ -160,6 +172,10 @@ class Worker:
             consumer = self.engine.consumers.get(m["id"])
             if consumer is not None:
                 await consumer.close()
+        elif op == "rendition":
+            consumer = self.engine.consumers.get(m["id"])
+            if consumer is not None:
+                consumer.set_rendition(m["pin"])
         elif op == "stats":
             from media.runtime import codec_audit
 

@@ -1,6 +1,7 @@
 """Media session changes as conference events: a speaker going live or offline, subscribers joining
 and leaving (with the consumer count), for dashboards, presence and attendance; the floor point's
-media going live, stalling or closing (``floor.media``), for the floor's state."""
+media going live, stalling or closing (``floor.media``), for the floor's state; a point's video
+changing rendition (``rendition.changed``)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,16 @@ def publish_media_events(media: MediaEngine, bus: EventBus) -> None:
             )
         )
 
+    def on_rendition(conference_id: str, consumer: Any, rendition: str, reason: str) -> None:
+        asyncio.ensure_future(
+            bus.publish(
+                conference_topic(conference_id),
+                {"type": "rendition.changed", "session_id": consumer.id, "token_id": getattr(consumer, "owner", None),
+                 "subject_id": getattr(consumer, "subject_id", None), "rendition": rendition, "reason": reason},
+            )
+        )
+
     media.on_producer.append(on_producer)
     media.on_floor.append(on_floor)
+    media.on_rendition.append(on_rendition)
     media.on_consumer.append(on_consumer)
