@@ -174,6 +174,9 @@ def test_point_takes_the_floor_and_the_hall_plays_it(server: ServerProcess, open
                        10, "the point's video and audio keep coming")
     assert picture(speaker, "#floor-video")["muted"] is False, "the hall must hear the point"
     speaker.wait_until("document.getElementById('floor-current').dataset.media === 'live'", 10, "chair sees it live")
+    holder = speaker.text_content("#floor-current")
+    assert "Xã Tân Lập" in holder and "Kiến nghị về đường giao thông nông thôn" in holder
+    assert "null" not in holder and "undefined" not in holder
     # The hall's own playback is not a point watching.
     assert speaker.evaluate("document.getElementById('watchers').dataset.count") == "1"
     # Every subscriber follows the floor: the point's own program shows the point too.
@@ -237,6 +240,8 @@ def test_question_box_to_the_speakers_board(server: ServerProcess, open_page) ->
     point.wait_until(f"!document.getElementById('selected-question').hidden && "
                      f"document.getElementById('selected-question').textContent.includes({text!r})", 10, "selected shown")
     speaker.wait_until("!document.getElementById('selected-question').hidden", 10, "selected on the speaker page")
+    on_floor = point.text_content("#selected-question")
+    assert "Xã Tân Lập" in on_floor and "null" not in on_floor
     speaker.fill(f"{item} textarea[name=answer]", "Từ quý I năm 2027, theo Nghị quyết của tỉnh.")
     speaker.click(f"{item} button.answer-save")
     speaker.wait_until(f"document.querySelector({item!r}).dataset.status === 'answered'", 10, "answered on the board")

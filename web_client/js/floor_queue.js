@@ -113,7 +113,7 @@ export class FloorQueueView {
       return;
     }
     const warning = this.floor.warning ? el("span", { class: "warning" }, "⏰ Còn 30 giây · 30 s left") : null;
-    box.replaceChildren(
+    box.replaceChildren(...[
       el("div", { class: "who" },
         el("strong", { class: "name" }, current.point_name),
         el("span", { class: "level" }, levelName(current.level)),
@@ -126,7 +126,8 @@ export class FloorQueueView {
         el("button", { type: "button", class: "end primary", onclick: () => this._do(() => this.floor.end()) }, "Kết thúc phát biểu · End"),
         el("button", { type: "button", class: "mute", onclick: () => this._do(() => this.floor.mute(!current.muted)) },
           current.muted ? "🔊 Bật tiếng · Unmute" : "🔇 Tắt tiếng · Mute"),
-        this.moderation && this.onRemove ? this._removeButton(current.point_id, current.point_name) : null));
+        this.moderation && this.onRemove ? this._removeButton(current.point_id, current.point_name) : null),
+    ].filter(Boolean));
   }
 
   _entry(entry, position) {

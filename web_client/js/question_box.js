@@ -22,8 +22,8 @@ export function showSelected(questions, target) {
     target.append(
       el("span", { class: "label" }, "Câu hỏi đang được trả lời · Question on the floor"),
       el("q", { class: "text" }, selected.text),
-      selected.author_name ? el("span", { class: "author" }, selected.author_name) : null,
     );
+    if (selected.author_name) target.append(el("span", { class: "author" }, selected.author_name));
   };
   questions.subscribe(render);
   render();
