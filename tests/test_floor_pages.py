@@ -179,6 +179,13 @@ def test_point_takes_the_floor_and_the_hall_plays_it(server: ServerProcess, open
     assert "null" not in holder and "undefined" not in holder
     # The hall's own playback is not a point watching.
     assert speaker.evaluate("document.getElementById('watchers').dataset.count") == "1"
+    # Mute: the point's operator is told; unmute again.
+    speaker.click("#floor-current button.mute")
+    point.wait_until("document.getElementById('floor-status').textContent.includes('tắt micro')", 10, "muted shown")
+    assert floor_state(server, cid, organiser)["current"]["muted"] is True
+    speaker.wait_until("document.querySelector('#floor-current .muted-badge') !== null", 10, "chair sees it muted")
+    speaker.click("#floor-current button.mute")
+    point.wait_until("!document.getElementById('floor-status').textContent.includes('tắt micro')", 10, "unmuted")
     # Every subscriber follows the floor: the point's own program shows the point too.
     wait_picture(point, "#remote", mine["width"], mine["height"], 15, "the program shows the point")
     assert floor_state(server, cid, organiser)["current"]["point_id"] == point_id
@@ -370,3 +377,26 @@ def test_viewer_page_asks_before_the_broadcast(server: ServerProcess, open_page)
     listed = httpx.get(f"{server.url}/api/v1/conferences/{cid}/questions", headers=chair).json()
     mine = [q for q in listed if q["text"] == "Tài liệu học tập có bản in không?"]
     assert [(q["author_kind"], q["author_name"]) for q in mine] == [("viewer", "Nguyễn Văn An")]
+
+
+@pytest.mark.browser
+def test_time_limit_warning_on_both_pages(start_server, open_page) -> None:  # type: ignore[no-untyped-def]
+    """A time limit set on the speaker page: the warning reaches the point and the chair (here 57 s
+    before the minute is up, so 3 s after the grant). The end at the limit is the floor API's test."""
+    with start_server("floor-warning", workers=1, floor_warning_seconds=57) as server:
+        cid, organiser, links = seeded(server, "Giới hạn thời gian")
+        link = links["Xã Tân Lập"]
+        speaker, _ = open_speaker(open_page, server, cid, live=False)
+        point = open_point(open_page, server, cid, link)
+        point.click("#raise-hand")
+        entry = f"#floor-queue li[data-point-id='{link['point_id']}']"
+        speaker.wait_until(f"document.querySelector({entry!r}) !== null", 10, "queued")
+        speaker.select_option("#floor select[name=limit]", "60")
+        speaker.click(f"{entry} button.grant")
+        point.wait_until("document.getElementById('floor-status').dataset.floor === 'speaking'", 10, "speaking")
+        assert point.evaluate("document.getElementById('floor-timer').dataset.warning") == "false"
+        point.wait_until("document.getElementById('floor-timer').dataset.warning === 'true'"
+                         " && document.getElementById('floor-timer').textContent.includes('Sắp hết giờ')", 10, "warned")
+        speaker.wait_until("document.querySelector('#floor-current .warning')?.textContent.includes('còn')", 10,
+                           "chair warned")
+        assert floor_state(server, cid, organiser)["current"]["limit_seconds"] == 60

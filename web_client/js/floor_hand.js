@@ -111,7 +111,9 @@ export class FloorHand {
     if (current.ends_at) {
       const left = -secondsSince(current.ends_at);
       text += ` · còn · left ${duration(left)}`;
-      this.el.timer.dataset.warning = String(left <= 30 || Boolean(this.floor.warning));
+      const warned = Boolean(this.floor.warning);
+      this.el.timer.dataset.warning = String(warned || left <= 30);
+      if (warned) text += " · ⏰ Sắp hết giờ · Time almost up";
     } else {
       this.el.timer.dataset.warning = "false";
     }

@@ -112,7 +112,10 @@ export class FloorQueueView {
       box.replaceChildren(el("p", { class: "meta" }, "Chưa có điểm cầu phát biểu · Nobody holds the floor"));
       return;
     }
-    const warning = this.floor.warning ? el("span", { class: "warning" }, "⏰ Còn 30 giây · 30 s left") : null;
+    const left = this.floor.warning && this.floor.warning.seconds_left;
+    const warning = this.floor.warning
+      ? el("span", { class: "warning" }, left ? `⏰ Sắp hết giờ: còn ${left} giây · ${left} s left` : "⏰ Sắp hết giờ · Time almost up")
+      : null;
     box.replaceChildren(...[
       el("div", { class: "who" },
         el("strong", { class: "name" }, current.point_name),
