@@ -9,7 +9,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from server.api.attendance import headcount_message
 from server.api.floor import FLOOR_MESSAGES, floor_message
-from server.deps import BusDep, FloorDep, MediaDep, SessionmakerDep, SettingsDep, TokenWatchDep, identify
+from server.api.quality import QUALITY_MESSAGES, quality_message
+from server.deps import (
+    BusDep, FloorDep, MediaDep, QualityDep, SessionmakerDep, SettingsDep, TokenWatchDep, identify,
+)
 from server.domain.questions import selected_question, selected_view
 from server.events.bus import conference_topic
 from server.events.visibility import visible_event
@@ -27,6 +30,7 @@ async def conference_events(
     bus: BusDep,
     token_watch: TokenWatchDep,
     floor: FloorDep,
+    quality: QualityDep,
 ) -> None:
     secret = websocket.query_params.get("token")
     async with sessionmaker() as db:
@@ -76,6 +80,9 @@ async def conference_events(
                     reply = await floor_message(floor, conference_id, principal, message)
                     if reply is not None:  # why the floor action was refused
                         await websocket.send_json(reply)
+                elif isinstance(message, dict) and message.get("type") in QUALITY_MESSAGES:
+                    # a point page's playback report (quality.ack) or rendition pin (rendition.pinned)
+                    await websocket.send_json(await quality_message(quality, conference_id, principal, message))
 
     token_ended = asyncio.Event()
 

@@ -8,7 +8,7 @@ from server.domain.csvio import write_csv
 
 TABLES = (
     "points", "levels", "parents", "late", "left_early", "never_connected", "replay", "absent", "floor",
-    "floor_turns",
+    "floor_turns", "quality", "quality_rollup",
 )
 
 LEVEL_LABELS = {"province": "Province", "district": "District", "commune": "Commune"}
@@ -74,6 +74,21 @@ def _rows(report: dict, table: str) -> tuple[list[str], list[list]]:
         rows = [[x["point_name"], x["level"], x["subject"], x["granted_at"], x["ended_at"] or "",
                  round(x["duration_seconds"] / 60, 1), x["invited"], x["end_reason"] or ""]
                 for x in report.get("floor", {}).get("turns", [])]
+    elif table == "quality":  # link quality per point that watched
+        header = ["name", "level", "parent", "minutes_watched", "minutes_full", "minutes_low", "minutes_audio",
+                  "minutes_poor", "freezes", "freeze_seconds", "poor_link"]
+        rows = [[x["name"], x["level"], x["parent"], x["minutes_watched"], x["minutes_full"], x["minutes_low"],
+                 x["minutes_audio"], x["minutes_poor"], x["freezes"], x["freeze_seconds"], x["poor_link"]]
+                for x in report.get("quality", {}).get("points", [])]
+    elif table == "quality_rollup":  # the share of points with poor links, by level and by parent
+        header = ["name", "level", "points_watched", "poor_links", "poor_share", "minutes_poor"]
+        rows = [["", r["level"], r.get("points_watched", 0), r.get("poor_links", 0), _pct(r.get("poor_share")),
+                 r.get("minutes_poor", 0.0)] for r in report["by_level"]]
+        rows += [[r["name"], r["level"], r.get("points_watched", 0), r.get("poor_links", 0),
+                  _pct(r.get("poor_share")), r.get("minutes_poor", 0.0)] for r in report["by_parent"]]
+        t = report["totals"]
+        rows.append(["total", "", t.get("points_watched", 0), t.get("poor_links", 0), _pct(t.get("poor_share")),
+                     t.get("minutes_poor", 0.0)])
     else:
         raise ValueError(f"table must be one of {', '.join(TABLES)}")
     return header, rows
@@ -109,6 +124,8 @@ def to_html(report: dict) -> str:
         _table("Members who made up by replay", *_rows(report, "replay")),
         _table("The floor: points that spoke", *_rows(report, "floor")),
         _table("The floor: every turn", *_rows(report, "floor_turns")),
+        _table("Link quality per point", *_rows(report, "quality")),
+        _table("Points with a poor link, by level and by parent", *_rows(report, "quality_rollup")),
     ]
     summary = (
         f"<p class=big><b>{t['present']:,}</b> present of <b>{t['summoned']:,}</b> summoned: "

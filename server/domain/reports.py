@@ -25,11 +25,12 @@ from server.db.models import (
     ReplayView,
     utcnow,
 )
-from server.domain import attendance, floor_store
+from server.domain import attendance, floor_store, quality_store
 from server.domain.floor_report import floor_report
 from server.domain.intervals import merge, rate, total_seconds
 from server.domain.members import list_members
 from server.domain.points import LEVELS, list_points
+from server.domain.quality_report import add_quality
 from server.domain.questions import status_counts as question_counts
 from server.domain.schedule import as_utc
 
@@ -349,4 +350,6 @@ async def load_report(
     report["questions"] = await question_counts(db, conference.id)
     # The floor: which points spoke, for how long, on what subject (from its history).
     report["floor"] = floor_report(await floor_store.history(db, conference.id), now or utcnow())
+    # Link quality: minutes per rendition, minutes poor, freezes; the roll-ups' share of poor links.
+    add_quality(report, await quality_store.totals_of(db, conference.id))
     return report

@@ -16,7 +16,9 @@ from server.domain.tokens import Principal
 Event = dict[str, Any]
 
 FULL_VIEW = ("admin", "organiser")
-ORGANISERS_ONLY = {"presence.joined", "presence.left", "attendance.changed"}
+ORGANISERS_ONLY = {"presence.joined", "presence.left", "attendance.changed", "quality.changed", "quality.alert"}
+# A point's video changing rendition (adaptation or a pin): organisers, and the page whose session it is.
+RENDITION_EVENT = "rendition.changed"
 # Questions as they come in and change: for organisers and the chair (speaker) only; everyone
 # else learns only which question is selected (``question.selected``: id, text, author's name).
 CHAIR_ONLY = {"question.submitted", "question.updated"}
@@ -41,6 +43,9 @@ def visible_event(event: Event, principal: Principal) -> Event | None:
         if kind == "floor.state":
             return visible_state(event, principal.role)
         return event if principal.role in QUEUE_ROLES else {k: v for k, v in event.items() if k != "point_id"}
+    if kind == RENDITION_EVENT:
+        own = event.get("token_id") is not None and event.get("token_id") == principal.token_id
+        return {k: v for k, v in event.items() if k not in ("origin", "token_id", "subject_id")} if own else None
     if kind == "headcount.reported":
         # A point's operator sees its own point's count confirmed; nobody else needs counts.
         if principal.role == "point" and event.get("point_id") == principal.subject_id:
