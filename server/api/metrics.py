@@ -5,50 +5,21 @@ from __future__ import annotations
 import os
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from media.runtime import codec_audit
 from media.egress import fanout
-from media.engine import MediaEngine
-from server.deps import AdminDep, MediaDep, RecordingsDep
-from server.domain.recordings import RecordingService
+from server.deps import AdminDep, MediaDep, MetricsDep
 
 router = APIRouter(tags=["operations"])
 
 
-def _collect(media: MediaEngine, recordings: RecordingService) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    Gauge("diemcau_producers", "Active publisher sessions", registry=registry).set(len(media.producers))
-    Gauge("diemcau_consumers", "Active subscriber sessions", registry=registry).set(len(media.consumers))
-    codecs = Gauge(
-        "diemcau_codec_instances_created",
-        "Decoders/encoders aiortc created in this process (the relay should create none)",
-        ["codec"],
-        registry=registry,
-    )
-    for name, count in codec_audit.snapshot().items():
-        codecs.labels(name).set(count)
-    disk = recordings.disk_status()
-    Gauge("diemcau_disk_free_bytes", "Free space under the recordings", registry=registry).set(disk["free_bytes"])
-    Gauge(
-        "diemcau_disk_min_free_bytes", "Free space below which nothing is recorded", registry=registry
-    ).set(disk["min_free_bytes"])
-    Gauge(
-        "diemcau_disk_low", "1 while free space is below the floor: no recording starts, running ones pause",
-        registry=registry,
-    ).set(int(disk["low"]))
-    Gauge(
-        "diemcau_recordings_refused", "Publishes not recorded for want of disk space since start",
-        registry=registry,
-    ).set(disk["refused_recordings"])
-    return registry
-
-
 @router.get("/metrics", include_in_schema=False)
-async def metrics(media: MediaDep, recordings: RecordingsDep, _: AdminDep) -> Response:
+async def metrics(metrics: MetricsDep, _: AdminDep) -> Response:
     """Prometheus scrape with the admin token (``authorization: {credentials_file: ...}`` in the scrape
-    config): how many publish and watch, and when, is not for anyone on the internet to read."""
-    return Response(generate_latest(_collect(media, recordings)), media_type=CONTENT_TYPE_LATEST)
+    config): how many publish and watch, and when, is not for anyone on the internet to read. Covers
+    the ingest and every media worker (server.metrics)."""
+    return Response(await metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/api/v1/media/stats")
