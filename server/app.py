@@ -25,10 +25,12 @@ from server.api import (
     metrics,
     moderation,
     points,
+    quality,
     questions,
     recordings,
     reports,
     schedule,
+    webhooks,
     whep,
     whip,
 )
@@ -39,16 +41,22 @@ from server.domain.attendance_log import AttendanceLog, node_name
 from server.domain.conferences import ended_conference_closer
 from server.domain.floor import FloorService
 from server.domain.floor_chapters import FloorChapters
+from server.domain.quality import QualityService
 from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
 from server.domain.signed_links import LinkHolders
 from server.domain.token_watch import TokenWatch
+from server.domain.webhooks import WebhookEvents
+from server.domain.webhooks_sender import WebhookSender
 from server.events.bus import EventBus, LocalBus
 from server.events.media_events import publish_media_events
+from server.events.recording_events import publish_recording_events
 from server.limits.body_size import BodyLimit
 from server.limits.websocket_guard import WebSocketLimits
 from server.limits.whep_places import WhepPlaces
+from server.metrics.scrape import Metrics
+from server.metrics.webhook_collector import WebhookCollector
 from server.services import Services
 from server.settings import Settings, get_settings
 
@@ -96,6 +104,11 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             stack.push_async_callback(db_engine.dispose)
             sessionmaker = make_sessionmaker(db_engine)
             bus = await open_bus(settings, stack)
+            # Started before the services that publish, so it stops after them with their last events logged.
+            webhook_sender = WebhookSender.from_settings(settings, sessionmaker)
+            await webhook_sender.start()
+            stack.push_async_callback(webhook_sender.stop)
+            bus.subscribe("*", WebhookEvents(webhook_sender.submit, bus.is_local).on_bus_event)  # type: ignore[attr-defined]
 
             media = media_engine(settings)
             media.start()
@@ -114,6 +127,7 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             await recording_service.start()
             stack.push_async_callback(recording_service.shutdown)
             media.on_producer.append(recording_service.manager.on_producer)
+            publish_recording_events(recording_service.manager, bus)
             bus.subscribe("*", recording_service.on_bus_event)
 
             token_watch = TokenWatch(
@@ -131,6 +145,16 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             floor_chapters = FloorChapters(floor_service, recording_service, sessionmaker, bus.node_id)
             bus.subscribe("*", floor_chapters.on_bus_event)
             stack.push_async_callback(floor_chapters.stop)
+            # Link quality per point: shares the floor's worker stats refresh (one round trip for both).
+            quality_service = QualityService(
+                sessionmaker, bus, media, floor_service.quality, recording_service,
+                settings.quality_sample_seconds, settings.quality_poor_alert_seconds,
+            )
+            await quality_service.start()
+            stack.push_async_callback(quality_service.stop)
+
+            metrics_registry = Metrics(media, recording_service)
+            metrics_registry.register(WebhookCollector(webhook_sender))
 
             log_redaction.install()  # uvicorn has configured its loggers by now
             gc_pauses.freeze_startup()
@@ -148,6 +172,9 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
                     token_watch=token_watch,
                     floor=floor_service,
                     question_rate=SubmitRate(),
+                    quality=quality_service,
+                    metrics=metrics_registry,
+                    webhooks=webhook_sender,
                 )
             }
 
@@ -190,7 +217,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WHIP) come first, so hundreds of simultaneous joins do not pay for matching the rest.
     for module in (
         whep, whip, events, conferences, schedule, points, members, materials, attendance, reports,
-        recordings, metrics, questions, floor, moderation,
+        recordings, metrics, questions, floor, moderation, webhooks, quality,
     ):
         app.include_router(module.router)
 

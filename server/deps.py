@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from media.engine import MediaEngine
 from server.domain.attendance_log import AttendanceLog
 from server.domain.floor import FloorService
+from server.domain.quality import QualityService
 from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
@@ -26,6 +27,7 @@ from server.domain.token_watch import TokenWatch
 from server.domain.tokens import Principal, resolve_token
 from server.events.bus import EventBus
 from server.limits.whep_places import WhepPlaces
+from server.metrics.scrape import Metrics
 from server.services import Services
 from server.settings import Settings
 
@@ -54,6 +56,8 @@ ReplayMeterDep = Annotated[ReplayMeter, Depends(_from_services(lambda s: s.repla
 TokenWatchDep = Annotated[TokenWatch, Depends(_from_services(lambda s: s.token_watch))]
 FloorDep = Annotated[FloorService, Depends(_from_services(lambda s: s.floor))]
 QuestionRateDep = Annotated[SubmitRate, Depends(_from_services(lambda s: s.question_rate))]
+QualityDep = Annotated[QualityService, Depends(_from_services(lambda s: s.quality))]
+MetricsDep = Annotated[Metrics, Depends(_from_services(lambda s: s.metrics))]
 
 
 async def get_db(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:

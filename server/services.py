@@ -13,13 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from media.engine import MediaEngine
 from server.domain.attendance_log import AttendanceLog
 from server.domain.floor import FloorService
+from server.domain.quality import QualityService
 from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
 from server.domain.signed_links import LinkHolders
 from server.domain.token_watch import TokenWatch
+from server.domain.webhooks_sender import WebhookSender
 from server.events.bus import EventBus
 from server.limits.whep_places import WhepPlaces
+from server.metrics.scrape import Metrics
 from server.settings import Settings
 
 
@@ -37,3 +40,6 @@ class Services:
     token_watch: TokenWatch
     floor: FloorService
     question_rate: SubmitRate
+    quality: QualityService
+    metrics: Metrics
+    webhooks: WebhookSender

@@ -215,6 +215,55 @@ class Settings(BaseSettings):
         description="A point holding the floor whose WHIP session closed (link lost) keeps the floor this "
         "long; if it publishes again meanwhile it goes on, else the floor ends (reason link_lost)",
     )
+    quality_sample_seconds: float = Field(
+        default=5.0,
+        ge=1.0,
+        le=60.0,
+        description="Each point's link quality is sampled this often (its score, history, quality.changed "
+        "events and the report's minutes); the point pages report their playback every 5 s",
+    )
+    quality_poor_alert_seconds: float = Field(
+        default=60.0,
+        ge=0.0,
+        le=3600.0,
+        description="A point whose quality has been poor this long raises a quality alert for the organisers",
+    )
+    webhook_urls: list[str] = Field(
+        default_factory=list,
+        description="URLs (http or https) that receive every webhook event as a signed JSON POST; empty = no webhooks",
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Key of the HMAC-SHA256 signature in X-Diemcau-Signature; unset = generated once and "
+        "kept in data_dir/webhook_secret (give that to the receivers)",
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0.0, le=60.0, description="A delivery attempt not answered within this long has failed"
+    )
+    webhook_max_attempts: int = Field(
+        default=8, ge=1, le=50, description="Attempts per delivery (the first and its retries) before it is given up"
+    )
+    webhook_retry_seconds: float = Field(
+        default=2.0, gt=0.0, le=3600.0,
+        description="Wait before the first retry; each further retry waits twice as long as the one before",
+    )
+    webhook_retry_max_seconds: float = Field(
+        default=600.0, gt=0.0, le=86400.0, description="Longest wait between two attempts"
+    )
+    webhook_log_days: float = Field(
+        default=30.0, gt=0.0, description="Delivery log entries older than this many days are deleted"
+    )
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: list[str]) -> list[str]:
+        from urllib.parse import urlsplit
+
+        for url in value:
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"webhook URL {url!r} is not an http(s) URL with a host")
+        return value
 
     @field_validator("token_lifetime_days")
     @classmethod

@@ -129,6 +129,8 @@ MATRIX: dict[Key, Case] = {
     # --- operations ------------------------------------------------------------------------------
     ("GET", "/metrics"): Case(expect(200)),
     ("GET", "/api/v1/media/stats"): Case(expect(200)),
+    # the webhook delivery log: the admin's, and an organiser's own conference's
+    ("GET", "/api/v1/webhooks/deliveries"): Case(organiser(200), query={"conference_id": "{conference_id}"}),
     # --- WHEP: discovery without a token (no ICE servers then), watch, hang up one's own session ----
     ("OPTIONS", "/whep/{conference_id}"): Case(participants(204, anonymous=204)),
     ("POST", "/whep/{conference_id}"): Case(participants(400), content=BAD_SDP, content_type=SDP),
@@ -216,6 +218,11 @@ MATRIX: dict[Key, Case] = {
     ("POST", C + "/floor/end-all"): Case(expect(200, "organiser", "speaker")),
     ("GET", C + "/floor/history"): Case(expect(200, "organiser", "speaker")),
     ("POST", C + "/moderation/remove"): Case(organiser(200), json=lambda w: {"point_id": w.new_point()}),
+    # --- link quality: organisers watch every point and pin a point's rendition ----------------------
+    ("GET", C + "/quality"): Case(organiser(200)),
+    ("GET", C + "/quality/points/{point_id}/history"): Case(organiser(200)),
+    ("GET", C + "/quality/alerts"): Case(organiser(200)),
+    ("POST", C + "/points/{point_id}/rendition"): Case(organiser(200), json={"rendition": None}),
     # --- recordings: everyone of the conference watches; organisers edit ---------------------------
     ("GET", "/api/v1/recordings"): Case(participants(200), query={"conference_id": "{conference_id}"}),
     ("GET", "/api/v1/recordings/{recording_id}"): Case(participants(200)),
@@ -422,6 +429,8 @@ def test_ids_of_another_conference_are_unknown_here(world: World) -> None:
             ("DELETE", f"points/{point}", None, 404),
             ("POST", f"points/{point}/token", None, 404),
             ("POST", f"points/{point}/headcount", {"present": 1}, 404),
+            ("GET", f"quality/points/{point}/history", None, 404),
+            ("POST", f"points/{point}/rendition", {"rendition": "audio"}, 404),
             ("POST", "points", {"name": "child", "level": "district", "parent_id": point}, 422),
             ("POST", "points/tokens", {"point_ids": [point]}, 422),
             ("GET", f"members/{member}", None, 404),
