@@ -2,7 +2,8 @@
 //
 // Data comes from GET /api/v1/conferences/{id}/attendance/status; the conference WebSocket tells us
 // when to fetch it again (attendance.changed, headcount.reported, presence/consumer events), and a
-// slow poll covers anything missed while the socket was down. Below the tree: the floor with the
+// slow poll covers anything missed while the socket was down. Above the tree: link quality (the
+// speaker's stream, alerts, every point's quality; quality_board.js). Below it: the floor with the
 // moderation controls, the question board, and removing a participant.
 import { authorisedFetch } from "./api.js";
 import { ConferenceEvents } from "./events.js";
@@ -13,6 +14,7 @@ import { removeParticipant, wireRemoveForm } from "./moderation.js";
 import { showSelected } from "./question_box.js";
 import { QuestionBoard } from "./question_board.js";
 import { QuestionsClient } from "./questions.js";
+import { QualityBoard } from "./quality_board.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 
 const $ = (id) => document.getElementById(id);
@@ -36,6 +38,7 @@ const state = {
   stopped: false,
   floor: null, // FloorClient
   questions: null, // QuestionsClient
+  quality: null, // QualityBoard
 };
 
 async function api(path) {
@@ -252,6 +255,11 @@ async function refreshFloorHistory() {
 
 /** Floor (with lock, end all, remove), question board, removal form. */
 function setupLive(conference, token) {
+  state.quality = new QualityBoard(conference, token, {
+    speaker: $("quality-speaker"), alerts: $("quality-alerts"), rows: $("quality-rows"), sort: $("quality-sort"),
+    chart: $("quality-chart"), chartTitle: $("quality-chart-title"), error: $("quality-error"),
+  });
+  state.quality.start();
   state.floor = new FloorClient(conference, token);
   const remove = (pointId) => removeParticipant(token, conference, { point_id: pointId });
   new FloorQueueView(state.floor, $("floor"), {
@@ -313,6 +321,7 @@ async function start({ conference, token }) {
     onEvent: (event) => {
       state.floor.applyEvent(event);
       state.questions.applyEvent(event);
+      state.quality.applyEvent(event);
       if (REFRESH_ON.has(event.type) || event.type === "snapshot") scheduleRefresh();
     },
     onState: (kind) => {

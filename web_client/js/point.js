@@ -1,10 +1,12 @@
 // Connection-point page: watch the conference over WHEP and keep watching through link drops; ask
-// for the floor and speak when granted (floor_hand.js); send written questions (question_box.js).
+// for the floor and speak when granted (floor_hand.js); send written questions (question_box.js);
+// report the playback's quality and show (and pin) the rendition received (quality_report.js).
 import { joinConference } from "./events.js";
 import { FloorClient } from "./floor.js";
 import { FloorHand } from "./floor_hand.js";
 import { questionBox, showSelected } from "./question_box.js";
 import { QuestionsClient } from "./questions.js";
+import { QualityReporter } from "./quality_report.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 import { closeOnPageHide, exposeForConsole, Supervisor, WhepSession } from "./whip_whep.js";
 
@@ -28,6 +30,7 @@ const state = {
   floor: null, // FloorClient
   hand: null, // FloorHand: raise hand, speak
   questions: null, // QuestionsClient
+  quality: null, // QualityReporter
 };
 
 function showError(text) { errorLine.textContent = text || ""; }
@@ -110,6 +113,7 @@ function onEvent(event) {
   }
   state.floor.applyEvent(event);
   state.questions.applyEvent(event);
+  state.quality.applyEvent(event);
   // Our own questions' answers reach us only through GET /questions (the chair's updates are not
   // broadcast): look again whenever the chair moves on to a question.
   if (event.type === "question.selected") state.questions.refresh().catch(() => {});
@@ -192,7 +196,13 @@ function join(params) {
     mine: $("my-questions"),
     isMine: (q) => Boolean(state.pointId) && q.point_id === state.pointId,
   });
+  state.quality = new QualityReporter({
+    send: (message) => Boolean(state.events) && state.events.send(message),
+    session: () => (state.supervisor && state.supervisor.session) || null,
+    view: { line: $("rendition"), badge: $("audio-only"), select: $("rendition-pin"), status: $("rendition-status") },
+  });
   joinConference(state, params, onEvent, onChannelState);
+  state.quality.start();
   // The WebSocket sends the floor on connecting; this covers a channel that is slow to open.
   state.floor.refresh().catch(() => {});
   state.questions.refresh().catch(() => {});
@@ -226,6 +236,7 @@ exposeForConsole(state, {
   video,
   get floor() { return state.floor; },
   get questions() { return state.questions; },
+  get quality() { return state.quality; },
   get publisher() { return state.hand && state.hand.publisher; },
 });
 
