@@ -1,16 +1,21 @@
 """/metrics against the shared server (the ingest and 2 media workers) while an aiortc publisher streams
 to subscribers on both workers: the exposition parses with prometheus-client's own parser, its
 counters move, its series are per conference and worker (never per point), counters survive a
-subscriber leaving, and a scrape storm costs the workers one stats request."""
+subscriber leaving, and a scrape storm costs the workers one stats request. The Grafana dashboard
+(config/grafana/diemcau.json) plots only metrics the scrape has."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.clip import test_clip
+from bench.server_process import ROOT
 from bench.whip_publisher import publish
 from tests.support.peers import Subscriber, delete_session, subscribe
 from tests.support.server import ServerProcess
@@ -84,6 +89,23 @@ def test_every_family_parses_with_its_type(server: ServerProcess, conference: st
     # the disk and webhook figures of the ingest are there too
     assert value(samples, "diemcau_disk_free_bytes") > 0
     assert "diemcau_webhook_queue" in types
+
+
+def test_the_grafana_dashboard_plots_only_what_metrics_exposes(server: ServerProcess) -> None:
+    types, _ = parse(scrape_text(server))
+    dashboard = json.loads((ROOT / "config" / "grafana" / "diemcau.json").read_text())
+    queries = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    queries += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+    named = {name for q in queries for name in re.findall(r"diemcau_[a-z_]+", q)}
+
+    def exposed(name: str) -> bool:
+        family = name.removesuffix("_total")
+        return name in types or (family != name and types.get(family) == "counter")
+
+    assert len(named) >= 25 and not [n for n in named if not exposed(n)], sorted(n for n in named if not exposed(n))
+    plotted = {n.removesuffix("_total") for n in named}
+    unplotted = set(FAMILIES) - plotted - {"diemcau_producers", "diemcau_consumers"}  # sessions has both, by role
+    assert not unplotted, unplotted
 
 
 async def test_counters_move_per_conference_and_worker_while_streaming(
