@@ -120,3 +120,4 @@ async def test_pin_low_audio_and_back_without_resignalling(engine: MediaEngine) 
     await watcher.close()
     await other.close()
     await speaker.pc.close()
+

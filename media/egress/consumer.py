@@ -26,6 +26,7 @@ from media.core.codecs import codec_key, is_rtx, prefer_codecs
 from media.transport.receiver_reports import ReportBlock
 from media.transport.webrtc_transport import WebRtcTransport, patient_consent
 from media.egress.outbound import OutboundStream
+from media.renditions.adaptation import Adaptation
 from media.core.router import Router
 from media.core.session import Session, SubscriberIdentity
 from media.egress.sender_report import ReportJob, SenderReportWriter
@@ -99,6 +100,8 @@ class Consumer(Session, SubscriberIdentity):
         self.pinned: str | None = None  # the rendition an operator pinned (None: adaptation decides)
         self.adapted = "full"  # the rendition adaptation chose
         self.on_rendition: list[RenditionListener] = []
+        self.adaptation = Adaptation(self.adapt)
+        self._sent: dict[str, tuple[float, int]] = {}  # per kind: (time, octets) at its last report
 
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc
@@ -179,6 +182,13 @@ class Consumer(Session, SubscriberIdentity):
         rtt = aiortc_compat.round_trip(sender, block[5], block[6])
         if rtt is not None:
             quality["rtt_ms"] = rtt * 1000
+        if stream.packets:  # (a report before any media says nothing of the link)
+            now, octets = time.monotonic(), stream.octets
+            before = self._sent.get(stream.kind)
+            self._sent[stream.kind] = (now, octets)
+            sent_bps = (octets - before[1]) * 8 / (now - before[0]) if before and now - before[0] > 0.2 else None
+            self.adaptation.report(stream.kind, quality["fraction_lost"], quality["jitter_ms"], quality.get("rtt_ms"),
+                                   sent_bps)
 
     def _report_block(self, block: ReportBlock) -> None:
         """The transport's short path for plain receiver reports (media.transport.receiver_reports)."""

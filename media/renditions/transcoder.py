@@ -67,6 +67,7 @@ class Transcoder:
         self._seq = random.randint(0, 0xFFFF)
         self.frames_in = 0
         self.frames_out = 0
+        self.bytes_out = 0
         self.cpu_seconds = 0.0  # the thread's CPU time so far
         self.started_at = 0.0
 
@@ -94,6 +95,7 @@ class Transcoder:
     def stats(self) -> dict:
         running = max(time.monotonic() - self.started_at, 1e-9)
         return {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.reader.dropped,
+                "kbps": round(self.bytes_out * 8 / running / 1000),
                 "cpu_seconds": round(self.cpu_seconds, 3), "cpu_share": round(self.cpu_seconds / running, 4),
                 "size": f"{self.width}x{self.height}"}
 
@@ -136,7 +138,7 @@ class Transcoder:
             "profile": "baseline",
             # keyframes only where the source has one or a point asks (forced, IDR); SPS/PPS on each
             "x264-params": f"keyint=infinite:scenecut=0:bframes=0:repeat-headers=1:forced-idr=1:"
-                           f"vbv-maxrate={kbps}:vbv-bufsize={kbps // 2}:threads=1",
+                           f"vbv-maxrate={kbps}:vbv-bufsize={kbps // 4}:threads=1",  # small keyframes: weak links
         }
         return codec
 
@@ -187,6 +189,7 @@ class Transcoder:
                     pts += 3000
                     for packet in encoder.encode(scaled):
                         payloads, _ = packer.pack(packet)
+                        self.bytes_out += packet.size
                         out_ts = timestamps.pop(packet.pts, frame_ts)
                         self.frames_out += 1
                         loop.call_soon_threadsafe(self._emit, current, out_ts, payloads, packet.is_keyframe)
