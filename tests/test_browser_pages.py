@@ -291,12 +291,13 @@ def test_pages_show_the_servers_refusal(server, open_page):  # type: ignore[no-u
     assert point.evaluate("window.diemcau.supervisor.running") is False
     assert point.evaluate("location.hash").startswith(f"#conference={conference}&token=")
 
-    # A point token cannot publish: the speaker page says why.
-    speaker = open_page(page_url(server, "speaker.html", conference, server.token(conference, "point")))
+    # A viewer token cannot publish: the speaker page says why. (A point's token may, while its point
+    # holds the floor: tests/test_floor_api.py.)
+    speaker = open_page(page_url(server, "speaker.html", conference, server.token(conference, "viewer")))
     speaker.wait_until("!document.getElementById('golive').disabled", 15, "Go live enabled")
     speaker.click("#golive")
     speaker.wait_until("document.getElementById('status').dataset.state === 'error'", 10, "error state")
-    assert "role 'point' may not do this" in speaker.text_content("#error")
+    assert "role 'viewer' may not do this" in speaker.text_content("#error")
     assert speaker.is_enabled("#golive")
 
 
