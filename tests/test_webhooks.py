@@ -26,6 +26,8 @@ import pytest
 from bench.clip import test_clip
 from bench.whip_publisher import publish
 from server.domain.webhooks import WebhookEvent, WebhookEvents
+from websockets.asyncio.client import connect
+
 from tests.support.peers import delete_session, subscribe
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until, wait_until_async
@@ -138,6 +140,7 @@ def hooks(start_server: ServerFactory) -> Iterator[Hooks]:
         workers=1, webhook_urls=[ok.url, flaky.url, hang.url], webhook_secret=SECRET,
         webhook_timeout_seconds=TIMEOUT, webhook_retry_seconds=FIRST_RETRY, webhook_retry_max_seconds=5.0,
         webhook_max_attempts=MAX_ATTEMPTS, recording_idle_seconds=1.0, recording_min_free_bytes=0,
+        quality_sample_seconds=1.0,
     )
     try:
         with start_server("webhooks", **settings) as server:
@@ -260,6 +263,51 @@ async def test_floor_changes_are_webhooks(hooks: Hooks) -> None:
     granted = ok.of(conf, "floor.granted")
     assert {r.event["data"]["point_name"] for r in granted} == {"Xã A", "Xã B"}
     assert next(r for r in granted if r.event["data"]["point_id"] == first).event["data"]["limit_seconds"] == 300
+
+
+async def test_a_point_turning_poor_and_recovering(hooks: Hooks, clip) -> None:  # type: ignore[no-untyped-def]
+    """The point page's reports (over the conference WebSocket) say its picture stands still: the
+    point's quality turns poor (point.poor), then frames move again (point.recovered)."""
+    server, ok = hooks.server, hooks.ok
+    conf = server.create_conference("Hội nghị chất lượng")
+    point, point_token = new_point(server, conf, "Xã Vùng Cao")
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), clip)
+    frames, freezes = 100, 0
+
+    def report() -> str:
+        return json.dumps({"type": "quality.report", "v": 1, "session_id": None, "frames_decoded": frames,
+                           "frames_dropped": 0, "freeze_count": freezes, "total_freeze_duration": 6.0 * freezes,
+                           "jitter_buffer_delay_ms": 40.0, "available_incoming_bitrate": 2_000_000,
+                           "rendition": "full"})
+
+    try:
+        url = f"{server.url.replace('http', 'ws')}/ws/conferences/{conf}?token={point_token}"
+        async with connect(url) as ws:
+            for step in range(30):  # every second, as a page would every 5 s: 2 s playing, then frozen
+                await ws.send(report())
+                if step < 2:
+                    frames += 30
+                if ok.of(conf, "point.poor"):
+                    break
+                await asyncio.sleep(1.0)
+            assert ok.of(conf, "point.poor"), "no point.poor webhook"
+            freezes = 1
+            for _ in range(30):  # frames move again
+                frames += 30
+                await ws.send(report())
+                if ok.of(conf, "point.recovered"):
+                    break
+                await asyncio.sleep(1.0)
+    finally:
+        await pub.close()
+    (poor,) = [r.event for r in ok.of(conf, "point.poor")]
+    recovered = [r.event for r in ok.of(conf, "point.recovered")]
+    assert len(recovered) == 1, recovered
+    assert poor["data"]["point_id"] == point and poor["data"]["score"] == "poor"
+    assert poor["data"]["name"] == "Xã Vùng Cao" and poor["data"]["previous"] != "poor"
+    assert recovered[0]["data"]["point_id"] == point and recovered[0]["data"]["previous"] == "poor"
+    assert recovered[0]["data"]["score"] in ("good", "fair")
+    assert all(signature_ok(r) for r in ok.of(conf))
 
 
 # --- retries -----------------------------------------------------------------------------------------
