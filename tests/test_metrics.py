@@ -1,7 +1,8 @@
 """/metrics against the shared server (the ingest and 2 media workers) while an aiortc publisher streams
 to subscribers on both workers: the exposition parses with prometheus-client's own parser, its
-counters move, its series are per conference and worker (never per point), counters survive a
-subscriber leaving, and a scrape storm costs the workers one stats request. The Grafana dashboard
+counters move, its series are per conference and worker (never per point), a point pinned to the
+low rendition shows in the renditions and the server transcode's CPU, counters survive a subscriber
+leaving, and a scrape storm costs the workers one stats request. The Grafana dashboard
 (config/grafana/diemcau.json) plots only metrics the scrape has."""
 
 from __future__ import annotations
@@ -112,12 +113,17 @@ async def test_counters_move_per_conference_and_worker_while_streaming(
     server: ServerProcess, conference: str, clip  # type: ignore[no-untyped-def]
 ) -> None:
     conf = conference
-    names = ["Xã Tân Lập", "Xã Hòa Bình", "Phường Quang Trung"]
-    tokens = [server.token(conf, "point", name) for name in names]
+    names = ["Xã Tân Lập", "Xã Hòa Bình"]
+    points, tokens = [], []
+    with server.admin() as c:
+        for name in names:
+            point = c.post(f"/api/v1/conferences/{conf}/points", json={"name": name, "level": "commune"}).json()["id"]
+            points.append(point)
+            tokens.append(c.post(f"/api/v1/conferences/{conf}/points/{point}/token").json()["token"])
     pub = await publish(server.url, conf, server.token(conf, "speaker", "Hội trường"), clip)
     subs: list[Subscriber] = []
     try:
-        subs = [await subscribe(server.url, conf, token) for token in tokens[:2]]
+        subs = [await subscribe(server.url, conf, token) for token in tokens]
         for sub in subs:
             assert await sub.wait_frames(30, timeout=20), f"only {sub.frames} frames"
         first = await scrape_after_cache(server)
@@ -145,9 +151,23 @@ async def test_counters_move_per_conference_and_worker_while_streaming(
                      - value(first, "diemcau_forwarded_packets_total", conference=conf, worker=worker, kind="video"))
             assert moved >= 60, (worker, moved)
 
-        # Labels name conferences and media processes, never a point: no point's name or session
+        # The organiser pins the second point to the low rendition: the server transcodes it (ingest)
+        with server.admin() as c:
+            r = c.post(f"/api/v1/conferences/{conf}/points/{points[1]}/rendition", json={"rendition": "low"})
+        assert r.status_code == 200, r.text
+        pinned = await wait_until_async(
+            lambda: scrape_after_cache(server), 20, "the low rendition made and received",
+            check=lambda s: value(s, "diemcau_renditions_in_use", conference=conf, rendition="low") == 1
+            and value(s, "diemcau_transcoder_cpu_seconds_total", conference=conf, worker="0") > 0, interval=0.1,
+        )
+        assert value(pinned, "diemcau_renditions_pinned", conference=conf, rendition="low") == 1
+        assert value(pinned, "diemcau_renditions_in_use", conference=conf, rendition="full") == 1
+        assert value(pinned, "diemcau_transcoders", conference=conf, worker="0") == 1
+        assert value(pinned, "diemcau_transcoder_frames_total", conference=conf, stage="out") > 0
+
+        # Labels name conferences and media processes, never a point: no point's name, id or session
         text = await asyncio.to_thread(scrape_text, server)
-        for secret in [*names, *(s.location.rsplit("/", 1)[-1] for s in subs)]:
+        for secret in [*names, *points, *(s.location.rsplit("/", 1)[-1] for s in subs)]:
             assert secret not in text
 
         # A point leaving does not take its packets out of the conference's counters (no false reset)
