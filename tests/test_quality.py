@@ -195,11 +195,12 @@ def test_score_thresholds() -> None:
 
 def test_a_lossy_link_turns_poor_a_clean_one_stays_good(srv: ServerProcess) -> None:
     """Two points watch over WHEP, one on a link that loses every 4th video packet: it turns poor
-    and raises the poor alert, the clean one stays good (on the full rendition: the lossy one is pinned to it, so adaptation does not move
-    it); the organiser's socket gets quality.changed
-    and quality.alert, a point's socket never; the history and the speaker's state are filled;
-    hanging up raises the dropped alert; the report counts minutes per rendition and poor minutes,
-    and the district of the lossy point has half its watching points on a poor link."""
+    and raises the poor alert, the clean one stays good (both on the full rendition: the lossy one
+    is pinned to it, so adaptation does not move it). The organiser's socket gets quality.changed
+    (a point's score changed, with the one before), quality.sample and quality.alert, a point's
+    socket none of them; the history and the speaker's state are filled; hanging up raises the
+    dropped alert; the report counts minutes per rendition and poor minutes, and the roll-ups the
+    share of watching points on a poor link."""
     conf = make_conference(srv)
     clean_id, lossy_id = conf.points["c3"].id, conf.points["c1"].id
     organiser, other_point = Listener(conf, "organiser"), Listener(conf, "c2")
@@ -215,7 +216,7 @@ def test_a_lossy_link_turns_poor_a_clean_one_stays_good(srv: ServerProcess) -> N
             assert await clean.wait_frames(10, WAIT), "the clean point decodes no video"
             view = await asyncio.to_thread(
                 wait_until, conf.quality, WAIT, "the lossy point poor and the clean one good",
-                check=lambda v: conf.row("c1", v)["quality"] == "poor" and conf.row("c3", v)["quality"] == "good",
+                check=lambda v: conf.row("c1", v)["score"] == "poor" and conf.row("c3", v)["score"] == "good",
                 interval=0.5,
             )
             lossy_row, clean_row = conf.row("c1", view), conf.row("c3", view)
@@ -224,12 +225,12 @@ def test_a_lossy_link_turns_poor_a_clean_one_stays_good(srv: ServerProcess) -> N
             assert lossy_row["pinned"] == "full" and clean_row["pinned"] is None
             figures = lossy_row["figures"]
             assert (figures.get("retransmit_percent") or 0) >= 10 or (figures.get("loss_percent") or 0) >= 8, figures
-            assert lossy_row["score"] <= 50 and lossy_row["reasons"], lossy_row
-            assert clean_row["score"] >= 80 and (clean_row["figures"]["loss_percent"] or 0) < 2, clean_row
+            assert lossy_row["score_value"] <= 50 and lossy_row["reasons"], lossy_row
+            assert clean_row["score_value"] >= 80 and (clean_row["figures"]["loss_percent"] or 0) < 2, clean_row
             assert clean_row["figures"]["bitrate_kbps"] > 100, clean_row  # the 300 kbit/s clip and its audio
             assert 0 <= clean_row["figures"]["rtt_ms"] < 500, clean_row
             offline = conf.row("c2", view)
-            assert (offline["status"], offline["quality"], offline["rendition"]) == ("connected", None, None)
+            assert (offline["status"], offline["score"], offline["rendition"]) == ("connected", None, None)
 
             speaker_state = view["speaker"]
             assert speaker_state["live"] and (speaker_state["width"], speaker_state["height"]) == (320, 240)
@@ -247,17 +248,23 @@ def test_a_lossy_link_turns_poor_a_clean_one_stays_good(srv: ServerProcess) -> N
             assert conf.row("c1")["alerts"] == ["poor"]
             assert not [a for a in conf.alerts() if a["point_id"] == clean_id]
 
-            changed = organiser.of("quality.changed")
+            changed = organiser.of("quality.changed", lambda m: m["point_id"] == lossy_id)
             assert changed and all(m["v"] == 1 for m in changed)
-            assert {p["point_id"] for m in changed for p in m["points"]} >= {lossy_id, clean_id}
+            turned = [(m["previous"], m["score"]) for m in changed]
+            assert turned[-1][1] == "poor" and all(before != after for before, after in turned), turned
+            assert changed[-1]["name"] == conf.points["c1"].name and changed[-1]["score_value"] <= 50
+            clean_scores = [m["score"] for m in organiser.of("quality.changed", lambda m: m["point_id"] == clean_id)]
+            assert clean_scores[-1] == "good" and "poor" not in clean_scores, clean_scores
+            samples = organiser.of("quality.sample")
+            assert {p["point_id"] for m in samples for p in m["points"]} >= {lossy_id, clean_id}
 
             history = conf.ok("organiser", "GET", f"quality/points/{lossy_id}/history")
             assert history["interval_seconds"] == SAMPLE and len(history["samples"]) >= 3
-            assert "poor" in [s["level"] for s in history["samples"]]
+            assert "poor" in [s["score"] for s in history["samples"]]
             assert all(s["bitrate_kbps"] is None or s["bitrate_kbps"] >= 0 for s in history["samples"])
             assert any((s["retransmit_percent"] or 0) >= 10 or (s["loss_percent"] or 0) >= 8 for s in history["samples"])
             good = conf.ok("organiser", "GET", f"quality/points/{clean_id}/history")["samples"]
-            assert good[-1]["level"] == "good" and good[-1]["rendition"] == "full"
+            assert good[-1]["score"] == "good" and good[-1]["rendition"] == "full"
             assert conf.ok("organiser", "GET", f"quality/points/{conf.points['c2'].id}/history")["samples"] == []
             r = conf.call("organiser", "GET", "quality/points/0123456789abcdef/history")
             assert r.status_code == 404 and "unknown point" in r.json()["detail"], r.text
@@ -364,7 +371,7 @@ def test_page_reports_freeze_alert_and_refusals(srv: ServerProcess) -> None:
         assert alert["alert"]["point_id"] == point_id and alert["alert"]["active"]
         assert "no new frame" in alert["alert"]["detail"]
         row = wait_until(lambda: conf.row("c2"), WAIT, "the frozen point poor",
-                         check=lambda r: r["quality"] == "poor", interval=0.5)
+                         check=lambda r: r["score"] == "poor", interval=0.5)
         assert row["status"] == "connected" and row["figures"]["fps"] == 0.0 and "frozen" in row["alerts"]
         assert row["figures"]["freeze_seconds"] > 4
 
@@ -507,6 +514,6 @@ def test_minutes_pins_and_alerts_survive_a_restart(srv: ServerProcess) -> None:
     assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
     assert after["minutes_audio"] > 0 and after["minutes_watched"] >= after["minutes_audio"]
     row = conf.row("c1")
-    assert row["pinned"] == "audio" and row["status"] == "offline" and row["quality"] is None
+    assert row["pinned"] == "audio" and row["status"] == "offline" and row["score"] is None
     kinds = [(a["kind"], a["active"]) for a in conf.alerts() if a["point_id"] == point.id]
     assert ("audio_only", False) in kinds and all(not active for _, active in kinds)

@@ -54,12 +54,13 @@ class PointQuality(BaseModel):
     )
     rendition: Rendition | None = Field(description="what it receives now; null when not watching")
     pinned: Rendition | None = Field(description="pinned by an operator; null: adaptation decides")
-    quality: Level | None = Field(description="null: nothing measured (not watching, or nobody publishing)")
-    score: int | None = Field(description="0-100; good from 80, poor at 50 and below")
+    score: Level | None = Field(description="null: nothing measured (not watching, or nobody publishing)")
+    score_value: int | None = Field(description="0-100: good from 80, poor at 50 and below")
+    previous: Level | None = Field(description="the score measured before the current one")
     reasons: list[str] = Field(description="the figures that kept the score below 80, worst first")
     figures: Figures
     sampled_at: str | None
-    quality_since: str | None = Field(description="when the point's quality became what it is")
+    score_since: str | None = Field(description="since when the point's score is what it is")
     alerts: list[str] = Field(description="kinds of the point's open alerts")
 
 
@@ -101,8 +102,8 @@ class QualityOut(BaseModel):
 
 class Sample(BaseModel):
     at: str
-    level: Level | None
-    score: int | None
+    score: Level | None
+    score_value: int | None
     rendition: Rendition | None
     loss_percent: float | None
     rtt_ms: float | None
@@ -150,7 +151,7 @@ async def _do(work: Any) -> Any:
 
 @router.get("/quality", response_model=QualityOut)
 async def quality(conference_id: str, db: DbDep, service: QualityDep, principal: PrincipalDep) -> dict[str, Any]:
-    """The speaker's stream and recording, then every point: level, status, rendition, quality and
+    """The speaker's stream and recording, then every point: level, status, rendition, score and
     the figures behind it, worst first."""
     await conference_for(db, conference_id, principal, "organiser")
     return await service.view(db, conference_id)

@@ -1,14 +1,16 @@
-"""Live link quality per connection point, for the organisers: a score and a level (good, fair,
-poor) from what the point's page reports and what the relay measures, a short history, alerts,
-pinned renditions, and the minutes that go into the report.
+"""Live link quality per connection point, for the organisers: a score (good, fair, poor, with its
+value 0-100) from what the point's page reports and what the relay measures, a short history,
+alerts, pinned renditions, and the minutes that go into the report.
 
 ``QualityService`` samples every ``interval`` seconds (5 by default): the relay's figures for each
 point's WHEP sessions (receiver reports: loss, jitter, RTT; what the relay answered: retransmissions,
 keyframe requests; what it sent), workers' sessions included (their figures come with the pool's
 stats refresh, shared with the floor's ``LinkQuality``), and the page's latest ``quality.report``
-(frames decoded and dropped, freezes). It publishes one ``quality.changed`` per conference and
-sample (organisers only, ``server.events.visibility``), and ``quality.alert`` when an alert starts
-or ends (``quality_alerts``). What the report needs (seconds watched per rendition, seconds poor,
+(frames decoded and dropped, freezes). It publishes, for organisers only
+(``server.events.visibility``), ``quality.changed`` when a point's score changes (with the score
+before: ``previous``), one ``quality.sample`` per conference and sample with every point sampled
+(the dashboard's live figures), and ``quality.alert`` when an alert starts or ends
+(``quality_alerts``). What the report needs (seconds watched per rendition, seconds poor,
 freezes) and the pins are stored (``quality_store``), so a restart keeps them; the history and the
 current figures live in memory.
 
@@ -46,6 +48,7 @@ from server.events.bus import EventBus, conference_topic
 log = logging.getLogger(__name__)
 
 CHANGED_EVENT = "quality.changed"
+SAMPLE_EVENT = "quality.sample"
 ALERT_EVENT = "quality.alert"
 RENDITION_EVENT = "rendition.changed"  # from the media plane
 FRESH_SAMPLES = 2.5  # a page report older than this many intervals is not used
@@ -100,12 +103,13 @@ class PointState:
     pinned: str | None = None
     rendition: str | None = None
     raw: deque[int] = field(default_factory=lambda: deque(maxlen=2))
-    score: int | None = None
-    quality: str | None = None
+    score: str | None = None  # good, fair, poor (None: nothing measured)
+    score_value: int | None = None
+    previous: str | None = None  # the last score measured before the current one
     reasons: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)
     sampled_at: float | None = None
-    quality_since: float | None = None
+    score_since: float | None = None
     poor_since: float | None = None
     last_tick: float | None = None
     pending: store.Totals = field(default_factory=store.no_totals)
@@ -304,16 +308,23 @@ class QualityService:
         for conference_id in conferences:
             live = self.media.is_live(conference_id)
             speaker = self.speaker.sample(conference_id) if live else {}
-            changed = []
+            sampled, changed = [], []
             for st in [s for (c, _), s in list(self._states.items()) if c == conference_id]:
+                before = st.score
                 if self._sample(st, local.get((conference_id, st.point_id), []), now, live, speaker.get("fps")):
-                    changed.append(st)
+                    sampled.append(st)
+                    if st.score is not None and st.score != before:
+                        changed.append(st)
                 await self._check_alerts(st, now)
-            if changed:
-                names = await self._names(conference_id, [st.point_id for st in changed])
-                await self.bus.publish(conference_topic(conference_id), {
-                    "type": CHANGED_EVENT, "v": 1, "at": iso(now),
-                    "points": [self.point_view(st, names.get(st.point_id)) for st in changed],
+            if sampled:
+                names = await self._names(conference_id, [st.point_id for st in sampled])
+                topic = conference_topic(conference_id)
+                for st in changed:
+                    await self.bus.publish(topic, {"type": CHANGED_EVENT, "v": 1, "at": iso(now),
+                                                   **self.point_view(st, names.get(st.point_id))})
+                await self.bus.publish(topic, {
+                    "type": SAMPLE_EVENT, "v": 1, "at": iso(now),
+                    "points": [self.point_view(st, names.get(st.point_id)) for st in sampled],
                 })
         await self._save_totals()
 
@@ -323,9 +334,9 @@ class QualityService:
         st.last_tick = now
         page = st.page.figures if st.page.figures and now - st.page.last_at <= FRESH_SAMPLES * self.interval else None
         if not consumers and page is None:
-            if st.sampled_at is not None and st.quality is not None:
+            if st.sampled_at is not None and st.score is not None:
                 st.raw.clear()
-                st.score = st.quality = None
+                st.previous, st.score, st.score_value = st.score, None, None
                 st.reasons, st.figures, st.poor_since = [], {}, None
                 st.rendition = None if not st.sessions else st.rendition
                 return True  # once: it left
@@ -344,19 +355,21 @@ class QualityService:
         assessment = assess(figures, video_expected=due) if live else assess({})
         if assessment.score is not None:
             st.raw.append(assessment.score)
-            score, quality = smoothed(list(st.raw))
+            value, score = smoothed(list(st.raw))
         else:
             st.raw.clear()
-            score, quality = None, None
-        if quality != st.quality:
-            st.quality_since = now
-        st.poor_since = (st.poor_since or now) if quality == POOR else None
-        st.score, st.quality, st.reasons, st.figures = score, quality, assessment.reasons, figures
+            value, score = None, None
+        if score != st.score:
+            st.score_since = now
+            if st.score is not None:
+                st.previous = st.score
+        st.poor_since = (st.poor_since or now) if score == POOR else None
+        st.score, st.score_value, st.reasons, st.figures = score, value, assessment.reasons, figures
         st.sampled_at = now
-        st.history.add(iso(now) or "", {**figures, "level": quality, "score": score, "rendition": rendition})
+        st.history.add(iso(now) or "", {**figures, "score": score, "score_value": value, "rendition": rendition})
         if consumers and live:
             st.pending.seconds[rendition or "full"] += elapsed
-            if quality == POOR:
+            if score == POOR:
                 st.pending.seconds_poor += elapsed
         return True
 
@@ -508,12 +521,13 @@ class QualityService:
             "status": st.status if st else "offline",
             "rendition": st.rendition if st and st.sessions else None,
             "pinned": st.pinned if st else None,
-            "quality": st.quality if st else None,
             "score": st.score if st else None,
+            "score_value": st.score_value if st else None,
+            "previous": st.previous if st else None,
             "reasons": list(st.reasons) if st else [],
             "figures": dict(st.figures) if st else {},
             "sampled_at": iso(st.sampled_at) if st else None,
-            "quality_since": iso(st.quality_since) if st and st.quality else None,
+            "score_since": iso(st.score_since) if st and st.score else None,
             "alerts": sorted(st.alerts.active) if st else [],
         }
 
@@ -557,9 +571,9 @@ class QualityService:
 
 
 def worst_first(row: dict[str, Any]) -> tuple:
-    """Poor before fair before good before unknown; a lower score first; then by name."""
-    score = row["score"] if row["score"] is not None else 101
-    return (SORT_RANK.get(row["quality"], 3), score, row["status"] != "watching", row["name"])
+    """Poor before fair before good before unknown; a lower score value first; then by name."""
+    value = row["score_value"] if row["score_value"] is not None else 101
+    return (SORT_RANK.get(row["score"], 3), value, row["status"] != "watching", row["name"])
 
 
 def alert_view(row: QualityAlert) -> dict[str, Any]:

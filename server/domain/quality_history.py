@@ -12,7 +12,7 @@ from typing import Any
 
 HISTORY_SECONDS = 600.0
 # What one sample keeps (the chart's series and what explains the level).
-SAMPLE_FIELDS = ("level", "score", "rendition", "loss_percent", "rtt_ms", "jitter_ms", "retransmit_percent",
+SAMPLE_FIELDS = ("score", "score_value", "rendition", "loss_percent", "rtt_ms", "jitter_ms", "retransmit_percent",
                  "bitrate_kbps", "fps", "freeze_seconds")
 
 

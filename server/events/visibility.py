@@ -16,7 +16,8 @@ from server.domain.tokens import Principal
 Event = dict[str, Any]
 
 FULL_VIEW = ("admin", "organiser")
-ORGANISERS_ONLY = {"presence.joined", "presence.left", "attendance.changed", "quality.changed", "quality.alert"}
+ORGANISERS_ONLY = {"presence.joined", "presence.left", "attendance.changed", "quality.changed", "quality.sample",
+                   "quality.alert"}
 # A point's video changing rendition (adaptation or a pin): organisers, and the page whose session it is.
 RENDITION_EVENT = "rendition.changed"
 # Questions as they come in and change: for organisers and the chair (speaker) only; everyone

@@ -1,10 +1,11 @@
 // Organiser dashboard: link quality. The speaker's stream at the top (live, size, frame rate,
 // bitrate, keyframe interval, its link's loss and RTT, the recording), the alerts, then every point
-// with its level, status, rendition (and a pin), quality, score and the figures behind it, worst
-// first or by name; a chart of loss and bitrate for the point selected.
+// with its level, status, rendition (and a pin), score (good, fair, poor; 0-100) and the figures
+// behind it, worst first or by name; a chart of loss and bitrate for the point selected.
 //
 // GET /quality and /quality/alerts on start, on a (re)connected channel and every 15 s; between,
-// the channel's quality.changed events update the points and quality.alert events the alerts.
+// the channel's quality.sample (every point sampled) and quality.changed (a point's score changed)
+// events update the points, quality.alert events the alerts.
 import { el } from "./dom.js";
 import { clockTime, levelName } from "./format.js";
 import { drawQualityChart } from "./quality_chart.js";
@@ -75,13 +76,16 @@ export class QualityBoard {
   applyEvent(event) {
     if (event.type === "snapshot") {
       this.refresh().catch(() => {});
-    } else if (event.type === "quality.changed") {
-      for (const p of event.points) {
+    } else if (event.type === "quality.sample" || event.type === "quality.changed") {
+      const points = event.type === "quality.sample" ? event.points : [event];
+      for (const p of points) {
         const before = this.points.get(p.point_id) || {};
         this.points.set(p.point_id, { ...before, ...p, name: p.name || before.name, parent_id: before.parent_id ?? null });
       }
       this.render();
-      if (this.selected && event.points.some((p) => p.point_id === this.selected)) this.loadChart().catch(() => {});
+      if (event.type === "quality.sample" && this.selected && points.some((p) => p.point_id === this.selected)) {
+        this.loadChart().catch(() => {});
+      }
     } else if (event.type === "quality.alert") {
       this.alerts.set(event.alert.id, event.alert);
       const point = this.points.get(event.alert.point_id);
@@ -142,8 +146,8 @@ export class QualityBoard {
   sorted() {
     const rows = [...this.points.values()];
     if (this.el.sort.value === "name") return rows.sort((a, b) => a.name.localeCompare(b.name, "vi"));
-    return rows.sort((a, b) => ((RANK[a.quality] ?? 3) - (RANK[b.quality] ?? 3))
-      || ((a.score ?? 101) - (b.score ?? 101))
+    return rows.sort((a, b) => ((RANK[a.score] ?? 3) - (RANK[b.score] ?? 3))
+      || ((a.score_value ?? 101) - (b.score_value ?? 101))
       || (Number(a.status !== "watching") - Number(b.status !== "watching"))
       || a.name.localeCompare(b.name, "vi"));
   }
@@ -166,7 +170,7 @@ export class QualityBoard {
     const rendition = p.rendition ? RENDITION[p.rendition] : "–";
     const alerts = (p.alerts || []).map((k) => ALERTS[k] || k).join(", ");
     const tr = el("tr", {
-      dataset: { pointId: p.point_id, quality: p.quality || "", status: p.status },
+      dataset: { pointId: p.point_id, quality: p.score || "", status: p.status },
       "aria-selected": String(p.point_id === this.selected),
       title: alerts || (p.reasons || []).join(", "),
       onclick: () => this.select(p.point_id),
@@ -176,7 +180,7 @@ export class QualityBoard {
     el("td", {}, STATUS[p.status] || p.status),
     el("td", { class: "rendition" }, rendition),
     el("td", {}, select),
-    el("td", { class: "level" }, p.quality ? `${QUALITY[p.quality]} ${p.score}` : "–"),
+    el("td", { class: "level" }, p.score ? `${QUALITY[p.score]} ${p.score_value}` : "–"),
     el("td", {}, num(f.loss_percent, 1, "%")),
     el("td", {}, num(f.rtt_ms, 0, " ms")),
     el("td", {}, num(f.jitter_ms, 0, " ms")),
