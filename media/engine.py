@@ -167,7 +167,16 @@ class MediaEngine:
         if stage is None:
             stage = self.stages[conference_id] = Stage(self.router(conference_id))
             stage.listeners.append(lambda point, state: self._notify_floor(conference_id, point, state))
+            stage.listeners.append(lambda point, state: self._point_hears(conference_id, point.subject_id, state == "live"))
         return stage
+
+    def _point_hears(self, conference_id: str, point_id: str | None, dialogue: bool) -> None:
+        """The floor point's own playback takes the hall's voice alone during its dialogue."""
+        if point_id is None:
+            return
+        for consumer in list(self.consumers.values()):
+            if consumer.conference_id == conference_id and consumer.subject_id == point_id and consumer.role == "point":
+                consumer.hear("to_point" if dialogue else "audio")
 
     def _notify_floor(self, conference_id: str, point: object, state: str) -> None:
         for cb in self.on_floor:
@@ -276,6 +285,10 @@ class MediaEngine:
         consumer.subject_id = subject_id
         consumer.on_rendition.append(partial(self._notify_rendition, conference_id))
         self.consumers[consumer.id] = consumer
+        stage = self.stages.get(conference_id)
+        if stage is not None and stage.on_air and stage.point is not None and subject_id == stage.point.subject_id \
+                and role == "point":
+            consumer.hear("to_point")  # it joined during its own dialogue
         consumer.on_close.append(lambda c: self._consumer_closed(conference_id, c))
         self._notify(self.on_consumer, conference_id, consumer, True)
         return consumer

@@ -73,14 +73,14 @@ async def publish(engine: MediaEngine, clip, role: str, subject_id: str | None =
     return Peer(pc, producer)
 
 
-async def watch(engine: MediaEngine, role: str = "point") -> ProgramWatcher:
+async def watch(engine: MediaEngine, role: str = "point", subject_id: str | None = None) -> ProgramWatcher:
     pc = RTCPeerConnection(NO_ICE)
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
     watcher = ProgramWatcher(pc)
     watcher.attach()
     await pc.setLocalDescription(await pc.createOffer())
-    consumer = await engine.subscribe(CONF, pc.localDescription.sdp, role=role)
+    consumer = await engine.subscribe(CONF, pc.localDescription.sdp, role=role, subject_id=subject_id)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=consumer.answer_sdp, type="answer"))
     return watcher
 
@@ -118,6 +118,7 @@ async def test_dialogue_switch_mix_return_and_back(engine: MediaEngine, clips, t
     speaker = await publish(engine, speaker_clip, "speaker")
     a, b = await watch(engine), await watch(engine)
     hall = await watch(engine, role="speaker")  # the hall's own playback
+    own = await watch(engine, subject_id="point-7")  # the asking point's own playback
     for w in (a, b):
         await until(lambda w=w: w.showing_point() is False, 15, "the speaker's picture")
     await hears(a, hall=True, point=False, what="the speaker alone")
@@ -134,6 +135,7 @@ async def test_dialogue_switch_mix_return_and_back(engine: MediaEngine, clips, t
     for w in (a, b):
         await hears(w, hall=True, point=True, what="the dialogue's mix")
     await hears(hall, hall=False, point=True, what="the hall's return: the point alone")
+    await hears(own, hall=True, point=False, what="the point hears the hall, not itself")
 
     engine.mute_floor(CONF, True)
     await hears(a, hall=True, point=False, what="the mix with the point muted")
@@ -149,6 +151,7 @@ async def test_dialogue_switch_mix_return_and_back(engine: MediaEngine, clips, t
     for w in (a, b):
         await until(lambda w=w: w.showing_point(ended) is False, 10, "the speaker's picture again")
     await hears(a, hall=True, point=False, what="the speaker alone again")
+    await hears(own, hall=True, point=False, what="the point back on the program")
     assert stage.mix is None and not stage.on_air
     assert engine.routers[CONF].active["return"] is None
 
@@ -169,7 +172,7 @@ async def test_dialogue_switch_mix_return_and_back(engine: MediaEngine, clips, t
     samples = recorded_audio(mp4, start, end)
     seconds = [tone_levels(samples[i : i + 48000]) for i in range(0, len(samples) - 48000 + 1, 24000)]
     assert any(heard(levels, HALL_TONE) and heard(levels, POINT_TONE) for levels in seconds), seconds
-    for w in (a, b, hall):
+    for w in (a, b, hall, own):
         await w.close()
     await speaker.pc.close()
     await point.pc.close()

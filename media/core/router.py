@@ -29,9 +29,12 @@ from media.core.source import SourceStream
 log = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
-# track -> the kind it carries: the program's sound and picture, the hall's return (a dialogue's
-# mix-minus), and the program's low video rendition (for weak links: media.renditions)
-TRACKS = {"audio": "audio", "video": "video", "return": "audio", "low": "video"}
+# track -> the kind it carries: the program's sound and picture, the dialogue's two mix-minus
+# tracks, and the program's low video rendition (for weak links: media.renditions)
+TRACKS = {"audio": "audio", "video": "video", "return": "audio", "to_point": "audio", "low": "video"}
+# Audio tracks beside the program's: the hall's return (the floor point's voice alone) and the floor
+# point's (the hall's voice alone): each side of a dialogue hears the other, not itself.
+SIDE_AUDIO = ("return", "to_point")
 PacketTap = Callable[[SourceStream, int, int, int, bytes, bool], None]
 # ("add" | "remove" | "sr", source): lets worker processes mirror this router's sources.
 SourceListener = Callable[[str, SourceStream], None]
@@ -149,9 +152,10 @@ class Router:
             tap(source, seq, ts, marker, payload, key)
         active = self.active[kind]
         if source is not active:
-            if source is self.active["return"]:
-                self.groups["return"].forward(source, seq, ts, marker, payload, key)
-                return
+            if kind == "audio":
+                self._side_audio(source, seq, ts, marker, payload, key)
+                if source is self.active["return"] or source is self.active["to_point"]:
+                    return
             if kind == "video" and self._low(source, key):
                 self.groups["low"].forward(source, seq, ts, marker, payload, key)
                 return
@@ -167,8 +171,13 @@ class Router:
         for reader in self.readers:
             reader.on_packet(source, seq, ts, marker, payload, key)
         self.groups[kind].forward(source, seq, ts, marker, payload, key)
-        if source is self.active["return"]:  # the hall hears it too (a dialogue's raw point audio, unmixed)
-            self.groups["return"].forward(source, seq, ts, marker, payload, key)
+        if kind == "audio" and (self.active["return"] is not None or self.active["to_point"] is not None):
+            self._side_audio(source, seq, ts, marker, payload, key)
+
+    def _side_audio(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
+        for track in SIDE_AUDIO:
+            if source is self.active[track]:
+                self.groups[track].forward(source, seq, ts, marker, payload, key)
 
     def _low(self, source: SourceStream, key: bool) -> bool:
         """Whether ``source`` feeds the low rendition's track (switching to it at its keyframe)."""
@@ -186,6 +195,7 @@ class Router:
         groups = self.groups
         groups["video"].flush(groups["audio"])  # a point's audio rides with its video
         groups["return"].flush()
+        groups["to_point"].flush()
         groups["low"].flush()
 
     # --- consumers -----------------------------------------------------------------------------
@@ -219,9 +229,10 @@ class Router:
             stream.release()  # type: ignore[attr-defined]
 
     def move_outbound(self, stream: Subscriber, track: str | None) -> None:
-        """Feed a video stream from another track (a rendition switch; None: no video, the link's
-        audio only). It keeps receiving the old track until the new one's keyframe, then starts a
-        new epoch there (no re-signalling)."""
+        """Feed a stream from another track of its kind: a rendition switch (video; None: no video,
+        the link's audio only), or a side of a dialogue (audio). It keeps receiving the old track
+        until the new one's next packet (video: keyframe), then starts a new epoch there (no
+        re-signalling)."""
         new_track, old_track = track or "", stream.track
         if new_track == old_track:
             return

@@ -268,6 +268,17 @@ class Consumer(Session, SubscriberIdentity):
             except Exception:
                 log.exception("rendition callback failed")
 
+    def hear(self, track: str) -> None:
+        """Take the audio from ``track``: "to_point" while this point holds the floor (it hears the
+        hall, not itself), "audio" (the program) otherwise."""
+        audio = self.streams.get("audio")
+        if audio is None or self.role == HALL_ROLE or audio.track == track:
+            return
+        if self.connected_at is None:
+            audio.track = track
+        else:
+            self.router.move_outbound(audio, track)
+
     def stats(self) -> dict:
         """Per kind: what was sent and the link quality; ``join``: when each step of joining happened."""
         video = self.streams.get("video")

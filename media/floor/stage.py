@@ -5,7 +5,8 @@ the speaker's: the stage puts it on the program once its packets flow. Then the 
 point's (every subscriber switches at its first keyframe, media.core.router), the sound is one mix
 of the hall and the point (media.floor.mixer), switched in when the point's picture is, and the
 hall's own playback (the router's ``return`` track) gets the point's voice alone, so the speaker
-hears the question without an echo of the hall. A point whose packets stop for ``STALL`` seconds
+hears the question without an echo of the hall, and the point's own playback (``to_point``, its
+consumers are moved there by the engine) the hall's voice alone. A point whose packets stop for ``STALL`` seconds
 goes off the program (the speaker's picture and sound come back at the speaker's keyframe); if they
 resume while it is still connected, it goes on again. The server decides who holds the floor; the
 stage only follows the producers it is given.
@@ -60,6 +61,7 @@ class Stage:
         self.speaker = producer
         if self.on_air and self.mix is not None:
             self.mix.set_input("hall", producer.sources.get("audio"))
+            self.router.select(producer.sources.get("audio"), "to_point")
         else:
             self._show(producer)
 
@@ -139,6 +141,7 @@ class Stage:
         self.mix.set_input("point", voice)
         self._follow_picture(video, self.mix.source)
         self.router.select(voice, "return")
+        self.router.select(hall, "to_point")  # the point hears the hall, not itself
         if self._audio_after_switch is None:  # on at once; else "live" when the picture switches
             self._tell(point, "live")
 
@@ -147,6 +150,7 @@ class Stage:
         self.switches += 1
         point = self.point
         self.router.select(None, "return")
+        self.router.select(None, "to_point")
         if self.speaker is not None:
             self._show(self.speaker)
         if self.speaker is None:

@@ -94,6 +94,11 @@ class RemoteConsumer(SubscriberIdentity):
         if self.worker.writer is not None:
             write_message(self.worker.writer, {"op": "rendition", "id": self.id, "pin": pin})
 
+    def hear(self, track: str) -> None:
+        """Take the audio from ``track`` in the worker (media.egress.consumer.Consumer.hear)."""
+        if self.worker.writer is not None:
+            write_message(self.worker.writer, {"op": "hear", "id": self.id, "track": track})
+
     def _rendition_changed(self, rendition: str, pinned: str | None, reason: str) -> None:
         self.rendition, self.pinned = rendition, pinned
         for cb in self.on_rendition:

@@ -176,6 +176,10 @@ class Worker:
             consumer = self.engine.consumers.get(m["id"])
             if consumer is not None:
                 consumer.set_rendition(m["pin"])
+        elif op == "hear":
+            consumer = self.engine.consumers.get(m["id"])
+            if consumer is not None:
+                consumer.hear(m["track"])
         elif op == "stats":
             from media.runtime import codec_audit
 
