@@ -115,6 +115,10 @@ class WebhookSender:
         async with self.sessionmaker() as db:
             await delivery_log.prune(db, utcnow() - dt.timedelta(days=self.log_days))
             left = await delivery_log.unfinished(db)
+            for row in [r for r in left if r.url not in self.urls]:  # the receiver was removed meanwhile
+                row.status, row.next_attempt_at = "failed", None
+                row.last_error, row.updated_at = "receiver no longer configured", utcnow()
+            left = [r for r in left if r.url in self.urls]
             await db.commit()
         now = utcnow()
         for row in left:
