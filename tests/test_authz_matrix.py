@@ -159,7 +159,7 @@ MATRIX: dict[Key, Case] = {
     ("POST", C + "/agenda"): Case(organiser(201), json={"title": "x"}),
     ("DELETE", C + "/agenda/{item_id}"): Case(organiser(204), params=lambda w: {"item_id": w.new_agenda_item()}),
     # --- connection points: organisers manage; an operator sees and reports for its own point ------
-    ("GET", C + "/points"): Case(organiser(200)),
+    ("GET", C + "/points"): Case(expect(200, "organiser", "speaker")),  # the chair invites from it
     ("POST", C + "/points"): Case(organiser(201), json=lambda w: {"name": w.unique("Huyện"), "level": "district"}),
     ("POST", C + "/points/import"): Case(organiser(200), content=b"name,level\r\n", content_type="text/csv"),
     ("POST", C + "/points/tokens"): Case(organiser(200), json={"point_ids": []}),

@@ -93,8 +93,9 @@ async def list_points(
     db: DbDep,
     principal: PrincipalDep,
 ) -> list[PointOut]:
-    """All points, provinces first, then districts, then communes."""
-    await conference_for(db, conference_id, principal, "organiser")
+    """All points, provinces first, then districts, then communes. Organisers, and the speaker (who
+    chairs: it may invite a point that did not ask for the floor)."""
+    await conference_for(db, conference_id, principal, "organiser", "speaker")
     return [point_out(p) for p in await domain.list_points(db, conference_id)]
 
 
