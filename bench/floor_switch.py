@@ -248,7 +248,20 @@ class FloorBench:
         out["sub_pps"] = [x / out["length"] for x in per_sub]
         out["kind_pps"] = {kind: sum(v.get(kind, 0) - before.get(i, {}).get(kind, 0) for i, v in after.items())
                            / out["length"] / max(1, len(after)) for kind in ("video", "audio")}
+        out["renditions"] = self.renditions()
         return out
+
+    def renditions(self) -> dict:
+        """The subscribers' renditions and the conference's transcoder (CPU that is not fan-out: the
+        server's link adaptation moves a subscriber whose reports show loss to a low rendition)."""
+        with self.srv.admin() as c:
+            stats = c.get("/api/v1/media/stats").json()
+        by: dict[str, int] = {}
+        for consumer in stats.get("consumers", {}).values():
+            if consumer.get("conference") == self.conf:
+                by[consumer.get("rendition", "full")] = by.get(consumer.get("rendition", "full"), 0) + 1
+        ingest = next((w for w in stats.get("workers", []) if w.get("index") == 0), {})
+        return {"subscribers": by, "transcoder": (ingest.get("transcoders") or {}).get(self.conf)}
 
 
 def run(opts: argparse.Namespace, workdir: Path) -> dict:
