@@ -121,3 +121,4 @@ async def test_pin_low_audio_and_back_without_resignalling(engine: MediaEngine) 
     await other.close()
     await speaker.pc.close()
 
+

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
 
 _osn = struct.Struct("!H").pack  # RTX payload header: the original sequence number
 
+
+def _within(seq: int, first: int, last: int) -> bool:
+    """``seq`` is one of first..last (16-bit sequence numbers)."""
+    return ((seq - first) & 0xFFFF) <= ((last - first) & 0xFFFF)
+
 NACK_HOLD = 0.05  # seconds before the same packet is retransmitted again
 NACK_RATE = 400.0  # retransmissions per second a stream may send (video at 2 Mbit/s is ~200 packets/s)
 NACK_BURST = 200  # ... and at once
@@ -87,6 +92,7 @@ class OutboundStream:
         "rtx_seq",
         "epoch_first",
         "epoch_mark",
+        "_previous",
         "nacks_refused",
         "_nack_budget",
         "_nack_refill",
@@ -124,6 +130,10 @@ class OutboundStream:
         self.rtx_ssrc = rtx_ssrc
         self.rtx_seq = random.randint(0, 0xFFFF)
         self.epoch_first = 0  # our sequence number of the current source's first packet
+        # The epoch before (source, seq_off, ts_off, pt, rtx_pt, first, last of our numbers): a
+        # packet lost just before a switch is still repaired, else the point's jitter buffer would
+        # wait for it until it overflows (seconds of frozen picture).
+        self._previous: tuple | None = None
         self.epoch_mark = 0  # the source's packet count then
         self.nacks_refused = 0  # NACKs not answered: before the epoch, not yet sent, or over budget
         self._nack_budget = float(NACK_BURST)
@@ -231,6 +241,9 @@ class OutboundStream:
             self.rtx_pt = -1
             return
         previous = self._anchor
+        if previous is not None and t.pt != NO_PT:
+            self._previous = (previous, t.seq_off, t.ts_off, t.pt, self.rtx_pt, self.epoch_first,
+                              (t.last_seq + t.seq_off) & 0xFFFF)
         if previous is not None:
             out_seq = (t.last_seq + t.seq_off + 1) & 0xFFFF
             gap = max(1, int((source.last_arrival - previous.last_arrival) * self.clock_rate))
@@ -320,29 +333,35 @@ class OutboundStream:
         return True
 
     def retransmit(self, out_seq: int) -> bool:
-        """Answer a NACK from the shared history of the current source: over RTX when negotiated,
-        else the original packet again, byte for byte (the C loop never pads such a stream)."""
-        source = self.source
+        """Answer a NACK from the shared history of the current source (or of the one before, for a
+        packet lost just before a switch): over RTX when negotiated, else the original packet
+        again, byte for byte (the C loop never pads such a stream)."""
         writer = self._writer
-        if source is None or writer is None or not self.sent_in_epoch(out_seq):
+        t = self.target
+        previous = self._previous
+        if self.sent_in_epoch(out_seq):
+            source, seq_off, ts_off, pt, rtx_pt = self.source, t.seq_off, t.ts_off, t.pt, self.rtx_pt
+        elif previous is not None and _within(out_seq, previous[5], previous[6]):
+            source, seq_off, ts_off, pt, rtx_pt = previous[:5]
+        else:
+            source = None
+        if source is None or writer is None:
             self.nacks_refused += 1
             return False
-        t = self.target
-        seq = (out_seq - t.seq_off) & 0xFFFF
-        entry = source.history.get(seq)
+        entry = source.history.get((out_seq - seq_off) & 0xFFFF)
         if entry is None:
             return False
         if not self._nack_allowed(out_seq):
             self.nacks_refused += 1
             return False
         ts, marker, payload = entry
-        out_ts = (ts + t.ts_off) & 0xFFFFFFFF
-        if self.rtx_pt >= 0 and self._rtx_writer is not None:
+        out_ts = (ts + ts_off) & 0xFFFFFFFF
+        if rtx_pt >= 0 and self._rtx_writer is not None:
             rtx_seq, self.rtx_seq = self.rtx_seq, (self.rtx_seq + 1) & 0xFFFF
-            self._resend(self._rtx_writer, (marker << 7) | self.rtx_pt, rtx_seq, out_ts, self.rtx_ssrc,
+            self._resend(self._rtx_writer, (marker << 7) | rtx_pt, rtx_seq, out_ts, self.rtx_ssrc,
                          _osn(out_seq) + payload)
         else:
-            self._resend(writer, (marker << 7) | t.pt, out_seq, out_ts, t.ssrc, payload)
+            self._resend(writer, (marker << 7) | pt, out_seq, out_ts, t.ssrc, payload)
         self.retransmits += 1
         return True
 
