@@ -186,8 +186,11 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
         relay = path.startswith("relay")
         if relay:
             send = "sendto" if path == SENDTO_PATH else opts.send
+            # Link adaptation off: a loaded load generator's loss must not move points to another
+            # rendition (and start a transcoder) in a measurement of forwarding.
             srv = ServerProcess(workdir / f"{path}-{n}", env={"DIEMCAU_WORKERS": str(opts.workers),
-                                                              "DIEMCAU_SEND_BATCHES": send})
+                                                              "DIEMCAU_SEND_BATCHES": send,
+                                                              "DIEMCAU_RENDITION_ADAPTATION": "0"})
             srv.start(timeout=60)
             cleanup.add("server", srv.stop)
             assert srv.proc is not None
@@ -837,7 +840,7 @@ def render(summaries: list[dict], opts: argparse.Namespace, machine: dict, start
         f"{machine['mem_mb'] / 1024:.0f} GiB RAM, Linux {machine['kernel']}, Python {machine['python']}",
         f"- **CPU vulnerabilities the kernel handles:** {machine.get('mitigations', 'unknown')}",
         f"- **Command:** `{command}`",
-        f"- **Settings:** relay with DIEMCAU_WORKERS={opts.workers}; window {opts.window:g} s; join storm over "
+        f"- **Settings:** relay with DIEMCAU_WORKERS={opts.workers}, DIEMCAU_RENDITION_ADAPTATION=0 (every point on the full rendition); window {opts.window:g} s; join storm over "
         f"{opts.storm:g} s; idle window {opts.idle_window:g} s; all traffic on 127.0.0.1",
         "",
         "## Results",

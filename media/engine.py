@@ -44,6 +44,7 @@ class EngineConfig:
     max_handshakes: int = 64  # ICE/DTLS handshakes a process runs at once (media.transport.handshake_gate; 0: no bound)
     session_gc_interval: float = 10.0  # at most one full collection this often after closes (media.runtime.session_garbage)
     transcode: bool = True  # this process makes the low renditions (the ingest; workers do not)
+    adapt: bool = True  # points' video follows what their links carry (media.renditions.adaptation)
     low_size: tuple[int, int] = (640, 360)  # the low rendition (media.renditions)
     low_bitrate: int = 450_000
     transcode_idle: float = 30.0  # seconds a transcoder outlives its last point on the low rendition
@@ -270,7 +271,7 @@ class MediaEngine:
             self._joining += 1
             try:
                 release = await self.handshakes.enter()
-                consumer = Consumer(router, self._pc(), role=role, name=name)
+                consumer = Consumer(router, self._pc(), role=role, name=name, adapt=self.config.adapt)
                 consumer.on_close.append(self.garbage.closed)
                 consumer.on_connected.append(release)
                 consumer.on_close.append(lambda c: release())

@@ -76,6 +76,7 @@ def media_engine(settings: Settings) -> MediaEngine:
             send_batches=settings.send_batches,
             rtp_pad_max=settings.rtp_pad_max,
             max_handshakes=settings.max_handshakes,
+            adapt=settings.rendition_adaptation,
         )
     )
 

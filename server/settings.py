@@ -127,6 +127,12 @@ class Settings(BaseSettings):
         description="A point joining within this many seconds of the last keyframe starts from it at once "
         "(the GOP is replayed to that point only, at twice real time); 0 = always wait for a new keyframe",
     )
+    rendition_adaptation: bool = Field(
+        default=True,
+        description="Move each point's video between the full rendition, the low one and none (audio "
+        "only) by what its link carries (receiver reports); off: every point stays where it is pinned, "
+        "full by default (the fan-out benchmark turns it off)",
+    )
     max_handshakes: int = Field(
         default=64,
         ge=0,

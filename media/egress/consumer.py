@@ -81,7 +81,9 @@ RenditionListener = Callable[[Any, str, str], None]  # (consumer, rendition, rea
 
 
 class Consumer(Session, SubscriberIdentity):
-    def __init__(self, router: Router, pc: RTCPeerConnection, role: str = "point", name: str = "") -> None:
+    def __init__(
+        self, router: Router, pc: RTCPeerConnection, role: str = "point", name: str = "", adapt: bool = True
+    ) -> None:
         Session.__init__(self, router, pc)
         SubscriberIdentity.__init__(self, role, name)
         self.streams: dict[str, OutboundStream] = {}
@@ -100,7 +102,7 @@ class Consumer(Session, SubscriberIdentity):
         self.pinned: str | None = None  # the rendition an operator pinned (None: adaptation decides)
         self.adapted = "full"  # the rendition adaptation chose
         self.on_rendition: list[RenditionListener] = []
-        self.adaptation = Adaptation(self.adapt)
+        self.adaptation = Adaptation(self.adapt) if adapt else None  # None: stays where it is pinned
         self._sent: dict[str, tuple[float, int]] = {}  # per kind: (time, octets) at its last report
 
     async def answer(self, offer_sdp: str) -> str:
@@ -182,7 +184,7 @@ class Consumer(Session, SubscriberIdentity):
         rtt = aiortc_compat.round_trip(sender, block[5], block[6])
         if rtt is not None:
             quality["rtt_ms"] = rtt * 1000
-        if stream.packets:  # (a report before any media says nothing of the link)
+        if stream.packets and self.adaptation is not None:  # (a report before any media says nothing)
             now, octets = time.monotonic(), stream.octets
             before = self._sent.get(stream.kind)
             self._sent[stream.kind] = (now, octets)
