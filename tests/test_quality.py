@@ -1,11 +1,12 @@
-"""Live link quality per point: scores, history, alerts, pins, the report, visibility, restart.
+"""Live link quality per point: scores, history, alerts, pins, the report, visibility, a crash.
 
 One real server process (the ingest and a media worker, so the points' WHEP sessions live in the
 worker and their figures come over the pool's stats refresh), sampling every 2 s and alerting after
 8 s of poor quality so the alerts can be watched; a speaker publishing a real clip over WHIP; real
 aiortc WHEP subscribers, one of them on a lossy link (``drop_every``: every Nth new video packet
 lost before SRTP, as a bad line would); real WebSocket clients standing in for point pages where
-a test needs to say exactly what the page reports. The last test restarts the server.
+a test needs to say exactly what the page reports. The last test kills the server and starts it
+again.
 """
 
 from __future__ import annotations
@@ -483,37 +484,37 @@ def test_pinning_a_points_rendition(srv: ServerProcess) -> None:
 # --- restart -----------------------------------------------------------------------------------------
 
 
-def test_minutes_pins_and_alerts_survive_a_restart(srv: ServerProcess) -> None:
-    """What the report needs is stored as it is measured: after a restart the minutes, the pin and
-    the alerts (closed: nothing measured before still holds) are there."""
+def test_minutes_pins_and_alerts_survive_a_crash(srv: ServerProcess) -> None:
+    """What the report needs is stored as it is measured: after the server is killed (-9) while a
+    point watches, the minutes measured are still there and the pin holds; the alert open at the
+    crash is closed at start-up (nothing measured before still holds)."""
     conf = make_conference(srv)
     point = conf.points["c1"]
 
-    async def watch() -> None:
+    def line() -> dict:
+        return next(p for p in conf.ok("organiser", "GET", "attendance/report")["points"] if p["id"] == point.id)
+
+    async def watch_then_crash() -> dict:
+        conf.ok("organiser", "POST", f"points/{point.id}/rendition", {"rendition": "audio"})
         speaker = await publish(srv.url, conf.id, conf.tokens["speaker"], small_clip())
         watcher = await subscribe(srv.url, conf.id, point.token)
         try:
-            assert await watcher.wait_frames(10, WAIT)
-            conf.ok("organiser", "POST", f"points/{point.id}/rendition", {"rendition": "audio"})
-            await asyncio.to_thread(wait_until, lambda: conf.alerts(active=True), WAIT, "the audio-only alert")
-            await asyncio.sleep(3 * SAMPLE)
+            [alert] = await asyncio.to_thread(wait_until, lambda: conf.alerts(active=True), WAIT, "the audio-only alert")
+            assert (alert["kind"], alert["detail"]) == ("audio_only", "pinned")
+            stored = await asyncio.to_thread(wait_until, line, WAIT, "minutes stored",
+                                             check=lambda x: x["minutes_audio"] > 0)
+            srv.kill9()
+            return stored
         finally:
             await watcher.close()
             await speaker.close()
 
-    asyncio.run(watch())
-    before = wait_until(
-        lambda: next(p for p in conf.ok("organiser", "GET", "attendance/report")["points"] if p["id"] == point.id),
-        WAIT, "minutes stored", check=lambda line: line["minutes_audio"] > 0)
-    time.sleep(SAMPLE + 0.5)  # the sample after the hang-up is stored too
-    before = next(p for p in conf.ok("organiser", "GET", "attendance/report")["points"] if p["id"] == point.id)
-    srv.stop()
+    before = asyncio.run(watch_then_crash())
     srv.start()
-    after = next(p for p in conf.ok("organiser", "GET", "attendance/report")["points"] if p["id"] == point.id)
-    keys = ("minutes_full", "minutes_low", "minutes_audio", "minutes_poor", "minutes_watched", "freezes")
-    assert {k: after[k] for k in keys} == {k: before[k] for k in keys}
-    assert after["minutes_audio"] > 0 and after["minutes_watched"] >= after["minutes_audio"]
+    after = line()
+    assert before["minutes_audio"] <= after["minutes_audio"] <= before["minutes_audio"] + 0.1, (before, after)
+    assert after["minutes_full"] == after["minutes_low"] == 0 and after["minutes_watched"] == after["minutes_audio"]
     row = conf.row("c1")
     assert row["pinned"] == "audio" and row["status"] == "offline" and row["score"] is None
-    kinds = [(a["kind"], a["active"]) for a in conf.alerts() if a["point_id"] == point.id]
-    assert ("audio_only", False) in kinds and all(not active for _, active in kinds)
+    [alert] = [a for a in conf.alerts() if a["point_id"] == point.id]
+    assert (alert["kind"], alert["active"]) == ("audio_only", False) and alert["ended_at"]

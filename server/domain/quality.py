@@ -38,7 +38,7 @@ from server.domain.conferences import ENDED
 from server.domain.floor_quality import LinkQuality
 from server.domain.points import PointNotFound, get_point, list_points
 from server.domain.quality_alerts import PointAlerts, conditions
-from server.domain.quality_history import History
+from server.domain.quality_history import HISTORY_SECONDS, History
 from server.domain.quality_page import RENDITIONS, PageTracker, ReportRefused, parse_report
 from server.domain.quality_score import POOR, assess, fps_shortfall, smoothed
 from server.domain.quality_speaker import SpeakerMeter
@@ -304,7 +304,8 @@ class QualityService:
                 local.setdefault((consumer.conference_id, point_id), []).append(consumer)
         for key in local:
             self.state(*key)
-        conferences = {c for c, _ in self._states}
+        self._forget_idle(now)
+        conferences = {c for c, _ in self._states} | self.speaker.conferences()
         for conference_id in conferences:
             live = self.media.is_live(conference_id)
             speaker = self.speaker.sample(conference_id) if live else {}
@@ -438,6 +439,15 @@ class QualityService:
             counters.figures["bitrate_kbps"] = round(max(0, counters.octets - previous.octets) * 8 / seconds / 1000, 1)
         self._counters[consumer.id] = counters
         return counters.figures
+
+    def _forget_idle(self, now: float) -> None:
+        """Drop points with nothing left to show: no session, socket, alert, pin or score, and no
+        sample or report within the history's ten minutes (their history is over too)."""
+        for key, st in list(self._states.items()):
+            last = max(st.sampled_at or 0.0, st.page.last_at)
+            if not (st.sessions or st.sockets or st.alerts.active or st.pinned or st.score
+                    or not st.pending.empty() or now - last < HISTORY_SECONDS):
+                del self._states[key]
 
     # --- alerts ------------------------------------------------------------------------------------
     async def _check_alerts(self, st: PointState, now: float) -> None:

@@ -176,6 +176,10 @@ class SpeakerMeter:
 
         return tap
 
+    def conferences(self) -> set[str]:
+        """The conferences whose speaker publishes here now."""
+        return {conference_id for conference_id, ids in self._speakers.items() if ids}
+
     def sample(self, conference_id: str) -> dict[str, Any]:
         """The speaker's figures now (rates over the time since the last call); also kept in
         ``latest`` for readers between samples."""
