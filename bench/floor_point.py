@@ -14,7 +14,7 @@ import asyncio
 import json
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from bench import ipc
@@ -123,7 +123,7 @@ class FloorPoint:
         for turn in self.turns:
             if turn.publisher is not None:
                 self._note_sent(turn, turn.publisher)
-            turns.append({k: v for k, v in asdict(turn).items() if k != "publisher"})
+            turns.append({f.name: getattr(turn, f.name) for f in fields(turn) if f.name != "publisher"})
         return {"ws": self.ws_state, "turns": turns,
                 "publishing": any(t.publisher is not None for t in self.turns)}
 

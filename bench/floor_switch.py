@@ -68,8 +68,8 @@ class FloorBench:
 
         opts, n = self.opts, self.opts.n
         self.speaker_sps, self.point_sps = signatures(test_clip(**SPEAKER_CLIP), test_clip(**POINT_CLIP))
-        self.srv = srv = ServerProcess(self.workdir / f"floor-{n}", env={"DIEMCAU_WORKERS": str(opts.workers),
-                                                                          "DIEMCAU_SEND_BATCHES": "gso"})
+        env = {"DIEMCAU_WORKERS": str(opts.workers), "DIEMCAU_SEND_BATCHES": "gso", **dict(opts.server_env)}
+        self.srv = srv = ServerProcess(self.workdir / f"floor-{n}", env=env)
         srv.start(timeout=60)
         self.cleanup.add("server", srv.stop)
         assert srv.proc is not None
@@ -316,6 +316,13 @@ def _cpu(roots: dict[str, list[int]], seconds: float) -> dict:
 
 
 # --- command line ---------------------------------------------------------------------------------
+def _env(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("DIEMCAU_"):
+        raise argparse.ArgumentTypeError("expected DIEMCAU_NAME=VALUE")
+    return name, value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.floor_switch", description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="N=50, 2 rounds, 5 s windows")
@@ -328,6 +335,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--switch-timeout", type=float, default=10.0,
                    help="how long a subscriber may take to switch before it counts as never seen (default 10 s)")
     p.add_argument("--workers", type=int, default=0, help="DIEMCAU_WORKERS (default: the server's, as make bench)")
+    p.add_argument("--server-env", action="append", default=[], type=_env, metavar="NAME=VALUE",
+                   help="a setting for the server, e.g. DIEMCAU_KEYFRAME_REQUEST_INTERVAL=0.5 (repeatable)")
     p.add_argument("--loadgen-procs", type=int, default=0, help="load generator processes (default 2, 4 above N=250)")
     p.add_argument("--output", type=Path, help=f"the report whose floor section is replaced (default {TARGETS_DOC} "
                                                 "for the full run, data/bench/benchmarks-latest.md otherwise)")

@@ -74,6 +74,7 @@ def summarize(res: dict) -> dict:
                 "loadgen_cores": w.get("loadgen", {}).get("cores"), "busy": w["machine_busy_cores"],
                 "foreign": w["foreign_cores"], "media_after": w.get("media_after"), "mix": w.get("mix"),
                 "renditions": w.get("renditions") or {},
+                "rcvbuf_errors": (w.get("udp_errors") or {}).get("RcvbufErrors", 0),
             })
     s["windows"] = windows
     for state in ("speaker alone", "point on the floor"):
@@ -170,6 +171,11 @@ def section(s: dict, opts: argparse.Namespace, machine: dict, started: datetime.
             lines.append("- **Invalid windows:** a subscriber received under half the mean packet rate in "
                          + ", ".join(f"round {w['round']} ({w['state']})" for w in short)
                          + " (lost by the server or starved of CPU in the load generator).")
+        overflow = [w for w in s["windows"] if w["rcvbuf_errors"]]
+        if overflow:
+            lines.append("- **Caution:** UDP datagrams dropped for a full receive buffer (the machine's count) in "
+                         + ", ".join(f"round {w['round']} ({w['state']}): {w['rcvbuf_errors']}" for w in overflow)
+                         + ".")
         busy = [w for w in s["windows"] if w["foreign"] > 0.25]
         if busy:
             lines.append(f"- **Caution:** processes outside the benchmark used {min(w['foreign'] for w in busy):.2f}–"
@@ -254,6 +260,7 @@ divided by the RTP packets that arrived at the subscribers in the window, as `be
 computes it; "fixed costs subtracted" first removes the same server's CPU with the same publishers
 and no subscriber (the speaker's ingest; with the point: both ingests, the mix's Opus decode and
 encode, measured before the subscribers joined). Windows with the speaker alone and with the
-point on the floor alternate, so a change of the machine's load hits both. The load generator,
-the publishers and the server share the machine's cores; "other processes" is CPU used by
+point on the floor alternate, so a change of the machine's load hits both. The load generator
+(nice 0 here: at nice +10 other work on the machine starved it), the publishers (nice −10, as a
+point's own machine) and the server share the machine's cores; "other processes" is CPU used by
 processes outside the benchmark."""

@@ -16,11 +16,13 @@ benchmark arms its subscribers at least once per round.
 
 from __future__ import annotations
 
+import asyncio
+import math
 import struct
 from typing import Any
 
 from bench import ipc
-from bench.loadgen import LoadGen, Subscriber, _steady_priority
+from bench.loadgen import LoadGen, Subscriber, _no_decoder_threads
 from media.transport.ice import restrict_host_addresses
 
 
@@ -81,8 +83,14 @@ class WatchedSubscriber(Subscriber):
 
 class SwitchLoadGen(LoadGen):
     """``bench.loadgen.LoadGen`` with three more requests: ``arm`` (look for an SPS from now on),
-    ``marks`` (who saw it, when) and ``counts`` (packets that arrived in the measurement window so
-    far, per subscriber), and its windows at nice +10."""
+    ``marks`` (who saw it, when) and ``counts`` (the packets that arrived in the measurement window,
+    per subscriber, once every socket is drained; then the window closes).
+
+    It runs at nice 0 throughout, not at bench.loadgen's nice +10 and SCHED_IDLE windows: on a
+    machine that other work keeps busy (other processes using 1-1.5 of 2 cores) those starved it, its
+    sockets overflowed (RcvbufErrors), it stopped sending receiver reports, and the server dropped
+    its subscribers or moved them to a low rendition (N=250, two runs). Its CPU is reported.
+    """
 
     subscriber_class = WatchedSubscriber
 
@@ -107,28 +115,35 @@ class SwitchLoadGen(LoadGen):
                     sub.disarm()  # type: ignore[attr-defined]
             return {"marks": marks, "undecryptable": self.undecryptable,
                     "connected": sum(1 for s in self.subs if s.taken and not s.closed)}
-        if op == "window":
-            # bench.loadgen waits at SCHED_IDLE during a window. On a machine other work keeps busy
-            # that starves it outright: no receiver reports, no consent answers, and the server
-            # dropped every subscriber within two minutes (N=250, 1.5 cores of other processes).
-            # Here it stays at nice +10 (the server still gets the cores first).
-            reply = await super().handle(m)
-            _steady_priority(False)
-            return reply
+        if op == "window":  # only arrivals are counted (no send-time windows), at this priority
+            self.set_arrival(*m["arrival"])
+            return {}
         if op == "counts":
+            self.drain()  # what arrived in the window and still waits in a socket counts too
+            self.set_arrival(math.inf, math.inf)
             return {"packets": {str(s.index): {st.kind: st.result()["rx_win"] for st in s.streams.values()}
                                 for s in self.subs}}
         return await super().handle(m)
 
+    def set_arrival(self, a0: float, a1: float) -> None:
+        self.window.arrival = (a0, a1)
+        if self.crx is not None:
+            self.crx.set_arrival_window(a0, a1)
+
+    def drain(self) -> None:
+        """Read every subscriber socket now (the receive loop's pass, out of turn)."""
+        if self.crx is not None:
+            self.crx.drain_all(self.epoll.fileno(), self.on_event)
+            return
+        for fd, _ev in self.epoll.poll(0):
+            reader = self.readers.get(fd)
+            if reader is not None:
+                reader()
+
 
 def main(conn: Any) -> None:
-    """A load-generator process (``bench.ipc.Child`` target), as ``bench.loadgen.main``."""
-    import asyncio
-
-    from bench.loadgen import _no_decoder_threads
-
+    """A load-generator process (``bench.ipc.Child`` target), as ``bench.loadgen.main`` but at nice 0."""
     ipc.child_setup()
-    _steady_priority(False)
     restrict_host_addresses(["127.0.0.1"])
     _no_decoder_threads()
 
