@@ -51,7 +51,8 @@ CHANGED_EVENT = "quality.changed"
 SAMPLE_EVENT = "quality.sample"
 ALERT_EVENT = "quality.alert"
 RENDITION_EVENT = "rendition.changed"  # from the media plane
-FRESH_SAMPLES = 2.5  # a page report older than this many intervals is not used
+PAGE_REPORT_SECONDS = 5.0  # how often the point page reports (point.js)
+FRESH_REPORTS = 2.5  # a page report older than this many report (or sample) intervals is not used
 JOIN_SECONDS = 10.0  # a session's keyframe requests while it joins (until its first pictures) do not count
 SORT_RANK = {"poor": 0, "fair": 1, "good": 2, None: 3}
 
@@ -333,7 +334,7 @@ class QualityService:
         """Sample one point; False when there is nothing to sample (not watching here, no report)."""
         elapsed = min(now - st.last_tick, 2 * self.interval) if st.last_tick else self.interval
         st.last_tick = now
-        page = st.page.figures if st.page.figures and now - st.page.last_at <= FRESH_SAMPLES * self.interval else None
+        page = st.page.figures if self._fresh(st, now) else None
         if not consumers and page is None:
             if st.sampled_at is not None and st.score is not None:
                 st.raw.clear()
@@ -352,7 +353,8 @@ class QualityService:
         due = live and rendition != "audio"
         if page is not None and due:
             figures["fps_shortfall_percent"] = fps_shortfall(page.fps, source_fps)
-        figures["freeze_seconds"] = round(st.page.frozen_for(now, due), 1) or (page.freeze_seconds if page else 0.0)
+        frozen = st.page.frozen_for(now, due) if page is not None else 0.0
+        figures["freeze_seconds"] = round(frozen, 1) or (page.freeze_seconds if page else 0.0)
         assessment = assess(figures, video_expected=due) if live else assess({})
         if assessment.score is not None:
             st.raw.append(assessment.score)
@@ -373,6 +375,12 @@ class QualityService:
             if score == POOR:
                 st.pending.seconds_poor += elapsed
         return True
+
+    def _fresh(self, st: PointState, now: float) -> bool:
+        """Whether the page's last report still speaks for it (a page that stopped reporting, closed
+        or cut off, is not frozen: it is gone, which the dropped alert says)."""
+        return st.page.figures is not None and \
+            now - st.page.last_at <= FRESH_REPORTS * max(self.interval, PAGE_REPORT_SECONDS)
 
     def _rendition(self, st: PointState, consumers: list[Any]) -> str | None:
         """What the point receives: the relay's own word (its sessions' stats), else the media
@@ -457,7 +465,7 @@ class QualityService:
             now,
             watching=bool(st.sessions),
             left_at=st.left_at if live else None,
-            frozen_for=st.page.frozen_for(now, due) if live else 0.0,
+            frozen_for=st.page.frozen_for(now, due) if live and self._fresh(st, now) else 0.0,
             poor_for=now - st.poor_since if st.poor_since is not None else 0.0,
             poor_seconds=self.poor_alert_seconds,
             rendition=st.rendition if st.sessions else None,
