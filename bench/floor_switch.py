@@ -68,7 +68,10 @@ class FloorBench:
 
         opts, n = self.opts, self.opts.n
         self.speaker_sps, self.point_sps = signatures(test_clip(**SPEAKER_CLIP), test_clip(**POINT_CLIP))
-        env = {"DIEMCAU_WORKERS": str(opts.workers), "DIEMCAU_SEND_BATCHES": "gso", **dict(opts.server_env)}
+        # Link adaptation off, as in bench.run: a loaded load generator's loss must not move subscribers
+        # to another rendition (and start a transcoder) in a measurement of forwarding.
+        env = {"DIEMCAU_WORKERS": str(opts.workers), "DIEMCAU_SEND_BATCHES": "gso",
+               "DIEMCAU_RENDITION_ADAPTATION": "0", **dict(opts.server_env)}
         self.srv = srv = ServerProcess(self.workdir / f"floor-{n}", env=env)
         srv.start(timeout=60)
         self.cleanup.add("server", srv.stop)

@@ -134,7 +134,10 @@ def section(s: dict, opts: argparse.Namespace, machine: dict, started: datetime.
         f"load average (1 min) at the start / end: {load} on {machine['cores']} cores ({machine['cpu_model']})",
         f"- **Command:** `{command}`",
         f"- **Settings:** N={s['n']} WHEP subscribers in {opts.loadgen_procs or (2 if s['n'] <= 250 else 4)} "
-        f"load-generator processes; DIEMCAU_WORKERS={opts.workers}; {opts.rounds} rounds; windows of "
+        f"load-generator processes; "
+        + ", ".join([f"DIEMCAU_WORKERS={opts.workers}", "DIEMCAU_RENDITION_ADAPTATION=0"]
+                    + [f"{k}={v}" for k, v in getattr(opts, "server_env", [])])
+        + f"; {opts.rounds} rounds; windows of "
         f"{opts.window:g} s; both publishers 1280×720 30 fps ~2 Mbit/s H.264 + Opus; all traffic on 127.0.0.1",
         "",
     ]
