@@ -291,3 +291,22 @@ def _joiner(like: OutboundStream, rx: Receiver) -> tuple[OutboundStream, socket.
     stream = OutboundStream("video", 4243, {"video/h264": 102}, 90000)
     stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno() if like.native else -1)
     return stream, tx
+
+
+async def test_a_newly_selected_source_is_asked_for_a_keyframe_at_once():
+    """Keyframe requests are bounded per publisher asked, not per track: a point given the floor
+    (a new pending video source) is asked at once, even if the speaker was asked a moment ago;
+    the speaker itself still gets at most one request per interval."""
+    router = Router("c3", FanoutGroup, keyframe_interval=1.0)
+    speaker, point = SourceStream("video", "video/h264", 90000), SourceStream("video", "video/h264", 90000)
+    asked_speaker, asked_point = Requests(), Requests()
+    router.add_source(speaker, asked_speaker)
+    router.on_rtp(speaker, 1, 1000, 1, b"\x65" + b"\x00" * 10, key=True)  # now active
+    router.request_keyframe(track="video")
+    router.request_keyframe(track="video")  # merged: within the interval
+    assert asked_speaker.count == 1
+    router.add_source(point, asked_point)  # selected: pending until its keyframe
+    assert asked_point.count == 1, "the new source is asked at once"
+    router.request_keyframe(track="video")
+    assert asked_point.count == 1 and asked_speaker.count == 1  # both within their bounds now
+    router.close()

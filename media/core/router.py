@@ -71,7 +71,7 @@ class Router:
         self.flush_listeners: list[Callable[[], None]] = []  # e.g. the mirror to the media workers
         self._batched = False
         self.keyframe_requests_sent = 0
-        self._last_keyframe_request: dict[str, float] = {}  # per video track
+        self._last_keyframe_request: dict[int, float] = {}  # id(source) -> when it was last asked
         self._keyframe_timers: dict[str, asyncio.TimerHandle] = {}
 
     @property
@@ -103,7 +103,10 @@ class Router:
         track = track or source.kind  # type: ignore[union-attr]
         if TRACKS[track] == "video" and source is not None and self.active[track] not in (None, source):
             self.pending[track] = source
-            self.request_keyframe()
+            timer = self._keyframe_timers.pop(track, None)
+            if timer is not None:  # it was waiting on the previous source's bound
+                timer.cancel()
+            self.request_keyframe(track=track)
         else:
             self.active[track] = source
             self.pending[track] = None
@@ -115,6 +118,7 @@ class Router:
 
     def remove_source(self, source: SourceStream) -> None:
         self.keyframe_sources.pop(id(source), None)
+        self._last_keyframe_request.pop(id(source), None)
         for track in TRACKS:
             if self.pending[track] is source:
                 self.pending[track] = None
@@ -276,7 +280,11 @@ class Router:
             track = "video"
         if track in self._keyframe_timers:
             return
-        wait = self._last_keyframe_request.get(track, 0.0) + self.keyframe_interval - time.monotonic()
+        source = self.pending[track] or self.active[track]
+        # The bound is per publisher asked: a source just selected (a point given the floor) is
+        # asked at once, whatever its track's previous source was asked lately.
+        last = self._last_keyframe_request.get(id(source), 0.0) if source is not None else 0.0
+        wait = last + self.keyframe_interval - time.monotonic()
         if wait <= 0:
             self._send_keyframe_request(track)
             return
@@ -288,11 +296,11 @@ class Router:
 
     def _send_keyframe_request(self, track: str = "video") -> None:
         self._keyframe_timers.pop(track, None)
-        self._last_keyframe_request[track] = time.monotonic()
         source = self.pending[track] or self.active[track]
         target = self.keyframe_sources.get(id(source)) if source is not None else None
         if target is None:
             return
+        self._last_keyframe_request[id(source)] = time.monotonic()
         self.keyframe_requests_sent += 1
         try:
             target.request_keyframe()
