@@ -472,6 +472,12 @@ def format_report(report: dict) -> str:
             + (f" - {'; '.join(x['subjects'])}" if x["subjects"] else "")
             for x in f["points"]
         ]
+    if "quality" in report:  # link quality: the share of watching points with a poor link
+        lines += ["", f"Poor links: {t['poor_links']} of {t['points_watched']} points watching ({_pct(t['poor_share'])})"]
+        lines += [
+            f"  {r['name']} ({r['level']}): {r['poor_links']} of {r['points_watched']} ({_pct(r['poor_share'])})"
+            for r in report["by_parent"] if r["poor_links"]
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -481,7 +487,8 @@ def report(
     conference: str,
     format: str = typer.Option("text", "--format", "-f", help="text, json, csv or html"),
     table: str = typer.Option("points", help="CSV table: points, levels, parents, late, left_early, "
-                              "never_connected, replay, absent, floor, floor_turns, questions"),
+                              "never_connected, replay, absent, floor, floor_turns, quality, quality_rollup, "
+                              "questions"),
     output: Path | None = typer.Option(None, "--output", "-o", help="write to this file instead of stdout"),
 ) -> None:
     """Print the attendance report."""

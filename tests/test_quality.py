@@ -15,6 +15,9 @@ import asyncio
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -27,6 +30,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from bench.clip import test_clip
+from bench.server_process import ROOT
 from bench.whip_publisher import publish
 from server.domain.quality_score import assess, figure_score, fps_shortfall, smoothed
 from tests.support.background import BackgroundPublisher
@@ -321,6 +325,13 @@ def test_a_lossy_link_turns_poor_a_clean_one_stays_good(srv: ServerProcess) -> N
     assert rollup["total"][2:5] == ["2", "1", "50.0%"]
     html = conf.call("organiser", "GET", "attendance/report.html").text
     assert "Link quality per point" in html and "Points with a poor link" in html
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIEMCAU_")}
+    env.update({"DIEMCAU_URL": srv.url, "DIEMCAU_TOKEN": conf.tokens["organiser"], "PYTHONIOENCODING": "utf-8"})
+    cli = subprocess.run([sys.executable, "-m", "server.cli", "report", conf.id], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0, cli.stderr
+    assert "Poor links: 1 of 2 points watching (50.0%)" in cli.stdout, cli.stdout
+    assert f"  {conf.points['d1'].name} (district): 1 of 1 (100.0%)" in cli.stdout, cli.stdout
 
 
 # --- what the page reports ---------------------------------------------------------------------------
