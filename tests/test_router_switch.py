@@ -310,3 +310,41 @@ async def test_a_newly_selected_source_is_asked_for_a_keyframe_at_once():
     router.request_keyframe(track="video")
     assert asked_point.count == 1 and asked_speaker.count == 1  # both within their bounds now
     router.close()
+
+
+@pytest.mark.parametrize("path", ["python", "c"])
+def test_a_stream_moving_tracks_survives_a_source_switch_in_the_group_it_leaves(path):
+    """A point's audio moved to the to_point track keeps its old group (the program) until the new
+    track's first packet; if the program switches source meanwhile (the dialogue's mix comes in),
+    the old group starts the new epoch for it as for anyone, then the new track takes it over and
+    the old group lets it go (it once removed the stream from its own list while walking it)."""
+    router = Router("c4", FanoutGroup, keyframe_interval=0.0)
+    rx = Receiver()
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stream = OutboundStream("audio", 5151, {"audio/opus": 111}, 48000)
+    others = [OutboundStream("audio", 6000 + i, {"audio/opus": 111}, 48000) for i in range(3)]
+    for s in [stream, *others]:
+        s.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno() if path == "c" else -1)
+        router.add_outbound(s)
+    speaker, mix, hall = (SourceStream("audio", "audio/opus", 48000) for _ in range(3))
+    router.add_source(speaker)
+    for i in range(3):
+        router.on_rtp(speaker, 10 + i, 960 * i, 0, b"s%d" % i)
+    rx.read(12)
+    router.select(hall, "to_point")
+    router.move_outbound(stream, "to_point")
+    assert stream.leaving is router.groups["audio"]
+    router.add_source(mix)  # the program's sound switches at once
+    router.on_rtp(mix, 500, 48000, 0, b"m0")
+    got = rx.read(4)
+    assert sorted(p[3] for p in got) == [b"m0"] * 4, "everyone, the leaving stream too, gets the mix"
+    router.on_rtp(hall, 900, 96000, 0, b"h0")  # the to_point track's first packet: the handoff
+    got = rx.read(1)
+    assert got[0][3] == b"h0" and stream.leaving is None and stream.track == "to_point"
+    router.on_rtp(mix, 501, 48960, 0, b"m1")
+    got = rx.read(3)
+    assert [p[3] for p in got] == [b"m1"] * 3 and rx.empty(), "the old group let it go"
+    for s in [stream, *others]:
+        router.remove_outbound(s)
+    tx.close()
+    rx.sock.close()

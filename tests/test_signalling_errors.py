@@ -47,8 +47,10 @@ async def test_auth_errors(server, conf):
     assert post(server, f"/whep/{cid}", whep_offer, None).status_code == 401
     r = post(server, f"/whep/{cid}", whep_offer, "not-a-token")
     assert r.status_code == 401 and "invalid" in r.json()["detail"]
-    r = post(server, f"/whip/{cid}", publish_offer, point)  # a point may watch, not publish
+    r = post(server, f"/whip/{cid}", publish_offer, server.token(cid, "viewer"))  # a viewer may watch, not publish
     assert r.status_code == 403 and "role" in r.json()["detail"]
+    r = post(server, f"/whip/{cid}", publish_offer, point)  # a point publishes only while it holds the floor
+    assert r.status_code == 403 and "floor has not been granted" in r.json()["detail"]
     r = post(server, f"/whip/{cid}", publish_offer, other_speaker)  # right role, wrong conference
     assert r.status_code == 403
     r = post(server, "/whep/does-not-exist", whep_offer, point)

@@ -108,8 +108,9 @@ class FanoutGroup:
                     if gated:
                         self._request_keyframe(out)
                         continue
-                    if out.leaving is not None:  # a rendition switch: the old group stops here
-                        out.leaving.remove(out, release=False)
+                    leaving = out.leaving
+                    if leaving is not None and leaving is not self:  # a switch of track: the old group stops here
+                        leaving.remove(out, release=False)  # (in the old group itself it stays until then)
                         out.leaving = None
                     out.start_epoch(source, seq, ts)
                 if out.target.pt != NO_PT:
