@@ -221,7 +221,8 @@ def test_a_lossy_link_turns_poor_a_clean_one_stays_good(srv: ServerProcess) -> N
             assert await clean.wait_frames(10, WAIT), "the clean point decodes no video"
             view = await asyncio.to_thread(
                 wait_until, conf.quality, WAIT, "the lossy point poor and the clean one good",
-                check=lambda v: conf.row("c1", v)["score"] == "poor" and conf.row("c3", v)["score"] == "good",
+                check=lambda v: conf.row("c1", v)["score"] == "poor" and conf.row("c3", v)["score"] == "good"
+                and conf.row("c3", v)["figures"]["bitrate_kbps"] is not None,  # (a rate needs two samples)
                 interval=0.5,
             )
             lossy_row, clean_row = conf.row("c1", view), conf.row("c3", view)
