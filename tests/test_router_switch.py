@@ -348,3 +348,33 @@ def test_a_stream_moving_tracks_survives_a_source_switch_in_the_group_it_leaves(
         router.remove_outbound(s)
     tx.close()
     rx.sock.close()
+
+
+@pytest.mark.parametrize("path", ["python", "c"])
+def test_a_stream_moving_to_a_track_of_the_same_source_is_taken_over_without_a_duplicate(path):
+    """The floor point's audio moves to to_point while that track and the program carry the same
+    source (the hall's, before the mix comes in): the new track takes it over at the next packet,
+    in the same epoch, and the stream gets that packet once, not from both groups."""
+    router = Router("c5", FanoutGroup, keyframe_interval=0.0)
+    rx = Receiver()
+    tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    stream = OutboundStream("audio", 5252, {"audio/opus": 111}, 48000)
+    stream.bind(outbound_session(), tx.sendto, rx.sock.getsockname(), tx.fileno() if path == "c" else -1)
+    router.add_outbound(stream)
+    hall = SourceStream("audio", "audio/opus", 48000)
+    router.add_source(hall)
+    router.on_rtp(hall, 10, 0, 0, b"h0")
+    router.flush()
+    first = rx.read(1)[0]
+    router.select(hall, "to_point")
+    router.move_outbound(stream, "to_point")
+    for i in range(1, 4):
+        router.on_rtp(hall, 10 + i, 960 * i, 0, b"h%d" % i)
+        router.flush()
+    got = rx.read(3)
+    assert [p[3] for p in got] == [b"h1", b"h2", b"h3"] and rx.empty(), "each packet once"
+    assert [p[1] for p in got] == [(first[1] + i) & 0xFFFF for i in (1, 2, 3)], "the same epoch's numbering"
+    assert stream.leaving is None and stream in router.groups["to_point"].c_set.members + router.groups["to_point"]._slow  # type: ignore[operator]
+    router.remove_outbound(stream)
+    tx.close()
+    rx.sock.close()

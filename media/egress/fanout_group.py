@@ -104,16 +104,23 @@ class FanoutGroup:
                     continue  # this packet reaches the stream through the replay
                 del replays[out]
             else:
+                leaving = out.leaving
+                if leaving is self:  # on its way to another track: fed here until that one takes it
+                    leaving = None
+                sent = False
                 if out.source is not source:
                     if gated:
                         self._request_keyframe(out)
                         continue
-                    leaving = out.leaving
-                    if leaving is not None and leaving is not self:  # a switch of track: the old group stops here
-                        leaving.remove(out, release=False)  # (in the old group itself it stays until then)
+                    if leaving is not None:  # a switch of track: the old group stops here
+                        leaving.remove(out, release=False)
                         out.leaving = None
                     out.start_epoch(source, seq, ts)
-                if out.target.pt != NO_PT:
+                elif leaving is not None:  # the same source on both tracks: taken over, same epoch
+                    leaving.remove(out, release=False)
+                    out.leaving = None
+                    sent = out.target.last_seq == seq  # the old group sent this very packet already
+                if out.target.pt != NO_PT and not sent:
                     out.send(seq, ts, marker, payload)
             if out.native and out.source is source and out.target.pt != NO_PT:
                 if ready is None:
