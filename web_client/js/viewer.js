@@ -5,6 +5,7 @@
 // (Safari, iOS, many TVs). Reports a heartbeat for attendance while playing (best effort).
 import { authorisedFetch } from "./api.js";
 import { backoffDelay } from "./backoff.js";
+import { mountMaterials } from "./materials_list.js";
 import { mountQuestionCard } from "./question_card.js";
 import { setStatus, setupJoinForm } from "./ui.js";
 
@@ -96,6 +97,7 @@ function begin({ conference, token, exp = "", sig = "" }) {
   state.heartbeatTimer = setInterval(heartbeat, HEARTBEAT_MS);
   // Questions need a token of one's own (a signed link has none): before, during and after.
   if (state.token) state.questions = mountQuestionCard($("questions-slot"), state.conference, state.token);
+  if (state.token) mountMaterials($("materials-slot"), state.conference, state.token).catch(() => {});
   start();
 }
 
