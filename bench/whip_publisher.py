@@ -122,8 +122,8 @@ class Publisher:
         await self.pc.close()
 
 
-async def publish(base_url: str, conference_id: str, token: str, clip: Clip, munge=None) -> Publisher:  # type: ignore[no-untyped-def]
-    """WHIP-publish the clip from an aiortc peer (H.264 + Opus, pre-encoded); ``munge`` edits the offer."""
+def clip_peer(clip: Clip) -> Publisher:
+    """An aiortc peer that sends the clip (H.264 + Opus, pre-encoded), not yet negotiated."""
     pc = RTCPeerConnection(NO_ICE)
     video, audio = ClipTrack("video", clip), ClipTrack("audio", clip)
     vsender = pc.addTransceiver(video, direction="sendonly").sender
@@ -132,5 +132,11 @@ async def publish(base_url: str, conference_id: str, token: str, clip: Clip, mun
     prefer_codec(pc, "audio", "audio/opus")
     vsender._send_keyframe = video.request_keyframe  # honour PLI/FIR on the pre-encoded path
     patient_consent(pc)  # consent lost after ~30 s of silence, as in browsers and OBS (RFC 7675)
-    location = await negotiate(pc, f"{base_url}/whip/{conference_id}", token, munge)
-    return Publisher(pc, video, audio, location)
+    return Publisher(pc, video, audio)
+
+
+async def publish(base_url: str, conference_id: str, token: str, clip: Clip, munge=None) -> Publisher:  # type: ignore[no-untyped-def]
+    """WHIP-publish the clip from an aiortc peer; ``munge`` edits the offer."""
+    publisher = clip_peer(clip)
+    publisher.location = await negotiate(publisher.pc, f"{base_url}/whip/{conference_id}", token, munge)
+    return publisher

@@ -127,17 +127,10 @@ class MediaEngine:
             router = Router(conference_id, groups, self.config.keyframe_interval)
             router.batched = True  # fed by producers (flush per burst) or a worker's reads (per read)
             self.routers[conference_id] = router
-            router.demand_listeners.append(lambda track, count: self._notify_demand(conference_id, count))
+            router.demand_listeners.append(lambda track, count: self._notify(self.on_demand, conference_id, count))
             if self.pool is not None:
                 self.pool.attach(router)
         return router
-
-    def _notify_demand(self, conference_id: str, count: int) -> None:
-        for cb in self.on_demand:
-            try:
-                cb(conference_id, count)
-            except Exception:
-                log.exception("demand callback failed")
 
     def low_demand(self, conference_id: str) -> int:
         """Points on the conference's low rendition, in this process and (ingest) its workers."""
@@ -155,19 +148,12 @@ class MediaEngine:
         consumer.set_rendition(pin)
         return True
 
-    def _notify_rendition(self, conference_id: str, consumer: Any, rendition: str, reason: str) -> None:
-        for cb in self.on_rendition:
-            try:
-                cb(conference_id, consumer, rendition, reason)
-            except Exception:
-                log.exception("rendition callback failed")
-
     def stage(self, conference_id: str) -> Stage:
         """The conference's program (ingest process only: the workers follow its selections)."""
         stage = self.stages.get(conference_id)
         if stage is None:
             stage = self.stages[conference_id] = Stage(self.router(conference_id))
-            stage.listeners.append(lambda point, state: self._notify_floor(conference_id, point, state))
+            stage.listeners.append(lambda point, state: self._notify(self.on_floor, conference_id, point, state))
             stage.listeners.append(lambda point, state: self._point_hears(conference_id, point.subject_id, state == "live"))
         return stage
 
@@ -178,13 +164,6 @@ class MediaEngine:
         for consumer in list(self.consumers.values()):
             if consumer.conference_id == conference_id and consumer.subject_id == point_id and consumer.role == "point":
                 consumer.hear("to_point" if dialogue else "audio")
-
-    def _notify_floor(self, conference_id: str, point: object, state: str) -> None:
-        for cb in self.on_floor:
-            try:
-                cb(conference_id, point, state)  # type: ignore[arg-type]
-            except Exception:
-                log.exception("floor callback failed")
 
     def process_stats(self) -> dict[str, Any]:
         """This process's own figures for /api/v1/media/stats: collector pauses, handshake gate, and
@@ -284,7 +263,7 @@ class MediaEngine:
                 self._joining -= 1
         consumer.owner = owner
         consumer.subject_id = subject_id
-        consumer.on_rendition.append(partial(self._notify_rendition, conference_id))
+        consumer.on_rendition.append(partial(self._notify, self.on_rendition, conference_id))
         self.consumers[consumer.id] = consumer
         stage = self.stages.get(conference_id)
         if stage is not None and stage.on_air and stage.point is not None and subject_id == stage.point.subject_id \
@@ -299,12 +278,13 @@ class MediaEngine:
         self._notify(self.on_consumer, conference_id, consumer, False)
 
     @staticmethod
-    def _notify(callbacks: list, conference_id: str, session: object, opened: bool) -> None:
+    def _notify(callbacks: list, *args: Any) -> None:
+        """Call every server hook with ``args``; one that fails is logged and the others still run."""
         for cb in callbacks:
             try:
-                cb(conference_id, session, opened)
+                cb(*args)
             except Exception:
-                log.exception("session callback failed")
+                log.exception("media engine callback failed")
 
     def consumer_count(self, conference_id: str) -> int:
         return sum(1 for c in self.consumers.values() if c.conference_id == conference_id)

@@ -20,11 +20,10 @@ import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.clip import test_clip
-from bench.whip_publisher import NO_ICE, ClipTrack, prefer_codec
+from bench.whip_publisher import NO_ICE, clip_peer
 from media.engine import EngineConfig, MediaEngine
 from media.recording.manager import RecordingManager
 from media.recording.remux import remux_to_mp4
-from media.transport.webrtc_transport import patient_consent
 from tests.support.hls_probe import streams
 from tests.support.program_probe import (
     DARK, HALL_TONE, POINT_LUMA, POINT_TONE, ProgramWatcher, decoding_peers, heard, mean_luma, tone_levels,
@@ -59,14 +58,8 @@ class Peer:
 
 
 async def publish(engine: MediaEngine, clip, role: str, subject_id: str | None = None) -> Peer:  # type: ignore[no-untyped-def]
-    pc = RTCPeerConnection(NO_ICE)
-    video, audio = ClipTrack("video", clip), ClipTrack("audio", clip)
-    sender = pc.addTransceiver(video, direction="sendonly").sender
-    pc.addTransceiver(audio, direction="sendonly")
-    prefer_codec(pc, "video", "video/H264")
-    prefer_codec(pc, "audio", "audio/opus")
-    sender._send_keyframe = video.request_keyframe
-    patient_consent(pc)
+    """The clip published straight to the engine (its offer and answer, no HTTP)."""
+    pc = clip_peer(clip).pc
     await pc.setLocalDescription(await pc.createOffer())
     producer = await engine.publish(CONF, pc.localDescription.sdp, role=role, subject_id=subject_id)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=producer.answer_sdp, type="answer"))
@@ -82,6 +75,7 @@ async def watch(engine: MediaEngine, role: str = "point", subject_id: str | None
     await pc.setLocalDescription(await pc.createOffer())
     consumer = await engine.subscribe(CONF, pc.localDescription.sdp, role=role, subject_id=subject_id)
     await pc.setRemoteDescription(RTCSessionDescription(sdp=consumer.answer_sdp, type="answer"))
+    watcher.consumer_id = consumer.id
     return watcher
 
 

@@ -12,57 +12,14 @@ import asyncio
 import time
 
 import pytest
-from aiortc import RTCPeerConnection, RTCSessionDescription
 
 from bench.clip import test_clip
-from bench.whip_publisher import NO_ICE
 from media.engine import EngineConfig, MediaEngine
-from tests.support.program_probe import ProgramWatcher, decoding_peers
+from tests.support.program_probe import decoding_peers
 from tests.support.waiting import wait_until_async
-from tests.test_floor_media import CONF, publish
+from tests.test_floor_media import CONF, publish, watch
 
 pytestmark = pytest.mark.slow
-
-
-class SizedWatcher(ProgramWatcher):
-    """Also the decoded picture sizes, in order."""
-
-    def __init__(self, pc: RTCPeerConnection) -> None:
-        super().__init__(pc)
-        self.sizes: list[tuple[float, tuple[int, int]]] = []
-
-    async def _consume(self, track) -> None:  # type: ignore[no-untyped-def, override]
-        from aiortc.mediastreams import MediaStreamError
-
-        try:
-            while True:
-                frame = await track.recv()
-                if track.kind == "video":
-                    self.sizes.append((time.monotonic(), (frame.width, frame.height)))
-                    del self.sizes[:-500]
-                else:
-                    self.audio_frames += 1
-        except (MediaStreamError, asyncio.CancelledError):
-            pass
-
-    def size_since(self, since: float) -> tuple[int, int] | None:
-        recent = [size for t, size in self.sizes if t >= since]
-        return recent[-1] if recent else None
-
-    def frames_since(self, since: float) -> int:  # type: ignore[override]
-        return sum(1 for t, _ in self.sizes if t >= since)
-
-
-async def watch(engine: MediaEngine) -> tuple[SizedWatcher, str]:
-    pc = RTCPeerConnection(NO_ICE)
-    pc.addTransceiver("video", direction="recvonly")
-    pc.addTransceiver("audio", direction="recvonly")
-    watcher = SizedWatcher(pc)
-    watcher.attach()
-    await pc.setLocalDescription(await pc.createOffer())
-    consumer = await engine.subscribe(CONF, pc.localDescription.sdp, role="point")
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=consumer.answer_sdp, type="answer"))
-    return watcher, consumer.id
 
 
 async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
@@ -81,8 +38,9 @@ async def engine():
 async def test_pin_low_audio_and_back_without_resignalling(engine: MediaEngine) -> None:
     clip = test_clip(seconds=6, width=1280, height=720, fps=30, kbps=1500)
     speaker = await publish(engine, clip, "speaker")
-    watcher, consumer_id = await watch(engine)
-    other, _ = await watch(engine)
+    watcher = await watch(engine)
+    consumer_id = watcher.consumer_id
+    other = await watch(engine)
     start = time.monotonic()
     await until(lambda: watcher.size_since(start) == (1280, 720), 15, "the full picture")
     changes: list[tuple[str, str]] = []
@@ -96,7 +54,7 @@ async def test_pin_low_audio_and_back_without_resignalling(engine: MediaEngine) 
     assert stats["rendition"] == "low" and stats["pinned"] == "low"
     transcoder = engine.renditions.transcoders[CONF]  # type: ignore[union-attr]
     await asyncio.sleep(2)
-    low_frames = watcher.frames_since(time.monotonic() - 2)
+    low_frames = len(watcher.frames_since(time.monotonic() - 2))
     assert low_frames >= 40, f"{low_frames} frames in 2 s on the low rendition"
     assert transcoder.frames_out > 0 and transcoder.stats()["cpu_seconds"] > 0
 
@@ -106,7 +64,7 @@ async def test_pin_low_audio_and_back_without_resignalling(engine: MediaEngine) 
     heard_before = watcher.audio_frames
     settled = time.monotonic()
     await asyncio.sleep(2.0)
-    assert watcher.frames_since(settled) == 0, "no video on audio only"
+    assert not watcher.frames_since(settled), "no video on audio only"
     assert watcher.audio_frames - heard_before >= 80, "the audio goes on"
     assert engine.consumers[consumer_id].stats()["rendition"] == "audio"
     # Nobody on the low rendition: the transcoder stops after its idle time (1 s here).

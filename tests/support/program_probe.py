@@ -61,7 +61,9 @@ class ProgramWatcher:
     """A WHEP peer's decoded program: (monotonic time, mean luma) per frame, and the last second of audio."""
 
     pc: RTCPeerConnection
+    consumer_id: str = ""  # its session on the server or engine
     lumas: list[tuple[float, float]] = field(default_factory=list)
+    sizes: list[tuple[float, tuple[int, int]]] = field(default_factory=list)
     audio: deque = field(default_factory=lambda: deque(maxlen=48000))
     audio_frames: int = 0
     tasks: list[asyncio.Task] = field(default_factory=list)
@@ -76,8 +78,10 @@ class ProgramWatcher:
             while True:
                 frame = await track.recv()
                 if track.kind == "video":
-                    self.lumas.append((time.monotonic(), mean_luma(frame)))
-                    del self.lumas[:-2000]
+                    now = time.monotonic()
+                    self.lumas.append((now, mean_luma(frame)))
+                    self.sizes.append((now, (frame.width, frame.height)))
+                    del self.lumas[:-2000], self.sizes[:-2000]
                 else:
                     self.audio_frames += 1
                     pcm = frame.to_ndarray().reshape(-1)
@@ -93,6 +97,11 @@ class ProgramWatcher:
 
     def frames_since(self, since: float) -> list[float]:
         return [luma for t, luma in self.lumas if t >= since]
+
+    def size_since(self, since: float) -> tuple[int, int] | None:
+        """The latest decoded picture's size (after ``since``); None before any."""
+        recent = [size for t, size in self.sizes if t >= since]
+        return recent[-1] if recent else None
 
     def tones(self) -> dict[int, float]:
         return tone_levels(np.array(self.audio, dtype=np.int16))
