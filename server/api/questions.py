@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Literal
+from collections.abc import Awaitable
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api.downloads import csv_download
 from server.api.guards import ANY_ROLE, conference_for
@@ -151,17 +153,8 @@ async def update_question(
     """Select (at most one question is selected: the previous one goes back to open), answer in
     writing, mark answered or rejected. Duplicates merged into it follow its status and answer."""
     await conference_for(db, conference_id, principal, *CHAIR)
-    try:
-        change = await domain.update_question(db, conference_id, question_id, body.model_dump(exclude_unset=True))
-    except domain.QuestionNotFound:
-        raise HTTPException(404, f"unknown question '{question_id}'")
-    except domain.QuestionConflict as exc:
-        raise HTTPException(409, str(exc))
-    except domain.QuestionError as exc:
-        raise HTTPException(422, str(exc))
-    await db.commit()
-    await announce(bus, conference_id, change)
-    return question_out(change.question)
+    change = domain.update_question(db, conference_id, question_id, body.model_dump(exclude_unset=True))
+    return await _chair_change(db, bus, conference_id, change)
 
 
 @router.post("/{question_id}/merge", response_model=QuestionOut)
@@ -175,8 +168,14 @@ async def merge_question(
 ) -> QuestionOut:
     """Merge a duplicate into another question; returns the question it now counts towards."""
     await conference_for(db, conference_id, principal, *CHAIR)
+    return await _chair_change(db, bus, conference_id, domain.merge(db, conference_id, question_id, body.into))
+
+
+async def _chair_change(db: AsyncSession, bus: EventBus, conference_id: str, work: Awaitable[Any]) -> QuestionOut:
+    """Run a chair's change of the questions: 404 unknown question (the one named), 409 a conflict,
+    422 a refused value; then commit, announce and return the question changed."""
     try:
-        change = await domain.merge(db, conference_id, question_id, body.into)
+        change = await work
     except domain.QuestionNotFound as exc:
         raise HTTPException(404, f"unknown question '{exc}'")
     except domain.QuestionConflict as exc:
