@@ -96,6 +96,11 @@ class RecordingManager:
         if not opened:
             if entry is not None and producer.id in entry.publishers:
                 entry.publishers.discard(producer.id)
+                # A publisher gone before its sender reports came: what it sent is placed by arrival
+                # (the recorder ignores this once its clocks are set), not dropped with it.
+                kinds = recordable_kinds(producer)
+                entry.recorder.set_clocks(producer.id, arrival_clocks(
+                    {kind: producer.sources[kind] for kind in kinds}))
                 entry.recorder.publisher_closed(producer.id)
                 if not entry.publishers:
                     self._arm_idle(conference_id, entry)
