@@ -80,3 +80,24 @@ async def test_pin_low_audio_and_back_without_resignalling(engine: MediaEngine) 
     await speaker.pc.close()
 
 
+
+async def test_a_program_no_larger_than_the_low_size_is_forwarded_as_is(engine: MediaEngine) -> None:
+    """No upscaling and no transcode: a 320x180 program is the low rendition itself."""
+    clip = test_clip(seconds=6, width=320, height=180, fps=30, kbps=300)
+    speaker = await publish(engine, clip, "speaker")
+    watcher = await watch(engine)
+    start = time.monotonic()
+    await until(lambda: watcher.size_since(start) == (320, 180), 15, "the full picture")
+    pinned = time.monotonic()
+    assert engine.set_rendition(watcher.consumer_id, "low")
+    transcoder = engine.renditions.transcoders[CONF]  # type: ignore[union-attr]
+    await until(lambda: transcoder.passthrough and transcoder.frames_out > 30, 10, "the program forwarded on the low track")
+    assert engine.consumers[watcher.consumer_id].stats()["rendition"] == "low"
+    await asyncio.sleep(2)
+    frames = watcher.frames_since(time.monotonic() - 2)
+    assert len(frames) >= 40, f"{len(frames)} frames in 2 s on the low track"
+    assert watcher.size_since(pinned) == (320, 180), "never upscaled"
+    stats = transcoder.stats()
+    assert stats["passthrough"] and stats["frames_in"] >= stats["frames_out"] > 0
+    await watcher.close()
+    await speaker.pc.close()

@@ -8,6 +8,10 @@ renditions share the keyframe cadence, and whenever a point on the low rendition
 packets go back to the event loop and into the router as one more source (``source``), a new epoch
 whenever the program's picture changes publisher, with the source's RTP timestamps and sender
 report (same 90 kHz clock), so lip sync holds for the shared audio.
+
+The low rendition is never larger than the program: a publisher already at or below the low size
+(known from its first decoded keyframe) is forwarded into the low track as is, without decoding, and
+the low track's keyframe requests go to that publisher.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ class Transcoder:
         self.bytes_out = 0
         self.cpu_seconds = 0.0  # the thread's CPU time so far
         self.started_at = 0.0
+        self.passthrough = False  # the current program picture is small enough to forward as is
 
     # --- the loop's side ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -90,14 +95,17 @@ class Transcoder:
 
     def request_keyframe(self) -> None:
         """A point on the low rendition needs a keyframe (the router merged the requests)."""
-        self._keyframe.set()
+        if self.passthrough:
+            self.router.request_keyframe(track="video")  # only the publisher can make one
+        else:
+            self._keyframe.set()
 
     def stats(self) -> dict:
         running = max(time.monotonic() - self.started_at, 1e-9)
         return {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.reader.dropped,
                 "kbps": round(self.bytes_out * 8 / running / 1000),
                 "cpu_seconds": round(self.cpu_seconds, 3), "cpu_share": round(self.cpu_seconds / running, 4),
-                "size": f"{self.width}x{self.height}"}
+                "size": f"{self.width}x{self.height}", "passthrough": self.passthrough}
 
     def _emit(self, input_source: SourceStream, ts: int, payloads: list[bytes], key: bool) -> None:
         """On the loop: one encoded frame into the router."""
@@ -152,6 +160,7 @@ class Transcoder:
         assembler: FrameAssembler | None = None
         current: SourceStream | None = None
         need_key = True
+        sized = False
         pts = 0
         timestamps: dict[int, int] = {}  # encoder pts -> the source frame's RTP timestamp
         while not stop.is_set():
@@ -164,6 +173,8 @@ class Transcoder:
                 current, assembler, need_key = source, FrameAssembler(True), True
                 decoder = av.CodecContext.create("h264", "r")
                 decoder.thread_type = "SLICE"  # no frame-threading delay
+                sized = False  # its size is known from its first decoded picture
+                self.passthrough = False
             assert assembler is not None and decoder is not None
             for frame_ts, data in assembler.push(seq, ts, marker, payload):
                 if data is None:
@@ -173,6 +184,10 @@ class Transcoder:
                 if need_key and not key:
                     continue
                 need_key = False
+                if self.passthrough:
+                    self.frames_in += 1
+                    self._forward(packer, current, frame_ts, data, key)
+                    continue
                 try:
                     pictures = decoder.decode(av.Packet(data))
                 except av.error.FFmpegError:
@@ -180,6 +195,13 @@ class Transcoder:
                     continue
                 for picture in pictures:
                     self.frames_in += 1
+                    if not sized:
+                        sized = True
+                        self.passthrough = picture.width <= self.width and picture.height <= self.height
+                        if self.passthrough:
+                            log.info("low rendition: the %dx%d program is forwarded as is", picture.width, picture.height)
+                            self._forward(packer, current, frame_ts, data, key)
+                            break
                     scaled = picture.reformat(self.width, self.height, "yuv420p")
                     force = key or self._keyframe.is_set()
                     self._keyframe.clear()
@@ -196,3 +218,13 @@ class Transcoder:
                     if len(timestamps) > 64:  # never: zero latency gives a packet per frame
                         timestamps.clear()
             self.cpu_seconds = time.thread_time()
+
+    def _forward(self, packer: H264Encoder, source: SourceStream, ts: int, data: bytes, key: bool) -> None:
+        """A frame of a small program as is: repacketized under the low track's own numbering."""
+        packet = av.Packet(data)
+        packet.pts, packet.time_base = 0, Fraction(1, 90000)
+        payloads, _ = packer.pack(packet)
+        self.bytes_out += len(data)
+        self.frames_out += 1
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._emit, source, ts, payloads, key)
