@@ -18,6 +18,7 @@ import pytest
 from media.recording.playlist import parse
 from tests.support.background import BackgroundPublisher
 from tests.support.hls_probe import duration, ffprobe, streams, tone_onset
+from tests.support.mp4_download import fetch_mp4
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
 from tests.support.threaded_browser import Page, with_page
@@ -184,8 +185,7 @@ def test_vod_playlist_covers_the_whole_publish(live: Scenario, tmp_path: Path) -
 def test_mp4_download(live: Scenario, tmp_path: Path) -> None:
     detail = live.state["detail"]
     with live.client() as c:
-        r = c.get(detail["download_url"])
-        assert r.status_code == 200
+        r = fetch_mp4(c, detail["download_url"])  # 202 while it is made, then the file
         assert "attachment" in r.headers["content-disposition"]
         assert c.get(f"/recordings/{detail['id']}/download.mp4").status_code == 401
         assert c.get(f"/recordings/{detail['id']}/download.mp4", params={"token": live.tokens["member"]}).status_code == 200

@@ -5,7 +5,10 @@
   at the live position, stop it, hand out a signed live link for a TV.
 * ``/hls/{conference_id}/index.m3u8``: the live playlist (sliding window). ``/hls/{conference_id}/
   {recording_id}/index.m3u8``: a whole recording (EVENT while live, VOD after).
-* ``/recordings/{id}/download.mp4``: the recording as one faststart MP4.
+* ``/recordings/{id}/download.mp4``: the recording as one faststart MP4 (202 while it is made).
+* ``master.m3u8`` beside each of those playlists: the multivariant playlist naming the full variant
+  and the low one (``/hls/{conference_id}/low.m3u8`` live, ``{recording_id}/low/index.m3u8`` and its
+  files for a recording), so players switch by bandwidth (``media.recording.variants``).
 
 HLS and download URLs accept a bearer token (header or ``?token=``) or a signed ``?exp=&sig=``
 query (``domain.signed_links``: live, replay and download links are separate scopes, and a link
@@ -24,19 +27,23 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.recording.files import is_media_file
+from media.recording.files import LOW_DIRECTORY
 from media.recording.playlist import Segment, parse, render
+from media.recording.variants import LOW_PLAYLIST, Variant
+from media.recording.variants import render as render_master
 from server.api.guards import conference_for, or_404
 from server.db.models import Recording
 from server.deps import (
     DbDep,
     LinkHoldersDep,
     PrincipalDep,
+    PublicUrlDep,
     RecordingsDep,
     ReplayMeterDep,
     SettingsDep,
@@ -45,7 +52,7 @@ from server.deps import (
     identify,
 )
 from server.domain import recordings as domain
-from server.domain.replay_meter import subject_of
+from server.domain.replay_meter import ReplayMeter, subject_of
 from server.domain.signed_links import Grant, LinkHolders, LinkSigner, download_scope, live_scope, replay_scope
 from server.domain.tokens import ROLES, Principal
 from server.settings import Settings
@@ -58,6 +65,7 @@ MPEGURL = "application/vnd.apple.mpegurl"
 LIVE_TTL = 6 * 3600.0
 REPLAY_TTL = 12 * 3600.0
 LIVE_WINDOW_SECONDS = 60.0
+MP4_POLL_SECONDS = 2  # Retry-After of a download whose MP4 is still being made
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _token_cache: dict[str, tuple[Principal | None, float]] = {}
 
@@ -92,6 +100,10 @@ class ChapterOut(BaseModel):
 class RecordingDetail(RecordingOut):
     chapters: list[ChapterOut]
     playlist_url: str = Field(description="signed HLS playlist of the whole recording (relative URL)")
+    master_url: str | None = Field(
+        description="signed multivariant playlist (full and low variants; relative URL); null for a "
+        "recording made before there were variants: play playlist_url"
+    )
     download_url: str | None = Field(description="signed MP4 download (relative URL); null while live")
 
 
@@ -101,11 +113,18 @@ class LiveLinkIn(BaseModel):
 
 class LiveLinkOut(BaseModel):
     playlist_url: str
+    master_url: str = Field(description="the multivariant playlist (full and low variants)")
     viewer_url: str
     expires_at: dt.datetime
 
 
 # --- helpers -------------------------------------------------------------------------------------
+def _same_url(request: Request) -> str:
+    """The request's own path and query, relative (right behind a proxy too)."""
+    query = request.url.query
+    return request.url.path + (f"?{query}" if query else "")
+
+
 def _check_ids(*ids: str) -> None:
     if not all(_ID.match(i) for i in ids):
         raise HTTPException(404, "not found")
@@ -209,16 +228,28 @@ async def _detail(
     replay = service.signer.sign(replay_scope(row.conference_id, row.id), REPLAY_TTL, principal.token_id)
     download = service.signer.sign(download_scope(row.conference_id, row.id), REPLAY_TTL, principal.token_id)
     chapters = [_chapter_out(c) for c in await domain.list_chapters(db, row.id)]
+    has_variants = base.live or service.variants(row.conference_id, row.id) is not None
     return RecordingDetail(
         **base.model_dump(),
         chapters=chapters,
         playlist_url=f"/hls/{row.conference_id}/{row.id}/index.m3u8?{replay}",
+        master_url=f"/hls/{row.conference_id}/{row.id}/master.m3u8?{replay}" if has_variants else None,
         download_url=None if base.live else f"/recordings/{row.id}/download.mp4?{download}",
     )
 
 
-def _playlist(body: str, *, live: bool) -> Response:
-    cache = "no-cache" if live else "private, max-age=60"
+def _cache_control(request: Request, directives: str) -> str:
+    """``public`` when the request's credential is in its URL (``?token=`` or a signature), so a shared
+    cache (the nginx front) keys the copy by it and serves it only to holders of that URL; ``private``
+    when it came in the Authorization header, which is not part of a cache's key."""
+    return f"{'private' if 'authorization' in request.headers else 'public'}, {directives}"
+
+
+def _playlist(request: Request, service: domain.RecordingService, body: str, *, live: bool) -> Response:
+    """A live playlist may be cached for half a segment (a proxy then answers most of its viewers'
+    reloads); a finished one for a minute."""
+    age = int(service.segment_seconds / 2) if live else 60
+    cache = _cache_control(request, f"max-age={age}")
     return Response(body, media_type=MPEGURL, headers={"Cache-Control": cache})
 
 
@@ -368,7 +399,7 @@ async def live_link(
     body: LiveLinkIn,
     db: DbDep,
     service: RecordingsDep,
-    settings: SettingsDep,
+    base: PublicUrlDep,
     principal: PrincipalDep,
 ) -> LiveLinkOut:
     """A signed link to the live stream for a TV or a shared screen, no token inside (organiser).
@@ -377,9 +408,9 @@ async def live_link(
     seconds = body.hours * 3600
     grant = service.signer.grant(live_scope(conference_id), seconds, principal.token_id)
     query, exp = service.signer.query(grant), grant.exp
-    base = settings.base_url
     return LiveLinkOut(
         playlist_url=f"{base}/hls/{conference_id}/index.m3u8?{query}",
+        master_url=f"{base}/hls/{conference_id}/master.m3u8?{query}",
         viewer_url=f"{base}/viewer.html#conference={conference_id}&{query}",
         expires_at=dt.datetime.fromtimestamp(exp, dt.UTC),
     )
@@ -407,7 +438,96 @@ async def live_playlist(
         uri_prefix=f"{view.recording_id}/",
         query=query,
     )
-    return _playlist(body, live=True)
+    return _playlist(request, service, body, live=True)
+
+
+@hls.get("/hls/{conference_id}/master.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
+async def live_master(
+    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+) -> Response:
+    """Live multivariant playlist: the full variant (``index.m3u8``) and the low one (``low.m3u8``)
+    with their bitrates, sizes, codecs and frame rates; players switch between them by bandwidth.
+    404 until both have been recorded (the low one is waited for a few segments)."""
+    _check_ids(conference_id)
+    access = await gate.access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
+    view = service.live_view(conference_id)
+    if view is None or not view.variants:
+        raise HTTPException(404, "not live", headers={"Retry-After": "2"})
+    return _master(request, service, list(view.variants), access, {LOW_PLAYLIST: "low.m3u8"}, live=not view.ended)
+
+
+@hls.get("/hls/{conference_id}/low.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
+async def live_low_playlist(
+    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+) -> Response:
+    """The live playlist of the low variant (640x360), as ``index.m3u8`` is of the full one."""
+    _check_ids(conference_id)
+    access = await gate.access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
+    view = service.live_view(conference_id)
+    if view is None or not view.low:
+        raise HTTPException(404, "no low variant live", headers={"Retry-After": "2"})
+    body = render(
+        view.low,
+        nominal_duration=service.segment_seconds,
+        ended=view.ended,
+        window=_live_window(service),
+        uri_prefix=f"{view.recording_id}/{LOW_DIRECTORY}/",
+        query=service.signer.query(access.grant),
+    )
+    return _playlist(request, service, body, live=True)
+
+
+def _master(
+    request: Request, service: domain.RecordingService, variants: list[Variant], access: Access,
+    uris: dict[str, str], *, live: bool,
+) -> Response:
+    """The multivariant playlist, its variants' URIs signed with the presented expiry."""
+    body = render_master(variants, uris, service.signer.query(access.grant))
+    return _playlist(request, service, body, live=live)
+
+
+@hls.get(
+    "/hls/{conference_id}/{recording_id}/master.m3u8",
+    response_class=Response,
+    responses={200: {"content": {MPEGURL: {}}}},
+)
+async def recording_master(
+    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+) -> Response:
+    """A whole recording's multivariant playlist (``index.m3u8`` and ``low/index.m3u8``). 404 for a
+    recording made before there were variants: its ``index.m3u8`` plays on its own."""
+    _check_ids(conference_id, recording_id)
+    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
+    variants = service.variants(conference_id, recording_id)
+    if variants is None:
+        raise HTTPException(404, "this recording has a single playlist: index.m3u8")
+    if not variants:
+        raise HTTPException(404, "nothing recorded yet", headers={"Retry-After": "2"})
+    live = service.live_recorder(recording_id) is not None
+    return _master(request, service, variants, access, {}, live=live)
+
+
+@hls.get(
+    "/hls/{conference_id}/{recording_id}/low/index.m3u8",
+    response_class=Response,
+    responses={200: {"content": {MPEGURL: {}}}},
+)
+async def recording_low_playlist(
+    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+) -> Response:
+    """A whole recording's low variant, as its ``index.m3u8`` is of the full one."""
+    _check_ids(conference_id, recording_id)
+    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
+    found = service.low_playlist(conference_id, recording_id)
+    if found is None:
+        raise HTTPException(404, "this recording has no low variant")
+    segments, ended = found
+    if not segments:
+        raise HTTPException(404, "nothing recorded yet", headers={"Retry-After": "2"})
+    query = service.signer.query(access.grant)
+    body = render(segments, nominal_duration=service.segment_seconds, ended=ended,
+                  playlist_type="VOD" if ended else "EVENT", query=query)
+    return _playlist(request, service, body, live=not ended)
 
 
 @hls.get(
@@ -435,7 +555,7 @@ async def recording_playlist(
     if not segments:
         raise HTTPException(404, "nothing recorded yet", headers={"Retry-After": "2"})
     body = render(segments, nominal_duration=service.segment_seconds, ended=ended, playlist_type=kind, query=query)
-    return _playlist(body, live=not ended)
+    return _playlist(request, service, body, live=not ended)
 
 
 @hls.get("/hls/{conference_id}/{recording_id}/{name}", response_class=FileResponse)
@@ -451,6 +571,37 @@ async def media_file(
 ) -> FileResponse:
     """An init or media segment (fMP4). Immutable once it exists. A live link fetches only the live
     window's files; a media segment sent on a replay link or a token counts as replay watched."""
+    return await _media_file(conference_id, recording_id, name, request, db, service, gate, meter, low=False)
+
+
+@hls.get("/hls/{conference_id}/{recording_id}/low/{name}", response_class=FileResponse)
+async def low_media_file(
+    conference_id: str,
+    recording_id: str,
+    name: str,
+    request: Request,
+    db: DbDep,
+    service: RecordingsDep,
+    gate: LinkGateDep,
+    meter: ReplayMeterDep,
+) -> FileResponse:
+    """An init or media segment of the low variant, as of the full one (a segment counts as replay of
+    the same stretch of the recording)."""
+    return await _media_file(conference_id, recording_id, name, request, db, service, gate, meter, low=True)
+
+
+async def _media_file(
+    conference_id: str,
+    recording_id: str,
+    name: str,
+    request: Request,
+    db: AsyncSession,
+    service: domain.RecordingService,
+    gate: LinkGate,
+    meter: ReplayMeter,
+    *,
+    low: bool,
+) -> FileResponse:
     _check_ids(conference_id, recording_id)
     if not is_media_file(name):
         raise HTTPException(404, "not found")
@@ -458,23 +609,30 @@ async def media_file(
     access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id), live)
     if access.grant.scope == live:
         view = service.live_view(conference_id)
-        if view is None or view.recording_id != recording_id or name not in view.names(_live_window(service)):
+        if view is None or view.recording_id != recording_id or name not in view.names(_live_window(service), low=low):
             raise HTTPException(403, "a live link opens the live stream only, not the recording")
-    path = service.root / conference_id / recording_id / name
+    path = service.root / conference_id / recording_id / (f"{LOW_DIRECTORY}/{name}" if low else name)
     if not path.is_file():
         raise HTTPException(404, "not found")
     if access.grant.scope != live and access.token_id is not None:
         subject = subject_of(access.role or "", access.subject_id)
         await meter.served(db, conference_id, recording_id, name, access.token_id, subject)
-    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": "private, max-age=86400, immutable"})
+    cache = _cache_control(request, "max-age=86400, immutable")
+    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": cache})
 
 
-@hls.get("/recordings/{recording_id}/download.mp4", response_class=FileResponse)
+@hls.get(
+    "/recordings/{recording_id}/download.mp4",
+    response_class=FileResponse,
+    responses={202: {"description": "the MP4 is being made: `status`, `progress` (0-1); poll `Location`"}},
+)
 async def download(
     recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
-) -> FileResponse:
+) -> Response:
     """One faststart MP4 of a finished recording, remuxed from its segments (no re-encoding).
-    The first request builds it (seconds for hours of video); 409 while still recording."""
+    The first request starts making it in the background and is answered 202 at once, with the
+    progress and ``Location`` (this URL) to poll after ``Retry-After``; once made, the file (200,
+    ranges honoured). 409 while still recording."""
     _check_ids(recording_id)
     try:
         row = await domain.get_recording(db, recording_id)
@@ -482,14 +640,22 @@ async def download(
         raise HTTPException(404, "unknown recording")
     await gate.access(request, db, row.conference_id, REPLAY_TTL, download_scope(row.conference_id, row.id))
     try:
-        path = await service.download(row)
+        build = service.mp4(row)
     except domain.RecordingBusy as exc:
         raise HTTPException(409, str(exc))
     except domain.RecordingNotFound:
         raise HTTPException(404, "the recording has no media")
+    if build.status == "failed":
+        raise HTTPException(500, build.error)
+    if build.status == "preparing":
+        return JSONResponse(
+            {"status": "preparing", "progress": round(build.progress, 3)},
+            status_code=202,
+            headers={"Location": _same_url(request), "Retry-After": str(MP4_POLL_SECONDS)},
+        )
     started = domain.aware(row.started_at) or dt.datetime.now(dt.UTC)
     filename = f"recording-{row.conference_id}-{started:%Y%m%d-%H%M}.mp4"
-    return FileResponse(path, media_type="video/mp4", filename=filename)
+    return FileResponse(build.path, media_type="video/mp4", filename=filename)
 
 
 router.include_router(api)

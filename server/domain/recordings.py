@@ -26,12 +26,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from media.recording.audio import AudioProfile
 from media.recording.disk_space import DiskGuard
 from media.recording.manager import RecordingManager
+from media.recording.files import LOW_DIRECTORY, MASTER
 from media.recording.playlist import Segment
+from media.recording.playlist import parse as parse_playlist
 from media.recording.recorder import PLAYLIST, Recorder
 from media.recording.recovery import close_interrupted
-from media.recording.remux import remux_to_mp4
 from media.recording.retention import StoredRecording, directory_size, select_expired
+from media.recording.variants import Variant, live_variants, variants_of
+from media.recording.variants import parse as parse_variants
 from server.db.models import Conference, Recording, RecordingChapter, new_id, utcnow
+from server.domain.mp4_builds import Mp4Build, Mp4Builds
 from server.domain.rows import delete_owned_row
 from server.domain.signed_links import LinkSigner
 from server.events.bus import Event
@@ -105,11 +109,13 @@ class LiveView:
     recording_id: str
     segments: tuple[Segment, ...]
     ended: bool
+    low: tuple[Segment, ...] = ()  # the low variant's segments
+    variants: tuple[Variant, ...] = ()  # what the live multivariant playlist names (none: not yet)
 
-    def names(self, window: int, slack: int = 3) -> set[str]:
+    def names(self, window: int, slack: int = 3, low: bool = False) -> set[str]:
         """Files a live link may fetch: the playlist's last ``window`` segments (and ``slack`` more,
         for a player still loading one that just left the window) with their init segments."""
-        shown = self.segments[-(window + slack) :]
+        shown = (self.low if low else self.segments)[-(window + slack) :]
         return {s.uri for s in shown} | {s.map_uri for s in shown}
 
 
@@ -127,6 +133,7 @@ class RecordingService:
         retention_max_bytes: int | None,
         audio: AudioProfile = AudioProfile(),
         min_free_bytes: int = 0,
+        low_variant: bool = False,
     ) -> None:
         self.root = root
         self.disk = DiskGuard(root, min_free_bytes)
@@ -145,12 +152,13 @@ class RecordingService:
             on_finished=self._finished,
             audio=audio,
             room=self.disk.room,
+            low_variant=low_variant,
         )
         self._writes: asyncio.Queue[Callable[[AsyncSession], Awaitable[None]] | None] = asyncio.Queue()
         self._tasks: list[asyncio.Task] = []
         self._last_progress: dict[str, float] = {}
         self._recent: dict[str, tuple[Recorder, float]] = {}
-        self._downloads: dict[str, asyncio.Lock] = {}
+        self.mp4_builds = Mp4Builds()
 
     @classmethod
     def from_settings(cls, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> RecordingService:
@@ -165,6 +173,7 @@ class RecordingService:
             retention_max_bytes=settings.retention_max_bytes,
             audio=AudioProfile(settings.recording_audio_channels, settings.recording_audio_bitrate),
             min_free_bytes=settings.recording_min_free_bytes,
+            low_variant=settings.hls_low_variant,
         )
 
     # --- lifecycle -------------------------------------------------------------------------------
@@ -177,6 +186,7 @@ class RecordingService:
 
     async def shutdown(self) -> None:
         await self.manager.shutdown()
+        await self.mp4_builds.shutdown()
         await self._writes.put(None)
         if self._tasks:
             with contextlib.suppress(asyncio.TimeoutError):
@@ -378,13 +388,36 @@ class RecordingService:
         return self.manager.get(recording_id)
 
     def live_view(self, conference_id: str) -> LiveView | None:
-        recorder = self.manager.active(conference_id)
-        if recorder is not None:
-            return LiveView(recorder.id, recorder.segments, False) if recorder.segments else None
-        recent = self._recent.get(conference_id)
-        if recent is not None and time.monotonic() - recent[1] < RECENT_LIVE and recent[0].segments:
-            return LiveView(recent[0].id, recent[0].segments, True)
-        return None
+        recorder, ended = self.manager.active(conference_id), False
+        if recorder is None:
+            recent = self._recent.get(conference_id)
+            if recent is None or time.monotonic() - recent[1] >= RECENT_LIVE:
+                return None
+            recorder, ended = recent[0], True
+        if not recorder.segments:
+            return None
+        low = recorder.low.segments if recorder.low is not None else ()
+        return LiveView(recorder.id, recorder.segments, ended, low, tuple(live_variants(recorder)))
+
+    def variants(self, conference_id: str, recording_id: str) -> list[Variant] | None:
+        """A recording's variants: as written so far while it is live, else as its ``master.m3u8``
+        says; ``None`` for a recording made before there were variants (it has ``index.m3u8`` only)."""
+        recorder = self.manager.get(recording_id)
+        if recorder is not None and recorder.conference_id == conference_id:
+            return variants_of(recorder)
+        path = self.root / conference_id / recording_id / MASTER
+        return parse_variants(path.read_text()) if path.is_file() else None
+
+    def low_playlist(self, conference_id: str, recording_id: str) -> tuple[tuple[Segment, ...], bool] | None:
+        """The low variant's segments and whether it has ended; ``None`` if the recording has none."""
+        recorder = self.manager.get(recording_id)
+        if recorder is not None and recorder.conference_id == conference_id:
+            return (recorder.low.segments, False) if recorder.low is not None else None
+        path = self.root / conference_id / recording_id / LOW_DIRECTORY / PLAYLIST
+        if not path.is_file():
+            return None
+        segments, ended = parse_playlist(path.read_text())
+        return tuple(segments), ended
 
     def overlay(self, row: Recording) -> dict[str, Any]:
         """Row fields, with live numbers from the recorder while it is being written."""
@@ -433,20 +466,16 @@ class RecordingService:
         await db.delete(row)
         await asyncio.to_thread(shutil.rmtree, directory, True)
 
-    async def download(self, row: Recording) -> Path:
-        """The recording as one faststart MP4 (remuxed once, then served from the cache)."""
+    def mp4(self, row: Recording) -> Mp4Build:
+        """The recording as one faststart MP4: made once in the background, then served as a file."""
         if row.status == "recording":
             raise RecordingBusy("the recording is still being written")
         directory = self.directory(row)
         target = directory / DOWNLOAD_NAME
-        lock = self._downloads.setdefault(row.id, asyncio.Lock())
-        async with lock:
-            if not target.exists():
-                playlist = directory / PLAYLIST
-                if not playlist.exists():
-                    raise RecordingNotFound(row.id)
-                await asyncio.to_thread(remux_to_mp4, playlist, target)
-        return target
+        playlist = directory / PLAYLIST
+        if not target.exists() and not playlist.exists():
+            raise RecordingNotFound(row.id)
+        return self.mp4_builds.ensure(row.id, playlist, target)
 
     # --- retention -------------------------------------------------------------------------------
     async def apply_retention(self) -> list[str]:

@@ -17,6 +17,7 @@ import httpx
 from aiortc import RTCPeerConnection
 
 from tests.support.background import BackgroundPublisher
+from tests.support.mp4_download import fetch_mp4
 from bench.whip_publisher import NO_ICE
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until
@@ -135,6 +136,7 @@ class World:
         r = self.admin.post(self.api("recording/stop"))
         assert r.status_code == 200, r.text
         self.finished_recording = r.json()["id"]
+        fetch_mp4(self.admin, f"/recordings/{self.finished_recording}/download.mp4")  # made once, then 200
         playlist = self.admin.get(f"/hls/{self.conference}/{self.finished_recording}/index.m3u8")
         assert playlist.status_code == 200, playlist.text
         uris = [line for line in playlist.text.splitlines() if line and not line.startswith("#")]

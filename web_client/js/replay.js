@@ -1,7 +1,8 @@
 // Replay of a recording for members who missed the conference.
 //
 // Link: replay.html#recording=<id>&token=<secret>  (or #conference=<id>&token=<secret> to choose one).
-// hls.js (bundled locally) plays the signed playlist from GET /api/v1/recordings/<id>; the chapter
+// hls.js (bundled locally) plays the signed multivariant playlist from GET /api/v1/recordings/<id>
+// (full and low variants, switched by bandwidth; a recording made before variants: its one playlist); the chapter
 // list jumps to the organiser's marks; watch progress goes to
 // POST /api/v1/conferences/<id>/replay-progress (best effort).
 import { authorisedFetch } from "./api.js";
@@ -91,7 +92,7 @@ async function open() {
   $("player").hidden = false;
   renderChapters(detail.chapters);
   const dl = $("download");
-  if (detail.download_url) { dl.href = detail.download_url; dl.hidden = false; }
+  if (detail.download_url) { dl.href = detail.download_url; dl.hidden = false; dl.onclick = prepareDownload; }
   if (window.Hls && Hls.isSupported()) {
     const hls = new Hls({ startPosition: 0 });
     state.hls = hls;
@@ -100,10 +101,10 @@ async function open() {
       if (data.type === Hls.ErrorTypes.MEDIA_ERROR) hls.recoverMediaError();
       else status("error", `Lỗi phát · Playback error (${data.details})`);
     });
-    hls.loadSource(detail.playlist_url);
+    hls.loadSource(detail.master_url || detail.playlist_url); // one playlist for a recording made before variants
     hls.attachMedia(video);
   } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
-    video.src = detail.playlist_url;
+    video.src = detail.master_url || detail.playlist_url;
   } else {
     status("error", "Trình duyệt không hỗ trợ HLS · This browser cannot play HLS");
     return;
@@ -112,6 +113,35 @@ async function open() {
                               : `Thời lượng · Duration ${fmt(detail.duration_seconds)}`);
   if (detail.live) state.chapterTimer = setInterval(refreshChapters, 10000);
   state.progressTimer = setInterval(sendProgress, PROGRESS_MS);
+}
+
+// The server makes a recording's MP4 on the first request and answers 202 with its progress until it
+// is made: ask (one byte) until the file is there, then let the link download it.
+async function prepareDownload(ev) {
+  const dl = ev.currentTarget;
+  if (dl.dataset.ready) return;
+  ev.preventDefault();
+  if (dl.dataset.preparing) return;
+  dl.dataset.preparing = "1";
+  try {
+    for (;;) {
+      const r = await fetch(dl.href, { headers: { Range: "bytes=0-0" } });
+      if (r.status !== 202) {
+        if (!r.ok) throw new Error(`HTTP ${r.status}`);
+        break;
+      }
+      const { progress } = await r.json();
+      status("ready", `Đang chuẩn bị tệp MP4 · Preparing the MP4 (${Math.round(progress * 100)}%)`);
+      await new Promise((done) => setTimeout(done, 1000 * Number(r.headers.get("Retry-After") || 2)));
+    }
+    dl.dataset.ready = "1";
+    status("ready", "Tệp MP4 đã sẵn sàng · The MP4 is ready");
+    dl.click();
+  } catch (e) {
+    status("error", `Không tải được MP4 · Cannot download the MP4 (${e.message || e})`);
+  } finally {
+    delete dl.dataset.preparing;
+  }
 }
 
 async function refreshChapters() {
