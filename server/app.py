@@ -18,6 +18,7 @@ from server import log_redaction
 from server.api import (
     attendance,
     conferences,
+    essays,
     events,
     floor,
     materials,
@@ -25,11 +26,13 @@ from server.api import (
     metrics,
     moderation,
     points,
+    proposals,
     quality,
     questions,
     recordings,
     reports,
     schedule,
+    supervision,
     webhooks,
     whep,
     whip,
@@ -46,6 +49,7 @@ from server.domain.questions import SubmitRate
 from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
 from server.domain.signed_links import LinkHolders
+from server.domain.supervision_snapshots import SnapshotRetention
 from server.domain.token_watch import TokenWatch
 from server.domain.webhooks import WebhookEvents
 from server.domain.webhooks_sender import WebhookSender
@@ -154,6 +158,10 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             await quality_service.start()
             stack.push_async_callback(quality_service.stop)
 
+            snapshot_retention = SnapshotRetention(sessionmaker, settings.data_dir, settings.snapshot_retention_seconds)
+            snapshot_retention.start()
+            stack.push_async_callback(snapshot_retention.stop)
+
             metrics_registry = Metrics(media, recording_service)
             metrics_registry.register(WebhookCollector(webhook_sender))
 
@@ -218,7 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # WHIP) come first, so hundreds of simultaneous joins do not pay for matching the rest.
     for module in (
         whep, whip, events, conferences, schedule, points, members, materials, attendance, reports,
-        recordings, metrics, questions, floor, moderation, webhooks, quality,
+        recordings, metrics, questions, floor, moderation, webhooks, quality, essays, proposals, supervision,
     ):
         app.include_router(module.router)
 

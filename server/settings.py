@@ -24,7 +24,10 @@ from server.secret_files import write_secret_file
 
 DEFAULT_CONFIG_FILE = Path("config/diemcau.toml")
 # Members keep theirs longest: they may make up a session by replay weeks later.
-DEFAULT_TOKEN_LIFETIME_DAYS = {"organiser": 30.0, "speaker": 14.0, "point": 14.0, "viewer": 14.0, "member": 60.0}
+DEFAULT_TOKEN_LIFETIME_DAYS = {
+    "organiser": 30.0, "speaker": 14.0, "point": 14.0, "viewer": 14.0, "member": 60.0, "grader": 60.0,
+    "supervisor": 14.0,
+}
 
 
 def default_worker_count() -> int:
@@ -258,6 +261,20 @@ class Settings(BaseSettings):
     )
     webhook_log_days: float = Field(
         default=30.0, gt=0.0, description="Delivery log entries older than this many days are deleted"
+    )
+    essay_max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest essay file (PDF, DOCX, ODT) a member uploads (413 beyond)"
+    )
+    snapshot_interval_seconds: float = Field(
+        default=30.0, ge=1.0, le=3600.0,
+        description="How often a point page that consented sends a room snapshot (remote supervision)",
+    )
+    snapshot_max_bytes: int = Field(
+        default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest room snapshot JPEG accepted (413 beyond)"
+    )
+    snapshot_retention_seconds: float = Field(
+        default=30 * 86400.0, gt=0.0,
+        description="Room snapshots older than this are deleted (checked at start-up and then regularly)",
     )
 
     @field_validator("webhook_urls")

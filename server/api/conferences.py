@@ -138,6 +138,8 @@ def join_links(base: str, conference_id: str, role: str, secret: str) -> dict[st
         "viewer": "viewer.html",
         "member": "viewer.html",
         "organiser": "dashboard.html",
+        "grader": "grading.html",
+        "supervisor": "supervision.html",
     }[role]
     return {"page": f"{base}/{page}#conference={conference_id}&token={secret}"}
 

@@ -470,3 +470,158 @@ class QualityAlert(Base):
     detail: Mapped[str] = mapped_column(String(200), default="")
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+# --- Study essays, grading, proposals (issue 26) ---------------------------------------------------
+
+
+class EssayAssignment(Base):
+    """A conference's essay assignment (bài thu hoạch): one per conference. ``scale`` is the JSON list
+    of grades, best first; ``accept_late`` 0 refuses submissions after the deadline."""
+
+    __tablename__ = "essay_assignments"
+
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), primary_key=True
+    )
+    prompt: Mapped[str] = mapped_column(Text)
+    deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    min_words: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_words: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    scale: Mapped[str] = mapped_column(Text)
+    accept_late: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Essay(Base):
+    """One member's essay: typed text or an uploaded file (stored under a random name, its text
+    extracted into ``text`` for search where possible). Revised in place until the deadline;
+    ``submitted_by`` says who sent the last version (``member``, ``point`` operator, ``organiser``)."""
+
+    __tablename__ = "essays"
+    __table_args__ = (UniqueConstraint("conference_id", "member_id", name="uq_essays_member"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    filename: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    stored_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    words: Mapped[int] = mapped_column(Integer, default=0)
+    late: Mapped[int] = mapped_column(Integer, default=0)
+    revisions: Mapped[int] = mapped_column(Integer, default=1)
+    submitted_by: Mapped[str] = mapped_column(String(16), default="member")
+    submitted_by_name: Mapped[str] = mapped_column(String(200), default="")
+    first_submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    submitted_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EssayGrade(Base):
+    """One grading of an essay; the newest row is its grade, the older ones its history."""
+
+    __tablename__ = "essay_grades"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    essay_id: Mapped[str] = mapped_column(ForeignKey("essays.id", ondelete="CASCADE"), index=True)
+    grade: Mapped[str] = mapped_column(String(40))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    grader_token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    grader_name: Mapped[str] = mapped_column(String(200), default="")
+    graded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class Proposal(Base):
+    """One proposal of an essay's proposals part: a short title in a field (economy, party building...).
+
+    ``merged_into`` points a duplicate at the proposal the organiser kept; ``forwarded_at`` is set when
+    the organiser marks it sent up to the competent body (``forwarded_to``)."""
+
+    __tablename__ = "proposals"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    essay_id: Mapped[str] = mapped_column(ForeignKey("essays.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(300))
+    field: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    merged_into: Mapped[str | None] = mapped_column(
+        ForeignKey("proposals.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    forwarded_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    forwarded_to: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Supervision visits and remote-supervision snapshots (issue 26) --------------------------------
+
+
+class SupervisionTeam(Base):
+    """A supervision team (tổ giám sát); ``point_ids`` (JSON list) are the districts or points whose
+    subtrees it may visit, empty = the whole conference. Its tokens have it as subject."""
+
+    __tablename__ = "supervision_teams"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    point_ids: Mapped[str] = mapped_column(Text, default="[]")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SupervisionVisit(Base):
+    """A supervisor's check-in at a point: a note and a rating (1-5) of how the session was run."""
+
+    __tablename__ = "supervision_visits"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    point_id: Mapped[str] = mapped_column(ForeignKey("connection_points.id", ondelete="CASCADE"), index=True)
+    team_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    supervisor: Mapped[str] = mapped_column(String(200), default="")
+    token_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    note: Mapped[str] = mapped_column(Text, default="")
+    visited_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SnapshotSetting(Base):
+    """Whether a conference opted in to remote supervision (points send room snapshots)."""
+
+    __tablename__ = "snapshot_settings"
+
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RoomSnapshot(Base):
+    """One low-resolution JPEG of a point's room, stored under ``data_dir/snapshots``; deleted with
+    its file after the retention period."""
+
+    __tablename__ = "room_snapshots"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    conference_id: Mapped[str] = mapped_column(
+        ForeignKey("conferences.id", ondelete="CASCADE"), index=True
+    )
+    point_id: Mapped[str] = mapped_column(ForeignKey("connection_points.id", ondelete="CASCADE"), index=True)
+    stored_name: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(Integer)
+    taken_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

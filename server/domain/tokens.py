@@ -22,7 +22,7 @@ from server.db.models import AccessToken, utcnow
 from server.domain.conferences import as_utc
 from server.domain.rows import conference_row
 
-ROLES = ("organiser", "speaker", "point", "viewer", "member")
+ROLES = ("organiser", "speaker", "point", "viewer", "member", "grader", "supervisor")
 CHUNK = 500  # ids per IN (...) query: SQLite allows 999 bound parameters
 
 Lifetimes = Mapping[str, float]  # role -> days; 0 or missing = no default expiry

@@ -1,0 +1,150 @@
+"""The study roll-up: per point, per district and for the province, how many members attended
+(live, through their point, or by replay), submitted an essay, on time, were graded, and how the
+grades are spread; and who has not submitted, with their point.
+
+Attendance comes from the attendance report (server.domain.reports), so "attended" and "made up by
+replay" mean exactly what they mean there.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.db.models import Conference, Essay, EssayGrade, Member, utcnow
+from server.domain.essays import DEFAULT_SCALE, essays_by_member, get_assignment, scale_of
+from server.domain.grading import current_grades
+from server.domain.grading_scope import PointTree
+from server.domain.members import list_members
+from server.domain.points import list_points
+from server.domain.reports import load_report
+
+
+def rate(part: int, whole: int) -> float | None:
+    return round(part * 100 / whole, 1) if whole else None
+
+
+@dataclass
+class MemberState:
+    """One member's line: attendance (``live``, ``point``, ``replay`` or ``absent``) and essay."""
+
+    id: str
+    name: str
+    unit: str
+    point_id: str | None
+    attendance: str
+    replay_percent: float | None
+    submitted: bool
+    late: bool
+    grade: str | None
+
+
+@dataclass
+class Counts:
+    members: int = 0
+    attended: int = 0
+    replay: int = 0
+    submitted: int = 0
+    on_time: int = 0
+    late: int = 0
+    graded: int = 0
+    grades: dict[str, int] = field(default_factory=dict)
+
+    def add(self, m: MemberState) -> None:
+        self.members += 1
+        self.attended += m.attendance != "absent"
+        self.replay += m.attendance == "replay"
+        self.submitted += m.submitted
+        self.on_time += m.submitted and not m.late
+        self.late += m.submitted and m.late
+        if m.grade is not None:
+            self.graded += 1
+            self.grades[m.grade] = self.grades.get(m.grade, 0) + 1
+
+    def out(self, scale: list[str]) -> dict:
+        data = asdict(self)
+        data["grades"] = {g: self.grades.get(g, 0) for g in scale}
+        data["attended_rate"] = rate(self.attended, self.members)
+        data["replay_rate"] = rate(self.replay, self.members)
+        data["submitted_rate"] = rate(self.submitted, self.members)
+        data["graded_rate"] = rate(self.graded, self.submitted)
+        return data
+
+
+def member_states(
+    members: list[Member], essays: dict[str, Essay], grades: dict[str, EssayGrade], attendance: dict
+) -> list[MemberState]:
+    """``attendance``: the attendance report's ``members`` part (absent and replay lines by id)."""
+    absent = {a["id"]: a for a in attendance["absent_members"]}
+    replay = {r["id"]: r for r in attendance["replay"]}
+    states = []
+    for m in members:
+        essay = essays.get(m.id)
+        grade = grades.get(essay.id) if essay else None
+        if m.id in absent:
+            kind, percent = "absent", absent[m.id]["replay_percent"]
+        elif m.id in replay:
+            kind, percent = "replay", replay[m.id]["percent_watched"]
+        else:
+            kind, percent = "live", None
+        states.append(MemberState(
+            id=m.id, name=m.name, unit=m.unit, point_id=m.point_id, attendance=kind, replay_percent=percent,
+            submitted=essay is not None, late=bool(essay and essay.late), grade=grade.grade if grade else None,
+        ))
+    return states
+
+
+def build_rollup(conference: Conference, tree: PointTree, states: list[MemberState], scale: list[str],
+                 deadline: dt.datetime | None, now: dt.datetime) -> dict:
+    own: dict[str, Counts] = {pid: Counts() for pid in tree.points}
+    subtree: dict[str, Counts] = {pid: Counts() for pid in tree.points}
+    totals = Counts()
+    for s in states:
+        totals.add(s)
+        if s.point_id in own:
+            own[s.point_id].add(s)
+        for pid in tree.lineage(s.point_id):
+            subtree[pid].add(s)
+    points = []
+    for p in sorted(tree.points.values(), key=lambda p: (p.level != "province", p.level != "district", p.name)):
+        district = tree.ancestor_at(p.id, "district")
+        points.append({
+            "id": p.id, "name": p.name, "level": p.level, "parent_id": p.parent_id,
+            "district": district.name if district else "", "own": own[p.id].out(scale),
+            "subtree": subtree[p.id].out(scale),
+        })
+    missing = [
+        {"id": s.id, "name": s.name, "unit": s.unit, "point": tree.name(s.point_id),
+         "district": (d.name if (d := tree.ancestor_at(s.point_id, "district")) else ""), "attendance": s.attendance}
+        for s in states if not s.submitted
+    ]
+    missing.sort(key=lambda m: (m["district"], m["point"], m["name"]))
+    return {
+        "conference": {"id": conference.id, "title": conference.title},
+        "generated_at": now.isoformat(),
+        "deadline": deadline.isoformat() if deadline else None,
+        "scale": scale,
+        "totals": totals.out(scale),
+        "province": [line for line in points if line["level"] == "province"],
+        "districts": [line for line in points if line["level"] == "district"],
+        "points": points,
+        "not_submitted": missing,
+    }
+
+
+async def load_rollup(
+    db: AsyncSession, conference: Conference, grace_minutes: int, replay_percent: float
+) -> tuple[dict, list[MemberState], PointTree]:
+    """The roll-up, the member lines it was built from and the point tree."""
+    attendance = await load_report(db, conference, grace_minutes, replay_percent=replay_percent)
+    assignment = await get_assignment(db, conference.id)
+    scale = scale_of(assignment) if assignment else list(DEFAULT_SCALE)
+    tree = PointTree(await list_points(db, conference.id))
+    states = member_states(
+        await list_members(db, conference.id), await essays_by_member(db, conference.id),
+        await current_grades(db, conference.id), attendance["members"],
+    )
+    deadline = assignment.deadline if assignment else None
+    return build_rollup(conference, tree, states, scale, deadline, utcnow()), states, tree
