@@ -25,7 +25,11 @@ def free_port() -> int:
 class ServerProcess:
     """Start/stop/kill -9 a server with its own data dir; every call is bounded in time."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None,
+                 command: list[str] | None = None, cwd: Path = ROOT) -> None:
+        """``command``/``cwd``: another way to start it (an installed ``diemcau serve``, elsewhere)."""
+        self.command = command or [sys.executable, "-m", "server.main"]
+        self.cwd = cwd
         self.data_dir = data_dir
         self.port = port or free_port()
         self.extra_env = env or {}
@@ -35,7 +39,8 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if "DIEMCAU_TLS_CERT_FILE" in self.extra_env else "http"  # it serves HTTPS itself
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> "ServerProcess":
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -52,15 +57,13 @@ class ServerProcess:
             **self.extra_env,
         }
         log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "server.main"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        self.proc = subprocess.Popen(self.command, cwd=self.cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}/healthz", timeout=1, verify=False).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
@@ -94,8 +97,8 @@ class ServerProcess:
 
     # --- API helpers -----------------------------------------------------------------------------
     def admin(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=15
+        return httpx.Client(  # verify=False: a test's own self-signed certificate when it serves HTTPS
+            base_url=self.url, headers={"Authorization": f"Bearer {self.admin_token}"}, timeout=15, verify=False
         )
 
     def create_conference(self, title: str = "Hội nghị học tập nghị quyết", **extra) -> str:

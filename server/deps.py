@@ -60,6 +60,16 @@ QualityDep = Annotated[QualityService, Depends(_from_services(lambda s: s.qualit
 MetricsDep = Annotated[Metrics, Depends(_from_services(lambda s: s.metrics))]
 
 
+def public_base_url(conn: HTTPConnection) -> str:
+    """Base of every absolute URL handed out (join, HLS and signed links, WHIP/WHEP ``Location``):
+    ``public_url`` when set, else the scheme and ``Host`` this request arrived with, the scheme being
+    a trusted proxy's ``X-Forwarded-Proto`` (uvicorn applies it for ``forwarded_allow_ips``)."""
+    return (conn.state.services.settings.public_url or str(conn.base_url)).rstrip("/")
+
+
+PublicUrlDep = Annotated[str, Depends(public_base_url)]
+
+
 async def get_db(sessionmaker: SessionmakerDep) -> AsyncIterator[AsyncSession]:
     """A session per request, committed when the endpoint returns and before the response is sent.
 

@@ -40,6 +40,10 @@ def main() -> None:
         # asyncio's own loop even where uvloop is installed: the relay sends on the ICE sockets
         # themselves, which uvloop hides behind pseudo-sockets (and it measured no faster here).
         loop="asyncio",
+        # HTTPS served by the server itself (browsers give the camera only to a secure context).
+        ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
+        # Behind nginx or Caddy: the scheme and client address they forward, from them only.
+        proxy_headers=True, forwarded_allow_ips=settings.forwarded_allow_ips,
     )
 
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -50,7 +50,18 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str | None = Field(
-        default=None, description="Base URL printed and used in links; defaults to http://host:port"
+        default=None,
+        description="Base URL used in join, HLS and signed links and WHIP/WHEP Location headers; unset = "
+        "the scheme and Host of each request (behind a proxy in forwarded_allow_ips: its X-Forwarded-Proto)",
+    )
+    tls_cert_file: Path | None = Field(
+        default=None, description="PEM certificate chain: the server itself speaks HTTPS (with tls_key_file)"
+    )
+    tls_key_file: Path | None = Field(default=None, description="PEM private key of tls_cert_file")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed (uvicorn's --forwarded-allow-ips); '*' trusts any client",
     )
     data_dir: Path = Path("data")
     admin_token: str | None = None
@@ -313,9 +324,24 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
         return tuple(sources)
 
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together: set both or neither")
+        for path in (self.tls_cert_file, self.tls_key_file):
+            if path is not None and not path.is_file():
+                raise ValueError(f"TLS file {path} does not exist")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
+
     @property
     def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+        """The configured public URL, else where this server itself listens (printed at start-up)."""
+        scheme = "https" if self.tls else "http"
+        return (self.public_url or f"{scheme}://{self.host}:{self.port}").rstrip("/")
 
     @property
     def effective_database_url(self) -> str:

@@ -10,7 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.engine import MediaEngine
 from server.db.models import AccessToken, utcnow
-from server.deps import AdminDep, DbDep, MediaDep, PrincipalDep, SettingsDep, TokenWatchDep, authorize
+from server.deps import (
+    AdminDep, DbDep, MediaDep, PrincipalDep, PublicUrlDep, SettingsDep, TokenWatchDep, authorize,
+)
 from server.domain import conferences as domain
 from server.domain import tokens
 from server.domain.conferences import as_utc
@@ -151,6 +153,7 @@ async def create_token(
     db: DbDep,
     settings: SettingsDep,
     principal: PrincipalDep,
+    base: PublicUrlDep,
 ) -> TokenOut:
     await load_conference(db, conference_id)
     authorize(principal, conference_id, "organiser")
@@ -168,7 +171,7 @@ async def create_token(
         name=row.name,
         token=secret,
         expires_at=tokens.expiry(row.role, row.created_at, row.expires_at, settings.token_lifetime_days),
-        links=join_links(settings.base_url, conference_id, body.role, secret),
+        links=join_links(base, conference_id, body.role, secret),
     )
 
 

@@ -13,7 +13,7 @@ from server.api.downloads import csv_download
 from server.api.guards import conference_for, csv_import, or_404, pick_subjects, self_or_organiser
 from server.api.paging import MAX_OFFSET
 from server.db.models import Member
-from server.deps import DbDep, PrincipalDep, SettingsDep
+from server.deps import DbDep, PrincipalDep, PublicUrlDep, SettingsDep
 from server.domain import members as domain
 from server.domain.csvio import write_csv
 from server.domain.subject_tokens import issue_subject_tokens
@@ -134,7 +134,7 @@ async def import_members(
 async def issue_member_links(
     conference_id: str,
     db: DbDep,
-    settings: SettingsDep,
+    base: PublicUrlDep,
     principal: PrincipalDep,
     body: MemberLinksIn | None = None,
     format: str = Query("json", pattern="^(json|csv)$", description="csv: name, unit, point, link, token"),
@@ -146,7 +146,6 @@ async def issue_member_links(
     issued = await issue_subject_tokens(
         db, conference_id, "member", [(m.id, m.name) for m in members], body.revoke_existing
     )
-    base = settings.base_url
     links = [
         MemberLink(
             member_id=t.subject_id,
@@ -215,12 +214,12 @@ async def issue_member_link(
     conference_id: str,
     member_id: str,
     db: DbDep,
-    settings: SettingsDep,
+    base: PublicUrlDep,
     principal: PrincipalDep,
     revoke_existing: bool = Query(True),
 ) -> MemberLink:
     await conference_for(db, conference_id, principal, "organiser")
     member = await _member(domain.get_member(db, conference_id, member_id), member_id)
     [t] = await issue_subject_tokens(db, conference_id, "member", [(member.id, member.name)], revoke_existing)
-    link = join_links(settings.base_url, conference_id, "member", t.secret)["page"]
+    link = join_links(base, conference_id, "member", t.secret)["page"]
     return MemberLink(member_id=member.id, name=member.name, token_id=t.token_id, token=t.secret, link=link)

@@ -12,7 +12,7 @@ from server.api.conferences import join_links
 from server.api.downloads import csv_download
 from server.api.guards import conference_for, csv_import, or_404, pick_subjects, self_or_organiser
 from server.db.models import ConnectionPoint
-from server.deps import DbDep, PrincipalDep, SettingsDep
+from server.deps import DbDep, PrincipalDep, PublicUrlDep, SettingsDep
 from server.domain import points as domain
 from server.domain.csvio import write_csv
 from server.domain.subject_tokens import IssuedToken, issue_subject_tokens
@@ -174,7 +174,7 @@ def _links(
 async def issue_point_links(
     conference_id: str,
     db: DbDep,
-    settings: SettingsDep,
+    base: PublicUrlDep,
     principal: PrincipalDep,
     body: LinksIn | None = None,
     format: str = Query("json", pattern="^(json|csv)$", description="csv: name, level, parent, link, token"),
@@ -186,7 +186,7 @@ async def issue_point_links(
     issued = await issue_subject_tokens(
         db, conference_id, "point", [(p.id, p.name) for p in points], body.revoke_existing
     )
-    links = _links(settings.base_url, conference_id, points, issued)
+    links = _links(base, conference_id, points, issued)
     if format == "csv":
         names = {p.id: p.name for p in await domain.list_points(db, conference_id)}
         parents = {p.id: names.get(p.parent_id or "", "") for p in points}
@@ -243,7 +243,7 @@ async def issue_point_link(
     conference_id: str,
     point_id: str,
     db: DbDep,
-    settings: SettingsDep,
+    base: PublicUrlDep,
     principal: PrincipalDep,
     revoke_existing: bool = Query(True),
 ) -> PointLink:
@@ -251,4 +251,4 @@ async def issue_point_link(
     await conference_for(db, conference_id, principal, "organiser")
     point = await _point(domain.get_point(db, conference_id, point_id), point_id)
     issued = await issue_subject_tokens(db, conference_id, "point", [(point.id, point.name)], revoke_existing)
-    return _links(settings.base_url, conference_id, [point], issued)[0]
+    return _links(base, conference_id, [point], issued)[0]

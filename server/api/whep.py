@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from server.api import signalling
-from server.deps import DbDep, MediaDep, PrincipalDep, SettingsDep, WhepPlacesDep
+from server.deps import DbDep, MediaDep, PrincipalDep, PublicUrlDep, SettingsDep, WhepPlacesDep
 
 router = APIRouter(tags=["whep"])
 
@@ -21,6 +21,7 @@ async def whep_subscribe(
     media: MediaDep,
     whep_places: WhepPlacesDep,
     principal: PrincipalDep,
+    base: PublicUrlDep,
 ) -> Response:
     """Body: SDP offer (recvonly audio/video). Requires a point, viewer or member token."""
     await signalling.open_for_session(db, conference_id, principal, *SUBSCRIBER_ROLES)
@@ -39,7 +40,7 @@ async def whep_subscribe(
         except Exception as exc:
             raise signalling.negotiation_failed(exc)
     return signalling.session_response(
-        settings, f"/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id, principal
+        settings, f"{base}/whep/{conference_id}/{consumer.id}", consumer.answer_sdp, consumer.id, principal
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from server.api import signalling
-from server.deps import DbDep, FloorDep, MediaDep, PrincipalDep, SettingsDep
+from server.deps import DbDep, FloorDep, MediaDep, PrincipalDep, PublicUrlDep, SettingsDep
 from server.domain.floor import FloorService
 from server.domain.tokens import Principal
 
@@ -32,6 +32,7 @@ async def whip_publish(
     media: MediaDep,
     floor: FloorDep,
     principal: PrincipalDep,
+    base: PublicUrlDep,
 ) -> Response:
     """Body: SDP offer (application/sdp). A speaker token of this conference; or a point token
     while its point holds the floor (403 otherwise), which does not replace the speaker."""
@@ -50,7 +51,7 @@ async def whip_publish(
         await producer.close()  # the floor ended while this stream was being set up
         raise HTTPException(403, NO_FLOOR)
     return signalling.session_response(
-        settings, f"/whip/{conference_id}/{producer.id}", producer.answer_sdp, producer.id, principal
+        settings, f"{base}/whip/{conference_id}/{producer.id}", producer.answer_sdp, producer.id, principal
     )
 
 
