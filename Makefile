@@ -6,19 +6,20 @@ PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.installed
 TEST_STAMP = $(VENV)/.installed-test
 APT_PACKAGES = ffmpeg
-TEST_APT_PACKAGES = chromium ffmpeg redis-server coturn
+TEST_APT_PACKAGES = chromium ffmpeg redis-server coturn nginx
 
-.PHONY: run test test-fast bench bench-quick soak install install-test system-deps test-system-deps clean lint
+.PHONY: run test test-fast bench bench-quick soak install install-test system-deps test-system-deps clean lint lock
 
-$(STAMP): pyproject.toml
+# -c constraints.txt: the versions tested together (pyproject.toml has the ranges; `make lock`).
+$(STAMP): pyproject.toml constraints.txt
 	@command -v $(PYTHON) >/dev/null || (apt-get update && apt-get install -y python3 python3-venv)
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV) || (apt-get update && apt-get install -y python3-venv && $(PYTHON) -m venv $(VENV))
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
 $(TEST_STAMP): $(STAMP)
-	$(PIP) install --quiet -e '.[test]'
+	$(PIP) install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
 # The relay's C fan-out loop (media/native/fastpath.c). `pip install` builds it when a compiler is
@@ -48,7 +49,7 @@ test-system-deps:
 	if [ -n "$$missing" ]; then echo "installing:$$missing"; apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi
 
 run: install system-deps
-	$(PY) -m server.main
+	$(VENV)/bin/diemcau serve
 
 test: install-test test-system-deps
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
@@ -73,6 +74,11 @@ bench-quick: install-test test-system-deps
 # `make soak`: 20 minutes of WHEP/WebSocket/HLS churn, watched for leaks; `make soak ARGS="--minutes 5"`.
 soak: install-test test-system-deps
 	$(PY) -m bench.soak $(ARGS)
+
+# Writes the versions installed in $(VENV) (after `make install-test`) to constraints.txt.
+lock: $(TEST_STAMP)
+	{ sed -n '/^#/p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v '^diemcau'; } > constraints.new
+	mv constraints.new constraints.txt
 
 clean:
 	rm -rf $(VENV) data bench/.cache build media/native/_fastpath*.so $(RXFAST)

@@ -64,7 +64,11 @@ from server.metrics.webhook_collector import WebhookCollector
 from server.services import Services
 from server.settings import Settings, get_settings
 
-WEB_CLIENT = Path(__file__).resolve().parent.parent / "web_client"
+# The pages: inside an installed wheel at server/web_client (setup.py copies them there), in a
+# checkout (and an editable install) at the top-level web_client/.
+_PACKAGED_WEB_CLIENT = Path(__file__).resolve().parent / "web_client"
+WEB_CLIENT = (_PACKAGED_WEB_CLIENT if _PACKAGED_WEB_CLIENT.is_dir()
+              else Path(__file__).resolve().parent.parent / "web_client")
 
 
 def media_engine(settings: Settings) -> MediaEngine:

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from importlib.metadata import version as package_version
 from typing import Any, NoReturn
 
 import httpx
@@ -99,13 +100,44 @@ def api(ctx: typer.Context) -> Api:
     return ctx.obj  # type: ignore[no-any-return]
 
 
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"diemcau {package_version('diemcau')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     url: str = typer.Option("http://127.0.0.1:8080", envvar="DIEMCAU_URL", help="server base URL"),
     token: str | None = typer.Option(None, envvar="DIEMCAU_TOKEN", help="admin or organiser token"),
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="print the installed version and exit"),
 ) -> None:
     ctx.obj = Api(url, token)
+
+
+# --- the server itself (settings from DIEMCAU_* and the config file, not --url/--token) -------------
+
+
+@app.command("serve")
+def serve() -> None:
+    """Run the server (what `make run` and the systemd unit run); migrates the database first."""
+    from server.main import main as run_server  # the server's imports only for this command
+
+    run_server()
+
+
+@app.command("migrate")
+def migrate() -> None:
+    """Bring the database to the newest schema and exit (`serve` does it too, at every start)."""
+    from server.db.migrate import upgrade_sync
+    from server.settings import get_settings
+
+    settings = get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_sync(settings.effective_database_url)
+    typer.echo(f"database at the newest schema: {settings.effective_database_url}")
 
 
 # --- conferences -------------------------------------------------------------------------------

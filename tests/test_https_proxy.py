@@ -1,0 +1,260 @@
+"""The production front: Debian's nginx with config/nginx/diemcau.conf as shipped (only names, ports
+and paths replaced), a self-signed certificate made here, the server behind it on plain HTTP.
+
+Chromium opens the speaker page over https:// at a public name (``hoinghi.test``, mapped to
+127.0.0.1), publishes its fake camera, and a point page plays, both through the proxy; the speaker
+page's WebSocket shows the watching point; Location headers, join links and signed links carry the
+public scheme and host; an HLS segment comes from nginx's cache the second time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import ipaddress
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bench.server_process import ROOT, ServerProcess, free_port
+from server.settings import Settings
+from tests.support.browser import CHROMIUM_ARGS, Page, wait_for_chromium
+from tests.support.server import ServerFactory
+from tests.support.waiting import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+SHIPPED = ROOT / "config" / "nginx" / "diemcau.conf"
+PUBLIC_NAME = "hoinghi.test"
+SPEAKER_STATS = """async () => {
+  const pc = window.pc;
+  if (!pc || pc.connectionState !== "connected") return null;
+  let frames = 0;
+  (await pc.getStats()).forEach((s) => { if (s.type === "outbound-rtp" && s.kind === "video") frames = s.framesEncoded; });
+  return frames > 0;
+}"""
+POINT_FRAMES = """async () => {
+  const pc = window.diemcau.session && window.diemcau.session.pc;
+  if (!pc) return 0;
+  let frames = 0;
+  (await pc.getStats()).forEach((s) => { if (s.type === "inbound-rtp" && s.kind === "video") frames = s.framesDecoded; });
+  return frames;
+}"""
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for the public name (and 127.0.0.1), as a test CA-less deployment would have."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PUBLIC_NAME)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(
+            [x509.DNSName(PUBLIC_NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def render(shipped: str, replacements: dict[str, str]) -> str:
+    """The shipped configuration with its names, ports and paths replaced; each must be there."""
+    for old, new in replacements.items():
+        assert old in shipped, f"{old!r} is no longer in {SHIPPED.name}: update this test"
+        shipped = shipped.replace(old, new)
+    return shipped
+
+
+@dataclass
+class Front:
+    backend: ServerProcess
+    port: int
+    home: Path
+
+    @property
+    def url(self) -> str:
+        return f"https://{PUBLIC_NAME}:{self.port}"
+
+    def client(self, **headers: str) -> httpx.Client:
+        """Through nginx as a browser at the public name would come (Host), the self-signed certificate
+        accepted."""
+        return httpx.Client(base_url=f"https://127.0.0.1:{self.port}", verify=False, timeout=20,
+                            headers={"Host": f"{PUBLIC_NAME}:{self.port}", **headers})
+
+    def access_log(self) -> str:
+        return (self.home / "access.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def front(start_server: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    if not Path(NGINX).exists():
+        pytest.fail("nginx is missing: `apt-get install -y nginx` (make test installs TEST_APT_PACKAGES)")
+    home = tmp_path_factory.mktemp("nginx")
+    for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "cache"):
+        (home / temp).mkdir()
+    cert, key = self_signed(home)
+    port = free_port()
+    with start_server("behind-nginx", workers=1) as backend:
+        site = render(SHIPPED.read_text(), {
+            "server 127.0.0.1:8080;": f"server 127.0.0.1:{backend.port};",
+            "/var/cache/nginx/diemcau": str(home / "cache"),
+            "listen 80;": f"listen 127.0.0.1:{free_port()};",
+            "listen [::]:80;": "",
+            "listen 443 ssl http2;": f"listen 127.0.0.1:{port} ssl http2;",
+            "listen [::]:443 ssl http2;": "",
+            "/etc/letsencrypt/live/hoinghi.example.vn/fullchain.pem": str(cert),
+            "/etc/letsencrypt/live/hoinghi.example.vn/privkey.pem": str(key),
+            "hoinghi.example.vn": PUBLIC_NAME,
+            "/var/log/nginx/diemcau.access.log": str(home / "access.log"),
+        })
+        (home / "diemcau.conf").write_text(site)
+        # Debian's built-in paths (/var/lib/nginx, /run) are the system service's: this one keeps to tmp.
+        temps = "\n".join(f"    {kind}_temp_path {home / directory};" for kind, directory in
+                          (("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"),
+                           ("uwsgi", "uwsgi"), ("scgi", "scgi")))
+        (home / "nginx.conf").write_text(
+            f"user {getpass.getuser()};\nworker_processes 1;\npid {home / 'nginx.pid'};\n"
+            f"error_log {home / 'error.log'} warn;\nevents {{ worker_connections 512; }}\n"
+            f"http {{\n{temps}\n"
+            f"    include {home / 'diemcau.conf'};\n}}\n"
+        )
+        nginx = subprocess.Popen([NGINX, "-p", str(home), "-c", str(home / "nginx.conf"), "-g", "daemon off;"],
+                                 stdout=subprocess.DEVNULL, stderr=open(home / "stderr.log", "wb"))
+        try:
+            wait_until(lambda: _answers(port) or nginx.poll() is not None, 15, "nginx listening")
+            assert nginx.poll() is None, (home / "stderr.log").read_text() + (home / "error.log").read_text()
+            yield Front(backend, port, home)
+        finally:
+            nginx.terminate()
+            nginx.wait(10)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """Chromium resolving the public name to this machine, as DNS would in the field."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=wait_for_chromium(), headless=True, timeout=60_000,
+                                      args=[*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {PUBLIC_NAME} 127.0.0.1"])
+        yield chromium
+        chromium.close()
+
+
+def _created(response, path: str) -> bool:  # type: ignore[no-untyped-def]
+    """A page's WHIP/WHEP POST answered 201 (its Location is the session)."""
+    return response.request.method == "POST" and path in response.url and response.status == 201
+
+
+@pytest.fixture(scope="module")
+def live(front: Front, browser) -> Iterator[tuple[str, Page, list[str]]]:  # type: ignore[no-untyped-def]
+    """A conference whose speaker page went live over https:// through nginx; the WHIP Location seen."""
+    conference = front.backend.create_conference()
+    with front.client(Authorization=f"Bearer {front.backend.admin_token}") as c:
+        link = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "speaker"}).json()["links"]["page"]
+    context = browser.new_context(ignore_https_errors=True)  # the self-signed certificate
+    locations: list[str] = []
+    speaker = Page(context.new_page())
+    speaker.on("response", lambda r: locations.append(r.headers["location"]) if _created(r, "/whip/") else None)
+    speaker.goto(link, wait_until="load")
+    assert speaker.evaluate("window.isSecureContext && location.protocol") == "https:"
+    speaker.wait_until("!document.getElementById('golive').disabled", 15, "camera preview, Go live enabled")
+    speaker.click("#golive")
+    speaker.wait_until(SPEAKER_STATS, 20, "speaker encoding and connected through the proxy")
+    yield conference, speaker, locations
+    context.close()
+
+
+def test_pages_publish_and_play_through_nginx(front: Front, live, browser) -> None:  # type: ignore[no-untyped-def]
+    conference, speaker, whip_locations = live
+    assert whip_locations[0].startswith(f"{front.url}/whip/{conference}/"), whip_locations
+    with front.client(Authorization=f"Bearer {front.backend.admin_token}") as c:
+        link = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "point"}).json()["links"]["page"]
+    assert link.startswith(f"{front.url}/point.html#conference={conference}&token=")
+    context = browser.new_context(ignore_https_errors=True)
+    try:
+        point = Page(context.new_page())
+        whep: list[str] = []
+        point.on("response", lambda r: whep.append(r.headers["location"]) if _created(r, "/whep/") else None)
+        point.goto(link, wait_until="load")
+        frames = point.wait_until(f"(async () => {{ const n = await ({POINT_FRAMES})(); return n >= 30 && n; }})()",
+                                  30, "30 frames decoded on the point page")
+        assert frames >= 30
+        assert whep[0].startswith(f"{front.url}/whep/{conference}/"), whep
+        # the watcher count reaches the speaker page over its WebSocket, through the proxy
+        speaker.wait_until("document.getElementById('watchers').dataset.count === '1'", 15, "one watcher")
+    finally:
+        context.close()
+    # nginx logs a WebSocket when it closes: the point page's, closed with its context, went through it
+    wait_until(lambda: re.search(rf'"GET /ws/conferences/{conference}" 101 ', front.access_log()), 10,
+               "the point page's WebSocket (101) in nginx's log")
+    assert "token=" not in front.access_log()  # the log format leaves queries out
+
+
+def test_links_use_the_public_scheme_and_host(front: Front) -> None:
+    server = front.backend
+    conference = server.create_conference()
+    with front.client(Authorization=f"Bearer {server.admin_token}") as c:
+        organiser = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "organiser"}).json()
+        assert organiser["links"]["page"].startswith(f"{front.url}/dashboard.html#")
+        c.headers["Authorization"] = f"Bearer {organiser['token']}"
+        hls_link = c.post(f"/api/v1/conferences/{conference}/hls-link", json={"hours": 1}).json()
+        assert hls_link["playlist_url"].startswith(f"{front.url}/hls/{conference}/index.m3u8?")
+        assert hls_link["viewer_url"].startswith(f"{front.url}/viewer.html#conference={conference}&")
+        c.post(f"/api/v1/conferences/{conference}/points", json={"name": "Xã Tam Hồng", "level": "commune"})
+        [point] = c.post(f"/api/v1/conferences/{conference}/points/tokens").json()
+        assert point["link"].startswith(f"{front.url}/point.html#")
+    # Straight to the server, without the proxy's headers: its own address and scheme.
+    with server.admin() as c:
+        page = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "viewer"}).json()["links"]["page"]
+    assert page.startswith(f"{server.url}/viewer.html#")
+
+
+def test_hls_segments_come_from_the_proxy_cache(front: Front, live) -> None:  # type: ignore[no-untyped-def]
+    conference = live[0]
+    viewer = front.backend.token(conference, "viewer")
+    with front.client() as c:
+        playlist = wait_until(lambda: c.get(f"/hls/{conference}/index.m3u8", params={"token": viewer}), 30,
+                              "live playlist", check=lambda r: r.status_code == 200 and ".m4s" in r.text)
+        assert playlist.headers["cache-control"] == f"public, max-age={int(Settings().hls_segment_seconds / 2)}"
+        segment = next(line for line in playlist.text.splitlines() if ".m4s" in line and not line.startswith("#"))
+        url = f"/hls/{conference}/{segment}"
+        first, second = c.get(url), c.get(url)
+        assert first.status_code == second.status_code == 200 and first.content == second.content
+        assert first.headers["cache-control"] == "public, max-age=86400, immutable"
+        assert (first.headers["x-cache-status"], second.headers["x-cache-status"]) == ("MISS", "HIT")
+        # with the credential in a header the answer is private: never stored, never served from the cache
+        private = c.get(f"/hls/{conference}/index.m3u8", headers={"Authorization": f"Bearer {viewer}"})
+        assert private.headers["cache-control"].startswith("private")
+        assert private.headers["x-cache-status"] == "BYPASS"
+    assert "cache=HIT" in front.access_log()
+
+
+def test_upload_limit_matches_the_server() -> None:
+    size = re.search(r"client_max_body_size (\d+)m;", SHIPPED.read_text())
+    assert size and int(size.group(1)) * 1024 * 1024 == Settings.model_fields["max_upload_bytes"].default
+    caddy = re.search(r"max_size (\d+)MiB", (ROOT / "config" / "Caddyfile").read_text())
+    assert caddy and int(caddy.group(1)) * 1024 * 1024 == Settings.model_fields["max_upload_bytes"].default
