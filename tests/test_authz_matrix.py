@@ -116,6 +116,48 @@ def _producer(w: World) -> dict[str, str]:
     return {"session_id": w.producer_session()}
 
 
+JPEG = b"\xff\xd8\xff\xe0" + bytes(32) + b"\xff\xd9"
+
+
+def _assignment(w: World) -> dict[str, str]:
+    """The conference has an essay assignment open (deadline far ahead, late essays accepted)."""
+    r = w.admin.put(w.api("essays/assignment"), json={"prompt": "Bài thu hoạch", "deadline": "2100-01-01T00:00:00Z"})
+    assert r.status_code == 200, r.text
+    return {}
+
+
+def _essay_file(w: World) -> dict[str, str]:
+    """The world's member has an essay with a file."""
+    _assignment(w)
+    r = w.admin.post(w.api(f"essays/members/{w.member}/file"), files={"file": ("bai.pdf", PDF, "application/pdf")})
+    assert r.status_code == 200, r.text
+    return {}
+
+
+def _proposal(w: World) -> dict[str, str]:
+    """A fresh member's essay with one proposal; its id."""
+    _assignment(w)
+    member, title = w.new_member(), w.unique("Đề xuất ma trận")
+    r = w.admin.put(w.api(f"essays/members/{member}"), json={"text": "Bài", "proposals": [{"title": title, "field": "other"}]})
+    assert r.status_code == 200, r.text
+    [found] = w.admin.get(w.api("proposals"), params={"q": title}).json()["proposals"]
+    return {"proposal_id": found["id"]}
+
+
+def _snapshots_on(w: World) -> dict[str, str]:
+    r = w.admin.put(w.api("supervision/snapshots/settings"), json={"enabled": True})
+    assert r.status_code == 200, r.text
+    return {}
+
+
+def _snapshot(w: World) -> dict[str, str]:
+    _snapshots_on(w)
+    r = httpx.post(f"{w.server.url}{w.api('supervision/snapshots')}", content=JPEG, timeout=15,
+                   headers={"Authorization": f"Bearer {w.tokens['point']}", "Content-Type": "image/jpeg"})
+    assert r.status_code == 201, r.text
+    return {"snapshot_id": r.json()["id"]}
+
+
 C = "/api/v1/conferences/{conference_id}"
 MATRIX: dict[Key, Case] = {
     # --- public: pages, health, API description -------------------------------------------------
@@ -223,6 +265,42 @@ MATRIX: dict[Key, Case] = {
     ("GET", C + "/quality/points/{point_id}/history"): Case(organiser(200)),
     ("GET", C + "/quality/alerts"): Case(organiser(200)),
     ("POST", C + "/points/{point_id}/rendition"): Case(organiser(200), json={"rendition": None}),
+    # --- study essays: members (and their point's operator) submit, graders grade, organisers see all --
+    ("GET", C + "/essays/assignment"): Case(participants(200), params=_assignment),
+    ("PUT", C + "/essays/assignment"): Case(organiser(200), json={"prompt": "x", "deadline": "2100-01-01T00:00:00Z"}),
+    ("POST", C + "/essays/graders"): Case(organiser(201), json={"name": "Tổ chấm"}),
+    ("GET", C + "/essays"): Case(expect(200, "organiser", "point")),
+    ("GET", C + "/essays/me"): Case(expect(200, "member", admin=400)),
+    ("GET", C + "/essays/members/{member_id}"): Case(expect(200, "organiser", "member")),
+    ("PUT", C + "/essays/members/{member_id}"): Case(
+        expect(200, "organiser", "member"), params=_assignment, json={"text": "Bài thu hoạch ma trận"}
+    ),
+    ("POST", C + "/essays/members/{member_id}/file"): Case(
+        expect(200, "organiser", "member"), params=_assignment, files={"file": ("bai.pdf", PDF, "application/pdf")}
+    ),
+    ("GET", C + "/essays/members/{member_id}/file"): Case(expect(200, "organiser", "member"), params=_essay_file),
+    ("POST", C + "/essays/members/{member_id}/grade"): Case(organiser(201), params=_essay_file, json={"grade": "tốt"}),
+    ("GET", C + "/essays/rollup"): Case(organiser(200)),
+    ("GET", C + "/essays/rollup.csv"): Case(organiser(200)),
+    ("GET", C + "/proposals"): Case(organiser(200)),
+    ("GET", C + "/proposals/export.csv"): Case(organiser(200)),
+    ("GET", C + "/proposals/report.html"): Case(organiser(200)),
+    ("POST", C + "/proposals/{proposal_id}/merge"): Case(
+        organiser(200), params=_proposal, json=lambda w: {"into": _proposal(w)["proposal_id"]}
+    ),
+    ("POST", C + "/proposals/{proposal_id}/forward"): Case(organiser(200), params=_proposal, json={"to": "Tỉnh ủy"}),
+    # --- supervision: teams check in at points; points send room snapshots when the conference opts in --
+    ("POST", C + "/supervision/teams"): Case(organiser(201), json={"name": "Tổ giám sát"}),
+    ("GET", C + "/supervision/points"): Case(organiser(200)),
+    ("POST", C + "/supervision/visits"): Case(organiser(201), json=lambda w: {"point_id": w.point, "rating": 4}),
+    ("GET", C + "/supervision/visits"): Case(organiser(200)),
+    ("GET", C + "/supervision/snapshots/settings"): Case(participants(200)),
+    ("PUT", C + "/supervision/snapshots/settings"): Case(organiser(200), json={"enabled": False}),
+    ("POST", C + "/supervision/snapshots"): Case(
+        expect(201, "point", admin=400), params=_snapshots_on, content=JPEG, content_type="image/jpeg"
+    ),
+    ("GET", C + "/supervision/snapshots"): Case(organiser(200)),
+    ("GET", C + "/supervision/snapshots/{snapshot_id}"): Case(organiser(200), params=_snapshot),
     # --- recordings: everyone of the conference watches; organisers edit ---------------------------
     ("GET", "/api/v1/recordings"): Case(participants(200), query={"conference_id": "{conference_id}"}),
     ("GET", "/api/v1/recordings/{recording_id}"): Case(participants(200)),
