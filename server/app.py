@@ -50,7 +50,6 @@ from server.domain.recordings import RecordingService
 from server.domain.replay_meter import ReplayMeter
 from server.domain.signed_links import LinkHolders
 from server.domain.supervision_snapshots import SnapshotRetention
-from server.domain.supervision_snapshots import SnapshotRetention
 from server.domain.token_watch import TokenWatch
 from server.domain.webhooks import WebhookEvents
 from server.domain.webhooks_sender import WebhookSender
@@ -162,10 +161,6 @@ def lifespan_of(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextM
             )
             await quality_service.start()
             stack.push_async_callback(quality_service.stop)
-
-            snapshot_retention = SnapshotRetention(sessionmaker, settings.data_dir, settings.snapshot_retention_seconds)
-            snapshot_retention.start()
-            stack.push_async_callback(snapshot_retention.stop)
 
             snapshot_retention = SnapshotRetention(sessionmaker, settings.data_dir, settings.snapshot_retention_seconds)
             snapshot_retention.start()

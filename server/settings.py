@@ -287,20 +287,6 @@ class Settings(BaseSettings):
         default=30 * 86400.0, gt=0.0,
         description="Room snapshots older than this are deleted (checked at start-up and then regularly)",
     )
-    essay_max_upload_bytes: int = Field(
-        default=10 * 1024 * 1024, ge=1024, description="Largest essay file (PDF, DOCX, ODT) a member uploads (413 beyond)"
-    )
-    snapshot_interval_seconds: float = Field(
-        default=30.0, ge=1.0, le=3600.0,
-        description="How often a point page that consented sends a room snapshot (remote supervision)",
-    )
-    snapshot_max_bytes: int = Field(
-        default=64 * 1024, ge=1024, le=1024 * 1024, description="Largest room snapshot JPEG accepted (413 beyond)"
-    )
-    snapshot_retention_seconds: float = Field(
-        default=30 * 86400.0, gt=0.0,
-        description="Room snapshots older than this are deleted (checked at start-up and then regularly)",
-    )
 
     @field_validator("webhook_urls")
     @classmethod
