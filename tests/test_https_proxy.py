@@ -14,6 +14,7 @@ import getpass
 import ipaddress
 import re
 import shutil
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -258,3 +259,27 @@ def test_upload_limit_matches_the_server() -> None:
     assert size and int(size.group(1)) * 1024 * 1024 == Settings.model_fields["max_upload_bytes"].default
     caddy = re.search(r"max_size (\d+)MiB", (ROOT / "config" / "Caddyfile").read_text())
     assert caddy and int(caddy.group(1)) * 1024 * 1024 == Settings.model_fields["max_upload_bytes"].default
+
+
+def test_server_serves_https_itself(start_server: ServerFactory, tmp_path: Path) -> None:
+    """Without a proxy: tls_cert_file and tls_key_file, and the links it hands out say https://."""
+    cert, key = self_signed(tmp_path)
+    with start_server("tls", workers=1, tls_cert_file=str(cert), tls_key_file=str(key)) as server:
+        assert server.url.startswith("https://")
+        with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=cert), timeout=10) as c:
+            assert c.get("/healthz").status_code == 200
+        conference = server.create_conference()
+        with server.admin() as c:
+            link = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "point"}).json()["links"]["page"]
+        assert link.startswith(f"{server.url}/point.html#")
+        with pytest.raises(httpx.HTTPError):  # no plain HTTP on that port
+            httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).raise_for_status()
+
+
+def test_tls_settings_go_together(tmp_path: Path) -> None:
+    cert, key = self_signed(tmp_path)
+    with pytest.raises(ValueError, match="go together"):
+        Settings(tls_cert_file=cert)
+    with pytest.raises(ValueError, match="does not exist"):
+        Settings(tls_cert_file=cert, tls_key_file=tmp_path / "missing.pem")
+    assert Settings(tls_cert_file=cert, tls_key_file=key, host="0.0.0.0", port=8443).base_url == "https://0.0.0.0:8443"
