@@ -18,8 +18,9 @@ import httpx
 import typer
 
 HELP = (
-    "Điểm Cầu organiser tasks against a running server. Server URL and token: --url/--token or "
-    "DIEMCAU_URL/DIEMCAU_TOKEN. Creating conferences needs the admin token; the rest an organiser token."
+    "Điểm Cầu: `serve` runs the server, `migrate` updates its database; the other commands are organiser "
+    "tasks against a running server. Server URL and token: --url/--token or DIEMCAU_URL/DIEMCAU_TOKEN. "
+    "Creating conferences needs the admin token; the rest an organiser token."
 )
 app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False)
 conference_app = typer.Typer(help="Create, list and schedule conferences.", no_args_is_help=True)
