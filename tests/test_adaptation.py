@@ -3,7 +3,7 @@ reports make it choose, and that it does not flap."""
 
 from __future__ import annotations
 
-from media.renditions.adaptation import FIRST_WAIT, MAX_WAIT, SETTLE, Adaptation
+from media.renditions.adaptation import BAD_QUEUE_MS, FIRST_WAIT, MAX_WAIT, PAD_SECONDS, SETTLE, Adaptation
 
 
 class Clock:
@@ -77,13 +77,17 @@ def test_a_failed_probe_doubles_the_wait_and_a_held_one_resets_it() -> None:
     assert a.level == "full" and a.wait == FIRST_WAIT
 
 
-def test_queueing_alone_counts_as_congestion() -> None:
+def test_queueing_alone_counts_as_congestion_and_jitter_does_not() -> None:
     a, clock, chosen = policy()
-    reports(a, clock, 3, loss=0.0, jitter=200.0)
+    reports(a, clock, 5, loss=0.0, rtt=60.0)
+    reports(a, clock, 3, loss=0.0, rtt=60.0 + BAD_QUEUE_MS + 50)  # a standing queue on this link
     assert chosen == ["low"]
     b, clock_b, chosen_b = policy()
-    reports(b, clock_b, 3, loss=0.0, rtt=2500.0)
+    reports(b, clock_b, 3, loss=0.0, rtt=2500.0)  # a long round trip, whatever the link's lowest
     assert chosen_b == ["low"]
+    c, clock_c, chosen_c = policy()
+    reports(c, clock_c, 30, loss=0.02, jitter=200.0)  # the publisher's or the transcoder's timing
+    assert chosen_c == []
 
 
 def test_reports_about_the_rendition_before_a_switch_are_skipped() -> None:
@@ -94,3 +98,66 @@ def test_reports_about_the_rendition_before_a_switch_are_skipped() -> None:
     assert chosen == ["low"]
     reports(a, clock, 2, loss=0.6, sent=400_000)  # now about the low rendition: it does not fit either
     assert chosen == ["low", "audio"]
+
+
+class Padding:
+    """The consumer's side of a padding probe: what rate it was asked for, and whether it can."""
+
+    def __init__(self, can: bool = True) -> None:
+        self.can = can
+        self.calls: list[float] = []
+
+    def __call__(self, bps: float) -> bool:
+        self.calls.append(bps)
+        return self.can
+
+
+def padded_policy(can: bool = True) -> tuple[Adaptation, Clock, list[str], Padding]:
+    clock, chosen, pad = Clock(), [], Padding(can)
+    return Adaptation(chosen.append, low_need=400_000, clock=clock, pad=pad), clock, chosen, pad
+
+
+def on_low(a: Adaptation, clock: Clock, chosen: list[str]) -> None:
+    """Full at 1.5 Mbit/s, capped: down to low, which then sends 450 kbit/s cleanly."""
+    reports(a, clock, 2, loss=0.0, sent=1_500_000)
+    reports(a, clock, 3, loss=0.6, sent=1_500_000)
+    assert chosen == ["low"]
+    reports(a, clock, int(SETTLE), loss=0.0, sent=450_000)
+
+
+def test_a_padding_probe_that_the_link_carries_takes_the_point_up() -> None:
+    a, clock, chosen, pad = padded_policy()
+    on_low(a, clock, chosen)
+    start = clock.now
+    while not pad.calls and clock.now - start < 60:
+        reports(a, clock, 1, loss=0.0, sent=450_000)
+    assert pad.calls == [1_500_000 - 450_000], "padding fills the difference to the full rendition's rate"
+    assert chosen == ["low"], "no switch while padding"
+    reports(a, clock, int(PAD_SECONDS), loss=0.02, sent=450_000)
+    reports(a, clock, 1, loss=0.02, sent=450_000)
+    assert chosen == ["low", "full"] and pad.calls[-1] == 0, "up after a clean probe, padding stopped"
+
+
+def test_a_padding_probe_the_link_does_not_carry_keeps_the_picture_and_waits_longer() -> None:
+    a, clock, chosen, pad = padded_policy()
+    on_low(a, clock, chosen)
+    while not pad.calls:
+        reports(a, clock, 1, loss=0.0, sent=450_000)
+    wait = a.wait
+    reports(a, clock, 1, loss=0.4, sent=450_000)  # the padding overflows the link
+    assert chosen == ["low"] and pad.calls[-1] == 0 and a.wait == 2 * wait
+    reports(a, clock, int(SETTLE) - 1, loss=0.4, sent=450_000)  # the queue draining: not held against low
+    assert chosen == ["low"]
+    # The point's NACKs can end the next probe before a report does (media.egress.consumer).
+    while len(pad.calls) < 3:
+        reports(a, clock, 1, loss=0.0, sent=450_000)
+    a.padding_failed()
+    assert pad.calls[-1] == 0 and a.padding_since is None and a.wait == min(4 * wait, MAX_WAIT)
+    assert chosen == ["low"]
+
+
+def test_without_padding_the_switch_is_the_probe() -> None:
+    a, clock, chosen, pad = padded_policy(can=False)  # e.g. the point negotiated no RTX
+    on_low(a, clock, chosen)
+    assert next_choice(a, clock, chosen, 60, loss=0.0, sent=450_000)[0] == "full"
+    assert pad.calls, "asked first"

@@ -239,3 +239,45 @@ def test_a_flood_of_nacks_is_bounded():
         router.remove_outbound(stream)
         tx_sock.close()
         cap.sock.close()
+
+
+@pytest.mark.parametrize("path", ["c", "python"])
+@pytest.mark.parametrize("rtx", [True, False], ids=["rtx", "no-rtx"])
+def test_probe_padding_repeats_sent_packets_over_rtx_one_index_each(path, rtx):
+    """Adaptation's probe padding (OutboundStream.pad) resends packets of the current epoch over RTX,
+    each under the next RTX sequence number (across its wrap): the same bytes an RTX answer would
+    carry, never a used index; a stream without RTX is never padded; nothing before the epoch."""
+    router, stream, cap, tx_sock = wire("aes-gcm", path, rtx)
+    try:
+        src = SourceStream("video", "video/h264", 90000)
+        router.add_source(src)
+        router.on_rtp(src, 65530, 3000, 1, IDR + b"k")
+        router.flush()
+        burst(router, src, 65531, [1000, 1001, 1003, 999, 1002, 1004], 6000)
+        sent = cap.drain()
+        assert len(sent) == 7
+        stream.rtx_seq = 0xFFFE  # the RTX numbering wraps during the padding
+        total = 0
+        for _ in range(5):  # 5 ticks of 3000 bytes: more packets than the epoch has, cycled
+            total += stream.pad(3000)
+        padding = cap.drain()
+        if not rtx:
+            assert total == 0 and not padding and stream.probe_octets == 0
+            return
+        assert total >= 15000 and stream.probe_octets == total and len(padding) >= 15
+        cap.assert_one_plaintext_per_index()
+        seqs = [int.from_bytes(d[2:4], "big") for d in padding]
+        assert all(int.from_bytes(d[8:12], "big") == RTX_SSRC for d in padding)
+        assert seqs[:3] == [0xFFFE, 0xFFFF, 0] and all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:]))
+        originals = {int.from_bytes(d[2:4], "big"): cap.plain[(SSRC, int.from_bytes(d[2:4], "big"))] for d in sent}
+        for data in padding:
+            rtx_packet = cap.plain[(RTX_SSRC, int.from_bytes(data[2:4], "big"))]
+            osn = int.from_bytes(rtx_packet[12:14], "big")
+            original = originals[osn]  # one of the epoch's packets, as sent
+            body = original[12:len(original) - (original[-1] if padded(original) else 0)]
+            assert rtx_packet[14:] == body and rtx_packet[4:8] == original[4:8]
+        assert stream.retransmits == 0, "padding is not counted as retransmissions"
+    finally:
+        router.remove_outbound(stream)
+        tx_sock.close()
+        cap.sock.close()

@@ -26,7 +26,7 @@ from media.core.codecs import codec_key, is_rtx, prefer_codecs
 from media.transport.receiver_reports import ReportBlock
 from media.transport.webrtc_transport import WebRtcTransport, patient_consent
 from media.egress.outbound import OutboundStream
-from media.renditions.adaptation import Adaptation
+from media.renditions.adaptation import BAD_LOSS, Adaptation
 from media.core.router import Router
 from media.core.session import Session, SubscriberIdentity
 from media.egress.sender_report import ReportJob, SenderReportWriter
@@ -77,6 +77,14 @@ def _rtx_map(codecs: list) -> dict[int, int]:
 HALL_ROLE = "speaker"
 # What a point's video receives: the program as published, its low rendition, or nothing (audio only).
 RENDITION_TRACKS = {"full": "video", "low": "low", "audio": ""}
+PAD_TICK = 0.02  # seconds between bursts of probe padding
+PAD_LIMIT = 6.0  # seconds probe padding lasts at most without being renewed
+PAD_NACKS = 5  # NACKs during probe padding that, at BAD_LOSS of the packets sent, end it
+
+
+def _nacks(stream: OutboundStream) -> int:
+    return stream.retransmits + stream.nacks_refused
+
 RenditionListener = Callable[[Any, str, str], None]  # (consumer, rendition, reason: "pin" | "adapt")
 
 
@@ -102,7 +110,9 @@ class Consumer(Session, SubscriberIdentity):
         self.pinned: str | None = None  # the rendition an operator pinned (None: adaptation decides)
         self.adapted = "full"  # the rendition adaptation chose
         self.on_rendition: list[RenditionListener] = []
-        self.adaptation = Adaptation(self.adapt) if adapt else None  # None: stays where it is pinned
+        self.adaptation = Adaptation(self.adapt, pad=self.pad) if adapt else None  # None: stays where it is pinned
+        # probe padding: (bit/s, its track, until, the video's NACKs and packets when it started)
+        self._padding: tuple[float, str, float, int, int] | None = None
         self._sent: dict[str, tuple[float, int]] = {}  # per kind: (time, octets) at its last report
 
     async def answer(self, offer_sdp: str) -> str:
@@ -201,7 +211,7 @@ class Consumer(Session, SubscriberIdentity):
         if self.connected_at is not None or self._closed.is_set():
             return
         masters: dict[int, tuple[bytes, bytes] | None] = {}  # per transport (audio and video share one)
-        sockets: dict[str, int] = {}
+        paths: dict[str, WebRtcTransport] = {}
         for kind, sender in self._senders.items():
             transport = WebRtcTransport.take(sender.transport)
             if transport is None:
@@ -215,14 +225,14 @@ class Consumer(Session, SubscriberIdentity):
             master = masters[id(transport)]
             gcm = srtp_gcm.new(*master) if master is not None else None  # one context per stream (SSRC)
             stream.bind(transport.tx_srtp, transport.sendto, transport.remote_addr, transport.fd, gcm)
-            sockets[kind] = transport.fd
+            paths[kind] = transport
             if transport.pin():  # the kernel keeps the route
                 stream.path_pinned()
             self._report_jobs[kind].writer = SenderReportWriter(
                 transport.tx_srtp, transport.sendto, transport.remote_addr, stream.ssrc, aiortc_compat.sender_cname(sender)
             )
             stream.on_failure = lambda: asyncio.ensure_future(self.close())
-        if len(sockets) == 2 and sockets["audio"] == sockets["video"]:  # bundled: one socket, one path
+        if len(paths) == 2 and paths["audio"] is paths["video"]:  # bundled: one path (a shared socket has many)
             self.streams["video"].pair_with(self.streams["audio"])
         self.connected_at = time.time()
         for stream in self.streams.values():
@@ -270,6 +280,32 @@ class Consumer(Session, SubscriberIdentity):
             except Exception:
                 log.exception("rendition callback failed")
 
+    def pad(self, bps: float) -> bool:
+        """Probe padding at ``bps`` on the video stream for adaptation (0 stops it); False where the
+        point has no RTX or no video flowing. It stops by itself after ``PAD_LIMIT`` seconds (a
+        point whose reports stopped) or when the stream's track changes (a pin)."""
+        video = self.streams.get("video")
+        if bps <= 0 or video is None or not video.track or video.rtx_pt < 0 or self._closed.is_set():
+            self._padding = None
+            return False
+        started = self._padding is None
+        self._padding = (bps, video.track, time.monotonic() + PAD_LIMIT, _nacks(video), video.packets)
+        if started:
+            self._pad_tick()
+        return True
+
+    def _pad_tick(self) -> None:
+        padding, video = self._padding, self.streams["video"]
+        if padding is None or self._closed.is_set() or video.track != padding[1] or time.monotonic() > padding[2]:
+            self._padding = None
+            return
+        nacks, sent = _nacks(video) - padding[3], video.packets - padding[4]
+        if nacks >= PAD_NACKS and nacks >= BAD_LOSS * sent and self.adaptation is not None:
+            self.adaptation.padding_failed()  # the point is losing packets: before its next report says so
+            return
+        video.pad(int(padding[0] / 8 * PAD_TICK))
+        asyncio.get_running_loop().call_later(PAD_TICK, self._pad_tick)
+
     def hear(self, track: str) -> None:
         """Take the audio from ``track``: "to_point" while this point holds the floor (it hears the
         hall, not itself), "audio" (the program) otherwise."""
@@ -291,6 +327,7 @@ class Consumer(Session, SubscriberIdentity):
                 "runs": s.runs,
                 "octets": s.octets,
                 "retransmits": s.retransmits,
+                "probe_octets": s.probe_octets,  # adaptation's probe padding (over RTX)
                 "rtx": s.rtx_pt >= 0,  # retransmissions over RTX (RFC 4588), else repeated byte for byte
                 "nacks_refused": s.nacks_refused,
                 "drops": s.drops,

@@ -44,6 +44,7 @@ def _within(seq: int, first: int, last: int) -> bool:
 NACK_HOLD = 0.05  # seconds before the same packet is retransmitted again
 NACK_RATE = 400.0  # retransmissions per second a stream may send (video at 2 Mbit/s is ~200 packets/s)
 NACK_BURST = 200  # ... and at once
+PAD_WINDOW = 32  # probe padding repeats the stream's last packets (over RTX), at most this far back
 NACK_TRACKED = 512  # recently answered sequence numbers kept for NACK_HOLD
 
 
@@ -97,6 +98,8 @@ class OutboundStream:
         "_nack_budget",
         "_nack_refill",
         "_recent_nacks",
+        "_pad_back",
+        "probe_octets",
     )
 
     def __init__(
@@ -114,6 +117,8 @@ class OutboundStream:
         self._anchor: SourceStream | None = None  # the source of the last epoch sent: the offsets map its numbers
         self.keyframe_requests = 0
         self.retransmits = 0
+        self._pad_back = 0  # how far behind the last packet the next padding packet is
+        self.probe_octets = 0  # probe padding sent (``pad``)
         self._writer: SrtpWriter | None = None
         self._packet: Callable[..., memoryview | None] | None = None  # self._writer.packet
         self._rtx_writer: SrtpWriter | None = None
@@ -364,6 +369,32 @@ class OutboundStream:
             self._resend(writer, (marker << 7) | pt, out_seq, out_ts, t.ssrc, payload)
         self.retransmits += 1
         return True
+
+    def pad(self, budget: int) -> int:
+        """Probe padding: about ``budget`` bytes of the stream's last packets again, over RTX (the
+        point drops them as duplicates), to learn whether its link carries more without switching
+        to more. Each one takes the next RTX sequence number, so no SRTP index is used twice.
+        Returns the bytes sent: 0 where the point has no RTX or nothing of this epoch was sent."""
+        writer, source, t = self._rtx_writer, self.source, self.target
+        if writer is None or self.rtx_pt < 0 or self._writer is None or source is None:
+            return 0
+        last = t.last_seq
+        sent = 0
+        for _ in range(PAD_WINDOW):
+            if sent >= budget:
+                break
+            self._pad_back = (self._pad_back + 1) % PAD_WINDOW
+            out_seq = (last - self._pad_back + t.seq_off) & 0xFFFF
+            entry = source.history.get((last - self._pad_back) & 0xFFFF)
+            if entry is None or not self.sent_in_epoch(out_seq):
+                continue
+            ts, marker, payload = entry
+            rtx_seq, self.rtx_seq = self.rtx_seq, (self.rtx_seq + 1) & 0xFFFF
+            self._resend(writer, (marker << 7) | self.rtx_pt, rtx_seq, (ts + t.ts_off) & 0xFFFFFFFF, self.rtx_ssrc,
+                         _osn(out_seq) + payload)
+            sent += len(payload) + 14  # RTP header and the original sequence number
+        self.probe_octets += sent
+        return sent
 
     def rtp_timestamp_now(self, wallclock: float) -> int:
         source = self.source

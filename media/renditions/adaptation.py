@@ -2,16 +2,24 @@
 
 Each receiver report (about one a second) says what fraction of the last interval's packets were
 lost and the interarrival jitter; the round trip comes from its LSR/DLSR. A link that cannot carry
-a rendition loses a large share (a bandwidth cap drops what does not fit) and queues (jitter and
-round trip grow); a merely lossy link loses a little, which NACKs repair. So:
+a rendition loses a large share (a bandwidth cap drops what does not fit) and queues (its round trip
+grows above the lowest seen on it); a merely lossy link loses a little, which NACKs repair. Jitter is
+reported and scored but does not decide: it also measures the publisher's link and the transcoder's
+timing, which a lower rendition would not change. So:
 
-- down after ``BAD_REPORTS`` reports in a row with loss of ``BAD_LOSS`` or more, or jitter or
+- down after ``BAD_REPORTS`` reports in a row with loss of ``BAD_LOSS`` or more, or queueing or
   round trip beyond their bounds (``SEVERE_REPORTS`` with ``SEVERE_LOSS``): to the low rendition
   if what the link delivered (the rate we sent times the share not lost) carries it
   (``low_need``), else to audio only;
-- up one rendition (a probe) after ``wait`` seconds without such a report; a probe that fails
-  within ``PROBE_SECONDS`` doubles ``wait`` (up to ``MAX_WAIT``) so a link at its limit does not
-  flap; a rendition held past ``PROBE_SECONDS`` resets it;
+- up one rendition after ``wait`` seconds without such a report, once a probe says the link carries
+  it: the point keeps its rendition while padding (its own packets again, over RTX) fills the
+  difference to the next one's rate for ``PAD_SECONDS``; a congested report meanwhile ends the
+  probe, nothing switched and the picture kept. Where there is no padding (no RTX, or the next
+  rendition's rate is not known yet) the switch itself is the probe. The consumer ends padding
+  sooner when the point's NACKs show it losing packets (``padding_failed``);
+- a probe that fails (padding congested, or the rendition lost within ``PROBE_SECONDS`` of going up)
+  doubles ``wait`` (up to ``MAX_WAIT``) so a link at its limit does not flap; a rendition held past
+  ``PROBE_SECONDS`` resets it;
 - reports just after a switch describe the rendition before it and are skipped (``SETTLE``).
 
 Audio-only links are judged by the audio's reports. The point's audio is never touched.
@@ -25,24 +33,31 @@ from collections.abc import Callable
 LEVELS = ("audio", "low", "full")
 BAD_LOSS = 0.10  # fraction lost in a report: more than NACKs repair in time
 SEVERE_LOSS = 0.25
-BAD_JITTER_MS = 120.0
+BAD_QUEUE_MS = 300.0  # round trip above the link's lowest: a standing queue
 BAD_RTT_MS = 1500.0
 BAD_REPORTS = 3
 SEVERE_REPORTS = 2
 FIRST_WAIT = 8.0  # seconds of good reports before probing up
 MAX_WAIT = 20.0
 PROBE_SECONDS = 10.0  # a rendition lost within this after a probe up: the probe failed
+PAD_SECONDS = 2.5  # a padding probe: about two receiver reports' worth
 SETTLE = 4.0  # seconds after a switch whose reports are about the old rendition (and its queue)
 
 
 class Adaptation:
     def __init__(
-        self, choose: Callable[[str], None], low_need: float = 400_000, clock: Callable[[], float] = time.monotonic
+        self, choose: Callable[[str], None], low_need: float = 400_000, clock: Callable[[], float] = time.monotonic,
+        pad: Callable[[float], bool] | None = None,
     ) -> None:
         """``choose(rendition)`` is called on every decision (media.egress.consumer.Consumer.adapt);
         ``low_need``: bit/s a link must have delivered to be given the low rendition (it averages
-        ~450 kbit/s with the audio, and the estimate from a congested interval runs low)."""
+        ~450 kbit/s with the audio, and the estimate from a congested interval runs low);
+        ``pad(bps)`` starts probe padding at that rate (0: stops it) and says whether it can."""
         self.choose = choose
+        self.pad = pad
+        self.rates: dict[str, float] = {}  # level -> the video bit/s last sent on it
+        self.padding_since: float | None = None
+        self.min_rtt = float("inf")  # ms: the link's round trip without a queue
         self.low_need = low_need
         self.capacity: float | None = None  # bit/s the link delivered, at the last congestion
         self.clock = clock
@@ -65,8 +80,15 @@ class Adaptation:
         now = self.clock()
         if now < self.settle_until:
             return
-        congested = (fraction_lost >= BAD_LOSS or (jitter_ms is not None and jitter_ms > BAD_JITTER_MS)
-                     or (rtt_ms is not None and rtt_ms > BAD_RTT_MS))
+        if rtt_ms is not None:
+            self.min_rtt = min(self.min_rtt, rtt_ms)
+        congested = fraction_lost >= BAD_LOSS or (
+            rtt_ms is not None and (rtt_ms > BAD_RTT_MS or rtt_ms - self.min_rtt > BAD_QUEUE_MS))
+        if self.padding_since is not None:
+            self._padded(congested, now)
+            return
+        if sent_bps and kind == "video":
+            self.rates[self.level] = sent_bps
         self.severe = self.severe + 1 if fraction_lost >= SEVERE_LOSS else 0
         self.bad = self.bad + 1 if congested else 0
         if self.level != "audio" and (self.severe >= SEVERE_REPORTS or self.bad >= BAD_REPORTS):
@@ -78,11 +100,42 @@ class Adaptation:
         elif congested:
             self.good_since = now
         elif self.level != "full" and now - self.good_since >= self.wait:
-            self._switch(LEVELS[LEVELS.index(self.level) + 1], now)
-            self.probed_at = now
+            up = LEVELS[LEVELS.index(self.level) + 1]
+            extra = self.rates.get(up, 0.0) - self.rates.get(self.level, 0.0)
+            if self.pad is not None and extra > 0 and self.pad(extra):
+                self.padding_since = now
+            else:
+                self._switch(up, now)
+                self.probed_at = now
         elif self.probed_at is not None and now - self.probed_at >= PROBE_SECONDS:
             self.probed_at = None  # the probe held
             self.wait = FIRST_WAIT
+
+    def _padded(self, congested: bool, now: float) -> None:
+        """A report during a padding probe: congestion ends it (the wait doubles), a clean
+        ``PAD_SECONDS`` takes the point up."""
+        if not congested and now - self.padding_since < PAD_SECONDS:  # type: ignore[operator]
+            return
+        if congested:
+            self.padding_failed()
+            return
+        self.padding_since = None
+        self.pad(0)  # type: ignore[misc]
+        self._switch(LEVELS[LEVELS.index(self.level) + 1], now)
+        self.probed_at = now
+
+    def padding_failed(self) -> None:
+        """The link did not carry the padding (a congested report, or the point's NACKs said so
+        first): it stops, the wait doubles, and reports wait for the link's queue to drain."""
+        if self.padding_since is None:
+            return
+        now = self.clock()
+        self.padding_since = None
+        self.pad(0)  # type: ignore[misc]
+        self.wait = min(self.wait * 2, MAX_WAIT)
+        self.bad = self.severe = 0
+        self.good_since = now
+        self.settle_until = now + SETTLE
 
     def _down(self, level: str, now: float) -> None:
         if self.probed_at is not None and now - self.probed_at < PROBE_SECONDS:

@@ -105,3 +105,31 @@ class LinkEmulator:
         for side in (self.client_side, self.server_side):
             if side is not None and side.transport is not None:
                 side.transport.close()
+
+
+class ThreadedLink:
+    """A ``LinkEmulator`` on an event loop of its own thread, for the page tests (whose Playwright
+    holds the test's thread): the same link, set from the test's thread."""
+
+    def __init__(self, **settings: float) -> None:
+        import threading
+
+        self.loop = asyncio.new_event_loop()
+        self.link = LinkEmulator(**settings)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="link-emulator", daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self.link.start(), self.loop).result(5)
+
+    def set(self, rate_bps: float | None, loss: float = 0.0) -> None:
+        self.loop.call_soon_threadsafe(self.link.set, rate_bps, loss)
+
+    def offer_to_server(self, sdp: str) -> str:
+        return self.link.offer_to_server(sdp)
+
+    def answer_to_peer(self, sdp: str) -> str:
+        return self.link.answer_to_peer(sdp)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.link.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
