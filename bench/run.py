@@ -48,6 +48,11 @@ DEFAULT_SENDTO_N = [250]
 # machine would do that work itself; the server is the same. Reported beside the targets, not for them.
 GRO_PATH = "relay, GRO receivers"
 DEFAULT_GRO_N = [250, 500]
+# The relay with every other point pinned to the low rendition: the server transcodes the 720p
+# program to 640x360 once (media.renditions) and fans out both; the transcoder's CPU is in the
+# server's and reported on its own.
+LOW_PATH = "relay, half on low"
+DEFAULT_LOW_N = [250]
 TARGETS_DOC = "docs/benchmarks.md"
 
 
@@ -198,7 +203,11 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
             conf = srv.create_conference("Benchmark")
             with srv.admin() as c:
                 speaker = _token(c, conf, "speaker", "bench")
-                tokens = [_token(c, conf, "point", f"Điểm {i}") for i in range(n)]
+                if path == LOW_PATH:  # points of their own, so half of them can be pinned
+                    points = [_point(c, conf, f"Điểm {i}") for i in range(n)]
+                    tokens = [token for _, token in points]
+                else:
+                    tokens = [_token(c, conf, "point", f"Điểm {i}") for i in range(n)]
             whep_url = f"{srv.url}/whep/{conf}"
             time.sleep(1.0)
             res["server_processes"] = len(procstat.descendants(server_root))
@@ -264,6 +273,12 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
                             "drops": backlog[-1]["drops"] if backlog else 0,
                             "ports": sorted({b["max_rx_port"] for b in backlog if b["max_rx_queue"] > 65536})}
         log(f"{path} N={n}: join storm done: {status}")
+        if path == LOW_PATH:
+            with srv.admin() as c:  # type: ignore[possibly-undefined]
+                for point_id, _ in points[::2]:  # type: ignore[possibly-undefined]
+                    c.post(f"/api/v1/conferences/{conf}/points/{point_id}/rendition",  # type: ignore[possibly-undefined]
+                           json={"rendition": "low"}).raise_for_status()
+            time.sleep(3.0)  # the transcoder starts at the program's next keyframe
         time.sleep(opts.settle)
 
         # --- steady window ------------------------------------------------------------------------
@@ -344,6 +359,16 @@ def _token(client: Any, conference: str, role: str, name: str) -> str:
     raise AssertionError("unreachable")
 
 
+def _point(client: Any, conference: str, name: str) -> tuple[str, str]:
+    """A connection point and its operator's token: (point id, token)."""
+    r = client.post(f"/api/v1/conferences/{conference}/points", json={"name": name, "level": "commune"})
+    r.raise_for_status()
+    point_id = r.json()["id"]
+    r = client.post(f"/api/v1/conferences/{conference}/points/{point_id}/token")
+    r.raise_for_status()
+    return point_id, r.json()["token"]
+
+
 def _probe(url: str) -> float:
     """Seconds for the server's event loop to answer a trivial GET (5 s when it did not)."""
     import httpx
@@ -391,6 +416,7 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
     drops = retransmits = 0
     answer, connect, keyframe = [], [], []  # server-side join steps of each subscriber
     fast_starts = 0
+    renditions: dict[str, int] = {}  # points per rendition they receive
     packets = sends = runs = 0  # RTP packets sent to points, the send calls and the GSO runs they took
     srtp: dict[str, int] = {}  # streams per SRTP protect ("aes-gcm": media.egress.srtp_gcm)
     for c in stats.get("consumers", {}).values():
@@ -404,6 +430,8 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
             keyframe.append(j["first_keyframe"] - j["connected"])
         w = str(c.get("worker", 0))
         per_worker[w] = per_worker.get(w, 0) + 1
+        rendition = c.get("rendition", "full")
+        renditions[rendition] = renditions.get(rendition, 0) + 1
         for kind in ("audio", "video"):
             k = c.get(kind) or {}
             drops += k.get("drops", 0)
@@ -417,6 +445,8 @@ def _summarize_server_stats(stats: dict, workers0: dict[str, dict] | None = None
     before = workers0 or {}
     return {
         "consumers_per_process": per_worker,
+        "renditions": renditions,
+        "transcoders": stats.get("renditions", {}),
         "send_drops": drops,
         "packets_per_send": packets / sends if sends else None,
         "packets_per_run": packets / runs if runs else None,
@@ -498,6 +528,11 @@ def summarize(res: dict) -> dict:
         s["machine_softirq_cores"] = w["machine_softirq_cores"]
         s["udp_errors"] = w["udp_errors"]
         s["loadgen_socket_drops"] = res["loadgen_socket_drops"]
+        server_stats = res.get("server_stats") or {}
+        s["renditions"] = server_stats.get("renditions")
+        transcoders = list((server_stats.get("transcoders") or {}).values())
+        # the transcoder thread's CPU over its life (it starts a few seconds before the window)
+        s["transcoder_cores"] = sum(t["cpu_share"] for t in transcoders) if transcoders else None
         s["negative_delays"] = res["negative_delays"]
         s["long_gaps"] = res.get("long_gaps", 0)
         s["loadgen_receive_loop"] = "+".join(res.get("receive_loop", []))
@@ -676,6 +711,17 @@ def targets(summaries: list[dict], srtp: dict | str | None = None, reference: di
             gro.append(f"N={n}: {r['us_per_pkt']:.1f} → {g['us_per_pkt']:.1f} µs per packet, delay p99 "
                        f"{f(_ms(r['delay_p99']))} → {f(_ms(g['delay_p99']))} ms, load generator "
                        f"{f(r.get('loadgen_cores'), '{:.2f}')} → {f(g.get('loadgen_cores'), '{:.2f}')} cores")
+    low = []
+    for n in sorted({x["n"] for x in summaries}):
+        r, lo = find("relay", n), find(LOW_PATH, n)
+        if lo and lo.get("us_per_pkt"):
+            tc = lo.get("transcoder_cores")
+            low.append(f"N={n} ({lo.get('renditions')}): {lo['us_per_pkt']:.1f} µs per forwarded packet"
+                       + (f" against {r['us_per_pkt']:.1f} µs with everyone on full ({lo['us_per_pkt'] / r['us_per_pkt']:.2f}×)"
+                          if r and r.get("us_per_pkt") else "")
+                       + f"; the transcoder (720p30 → 640x360) {f(tc, '{:.2f}')} of a core — {mark(None if tc is None else tc < 0.35)} (target < 0.35)")
+    if low:
+        lines.append("- Half of the points on the low rendition, in the same server: " + "; ".join(low))
     if gro:
         lines.append("- Not a target, the same server: subscribers whose kernel takes a GSO send whole (UDP_GRO) "
                      "instead of the loopback cutting it into datagrams on the server's time: " + "; ".join(gro))
@@ -938,6 +984,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    "batches (full run default 250, otherwise none)")
     p.add_argument("--gro-n", type=_ints, help="counts for the relay measured with UDP_GRO receivers in the load "
                    "generator (full run default 250,500, otherwise none)")
+    p.add_argument("--low-n", type=_ints, help="counts for the relay with half of the points on the low rendition "
+                   "(default 250; --quick: 50)")
     p.add_argument("--no-naive", action="store_true", help="skip the naive aiortc comparison")
     p.add_argument("--window", type=float, help="steady-state window in seconds (default 20; --quick: 10)")
     p.add_argument("--idle-window", type=float, help="idle measurement in seconds (default 10; --quick: 5)")
@@ -962,6 +1010,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     opts.n = opts.n or ([50] if opts.quick else DEFAULT_N)
     opts.sendto_n = opts.sendto_n if opts.sendto_n is not None else (DEFAULT_SENDTO_N if full else [])
     opts.gro_n = opts.gro_n if opts.gro_n is not None else (DEFAULT_GRO_N if full else [])
+    opts.low_n = opts.low_n if opts.low_n is not None else (DEFAULT_LOW_N if full else [50])
     opts.naive_n = [] if opts.no_naive else (opts.naive_n or ([50] if opts.quick else DEFAULT_NAIVE_N))
     opts.window = opts.window or (10.0 if opts.quick else 20.0)
     opts.idle_window = opts.idle_window or (5.0 if opts.quick else 10.0)
@@ -998,7 +1047,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"clip ready ({time.time() - t:.1f} s)")
 
     cases = ([("relay", n) for n in opts.n] + [(SENDTO_PATH, n) for n in opts.sendto_n]
-             + [(GRO_PATH, n) for n in opts.gro_n]
+             + [(GRO_PATH, n) for n in opts.gro_n] + [(LOW_PATH, n) for n in opts.low_n]
              + [("naive", n) for n in opts.naive_n])
     results, summaries = [], []
     for path, n in cases:

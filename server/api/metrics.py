@@ -31,6 +31,7 @@ async def media_stats(media: MediaDep, _: AdminDep) -> dict:
     return {
         "codec_instances": codecs,
         "forwarding": "c" if fanout.enabled() else "python",
+        "renditions": media.renditions.stats() if media.renditions is not None else {},  # the transcoders
         "workers": [{"index": 0, "pid": os.getpid(), **media.process_stats()}]
         + ([{"index": w.index, "pid": w.pid, "consumers": len(w.consumers), **w.stats} for w in media.pool.workers]
            if media.pool is not None else []),
