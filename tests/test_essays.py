@@ -331,3 +331,41 @@ def test_printable_report_renders_in_chromium(world: Province, open_page, tmp_pa
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     print(f"report screenshot: {shot}")
+
+
+def test_member_page_shows_attendance_essay_and_grade(world: Province, open_page) -> None:  # type: ignore[no-untyped-def]
+    member = next(m for m in world.members if m["id"] in PLAN.grades and PLAN.grades[m["id"]] == "đạt")
+    page = open_page(f"{world.server.url}/viewer.html#conference={world.conference}&token={member['token']}")
+    state = page.wait_until("document.getElementById('essay-state')?.textContent", what="the essay's state")
+    assert "Đã nộp" in state and "Xếp loại: đạt" in state
+    assert "Chấm lại" in page.evaluate("document.getElementById('essay-grade').textContent")
+    assert page.evaluate("document.getElementById('essay-attendance').textContent") == "Chưa tham dự"
+    # The deadline has passed and late essays are refused now: the page says so.
+    assert "đã hết hạn nộp" in page.evaluate("document.getElementById('essay-card').textContent")
+    home = next(m for m in world.members if m["id"] in PLAN.attended and m["district"] == "Huyện Bình Sơn")
+    page = open_page(f"{world.server.url}/viewer.html#conference={world.conference}&token={home['token']}")
+    attended = page.wait_until("document.getElementById('essay-attendance')?.textContent", what="attendance")
+    assert attended == "Đã tham dự trực tiếp"
+    assert "Chưa nộp" in page.evaluate("document.getElementById('essay-state').textContent")
+
+
+def test_grader_page_lists_and_grades(world: Province, open_page) -> None:  # type: ignore[no-untyped-def]
+    district = "Huyện Cẩm Lý"
+    with world.server.admin() as c:
+        grader = c.post(world.api("essays/graders"), json={"name": "Tổ chấm Cẩm Lý",
+                                                           "point_id": world.points[district]["id"]}).json()
+    expected = {m["id"] for m in world.members if m["district"] == district and m["id"] in PLAN.submitted}
+    page = open_page(grader["links"]["page"])
+    page.wait_until(f"document.querySelectorAll('#essay-rows tr').length === {len(expected)}", what="the ungraded essays")
+    assert set(page.evaluate("[...document.querySelectorAll('#essay-rows tr')].map(r => r.dataset.member)")) == expected
+    first = page.evaluate("document.querySelector('#essay-rows tr').dataset.member")
+    page.click("#essay-rows tr a")
+    page.wait_until("document.getElementById('grade') !== null", what="the grading form")
+    page.select_option("#grade", "khá")
+    page.fill("#comment", "Đề xuất sát thực tế")
+    page.click("#essay-view button[type=submit]")
+    page.wait_until("document.querySelectorAll('#grade-history li').length === 1", what="the grade saved")
+    with world.server.admin() as c:
+        essay = c.get(world.api(f"essays/members/{first}")).json()
+    assert essay["grade"]["grade"] == "khá" and essay["grade"]["grader"] == "Tổ chấm Cẩm Lý"
+    PLAN.grades[first] = "khá"
