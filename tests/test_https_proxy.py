@@ -262,15 +262,18 @@ def test_upload_limit_matches_the_server() -> None:
 
 
 def test_server_serves_https_itself(start_server: ServerFactory, tmp_path: Path) -> None:
-    """Without a proxy: tls_cert_file and tls_key_file, and the links it hands out say https://."""
+    """Without a proxy: tls_cert_file and tls_key_file, and the links it hands out say https://, whatever
+    X-Forwarded-Proto a client not in forwarded_allow_ips sends."""
     cert, key = self_signed(tmp_path)
-    with start_server("tls", workers=1, tls_cert_file=str(cert), tls_key_file=str(key)) as server:
+    with start_server("tls", workers=1, tls_cert_file=str(cert), tls_key_file=str(key),
+                      forwarded_allow_ips="192.0.2.1") as server:
         assert server.url.startswith("https://")
         with httpx.Client(base_url=server.url, verify=ssl.create_default_context(cafile=cert), timeout=10) as c:
             assert c.get("/healthz").status_code == 200
         conference = server.create_conference()
         with server.admin() as c:
-            link = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "point"}).json()["links"]["page"]
+            link = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "point"},
+                          headers={"X-Forwarded-Proto": "http"}).json()["links"]["page"]
         assert link.startswith(f"{server.url}/point.html#")
         with pytest.raises(httpx.HTTPError):  # no plain HTTP on that port
             httpx.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5).raise_for_status()
