@@ -18,7 +18,7 @@ from typing import Any
 
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtcpRrPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtcpRrPacket, unpack_remb_fci
 
 from media import aiortc_compat
 from media.egress import fanout, srtp_gcm
@@ -165,6 +165,15 @@ class Consumer(Session, SubscriberIdentity):
                     if r.ssrc == ssrc:
                         self._report((r.ssrc, r.fraction_lost, r.packets_lost, r.highest_sequence,
                                       r.jitter, r.lsr, r.dlsr))
+                return
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP and stream.kind == "video":
+                try:
+                    bitrate, _ = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return  # another application's feedback
+                self.quality.setdefault("video", {})["remb_bps"] = bitrate
+                if self.adaptation is not None:
+                    self.adaptation.estimate(bitrate)
                 return
             await original_rtcp(packet)
 
