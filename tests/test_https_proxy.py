@@ -9,25 +9,16 @@ public scheme and host; an HLS segment comes from nginx's cache the second time.
 
 from __future__ import annotations
 
-import datetime as dt
-import getpass
-import ipaddress
 import re
-import shutil
 import ssl
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from bench.server_process import ROOT, ServerProcess, free_port
+from bench.nginx_front import NGINX, PUBLIC_NAME, SHIPPED, NginxFront, self_signed
+from bench.server_process import ROOT, ServerProcess
 from server.settings import Settings
 from tests.support.browser import CHROMIUM_ARGS, Page, wait_for_chromium
 from tests.support.server import ServerFactory
@@ -35,9 +26,6 @@ from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-SHIPPED = ROOT / "config" / "nginx" / "diemcau.conf"
-PUBLIC_NAME = "hoinghi.test"
 SPEAKER_STATS = """async () => {
   const pc = window.pc;
   if (!pc || pc.connectionState !== "connected") return null;
@@ -54,103 +42,19 @@ POINT_FRAMES = """async () => {
 }"""
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for the public name (and 127.0.0.1), as a test CA-less deployment would have."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PUBLIC_NAME)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName(PUBLIC_NAME), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-def render(shipped: str, replacements: dict[str, str]) -> str:
-    """The shipped configuration with its names, ports and paths replaced; each must be there."""
-    for old, new in replacements.items():
-        assert old in shipped, f"{old!r} is no longer in {SHIPPED.name}: update this test"
-        shipped = shipped.replace(old, new)
-    return shipped
-
-
-@dataclass
-class Front:
-    backend: ServerProcess
-    port: int
-    home: Path
-
-    @property
-    def url(self) -> str:
-        return f"https://{PUBLIC_NAME}:{self.port}"
-
-    def client(self, **headers: str) -> httpx.Client:
-        """Through nginx as a browser at the public name would come (Host), the self-signed certificate
-        accepted."""
-        return httpx.Client(base_url=f"https://127.0.0.1:{self.port}", verify=False, timeout=20,
-                            headers={"Host": f"{PUBLIC_NAME}:{self.port}", **headers})
-
-    def access_log(self) -> str:
-        return (self.home / "access.log").read_text()
+@pytest.fixture(scope="module")
+def backend(start_server: ServerFactory) -> Iterator[ServerProcess]:
+    """The server behind the proxy, with the default forwarded_allow_ips (127.0.0.1: nginx)."""
+    with start_server("behind-nginx", workers=1) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
-def front(start_server: ServerFactory, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+def front(backend: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NginxFront]:
     if not Path(NGINX).exists():
         pytest.fail("nginx is missing: `apt-get install -y nginx` (make test installs TEST_APT_PACKAGES)")
-    home = tmp_path_factory.mktemp("nginx")
-    for temp in ("body", "proxy", "fastcgi", "uwsgi", "scgi", "cache"):
-        (home / temp).mkdir()
-    cert, key = self_signed(home)
-    port = free_port()
-    with start_server("behind-nginx", workers=1) as backend:
-        site = render(SHIPPED.read_text(), {
-            "server 127.0.0.1:8080;": f"server 127.0.0.1:{backend.port};",
-            "/var/cache/nginx/diemcau": str(home / "cache"),
-            "listen 80;": f"listen 127.0.0.1:{free_port()};",
-            "listen [::]:80;": "",
-            "listen 443 ssl http2;": f"listen 127.0.0.1:{port} ssl http2;",
-            "listen [::]:443 ssl http2;": "",
-            "/etc/letsencrypt/live/hoinghi.example.vn/fullchain.pem": str(cert),
-            "/etc/letsencrypt/live/hoinghi.example.vn/privkey.pem": str(key),
-            "hoinghi.example.vn": PUBLIC_NAME,
-            "/var/log/nginx/diemcau.access.log": str(home / "access.log"),
-        })
-        (home / "diemcau.conf").write_text(site)
-        # Debian's built-in paths (/var/lib/nginx, /run) are the system service's: this one keeps to tmp.
-        temps = "\n".join(f"    {kind}_temp_path {home / directory};" for kind, directory in
-                          (("client_body", "body"), ("proxy", "proxy"), ("fastcgi", "fastcgi"),
-                           ("uwsgi", "uwsgi"), ("scgi", "scgi")))
-        (home / "nginx.conf").write_text(
-            f"user {getpass.getuser()};\nworker_processes 1;\npid {home / 'nginx.pid'};\n"
-            f"error_log {home / 'error.log'} warn;\nevents {{ worker_connections 512; }}\n"
-            f"http {{\n{temps}\n"
-            f"    include {home / 'diemcau.conf'};\n}}\n"
-        )
-        nginx = subprocess.Popen([NGINX, "-p", str(home), "-c", str(home / "nginx.conf"), "-g", "daemon off;"],
-                                 stdout=subprocess.DEVNULL, stderr=open(home / "stderr.log", "wb"))
-        try:
-            wait_until(lambda: _answers(port) or nginx.poll() is not None, 15, "nginx listening")
-            assert nginx.poll() is None, (home / "stderr.log").read_text() + (home / "error.log").read_text()
-            yield Front(backend, port, home)
-        finally:
-            nginx.terminate()
-            nginx.wait(10)
-
-
-def _answers(port: int) -> bool:
-    try:
-        return httpx.get(f"https://127.0.0.1:{port}/healthz", verify=False, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
+    with NginxFront(tmp_path_factory.mktemp("nginx"), backend.port) as nginx:
+        yield nginx
 
 
 @pytest.fixture(scope="module")
@@ -171,10 +75,10 @@ def _created(response, path: str) -> bool:  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="module")
-def live(front: Front, browser) -> Iterator[tuple[str, Page, list[str]]]:  # type: ignore[no-untyped-def]
+def live(front: NginxFront, backend: ServerProcess, browser) -> Iterator[tuple[str, Page, list[str]]]:  # type: ignore[no-untyped-def]
     """A conference whose speaker page went live over https:// through nginx; the WHIP Location seen."""
-    conference = front.backend.create_conference()
-    with front.client(Authorization=f"Bearer {front.backend.admin_token}") as c:
+    conference = backend.create_conference()
+    with front.client(Authorization=f"Bearer {backend.admin_token}") as c:
         link = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "speaker"}).json()["links"]["page"]
     context = browser.new_context(ignore_https_errors=True)  # the self-signed certificate
     locations: list[str] = []
@@ -189,10 +93,10 @@ def live(front: Front, browser) -> Iterator[tuple[str, Page, list[str]]]:  # typ
     context.close()
 
 
-def test_pages_publish_and_play_through_nginx(front: Front, live, browser) -> None:  # type: ignore[no-untyped-def]
+def test_pages_publish_and_play_through_nginx(front: NginxFront, backend: ServerProcess, live, browser) -> None:  # type: ignore[no-untyped-def]
     conference, speaker, whip_locations = live
     assert whip_locations[0].startswith(f"{front.url}/whip/{conference}/"), whip_locations
-    with front.client(Authorization=f"Bearer {front.backend.admin_token}") as c:
+    with front.client(Authorization=f"Bearer {backend.admin_token}") as c:
         link = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "point"}).json()["links"]["page"]
     assert link.startswith(f"{front.url}/point.html#conference={conference}&token=")
     context = browser.new_context(ignore_https_errors=True)
@@ -215,8 +119,8 @@ def test_pages_publish_and_play_through_nginx(front: Front, live, browser) -> No
     assert "token=" not in front.access_log()  # the log format leaves queries out
 
 
-def test_links_use_the_public_scheme_and_host(front: Front) -> None:
-    server = front.backend
+def test_links_use_the_public_scheme_and_host(front: NginxFront, backend: ServerProcess) -> None:
+    server = backend
     conference = server.create_conference()
     with front.client(Authorization=f"Bearer {server.admin_token}") as c:
         organiser = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "organiser"}).json()
@@ -234,9 +138,9 @@ def test_links_use_the_public_scheme_and_host(front: Front) -> None:
     assert page.startswith(f"{server.url}/viewer.html#")
 
 
-def test_hls_segments_come_from_the_proxy_cache(front: Front, live) -> None:  # type: ignore[no-untyped-def]
+def test_hls_segments_come_from_the_proxy_cache(front: NginxFront, backend: ServerProcess, live) -> None:  # type: ignore[no-untyped-def]
     conference = live[0]
-    viewer = front.backend.token(conference, "viewer")
+    viewer = backend.token(conference, "viewer")
     with front.client() as c:
         playlist = wait_until(lambda: c.get(f"/hls/{conference}/index.m3u8", params={"token": viewer}), 30,
                               "live playlist", check=lambda r: r.status_code == 200 and ".m4s" in r.text)
