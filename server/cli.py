@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 import httpx
 import typer
 
+from server.cli_progress import CountingReader, file_chunks, upload_progress
+
 HELP = (
     "Điểm Cầu: `serve` runs the server, `migrate` updates its database; the other commands are organiser "
     "tasks against a running server. Server URL and token: --url/--token or DIEMCAU_URL/DIEMCAU_TOKEN. "
@@ -33,6 +35,10 @@ app.add_typer(points_app, name="points")
 app.add_typer(members_app, name="members")
 app.add_typer(materials_app, name="materials")
 app.add_typer(questions_app, name="questions")
+essays_app = typer.Typer(help="Study essays: the roll-up, CSV exports.", no_args_is_help=True)
+proposals_app = typer.Typer(help="Proposals from the essays: CSV or the printable report.", no_args_is_help=True)
+app.add_typer(essays_app, name="essays")
+app.add_typer(proposals_app, name="proposals")
 
 
 class Api:
@@ -231,6 +237,14 @@ def revoke(ctx: typer.Context, conference: str, token_id: str = typer.Argument(.
 # --- points and members ------------------------------------------------------------------------
 
 
+def upload_csv(ctx: typer.Context, path: Path, url: str, **kwargs: Any) -> Any:
+    """POST a CSV file as the request body (an import), with a progress bar on a terminal."""
+    size = path.stat().st_size
+    with upload_progress(path.name, size) as advance:
+        return api(ctx).json("POST", url, content=file_chunks(path, advance),
+                             headers={"content-type": "text/csv", "content-length": str(size)}, **kwargs)
+
+
 @points_app.command("import")
 def points_import(
     ctx: typer.Context,
@@ -239,11 +253,8 @@ def points_import(
     update: bool = typer.Option(False, help="update points whose name already exists"),
 ) -> None:
     """Import connection points from a CSV file (all rows or none)."""
-    out = api(ctx).json(
-        "POST", f"/api/v1/conferences/{conference}/points/import",
-        content=csv_file.read_bytes(), headers={"content-type": "text/csv"},
-        params={"update_existing": str(update).lower()},
-    )
+    out = upload_csv(ctx, csv_file, f"/api/v1/conferences/{conference}/points/import",
+                     params={"update_existing": str(update).lower()})
     typer.echo(f"imported {out['created']} new point(s), updated {out['updated']}")
 
 
@@ -286,10 +297,7 @@ def members_import(
     csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="columns name, unit, point"),
 ) -> None:
     """Import members from a CSV file (all rows or none)."""
-    out = api(ctx).json(
-        "POST", f"/api/v1/conferences/{conference}/members/import",
-        content=csv_file.read_bytes(), headers={"content-type": "text/csv"},
-    )
+    out = upload_csv(ctx, csv_file, f"/api/v1/conferences/{conference}/members/import")
     typer.echo(f"imported {out['created']} member(s)")
 
 
@@ -319,10 +327,11 @@ def materials_upload(
     title: str = typer.Option("", help="title shown to participants (default: the file name)"),
 ) -> None:
     """Upload a study document (PDF, DOCX, ...)."""
-    with file.open("rb") as fh:
+    with file.open("rb") as fh, upload_progress(file.name, file.stat().st_size) as advance:
         out = api(ctx).json(
             "POST", f"/api/v1/conferences/{conference}/materials",
-            files={"file": (file.name, fh, "application/octet-stream")}, data={"title": title},
+            files={"file": (file.name, CountingReader(fh, advance), "application/octet-stream")},
+            data={"title": title},
         )
     typer.echo(f"{out['id']}  {out['size']} bytes  {out['filename']}")
 
@@ -360,6 +369,55 @@ def questions_export(
 ) -> None:
     """Every question as CSV (author, point level or member unit, times, status, answer, merged into)."""
     response = api(ctx).request("GET", f"/api/v1/conferences/{conference}/questions/export.csv")
+    write_output(response.content.decode("utf-8-sig"), output)
+
+
+# --- study essays and proposals ------------------------------------------------------------------
+
+
+def format_essay_rollup(rollup: dict) -> str:
+    """The province and each district: members, attended (by replay), submitted (late), graded, grades."""
+    lines = [f"{'':<28} {'members':>7} {'attended':>8} {'replay':>6} {'submitted':>9} {'rate':>6} {'late':>4} "
+             f"{'graded':>6}  grades"]
+    for line in [{"name": "Total", "subtree": rollup["totals"]}, *rollup["province"], *rollup["districts"]]:
+        c = line["subtree"]
+        rate = f"{c['submitted_rate']:g}%" if c["submitted_rate"] is not None else "-"
+        grades = ", ".join(f"{g}: {n}" for g, n in c["grades"].items() if n)
+        lines.append(f"{line['name'][:28]:<28} {c['members']:>7} {c['attended']:>8} {c['replay']:>6} "
+                     f"{c['submitted']:>9} {rate:>6} {c['late']:>4} {c['graded']:>6}  {grades}")
+    lines.append(f"Not submitted: {len(rollup['not_submitted'])} (diemcau essays export <conf> --table not_submitted)")
+    return "\n".join(lines)
+
+
+@essays_app.command("status")
+def essays_status(ctx: typer.Context, conference: str) -> None:
+    """Per district and for the province: members, attended, made up by replay, submitted, late, graded."""
+    typer.echo(format_essay_rollup(api(ctx).json("GET", f"/api/v1/conferences/{conference}/essays/rollup")))
+
+
+@essays_app.command("export")
+def essays_export(
+    ctx: typer.Context,
+    conference: str,
+    table: str = typer.Option("essays", help="essays, points, districts or not_submitted"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write the CSV here instead of stdout"),
+) -> None:
+    """A roll-up table as CSV: every essay with its grade, per point, per district, or who has not submitted."""
+    response = api(ctx).request("GET", f"/api/v1/conferences/{conference}/essays/rollup.csv", params={"table": table})
+    write_output(response.content.decode("utf-8-sig"), output)
+
+
+@proposals_app.command("export")
+def proposals_export(
+    ctx: typer.Context,
+    conference: str,
+    report: bool = typer.Option(False, "--html", help="the printable report (one page per district) instead of CSV"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="write it here instead of stdout"),
+) -> None:
+    """Every proposal (field, title, member, point, district, duplicates merged, forwarded) as CSV, or
+    the printable HTML report to send up."""
+    path = "report.html" if report else "export.csv"
+    response = api(ctx).request("GET", f"/api/v1/conferences/{conference}/proposals/{path}")
     write_output(response.content.decode("utf-8-sig"), output)
 
 
@@ -550,6 +608,29 @@ def status(ctx: typer.Context, conference: str) -> None:
     for p in s["points"]:
         if not p["connected"]:
             typer.echo(f"  offline: {p['name']} ({p['level']})")
+
+
+@app.command("check")
+def check(
+    link: str = typer.Argument(..., help="the point's join link (https://HOST/point.html#conference=…&token=…), "
+                               "or the server's address with --conference and --token"),
+    conference: str | None = typer.Option(None, help="the conference id, when the link has none"),
+    token: str | None = typer.Option(None, "--token", help="the point's token, when the link has none"),
+) -> None:
+    """Pre-flight check from a point's own network: HTTPS, the WebSocket, ICE to the media port,
+    TURN, a short WHEP receive; says in plain words (Vietnamese and English) what is blocked."""
+    import asyncio
+
+    from server.preflight import parse_target, passed, render, run_checks
+
+    try:
+        target = parse_target(link, conference, token)
+    except ValueError as exc:
+        fail(str(exc))
+    findings = asyncio.run(run_checks(target))
+    typer.echo(render(findings), nl=False)
+    if not passed(findings):
+        raise typer.Exit(1)
 
 
 def main() -> None:

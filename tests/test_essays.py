@@ -20,6 +20,7 @@ import pytest
 from fpdf import FPDF
 
 from tests.support.server import ServerFactory, ServerProcess
+from tests.test_cli import diemcau
 
 pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
@@ -131,7 +132,7 @@ def test_assignment_and_submissions(world: Province, tmp_path: Path) -> None:
         assert r.json()["scale"] == ["xuất sắc", "tốt", "khá", "đạt", "chưa đạt"]
     n = 0
     for i, point in enumerate(world.points):
-        for member in members_of(world, point)[: i % 6]:
+        for member in members_of(world, point)[: i % 4]:
             with world.as_token(member["token"]) as c:
                 r = c.put(world.api(f"essays/members/{member['id']}"),
                           json={"text": f"{TEXT} ({member['name']})", "proposals": proposal_for(member, n)})
@@ -369,3 +370,21 @@ def test_grader_page_lists_and_grades(world: Province, open_page) -> None:  # ty
         essay = c.get(world.api(f"essays/members/{first}")).json()
     assert essay["grade"]["grade"] == "khá" and essay["grade"]["grader"] == "Tổ chấm Cẩm Lý"
     PLAN.grades[first] = "khá"
+
+
+def test_cli_status_and_exports(world: Province, tmp_path: Path) -> None:
+    admin = world.server.admin_token
+    status = diemcau(world.server, admin, "essays", "status", world.conference)
+    assert status.returncode == 0, status.stderr
+    total = next(line for line in status.stdout.splitlines() if line.startswith("Total"))
+    assert total.split()[1:6] == ["200", str(len(PLAN.attended)), "0", str(len(PLAN.submitted)),
+                                  f"{len(PLAN.submitted) * 100 / 200:g}%"]
+    assert all(d in status.stdout for d in DISTRICTS)
+    missing = diemcau(world.server, admin, "essays", "export", world.conference, "--table", "not_submitted")
+    assert missing.returncode == 0, missing.stderr
+    assert len(list(csv.DictReader(io.StringIO(missing.stdout)))) == 200 - len(PLAN.submitted)
+    out = tmp_path / "de-xuat.csv"
+    exported = diemcau(world.server, admin, "proposals", "export", world.conference, "-o", str(out))
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(rows) == sum(PLAN.proposals.values()) - 1 and {r["field"] for r in rows} >= {"Kinh tế", "Xây dựng Đảng"}
