@@ -98,8 +98,8 @@ def _live(w: World) -> dict[str, str]:
 
 def _hand_raised(w: World) -> dict[str, str]:
     """The world's point has asked for the floor (the point or the chair lowers its hand)."""
-    r = w.http.post(w.api("floor/requests"), json={"subject": "ma trận"},
-                    headers={"Authorization": f"Bearer {w.tokens['point']}"})
+    r = httpx.post(f"{w.server.url}{w.api('floor/requests')}", json={"subject": "ma trận"},
+                   headers={"Authorization": f"Bearer {w.tokens['point']}"}, timeout=15)
     assert r.status_code == 200, r.text
     return {"point_id": w.point}
 
@@ -152,8 +152,8 @@ def _snapshots_on(w: World) -> dict[str, str]:
 
 def _snapshot(w: World) -> dict[str, str]:
     _snapshots_on(w)
-    r = w.http.post(w.api("supervision/snapshots"), content=JPEG,
-                    headers={"Authorization": f"Bearer {w.tokens['point']}", "Content-Type": "image/jpeg"})
+    r = httpx.post(f"{w.server.url}{w.api('supervision/snapshots')}", content=JPEG, timeout=15,
+                   headers={"Authorization": f"Bearer {w.tokens['point']}", "Content-Type": "image/jpeg"})
     assert r.status_code == 201, r.text
     return {"snapshot_id": r.json()["id"]}
 
@@ -387,9 +387,9 @@ def call(
     query = {k: v.format(**params) for k, v in (case.query or {}).items()}
     if secret and query_token:
         query["token"] = secret
-    body = case.json(w) if callable(case.json) else case.json
-    w.http.cookies.clear()  # nothing a previous caller was given goes along
-    r = w.http.request(method, path, headers=headers, params=query, json=body, content=case.content, files=case.files)
+    with httpx.Client(base_url=w.server.url, timeout=30) as c:
+        body = case.json(w) if callable(case.json) else case.json
+        r = c.request(method, path, headers=headers, params=query, json=body, content=case.content, files=case.files)
     return r.status_code, params, r
 
 
