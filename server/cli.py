@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 import httpx
 import typer
 
+from server.cli_progress import CountingReader, file_chunks, upload_progress
+
 HELP = (
     "Điểm Cầu: `serve` runs the server, `migrate` updates its database; the other commands are organiser "
     "tasks against a running server. Server URL and token: --url/--token or DIEMCAU_URL/DIEMCAU_TOKEN. "
@@ -235,6 +237,14 @@ def revoke(ctx: typer.Context, conference: str, token_id: str = typer.Argument(.
 # --- points and members ------------------------------------------------------------------------
 
 
+def upload_csv(ctx: typer.Context, path: Path, url: str, **kwargs: Any) -> Any:
+    """POST a CSV file as the request body (an import), with a progress bar on a terminal."""
+    size = path.stat().st_size
+    with upload_progress(path.name, size) as advance:
+        return api(ctx).json("POST", url, content=file_chunks(path, advance),
+                             headers={"content-type": "text/csv", "content-length": str(size)}, **kwargs)
+
+
 @points_app.command("import")
 def points_import(
     ctx: typer.Context,
@@ -243,11 +253,8 @@ def points_import(
     update: bool = typer.Option(False, help="update points whose name already exists"),
 ) -> None:
     """Import connection points from a CSV file (all rows or none)."""
-    out = api(ctx).json(
-        "POST", f"/api/v1/conferences/{conference}/points/import",
-        content=csv_file.read_bytes(), headers={"content-type": "text/csv"},
-        params={"update_existing": str(update).lower()},
-    )
+    out = upload_csv(ctx, csv_file, f"/api/v1/conferences/{conference}/points/import",
+                     params={"update_existing": str(update).lower()})
     typer.echo(f"imported {out['created']} new point(s), updated {out['updated']}")
 
 
@@ -290,10 +297,7 @@ def members_import(
     csv_file: Path = typer.Argument(..., exists=True, dir_okay=False, help="columns name, unit, point"),
 ) -> None:
     """Import members from a CSV file (all rows or none)."""
-    out = api(ctx).json(
-        "POST", f"/api/v1/conferences/{conference}/members/import",
-        content=csv_file.read_bytes(), headers={"content-type": "text/csv"},
-    )
+    out = upload_csv(ctx, csv_file, f"/api/v1/conferences/{conference}/members/import")
     typer.echo(f"imported {out['created']} member(s)")
 
 
@@ -323,10 +327,11 @@ def materials_upload(
     title: str = typer.Option("", help="title shown to participants (default: the file name)"),
 ) -> None:
     """Upload a study document (PDF, DOCX, ...)."""
-    with file.open("rb") as fh:
+    with file.open("rb") as fh, upload_progress(file.name, file.stat().st_size) as advance:
         out = api(ctx).json(
             "POST", f"/api/v1/conferences/{conference}/materials",
-            files={"file": (file.name, fh, "application/octet-stream")}, data={"title": title},
+            files={"file": (file.name, CountingReader(fh, advance), "application/octet-stream")},
+            data={"title": title},
         )
     typer.echo(f"{out['id']}  {out['size']} bytes  {out['filename']}")
 
@@ -603,6 +608,29 @@ def status(ctx: typer.Context, conference: str) -> None:
     for p in s["points"]:
         if not p["connected"]:
             typer.echo(f"  offline: {p['name']} ({p['level']})")
+
+
+@app.command("check")
+def check(
+    link: str = typer.Argument(..., help="the point's join link (https://HOST/point.html#conference=…&token=…), "
+                               "or the server's address with --conference and --token"),
+    conference: str | None = typer.Option(None, help="the conference id, when the link has none"),
+    token: str | None = typer.Option(None, "--token", help="the point's token, when the link has none"),
+) -> None:
+    """Pre-flight check from a point's own network: HTTPS, the WebSocket, ICE to the media port,
+    TURN, a short WHEP receive; says in plain words (Vietnamese and English) what is blocked."""
+    import asyncio
+
+    from server.preflight import parse_target, passed, render, run_checks
+
+    try:
+        target = parse_target(link, conference, token)
+    except ValueError as exc:
+        fail(str(exc))
+    findings = asyncio.run(run_checks(target))
+    typer.echo(render(findings), nl=False)
+    if not passed(findings):
+        raise typer.Exit(1)
 
 
 def main() -> None:
