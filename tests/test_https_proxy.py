@@ -10,7 +10,9 @@ public scheme and host; an HLS segment comes from nginx's cache the second time.
 from __future__ import annotations
 
 import re
+import shutil
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +192,10 @@ def test_tls_settings_go_together(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="does not exist"):
         Settings(tls_cert_file=cert, tls_key_file=tmp_path / "missing.pem")
     assert Settings(tls_cert_file=cert, tls_key_file=key, host="0.0.0.0", port=8443).base_url == "https://0.0.0.0:8443"
+
+
+@pytest.mark.skipif(shutil.which("caddy") is None, reason="caddy is not installed (apt-get install caddy)")
+def test_caddyfile_example_is_valid(tmp_path: Path) -> None:
+    done = subprocess.run(["caddy", "validate", "--config", str(ROOT / "config" / "Caddyfile"), "--adapter", "caddyfile"],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0 and "Valid configuration" in done.stderr + done.stdout, done.stderr[-2000:]
