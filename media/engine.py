@@ -133,9 +133,10 @@ class MediaEngine:
         return router
 
     def low_demand(self, conference_id: str) -> int:
-        """Points on the conference's low rendition, in this process and (ingest) its workers."""
+        """Points on the conference's low rendition, in this process and (ingest) its workers, and
+        the low track's readers (the live HLS low variant's recorder)."""
         router = self.routers.get(conference_id)
-        local = len(router.groups["low"]) if router is not None else 0  # type: ignore[arg-type]
+        local = router.low_demand() if router is not None else 0
         remote = sum(n for (_, conf), n in self.pool.demand.items() if conf == conference_id) if self.pool else 0
         return local + remote
 

@@ -12,6 +12,10 @@ get), and the hall has a ``return`` audio track, the mix-minus of a dialogue (th
 without the hall's own, media.floor.stage): a subscriber's stream names its track. Which source a
 track carries is chosen with ``select`` (``add_source`` selects the new source unless told not to);
 the media workers mirror every selection (``selection_listeners``).
+
+Readers (``add_reader``) get the program: the main tracks' packets. A reader of the ``low`` track
+(the recorder of the live HLS low variant) gets the low rendition's video and the program's audio,
+and counts as demand for the low track while it reads (the transcoder runs for it).
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class Router:
         self.keyframe_sources: dict[int, KeyframeSource] = {}
         self.packet_taps: list[PacketTap] = []  # every packet of every source (the workers' mirror, the mix)
         self.readers: list[PacketReader] = []  # the active sources' packets (add_reader)
+        self.low_readers: list[PacketReader] = []  # the low track's video and the program's audio
+        self._readers_of = {"audio": self.readers, "video": self.readers}  # per kind of a program packet
         self.source_listeners: list[SourceListener] = []
         self.selection_listeners: list[TrackListener] = []  # every select (the workers' mirror)
         self.switch_listeners: list[TrackListener] = []  # a pending video source became active
@@ -162,6 +168,8 @@ class Router:
                     return
             if kind == "video" and self._low(source, key):
                 self.groups["low"].forward(source, seq, ts, marker, payload, key)
+                for reader in self.low_readers:
+                    reader.on_packet(source, seq, ts, marker, payload, key)
                 return
             if source is self.pending[kind] and key:
                 self.active[kind] = active = source
@@ -172,7 +180,7 @@ class Router:
                 self.active[kind] = active = source
             else:
                 return
-        for reader in self.readers:
+        for reader in self._readers_of[kind]:
             reader.on_packet(source, seq, ts, marker, payload, key)
         self.groups[kind].forward(source, seq, ts, marker, payload, key)
         if kind == "audio" and (self.active["return"] is not None or self.active["to_point"] is not None):
@@ -203,15 +211,24 @@ class Router:
         groups["low"].flush()
 
     # --- consumers -----------------------------------------------------------------------------
-    def add_reader(self, reader: PacketReader) -> None:
-        """Feed ``reader`` the active sources' packets from now on; its video starts at a keyframe
-        asked for like a point's (merged with theirs)."""
-        self.readers.append(reader)
+    def add_reader(self, reader: PacketReader, track: str = "video") -> None:
+        """Feed ``reader`` the active sources' packets from now on (``track`` "low": the low
+        rendition's video instead of the program's); its video starts at a keyframe of the program,
+        asked for like a point's (merged with theirs): the low rendition has its keyframes there too."""
+        (self.low_readers if track == "low" else self.readers).append(reader)
+        self._readers_changed(track)
         self.request_keyframe()
 
     def remove_reader(self, reader: PacketReader) -> None:
-        if reader in self.readers:
-            self.readers.remove(reader)
+        for track, readers in (("video", self.readers), ("low", self.low_readers)):
+            if reader in readers:
+                readers.remove(reader)
+                self._readers_changed(track)
+
+    def _readers_changed(self, track: str) -> None:
+        # The program's audio goes to both kinds of reader: one list, so a packet costs one loop.
+        self._readers_of["audio"] = self.readers + self.low_readers if self.low_readers else self.readers
+        self._demand(track)
 
     def add_outbound(self, stream: Subscriber) -> None:
         """A subscriber's stream joins its kind's group; video starts at a keyframe asked for unless
@@ -262,12 +279,16 @@ class Router:
     def _demand(self, track: str) -> None:
         if track != "low":
             return
-        count = len(self.groups["low"])  # type: ignore[arg-type]
+        count = self.low_demand()
         for listener in self.demand_listeners:
             try:
                 listener(track, count)
             except Exception:
                 log.exception("demand listener failed")
+
+    def low_demand(self) -> int:
+        """Who needs the low rendition here: the points on it and the low track's readers."""
+        return len(self.groups["low"]) + len(self.low_readers)  # type: ignore[arg-type]
 
     # --- keyframes ---------------------------------------------------------------------------
     def request_keyframe(self, requester: Subscriber | None = None, track: str | None = None) -> None:

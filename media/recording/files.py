@@ -2,7 +2,8 @@
 
 Runs (one per switch of publisher, parameter change or pause) are numbered from 0 and segments across the whole
 recording; both names are zero-padded for a sorted listing but grow past the padding (``init1000``,
-``seg1000000``), so a long conference with many reconnects stays reachable.
+``seg1000000``), so a long conference with many reconnects stays reachable. A low variant's files
+have the same names in the recording's ``low/`` directory.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import re
 
 PLAYLIST = "index.m3u8"
+MASTER = "master.m3u8"  # the multivariant playlist (media.recording.variants)
+LOW_DIRECTORY = "low"  # the low variant's own playlist, init and media segments, named as above
 INIT = re.compile(r"^init(\d{3,9})\.mp4$")
 SEGMENT = re.compile(r"^seg(\d{6,12})\.m4s$")
 

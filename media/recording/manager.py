@@ -8,6 +8,13 @@ outlives its publishers: a reconnect within ``idle_seconds`` continues it behind
 after that (or on :meth:`stop`) it is finalised. Without disk room (``room``) no recording starts (the
 publish goes on unrecorded) and a running one pauses. All methods run on the event loop; the server layer
 is told about lifecycle changes through the ``on_*`` callbacks, also on the loop.
+
+With ``low_variant`` each recording has a second :class:`Recorder` beside it, in ``low/``: a reader
+of the Router's low track (the low rendition's video, the program's audio), which keeps the
+conference's transcoder running while the recording lasts; it follows the main recorder's timeline
+and cuts, and is told of every publisher as the main one is. The multivariant playlist naming both
+(media.recording.variants) is written by the main recorder's thread when a variant appears or
+changes size, and once more with the final figures when the recording ends.
 """
 
 from __future__ import annotations
@@ -22,7 +29,11 @@ from typing import Any
 from media.core.router import Router
 from media.recording.audio import AudioProfile
 from media.recording.recorder import Recorder
-from media.recording.sync import arrival_clocks, sender_clocks
+from media.recording.playlist import atomic_write
+from media.recording.sync import SourceClock, arrival_clocks, sender_clocks
+from media.recording.files import LOW_DIRECTORY, MASTER
+from media.recording.variants import variants_of
+from media.recording.variants import render as render_master
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +51,12 @@ class _Entry:
     publishers: set[str] = field(default_factory=set)  # producer ids recorded and still open
     idle: asyncio.TimerHandle | None = None
     tasks: set[asyncio.Task] = field(default_factory=set)
+    master_shape: list[tuple[str, int, int]] | None = None  # the variants master.m3u8 names now
+
+    @property
+    def recorders(self) -> list[Recorder]:
+        """The main recorder and its low variant's, if any: each is told of every publisher."""
+        return [self.recorder] if self.recorder.low is None else [self.recorder, self.recorder.low]
 
 
 def recordable_kinds(producer: Any) -> set[str]:
@@ -59,8 +76,10 @@ class RecordingManager:
         on_finished: RecorderCallback | None = None,
         audio: AudioProfile = AudioProfile(),
         room: Callable[[], bool] | None = None,
+        low_variant: bool = False,
     ) -> None:
         self.root = root
+        self.low_variant = low_variant
         self.room = room or (lambda: True)
         self.refused = 0  # publishes not recorded for want of disk space
         self.audio = audio
@@ -99,9 +118,10 @@ class RecordingManager:
                 # A publisher gone before its sender reports came: what it sent is placed by arrival
                 # (the recorder ignores this once its clocks are set), not dropped with it.
                 kinds = recordable_kinds(producer)
-                entry.recorder.set_clocks(producer.id, arrival_clocks(
-                    {kind: producer.sources[kind] for kind in kinds}))
-                entry.recorder.publisher_closed(producer.id)
+                clocks = arrival_clocks({kind: producer.sources[kind] for kind in kinds})
+                for recorder in entry.recorders:
+                    recorder.set_clocks(producer.id, clocks)
+                    recorder.publisher_closed(producer.id)
                 if not entry.publishers:
                     self._arm_idle(conference_id, entry)
             return
@@ -115,13 +135,13 @@ class RecordingManager:
             entry = self._start(conference_id, producer.router)  # the engine's one router of the conference
             if entry is None:
                 return
-        recorder = entry.recorder
         entry.publishers.add(producer.id)
         if entry.idle is not None:
             entry.idle.cancel()
             entry.idle = None
-        recorder.add_publisher(producer.id, kinds)
-        task = asyncio.ensure_future(self._sync(recorder, producer, kinds))
+        for recorder in entry.recorders:
+            recorder.add_publisher(producer.id, kinds)
+        task = asyncio.ensure_future(self._sync(entry, producer, kinds))
         entry.tasks.add(task)
         task.add_done_callback(entry.tasks.discard)
 
@@ -150,14 +170,33 @@ class RecordingManager:
         )
         entry = self._entries[conference_id] = _Entry(recorder, router)
         router.add_reader(recorder.reader)
+        if self.low_variant:
+            recorder.low = Recorder(
+                recording_id,
+                conference_id,
+                recorder.directory / LOW_DIRECTORY,
+                self.segment_seconds,
+                audio=self.audio,
+                room=self.room,
+                request_keyframe=request_keyframe,  # the program's: the low rendition follows its keyframes
+                leader=recorder,
+            )
+            router.add_reader(recorder.low.reader, track="low")  # counts as demand: the transcoder starts
         self.on_started(recorder)
         return entry
 
-    async def _sync(self, recorder: Recorder, producer: Any, kinds: set[str]) -> None:
-        """Tie the publisher's kinds to its sender's wall clock, or failing that to arrival."""
+    async def _sync(self, entry: _Entry, producer: Any, kinds: set[str]) -> None:
+        """Tie the publisher's kinds to its sender's wall clock, or failing that to arrival (the same
+        clocks for every variant: the low rendition keeps its source's RTP timestamps)."""
+
+        def set_clocks(clocks: dict[str, SourceClock]) -> None:
+            for recorder in entry.recorders:
+                recorder.set_clocks(producer.id, clocks)
+
+        recorder = entry.recorder
         sources = {kind: producer.sources[kind] for kind in kinds}
         if len(sources) == 1:
-            recorder.set_clocks(producer.id, {})  # nothing to align
+            set_clocks({})  # nothing to align
             return
         loop = asyncio.get_running_loop()
         give_up = loop.time() + SYNC_GIVE_UP
@@ -169,12 +208,12 @@ class RecordingManager:
                 if all(source.packets for source in sources.values()):
                     break
                 await asyncio.sleep(0.1)
-            recorder.set_clocks(producer.id, arrival_clocks(sources))
+            set_clocks(arrival_clocks(sources))
             return
         while not producer.closed and loop.time() < give_up:
             clocks = sender_clocks(sources)
             if clocks is not None:
-                recorder.set_clocks(producer.id, clocks)
+                set_clocks(clocks)
                 return
             if deadline is None and any(source.packets for source in sources.values()):
                 deadline = loop.time() + SYNC_WAIT
@@ -182,11 +221,25 @@ class RecordingManager:
                 break
             await asyncio.sleep(0.1)
         log.info("recording %s: no sender reports, A/V aligned by arrival time", recorder.id)
-        recorder.set_clocks(producer.id, arrival_clocks(sources))
+        set_clocks(arrival_clocks(sources))
 
     def _segment_from_thread(self, recorder: Recorder, _segment: object) -> None:
+        entry = self._entries.get(recorder.conference_id)
+        if entry is not None and entry.recorder is recorder:
+            self._write_master(entry)
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self.on_segment, recorder)
+
+    @staticmethod
+    def _write_master(entry: _Entry, final: bool = False) -> None:
+        """``master.m3u8`` when the variants it names change (a variant's first segment, a new
+        picture size), and ``final``ly with the whole recording's figures. On the main writer's
+        thread while recording, so two writes never race."""
+        variants = variants_of(entry.recorder)
+        shape = [(v.uri, v.width, v.height) for v in variants]
+        if variants and (final or shape != entry.master_shape):
+            entry.master_shape = shape
+            atomic_write(entry.recorder.directory / MASTER, render_master(variants))
 
     # --- lifecycle -------------------------------------------------------------------------------
     def _arm_idle(self, conference_id: str, entry: _Entry) -> None:
@@ -206,8 +259,10 @@ class RecordingManager:
             entry.idle.cancel()
         for task in list(entry.tasks):
             task.cancel()
-        entry.router.remove_reader(entry.recorder.reader)
-        await asyncio.to_thread(entry.recorder.stop)
+        for recorder in entry.recorders:
+            entry.router.remove_reader(recorder.reader)  # the low one's: the transcoder may stop
+        await asyncio.gather(*(asyncio.to_thread(recorder.stop) for recorder in entry.recorders))
+        await asyncio.to_thread(self._write_master, entry, True)
         self.on_finished(entry.recorder)
         return entry.recorder
 

@@ -6,6 +6,10 @@ The reader only appends the packet to the recorder's inbox, which its writer thr
 cheap call per packet for the loop, no lock, never blocking. The inbox is bounded: when the writer
 falls behind (a stalled disk) packets are dropped and counted, and the writer's reassembly takes the
 gaps for loss (it waits for a keyframe).
+
+A reader with ``keys`` also remembers the RTP timestamps of its latest video keyframes: the low
+variant's recorder cuts its segments only at those (media.recording.recorder), so both variants
+cut at the same pictures even when points on the low rendition asked it for keyframes of its own.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ from media.core.source import SourceStream
 
 
 class RecordingReader:
-    __slots__ = ("inbox", "capacity", "dropped")
+    __slots__ = ("inbox", "capacity", "dropped", "keys")
 
     def __init__(self, inbox: collections.deque, capacity: int) -> None:
         self.inbox = inbox
         self.capacity = capacity
         self.dropped = 0  # packets not enqueued: the writer was behind by ``capacity`` (or stopped)
+        self.keys: collections.deque[int] | None = None  # recent keyframe timestamps, when kept
 
     def on_packet(self, source: SourceStream, seq: int, ts: int, marker: int, payload: bytes, key: bool) -> None:
+        if key and self.keys is not None:
+            self.keys.append(ts)
         if len(self.inbox) < self.capacity:
             self.inbox.append((source, seq, ts, marker, payload))
         else:

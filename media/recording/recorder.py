@@ -30,6 +30,12 @@ room the run is closed and frames are dropped; with room again, the next keyfram
 
 Crash safety. Segments and the playlist are written to temporary names and renamed; the playlist
 is rewritten after each segment, so after ``kill -9`` it names exactly the complete segments.
+
+Variants. A recorder given a ``leader`` records another rendition of the leader's program (the low
+variant of live HLS: the low track's video, the same audio) on the leader's timeline: each of its
+runs is placed where the leader placed the same publisher's pictures (resolved at the run's first
+segment, when the leader has long started its run), and its segments are cut only at the leader's
+keyframes (``leader.reader.keys``), so both variants' segments start at the same pictures.
 """
 
 from __future__ import annotations
@@ -61,6 +67,18 @@ WRITER_TICK = 0.05  # seconds the writer sleeps when it has caught up
 QUEUE_PACKETS = 12000  # ~50 s of 720p30 + Opus: a stalled disk drops packets instead of memory
 PENDING_FRAMES = 600  # frames held per publisher until its clocks are known
 AUDIO_LOOKBEHIND = 100  # audio frames kept while waiting for the first keyframe (2 s)
+LEADER_KEYS = 64  # keyframe timestamps a leader keeps for its variants (minutes of them)
+AUDIO_PACE_SECONDS = 5.0  # a variant's audio waits for its video at most this long
+
+
+@dataclass(frozen=True)
+class RunPlace:
+    """Where a run puts its publisher's pictures: publisher time ``t0`` at timeline ``offset``."""
+
+    producer_id: str
+    t0: float
+    offset: float
+    program_date_time: float
 
 
 @dataclass
@@ -111,6 +129,8 @@ class _Source:
 @dataclass
 class RecorderStats:
     frames_video: int = 0
+    frames_muxed: int = 0  # video frames written into segments ...
+    video_ticks: int = 0  # ... and the 90 kHz time they last (a variant's FRAME-RATE)
     frames_audio: int = 0
     dropped_frames: int = 0
     keyframe_requests: int = 0
@@ -133,8 +153,11 @@ class Recorder:
         audio: AudioProfile = AudioProfile(),
         room: Callable[[], bool] | None = None,
         request_keyframe: Callable[[], None] | None = None,
+        leader: Recorder | None = None,
     ) -> None:
         self.id = recording_id
+        self.leader = leader  # the recorder whose timeline and segment cuts this variant follows
+        self.low: Recorder | None = None  # the low variant following this one (set by the manager)
         self.room = room or (lambda: True)
         self.request_keyframe = request_keyframe or (lambda: None)  # called on the writer thread
         self.paused_for_disk = False
@@ -151,11 +174,16 @@ class Recorder:
         self.position = 0.0  # timeline position of the newest media written
         # (timeline position, producer id) of each run: where a point's dialogue begins (chapters)
         self.run_starts: list[tuple[float, str]] = []
+        self.places: list[RunPlace] = []  # one per run, appended by the writer (a variant follows them)
+        self.video_format: VideoFormat | None = None  # the latest picture's format (a variant's RESOLUTION)
+        self.has_audio = False  # whether any run has sound
         self.finished = False
         # Packets (from the reader) and control items (str first), in order; deque appends and
         # pops are atomic, and the writer polls, so neither side ever takes a lock.
         self._inbox: collections.deque[tuple] = collections.deque()
         self.reader = RecordingReader(self._inbox, QUEUE_PACKETS)
+        if leader is not None:
+            leader.reader.keys = collections.deque(maxlen=LEADER_KEYS)
         self._publishers: dict[str, _Publisher] = {}
         self._sources: dict[int, _Source] = {}  # SourceStream.id -> state, for publishers added
         self._current: _Publisher | None = None  # whose media the recording follows
@@ -166,8 +194,10 @@ class Recorder:
         self._run_offset = 0.0  # timeline position where the current run starts
         self._run_pdt = 0.0
         self._run_fragments = 0
+        self._run_producer = ""
         self._timeline_end = 0.0
         self._held: tuple[int, int, bytes, bool] | None = None  # last video frame (pts, dts, …) awaiting duration
+        self._paced: collections.deque[tuple[float, bytes]] = collections.deque()  # a variant's audio (_pace_audio)
         self._decode_clock = DecodeClock(0, 0)
         self._run_front = 0  # the run's latest video pts
         self._last_video_duration = VIDEO_CLOCK // 30
@@ -300,12 +330,12 @@ class Recorder:
             return
         if state.kind == "video":
             self.stats.frames_video += 1
-            self._handle_video(state, t, data)
+            self._handle_video(state, t, data, ts)
         else:
             self.stats.frames_audio += 1
             self._handle_audio(p, t, data)  # type: ignore[arg-type]
 
-    def _handle_video(self, state: _Source, t: float, data: bytes | None) -> None:
+    def _handle_video(self, state: _Source, t: float, data: bytes | None, ts: int) -> None:
         p = state.publisher
         if data is None:  # a packet of it was lost: the pictures after it wait for a keyframe
             self.stats.dropped_frames += 1
@@ -335,11 +365,20 @@ class Recorder:
             self._end_run()
             self._start_run(p, t, data)
             return
-        self._write_video(p, t, data, key)
+        self._write_video(p, t, data, key and self._cut_here(ts))
+
+    def _cut_here(self, ts: int) -> bool:
+        """Whether a keyframe at ``ts`` may start a segment: any, unless this follows a leader; then
+        only one the leader has too (not one made for the points on the low rendition alone)."""
+        keys = self.leader.reader.keys if self.leader is not None else None
+        return keys is None or ts in keys
 
     def _handle_audio(self, p: _Publisher, t: float, data: bytes) -> None:
         if p is self._current and self._run is not None:
-            self._write_audio(t, data)
+            if self.leader is not None and self._run.video is not None:
+                self._pace_audio(t, data)
+            else:
+                self._write_audio(t, data)
             return
         p.audio_lookbehind.append((t, data))  # until this publisher's video starts a run
         if "video" not in p.kinds:  # audio-only publisher: start at once
@@ -384,6 +423,10 @@ class Recorder:
         self.run_starts.append((self._run_offset, p.producer_id))
         self._run_pdt = time.time()
         self._run_fragments = 0
+        self._run_producer = p.producer_id
+        self.places.append(RunPlace(p.producer_id, self._run_t0, self._run_offset, self._run_pdt))
+        self.video_format = video or self.video_format
+        self.has_audio = self.has_audio or "audio" in p.kinds
         self._held = None
         # Both tracks start at the run's zero: audio that begins later is preceded by silence (the
         # mp4 muxer would otherwise pull its first sample to zero and stretch it).
@@ -408,7 +451,7 @@ class Recorder:
         if self._held is not None:
             held_pts, held_dts, held_data, held_key = self._held
             duration = dts - held_dts
-            run.write_video(held_pts, held_dts, duration, held_data, held_key)
+            self._mux_video(run, held_pts, held_dts, duration, held_data, held_key)
             self._last_video_duration = duration
         self._held = (pts, dts, data, key)
         self._run_front = max(self._run_front, pts)
@@ -417,7 +460,27 @@ class Recorder:
             self._last_key_t = t
         else:
             self._nudge(t)
+        self._release_audio(t)
         self._collect()
+
+    def _pace_audio(self, t: float, data: bytes) -> None:
+        """A variant's sound waits for its picture: the low rendition's video comes later than the
+        program's audio (by the transcode), and a segment is cut at a video keyframe, so audio muxed
+        ahead would put more sound than picture in each segment. Bounded: without pictures for
+        ``AUDIO_PACE_SECONDS`` the sound goes on alone."""
+        self._paced.append((t, data))
+        if t - self._paced[0][0] > AUDIO_PACE_SECONDS:
+            self._write_audio(*self._paced.popleft())
+
+    def _release_audio(self, until: float | None = None) -> None:
+        paced = self._paced
+        while paced and (until is None or paced[0][0] <= until):
+            self._write_audio(*paced.popleft())
+
+    def _mux_video(self, run: RunMuxer, pts: int, dts: int, duration: int, data: bytes, key: bool) -> None:
+        run.write_video(pts, dts, duration, data, key)
+        self.stats.frames_muxed += 1
+        self.stats.video_ticks += duration
 
     def _reordered_too_deep(self, p: _Publisher, pts: int) -> None:
         """A picture shown before one already decoded: the stream reorders deeper than its SPS says
@@ -465,8 +528,9 @@ class Recorder:
             return
         if self._held is not None:
             held_pts, held_dts, held_data, held_key = self._held
-            run.write_video(held_pts, held_dts, self._last_video_duration, held_data, held_key)
+            self._mux_video(run, held_pts, held_dts, self._last_video_duration, held_data, held_key)
             self._held = None
+        self._release_audio()
         try:
             run.close()
             self._collect()
@@ -478,6 +542,7 @@ class Recorder:
         """After an unexpected error: keep what is written, start afresh at the next keyframe."""
         run, self._run = self._run, None
         self._held = None
+        self._paced.clear()
         if run is not None:
             try:
                 run.close()
@@ -493,6 +558,8 @@ class Recorder:
             return
         for fragment in run.fragments():
             if self._run_fragments == 0:
+                if self.leader is not None:
+                    self._follow_leader()
                 self.directory.mkdir(parents=True, exist_ok=True)
                 atomic_write(self.directory / self._init_name(), run.init or b"")
             offsets = {tid: round(self._run_offset * run.timescale(tid)) for tid in fragment.tracks}
@@ -523,6 +590,20 @@ class Recorder:
                     self.on_segment(self, segment)
                 except Exception:
                     log.exception("on_segment callback failed")
+
+    def _follow_leader(self) -> None:
+        """Place the current run on the leader's timeline: where the leader's latest run of the same
+        publisher starting no later puts this run's start. Without one (or if it would go back in
+        time) the run stays where it is, after this variant's previous one."""
+        assert self.leader is not None
+        place = next((r for r in reversed(self.leader.places)
+                      if r.producer_id == self._run_producer and r.t0 <= self._run_t0 + 1e-3), None)
+        if place is None:
+            return
+        offset = place.offset + (self._run_t0 - place.t0)
+        if offset >= self._run_offset - 1e-3:
+            self._run_offset = offset
+            self._run_pdt = place.program_date_time + (self._run_t0 - place.t0)
 
     def _init_name(self) -> str:
         return init_name(self._run_number)

@@ -8,7 +8,8 @@ definition and are removed.
 Damage stays local: a playlist that cannot be read is rebuilt from the segment files (each run's
 first fragment is numbered 1 by its muxer, which ties segments to their init segments in order), and
 the segments of a run whose init segment is unreadable are left out, with the reason in
-:attr:`Recovered.problems`.
+:attr:`Recovered.problems`. A low variant (``low/``, media.recording.variants) is closed the same way;
+the figures returned are the main variant's (its size includes the low variant's files).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media.recording.files import INIT, PLAYLIST, SEGMENT, segment_name
+from media.recording.files import INIT, LOW_DIRECTORY, PLAYLIST, SEGMENT, segment_name
 from media.recording.fmp4 import TrackInfo, fragment_sequence, parse_init, parse_moof
 from media.recording.playlist import Segment, atomic_write, parse, render
+from media.recording.retention import directory_size
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +108,18 @@ def _unlisted(directory: Path, listed: list[Segment], segments: list[Segment], p
 
 
 def close_interrupted(directory: Path, nominal_duration: float) -> Recovered:
-    """Rewrite ``directory``'s playlist as a finished VOD playlist; returns what it now holds."""
+    """Rewrite ``directory``'s playlist (and its low variant's) as a finished VOD playlist; returns
+    what it now holds."""
     if not directory.is_dir():
         return Recovered(0, 0.0, 0, None)
+    low = directory / LOW_DIRECTORY
+    if low.is_dir():
+        for problem in _close(low, nominal_duration).problems:
+            log.error("%s: %s", low, problem)
+    return _close(directory, nominal_duration)
+
+
+def _close(directory: Path, nominal_duration: float) -> Recovered:
     for tmp in directory.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
     problems: list[str] = []
@@ -124,7 +135,7 @@ def close_interrupted(directory: Path, nominal_duration: float) -> Recovered:
             directory / PLAYLIST,
             render(segments, nominal_duration=nominal_duration, ended=True, playlist_type="VOD"),
         )
-    size = sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+    size = directory_size(directory)
     last = max(((directory / s.uri).stat().st_mtime for s in segments), default=None)
     first_pdt = segments[0].program_date_time if segments else None
     return Recovered(len(segments), sum(s.duration for s in segments), size, last, first_pdt, problems)

@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from media.recording.files import LOW_DIRECTORY
+
 
 @dataclass(frozen=True)
 class StoredRecording:
@@ -46,7 +48,11 @@ def select_expired(
 
 
 def directory_size(path: Path) -> int:
-    """Bytes in the files directly inside ``path`` (recordings are flat); 0 if it is gone."""
+    """Bytes of a recording's files: in ``path`` and in its low variant's directory; 0 if it is gone."""
+    return _files_size(path) + _files_size(path / LOW_DIRECTORY)
+
+
+def _files_size(path: Path) -> int:
     try:
         with os.scandir(path) as entries:
             return sum(e.stat().st_size for e in entries if e.is_file(follow_symlinks=False))
