@@ -51,6 +51,7 @@ check_versions()
 
 import aioice.ice  # noqa: E402 - only once the versions are known to be the pinned ones
 import aioice.stun  # noqa: E402
+import aioice.utils  # noqa: E402
 import aiortc.codecs  # noqa: E402
 import aiortc.rtcpeerconnection  # noqa: E402
 import aiortc.rtcrtpreceiver  # noqa: E402
@@ -276,6 +277,52 @@ def set_host_addresses(addresses: list[str]) -> None:
         return
     fixed = list(addresses)
     aioice.ice.get_host_addresses = lambda use_ipv4=True, use_ipv6=True: list(fixed)
+
+
+def host_addresses() -> list[str]:
+    """The addresses aioice gathers host candidates on (after ``set_host_addresses``)."""
+    return aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True)
+
+
+def stun_protocol(connection: aioice.ice.Connection) -> aioice.ice.StunProtocol:
+    """A new ICE protocol of ``connection`` (its transport and local candidate still to be given)."""
+    return aioice.ice.StunProtocol(connection)
+
+
+HostGatherer = Callable[[Any, int, list[str]], Awaitable[tuple[list, list]]]
+_original_component_candidates = aioice.ice.Connection.get_component_candidates
+
+
+def set_host_gatherer(gatherer: HostGatherer | None) -> None:
+    """Host candidates come from ``gatherer(connection, component, addresses)`` -> (the ICE protocols
+    it made, each with its ``local_candidate``; the candidates to advertise), and aioice adds only
+    its TURN candidates (none server-reflexive: those need aioice's own host sockets). None
+    restores aioice's own gathering (a socket on an ephemeral port per address)."""
+    if gatherer is None:
+        aioice.ice.Connection.get_component_candidates = _original_component_candidates  # type: ignore[method-assign]
+        return
+
+    async def get_component_candidates(self: aioice.ice.Connection, component: int, addresses: list[str],
+                                       timeout: int = 5) -> list:
+        protocols, candidates = await gatherer(self, component, addresses)
+        self._protocols += protocols
+        return candidates + await _original_component_candidates(self, component, [], timeout)
+
+    aioice.ice.Connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
+
+
+def long_ufrags(length: int = 16) -> None:
+    """Every ICE connection made from now on gets a ``length``-character username fragment (aioice's
+    own are 4: among hundreds of peers on one shared socket, two would share one now and then)."""
+    original = aioice.ice.Connection.__init__
+    if getattr(original, "long_ufrags", False):
+        return
+
+    def __init__(self: aioice.ice.Connection, *args: Any, local_username: str | None = None, **kwargs: Any) -> None:
+        original(self, *args, local_username=local_username or aioice.utils.random_string(length), **kwargs)
+
+    __init__.long_ufrags = True  # type: ignore[attr-defined]
+    aioice.ice.Connection.__init__ = __init__  # type: ignore[method-assign]
 
 
 def drop_empty_datagrams() -> None:

@@ -24,7 +24,7 @@ from media.ingest import frame_tap, remb_throttle
 from media.ingest.producer import Producer
 from media.runtime import codec_audit, gc_pauses
 from media.runtime.session_garbage import SessionGarbage
-from media.transport import dtls_identity
+from media.transport import dtls_identity, host_candidates
 from media.transport.handshake_gate import HandshakeGate
 from media.transport.ice import restrict_host_addresses, rtc_configuration
 
@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 class EngineConfig:
     ice_servers: list[dict] = field(default_factory=list)
     ice_host_addresses: list[str] = field(default_factory=list)
+    ice_udp_port: int = 0  # this process's one ICE UDP port (media.transport.udp_mux; 0: a port per peer)
+    ice_port_range: str = ""  # "first-last": every ICE host port inside it (media.transport.port_range)
+    ice_public_addresses: list[str] = field(default_factory=list)  # advertised as host candidates too (1:1 NAT)
     keyframe_interval: float = 1.0
     consumer_timeout: float = 30.0  # seconds without RTCP from a subscriber before it is dropped
     ingest_share: float = 0.0  # subscribers on the ingest process, relative to one worker (0: none while workers run)
@@ -70,6 +73,7 @@ class MediaEngine:
         remb_throttle.install()
         gc_pauses.install()
         restrict_host_addresses(config.ice_host_addresses)
+        host_candidates.configure(config.ice_udp_port, config.ice_port_range, config.ice_public_addresses)
         log.info("fan-out loop: %s", "C (media.native._fastpath)" if fanout.enabled() else "Python (C fast path not built)")
         fanout.send_mode(config.send_batches)
         fanout.pad_max(config.rtp_pad_max)

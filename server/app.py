@@ -77,6 +77,9 @@ def media_engine(settings: Settings) -> MediaEngine:
         EngineConfig(
             ice_servers=ice_servers.for_engine(settings),
             ice_host_addresses=settings.ice_host_addresses,
+            ice_udp_port=settings.ice_udp_port,
+            ice_port_range=settings.ice_port_range,
+            ice_public_addresses=settings.ice_public_addresses,
             keyframe_interval=settings.keyframe_request_interval,
             consumer_timeout=settings.consumer_timeout,
             ingest_share=settings.ingest_share,

@@ -20,6 +20,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from media.transport.port_range import PortRange
 from server.secret_files import write_secret_file
 
 DEFAULT_CONFIG_FILE = Path("config/diemcau.toml")
@@ -98,6 +99,23 @@ class Settings(BaseSettings):
     ice_host_addresses: list[str] = Field(
         default_factory=list,
         description="Restrict ICE host candidates to these addresses (e.g. 127.0.0.1); empty = all",
+    )
+    ice_udp_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Every peer of a media process on one UDP port: the ingest on this one, media worker i "
+        "on this + i (open ICE_UDP_PORT to ICE_UDP_PORT + workers - 1); 0 = a port per peer",
+    )
+    ice_port_range: str = Field(
+        default="",
+        description="'first-last' (e.g. 40000-40199): every ICE host port inside it, a peer per port and host "
+        "address, shared by all media processes; WHIP/WHEP answer 503 when none is free. Not with ice_udp_port",
+    )
+    ice_public_addresses: list[str] = Field(
+        default_factory=list,
+        description="Addresses advertised as host candidates too (a 1:1 NAT's public address), on the port "
+        "of the local socket of the same IP version",
     )
     workers: int = Field(
         default=0,
@@ -298,6 +316,26 @@ class Settings(BaseSettings):
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError(f"webhook URL {url!r} is not an http(s) URL with a host")
         return value
+
+    @field_validator("ice_port_range")
+    @classmethod
+    def _ice_port_range(cls, value: str) -> str:
+        if value:
+            PortRange.parse(value)  # ValueError says how it is written
+        return value
+
+    @field_validator("ice_public_addresses")
+    @classmethod
+    def _ice_public_addresses(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        return [str(ipaddress.ip_address(address)) for address in value]
+
+    @model_validator(mode="after")
+    def _one_way_to_ports(self) -> Settings:
+        if self.ice_udp_port and self.ice_port_range:
+            raise ValueError("ice_udp_port and ice_port_range exclude each other: set one")
+        return self
 
     @field_validator("token_lifetime_days")
     @classmethod

@@ -25,6 +25,7 @@ from media.sharding.channel import bursts, pack_packet, read_message, write_mess
 from media.core.router import TRACKS, Router
 from media.core.session import SubscriberIdentity
 from media.core.source import NTP_EPOCH_OFFSET, SourceStream
+from media.transport.port_range import PortsExhausted
 
 log = logging.getLogger(__name__)
 
@@ -347,7 +348,7 @@ class WorkerPool:
         finally:
             worker.joining -= 1
         if "error" in reply:
-            raise RuntimeError(reply["error"])
+            raise (PortsExhausted if reply.get("ports_exhausted") else RuntimeError)(reply["error"])
         consumer = RemoteConsumer(self, worker, reply["id"], conference_id, reply["answer"], role, name)
         worker.consumers[consumer.id] = consumer
         self._rebuild_targets()

@@ -19,6 +19,7 @@ from media.runtime import gc_pauses
 from media.engine import EngineConfig, MediaEngine
 from media.sharding.channel import read_message, unpack_burst, write_message
 from media.core.source import SourceStream
+from media.transport.port_range import PortsExhausted
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ class PacketReader:
 class Worker:
     def __init__(self, index: int, config: EngineConfig) -> None:
         self.index = index
-        self.engine = MediaEngine(dataclasses.replace(config, transcode=False))  # the ingest transcodes
+        # the ingest transcodes; with ICE_UDP_PORT each process has a port of its own, the ingest's + index
+        port = config.ice_udp_port + index if config.ice_udp_port else 0
+        self.engine = MediaEngine(dataclasses.replace(config, transcode=False, ice_udp_port=port))
         self.sources: dict[int, tuple[Any, SourceStream]] = {}
         self.writer: asyncio.StreamWriter | None = None
         self.reader: PacketReader | None = None
@@ -166,7 +169,8 @@ class Worker:
                 )
                 reply = {"op": "reply", "req": m["req"], "id": consumer.id, "answer": consumer.answer_sdp}
             except Exception as exc:
-                reply = {"op": "reply", "req": m["req"], "error": str(exc) or type(exc).__name__}
+                reply = {"op": "reply", "req": m["req"], "error": str(exc) or type(exc).__name__,
+                         "ports_exhausted": isinstance(exc, PortsExhausted)}
             write_message(writer, reply)
         elif op == "close":
             consumer = self.engine.consumers.get(m["id"])

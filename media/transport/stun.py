@@ -41,3 +41,25 @@ def integrity_ok(data: bytes, integrity: int, key: bytes) -> bool:
     """Whether the MESSAGE-INTEGRITY attribute at offset ``integrity`` of ``data`` is ``key``'s."""
     signed = data[:2] + struct.pack("!H", integrity + 24 - 20) + data[4:integrity]
     return hmac.compare_digest(hmac.digest(key, signed, "sha1"), data[integrity + 4:integrity + 24])
+
+
+def request_credentials(data: bytes) -> tuple[bytes, int] | None:
+    """(USERNAME, offset of MESSAGE-INTEGRITY) of a well-formed Binding request carrying both;
+    None for anything else. Only the layout is read: ``integrity_ok`` checks the signature."""
+    if len(data) < 20:
+        return None
+    kind, length, cookie, _ = HEADER.unpack_from(data)
+    if kind != BINDING_REQUEST or cookie != COOKIE or length + 20 != len(data):
+        return None
+    pos, end = 20, len(data)
+    username = None
+    while pos + 4 <= end:
+        atype, alen = ATTR.unpack_from(data, pos)
+        if pos + 4 + alen > end:
+            return None
+        if atype == USERNAME:
+            username = data[pos + 4:pos + 4 + alen]
+        elif atype == MESSAGE_INTEGRITY:
+            return (username, pos) if username is not None and alen == 20 else None
+        pos += 4 + alen + (-alen % 4)
+    return None

@@ -46,6 +46,7 @@ from media.transport.consent_check import ConsentCheck
 from media.transport.drive import drive
 from media.transport.receiver_reports import ReportBlock, receiver_reports
 from media.transport.socket_drain import BurstSink, SocketDrain
+from media.transport.udp_mux import UdpMux, mux_of
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class WebRtcTransport:
         "_connection", "_to_aioice", "_to_dtls", "_component", "protocol", "socket", "fd", "sendto",
         "remote_addr", "received_queue", "dtls", "tx_srtp", "_rx_srtp", "_rtp_router", "_extensions", "_rtp",
         "on_report", "consent_answer", "consent_check", "drain", "_pinned", "stun", "dtls_records", "srtp",
-        "srtcp", "short_reports",
+        "srtcp", "short_reports", "mux",
     )
 
     def __init__(self, connection: Any) -> None:
@@ -88,6 +89,7 @@ class WebRtcTransport:
         self._pinned = False
         self.stun = self.dtls_records = self.srtp = self.srtcp = 0  # datagrams this transport sorted, by kind
         self.short_reports = 0  # SRTCP datagrams that went to ``on_report``
+        self.mux: UdpMux | None = None  # the process's shared socket the pair is on (media.transport.udp_mux)
 
     @classmethod
     def take(cls, dtls: Any, rtp: bool = False, burst: BurstSink | None = None) -> WebRtcTransport | None:
@@ -102,7 +104,10 @@ class WebRtcTransport:
             return None
         transport._adopt(dtls, keys, rtp)
         if burst is not None and transport.drain is None and transport.socket is not None:
-            transport.drain = SocketDrain.take(transport.protocol.transport, burst, transport.datagram_received)
+            if transport.mux is not None:  # the shared socket is drained already: the burst hears its reads
+                transport.drain = transport.mux.drain_into(transport.protocol, burst)
+            else:
+                transport.drain = SocketDrain.take(transport.protocol.transport, burst, transport.datagram_received)
         return transport
 
     @classmethod
@@ -156,8 +161,9 @@ class WebRtcTransport:
             self._to_aioice(data, addr)  # no kind of ours: aioice passes it on as data, aiortc drops it
 
     def pin(self) -> bool:
-        """Connect the socket to the peer so the kernel keeps the route (media.transport.pinned_path)."""
-        if not self._pinned and self.socket is not None and self.remote_addr is not None:
+        """Connect the socket to the peer so the kernel keeps the route (media.transport.pinned_path);
+        never a socket shared by every peer of the process."""
+        if not self._pinned and self.socket is not None and self.remote_addr is not None and self.mux is None:
             self._pinned = pinned_path.pin(self.socket, self.remote_addr)
         return self._pinned
 
@@ -198,6 +204,7 @@ class WebRtcTransport:
         protocol = self.protocol = pair.protocol
         self._component = pair.component
         self.socket = protocol_socket(protocol)
+        self.mux = mux_of(protocol)
         if self.socket is not None:
             self.sendto, self.fd = self.socket.sendto, self.socket.fileno()
         else:  # our side relays through TURN: the Python path, through aioice's relay

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.core.sdp_check import OfferError, check_offer
+from media.transport.port_range import PortsExhausted
 from server.api.guards import conference_for
 from server.deps import DbDep, MediaDep, OptionalPrincipalDep, PrincipalDep, SettingsDep, release
 from server.domain import ice_servers
@@ -16,6 +17,7 @@ from server.domain.tokens import Principal
 from server.settings import Settings
 
 SDP_TYPE = "application/sdp"
+PORTS_RETRY_AFTER = 10  # seconds: sessions end and free their ports all the time
 SDP_ANSWER = {201: {"content": {SDP_TYPE: {}}, "description": "SDP answer"}}  # the POST's OpenAPI
 
 
@@ -93,6 +95,10 @@ def options_response(settings: Settings, principal: Principal | None) -> Respons
 
 
 def negotiation_failed(exc: Exception) -> HTTPException:
+    """400 for an offer we cannot answer; 503 when the ICE port range has no port left (try later)."""
+    if isinstance(exc, PortsExhausted):
+        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"no media port free: {exc}",
+                             headers={"Retry-After": str(PORTS_RETRY_AFTER)})
     return HTTPException(status.HTTP_400_BAD_REQUEST, f"cannot negotiate this offer: {exc}")
 
 
