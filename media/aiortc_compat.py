@@ -125,6 +125,11 @@ def set_decoder_queue(receiver: Any, queue: Any) -> None:
     receiver._RTCRtpReceiver__decoder_queue = queue
 
 
+def share_bitrate_estimator(receiver: Any, first: Any) -> None:
+    """``receiver`` feeds ``first``'s bitrate estimator: one estimate (one REMB) over both tracks."""
+    receiver._RTCRtpReceiver__remote_bitrate_estimator = first._RTCRtpReceiver__remote_bitrate_estimator
+
+
 def park_sender(sender: aiortc.rtcrtpsender.RTCRtpSender, *, retransmit: Callable[[int], Awaitable[None]],
                 handle_rtcp: Callable[[Any], Awaitable[None]], send_keyframe: Callable[[], None],
                 reports_start: Callable[[], None], reports_stop: Callable[[], None]) -> None:

@@ -14,6 +14,7 @@ from aiortc import RTCPeerConnection
 
 from media.aiortc_compat import register_forwarding_codecs
 from media.core.router import Router
+from media.core.source import SourceStream
 from media.core.sdp_check import check_offer
 from media.egress import fanout
 from media.egress.consumer import Consumer
@@ -97,7 +98,8 @@ class MediaEngine:
         self.renditions: RenditionKeeper | None = None
         if config.transcode:
             self.renditions = RenditionKeeper(
-                self.router, self.low_demand, config.transcode_idle, config.low_size, config.low_bitrate
+                self.router, self.low_demand, self._published_low, config.transcode_idle, config.low_size,
+                config.low_bitrate,
             )
             self.on_demand.append(self.renditions.changed)
 
@@ -132,6 +134,8 @@ class MediaEngine:
             router.batched = True  # fed by producers (flush per burst) or a worker's reads (per read)
             self.routers[conference_id] = router
             router.demand_listeners.append(lambda track, count: self._notify(self.on_demand, conference_id, count))
+            if self.renditions is not None:  # the program's picture decides where its low rendition comes from
+                router.selection_listeners.append(partial(self.renditions.selected, conference_id))
             if self.pool is not None:
                 self.pool.attach(router)
         return router
@@ -143,6 +147,18 @@ class MediaEngine:
         local = router.low_demand() if router is not None else 0
         remote = sum(n for (_, conf), n in self.pool.demand.items() if conf == conference_id) if self.pool else 0
         return local + remote
+
+    def _published_low(self, picture: SourceStream) -> SourceStream | None:
+        """The low rendition that ``picture``'s publisher sends beside it (media.ingest.producer)."""
+        producer = self.producers.get(picture.producer_id)
+        return producer.low if producer is not None and producer.sources.get("video") is picture else None
+
+    def low_rendition(self, conference_id: str) -> str:
+        """How the conference's low rendition is made now: "publisher" (its own second video
+        track), "transcode" (this server) or "none"."""
+        if self.renditions is None or conference_id not in self.routers:
+            return "none"
+        return self.renditions.made_by(conference_id)
 
     def set_rendition(self, consumer_id: str, pin: str | None) -> bool:
         """Pin what a point's video receives ("full", "low", "audio"; None: adaptation decides);
@@ -175,7 +191,8 @@ class MediaEngine:
         the asyncio tasks alive (a soak watches them: a task left behind per session is a leak)."""
         return {"gc": gc_pauses.snapshot(), "session_gc": self.garbage.stats(), "handshakes": self.handshakes.stats(),
                 "tasks": len(asyncio.all_tasks()),
-                "transcoders": self.renditions.stats() if self.renditions is not None else {}}
+                "transcoders": self.renditions.stats() if self.renditions is not None else {},
+                "low_renditions": {conf: self.low_rendition(conf) for conf in self.routers} if self.renditions else {}}
 
     def _pc(self) -> RTCPeerConnection:
         return dtls_identity.peer_connection(rtc_configuration(self.config.ice_servers))

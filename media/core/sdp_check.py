@@ -11,6 +11,9 @@ from media.core.codecs import SUPPORTED
 
 
 _M_LINE = re.compile(r"m=[^ ]+ [0-9]+ [A-Z/]+ .+$")  # RFC 8866 5.14's m-line, in the shape aiortc parses
+# Tracks a WHIP publisher may send per kind: its sound, its picture and its own low rendition of it
+# (the second video m-line, media.ingest.producer).
+PUBLISHED_TRACKS = {"audio": 1, "video": 2}
 
 
 class OfferError(ValueError):
@@ -63,6 +66,14 @@ def _checked(text: str, direction: str) -> sdp.SessionDescription:
             f"no usable codec: the offer does not {verb} H264/VP8 video or Opus audio "
             f"(offered: {', '.join(offered) or 'none'})"
         )
+    if direction == "send":
+        for kind, most in PUBLISHED_TRACKS.items():
+            sent = sum(1 for m in usable if m.kind == kind)
+            if sent > most:
+                raise OfferError(
+                    f"the offer sends {sent} {kind} tracks: a publisher sends at most one audio track and two "
+                    "video tracks (the picture, then its own low rendition)"
+                )
     return desc
 
 

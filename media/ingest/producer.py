@@ -7,6 +7,12 @@ is drained (``media.transport.socket_drain``) that handler runs after the burst 
 the speaker's SRTP is taken off the ICE socket where it arrives (``media.transport.webrtc_transport``), not
 through aioice's queue and aiortc's DTLS receive task. aiortc's decoder thread is replaced by
 ``media.ingest.frame_tap`` (no decoder ever runs).
+
+A publisher may send its own low rendition (the speaker page does): the offer's second video m-line
+is the program's ``low`` track when this publisher's picture is on the program
+(media.renditions.keeper selects it), so the server transcodes nothing for it. Its source is
+``low``, never in ``sources`` (per kind: the picture the recorder, the stage and the quality meters
+take as this publisher's video).
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCPeerConnection, RTCSessionDescription, sdp
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket, unwrap_rtx
 
@@ -25,10 +31,43 @@ from media.core.codecs import codec_key, is_rtx, prefer_codecs
 from media.transport.ice import enlarge_socket_buffers
 from media.transport.webrtc_transport import WebRtcTransport, patient_consent
 from media.core.router import Router
+from media.core.sdp_check import check_offer
 from media.core.session import Session
 from media.core.source import SourceStream
 
 log = logging.getLogger(__name__)
+
+LOW_VIDEO_M_LINE = 2  # the offer's second video m-line carries the publisher's own low rendition
+
+
+class _LowKeyframes:
+    """Keyframe requests for the publisher's low rendition go to that track's own sender."""
+
+    def __init__(self, producer: Producer) -> None:
+        self.producer = producer
+
+    def request_keyframe(self) -> None:
+        self.producer.request_keyframe("low")
+
+
+def _bundle_every_track(pc: RTCPeerConnection, offer: sdp.SessionDescription) -> None:
+    """Put every bundled track on the BUNDLE's one transport. aiortc creates a second track of a kind
+    on the first one's transport and then moves only the first onto the BUNDLE's (a browser's offer
+    starts with audio): the second video track would never receive, its packets going to the first."""
+    bundle = next((g for g in offer.group if g.semantic == "BUNDLE" and g.items), None)
+    if bundle is None:
+        return
+    by_mid = {t.mid: t for t in pc.getTransceivers()}
+    primary = by_mid.get(str(bundle.items[0]))
+    if primary is None:
+        return
+    transport = primary.receiver.transport
+    for mid in bundle.items[1:]:
+        transceiver = by_mid.get(str(mid))
+        if transceiver is not None and transceiver.receiver.transport is not transport:
+            transceiver.receiver.setTransport(transport)
+            transceiver.sender.setTransport(transport)
+
 
 class Producer(Session):
     def __init__(
@@ -40,8 +79,9 @@ class Producer(Session):
         super().__init__(router, pc)
         self.role = role
         self.subject_id = subject_id
-        self.sources: dict[str, SourceStream] = {}
-        self._receivers: dict[str, RTCRtpReceiver] = {}
+        self.sources: dict[str, SourceStream] = {}  # per kind: the publisher's full picture and sound
+        self.low: SourceStream | None = None  # its own low rendition, when it sends one
+        self._receivers: dict[str, RTCRtpReceiver] = {}  # per track: "audio", "video", "low"
         self._media_ssrc: dict[str, int] = {}
         self.foreign_packets = 0  # RTP under an SSRC other than the track's first: dropped
         self._burst = BurstBoundary(pc, router.flush)
@@ -50,27 +90,44 @@ class Producer(Session):
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        _bundle_every_track(pc, check_offer(offer_sdp, "send"))
+        videos = 0
         for transceiver in pc.getTransceivers():
             codecs = prefer_codecs(aiortc_compat.codecs(transceiver), transceiver.kind, only_best=True)
             aiortc_compat.set_codecs(transceiver, codecs)
             if not codecs:
                 continue
-            self._hook_receiver(transceiver.kind, transceiver.receiver, codecs)
+            track = transceiver.kind
+            if track == "video":
+                videos += 1
+                track = "low" if videos == LOW_VIDEO_M_LINE else track
+            self._hook_receiver(track, transceiver.receiver, codecs)
         patient_consent(pc)  # losing the speaker to a busy loop would end the conference
         answer = await pc.createAnswer()
         await pc.setLocalDescription(answer)
         enlarge_socket_buffers(pc)
         return pc.localDescription.sdp
 
-    def _hook_receiver(self, kind: str, receiver: RTCRtpReceiver, codecs: list) -> None:
+    def _hook_receiver(self, track: str, receiver: RTCRtpReceiver, codecs: list) -> None:
+        """``track``: "audio", "video" or "low" (the publisher's own low rendition)."""
+        kind = "video" if track == "low" else track
         by_pt = {c.payloadType: c for c in codecs}
         media_codec = next(c for c in codecs if not is_rtx(c))
         source = SourceStream(kind, codec_key(media_codec), media_codec.clockRate, self.id)
-        self.sources[kind] = source
-        self._receivers[kind] = receiver
+        keyframes: _LowKeyframes | Producer | None = None
+        if track == "low":
+            self.low = source
+            keyframes = _LowKeyframes(self)
+            # A publisher's congestion control takes a REMB as the bound on everything it sends:
+            # one estimate over both pictures, not one per track (each bounding both to its own rate).
+            aiortc_compat.share_bitrate_estimator(receiver, self._receivers["video"])
+        else:
+            self.sources[kind] = source
+            keyframes = self if kind == "video" else None
+        self._receivers[track] = receiver
         router = self.router
         burst = self._burst
-        router.add_source(source, keyframes=self if kind == "video" else None, select=False)
+        router.add_source(source, keyframes=keyframes, select=False)
         original_rtp = aiortc_compat.rtp_handler(receiver)
         original_rtcp = aiortc_compat.rtcp_handler(receiver)
 
@@ -104,7 +161,7 @@ class Producer(Session):
                     elif packet.payload:
                         if video:
                             frame_open = not packet.marker
-                        self._media_ssrc[kind] = packet.ssrc
+                        self._media_ssrc[track] = packet.ssrc
                         router.on_rtp(
                             source,
                             packet.sequence_number,
@@ -149,15 +206,16 @@ class Producer(Session):
             "drain_datagrams": sum(t["drain_datagrams"] for t in transports),
         }
 
-    def request_keyframe(self) -> None:
-        receiver = self._receivers.get("video")
+    def request_keyframe(self, track: str = "video") -> None:
+        """A PLI to the publisher for ``track``'s picture ("video", or "low": its own low rendition)."""
+        receiver = self._receivers.get(track)
         if receiver is None:
             return
-        ssrc = self._media_ssrc.get("video")
+        ssrc = self._media_ssrc.get(track)
         if ssrc is not None:
             asyncio.ensure_future(aiortc_compat.send_pli(receiver, ssrc))
 
     def _leave_router(self) -> None:
         self._burst.close()
-        for source in self.sources.values():
+        for source in [*self.sources.values(), *([self.low] if self.low is not None else [])]:
             self.router.remove_source(source)

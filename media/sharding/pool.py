@@ -200,8 +200,10 @@ class WorkerPool:
                 future.set_result(m)
         elif op == "keyframe":
             entry = self.sources.get(m["source"])
-            if entry is not None:
-                entry[0].request_keyframe()
+            if entry is not None:  # the low rendition's source (transcoder or publisher) makes its own
+                router, source = entry
+                low = source is router.active["low"] or source is router.pending["low"]
+                router.request_keyframe(track="low" if low else "video")
         elif op == "closed":
             consumer = worker.consumers.get(m["id"])
             if consumer is not None:

@@ -88,6 +88,9 @@ class SpeakerState(BaseModel):
     loss_percent: float | None = Field(default=None, description="the speaker's link: packets missing on arrival")
     rtt_ms: float | None = None
     renditions: list[SpeakerRendition] = Field(description="each video track the speaker sends, largest first")
+    low_rendition: Literal["publisher", "transcode", "none"] = Field(
+        description="how the low rendition is made now: the program's publisher sends it (a second video track), "
+        "the server transcodes the program, or not at all (nobody on it, and the publisher sends none)")
     recording: Recording
 
 

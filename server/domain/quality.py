@@ -567,6 +567,7 @@ class QualityService:
             **{k: figures.get(k) for k in ("width", "height", "fps", "bitrate_kbps", "keyframe_interval_seconds",
                                             "loss_percent", "rtt_ms")},
             "renditions": figures.get("renditions", []),
+            "low_rendition": self.media.low_rendition(conference_id),
             "recording": recording,
         }
 

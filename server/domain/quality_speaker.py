@@ -7,7 +7,8 @@ per packet the speaker sends, not per point) counts bytes, frames (marker bits),
 loss, as a receiver report counts it), and reads the picture size from the H.264 SPS or the VP8
 key frame header when a keyframe passes. ``sample`` turns the counters into rates once per
 sample interval. Each of the speaker's video tracks is measured: with a second, low rendition
-published by the speaker page both show, the larger first.
+published by the speaker page both show, the larger first (the server's own transcode is not the
+speaker's).
 """
 
 from __future__ import annotations
@@ -166,8 +167,7 @@ class SpeakerMeter:
                 meter = tracks.get(source.id, False)
                 if meter is False:
                     meter = tracks[source.id] = (
-                        TrackMeter(source.kind, source.codec, source.producer_id)
-                        if source.producer_id in speakers else None
+                        TrackMeter(source.kind, source.codec, source.producer_id) if self._sent(source, speakers) else None
                     )
                 if meter is not None:
                     meter.packet(seq, ts, marker, payload, key, time.time())
@@ -175,6 +175,12 @@ class SpeakerMeter:
                 log.exception("speaker meter failed")
 
         return tap
+
+    def _sent(self, source: Any, speakers: set[str]) -> bool:
+        """Whether the speaker sends ``source`` (its picture, sound or own low rendition), not the
+        server's transcode of it (filed under the speaker's producer too, media.renditions)."""
+        producer = self.media.producers.get(source.producer_id) if source.producer_id in speakers else None
+        return producer is not None and (source in producer.sources.values() or source is getattr(producer, "low", None))
 
     def conferences(self) -> set[str]:
         """The conferences whose speaker publishes here now."""

@@ -1,5 +1,5 @@
 // Organiser dashboard: link quality. The speaker's stream at the top (live, size, frame rate,
-// bitrate, keyframe interval, its link's loss and RTT, the recording), the alerts, then every point
+// bitrate, keyframe interval, its link's loss and RTT, how the low rendition is made, the recording), the alerts, then every point
 // with its level, status, rendition (and a pin), score (good, fair, poor; 0-100) and the figures
 // behind it, worst first or by name; a chart of loss and bitrate for the point selected.
 //
@@ -15,6 +15,9 @@ const POLL_MS = 15000;
 const QUALITY = { good: "Tốt · Good", fair: "Trung bình · Fair", poor: "Kém · Poor" };
 const STATUS = { watching: "Đang xem · Watching", connected: "Chỉ kênh sự kiện · Page only", offline: "Không kết nối · Offline" };
 const RENDITION = { full: "Đầy đủ · Full", low: "Thấp · Low", audio: "Âm thanh · Audio" };
+// How the low rendition is made (GET /quality: speaker.low_rendition).
+const LOW_MAKERS = { publisher: "Diễn giả gửi · From the speaker", transcode: "Máy chủ mã hoá · Server transcode",
+  none: "Không · None" };
 const ALERTS = {
   dropped: "Mất kết nối · Dropped",
   frozen: "Hình đứng quá 5 giây · Frozen over 5 s",
@@ -129,6 +132,8 @@ export class QualityBoard {
       figure("Khung chính · Keyframe every", num(s.keyframe_interval_seconds, 1, " s")),
       figure("Mất gói · Loss", num(s.loss_percent, 1, "%")),
       figure("RTT", num(s.rtt_ms, 0, " ms")),
+      figure("Bản 360p · Low rendition", LOW_MAKERS[s.low_rendition] || "–",
+        { dataset: { madeBy: s.low_rendition || "none" }, id: "speaker-low-rendition" }),
       figure("Ghi hình · Recording", recText, { dataset: { state: rec.state || "off" } }),
     );
   }

@@ -9,7 +9,7 @@ import { QuestionBoard } from "./question_board.js";
 import { QuestionsClient } from "./questions.js";
 import { conferencePath, requestJson } from "./rest.js";
 import { setStatus, setupJoinForm } from "./ui.js";
-import { closeOnPageHide, exposeForConsole, Supervisor, WhipSession } from "./whip_whep.js";
+import { closeOnPageHide, exposeForConsole, LOW_RENDITION, Supervisor, WhipSession } from "./whip_whep.js";
 
 const $ = (id) => document.getElementById(id);
 const preview = $("preview");
@@ -20,6 +20,7 @@ const micSelect = $("microphone");
 const statusLine = $("status");
 const errorLine = $("error");
 const badge = $("live-badge");
+const lowRendition = $("low-rendition");
 
 // 720p30 is what a hall camera usually delivers; the browser picks the closest its device supports.
 const VIDEO_CONSTRAINTS = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
@@ -52,6 +53,7 @@ function setLive(live) {
   goLive.disabled = live || !state.stream;
   stopButton.disabled = !live;
   cameraSelect.disabled = false;
+  lowRendition.disabled = live; // it applies from the next session
 }
 
 async function listDevices() {
@@ -93,13 +95,7 @@ async function startPreview() {
   preview.srcObject = stream;
   // Already live: swap the tracks in place (no renegotiation, watchers keep their sessions).
   const session = state.supervisor && state.supervisor.session;
-  if (session && session.pc) {
-    for (const sender of session.pc.getSenders()) {
-      const track = stream.getTracks().find((t) => sender.track && t.kind === sender.track.kind);
-      if (track) await sender.replaceTrack(track);
-    }
-    session.stream = stream;
-  }
+  if (session) await session.replaceStream(stream);
   if (old) old.getTracks().forEach((t) => t.stop());
   const s = stream.getVideoTracks()[0].getSettings();
   $("stats").textContent = `Nguồn · Source: ${s.width}×${s.height} @ ${Math.round(s.frameRate || 0)} fps`;
@@ -137,10 +133,13 @@ function startLive() {
   if (!state.stream) return;
   showError("");
   const endpoint = `/whip/${encodeURIComponent(state.conference)}`;
-  state.supervisor = new Supervisor(() => new WhipSession(endpoint, state.token, state.stream), {
+  // The low rendition (360p) encoded here too, unless turned off: weak points get it without a server transcode.
+  const low = lowRendition.checked ? LOW_RENDITION : null;
+  state.supervisor = new Supervisor(() => new WhipSession(endpoint, state.token, state.stream, { low }), {
     onStatus: onSupervisorStatus,
   });
   goLive.disabled = true;
+  lowRendition.disabled = true;
   stopButton.disabled = false;
   state.supervisor.start();
 }
@@ -172,18 +171,22 @@ async function pollStats() {
   const pc = window.diemcau.pc;
   if (!pc || pc.connectionState !== "connected") return;
   const report = await pc.getStats();
-  let video = null;
-  report.forEach((s) => { if (s.type === "outbound-rtp" && s.kind === "video") video = s; });
-  if (!video) return;
+  const videos = [];
+  report.forEach((s) => { if (s.type === "outbound-rtp" && s.kind === "video") videos.push(s); });
+  if (!videos.length) return;
+  videos.sort((a, b) => (b.frameHeight || 0) - (a.frameHeight || 0)); // the full picture, then the low one
+  const [video, low] = videos;
   const codec = video.codecId && report.get(video.codecId);
   const now = video.timestamp;
   const prev = state.lastOut;
   state.lastOut = { bytes: video.bytesSent, t: now };
   const kbps = prev && now > prev.t ? Math.round(((video.bytesSent - prev.bytes) * 8) / (now - prev.t)) : 0;
   state.outbound = { width: video.frameWidth, height: video.frameHeight, fps: video.framesPerSecond,
-    codec: codec ? codec.mimeType : null, fmtp: codec ? codec.sdpFmtpLine : null, kbps };
+    codec: codec ? codec.mimeType : null, fmtp: codec ? codec.sdpFmtpLine : null, kbps,
+    low: low ? { width: low.frameWidth, height: low.frameHeight, fps: low.framesPerSecond } : null };
   $("stats").textContent = `Gửi · Sending: ${video.frameWidth || "?"}×${video.frameHeight || "?"} · `
-    + `${Math.round(video.framesPerSecond || 0)} fps · ${codec ? codec.mimeType.replace("video/", "") : "?"} · ${kbps} kbit/s`;
+    + `${Math.round(video.framesPerSecond || 0)} fps · ${codec ? codec.mimeType.replace("video/", "") : "?"} · ${kbps} kbit/s`
+    + (low ? ` · + ${low.frameWidth || "?"}×${low.frameHeight || "?"}` : "");
 }
 
 /** The floor card: the queue and its controls, and the point played in the hall while it speaks. */
@@ -234,6 +237,8 @@ function join(params) {
   startPreview();
 }
 
+// `#...&low=0` in the link: publish the full picture only (the server then makes the low rendition).
+lowRendition.checked = new URLSearchParams(location.hash.slice(1)).get("low") !== "0";
 goLive.addEventListener("click", startLive);
 stopButton.addEventListener("click", () => stopLive());
 cameraSelect.addEventListener("change", startPreview);

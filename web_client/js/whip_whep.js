@@ -220,11 +220,27 @@ class Session {
   }
 }
 
-/** WHIP publisher: sends the tracks of `stream` (sendonly), H.264 preferred for video. */
+/** The low rendition a publisher may send itself: its camera scaled to this height, at this bitrate. */
+export const LOW_RENDITION = { height: 360, maxBitrate: 450_000 };
+
+/** The one encoding of the low rendition's sender for `track`: scaled down to `low.height`, never up. */
+function lowEncoding(track, low) {
+  const height = track.getSettings().height || low.height;
+  return { scaleResolutionDownBy: Math.max(1, height / low.height), maxBitrate: low.maxBitrate };
+}
+
+/**
+ * WHIP publisher: sends the tracks of `stream` (sendonly), H.264 preferred for video. With
+ * `options.low` (e.g. LOW_RENDITION) it also sends the camera a second time, scaled down: the
+ * offer's second video m-line, which the server takes as this publisher's own low rendition (the
+ * browser encodes both sizes, the server transcodes nothing).
+ */
 export class WhipSession extends Session {
   constructor(endpoint, token, stream, options = {}) {
     super(endpoint, token, options);
     this.stream = stream;
+    this.low = options.low || null;
+    this.lowSender = null;
     this.h264Preferred = false;
   }
 
@@ -232,6 +248,32 @@ export class WhipSession extends Session {
     for (const track of this.stream.getTracks()) {
       const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [this.stream] });
       if (track.kind === "video") this.h264Preferred = preferH264(transceiver);
+    }
+    const video = this.stream.getVideoTracks()[0];
+    if (this.low && video) { // after the full picture's m-line: the second video m-line is the low one
+      const transceiver = pc.addTransceiver(video, {
+        direction: "sendonly", streams: [this.stream], sendEncodings: [lowEncoding(video, this.low)],
+      });
+      preferH264(transceiver);
+      this.lowSender = transceiver.sender;
+    }
+  }
+
+  /** Send `stream`'s tracks instead (another camera or microphone): no renegotiation. */
+  async replaceStream(stream) {
+    this.stream = stream;
+    if (!this.pc) return;
+    for (const sender of this.pc.getSenders()) {
+      const track = stream.getTracks().find((t) => sender.track && t.kind === sender.track.kind);
+      if (!track) continue;
+      await sender.replaceTrack(track);
+      if (sender === this.lowSender) {
+        const params = sender.getParameters();
+        if (params.encodings && params.encodings.length) {
+          Object.assign(params.encodings[0], lowEncoding(track, this.low));
+          await sender.setParameters(params).catch(() => {});
+        }
+      }
     }
   }
 

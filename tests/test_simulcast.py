@@ -1,0 +1,158 @@
+"""Where the low rendition comes from, end to end through the real server (an ingest and two media
+workers, WHIP and WHEP over HTTP).
+
+The speaker page in headless Chromium (fake camera) publishes its picture twice, full size and
+scaled to 360 lines: a point's aiortc subscriber pinned to the low rendition decodes the page's own
+low track, the server's stats say the publisher makes it and no transcoder runs; unpinned it gets the
+full size again. An OBS-like publisher (one 1280x720 video track) gets the server's transcode: a
+point pinned low decodes 640x360 and the stats show the transcoder running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from aiortc import RTCPeerConnection
+
+from bench.clip import test_clip
+from bench.server_process import ServerProcess
+from bench.whip_publisher import NO_ICE, negotiate
+from tests.support.background import BackgroundPublisher
+from tests.support.program_probe import ProgramWatcher, decoding_peers
+from tests.support.waiting import wait_until
+from tests.test_browser_pages import go_live
+
+pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+CSV = "name,level,parent,summoned\nXã Tam Đảo,commune,,20\n"
+POINT = "Xã Tam Đảo"
+LOW_HEIGHT = 360  # the low rendition's height (media.renditions; web_client/js/whip_whep.js LOW_RENDITION)
+
+
+class LoopThread:
+    """An event loop on a thread of its own for the aiortc subscribers (Playwright holds the test's)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="subscribers", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 30.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[LoopThread]:
+    decoding_peers()
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+class Conference:
+    """A conference with one connection point, its organiser and admin clients."""
+
+    def __init__(self, server: ServerProcess, title: str) -> None:
+        self.server = server
+        self.id = server.create_conference(title=title)
+        self.organiser = server.token(self.id, "organiser")
+        with self.client() as c:
+            r = c.post(f"/api/v1/conferences/{self.id}/points/import", content=CSV.encode(),
+                       headers={"content-type": "text/csv"})
+            assert r.status_code == 200, r.text
+            self.point = next(x for x in c.post(f"/api/v1/conferences/{self.id}/points/tokens").json()
+                              if x["name"] == POINT)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.organiser}"}, timeout=20)
+
+    def pin(self, rendition: str | None) -> None:
+        with self.client() as c:
+            r = c.post(f"/api/v1/conferences/{self.id}/points/{self.point['point_id']}/rendition",
+                       json={"rendition": rendition})
+        assert r.status_code == 200 and r.json()["sessions"] == 1, r.text
+
+    def low_rendition(self) -> str:
+        """How the server says the low rendition is made (the dashboard's speaker state)."""
+        with self.client() as c:
+            r = c.get(f"/api/v1/conferences/{self.id}/quality")
+        assert r.status_code == 200, r.text
+        return r.json()["speaker"]["low_rendition"]
+
+    def ingest_stats(self) -> dict:
+        """The ingest's own figures (/api/v1/media/stats): its transcoders and how each low rendition is made."""
+        with self.server.admin() as c:
+            r = c.get("/api/v1/media/stats")
+        assert r.status_code == 200, r.text
+        stats = r.json()
+        ingest = stats["workers"][0]
+        return {"transcoder": self.id in ingest["transcoders"], "made_by": ingest["low_renditions"].get(self.id),
+                "low_source": stats["routers"][self.id]["sources"]["low"]}
+
+    async def watch(self) -> ProgramWatcher:
+        """The point's aiortc WHEP subscriber, decoding what it gets."""
+        pc = RTCPeerConnection(NO_ICE)
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+        watcher = ProgramWatcher(pc)
+        watcher.attach()
+        await negotiate(pc, f"{self.server.url}/whep/{self.id}", self.point["token"])
+        return watcher
+
+
+def decoded_size(watcher: ProgramWatcher, size: tuple[int, int], timeout: float, what: str) -> None:
+    """Until the subscriber's latest decoded pictures (a run of 10) are ``size``."""
+    wait_until(lambda: [s for _, s in watcher.sizes[-10:]], timeout, what,
+               check=lambda recent: len(recent) == 10 and set(recent) == {size})
+
+
+@pytest.mark.browser
+def test_the_speaker_page_sends_its_own_low_rendition(server: ServerProcess, loop: LoopThread, open_page) -> None:  # type: ignore[no-untyped-def]
+    conference = Conference(server, "Hai bản hình từ trang diễn giả")
+    speaker, camera = go_live(open_page, server, conference.id)
+    full = (camera["width"], camera["height"])
+    low = (round(camera["width"] * LOW_HEIGHT / camera["height"]), LOW_HEIGHT) if camera["height"] > LOW_HEIGHT else full
+    sent = speaker.wait_until("window.diemcau.state.outbound?.low?.height ? window.diemcau.state.outbound : null", 20,
+                              "the page encoding two sizes")
+    assert (sent["low"]["width"], sent["low"]["height"]) == low, sent
+    watcher = loop.run(conference.watch())
+    try:
+        decoded_size(watcher, full, 30, "the full picture unpinned")
+        conference.pin("low")
+        decoded_size(watcher, low, 20, "the page's own low rendition")
+        assert conference.low_rendition() == "publisher"
+        stats = conference.ingest_stats()
+        assert stats["made_by"] == "publisher" and not stats["transcoder"], stats
+        assert stats["low_source"] and stats["low_source"]["packets"] > 0, stats
+        conference.pin(None)
+        decoded_size(watcher, full, 20, "the full picture again")
+        assert not conference.ingest_stats()["transcoder"], "no transcoder ever ran for this conference"
+    finally:
+        loop.run(watcher.close())
+
+
+def test_a_one_track_publisher_gets_the_server_transcode(server: ServerProcess, loop: LoopThread) -> None:
+    conference = Conference(server, "OBS: một bản hình")
+    clip = test_clip(seconds=6, width=1280, height=720, fps=30, kbps=1500)
+    publisher = BackgroundPublisher(server.url, conference.id, server.token(conference.id, "speaker"), clip).start()
+    watcher = loop.run(conference.watch())
+    try:
+        decoded_size(watcher, (1280, 720), 30, "the full picture")
+        conference.pin("low")
+        decoded_size(watcher, (640, 360), 30, "the server's low rendition")
+        stats = conference.ingest_stats()
+        assert stats["made_by"] == "transcode" and stats["transcoder"], stats
+        assert conference.low_rendition() == "transcode"
+    finally:
+        loop.run(watcher.close())
+        publisher.stop()
