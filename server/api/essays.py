@@ -23,10 +23,11 @@ from server.domain import essays_files, grading, proposals
 from server.domain.conferences import as_utc
 from server.domain.essays_charts import grades_chart, participation_chart, rate_tree
 from server.domain.essays_export import TABLES, essays_csv, rollup_csv
+from server.domain.essays_list import essay_lines, reader_scope
 from server.domain.essays_rollup import load_rollup
 from server.domain.grading_scope import PointTree
 from server.domain.materials import MaterialRejected, content_disposition
-from server.domain.members import MemberNotFound, get_member, list_members
+from server.domain.members import MemberNotFound, get_member
 from server.domain.points import list_points
 from server.domain.tokens import Principal, issue_token
 from server.limits.body_size import allow_upload
@@ -241,31 +242,8 @@ async def list_essays(
     subtree, a point's operator its own delegates."""
     await conference_for(db, conference_id, principal, "organiser", "grader", "point")
     tree = PointTree(await list_points(db, conference_id))
-    if principal.role == "point":
-        scope: set[str] | None = {principal.subject_id or ""}
-    else:
-        scope = grading.scope_of(principal, tree)
-    if point_id is not None:
-        wanted = tree.subtree(point_id)
-        scope = wanted if scope is None else scope & wanted
-    essays = await domain.essays_by_member(db, conference_id)
-    grades = await grading.current_grades(db, conference_id)
-    lines = []
-    for m in await list_members(db, conference_id):
-        if scope is not None and m.point_id not in scope:
-            continue
-        essay = essays.get(m.id)
-        grade = grades.get(essay.id) if essay else None
-        keep = {"all": True, "submitted": essay is not None, "missing": essay is None,
-                "graded": grade is not None, "ungraded": essay is not None and grade is None}[status]
-        if keep:
-            lines.append(EssayLine(
-                member_id=m.id, member=m.name, unit=m.unit, point=tree.name(m.point_id), submitted=essay is not None,
-                late=bool(essay and essay.late), words=essay.words if essay else 0,
-                submitted_at=essay.submitted_at if essay else None, submitted_by=essay.submitted_by if essay else None,
-                grade=grade.grade if grade else None, grader=grade.grader_name if grade else None,
-            ))
-    return lines
+    lines = await essay_lines(db, conference_id, tree, reader_scope(principal, tree, point_id), status)
+    return [EssayLine(**line.__dict__) for line in lines]
 
 
 @router.get("/members/{member_id}", response_model=EssayOut)
@@ -289,7 +267,7 @@ async def _submit(db: AsyncSession, settings: Settings, member: Member, principa
             if items is not None else None
         if checked_text is None and file is None and await domain.essay_of(db, member.conference_id, member.id) is None:
             raise domain.EssayError(422, "send the essay's text or a file first")
-        _, replaced = await domain.submit(db, assignment, member, _submitter(principal), on_time, now,
+        _, replaced = await domain.submit(db, member, _submitter(principal), on_time, now,
                                           text=checked_text, file=file, proposals=checked)
         await db.commit()
     except BaseException as exc:

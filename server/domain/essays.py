@@ -131,7 +131,6 @@ async def essay_of(db: AsyncSession, conference_id: str, member_id: str) -> Essa
 
 async def submit(
     db: AsyncSession,
-    assignment: EssayAssignment,
     member: Member,
     submitter: Submitter,
     on_time: bool,

@@ -53,6 +53,3 @@ class PointTree:
     def name(self, point_id: str | None) -> str:
         point = self.points.get(point_id or "")
         return point.name if point else ""
-
-    def of_level(self, level: str) -> list[ConnectionPoint]:
-        return [p for p in self.points.values() if p.level == level]

@@ -99,11 +99,6 @@ async def latest_per_point(db: AsyncSession, conference_id: str) -> dict[str, Ro
     return {r.point_id: r for r in rows.scalars()}
 
 
-async def count(db: AsyncSession, conference_id: str) -> int:
-    query = select(func.count()).select_from(RoomSnapshot).where(RoomSnapshot.conference_id == conference_id)
-    return (await db.execute(query)).scalar_one()
-
-
 async def delete_older(db: AsyncSession, data_dir: Path, before: dt.datetime) -> int:
     rows = list((await db.execute(select(RoomSnapshot).where(RoomSnapshot.taken_at < before))).scalars())
     if not rows:
