@@ -8,7 +8,7 @@ TEST_STAMP = $(VENV)/.installed-test
 APT_PACKAGES = ffmpeg
 TEST_APT_PACKAGES = chromium ffmpeg redis-server coturn nginx caddy
 
-.PHONY: run test test-fast bench bench-quick soak install install-test system-deps test-system-deps clean lint lock
+.PHONY: run test test-fast bench bench-quick screenshots soak install install-test system-deps test-system-deps clean lint lock
 
 # -c constraints.txt: the versions tested together (pyproject.toml has the ranges; `make lock`).
 $(STAMP): pyproject.toml constraints.txt
@@ -60,16 +60,23 @@ test-fast: install-test test-system-deps
 
 # `make bench` runs the full fan-out/recorder benchmark, then the floor switch (bench/floor_switch.py),
 # whose section goes into the same report; `make bench ARGS=--quick` or `make bench-quick` is the short
-# one. FLOOR_ARGS go to the floor switch (e.g. FLOOR_ARGS="--rounds 5"); both always run.
+# one. FLOOR_ARGS go to the floor switch (e.g. FLOOR_ARGS="--rounds 5"), HLS_ARGS to the live HLS viewers
+# (bench/hls_viewers.py, e.g. HLS_ARGS="--steps 100,500"); all always run.
 bench: install-test test-system-deps
 	status=0; $(PY) -m bench.run $(ARGS) || status=$$?; \
 	$(PY) -m bench.floor_switch $(if $(filter --quick,$(ARGS)),--quick) $(FLOOR_ARGS) || status=$$?; \
+	$(PY) -m bench.hls_viewers $(if $(filter --quick,$(ARGS)),--quick) $(HLS_ARGS) || status=$$?; \
 	exit $$status
 
 bench-quick: install-test test-system-deps
 	status=0; $(PY) -m bench.run --quick || status=$$?; \
 	$(PY) -m bench.floor_switch --quick $(FLOOR_ARGS) || status=$$?; \
+	$(PY) -m bench.hls_viewers --quick $(HLS_ARGS) || status=$$?; \
 	exit $$status
+
+# `make screenshots`: the pictures of the Vietnamese guide (docs/vi/img), from a real server and Chromium.
+screenshots: install-test test-system-deps
+	$(PY) -m tests.support.screenshots docs/vi/img
 
 # `make soak`: 20 minutes of WHEP/WebSocket/HLS churn, watched for leaks; `make soak ARGS="--minutes 5"`.
 soak: install-test test-system-deps

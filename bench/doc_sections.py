@@ -1,14 +1,15 @@
 """Sections of docs/benchmarks.md that one harness writes and another must carry over.
 
-``bench.run`` rewrites the whole report; the soak (``bench.soak``) and the floor switch
-(``bench.floor_switch``) each own one marked block in it. Each keeps the others' figures instead of
-dropping them on the next run.
+``bench.run`` rewrites the whole report; the soak (``bench.soak``), the floor switch
+(``bench.floor_switch``) and the HLS viewers (``bench.hls_viewers``) each own one marked block in it.
+Each keeps the others' figures instead of dropping them on the next run.
 """
 
 from __future__ import annotations
 
 SOAK = ("<!-- soak:start -->", "<!-- soak:end -->")
 FLOOR = ("<!-- floor:start -->", "<!-- floor:end -->")
+HLS = ("<!-- hls:start -->", "<!-- hls:end -->")
 
 
 def extract(text: str, markers: tuple[str, str]) -> str | None:

@@ -1069,8 +1069,8 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(recorder, str):
         print(recorder)
     opts.output.parent.mkdir(parents=True, exist_ok=True)
-    if opts.output.exists():  # the soak's and the floor switch's figures stay until their next run
-        for markers in (doc_sections.SOAK, doc_sections.FLOOR):
+    if opts.output.exists():  # the soak's, the floor switch's and the HLS viewers' figures stay until their next run
+        for markers in (doc_sections.SOAK, doc_sections.FLOOR, doc_sections.HLS):
             kept = doc_sections.extract(opts.output.read_text(), markers)
             if kept is not None:
                 report = doc_sections.put(report, kept, markers)
