@@ -208,6 +208,12 @@ class Settings(BaseSettings):
         "the server sent them cover this share (percent) of the conference's recordings",
     )
     hls_segment_seconds: float = 2.0
+    hls_low_variant: bool = Field(
+        default=True,
+        description="Live HLS and recordings get a second variant, the low rendition (640x360), beside the "
+        "full one in a multivariant playlist (players switch by bandwidth); it keeps the conference's "
+        "transcoder running while the recording lasts. Off: one variant, no transcoder for HLS",
+    )
     recording_idle_seconds: float = Field(
         default=120.0,
         description="Close the recording when no speaker has been live for this long (a short drop continues it)",
