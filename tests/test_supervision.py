@@ -6,6 +6,8 @@ they are gone, files and rows.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -74,6 +76,12 @@ def test_a_team_checks_in_only_inside_its_districts(tree: Tree) -> None:
         assert [(v["point"], v["rating"]) for v in visits] == [("Xã Bắc 1", 4)]
         report = c.get(tree.api("proposals/report.html")).text
         assert "Phòng họp đủ người, âm thanh tốt" in report
+        points = {line["name"]: line for line in c.get(tree.api("essays/rollup")).json()["points"]}
+        assert points["Xã Bắc 1"]["visits"]["count"] == 1 and points["Xã Bắc 1"]["visits"]["mean_rating"] == 4
+        assert points["Xã Nam 1"]["visits"]["count"] == 0
+        table = c.get(tree.api("essays/rollup.csv"), params={"table": "points"}).text.lstrip("\ufeff")
+        rows = {row["name"]: row for row in csv.DictReader(io.StringIO(table))}
+        assert rows["Xã Bắc 1"]["supervision_visits"] == "1" and rows["Xã Bắc 1"]["mean_rating"] == "4.0"
 
 
 def snapshot_count(tree: Tree) -> int:

@@ -28,7 +28,9 @@ def rollup_csv(rollup: dict, table: str) -> str:
     scale = rollup["scale"]
     counts_header = ["name", "level", "district", *COUNT_COLUMNS, "submitted_percent", *scale]
     if table == "points":
-        return write_csv(counts_header, _count_rows(rollup["points"], "own", scale))
+        rows = [[*row, line["visits"]["count"], line["visits"]["mean_rating"] or ""]
+                for row, line in zip(_count_rows(rollup["points"], "own", scale), rollup["points"])]
+        return write_csv([*counts_header, "supervision_visits", "mean_rating"], rows)
     if table == "districts":
         lines = [*rollup["province"], *rollup["districts"]]
         return write_csv(counts_header, _count_rows(lines, "subtree", scale))

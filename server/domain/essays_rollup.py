@@ -9,17 +9,19 @@ replay" mean exactly what they mean there.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db.models import Conference, Essay, EssayGrade, Member, utcnow
+from server.db.models import Conference, Essay, EssayGrade, Member, SupervisionVisit, utcnow
 from server.domain.essays import DEFAULT_SCALE, essays_by_member, get_assignment, scale_of
 from server.domain.grading import current_grades
 from server.domain.grading_scope import PointTree
 from server.domain.members import list_members
 from server.domain.points import list_points
 from server.domain.reports import load_report
+from server.domain.supervision import list_visits
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -96,8 +98,20 @@ def member_states(
     return states
 
 
+def _visits_by_point(visits: Sequence[SupervisionVisit]) -> dict[str, dict]:
+    """Per point: how many supervision visits, their mean rating, the last one's time."""
+    found: dict[str, list[SupervisionVisit]] = {}
+    for v in visits:
+        found.setdefault(v.point_id, []).append(v)
+    return {
+        pid: {"count": len(vs), "mean_rating": round(sum(v.rating for v in vs) / len(vs), 1),
+              "last_at": max(v.visited_at for v in vs).isoformat()}
+        for pid, vs in found.items()
+    }
+
+
 def build_rollup(conference: Conference, tree: PointTree, states: list[MemberState], scale: list[str],
-                 deadline: dt.datetime | None, now: dt.datetime) -> dict:
+                 deadline: dt.datetime | None, now: dt.datetime, visits: Sequence[SupervisionVisit] = ()) -> dict:
     own: dict[str, Counts] = {pid: Counts() for pid in tree.points}
     subtree: dict[str, Counts] = {pid: Counts() for pid in tree.points}
     totals = Counts()
@@ -107,6 +121,7 @@ def build_rollup(conference: Conference, tree: PointTree, states: list[MemberSta
             own[s.point_id].add(s)
         for pid in tree.lineage(s.point_id):
             subtree[pid].add(s)
+    visited = _visits_by_point(visits)
     points = []
     for p in sorted(tree.points.values(), key=lambda p: (p.level != "province", p.level != "district", p.name)):
         district = tree.ancestor_at(p.id, "district")
@@ -114,6 +129,7 @@ def build_rollup(conference: Conference, tree: PointTree, states: list[MemberSta
             "id": p.id, "name": p.name, "level": p.level, "parent_id": p.parent_id,
             "district": district.name if district else "", "own": own[p.id].out(scale),
             "subtree": subtree[p.id].out(scale),
+            "visits": visited.get(p.id, {"count": 0, "mean_rating": None, "last_at": None}),
         })
     missing = [
         {"id": s.id, "name": s.name, "unit": s.unit, "point": tree.name(s.point_id),
@@ -147,4 +163,5 @@ async def load_rollup(
         await current_grades(db, conference.id), attendance["members"],
     )
     deadline = assignment.deadline if assignment else None
-    return build_rollup(conference, tree, states, scale, deadline, utcnow()), states, tree
+    rollup = build_rollup(conference, tree, states, scale, deadline, utcnow(), await list_visits(db, conference.id))
+    return rollup, states, tree
