@@ -42,26 +42,26 @@ class Recorded:
 
 
 @pytest.fixture(scope="module")
-def recorded(server: ServerProcess) -> Iterator[Recorded]:
+def recorded(single_server: ServerProcess) -> Iterator[Recorded]:
     """A recording of a few segments: live (the download refused) until stopped."""
-    conference = server.create_conference("Tải MP4")
-    speaker, member = server.token(conference, "speaker"), server.token(conference, "member")
-    publisher = BackgroundPublisher(server.url, conference, speaker).start()
+    conference = single_server.create_conference("Tải MP4")
+    speaker, member = single_server.token(conference, "speaker"), single_server.token(conference, "member")
+    publisher = BackgroundPublisher(single_server.url, conference, speaker).start()
     try:
-        with server.admin() as admin:
+        with single_server.admin() as admin:
             current = wait_until(
                 lambda: admin.get(f"/api/v1/conferences/{conference}/recording").json(), 30,
                 f"{SEGMENTS} recorded segments", interval=0.25,
                 check=lambda d: d.get("segment_count", 0) >= SEGMENTS,
             )
-            with httpx.Client(base_url=server.url, timeout=30) as c:
+            with httpx.Client(base_url=single_server.url, timeout=30) as c:
                 busy = c.get(f"/recordings/{current['id']}/download.mp4", params={"token": member})
             assert busy.status_code == 409 and "still being written" in busy.text, busy.text
             stopped = admin.post(f"/api/v1/conferences/{conference}/recording/stop")
             assert stopped.status_code == 200, stopped.text
     finally:
         publisher.stop()
-    yield Recorded(server, conference, current["id"], stopped.json()["duration_seconds"], member)
+    yield Recorded(single_server, conference, current["id"], stopped.json()["duration_seconds"], member)
 
 
 def test_first_request_is_answered_at_once_with_202_then_the_mp4(recorded: Recorded, tmp_path: Path) -> None:
