@@ -3,8 +3,9 @@ workers, WHIP and WHEP over HTTP).
 
 The speaker page in headless Chromium (fake camera) publishes its picture twice, full size and
 scaled to 360 lines: a point's aiortc subscriber pinned to the low rendition decodes the page's own
-low track, the server's stats say the publisher makes it and no transcoder runs; unpinned it gets the
-full size again. An OBS-like publisher (one 1280x720 video track) gets the server's transcode: a
+low track, the server's stats say the publisher makes it and no transcoder runs; while a one-track
+point holds the floor the server makes it, and once the floor ends the page's own is back and the
+transcoder stops; unpinned the subscriber gets the full size again. An OBS-like publisher (one 1280x720 video track) gets the server's transcode: a
 point pinned low decodes 640x360 and the stats show the transcoder running.
 """
 
@@ -73,6 +74,15 @@ class Conference:
             self.point = next(x for x in c.post(f"/api/v1/conferences/{self.id}/points/tokens").json()
                               if x["name"] == POINT)
 
+    def floor_point(self) -> dict:
+        """A second point, to be given the floor: its id and token."""
+        with self.client() as c:
+            r = c.post(f"/api/v1/conferences/{self.id}/points", json={"name": "Xã Đại Đình", "level": "commune"})
+            assert r.status_code in (200, 201), r.text
+            point_id = r.json()["id"]
+            token = c.post(f"/api/v1/conferences/{self.id}/points/{point_id}/token").json()["token"]
+        return {"point_id": point_id, "token": token}
+
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.organiser}"}, timeout=20)
 
@@ -132,11 +142,32 @@ def test_the_speaker_page_sends_its_own_low_rendition(server: ServerProcess, loo
         decoded_size(watcher, low, 20, "the page's own low rendition")
         assert conference.low_rendition() == "publisher"
         stats = conference.ingest_stats()
-        assert stats["made_by"] == "publisher" and not stats["transcoder"], stats
-        assert stats["low_source"] and stats["low_source"]["packets"] > 0, stats
+        assert stats["made_by"] == "publisher" and stats["low_source"]["packets"] > 0, stats
+        assert not stats["transcoder"], "no server transcode for a publisher that sends its own"
+
+        # A point takes the floor publishing one small track: the server makes the low rendition
+        # (its picture forwarded as is: no larger than the low size) until the floor ends, then
+        # the speaker's own is back and the transcoder stops at once, not after its idle time.
+        floor = conference.floor_point()
+        with conference.client() as c:
+            r = c.post(f"/api/v1/conferences/{conference.id}/floor/grant", json={"point_id": floor["point_id"]})
+            assert r.status_code == 200, r.text
+        clip = test_clip(seconds=4, width=320, height=180, fps=15, kbps=300, luma=30)
+        point = BackgroundPublisher(server.url, conference.id, floor["token"], clip).start()
+        try:
+            decoded_size(watcher, (320, 180), 20, "the point's picture on the low rendition")
+            stats = conference.ingest_stats()
+            assert stats["made_by"] == "transcode" and stats["transcoder"], stats
+            with conference.client() as c:
+                assert c.post(f"/api/v1/conferences/{conference.id}/floor/end").status_code == 200
+            decoded_size(watcher, low, 20, "the speaker's own low rendition again")
+            wait_until(conference.ingest_stats, 10, "the transcoder stopped",
+                       check=lambda st: st["made_by"] == "publisher" and not st["transcoder"])
+        finally:
+            point.stop()
+
         conference.pin(None)
         decoded_size(watcher, full, 20, "the full picture again")
-        assert not conference.ingest_stats()["transcoder"], "no transcoder ever ran for this conference"
     finally:
         loop.run(watcher.close())
 
