@@ -146,14 +146,16 @@ def _refused(name: str, status: int, detail: str) -> Finding:
 
 
 def _received(name: str, target: Target, counts: dict[str, int], via: tuple[str, str]) -> Finding:
+    """A connected session, judged by what arrived (``via``: how, in both languages)."""
     if not target.live:
-        return Finding(name, OK, f"Kết nối hình/tiếng {via[0]} thông (hội trường chưa phát nên chưa có hình).",
-                       f"The media connection {via[1]} works (the hall is not live, so no picture yet).")
-    if counts.get("video", 0) == 0:
-        return Finding(name, WARN, f"Kết nối {via[0]} thông nhưng chưa nhận được hình: đường truyền có thể quá yếu.",
-                       f"Connected {via[1]} but no picture arrived: the link may be too weak.")
-    return Finding(name, OK, f"Nhận được hình và tiếng {via[0]} ({counts.get('video', 0)} khung hình).",
-                   f"Picture and sound arrive {via[1]} ({counts.get('video', 0)} frames).")
+        return Finding(name, OK, f"Kết nối hình/tiếng thông ({via[0]}); hội trường chưa phát nên chưa có hình.",
+                       f"The media connection works ({via[1]}); the hall is not live, so no picture yet.")
+    frames = counts.get("video", 0)
+    if frames == 0:
+        return Finding(name, WARN, f"Kết nối thông ({via[0]}) nhưng chưa nhận được hình: đường truyền có thể quá yếu.",
+                       f"Connected ({via[1]}) but no picture arrived: the link may be too weak.")
+    return Finding(name, OK, f"Nhận được hình và tiếng {via[0]} ({frames} khung hình).",
+                   f"Picture and sound arrive {via[1]} ({frames} frames).")
 
 
 async def check_media(target: Target) -> list[Finding]:
@@ -164,7 +166,7 @@ async def check_media(target: Target) -> list[Finding]:
         return [_refused("WHEP", outcome, ports)]
     findings = []
     if outcome == "connected":
-        findings.append(_received("WHEP", target, counts, ("thẳng tới máy chủ", "straight to the server")))
+        findings.append(_received("WHEP", target, counts, ("đi thẳng, không qua TURN", "directly, not relayed")))
     else:
         findings.append(Finding(
             "WHEP", FAIL,
@@ -182,7 +184,7 @@ async def check_media(target: Target) -> list[Finding]:
     if isinstance(outcome, int):
         findings.append(_refused("TURN", outcome, ports))
     elif outcome == "connected":
-        findings.append(_received("TURN", target, counts, ("qua TURN", "through TURN")))
+        findings.append(_received("TURN", target, counts, ("qua TURN", "relayed through TURN")))
         if findings[0].status == FAIL:  # the relay carries it: the point can watch, slower
             findings[0].status = WARN
     else:

@@ -49,7 +49,7 @@ def test_a_working_point_passes_every_check(single_server: ServerProcess, live_h
     out = r.stdout
     assert "✔ Link: Đường link hợp lệ" in out and "Kiểm tra trước hội nghị" in out
     assert "✔ WebSocket" in out and "The hall is live." in out
-    assert "Picture and sound arrive straight to the server" in out
+    assert "Picture and sound arrive directly, not relayed" in out
     assert "! HTTP" in out and "Browsers allow the camera only over HTTPS" in out  # the test server is plain HTTP
     assert "- TURN" in out  # the shared server offers none
     assert "PASSED" in out
@@ -87,7 +87,7 @@ async def test_a_relay_through_turn_is_tried(single_server: ServerProcess, live_
         findings = await check_media(target)
     out = render(findings)
     assert [(f.name, f.status) for f in findings] == [("WHEP", "ok"), ("TURN", "ok")], out
-    assert "Picture and sound arrive through TURN" in out
+    assert "Picture and sound arrive relayed through TURN" in out
     target.ice_servers = [{"urls": f"turn:127.0.0.1:{free_port()}", "username": USER, "credential": PASSWORD}]
     findings = await check_media(target)  # nothing listens there: the relay is blocked
     assert findings[1].status == "fail" and "the TURN port is blocked too" in findings[1].en, render(findings)
