@@ -388,3 +388,25 @@ def test_cli_status_and_exports(world: Province, tmp_path: Path) -> None:
     assert exported.returncode == 0, exported.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert len(rows) == sum(PLAN.proposals.values()) - 1 and {r["field"] for r in rows} >= {"Kinh tế", "Xây dựng Đảng"}
+
+
+def test_dashboard_study_section_merges_and_forwards(world: Province, open_page) -> None:  # type: ignore[no-untyped-def]
+    organiser = world.server.token(world.conference, "organiser", "Ban tổ chức")
+    page = open_page(f"{world.server.url}/dashboard.html#conference={world.conference}&token={organiser}")
+    totals = page.wait_until("document.getElementById('study-totals')?.textContent", what="the study roll-up")
+    assert f"đã nộp {len(PLAN.submitted)}" in totals
+    assert page.evaluate("document.querySelectorAll('#study-rollup .charts svg').length") == 2
+    assert page.evaluate("document.querySelectorAll('#study-rollup .rate-tree .rate').length") == 20
+    assert page.evaluate("document.querySelectorAll('#not-submitted li').length") == 30  # the first 30 shown
+    page.wait_until("document.querySelectorAll('#proposal-list li').length > 2", what="the proposals")
+    ids = page.evaluate("[...document.querySelectorAll('#proposal-list li')]"
+                        ".filter(li => li.querySelector('button.forward')).map(li => li.dataset.id)")
+    page.click(f"#proposal-list li[data-id='{ids[1]}'] button.merge")
+    page.click(f"#proposal-list li[data-id='{ids[0]}'] button.merge-into")
+    page.wait_until(f"!document.querySelector(\"#proposal-list li[data-id='{ids[1]}']\")", what="the duplicate merged away")
+    page.click(f"#proposal-list li[data-id='{ids[0]}'] button.forward")
+    page.wait_until(f"document.querySelector(\"#proposal-list li[data-id='{ids[0]}']\").textContent.includes('đã chuyển')",
+                    what="marked forwarded")
+    with world.server.admin() as c:
+        kept = next(p for p in c.get(world.api("proposals")).json()["proposals"] if p["id"] == ids[0])
+    assert kept["duplicates"] >= 1 and kept["forwarded_to"] == "Ban Tuyên giáo Tỉnh ủy"

@@ -39,17 +39,39 @@ function rollupCard(conference, token, data) {
 function proposalsCard(conference, token) {
   const list = el("ul", { id: "proposal-list" });
   const counts = el("p", { class: "meta", id: "proposal-counts" });
+  const status = el("p", { class: "meta", role: "status" });
   const search = el("input", { type: "search", placeholder: "Tìm đề xuất (không cần dấu)" });
+  const recipient = el("input", { type: "text", value: "Ban Tuyên giáo Tỉnh ủy", maxlength: "200", "aria-label": "Chuyển đến" });
+  let merging = null; // the duplicate picked to be merged into the next proposal chosen
+  const act = async (path, body, done) => {
+    try {
+      await requestJson(token, "POST", conferencePath(conference, `/proposals/${path}`), body);
+      status.textContent = done;
+    } catch (err) {
+      status.textContent = `Không thực hiện được: ${err.detail || err.message}`;
+    }
+    merging = null;
+    await load();
+  };
+  const item = (p) => el("li", { dataset: { id: p.id } },
+    `[${p.field_label}] ${p.title} — ${p.member}, ${p.point}${p.duplicates ? ` (+${p.duplicates} trùng)` : ""}`
+      + (p.forwarded_at ? ` ✓ đã chuyển ${p.forwarded_to}` : ""), " ",
+    p.forwarded_at ? null : el("button", { type: "button", class: "forward",
+      onclick: () => act(`${p.id}/forward`, { to: recipient.value }, "Đã đánh dấu đã chuyển") }, "Đánh dấu đã chuyển"), " ",
+    merging === null
+      ? el("button", { type: "button", class: "merge", onclick: () => { merging = p.id; status.textContent = `Chọn đề xuất để gộp "${p.title}" vào`; load(); } }, "Gộp (trùng)")
+      : merging === p.id ? null
+        : el("button", { type: "button", class: "merge-into", onclick: () => act(`${merging}/merge`, { into: p.id }, "Đã gộp") }, "Gộp vào đây"));
   const load = async () => {
     const q = encodeURIComponent(search.value.trim());
     const data = await requestJson(token, "GET", conferencePath(conference, `/proposals?q=${q}`));
     counts.textContent = `${data.total} đề xuất · ` + data.by_field.map((g) => `${g.label}: ${g.count}`).join(" · ");
-    list.replaceChildren(...data.proposals.slice(0, 50).map((p) => el("li", {},
-      `[${p.field_label}] ${p.title} — ${p.member}, ${p.point}${p.duplicates ? ` (+${p.duplicates} trùng)` : ""}${p.forwarded_at ? " ✓ đã chuyển" : ""}`)));
+    list.replaceChildren(...data.proposals.slice(0, 100).map(item));
   };
   search.addEventListener("input", () => load().catch(() => {}));
   load().catch(() => {});
-  return el("section", { class: "card study-proposals" }, el("h2", {}, "Đề xuất, kiến nghị"), search, counts, list,
+  return el("section", { class: "card study-proposals" }, el("h2", {}, "Đề xuất, kiến nghị"), search,
+    el("label", {}, " Chuyển đến ", recipient), counts, list, status,
     el("p", {},
       el("button", { type: "button", onclick: () => download(token, conferencePath(conference, "/proposals/export.csv"), "de-xuat.csv") }, "CSV đề xuất"), " ",
       el("button", { type: "button", onclick: () => openReport(token, conferencePath(conference, "/proposals/report.html")) }, "Báo cáo để in")));
