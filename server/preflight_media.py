@@ -166,7 +166,7 @@ async def check_media(target: Target) -> list[Finding]:
         return [_refused("WHEP", outcome, ports)]
     findings = []
     if outcome == "connected":
-        findings.append(_received("WHEP", target, counts, ("đi thẳng, không qua TURN", "directly, not relayed")))
+        findings.append(_received("WHEP", target, counts, (f"đi thẳng từ {ports}", f"directly from {ports}")))
     else:
         findings.append(Finding(
             "WHEP", FAIL,

@@ -49,7 +49,7 @@ def test_a_working_point_passes_every_check(single_server: ServerProcess, live_h
     out = r.stdout
     assert "✔ Link: Đường link hợp lệ" in out and "Kiểm tra trước hội nghị" in out
     assert "✔ WebSocket" in out and "The hall is live." in out
-    assert "Picture and sound arrive directly, not relayed" in out
+    assert "Picture and sound arrive directly from udp 127.0.0.1:" in out  # the server's media port
     assert "! HTTP" in out and "Browsers allow the camera only over HTTPS" in out  # the test server is plain HTTP
     assert "- TURN" in out  # the shared server offers none
     assert "PASSED" in out
