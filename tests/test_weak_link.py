@@ -56,7 +56,7 @@ class Conference:
         """The server's view for a failure message: transcoders, and each point's video."""
         with self.server.admin() as c:
             stats = c.get("/api/v1/media/stats").json()
-        points = {cid: {k: c.get(k) for k in ("rendition", "pinned")} | {
+        points = {cid: {k: c.get(k) for k in ("rendition", "pinned", "adaptation")} | {
             k: (c.get("video") or {}).get(k) for k in ("packets", "retransmits", "probe_octets", "fraction_lost", "rtt_ms")}
             for cid, c in stats["consumers"].items() if c["conference"] == self.id}
         return f"transcoders {stats.get('renditions')}; points {points}"
@@ -145,8 +145,11 @@ def test_a_weak_link_gets_the_low_rendition_then_audio_and_recovers(conference: 
         lifted = time.monotonic()
         for link in (adaptive_link, full_link):
             link.set(None)
-        wait_until(lambda: conference.row("Xã Vân Hồ"), 30, "back to full within 30 s of the cap lifted",
-                   check=lambda r: r["rendition"] == "full", interval=0.5)
+        try:
+            wait_until(lambda: conference.row("Xã Vân Hồ"), 30, "back to full within 30 s of the cap lifted",
+                       check=lambda r: r["rendition"] == "full", interval=0.5)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}; {conference.media()}") from None
         adaptive.wait_until(f"{FRAMES}[2] === 720", 10, "the full picture again")
         print(f"cap lifted: full rendition after {time.monotonic() - lifted:.1f} s")
 

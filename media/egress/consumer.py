@@ -361,8 +361,9 @@ class Consumer(Session, SubscriberIdentity):
         consent = {"consent_checks": {k: sum(c[k] for c in checks) for k in ("sent", "answered", "lost")}} if checks else {}
         paired = video is not None and video.paired  # audio rides in video's sends
         pinned = bool(transports) and all(t["path_pinned"] for t in transports)
+        adaptation = self.adaptation.stats() if self.adaptation is not None else None
         return {"join": join, "paired": paired, "path_pinned": pinned, "rendition": self.rendition,
-                "pinned": self.pinned, **rtcp, **consent, **kinds}
+                "pinned": self.pinned, "adaptation": adaptation, **rtcp, **consent, **kinds}
 
     def is_silent(self, now: float, timeout: float) -> bool:
         """A subscriber that receives media but sent no RTCP (receiver reports) for ``timeout`` vanished.

@@ -119,6 +119,16 @@ class Adaptation:
             self.probed_at = None  # the probe held
             self.wait = FIRST_WAIT
 
+    def stats(self) -> dict:
+        """Why the point is where it is: for the media stats and a failing test's message."""
+        now = self.clock()
+        return {"level": self.level, "wait": self.wait, "bad": self.bad, "switches": self.switches,
+                "padding": self.padding_since is not None, "capacity": self.capacity,
+                "rates": {k: round(v) for k, v in self.rates.items()},
+                "remb": self.remb[0] if self.remb is not None and now - self.remb[1] < REMB_FRESH else None,
+                "min_rtt": None if self.min_rtt == float("inf") else self.min_rtt,
+                "good_for": round(now - self.good_since, 1)}
+
     def estimate(self, bps: float) -> None:
         """The point's receive-side bandwidth estimate (REMB), as evidence beside its reports."""
         self.remb = (bps, self.clock())

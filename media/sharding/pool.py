@@ -144,7 +144,7 @@ class WorkerPool:
         self.mirror_drops = 0  # packets a worker's socket did not take (its consumers NACK them)
         self.mirror_sends = 0
 
-    async def start(self, timeout: float = 30.0) -> None:
+    async def start(self, timeout: float = 90.0) -> None:  # spawned workers import aiortc and PyAV: slow on a busy machine
         ctx = multiprocessing.get_context("spawn")
 
         for index in range(1, self.count + 1):
