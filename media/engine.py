@@ -190,7 +190,7 @@ class MediaEngine:
         """This process's own figures for /api/v1/media/stats: collector pauses, handshake gate, and
         the asyncio tasks alive (a soak watches them: a task left behind per session is a leak)."""
         return {"gc": gc_pauses.snapshot(), "session_gc": self.garbage.stats(), "handshakes": self.handshakes.stats(),
-                "tasks": len(asyncio.all_tasks()),
+                "tasks": len(asyncio.all_tasks()), "ice_sockets": host_candidates.stats(),
                 "transcoders": self.renditions.stats() if self.renditions is not None else {},
                 "low_renditions": {conf: self.low_rendition(conf) for conf in self.routers} if self.renditions else {}}
 

@@ -11,26 +11,35 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import time
+from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from aioice import stun
-from aiortc import RTCPeerConnection
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from bench.clip import test_clip
 from bench.whip_publisher import NO_ICE, negotiate, publish
 from media.ingest.frame_tap import drop_frames
+from bench.server_process import free_port
+from media.transport.turn_rest import rest_credentials
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.udp_ports import candidate_ports, free_udp_ports, udp_sockets
-from tests.support.waiting import wait_until_async
+from tests.support.waiting import wait_until, wait_until_async
 
 pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
 POINTS = 50
+COTURN_CONF = Path(__file__).resolve().parent.parent / "config" / "coturn.conf"
+TURN_SECRET = "a-test-secret-for-coturn"
 MEDIA_PROCESSES = 3  # the ingest and two workers
 
 
@@ -39,6 +48,50 @@ def muxed(start_server: ServerFactory) -> Iterator[tuple[ServerProcess, int]]:
     port = free_udp_ports(MEDIA_PROCESSES)
     with start_server("udpmux", workers=MEDIA_PROCESSES, ice_udp_port=port) as srv:
         yield srv, port
+
+
+@pytest.fixture
+def coturn_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """coturn run from config/coturn.conf, its site lines (addresses, ports, certificate, secret)
+    replaced for 127.0.0.1 and a certificate made here, which this process trusts; its TLS port."""
+    if shutil.which("turnserver") is None:
+        pytest.fail("coturn's turnserver is not installed (`make test` installs it)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    tls_port, relay = free_port(), free_udp_ports(20)
+    site = {"listening-ip": "127.0.0.1", "listening-port": str(free_port()), "tls-listening-port": str(tls_port),
+            "cert": str(cert), "pkey": str(key), "static-auth-secret": TURN_SECRET,
+            "min-port": str(relay), "max-port": str(relay + 19), "log-file": "stdout"}
+    lines = []
+    for line in COTURN_CONF.read_text().splitlines():
+        name = line.split("=", 1)[0]
+        lines.append(f"{name}={site.pop(name)}" if name in site else line)
+    assert not site, f"config/coturn.conf lacks {sorted(site)}"
+    lines += ["relay-ip=127.0.0.1", "allow-loopback-peers", "allowed-peer-ip=127.0.0.1", f"pidfile={tmp_path / 'pid'}"]
+    conf = tmp_path / "turnserver.conf"
+    conf.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # aioice's TLS to the TURN server verifies it
+    with open(tmp_path / "turnserver.log", "wb") as log:
+        proc = subprocess.Popen(["turnserver", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: _tls_answers(proc, tls_port, cert), 10, "coturn's TLS port", interval=0.05)
+            yield tls_port
+        finally:
+            proc.terminate()
+            proc.wait(10)
+
+
+def _tls_answers(proc: subprocess.Popen, port: int, cert: Path) -> bool:
+    assert proc.poll() is None, "turnserver exited"
+    context = ssl.create_default_context(cafile=str(cert))
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
+                context.wrap_socket(raw, server_hostname="127.0.0.1"):
+            return True
+    except OSError:
+        return False
 
 
 @dataclass
@@ -56,8 +109,8 @@ class CountingPoint:
         return self.pc.remoteDescription.sdp
 
 
-async def counting_point(url: str, conference: str, token: str) -> CountingPoint:
-    pc = RTCPeerConnection(NO_ICE)
+async def counting_point(url: str, conference: str, token: str, config: RTCConfiguration = NO_ICE) -> CountingPoint:
+    pc = RTCPeerConnection(config)
     for kind in ("video", "audio"):
         pc.addTransceiver(kind, direction="recvonly")
     point = CountingPoint(pc)
@@ -167,10 +220,15 @@ async def test_stun_for_unknown_usernames_gets_no_answer_and_harms_nobody(muxed)
         password = re.search(r"a=ice-pwd:(\S+)", answer).group(1)
         theirs = re.search(r"a=ice-ufrag:(\S+)", point.pc.localDescription.sdp).group(1)
         worker_port = port_of(point)
+        dropped = {w["index"]: w["ice_sockets"][0]["dropped"] for w in media_stats(server)["workers"]}
         for target in range(port, port + MEDIA_PROCESSES):
             assert answered(probe, binding_request("nobody0000000000:them", "x" * 22), target) is None
             probe.sendto(b"\x80\x60" + bytes(200), ("127.0.0.1", target))  # RTP-looking, from an unknown address
         assert answered(probe, binding_request(f"{ufrag}:{theirs}", "wrong password 000000"), worker_port) is None
+        sockets = {w["index"]: w["ice_sockets"] for w in media_stats(server)["workers"]}
+        for index, (shared,) in sockets.items():  # one socket each, and it dropped them all
+            assert shared["port"] == port + index
+            assert shared["dropped"] - dropped[index] >= 2 + (shared["port"] == worker_port), sockets
         # signed with the point's password, a request from a new address reaches its connection
         reply = answered(probe, binding_request(f"{ufrag}:{theirs}", password), worker_port, wait=2.0)
         assert reply is not None and stun.parse_message(reply).message_class == stun.Class.RESPONSE
@@ -203,5 +261,29 @@ async def test_stun_for_unknown_usernames_gets_no_answer_and_harms_nobody(muxed)
         assert "Traceback" not in server.log_path.read_text(errors="replace")
     finally:
         probe.close()
+        await point.pc.close()
+        await speaker.close()
+
+
+async def test_a_point_that_can_only_reach_turn_over_tls_watches_through_coturn(muxed, coturn_tls):
+    """A point on a network that lets only TCP/TLS out: relay-only through coturn (config/coturn.conf)
+    over TLS, with the short-lived credentials the server would hand out; our side is the shared socket."""
+    server, port = muxed
+    conf = server.create_conference()
+    speaker = await publish(server.url, conf, server.token(conf, "speaker"),
+                            test_clip(seconds=6, width=320, height=180, kbps=300))
+    username, credential = rest_credentials(TURN_SECRET, 600, "point-behind-a-firewall")
+    relay_only = RTCConfiguration(
+        iceServers=[RTCIceServer(urls=f"turns:127.0.0.1:{coturn_tls}?transport=tcp", username=username,
+                                 credential=credential)],
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+    point = await counting_point(server.url, conf, server.token(conf, "point", "Xã biên giới"), relay_only)
+    try:
+        assert {line.split(" typ ")[1].split()[0] for line in point.pc.localDescription.sdp.splitlines()
+                if line.startswith("a=candidate:")} == {"relay"}
+        assert port_of(point) in range(port + 1, port + MEDIA_PROCESSES)
+        await wait_until_async(lambda: point.video, 30, "the relayed point receiving", check=lambda n: n >= 20)
+        assert point.audio > 0
+    finally:
         await point.pc.close()
         await speaker.close()

@@ -95,6 +95,11 @@ class HostPorts:
         return protocol
 
 
+def stats() -> list[dict[str, Any]]:
+    """This process's shared ICE sockets (none without ``udp_port``), for /api/v1/media/stats."""
+    return [mux.stats() for mux in _current.muxes.values()] if _current is not None else []
+
+
 def host_candidate(component: int, host: str, port: int) -> Candidate:
     """A UDP host candidate, as aioice makes one."""
     return Candidate(foundation=candidate_foundation("host", "udp", host), component=component, transport="udp",

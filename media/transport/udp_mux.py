@@ -34,8 +34,11 @@ from media.transport.socket_drain import BurstSink, SocketDrain
 
 log = logging.getLogger(__name__)
 
-RCVBUF = 8 * 1024 * 1024  # every peer of the process shares it (media.transport.ice: one peer's is as deep)
-SNDBUF = 4 * 1024 * 1024
+# Every peer of the process shares the socket's buffers. The send buffer holds what the NIC has not
+# sent yet of a burst to every point (a keyframe of ~50 KB to 250 points: 12 MB), which separate
+# sockets held in 250 buffers of their own; a send that does not fit is dropped (and NACKed).
+RCVBUF = 8 * 1024 * 1024
+SNDBUF = 32 * 1024 * 1024
 
 
 class UdpMux(asyncio.DatagramProtocol):
@@ -49,12 +52,17 @@ class UdpMux(asyncio.DatagramProtocol):
         except OSError as exc:
             sock.close()
             raise OSError(exc.errno, f"cannot bind the ICE UDP port {port} on {address}: {exc.strerror}") from exc
-        for force, plain, size in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF, RCVBUF),
-                                   (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF, SNDBUF)):
+        port = sock.getsockname()[1]
+        for force, plain, size, sysctl in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF, RCVBUF, "rmem_max"),
+                                           (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF, SNDBUF, "wmem_max")):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, force if force is not None else plain, size)
             except OSError:
                 sock.setsockopt(socket.SOL_SOCKET, plain, size)  # not root: the kernel caps it
+            obtained = sock.getsockopt(socket.SOL_SOCKET, plain) // 2  # (Linux reports twice what it keeps)
+            if obtained < size:
+                log.warning("ICE UDP socket on %s port %d: %d bytes of buffer, not %d: raise net.core.%s "
+                            "(docs/network.md)", address, port, obtained, size, sysctl)
         sock.setblocking(False)
         self.sock = sock
         self.address, self.port = sock.getsockname()[:2]
@@ -79,8 +87,10 @@ class UdpMux(asyncio.DatagramProtocol):
         self._by_ufrag[ufrag] = protocol
         return protocol
 
-    def connections(self) -> int:
-        return len(self._by_ufrag)
+    def stats(self) -> dict[str, Any]:
+        """The socket's address, its peers, the remote addresses it routes, the datagrams it dropped."""
+        return {"address": self.address, "port": self.port, "peers": len(self._by_ufrag),
+                "remote_addresses": len(self._by_addr), "dropped": self.dropped}
 
     async def _open(self) -> None:
         if self.transport is not None:
