@@ -29,7 +29,8 @@ from websockets.sync.client import connect
 from server.app import create_app
 from server.settings import Settings
 from tests.support.authz_world import CALLERS, PDF, World
-from tests.support.server import ServerFactory
+from tests.support.http import http
+from tests.support.server import ServerProcess
 
 pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
 
@@ -98,8 +99,8 @@ def _live(w: World) -> dict[str, str]:
 
 def _hand_raised(w: World) -> dict[str, str]:
     """The world's point has asked for the floor (the point or the chair lowers its hand)."""
-    r = httpx.post(f"{w.server.url}{w.api('floor/requests')}", json={"subject": "ma trận"},
-                   headers={"Authorization": f"Bearer {w.tokens['point']}"}, timeout=15)
+    r = http.post(f"{w.server.url}{w.api('floor/requests')}", json={"subject": "ma trận"},
+                  headers={"Authorization": f"Bearer {w.tokens['point']}"}, timeout=15)
     assert r.status_code == 200, r.text
     return {"point_id": w.point}
 
@@ -152,8 +153,8 @@ def _snapshots_on(w: World) -> dict[str, str]:
 
 def _snapshot(w: World) -> dict[str, str]:
     _snapshots_on(w)
-    r = httpx.post(f"{w.server.url}{w.api('supervision/snapshots')}", content=JPEG, timeout=15,
-                   headers={"Authorization": f"Bearer {w.tokens['point']}", "Content-Type": "image/jpeg"})
+    r = http.post(f"{w.server.url}{w.api('supervision/snapshots')}", content=JPEG, timeout=15,
+                  headers={"Authorization": f"Bearer {w.tokens['point']}", "Content-Type": "image/jpeg"})
     assert r.status_code == 201, r.text
     return {"snapshot_id": r.json()["id"]}
 
@@ -348,13 +349,13 @@ ALL_KEYS = sorted(APP_ROUTES | set(MATRIX))
 
 # --- calling ---------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def world(start_server: ServerFactory) -> Iterator[World]:
-    with start_server("authz", workers=1) as server:
-        built = World(server)
-        try:
-            yield built.build()
-        finally:
-            built.close()
+def world(single_server: ServerProcess) -> Iterator[World]:
+    """Conferences of the matrix's own on the shared single-process server."""
+    built = World(single_server)
+    try:
+        yield built.build()
+    finally:
+        built.close()
 
 
 def defaults(w: World) -> dict[str, str]:
@@ -387,9 +388,9 @@ def call(
     query = {k: v.format(**params) for k, v in (case.query or {}).items()}
     if secret and query_token:
         query["token"] = secret
-    with httpx.Client(base_url=w.server.url, timeout=30) as c:
-        body = case.json(w) if callable(case.json) else case.json
-        r = c.request(method, path, headers=headers, params=query, json=body, content=case.content, files=case.files)
+    body = case.json(w) if callable(case.json) else case.json
+    r = http.request(method, f"{w.server.url}{path}", headers=headers, params=query, json=body,
+                     content=case.content, files=case.files, timeout=30)
     return r.status_code, params, r
 
 

@@ -10,8 +10,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import httpx
@@ -19,6 +20,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from bench.server_process import ROOT
+from tests.support.http import http
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until_async
 
@@ -44,19 +46,21 @@ class Conf:
             base_url=self.server.url, headers={"Authorization": f"Bearer {self.tokens[role]}"}, timeout=15
         )
 
+    def request(self, role: str, method: str, tail: str = "", **kw: Any) -> httpx.Response:
+        """One call as ``role`` on the questions routes."""
+        headers = {"Authorization": f"Bearer {self.tokens[role]}"}
+        return http.request(method, f"{self.server.url}{self.url(tail)}", headers=headers, timeout=15, **kw)
+
     def ask(self, role: str, text: str) -> dict:
-        with self.client(role) as c:
-            r = c.post(self.url(), json={"text": text})
+        r = self.request(role, "POST", json={"text": text})
         assert r.status_code == 201, r.text
         return r.json()
 
     def patch(self, role: str, qid: str, **body: object) -> httpx.Response:
-        with self.client(role) as c:
-            return c.patch(self.url(f"/{qid}"), json=body)
+        return self.request(role, "PATCH", f"/{qid}", json=body)
 
     def listed(self, role: str, **params: str) -> list[dict]:
-        with self.client(role) as c:
-            r = c.get(self.url(), params=params)
+        r = self.request(role, "GET", params=params)
         assert r.status_code == 200, r.text
         return r.json()
 
@@ -76,15 +80,10 @@ def make_conference(server: ServerProcess, title: str = "Hội nghị hỏi đá
     return Conf(server, conf, point, member, tokens)
 
 
-@pytest.fixture(scope="module")
-def qserver(start_server: ServerFactory) -> Iterator[ServerProcess]:
-    with start_server("questions", workers=1) as srv:
-        yield srv
-
-
 @pytest.fixture
-def conf(qserver: ServerProcess) -> Conf:
-    return make_conference(qserver)
+def conf(single_server: ServerProcess) -> Conf:
+    """A conference of its own on the shared single-process server."""
+    return make_conference(single_server)
 
 
 # --- asking -------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import httpx
 from aiortc import RTCPeerConnection
 
 from tests.support.background import BackgroundPublisher
+from tests.support.http import http
 from tests.support.mp4_download import fetch_mp4
 from bench.whip_publisher import NO_ICE
 from tests.support.server import ServerProcess
@@ -108,10 +109,8 @@ class World:
         self.token_ids[caller] = r.json()["id"]
 
     def get_conference_as(self, caller: str) -> int:
-        with httpx.Client(base_url=self.server.url, timeout=15) as c:
-            headers = {"Authorization": f"Bearer {self.tokens[caller]}"}
-            r = c.get(f"/api/v1/conferences/{self.conference}", headers=headers)
-        return r.status_code
+        headers = {"Authorization": f"Bearer {self.tokens[caller]}"}
+        return http.get(f"{self.server.url}/api/v1/conferences/{self.conference}", headers=headers).status_code
 
     def _expired_listed(self) -> bool:
         rows = self.admin.get(self.api("tokens")).json()
@@ -207,7 +206,7 @@ class World:
 
     def new_whep_session(self) -> str:
         """A viewer's WHEP session (answered, never connected): the viewer and the admin may end it."""
-        r = httpx.post(
+        r = http.post(
             f"{self.server.url}/whep/{self.conference}",
             content=self.whep_offer,
             headers={"Authorization": f"Bearer {self.tokens['viewer']}", "Content-Type": "application/sdp"},
