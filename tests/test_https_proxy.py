@@ -160,6 +160,15 @@ def test_hls_segments_come_from_the_proxy_cache(front: NginxFront, backend: Serv
     assert "cache=HIT" in front.access_log()
 
 
+def test_uploads_larger_than_nginx_default_pass_the_proxy(front: NginxFront, backend: ServerProcess) -> None:
+    """A 3 MB material (nginx alone refuses over 1 MB) reaches the server; the limit is the server's."""
+    conference = backend.create_conference()
+    pdf = b"%PDF-1.7\n" + b"0" * 3_000_000 + b"\n%%EOF\n"
+    with front.client(Authorization=f"Bearer {backend.admin_token}") as c:
+        r = c.post(f"/api/v1/conferences/{conference}/materials", files={"file": ("nghi-quyet.pdf", pdf, "application/pdf")})
+    assert r.status_code == 201, r.text
+
+
 def test_upload_limit_matches_the_server() -> None:
     size = re.search(r"client_max_body_size (\d+)m;", SHIPPED.read_text())
     assert size and int(size.group(1)) * 1024 * 1024 == Settings.model_fields["max_upload_bytes"].default
