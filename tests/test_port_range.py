@@ -1,8 +1,9 @@
 """ICE_PORT_RANGE and ICE_PUBLIC_ADDRESSES (media.transport.port_range, media.transport.host_candidates).
 
-A single-process server with a range of three ports: each point's socket takes one of them and its
-answer carries only ports of the range; a fourth point gets a 503 at once (with Retry-After), not an
-answer that never connects; once a point leaves, its port serves the next. The public address is
+A server with one media worker (where the points go) and a range of three ports: each point's socket
+takes one of them and its answer carries only ports of the range; a fourth point gets a 503 at once
+(with Retry-After; the worker's refusal crosses to the ingest as what it is), not an answer that never
+connects; once a point leaves, its port serves the next. The public address is
 advertised beside the local one, on the same port, and the peers still connect over 127.0.0.1.
 """
 
@@ -32,7 +33,7 @@ PUBLIC = "203.0.113.7"  # TEST-NET-3: advertised, never reached
 @pytest.fixture(scope="module")
 def ranged(start_server: ServerFactory) -> Iterator[tuple[ServerProcess, range]]:
     first = free_udp_ports(PORTS)
-    with start_server("portrange", workers=1, ice_port_range=f"{first}-{first + PORTS - 1}",
+    with start_server("portrange", workers=2, ice_port_range=f"{first}-{first + PORTS - 1}",
                       ice_public_addresses=[PUBLIC]) as srv:
         yield srv, range(first, first + PORTS)
 
@@ -60,6 +61,9 @@ async def test_every_port_in_the_range_then_503_then_a_freed_port_serves_again(r
         assert sorted(used) == list(ports), "each point has a port of its own, inside the range"
         await wait_until_async(lambda: [pc.connectionState for pc in pcs], 20, "the points connected",
                                check=lambda states: states == ["connected"] * PORTS)
+        with server.admin() as client:
+            consumers = client.get("/api/v1/media/stats").json()["consumers"]
+        assert [c["worker"] for c in consumers.values()] == [1] * PORTS  # the worker's sockets, refusal
 
         extra = offer_pc()
         try:

@@ -31,6 +31,7 @@ from bench.whip_publisher import NO_ICE, negotiate, publish
 from media.ingest.frame_tap import drop_frames
 from bench.server_process import free_port
 from media.transport.turn_rest import rest_credentials
+from media.transport.udp_mux import UdpMux
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.udp_ports import candidate_ports, free_udp_ports, udp_sockets
 from tests.support.waiting import wait_until, wait_until_async
@@ -287,3 +288,10 @@ async def test_a_point_that_can_only_reach_turn_over_tls_watches_through_coturn(
     finally:
         await point.pc.close()
         await speaker.close()
+
+
+def test_a_port_in_use_is_refused_by_name(muxed) -> None:
+    """ICE_UDP_PORT already taken (here: by the running server's ingest): the start fails saying so."""
+    _, port = muxed
+    with pytest.raises(OSError, match=f"cannot bind the ICE UDP port {port} on 127.0.0.1"):
+        UdpMux("127.0.0.1", port)
