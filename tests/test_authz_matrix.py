@@ -319,6 +319,12 @@ MATRIX: dict[Key, Case] = {
     ("GET", "/hls/{conference_id}/index.m3u8"): Case(participants(200), params=_live),
     ("GET", "/hls/{conference_id}/{recording_id}/index.m3u8"): Case(participants(200)),
     ("GET", "/hls/{conference_id}/{recording_id}/{name}"): Case(participants(200)),
+    # The multivariant playlists; the world's server records no low variant (tests/support/server.py).
+    ("GET", "/hls/{conference_id}/master.m3u8"): Case(participants(200), params=_live),
+    ("GET", "/hls/{conference_id}/low.m3u8"): Case(participants(404), params=_live),
+    ("GET", "/hls/{conference_id}/{recording_id}/master.m3u8"): Case(participants(200)),
+    ("GET", "/hls/{conference_id}/{recording_id}/low/index.m3u8"): Case(participants(404)),
+    ("GET", "/hls/{conference_id}/{recording_id}/low/{name}"): Case(participants(404)),
     ("GET", "/recordings/{recording_id}/download.mp4"): Case(participants(200)),
 }
 
@@ -458,6 +464,11 @@ QUERY_TOKEN_ROUTES: set[Key] = {
     ("GET", "/hls/{conference_id}/index.m3u8"),
     ("GET", "/hls/{conference_id}/{recording_id}/index.m3u8"),
     ("GET", "/hls/{conference_id}/{recording_id}/{name}"),
+    ("GET", "/hls/{conference_id}/master.m3u8"),
+    ("GET", "/hls/{conference_id}/low.m3u8"),
+    ("GET", "/hls/{conference_id}/{recording_id}/master.m3u8"),
+    ("GET", "/hls/{conference_id}/{recording_id}/low/index.m3u8"),
+    ("GET", "/hls/{conference_id}/{recording_id}/low/{name}"),
     ("GET", "/recordings/{recording_id}/download.mp4"),
 }
 

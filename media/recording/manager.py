@@ -154,9 +154,9 @@ class RecordingManager:
         recording_id = self.new_id()
         entry: _Entry
 
-        def request_keyframe() -> None:  # called on the writer thread: merged with the points' requests
+        def request_keyframe(track: str = "video") -> None:  # on the writer thread: merged with the points'
             if not loop.is_closed():
-                loop.call_soon_threadsafe(lambda: entry.router.request_keyframe())
+                loop.call_soon_threadsafe(lambda: entry.router.request_keyframe(track=track))
 
         recorder = Recorder(
             recording_id,
@@ -178,8 +178,9 @@ class RecordingManager:
                 self.segment_seconds,
                 audio=self.audio,
                 room=self.room,
-                request_keyframe=request_keyframe,  # the program's: the low rendition follows its keyframes
+                request_keyframe=request_keyframe,  # the program's: the transcoder makes one where it has one
                 leader=recorder,
+                request_own_keyframe=lambda: request_keyframe("low"),
             )
             router.add_reader(recorder.low.reader, track="low")  # counts as demand: the transcoder starts
         self.on_started(recorder)

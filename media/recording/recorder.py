@@ -35,7 +35,10 @@ Variants. A recorder given a ``leader`` records another rendition of the leader'
 variant of live HLS: the low track's video, the same audio) on the leader's timeline: each of its
 runs is placed where the leader placed the same publisher's pictures (resolved at the run's first
 segment, when the leader has long started its run), and its segments are cut only at the leader's
-keyframes (``leader.reader.keys``), so both variants' segments start at the same pictures.
+keyframes (``leader.reader.keys``), so both variants' segments start at the same pictures. A variant
+whose keyframes are not the leader's (a publisher's own low track, with timestamps of its own) is
+cut at any keyframe once a segment has grown to twice its length, and asks its own track for them. Its sound waits for its picture, which the
+transcode delays, so that each segment holds as much of one as of the other.
 """
 
 from __future__ import annotations
@@ -69,6 +72,7 @@ PENDING_FRAMES = 600  # frames held per publisher until its clocks are known
 AUDIO_LOOKBEHIND = 100  # audio frames kept while waiting for the first keyframe (2 s)
 LEADER_KEYS = 64  # keyframe timestamps a leader keeps for its variants (minutes of them)
 AUDIO_PACE_SECONDS = 5.0  # a variant's audio waits for its video at most this long
+SAME_TIMELINE = 60.0  # seconds from now within which a program clock places a variant's frame: its timeline
 
 
 @dataclass(frozen=True)
@@ -102,9 +106,9 @@ class _Publisher:
 class _Source:
     """One source epoch as the writer sees it: its frames and their place on the publisher's timeline."""
 
-    __slots__ = ("kind", "publisher", "frames", "clock", "offset", "rate", "own_clock")
+    __slots__ = ("kind", "publisher", "frames", "clock", "offset", "rate", "own_clock", "picture")
 
-    def __init__(self, source: SourceStream, publisher: _Publisher) -> None:
+    def __init__(self, source: SourceStream, publisher: _Publisher, variant: bool = False) -> None:
         self.kind = source.kind
         self.publisher = publisher
         self.frames = FrameAssembler(source.kind == "video")
@@ -115,12 +119,20 @@ class _Source:
         # its first packet and never changed, is this machine's clock, as its publisher's
         # arrival clocks are (media.recording.manager).
         self.own_clock = report_clock(source) if source.local_clock else None
+        # A variant's picture: another track than the program's that the publisher's clocks were
+        # taken from (see time()).
+        self.picture = source if variant and source.kind == "video" else None
 
     def time(self, ts: int) -> float:
         """Seconds on the publisher's timeline of RTP timestamp ``ts``."""
         if self.clock is None:
             p = self.publisher
-            anchor = self.own_clock or (p.clocks or {}).get(self.kind) or SourceClock(ts, time.time(), self.rate)
+            anchor = self.own_clock or (p.clocks or {}).get(self.kind)
+            if self.picture is not None and (anchor is None or abs(anchor.at(ts) - time.time()) > SAME_TIMELINE):
+                # Not on the program picture's RTP timeline (the transcoder keeps it): a publisher's
+                # own low track, placed by its own sender report.
+                anchor = report_clock(self.picture)
+            anchor = anchor or SourceClock(ts, time.time(), self.rate)
             self.clock = RtpUnwrapper(anchor.rtp)
             self.offset = anchor.wall - p.base
         return self.offset + self.clock(ts) / self.rate
@@ -154,12 +166,17 @@ class Recorder:
         room: Callable[[], bool] | None = None,
         request_keyframe: Callable[[], None] | None = None,
         leader: Recorder | None = None,
+        request_own_keyframe: Callable[[], None] | None = None,
     ) -> None:
         self.id = recording_id
         self.leader = leader  # the recorder whose timeline and segment cuts this variant follows
         self.low: Recorder | None = None  # the low variant following this one (set by the manager)
         self.room = room or (lambda: True)
         self.request_keyframe = request_keyframe or (lambda: None)  # called on the writer thread
+        # A variant's own track, asked too while its keyframes do not come with the leader's (a
+        # publisher's own low track: its encoder makes keyframes only when asked).
+        self.request_own_keyframe = request_own_keyframe or (lambda: None)
+        self._own_keys = False
         self.paused_for_disk = False
         self.audio_profile = audio
         self.conference_id = conference_id
@@ -283,7 +300,7 @@ class Recorder:
             publisher = self._publishers.get(source.producer_id)
             if publisher is None or source.kind not in publisher.kinds:
                 return  # not recordable, or its publisher has left
-            state = self._sources[source.id] = _Source(source, publisher)
+            state = self._sources[source.id] = _Source(source, publisher, self.leader is not None)
         for frame_ts, data in state.frames.push(seq, ts, marker, payload):
             self._on_frame(state, frame_ts, data)
 
@@ -355,6 +372,9 @@ class Recorder:
             self._nudge(t, force=True)
             return
         p.needs_keyframe = False
+        if key and self.leader is not None:
+            keys = self.leader.reader.keys
+            self._own_keys = keys is not None and ts not in keys
         if state is not self._video:  # a new epoch: the Router switched the video to this source
             self._end_run()
             self._current, self._video = p, state
@@ -365,13 +385,13 @@ class Recorder:
             self._end_run()
             self._start_run(p, t, data)
             return
-        self._write_video(p, t, data, key and self._cut_here(ts))
+        self._write_video(p, t, data, key and self._cut_here(t))
 
-    def _cut_here(self, ts: int) -> bool:
-        """Whether a keyframe at ``ts`` may start a segment: any, unless this follows a leader; then
-        only one the leader has too (not one made for the points on the low rendition alone)."""
-        keys = self.leader.reader.keys if self.leader is not None else None
-        return keys is None or ts in keys
+    def _cut_here(self, t: float) -> bool:
+        """Whether a keyframe may start a segment: any, unless this follows a leader; then one the
+        leader has too (not one made for the points on the low rendition alone), or any once the
+        segment has grown to twice its length (a track of its own, whose keyframes never match)."""
+        return not self._own_keys or t - self._last_key_t >= 2 * self.segment_seconds
 
     def _handle_audio(self, p: _Publisher, t: float, data: bytes) -> None:
         if p is self._current and self._run is not None:
@@ -506,6 +526,8 @@ class Recorder:
             self._last_nudge = now
             self.stats.keyframe_requests += 1
             self.request_keyframe()
+            if self._own_keys:
+                self.request_own_keyframe()
 
     def _write_audio(self, t: float, data: bytes) -> None:
         run = self._run

@@ -33,6 +33,9 @@ class ServerFactory:
         self._started: list[ServerProcess] = []
 
     def __call__(self, name: str = "server", **settings: object) -> ServerProcess:
+        # The live HLS low variant transcodes every recording of a 1280x720 publish to 640x360 (a third
+        # of a core): only the tests of it (tests/test_hls_variants.py) turn it on.
+        settings.setdefault("hls_low_variant", False)
         server = ServerProcess(self._tmp.mktemp(name), env=settings_env(settings))
         self._started.append(server)
         return server.start()

@@ -1,8 +1,10 @@
 // Live viewer for members away from a connection point (PC, phone, smart TV browser).
 //
 // Link: viewer.html#conference=<id>&token=<secret>   (or a signed link: #conference=<id>&exp=..&sig=..)
-// Plays /hls/<conference>/index.m3u8 with the locally bundled hls.js, or natively where HLS is built in
-// (Safari, iOS, many TVs). Reports a heartbeat for attendance while playing (best effort).
+// Plays the multivariant /hls/<conference>/master.m3u8 (the full picture and the 640x360 low one) with
+// the locally bundled hls.js, which switches between them by the bandwidth it measures, or natively
+// where HLS is built in (Safari, iOS, many TVs). Shows the picture size playing. Reports a heartbeat
+// for attendance while playing (best effort).
 import { authorisedFetch } from "./api.js";
 import { backoffDelay } from "./backoff.js";
 import { mountMaterials } from "./materials_list.js";
@@ -14,7 +16,8 @@ const HEARTBEAT_MS = 15000;
 const $ = (id) => document.getElementById(id);
 const video = $("video");
 const badge = $("live-badge");
-const state = { conference: "", token: "", exp: "", sig: "", ended: false, hls: null, retries: 0, playing: false };
+const state = { conference: "", token: "", exp: "", sig: "", ended: false, hls: null, retries: 0, playing: false,
+                level: "" };
 window.viewer = state; // for diagnostics and tests
 
 const status = (kind, text) => setStatus($("status"), kind, text);
@@ -22,7 +25,7 @@ const status = (kind, text) => setStatus($("status"), kind, text);
 function playlistUrl() {
   const q = state.token ? `token=${encodeURIComponent(state.token)}`
                         : `exp=${encodeURIComponent(state.exp)}&sig=${encodeURIComponent(state.sig)}`;
-  return `/hls/${encodeURIComponent(state.conference)}/index.m3u8?${q}`;
+  return `/hls/${encodeURIComponent(state.conference)}/master.m3u8?${q}`;
 }
 
 function retryLater(text) {
@@ -52,6 +55,7 @@ function start() {
       state.ended = !data.details.live;
       if (state.ended) showReplay();
     });
+    hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => showLevel(hls.levels[data.level]));
     hls.on(Hls.Events.ERROR, (_e, data) => {
       if (!data.fatal) return;
       const code = data.response && data.response.code;
@@ -75,6 +79,13 @@ function start() {
   }
   status("connecting", "Đang kết nối · Connecting…");
   video.play().catch(() => {});
+}
+
+function showLevel(level) {
+  const label = $("level");
+  state.level = level ? `${level.width}x${level.height}` : "";
+  label.textContent = level ? `${level.height}p · ${Math.round(level.bitrate / 1000)} kbit/s` : "";
+  label.hidden = !level;
 }
 
 function showReplay() {
