@@ -104,21 +104,26 @@ class Samples:
     segment_bytes: int = 0
     playlist: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    waiting: dict[int, float] = field(default_factory=dict)  # viewer -> when its unanswered request began
 
     def error(self, what: str) -> None:
         self.errors[what] = self.errors.get(what, 0) + 1
 
-    def take(self) -> dict[str, Any]:
+    def take(self, stuck_after: float) -> dict[str, Any]:
+        """What was fetched since the last take, and how many viewers have waited over ``stuck_after``
+        seconds for the answer they are still waiting for (a stall no finished fetch shows)."""
+        now = time.monotonic()
         out = {"segment": self.segment, "segment_bytes": self.segment_bytes, "playlist": self.playlist,
-               "errors": self.errors}
+               "errors": self.errors, "stuck": sum(now - t > stuck_after for t in self.waiting.values())}
         self.segment, self.segment_bytes, self.playlist, self.errors = [], 0, [], {}
         return out
 
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """The load generators' collections as one."""
-    out: dict[str, Any] = {"segment": [], "segment_bytes": 0, "playlist": [], "errors": {}}
+    out: dict[str, Any] = {"segment": [], "segment_bytes": 0, "playlist": [], "errors": {}, "stuck": 0}
     for p in parts:
+        out["stuck"] += p["stuck"]
         out["segment"] += p["segment"]
         out["playlist"] += p["playlist"]
         out["segment_bytes"] += p["segment_bytes"]
@@ -141,6 +146,7 @@ def summarize_step(n: int, seen: dict[str, Any], cpu: dict, baseline_cores: floa
         "playlist_p95": pct(seen["playlist"], 0.95),
         "mbit_s": seen["segment_bytes"] * 8 / window / 1e6,
         "errors": seen["errors"],
+        "stuck": seen["stuck"],
         "server_cores": cores,
         "ms_per_viewer_s": (cores - baseline_cores) * 1000 / n,  # server CPU ms per viewer per second
         "loadgen_cores": cpu.get("loadgen", {}).get("cores"),
@@ -152,13 +158,24 @@ def capacity(steps: list[dict[str, Any]], segment_seconds: float) -> dict[str, i
     """The largest step whose p95 fetch stayed within a segment's duration, and the first that did not."""
     held, broke = None, None
     for s in sorted(steps, key=lambda s: s["n"]):
-        within = s["p95"] is not None and s["p95"] <= segment_seconds and not s["errors"]
+        within = s["p95"] is not None and s["p95"] <= segment_seconds and not s["errors"] and not s.get("stuck")
         if broke is None:
             held, broke = (s["n"], None) if within else (held, s["n"])
     return {"holds": held, "exceeded_at": broke}
 
 
 # --- one viewer, as hls.js --------------------------------------------------------------------------
+async def fetch(session: Any, url: str, samples: Samples, viewer_id: int, params: dict[str, str] | None = None
+                ) -> tuple[int, bytes, float]:
+    """GET ``url`` to its last byte: status, body, seconds. While it runs the viewer counts as waiting."""
+    began = samples.waiting[viewer_id] = time.monotonic()
+    try:
+        async with session.get(url, params=params) as r:
+            return r.status, await r.read(), time.monotonic() - began
+    finally:
+        samples.waiting.pop(viewer_id, None)
+
+
 async def viewer(session: Any, base: str, conference: str, link: dict[str, str], start_delay: float,
                  samples: Samples, stop: asyncio.Event) -> None:
     """Load the live playlist (``link``: its query, the viewer's token or a signed link) and its segments
@@ -166,43 +183,39 @@ async def viewer(session: Any, base: str, conference: str, link: dict[str, str],
     import aiohttp
 
     await asyncio.sleep(start_delay)
+    me = id(session)
     directory = f"{base}/hls/{conference}/"
     next_sequence: int | None = None
     loaded_map = ""
     while not stop.is_set():
         loaded_at = time.monotonic()
+        reload = 1.0
         try:
-            async with session.get(f"{directory}index.m3u8", params=link) as r:
-                text = await r.text()
-                if r.status != 200:
-                    samples.error(f"playlist {r.status}")
-                    await asyncio.sleep(1.0)
-                    continue
-            samples.playlist.append(time.monotonic() - loaded_at)
-            playlist = parse_live(text)
-            if next_sequence is None and playlist.segments:
-                next_sequence = playlist.segments[max(0, len(playlist.segments) - LIVE_SYNC_SEGMENTS)].sequence
-            fresh = [s for s in playlist.segments if next_sequence is not None and s.sequence >= next_sequence]
-            for segment in fresh:
-                if stop.is_set():
-                    return
-                if segment.map_uri != loaded_map:
-                    async with session.get(directory + segment.map_uri) as r:
-                        await r.read()
-                    loaded_map = segment.map_uri
-                began = time.monotonic()
-                async with session.get(directory + segment.uri) as r:
-                    body = await r.read()
-                    if r.status != 200:
-                        samples.error(f"segment {r.status}")
+            status, body, took = await fetch(session, f"{directory}index.m3u8", samples, me, link)
+            if status != 200:
+                samples.error(f"playlist {status}")
+            else:
+                samples.playlist.append(took)
+                playlist = parse_live(body.decode())
+                if next_sequence is None and playlist.segments:
+                    next_sequence = playlist.segments[max(0, len(playlist.segments) - LIVE_SYNC_SEGMENTS)].sequence
+                fresh = [s for s in playlist.segments if next_sequence is not None and s.sequence >= next_sequence]
+                for segment in fresh:
+                    if stop.is_set():
+                        return
+                    if segment.map_uri != loaded_map:
+                        await fetch(session, directory + segment.map_uri, samples, me)
+                        loaded_map = segment.map_uri
+                    status, body, took = await fetch(session, directory + segment.uri, samples, me)
+                    if status != 200:
+                        samples.error(f"segment {status}")
                         continue
-                samples.segment.append(time.monotonic() - began)
-                samples.segment_bytes += len(body)
-                next_sequence = segment.sequence + 1
-            reload = playlist.target if fresh else playlist.target / 2
+                    samples.segment.append(took)
+                    samples.segment_bytes += len(body)
+                    next_sequence = segment.sequence + 1
+                reload = playlist.target if fresh else playlist.target / 2
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             samples.error(type(exc).__name__)
-            reload = 1.0
         try:
             await asyncio.wait_for(stop.wait(), max(0.1, reload - (time.monotonic() - loaded_at)))
         except asyncio.TimeoutError:
@@ -236,7 +249,7 @@ async def _loadgen(conn: Any, base: str, host: str | None, conference: str) -> N
                 tasks.append(asyncio.ensure_future(viewer(session, base, conference, link, delay, samples, stop)))
             return {"viewers": len(tasks)}
         if msg["op"] == "collect":
-            return samples.take()
+            return samples.take(msg["stuck_after"])
         raise ValueError(f"unknown op {msg['op']}")
 
     try:
@@ -296,13 +309,14 @@ def ramp(opts: argparse.Namespace, path: str, base: str, host: str | None, conf:
             joined = n
             log(f"HLS viewers ({path}): {n} watching; warming up {opts.warmup:g} s")
             time.sleep(opts.warmup)
-            ipc.call_all(gens, "collect", 30)
+            collect = [{"stuck_after": opts.segment}] * len(gens)
+            ipc.call_all(gens, "collect", 30, collect)
             seen_log = len(front.access_log()) if front else 0
             phase = Phase(roots)
             phase.start()
             time.sleep(opts.window)
             cpu = phase.stop()
-            seen = merge(ipc.call_all(gens, "collect", 60))
+            seen = merge(ipc.call_all(gens, "collect", 60, collect))
             step = summarize_step(n, seen, cpu, baseline, opts.segment, opts.window)
             if front:
                 step["cache"] = cache_counts(front.access_log()[seen_log:])
@@ -406,8 +420,12 @@ def section(res: dict, opts: argparse.Namespace, machine: dict, started: datetim
         + ("then through nginx with config/nginx/diemcau.conf as shipped (bench/nginx_front.py: HTTPS, its HLS "
            "cache), with the same tokens, and with every viewer on one signed live link"
            if not res.get("nginx_missing") else f"through nginx's cache not measured: {res['nginx_missing']}"),
-        "",
     ]
+    busy = max((x[0] for x in (res.get("load_start"), res.get("load_end")) if x), default=0.0)
+    if busy > machine["cores"]:
+        lines.append(f"- **Caution:** the machine was busy with other work (load average up to {busy:.1f} on "
+                     f"{machine['cores']} cores): these figures show that contention as much as the server.")
+    lines.append("")
     if res.get("error"):
         done = sum(len(v) for v in res["paths"].values())
         lines += [f"**The run failed:** `{res['error'].splitlines()[0][:300]}` (after {done} steps).", ""]
@@ -416,7 +434,8 @@ def section(res: dict, opts: argparse.Namespace, machine: dict, started: datetim
         for path, steps in res["paths"].items():
             cap = capacity(steps, opts.segment)
             verdict = (f"p95 within a segment's {opts.segment:g} s up to N={cap['holds']}" if cap["holds"] else
-                       "p95 beyond a segment's duration (or errors) already at the first step")
+                       "already at the first step the p95 was beyond a segment's duration, or fetches failed "
+                       "or hung")
             verdict += (f"; first exceeded at N={cap['exceeded_at']}" if cap["exceeded_at"] else
                         f"; not exceeded up to N={max(s['n'] for s in steps)}" if steps else "")
             lines.append(f"- Viewers one node holds before a segment fetch takes longer than the segment lasts "
@@ -435,7 +454,9 @@ def section(res: dict, opts: argparse.Namespace, machine: dict, started: datetim
                 "|---|---|---|---|---|---|---|" + ("---|---|" if proxy else "") + "---|---|",
             ]
             for s in steps:
-                errors = ", ".join(f"{k} ×{v}" for k, v in s["errors"].items()) or "0"
+                errors = ", ".join([f"{k} ×{v}" for k, v in s["errors"].items()]
+                                   + ([f"{s['stuck']} viewers waiting over {opts.segment:g} s at the end"]
+                                      if s.get("stuck") else [])) or "0"
                 cache = (f"{fmt(s['proxy_cores'])} | {fmt(hit_share(s['cache']['segment']), '{:.0%}')} / "
                          f"{fmt(hit_share(s['cache']['playlist']), '{:.0%}')} | ") if proxy else ""
                 lines.append(

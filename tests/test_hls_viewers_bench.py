@@ -39,4 +39,7 @@ def test_capacity_is_the_last_step_within_a_segment() -> None:
         {"holds": 250, "exceeded_at": 500}  # a later good step does not undo the first bad one
     assert capacity([step(100, 0.3), step(250, 0.5, {"segment 500": 3})], 2.0) == {"holds": 100, "exceeded_at": 250}
     assert capacity([step(100, 0.3)], 2.0) == {"holds": 100, "exceeded_at": None}
+    hung = {**step(250, 0.4), "stuck": 7}  # viewers still waiting for an answer count against the step
+    assert capacity([step(100, 0.3), hung], 2.0) == {"holds": 100, "exceeded_at": 250}
+    assert capacity([step(100, None)], 2.0) == {"holds": None, "exceeded_at": 100}  # nothing fetched at all
     assert capacity([step(100, 3.0)], 2.0) == {"holds": None, "exceeded_at": 100}
