@@ -26,6 +26,7 @@ from typing import Any
 
 from aioice import Candidate
 from aioice.candidate import candidate_foundation, candidate_priority
+from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 
 from media import aiortc_compat
 from media.transport.port_range import PortRange
@@ -33,11 +34,11 @@ from media.transport.udp_mux import UdpMux
 
 log = logging.getLogger(__name__)
 
-HOST_RCVBUF = 262144  # a peer's own socket, as aioice sizes it
-
 
 @dataclass
 class HostPorts:
+    """The process's configuration, and its shared sockets when ``udp_port`` is set."""
+
     udp_port: int = 0  # 0: no shared socket
     port_range: PortRange | None = None
     public_addresses: list[str] = field(default_factory=list)
@@ -72,7 +73,7 @@ class HostPorts:
             if mux is None:
                 log.warning("no ICE UDP socket on %s (bound at start on %s)", address, sorted(self.muxes))
                 return None
-            protocol = await mux.attach(connection, component)
+            protocol = await mux.attach(connection)
             if protocol is not None:
                 return protocol
             # aiortc gives every m-line's ICE transport of a peer the same credentials, and a
@@ -82,16 +83,17 @@ class HostPorts:
         loop = asyncio.get_running_loop()
         try:
             if self.port_range is not None:
-                sock = self.port_range.bind(address)
+                bound = self.port_range.bind(address)
                 _, protocol = await loop.create_datagram_endpoint(lambda: aiortc_compat.stun_protocol(connection),
-                                                                  sock=sock)
+                                                                  sock=bound)
             else:
                 _, protocol = await loop.create_datagram_endpoint(lambda: aiortc_compat.stun_protocol(connection),
                                                                   local_addr=(address, 0))
         except OSError as exc:  # (PortsExhausted is not one: it reaches the caller)
             log.info("no ICE host socket on %s: %s", address, exc)
             return None
-        protocol.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, HOST_RCVBUF)
+        sock = protocol.transport.get_extra_info("socket")  # sized as aioice sizes its own
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
         return protocol
 
 
@@ -109,7 +111,7 @@ def host_candidate(component: int, host: str, port: int) -> Candidate:
 _current: HostPorts | None = None
 
 
-def configure(udp_port: int = 0, port_range: str = "", public_addresses: list[str] | None = None) -> HostPorts | None:
+def configure(udp_port: int = 0, port_range: str = "", public_addresses: list[str] | None = None) -> None:
     """Set this process's host candidates (call after ``restrict_host_addresses``); nothing
     configured leaves aioice's own gathering. With ``udp_port`` the sockets are bound now, so a
     port in use fails the start, not the first peer. ValueError/OSError name what is wrong."""
@@ -121,7 +123,7 @@ def configure(udp_port: int = 0, port_range: str = "", public_addresses: list[st
     if not udp_port and not port_range and not public_addresses:
         aiortc_compat.set_host_gatherer(None)
         _current = None
-        return None
+        return
     ports = HostPorts(udp_port, PortRange.parse(port_range) if port_range else None, list(public_addresses or []))
     previous = _current.muxes if _current is not None and _current.udp_port == udp_port else {}
     if udp_port:
@@ -130,4 +132,3 @@ def configure(udp_port: int = 0, port_range: str = "", public_addresses: list[st
             ports.muxes[address] = previous.get(address) or UdpMux(address, udp_port)
     aiortc_compat.set_host_gatherer(ports.gather)
     _current = ports
-    return ports

@@ -10,9 +10,11 @@ as Pion's ``UDPMuxDefault`` (MediaMTX, LiveKit) sorts them:
   DTLS, SRTP); an address becomes known when a connection sends to it (its connectivity checks)
   or when a Binding request from it names the connection's username fragment (``ours:theirs``)
   and is signed with the connection's password (so nobody can claim an address for a peer whose
-  password he does not have);
+  password he does not have); such a request for another connection moves the address there (a
+  peer gone without a word, and a new one on its address and port);
 - anything else from an unknown address (a request for an unknown fragment, a bad signature,
-  a response, media) is dropped, unanswered.
+  a response, media) is dropped, unanswered; so is a request for an unknown fragment from a
+  known address.
 
 Everything above the protocol is unchanged: aioice's checks and nomination, our consent checks
 and answers (media.transport.webrtc_transport), DTLS and SRTP. The C fan-out sends on the shared
@@ -75,7 +77,7 @@ class UdpMux(asyncio.DatagramProtocol):
         self._reading: list[BurstSink] = []  # the sinks told a read began
         self.dropped = 0  # datagrams no connection claimed
 
-    async def attach(self, connection: Any, component: int) -> Any:
+    async def attach(self, connection: Any) -> Any:
         """A new StunProtocol of ``connection`` on this socket (its local candidate still to be set);
         None when a connection with its username fragment is here already (it could not be told apart)."""
         await self._open()
@@ -117,9 +119,9 @@ class UdpMux(asyncio.DatagramProtocol):
 
     def _claim(self, data: bytes, addr: tuple, known: Any) -> Any:
         """The connection a Binding request is for: the one whose username fragment it names, if it
-        carries that connection's signature; the address is that connection's from then on. A peer
-        that left without a word and a new one on its address and port are told apart so. Anything
-        else from a ``known`` address is its connection's; from a new one, nobody's."""
+        carries that connection's signature; the address is that connection's from then on. A
+        request without those credentials from a ``known`` address is its connection's (aioice
+        answers it); otherwise nobody's."""
         if not data or data[0] != 0:
             return None
         credentials = stun.request_credentials(data)
@@ -174,12 +176,6 @@ class UdpMux(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         log.debug("ICE UDP socket %s:%d: %s", self.address, self.port, exc)
 
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
-        else:
-            self.sock.close()
-
 
 class MuxedTransport:
     """What aioice's StunProtocol needs of its datagram transport, on the mux's shared socket."""
@@ -207,9 +203,6 @@ class MuxedTransport:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._mux.transport.get_extra_info(name, default)  # type: ignore[union-attr]
 
-    def is_closing(self) -> bool:
-        return self._closing
-
     def close(self) -> None:
         """The connection is closing: the shared socket stays, the protocol leaves the mux."""
         if self._closing:
@@ -217,8 +210,6 @@ class MuxedTransport:
         self._closing = True
         self._mux.detach(self._protocol)
         asyncio.get_running_loop().call_soon(self._protocol.connection_lost, None)
-
-    abort = close
 
 
 def mux_of(protocol: Any) -> UdpMux | None:
