@@ -616,6 +616,8 @@ def check(
                                "or the server's address with --conference and --token"),
     conference: str | None = typer.Option(None, help="the conference id, when the link has none"),
     token: str | None = typer.Option(None, "--token", help="the point's token, when the link has none"),
+    ca_file: Path | None = typer.Option(None, "--ca-file", exists=True, dir_okay=False,
+                                        help="also trust this certificate authority (PEM), e.g. an internal one"),
 ) -> None:
     """Pre-flight check from a point's own network: HTTPS, the WebSocket, ICE to the media port,
     TURN, a short WHEP receive; says in plain words (Vietnamese and English) what is blocked."""
@@ -624,7 +626,7 @@ def check(
     from server.preflight import parse_target, passed, render, run_checks
 
     try:
-        target = parse_target(link, conference, token)
+        target = parse_target(link, conference, token, ca_file)
     except ValueError as exc:
         fail(str(exc))
     findings = asyncio.run(run_checks(target))

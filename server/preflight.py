@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -44,6 +45,20 @@ class Target:
     token: str | None = None
     ice_servers: list[dict[str, str | None]] = field(default_factory=list)
     live: bool = False
+    ca_file: Path | None = None  # a certificate authority to trust besides the system's (an internal CA)
+    _tls: ssl.SSLContext | None = field(default=None, repr=False)
+
+    def tls(self) -> ssl.SSLContext:
+        """This machine's trusted authorities (as its browser), and ``ca_file``'s; made once."""
+        if self._tls is None:
+            self._tls = ssl.create_default_context()
+            if self.ca_file is not None:
+                self._tls.load_verify_locations(self.ca_file)
+        return self._tls
+
+    def client(self, timeout: float = HTTP_TIMEOUT) -> httpx.AsyncClient:
+        """An HTTP client as a browser at the point: no proxy settings of this machine's user."""
+        return httpx.AsyncClient(timeout=timeout, trust_env=False, verify=self.tls())
 
     @property
     def host(self) -> str:
@@ -54,7 +69,8 @@ class Target:
         return self.base_url.startswith("https://")
 
 
-def parse_target(url: str, conference: str | None = None, token: str | None = None) -> Target:
+def parse_target(url: str, conference: str | None = None, token: str | None = None,
+                 ca_file: Path | None = None) -> Target:
     """``https://host/point.html#conference=…&token=…`` (a join link) or ``https://host``: the base URL,
     and the conference and token from the link unless given."""
     if "://" not in url:
@@ -67,6 +83,7 @@ def parse_target(url: str, conference: str | None = None, token: str | None = No
         f"{parts.scheme}://{parts.netloc}",
         conference or fragment.get("conference"),
         token or fragment.get("token"),
+        ca_file=ca_file,
     )
 
 
@@ -101,7 +118,7 @@ async def check_http(target: Target) -> Finding:
     """The server's own page answers (``/healthz``) over the link's scheme."""
     scheme = "HTTPS" if target.secure else "HTTP"
     try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, trust_env=False) as client:
+        async with target.client() as client:
             r = await client.get(f"{target.base_url}/healthz")
     except httpx.HTTPError as exc:
         vi, en = _reason(exc)
@@ -122,7 +139,7 @@ async def check_link(target: Target) -> Finding:
         return Finding("Link", SKIP, "Cần đường link của điểm cầu (có mã) để kiểm tra tiếp.",
                        "The point's join link (with its token) is needed for the next checks.")
     try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, trust_env=False) as client:
+        async with target.client() as client:
             r = await client.get(f"{target.base_url}/api/v1/conferences/{target.conference}",
                                  headers={"Authorization": f"Bearer {target.token}"})
     except httpx.HTTPError as exc:
@@ -145,7 +162,8 @@ async def check_websocket(target: Target) -> Finding:
     ws_url = target.base_url.replace("http", "ws", 1) + f"/ws/conferences/{target.conference}"
     try:
         async with asyncio.timeout(WS_TIMEOUT):
-            async with connect(f"{ws_url}?token={target.token}", open_timeout=WS_TIMEOUT) as ws:
+            tls = target.tls() if target.secure else None
+            async with connect(f"{ws_url}?token={target.token}", open_timeout=WS_TIMEOUT, ssl=tls) as ws:
                 first = json.loads(await ws.recv())
     except InvalidStatus as exc:
         code = exc.response.status_code

@@ -57,7 +57,7 @@ async def check_ice_config(target: Target) -> Finding:
     """What the point page is told (OPTIONS with its token): the STUN/TURN servers, TURN credentials."""
     url = f"{target.base_url}/whep/{target.conference}"
     try:
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, trust_env=False) as client:
+        async with target.client() as client:
             r = await client.options(url, headers={"Authorization": f"Bearer {target.token}"})
     except httpx.HTTPError as exc:
         return Finding("ICE", FAIL, f"Không hỏi được cấu hình ICE: {exc}.", f"Cannot ask for the ICE configuration: {exc}.")
@@ -100,7 +100,7 @@ async def receive(target: Target, config: RTCConfiguration) -> tuple[int | str, 
             await asyncio.wait_for(pc.setLocalDescription(await pc.createOffer()), GATHER_TIMEOUT)
         except asyncio.TimeoutError:
             return "no-connection", "?", counts
-        async with httpx.AsyncClient(timeout=HTTP_TIMEOUT * 3, trust_env=False) as client:
+        async with target.client(HTTP_TIMEOUT * 3) as client:
             r = await client.post(f"{target.base_url}/whep/{target.conference}", content=pc.localDescription.sdp,
                                   headers={**headers, "Content-Type": "application/sdp"})
             if r.status_code != 201:
@@ -117,7 +117,7 @@ async def receive(target: Target, config: RTCConfiguration) -> tuple[int | str, 
     finally:
         if location:
             with contextlib.suppress(httpx.HTTPError):
-                async with httpx.AsyncClient(timeout=HTTP_TIMEOUT, trust_env=False) as client:
+                async with target.client() as client:
                     await client.delete(location, headers=headers)
         for task in tasks:
             task.cancel()

@@ -1,5 +1,6 @@
 """``diemcau check <join link>``: run as a real process against a real server with a live hall (all
-passes); its checks against a closed port, with a wrong token, and relayed through a real coturn."""
+passes); its checks against a closed port, with a wrong token, over HTTPS through the shipped nginx
+front, and relayed through a real coturn."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.nginx_front import NginxFront
 from bench.server_process import ROOT, ServerProcess, free_port
 from server.preflight import parse_target, passed, render, run_checks
 from server.preflight_media import check_media, ice_servers_from_links
@@ -75,6 +77,20 @@ async def test_a_wrong_token_is_said_plainly(single_server: ServerProcess, live_
     assert "WHEP" not in out  # nothing further is tried on a refused link
     findings = await run_checks(parse_target(f"{single_server.url}/point.html"))
     assert not passed(findings) and "NOT ALL CHECKED" in render(findings)
+
+
+async def test_https_through_the_nginx_front(single_server: ServerProcess, live_hall: tuple[str, str],
+                                            tmp_path: Path) -> None:
+    """config/nginx/diemcau.conf as shipped in front, with a certificate of its own: not trusted, the check
+    says the certificate is refused; trusted (--ca-file), every check passes through the proxy."""
+    with NginxFront(tmp_path / "nginx", single_server.port) as front:
+        link = f"{front.local_url}/point.html#conference={live_hall[0]}&token={live_hall[1]}"
+        refused = await run_checks(parse_target(link))
+        assert not passed(refused) and "certificate is not accepted" in refused[0].en, render(refused)
+        findings = await run_checks(parse_target(link, ca_file=front.home / "fullchain.pem"))
+    out = render(findings)
+    assert passed(findings), out
+    assert "✔ HTTPS" in out and "✔ WebSocket" in out and "Picture and sound arrive directly" in out
 
 
 async def test_a_relay_through_turn_is_tried(single_server: ServerProcess, live_hall: tuple[str, str],
