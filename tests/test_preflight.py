@@ -117,3 +117,12 @@ def test_link_headers_are_read_as_the_browser_would() -> None:
         {"urls": "stun:stun.example.org:3478", "username": None, "credential": None},
         {"urls": "turn:turn.example.org:443?transport=tcp", "username": "1700:tok", "credential": "c2VjcmV0"},
     ]
+
+
+def test_a_join_link_gives_the_server_conference_and_token() -> None:
+    target = parse_target("https://hoinghi.example.vn/point.html#conference=9f3c&token=Qm7x-_a")
+    assert (target.base_url, target.conference, target.token) == ("https://hoinghi.example.vn", "9f3c", "Qm7x-_a")
+    assert parse_target("hoinghi.example.vn:8443", "c1", "t1").base_url == "https://hoinghi.example.vn:8443"
+    assert parse_target("https://h.vn/point.html#conference=a&token=b", token="c").token == "c"  # given wins
+    with pytest.raises(ValueError, match="not an http:// or https:// address"):
+        parse_target("ftp://hoinghi.example.vn/point.html")
