@@ -144,6 +144,10 @@ def test_the_speaker_page_sends_its_own_low_rendition(server: ServerProcess, loo
         stats = conference.ingest_stats()
         assert stats["made_by"] == "publisher" and stats["low_source"]["packets"] > 0, stats
         assert not stats["transcoder"], "no server transcode for a publisher that sends its own"
+        dashboard = open_page(f"{server.url}/dashboard.html#conference={conference.id}&token={conference.organiser}")
+        dashboard.wait_until("document.getElementById('speaker-low-rendition')?.dataset.madeBy === 'publisher'", 20,
+                             "the dashboard saying the speaker sends the low rendition")
+        dashboard.close()
 
         # A point takes the floor publishing one small track: the server makes the low rendition
         # (its picture forwarded as is: no larger than the low size) until the floor ends, then
