@@ -405,8 +405,33 @@ def test_dashboard_study_section_merges_and_forwards(world: Province, open_page)
     page.click(f"#proposal-list li[data-id='{ids[0]}'] button.merge-into")
     page.wait_until(f"!document.querySelector(\"#proposal-list li[data-id='{ids[1]}']\")", what="the duplicate merged away")
     page.click(f"#proposal-list li[data-id='{ids[0]}'] button.forward")
-    page.wait_until(f"document.querySelector(\"#proposal-list li[data-id='{ids[0]}']\").textContent.includes('đã chuyển')",
+    page.wait_until(f"document.querySelector(\"#proposal-list li[data-id='{ids[0]}']\").textContent.includes('✓ đã chuyển')",
                     what="marked forwarded")
     with world.server.admin() as c:
         kept = next(p for p in c.get(world.api("proposals")).json()["proposals"] if p["id"] == ids[0])
     assert kept["duplicates"] >= 1 and kept["forwarded_to"] == "Ban Tuyên giáo Tỉnh ủy"
+
+
+def test_point_page_submits_for_a_delegate(world: Province, open_page) -> None:  # type: ignore[no-untyped-def]
+    with world.server.admin() as c:  # late essays accepted again (the deadline has passed: this one is late)
+        past = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)).isoformat()
+        assert c.put(world.api("essays/assignment"), json={"prompt": "Đề xuất cách thực hiện nghị quyết",
+                                                           "deadline": past, "accept_late": True}).status_code == 200
+    point = [p for p, v in world.points.items() if v["level"] == "commune"][1]
+    delegate = next(m for m in members_of(world, point) if m["id"] not in PLAN.submitted)
+    page = open_page(f"{world.server.url}/point.html#conference={world.conference}&token={world.point_tokens[point]}")
+    page.wait_until("document.getElementById('study-slot').dataset.ready", what="the study section")
+    assert page.evaluate("document.querySelectorAll('#on-behalf-member option').length") == PER_POINT + 1
+    page.select_option("#on-behalf-member", delegate["id"])
+    page.wait_until("document.querySelector('#on-behalf-form textarea') !== null", what="the essay form")
+    page.fill("#on-behalf-form textarea", f"{TEXT} (đại biểu không có điện thoại)")
+    page.click("#on-behalf-form button.add-proposal")
+    page.fill("#on-behalf-form .proposal-row input[name=title]", "Hỗ trợ đảng viên cao tuổi học tập")
+    page.click("#on-behalf-form button[type=submit]")
+    state = page.wait_until("(t => t.includes('Đã nộp') && t)(document.getElementById('on-behalf-state').textContent)",
+                            what="the submission accepted")
+    assert "nộp muộn" in state and "điểm cầu gửi hộ" in state
+    with world.server.admin() as c:
+        essay = c.get(world.api(f"essays/members/{delegate['id']}")).json()
+    assert essay["submitted_by"] == "point" and essay["late"] is True
+    assert essay["proposals"] == [{"title": "Hỗ trợ đảng viên cao tuổi học tập", "field": "other", "detail": ""}]

@@ -39,7 +39,7 @@ export function essayForm(slot, conference, token, memberId, assignment, essay, 
   const file = el("input", { type: "file", name: "file", accept: ".pdf,.docx,.odt" });
   const rows = el("div", { class: "proposals" });
   for (const p of (essay && essay.proposals) || []) rows.append(proposalRow(assignment.fields, p));
-  const add = el("button", { type: "button", onclick: () => rows.append(proposalRow(assignment.fields)) }, "+ Thêm đề xuất");
+  const add = el("button", { type: "button", class: "add-proposal", onclick: () => rows.append(proposalRow(assignment.fields)) }, "+ Thêm đề xuất");
   const proposals = () => [...rows.querySelectorAll(".proposal-row")]
     .map((r) => ({ title: r.querySelector("[name=title]").value.trim(), field: r.querySelector("[name=field]").value }))
     .filter((p) => p.title);
