@@ -623,7 +623,8 @@ def check(
     TURN, a short WHEP receive; says in plain words (Vietnamese and English) what is blocked."""
     import asyncio
 
-    from server.preflight import parse_target, passed, render, run_checks
+    from server.preflight import passed, render, run_checks
+    from server.preflight_web import parse_target
 
     try:
         target = parse_target(link, conference, token, ca_file)

@@ -22,7 +22,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
-from server.preflight import FAIL, HTTP_TIMEOUT, OK, SKIP, WARN, Finding, Target, token_refused
+from server.preflight_web import FAIL, HTTP_TIMEOUT, OK, SKIP, WARN, Finding, Target, token_refused
 
 GATHER_TIMEOUT = 8.0  # our own candidates, a TURN allocation among them
 CONNECT_TIMEOUT = 15.0  # ICE and DTLS; a blocked port shows as no connection in this time

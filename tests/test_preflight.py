@@ -14,7 +14,8 @@ import pytest
 
 from bench.nginx_front import NginxFront
 from bench.server_process import ROOT, ServerProcess, free_port
-from server.preflight import parse_target, passed, render, run_checks
+from server.preflight import passed, render, run_checks
+from server.preflight_web import parse_target
 from server.preflight_media import check_media, ice_servers_from_links
 from tests.support.background import BackgroundPublisher
 from tests.support.turn_server import TurnServer
