@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -189,6 +190,37 @@ def test_bad_uploads_are_refused_and_nothing_is_stored(world: Province) -> None:
             assert r.status_code == status, (name, r.status_code, r.text)
         assert c.get(world.api(f"essays/members/{member['id']}")).json()["submitted"] is False
     assert sorted(essays_dir.iterdir()) == before
+
+
+def office_file(kind: str, text: str) -> bytes:
+    """A minimal DOCX or ODT (a zip with the document's XML), as word processors write them."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        if kind == "docx":
+            archive.writestr("[Content_Types].xml", '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"/>')
+            archive.writestr("word/document.xml", '<?xml version="1.0" encoding="UTF-8"?><w:document xmlns:w='
+                             '"http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body>'
+                             f'<w:p><w:r><w:t>{text}</w:t></w:r></w:p></w:body></w:document>')
+        else:
+            archive.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+            archive.writestr("content.xml", '<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office='
+                             '"urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text='
+                             '"urn:oasis:names:tc:opendocument:xmlns:text:1.0"><office:body><office:text>'
+                             f'<text:p>{text}</text:p></office:text></office:body></office:document-content>')
+    return buffer.getvalue()
+
+
+def test_docx_and_odt_text_is_extracted(world: Province) -> None:
+    types = {"docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+             "odt": "application/vnd.oasis.opendocument.text"}
+    for n, kind in enumerate(("docx", "odt"), start=2):
+        member = members_of(world, "Tỉnh Thử Nghiệm")[n]
+        with world.as_token(member["token"]) as c:
+            r = c.post(world.api(f"essays/members/{member['id']}/file"),
+                       files={"file": (f"bai.{kind}", office_file(kind, f"{TEXT} ({kind})"), types[kind])})
+            assert r.status_code == 200, r.text
+            assert r.json()["text"] == f"{TEXT} ({kind})" and r.json()["words"] > 10
+        PLAN.submitted[member["id"]] = False
 
 
 def test_revisions_then_late_then_refused(world: Province) -> None:
