@@ -26,6 +26,7 @@ th, td { border: 1px solid #999; padding: 3px 6px; text-align: left; vertical-al
 .rate-tree ul { list-style: none; padding-left: 1.2em; margin: .2em 0; }
 .rate-tree .rate { display: inline-block; padding: 1px 6px; border-radius: 3px; margin: 1px 0; }
 .muted { color: #666; font-size: .9em; }
+svg { vertical-align: top; margin: .5em 1em .5em 0; }
 """
 
 
