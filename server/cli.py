@@ -208,7 +208,7 @@ def conference_set(
 def token(
     ctx: typer.Context,
     conference: str,
-    role: str = typer.Argument(..., help="organiser, speaker, point, viewer or member"),
+    role: str = typer.Argument(..., help="organiser, speaker, point, viewer, member, grader or supervisor"),
     name: str = typer.Option("", help="who it is for"),
     expires: str | None = typer.Option(None, help="when it stops working (default: the role's lifetime)"),
 ) -> None:

@@ -431,6 +431,7 @@ def test_dashboard_study_section_merges_and_forwards(world: Province, open_page)
     assert page.evaluate("document.querySelectorAll('#study-rollup .rate-tree .rate').length") == 20
     assert page.evaluate("document.querySelectorAll('#not-submitted li').length") == 30  # the first 30 shown
     page.wait_until("document.querySelectorAll('#proposal-list li').length > 2", what="the proposals")
+    assert all(d in page.evaluate("document.getElementById('proposal-counts').textContent") for d in DISTRICTS)
     ids = page.evaluate("[...document.querySelectorAll('#proposal-list li')]"
                         ".filter(li => li.querySelector('button.forward')).map(li => li.dataset.id)")
     page.click(f"#proposal-list li[data-id='{ids[1]}'] button.merge")

@@ -65,7 +65,8 @@ function proposalsCard(conference, token) {
   const load = async () => {
     const q = encodeURIComponent(search.value.trim());
     const data = await requestJson(token, "GET", conferencePath(conference, `/proposals?q=${q}`));
-    counts.textContent = `${data.total} đề xuất · ` + data.by_field.map((g) => `${g.label}: ${g.count}`).join(" · ");
+    counts.replaceChildren(`${data.total} đề xuất · ` + data.by_field.map((g) => `${g.label}: ${g.count}`).join(" · "),
+      el("br"), "Theo huyện: " + data.by_district.map((g) => `${g.label}: ${g.count}`).join(" · "));
     list.replaceChildren(...data.proposals.slice(0, 100).map(item));
   };
   search.addEventListener("input", () => load().catch(() => {}));
