@@ -95,16 +95,18 @@ class UdpMux(asyncio.DatagramProtocol):
                 "remote_addresses": len(self._by_addr), "dropped": self.dropped}
 
     async def _open(self) -> None:
-        if self.transport is not None:
-            return
-        if self._opening is None:
-            self._opening = asyncio.ensure_future(
-                asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=self.sock))
-        await asyncio.shield(self._opening)
+        if self.transport is None:
+            if self._opening is None:
+                self._opening = asyncio.ensure_future(self._start())
+            await asyncio.shield(self._opening)
+
+    async def _start(self) -> None:
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: self, sock=self.sock)
+        # asyncio installs its own reader after connection_made, before the endpoint is returned
+        self.drain = SocketDrain.take(transport, self, self.datagram_received)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        self.drain = SocketDrain.take(transport, self, self.datagram_received)
 
     def datagram_received(self, data: bytes, addr: tuple) -> None:
         if len(addr) > 2:
