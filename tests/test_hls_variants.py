@@ -6,14 +6,15 @@ transcoder really scales it to 640x360) serve the tests in file order: the live 
 parses with the ``m3u8`` package and names both variants; a segment of each is H.264 at its size
 with AAC, and the variants' segments start at the same times; Chromium's hls.js on the viewer page
 plays the master and each level when forced; after the recording stops the archive's master names
-both, and a recording made before variants (no ``master.m3u8``) still plays its one playlist. A
-last test publishes to the session's server, where ``hls_low_variant`` is off: one variant, no
-transcoder. The first test
-checks the Router's low-track readers on their own, without a server.
+both, a recording made before variants (no ``master.m3u8``) still plays its one playlist, and
+recovery after a crash closes both variants. A last test publishes to the session's server, where
+``hls_low_variant`` is off: one variant, no transcoder. The first test checks the Router's low-track
+readers on their own, without a server.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -25,6 +26,7 @@ from bench.clip import test_clip
 from bench.server_process import ServerProcess
 from media.core.router import Router
 from media.core.source import SourceStream
+from media.recording.recovery import close_interrupted
 from media.egress.fanout_group import FanoutGroup
 from tests.support.background import BackgroundPublisher
 from tests.support.hls_probe import streams
@@ -206,6 +208,19 @@ def test_archive_master_names_both_variants(live: Live) -> None:
     played = m3u8.loads(live.get(detail["playlist_url"]).text)
     assert not played.is_variant and played.is_endlist
     assert detail["size_bytes"] > sum(p.stat().st_size for p in directory.iterdir() if p.is_file())
+
+
+def test_an_interrupted_recording_is_closed_with_its_low_variant(live: Live, tmp_path: Path) -> None:
+    """After a crash (playlists without ENDLIST) recovery closes both variants' playlists."""
+    copy = tmp_path / "recording"
+    shutil.copytree(live.server.data_dir / "recordings" / live.conference / live.recording, copy)
+    for playlist in (copy / "index.m3u8", copy / "low" / "index.m3u8"):
+        playlist.write_text(playlist.read_text().replace("#EXT-X-ENDLIST\n", "").replace("VOD", "EVENT"))
+    found = close_interrupted(copy, 2.0)
+    assert found.problems == [] and found.segments > 0
+    assert found.size_bytes == sum(p.stat().st_size for p in copy.rglob("*") if p.is_file())
+    low = m3u8.loads((copy / "low" / "index.m3u8").read_text())
+    assert low.is_endlist and low.playlist_type == "vod" and low.segments
 
 
 def test_without_the_low_variant_one_variant_and_no_transcoder(server: ServerProcess) -> None:
