@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from media.recording.remux import remux_to_mp4
+from server.domain.mp4_builds import RemuxStopped
 from tests.support.background import BackgroundPublisher
 from tests.support.hls_probe import ffprobe
 from tests.support.mp4_download import fetch_mp4
@@ -105,6 +107,19 @@ def test_refusals_are_clear(recorded: Recorded) -> None:
     with httpx.Client(base_url=recorded.server.url, timeout=30) as c:
         assert c.get(recorded.url()).status_code == 401
         assert c.get("/recordings/nosuchrecording/download.mp4", params={"token": recorded.member}).status_code == 404
+
+
+def test_a_remux_told_to_stop_leaves_no_file(recorded: Recorded, tmp_path: Path) -> None:
+    """What a stopping server does to a remux under way (mp4_builds.RemuxStopped from its progress)."""
+    calls = []
+
+    def stop_now(fraction: float) -> None:
+        calls.append(fraction)
+        raise RemuxStopped
+
+    with pytest.raises(RemuxStopped):
+        remux_to_mp4(recorded.directory() / "index.m3u8", tmp_path / "download.mp4", stop_now)
+    assert len(calls) == 1 and not list(tmp_path.iterdir())  # neither the MP4 nor its temporary file
 
 
 def test_a_failed_remux_is_reported_once_then_tried_again(recorded: Recorded) -> None:

@@ -20,6 +20,10 @@ log = logging.getLogger(__name__)
 CONCURRENT_REMUXES = 1
 
 
+class RemuxStopped(Exception):
+    """The server is stopping: a remux under way gives up (its temporary file is removed)."""
+
+
 @dataclass
 class Mp4Build:
     """Where one recording's MP4 stands: ``ready`` (``path`` exists), ``preparing`` (``progress`` 0-1)
@@ -38,6 +42,7 @@ class Mp4Builds:
         self._builds: dict[str, Mp4Build] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(CONCURRENT_REMUXES)
+        self._stopping = False
 
     def ensure(self, recording_id: str, playlist: Path, target: Path) -> Mp4Build:
         """The MP4's state, starting its remux if it is neither made nor being made."""
@@ -55,12 +60,16 @@ class Mp4Builds:
     async def _make(self, recording_id: str, build: Mp4Build, playlist: Path) -> None:
         loop = asyncio.get_running_loop()
 
-        def progress(fraction: float) -> None:
+        def progress(fraction: float) -> None:  # on the remux's thread
+            if self._stopping:
+                raise RemuxStopped
             loop.call_soon_threadsafe(setattr, build, "progress", fraction)
 
         try:
             async with self._slots:
                 await asyncio.to_thread(remux_to_mp4, playlist, build.path, progress)
+        except RemuxStopped:
+            build.status, build.error = "failed", "the server is stopping: ask again once it is back"
         except Exception as exc:
             log.exception("recording %s: the MP4 could not be made", recording_id)
             build.status, build.error = "failed", f"the MP4 could not be made: {exc}"
@@ -70,6 +79,8 @@ class Mp4Builds:
             self._tasks.pop(recording_id, None)
 
     async def shutdown(self) -> None:
-        """Wait (bounded) for the remuxes under way: a thread cannot be cancelled half-way."""
+        """Stop the remuxes under way at their next progress call (a thread cannot be cancelled), and
+        wait for them, bounded: a stopping server does not wait for hours of video to be remuxed."""
+        self._stopping = True
         if self._tasks:
             await asyncio.wait(list(self._tasks.values()), timeout=10)
