@@ -6,7 +6,8 @@ scaled to 360 lines: a point's aiortc subscriber pinned to the low rendition dec
 low track, the server's stats say the publisher makes it and no transcoder runs; while a one-track
 point holds the floor the server makes it, and once the floor ends the page's own is back and the
 transcoder stops; unpinned the subscriber gets the full size again. An OBS-like publisher (one 1280x720 video track) gets the server's transcode: a
-point pinned low decodes 640x360 and the stats show the transcoder running.
+point pinned low decodes 640x360 and the stats show the transcoder running. A third video track is
+refused with the reason.
 """
 
 from __future__ import annotations
@@ -191,3 +192,21 @@ def test_a_one_track_publisher_gets_the_server_transcode(server: ServerProcess, 
     finally:
         loop.run(watcher.close())
         publisher.stop()
+
+
+def test_a_third_video_track_is_refused_with_the_reason(server: ServerProcess, loop: LoopThread) -> None:
+    """A publisher sends its picture and at most one low rendition of it: more is a 400 that says so."""
+    async def offer() -> str:
+        pc = RTCPeerConnection(NO_ICE)
+        for kind in ("audio", "video", "video", "video"):
+            pc.addTransceiver(kind, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        sdp = pc.localDescription.sdp
+        await pc.close()
+        return sdp
+
+    conference = server.create_conference("Ba bản hình")
+    r = httpx.post(f"{server.url}/whip/{conference}", content=loop.run(offer()), timeout=20,
+                   headers={"Authorization": f"Bearer {server.token(conference, 'speaker')}",
+                            "Content-Type": "application/sdp"})
+    assert r.status_code == 400 and "3 video tracks" in r.json()["detail"], r.text
