@@ -451,9 +451,10 @@ async def live_master(
     _check_ids(conference_id)
     access = await gate.access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
     view = service.live_view(conference_id)
-    if view is None or not view.variants:
+    variants = view.variants() if view is not None else []
+    if view is None or not variants:
         raise HTTPException(404, "not live", headers={"Retry-After": "2"})
-    return _master(request, service, list(view.variants), access, {LOW_PLAYLIST: "low.m3u8"}, live=not view.ended)
+    return _master(request, service, variants, access, {LOW_PLAYLIST: "low.m3u8"}, live=not view.ended)
 
 
 @hls.get("/hls/{conference_id}/low.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})

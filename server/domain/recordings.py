@@ -110,7 +110,11 @@ class LiveView:
     segments: tuple[Segment, ...]
     ended: bool
     low: tuple[Segment, ...] = ()  # the low variant's segments
-    variants: tuple[Variant, ...] = ()  # what the live multivariant playlist names (none: not yet)
+    recorder: Recorder | None = None  # whose they are (live_variants: only the master asks, once per player)
+
+    def variants(self) -> list[Variant]:
+        """What the live multivariant playlist names now (nothing: not yet)."""
+        return live_variants(self.recorder) if self.recorder is not None else []
 
     def names(self, window: int, slack: int = 3, low: bool = False) -> set[str]:
         """Files a live link may fetch: the playlist's last ``window`` segments (and ``slack`` more,
@@ -397,7 +401,7 @@ class RecordingService:
         if not recorder.segments:
             return None
         low = recorder.low.segments if recorder.low is not None else ()
-        return LiveView(recorder.id, recorder.segments, ended, low, tuple(live_variants(recorder)))
+        return LiveView(recorder.id, recorder.segments, ended, low, recorder)
 
     def variants(self, conference_id: str, recording_id: str) -> list[Variant] | None:
         """A recording's variants: as written so far while it is live, else as its ``master.m3u8``
