@@ -211,8 +211,9 @@ class Settings(BaseSettings):
     hls_low_variant: bool = Field(
         default=True,
         description="Live HLS and recordings get a second variant, the low rendition (640x360), beside the "
-        "full one in a multivariant playlist (players switch by bandwidth); it keeps the conference's "
-        "transcoder running while the recording lasts. Off: one variant, no transcoder for HLS",
+        "full one in a multivariant playlist (players switch by bandwidth); the low rendition is made "
+        "while the recording lasts (by the server's transcoder, unless the publisher sends its own). Off: "
+        "one variant, and no transcoder for HLS",
     )
     recording_idle_seconds: float = Field(
         default=120.0,
