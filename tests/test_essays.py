@@ -380,6 +380,10 @@ def test_member_page_shows_attendance_essay_and_grade(world: Province, open_page
     attended = page.wait_until("document.getElementById('essay-attendance')?.textContent", what="attendance")
     assert attended == "Đã tham dự trực tiếp"
     assert "Chưa nộp" in page.evaluate("document.getElementById('essay-state').textContent")
+    at_point = next(m for m in world.members if m["id"] in PLAN.attended and m["id"] != home["id"])
+    with world.as_token(at_point["token"]) as c:
+        me = c.get(world.api("essays/me")).json()
+    assert me["attendance"] == "point" and me["essay"]["member_id"] == at_point["id"]
 
 
 def test_grader_page_lists_and_grades(world: Province, open_page) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,7 @@ from server.domain.conferences import as_utc
 from server.domain.essays_charts import grades_chart, participation_chart, rate_tree
 from server.domain.essays_export import TABLES, essays_csv, rollup_csv
 from server.domain.essays_list import essay_lines, reader_scope
-from server.domain.essays_rollup import load_rollup
+from server.domain.essays_rollup import load_rollup, member_attendance
 from server.domain.grading_scope import PointTree
 from server.domain.materials import MaterialRejected, content_disposition
 from server.domain.members import MemberNotFound, get_member
@@ -385,12 +385,13 @@ async def my_status(conference_id: str, db: DbDep, settings: SettingsDep, princi
     if principal.subject_id is None:
         raise HTTPException(400, "this member token names no member")
     _, member = await _member_for(db, conference_id, principal, principal.subject_id, ("member",))
-    _, states, _ = await load_rollup(db, conference, settings.late_grace_minutes, settings.replay_makeup_percent)
-    state = next(s for s in states if s.id == member.id)
+    attended, replay_percent = await member_attendance(
+        db, conference, member, settings.late_grace_minutes, settings.replay_makeup_percent
+    )
     assignment = await domain.get_assignment(db, conference_id)
     return {
-        "attendance": state.attendance,
-        "replay_percent": state.replay_percent,
+        "attendance": attended,
+        "replay_percent": replay_percent,
         "assignment": _assignment_out(assignment).model_dump(mode="json") if assignment else None,
         "essay": (await _essay_out(db, member, await _point_name(db, member))).model_dump(mode="json"),
     }

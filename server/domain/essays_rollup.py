@@ -9,7 +9,7 @@ replay" mean exactly what they mean there.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,8 @@ from server.domain.grading import current_grades
 from server.domain.grading_scope import PointTree
 from server.domain.members import list_members
 from server.domain.points import list_points
-from server.domain.reports import load_report
+from server.domain import attendance
+from server.domain.reports import build_report, load_report
 from server.domain.supervision import list_visits
 
 
@@ -76,11 +77,13 @@ class Counts:
 
 
 def member_states(
-    members: list[Member], essays: dict[str, Essay], grades: dict[str, EssayGrade], attendance: dict
+    members: list[Member], essays: dict[str, Essay], grades: dict[str, EssayGrade], report_members: dict,
+    live_ids: Collection[str],
 ) -> list[MemberState]:
-    """``attendance``: the attendance report's ``members`` part (absent and replay lines by id)."""
-    absent = {a["id"]: a for a in attendance["absent_members"]}
-    replay = {r["id"]: r for r in attendance["replay"]}
+    """``report_members``: the attendance report's ``members`` part (absent and replay lines by id);
+    ``live_ids``: members with a session of their own (the others attended at their point)."""
+    absent = {a["id"]: a for a in report_members["absent_members"]}
+    replay = {r["id"]: r for r in report_members["replay"]}
     states = []
     for m in members:
         essay = essays.get(m.id)
@@ -90,7 +93,7 @@ def member_states(
         elif m.id in replay:
             kind, percent = "replay", replay[m.id]["percent_watched"]
         else:
-            kind, percent = "live", None
+            kind, percent = ("live" if m.id in live_ids else "point"), None
         states.append(MemberState(
             id=m.id, name=m.name, unit=m.unit, point_id=m.point_id, attendance=kind, replay_percent=percent,
             submitted=essay is not None, late=bool(essay and essay.late), grade=grade.grade if grade else None,
@@ -154,14 +157,33 @@ async def load_rollup(
     db: AsyncSession, conference: Conference, grace_minutes: int, replay_percent: float
 ) -> tuple[dict, list[MemberState], PointTree]:
     """The roll-up, the member lines it was built from and the point tree."""
-    attendance = await load_report(db, conference, grace_minutes, replay_percent=replay_percent)
+    report = await load_report(db, conference, grace_minutes, replay_percent=replay_percent)
     assignment = await get_assignment(db, conference.id)
     scale = scale_of(assignment) if assignment else list(DEFAULT_SCALE)
     tree = PointTree(await list_points(db, conference.id))
     states = member_states(
         await list_members(db, conference.id), await essays_by_member(db, conference.id),
-        await current_grades(db, conference.id), attendance["members"],
+        await current_grades(db, conference.id), report["members"],
+        (await attendance.member_live_ids(db, conference.id)).keys(),
     )
     deadline = assignment.deadline if assignment else None
     rollup = build_rollup(conference, tree, states, scale, deadline, utcnow(), await list_visits(db, conference.id))
     return rollup, states, tree
+
+
+async def member_attendance(
+    db: AsyncSession, conference: Conference, member: Member, grace_minutes: int, replay_percent: float
+) -> tuple[str, float | None]:
+    """One member's attendance (``live``, ``point``, ``replay``, ``absent``) and replay percent, by
+    the attendance report's own rules applied to that member alone (their member page asks)."""
+    points = [p for p in await list_points(db, conference.id) if p.id == member.point_id]
+    sessions = [s for s in await attendance.point_sessions(db, conference.id) if s.subject_id == member.point_id]
+    live = {k: v for k, v in (await attendance.member_live_ids(db, conference.id)).items() if k == member.id}
+    views = [v for v in await attendance.replay_views(db, conference.id) if v.subject_id == member.id]
+    report = build_report(
+        conference, points, sessions, {}, [member], live, views, grace_minutes,
+        served=await attendance.replay_served_seconds(db, conference.id, member.id),
+        recorded_seconds=await attendance.recorded_seconds(db, conference.id), replay_percent=replay_percent,
+    )
+    [state] = member_states([member], {}, {}, report["members"], live)
+    return state.attendance, state.replay_percent
