@@ -342,6 +342,8 @@ class Settings(BaseSettings):
     def _one_way_to_ports(self) -> Settings:
         if self.ice_udp_port and self.ice_port_range:
             raise ValueError("ice_udp_port and ice_port_range exclude each other: set one")
+        if self.ice_udp_port and self.ice_udp_port + self.worker_count - 1 > 65535:
+            raise ValueError(f"ice_udp_port {self.ice_udp_port} + {self.worker_count - 1} media workers passes 65535")
         return self
 
     @field_validator("token_lifetime_days")

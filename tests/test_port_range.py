@@ -105,6 +105,9 @@ def test_port_settings_are_checked() -> None:
             PortRange.parse(bad)
     with pytest.raises(ValidationError, match="exclude each other"):
         Settings(ice_udp_port=40000, ice_port_range="40000-40199")
+    with pytest.raises(ValidationError, match="passes 65535"):  # worker i takes ice_udp_port + i
+        Settings(ice_udp_port=65535, workers=3)
+    assert Settings(ice_udp_port=65533, workers=3).ice_udp_port == 65533
     with pytest.raises(ValidationError):
         Settings(ice_public_addresses=["not-an-address"])
     assert Settings(ice_public_addresses=["203.0.113.7"], ice_port_range="40000-40199").ice_public_addresses == [
