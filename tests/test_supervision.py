@@ -144,3 +144,20 @@ def test_point_page_sends_snapshots_only_when_opted_in_and_the_wall_shows_them(t
     wait_until(lambda: snapshot_count(tree) == 0, RETENTION * 3, "the snapshots deleted after the retention period")
     assert not list((tree.server.data_dir / "snapshots" / tree.conference).iterdir())
     assert page.evaluate("window.diemcauSnapshots.sent") == sent
+
+
+def test_supervisor_checks_in_from_the_supervision_page(tree: Tree, open_page) -> None:  # type: ignore[no-untyped-def]
+    with tree.client(tree.organiser) as c:
+        team = c.post(tree.api("supervision/teams"), json={"name": "Tổ giám sát số 2",
+                                                           "point_ids": [tree.points["Huyện Nam"]]}).json()
+    page = open_page(team["links"]["page"])
+    page.wait_until("document.querySelectorAll('#visit-point option').length === 2", what="the team's points")
+    page.select_option("#visit-point", tree.points["Xã Nam 1"])
+    page.select_option("#visit-rating", "2")
+    page.fill("#visit-note", "Phòng tối, thiếu ghế")
+    page.click("#visit-form button[type=submit]")
+    page.wait_until("document.querySelectorAll('#visit-list li').length === 1", what="the visit listed")
+    assert "Xã Nam 1" in page.evaluate("document.querySelector('#visit-list li').textContent")
+    with tree.client(tree.organiser) as c:
+        visits = [v for v in c.get(tree.api("supervision/visits")).json() if v["supervisor"] == "Tổ giám sát số 2"]
+    assert [(v["point"], v["rating"], v["note"]) for v in visits] == [("Xã Nam 1", 2, "Phòng tối, thiếu ghế")]
