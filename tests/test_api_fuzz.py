@@ -5,8 +5,10 @@ points, members, an agenda item, a material, spare tokens and a recording that i
 module (a speaker publishes a small clip over WHIP). For each operation and each role (anonymous,
 viewer, member, point, speaker, organiser, admin) schemathesis generates valid and invalid requests
 (positive and negative modes); path parameters are the fixture's real ids most of the time, so the
-requests get past "unknown conference" into the handlers, and generated ids otherwise. Each response
-must not be a 5xx, and each call must return within ``CALL_TIMEOUT`` (no hang).
+requests get past "unknown conference" into the handlers, and generated ids otherwise. A few valid
+requests on the real ids first tell whether the role gets past the authorization check at all: a role
+refused every one (401/403) gets only a few generated requests, one that gets past the full number.
+Each response must not be a 5xx, and each call must return within ``CALL_TIMEOUT`` (no hang).
 
 Operations run one at a time for all roles, the ones that destroy state last (stopping the recording,
 ending the conference, deletions, revocations), and the real ids offered to destructive operations are
@@ -41,6 +43,7 @@ from schemathesis.generation import GenerationMode
 from server.app import create_app
 from server.settings import Settings
 from tests.support.background import BackgroundPublisher
+from tests.support.http import http
 from bench.clip import test_clip
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until
@@ -54,9 +57,12 @@ pytestmark = [
 ]
 
 ROLES = ("anonymous", "viewer", "member", "point", "speaker", "organiser", "admin")
-PROBE_EXAMPLES = 4  # generated requests per operation and role
-# More where the role gets past the authorization check; DIEMCAU_FUZZ_EXAMPLES=200 for a deeper run.
+PROBE_EXAMPLES = 4  # valid requests on the real ids: does the role get past the authorization check?
+REFUSED_EXAMPLES = 4  # then generated requests for a role the operation refuses
+# Requests in all (the probe's included) for a role that gets past the check; DIEMCAU_FUZZ_EXAMPLES=200
+# for a deeper run.
 EXAMPLES = int(os.environ.get("DIEMCAU_FUZZ_EXAMPLES", "24"))
+REFUSED = (401, 403)
 LINK_EXAMPLES = 200  # signed-link queries and Range headers (not in the schema)
 CALL_TIMEOUT = 10.0  # seconds; a request still unanswered by then is a hang
 
@@ -93,7 +99,7 @@ class World:
             return {"Authorization": f"Bearer {self.server.admin_token}"}
         token = self.tokens.get(role)
         if token is not None:
-            r = httpx.get(
+            r = http.get(
                 f"{self.server.url}/api/v1/conferences/{self.conference}",
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=CALL_TIMEOUT,
@@ -206,14 +212,23 @@ OPERATIONS = sorted(
 )
 
 
+BOTH_MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+
+
 @functools.cache
-def _strategy(label: str, fixed: tuple[tuple[str, str], ...]):  # type: ignore[no-untyped-def]
+def _strategy(
+    label: str, fixed: tuple[tuple[str, str], ...], modes: tuple[GenerationMode, ...] = BOTH_MODES
+):  # type: ignore[no-untyped-def]
     operation = SCHEMA.find_operation_by_label(label)
     assert operation is not None, label
     return st.one_of(
-        operation.as_strategy(generation_mode=mode, path_parameters=dict(fixed) or None)
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        operation.as_strategy(generation_mode=mode, path_parameters=dict(fixed) or None) for mode in modes
     )
+
+
+def _known_ids(world: World, label: str) -> list[str]:
+    """The operation's path parameters the world has real ids for."""
+    return [p for p in label.split(" ", 1)[1].replace("}", "{").split("{")[1::2] if p in world.ids]
 
 
 def _cases(world: World, label: str):  # type: ignore[no-untyped-def]
@@ -222,12 +237,19 @@ def _cases(world: World, label: str):  # type: ignore[no-untyped-def]
     The strategies are built here, before drawing: building one inside a draw touches the global
     ``random`` state, which hypothesis rightly warns about.
     """
-    names = [p for p in label.split(" ", 1)[1].replace("}", "{").split("{")[1::2] if p in world.ids]
+    names = _known_ids(world, label)
     combos = itertools.product(*([None, *world.ids[n]] for n in names))
     strategies = [
         _strategy(label, tuple((n, v) for n, v in zip(names, values) if v is not None)) for values in combos
     ]
     return st.one_of(reversed(strategies))  # shrinking leans to the first: real ids
+
+
+def _valid_cases(world: World, label: str):  # type: ignore[no-untyped-def]
+    """Valid requests (positive mode) on the first real id of each path parameter: what a role the
+    operation refuses gets 401 or 403 for, before any handler looks at the input."""
+    fixed = tuple((n, world.ids[n][0]) for n in _known_ids(world, label))
+    return _strategy(label, fixed, (GenerationMode.POSITIVE,))
 
 
 @pytest.mark.parametrize(("label", "role"), [(label, role) for label in OPERATIONS for role in ROLES])
@@ -246,7 +268,7 @@ def test_no_server_error(world: World, label: str, role: str) -> None:
             statuses.append(response.status_code)
             case.validate_response(response, checks=[not_a_server_error], headers=headers)
 
-        def run(examples: int) -> None:
+        def run(cases, examples: int) -> None:  # type: ignore[no-untyped-def]
             @settings(
                 max_examples=examples,
                 derandomize=True,
@@ -255,16 +277,18 @@ def test_no_server_error(world: World, label: str, role: str) -> None:
                 phases=[Phase.explicit, Phase.generate, Phase.shrink],
                 suppress_health_check=list(HealthCheck),
             )
-            @given(case=_cases(world, label))
+            @given(case=cases)
             def generated(case: schemathesis.Case) -> None:
                 fuzz(case)
 
             generated()
 
-        run(PROBE_EXAMPLES)
-        # A role the route refuses (401/403 before any input is looked at) is not fuzzed further.
-        if any(status not in (401, 403) for status in statuses):
-            run(EXAMPLES)
+        run(_valid_cases(world, label), PROBE_EXAMPLES)
+        # A role refused every valid request (401/403) never reaches the handler: its invalid input
+        # meets the same validation (422) and conference lookup (404) the allowed roles are fuzzed
+        # through, so a few generated requests show it is refused whatever it sends.
+        refused = all(status in REFUSED for status in statuses)
+        run(_cases(world, label), REFUSED_EXAMPLES if refused else max(EXAMPLES - PROBE_EXAMPLES, 1))
 
 
 # Inputs the schema does not describe: the signed-link query (``exp``, ``sig``) and ``?token=`` that
@@ -313,7 +337,7 @@ def test_signed_link_inputs_never_a_server_error(
     }[target]
     headers = {"Range": range_header} if range_header else {}
     try:
-        r = httpx.get(f"{world.server.url}{path}", params=query, headers=headers, timeout=CALL_TIMEOUT)
+        r = http.get(f"{world.server.url}{path}", params=query, headers=headers, timeout=CALL_TIMEOUT)
     except httpx.TimeoutException as exc:
         raise AssertionError(f"{path} {query}: no answer within {CALL_TIMEOUT} s") from exc
     assert r.status_code < 500, f"{path} {query} Range={range_header!r}: {r.status_code} {r.text[:300]}"
@@ -359,7 +383,7 @@ def _csv_text(required: list[str], optional: list[str]) -> st.SearchStrategy[str
 def test_csv_imports_never_a_server_error(world: World, data: st.DataObject, what: str) -> None:
     body = data.draw(_csv_text(*_CSV_COLUMNS[what]), label="csv")
     try:
-        r = httpx.post(
+        r = http.post(
             f"{world.server.url}/api/v1/conferences/{world.conference}/{what}/import",
             content=body.encode(),
             headers={"Content-Type": "text/csv", **world.headers("organiser")},

@@ -28,6 +28,7 @@ from websockets.sync.client import ClientConnection, connect
 from bench.clip import test_clip
 from bench.server_process import ROOT
 from bench.whip_publisher import publish
+from tests.support.http import http
 from tests.support.peers import subscribe
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until
@@ -70,7 +71,7 @@ class Conf:
         token = self.server.admin_token if who == "admin" else (
             self.points[int(who[1:])].token if who.startswith("p") else self.tokens[who]
         )
-        return httpx.request(
+        return http.request(
             method, f"{self.server.url}/api/v1/conferences/{self.id}/{tail}", json=body,
             headers={"Authorization": f"Bearer {token}"}, timeout=15,
         )

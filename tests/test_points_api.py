@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.support.attendance_clients import hierarchy, hierarchy_csv
+from tests.support.http import http
 from tests.support.server import ServerProcess
 
 
@@ -97,8 +98,8 @@ def test_point_links_rotate_and_are_scoped(server: ServerProcess, organiser: tup
     ids = {p["name"]: p["id"] for p in c.get(f"/api/v1/conferences/{cid}/points").json()}
 
     def as_token(token: str, method: str, path: str, **kw) -> httpx.Response:
-        return httpx.request(method, f"{server.url}/api/v1/conferences/{cid}{path}",
-                             headers={"Authorization": f"Bearer {token}"}, timeout=10, **kw)
+        return http.request(method, f"{server.url}/api/v1/conferences/{cid}{path}",
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10, **kw)
 
     assert as_token(old, "GET", f"/points/{ids['Huyện']}").json()["name"] == "Huyện"
     assert as_token(old, "GET", f"/points/{ids['Tỉnh']}").status_code == 403

@@ -34,6 +34,7 @@ from bench.server_process import ROOT
 from bench.whip_publisher import publish
 from server.domain.quality_score import assess, figure_score, fps_shortfall, smoothed
 from tests.support.background import BackgroundPublisher
+from tests.support.http import http
 from tests.support.peers import subscribe
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until
@@ -77,8 +78,8 @@ class Conf:
     def call(self, who: str, method: str, tail: str, body: Any = None) -> httpx.Response:
         token = self.server.admin_token if who == "admin" else (
             self.points[who].token if who in self.points else self.tokens[who])
-        return httpx.request(method, f"{self.server.url}/api/v1/conferences/{self.id}/{tail}", json=body,
-                             headers={"Authorization": f"Bearer {token}"}, timeout=15)
+        return http.request(method, f"{self.server.url}/api/v1/conferences/{self.id}/{tail}", json=body,
+                            headers={"Authorization": f"Bearer {token}"}, timeout=15)
 
     def ok(self, who: str, method: str, tail: str, body: Any = None) -> Any:
         r = self.call(who, method, tail, body)

@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from server.settings import Settings
+from tests.support.http import http
 
 
 def test_toml_file_then_environment(tmp_path, monkeypatch):
@@ -76,7 +77,7 @@ def test_role_matrix(server):
     tokens = {role: server.token(conf, role) for role in ("organiser", "speaker", "point", "viewer", "member")}
 
     def call(method: str, path: str, token: str, **kw) -> int:
-        return httpx.request(
+        return http.request(
             method, f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=10, **kw
         ).status_code
 

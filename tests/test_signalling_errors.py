@@ -10,6 +10,7 @@ from aiortc import RTCPeerConnection
 
 from bench.clip import test_clip
 from bench.whip_publisher import NO_ICE, publish
+from tests.support.http import http
 from tests.support.peers import subscribe
 
 pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
@@ -29,7 +30,7 @@ def post(server, path: str, body: str | bytes, token: str | None, ctype: str = "
     headers = {"Content-Type": ctype}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    return httpx.post(f"{server.url}{path}", content=body, headers=headers, timeout=15)
+    return http.post(f"{server.url}{path}", content=body, headers=headers, timeout=15)
 
 
 @pytest.fixture(scope="module")

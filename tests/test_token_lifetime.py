@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.clip import test_clip
 from bench.whip_publisher import publish
+from tests.support.http import http
 from tests.support.peers import subscribe
 from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until_async
@@ -74,7 +75,7 @@ async def next_of_type(ws, kind: str, timeout: float) -> dict:  # type: ignore[n
 
 
 def status(server: ServerProcess, method: str, path: str, token: str, **kw) -> int:
-    return httpx.request(
+    return http.request(
         method, f"{server.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=15, **kw
     ).status_code
 
