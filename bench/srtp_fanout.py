@@ -7,7 +7,9 @@ and of 1 (an audio packet), alternating libsrtp and own-context rounds so both s
 then a frame split one byte apart, as packetizers do, sent as two GSO runs and, evened out by RTP
 padding (``RTP_PAD_MAX``), as one; then runs of three and single packets on sockets that name the
 address on every send and on sockets connected to their receiver, as the server's are
-(media.transport.pinned_path); then a frame of three GSO runs sent with a call per run and in one sendmmsg.
+(media.transport.pinned_path); then a frame of three GSO runs sent with a call per run and in one sendmmsg;
+then bursts on those connected sockets and on one socket shared by every target, naming each address
+(``ICE_UDP_PORT``, media.transport.udp_mux).
 CPU is this process's user+sys (getrusage), draining the receive sockets excluded; loopback bills the
 kernel's receive path to the sender, so it is included, as it is in the server numbers.
 """
@@ -31,17 +33,20 @@ REPEATS = 6  # alternations of the two protects
 
 
 class _Rig:
-    def __init__(self, n: int, pinned: bool = False) -> None:
+    def __init__(self, n: int, pinned: bool = False, shared: bool = False) -> None:
         self.rx = []
         self.tx = []
         self.pinned = pinned  # sending sockets connected to their receivers (media.transport.pinned_path)
+        one = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if shared else None  # every target's (udp_mux)
+        if one is not None:
+            one.bind(("127.0.0.1", 0))
         for _ in range(n):
             r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             r.bind(("127.0.0.1", 0))
             r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
             r.setblocking(False)
             self.rx.append(r)
-            t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            t = one or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             if pinned:
                 t.connect(r.getsockname())
             self.tx.append(t)
@@ -84,7 +89,7 @@ class _Rig:
                 pass
 
     def close(self) -> None:
-        for s in self.rx + self.tx:
+        for s in {*self.rx, *self.tx}:
             s.close()
 
 
@@ -185,6 +190,15 @@ def run(n: int = SUBSCRIBERS, repeats: int = REPEATS) -> dict:
             seq = _alternate_setting(fanout.runs_together, {"calls per run": False, "one sendmmsg": True},
                                      pinned_rig, pinned_array, n, frame, 2 * repeats, seq, out, "frame of 3 runs",
                                      {"calls per run": "a call per run"})
+            # Bursts on the connected sockets and on one shared socket naming every address (ICE_UDP_PORT).
+            shared_rig = _Rig(n, shared=True)
+            try:
+                shapes = {"burst of 8": [os.urandom(1180)] * 7 + [os.urandom(700)], "run of 3": shapes["run of 3"]}
+                seq = _alternate({"pinned": (pinned_rig, pinned_array), "shared": (shared_rig, shared_rig.targets(own=True))},
+                                 shapes, n, 2 * repeats, seq, out, {"pinned": "pinned sockets", "shared": "one shared socket"})
+                rig.made += shared_rig.made
+            finally:
+                shared_rig.close()
             rig.made += pinned_rig.made
         finally:
             pinned_rig.close()
