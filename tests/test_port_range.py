@@ -26,6 +26,8 @@ from tests.support.server import ServerFactory, ServerProcess
 from tests.support.udp_ports import candidate_ports, free_udp_ports
 from tests.support.waiting import wait_until_async
 
+pytestmark = pytest.mark.slow  # over ~10 s (a server with a worker): `make test-fast` leaves it out
+
 PORTS = 3
 PUBLIC = "203.0.113.7"  # TEST-NET-3: advertised, never reached
 
