@@ -35,9 +35,10 @@ Variants. A recorder given a ``leader`` records another rendition of the leader'
 variant of live HLS: the low track's video, the same audio) on the leader's timeline: each of its
 runs is placed where the leader placed the same publisher's pictures (resolved at the run's first
 segment, when the leader has long started its run), and its segments are cut only at the leader's
-keyframes (``leader.reader.keys``), so both variants' segments start at the same pictures. A variant
-whose keyframes are not the leader's (a publisher's own low track, with timestamps of its own) is
-cut at any keyframe once a segment has grown to twice its length, and asks its own track for them. Its sound waits for its picture, which the
+keyframes (``leader.reader.keys``), so both variants' segments start at the same pictures (a stray
+keyframe made for the points on the low rendition alone cuts only a segment grown to twice its
+length). A variant whose keyframes are not the leader's (a publisher's own low track, with
+timestamps of its own) is cut at any keyframe, and asks its own track for them. Its sound waits for its picture, which the
 transcode delays, so that each segment holds as much of one as of the other.
 """
 
@@ -176,7 +177,8 @@ class Recorder:
         # A variant's own track, asked too while its keyframes do not come with the leader's (a
         # publisher's own low track: its encoder makes keyframes only when asked).
         self.request_own_keyframe = request_own_keyframe or (lambda: None)
-        self._own_keys = False
+        self._follows = False  # this epoch's keyframes have come with the leader's (the transcoder's)
+        self._stray = False  # ... but not the latest (one made for the points on the low rendition)
         self.paused_for_disk = False
         self.audio_profile = audio
         self.conference_id = conference_id
@@ -372,12 +374,14 @@ class Recorder:
             self._nudge(t, force=True)
             return
         p.needs_keyframe = False
-        if key and self.leader is not None:
-            keys = self.leader.reader.keys
-            self._own_keys = keys is not None and ts not in keys
         if state is not self._video:  # a new epoch: the Router switched the video to this source
             self._end_run()
             self._current, self._video = p, state
+            self._follows = False
+        if key and self.leader is not None:
+            keys = self.leader.reader.keys
+            self._stray = keys is None or ts not in keys
+            self._follows = self._follows or not self._stray
         if self._run is None or (key and self._run.video_format is not None
                                  and self._run.video_format.extradata != h264.annexb([p.sps, p.pps])):  # type: ignore[list-item]
             if not key:
@@ -388,10 +392,10 @@ class Recorder:
         self._write_video(p, t, data, key and self._cut_here(t))
 
     def _cut_here(self, t: float) -> bool:
-        """Whether a keyframe may start a segment: any, unless this follows a leader; then one the
-        leader has too (not one made for the points on the low rendition alone), or any once the
-        segment has grown to twice its length (a track of its own, whose keyframes never match)."""
-        return not self._own_keys or t - self._last_key_t >= 2 * self.segment_seconds
+        """Whether a keyframe may start a segment: any, unless this variant's keyframes come with the
+        leader's; then one the leader has too (not one made for the points on the low rendition
+        alone), or any once the segment has grown to twice its length."""
+        return not (self._follows and self._stray) or t - self._last_key_t >= 2 * self.segment_seconds
 
     def _handle_audio(self, p: _Publisher, t: float, data: bytes) -> None:
         if p is self._current and self._run is not None:
@@ -526,7 +530,7 @@ class Recorder:
             self._last_nudge = now
             self.stats.keyframe_requests += 1
             self.request_keyframe()
-            if self._own_keys:
+            if self.leader is not None and not self._follows:
                 self.request_own_keyframe()
 
     def _write_audio(self, t: float, data: bytes) -> None:
