@@ -6,7 +6,7 @@ PIP     = $(VENV)/bin/pip
 STAMP   = $(VENV)/.installed
 TEST_STAMP = $(VENV)/.installed-test
 APT_PACKAGES = ffmpeg
-TEST_APT_PACKAGES = chromium ffmpeg redis-server coturn nginx caddy
+TEST_APT_PACKAGES = chromium ffmpeg redis-server coturn nginx caddy fonts-dejavu-core
 
 .PHONY: run test test-fast bench bench-quick screenshots soak install install-test system-deps test-system-deps clean lint lock
 
