@@ -4,7 +4,9 @@ A server of its own (the ingest and two media workers) with ``ice_udp_port``: th
 points connect with real aiortc peers over 127.0.0.1 and receive media, while each media process
 holds exactly one UDP socket, on its port (the ingest's, then one more per worker), and every
 answer's candidates carry that port. STUN requests for usernames the socket does not know, or
-not signed with their password, get no answer and harm nobody; a signed one from a new address does.
+not signed with their password, get no answer and harm nobody; a signed one from a new address does,
+and moves a known address to the connection it names. A point that can reach only TURN over TLS
+watches through coturn run from config/coturn.conf. A port already taken is refused by name.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ import socket
 import ssl
 import subprocess
 import time
-from pathlib import Path
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -27,9 +29,9 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from bench.clip import test_clip
+from bench.server_process import free_port
 from bench.whip_publisher import NO_ICE, negotiate, publish
 from media.ingest.frame_tap import drop_frames
-from bench.server_process import free_port
 from media.transport.turn_rest import rest_credentials
 from media.transport.udp_mux import UdpMux
 from tests.support.server import ServerFactory, ServerProcess

@@ -54,20 +54,19 @@ class UdpMux(asyncio.DatagramProtocol):
         except OSError as exc:
             sock.close()
             raise OSError(exc.errno, f"cannot bind the ICE UDP port {port} on {address}: {exc.strerror}") from exc
-        port = sock.getsockname()[1]
+        self.sock = sock
+        self.address, self.port = sock.getsockname()[:2]
         for force, plain, size, sysctl in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF, RCVBUF, "rmem_max"),
                                            (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF, SNDBUF, "wmem_max")):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, force if force is not None else plain, size)
             except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, plain, size)  # not root: the kernel caps it
+                sock.setsockopt(socket.SOL_SOCKET, plain, size)  # no CAP_NET_ADMIN: the kernel caps it
             obtained = sock.getsockopt(socket.SOL_SOCKET, plain) // 2  # (Linux reports twice what it keeps)
             if obtained < size:
                 log.warning("ICE UDP socket on %s port %d: %d bytes of buffer, not %d: raise net.core.%s "
-                            "(docs/network.md)", address, port, obtained, size, sysctl)
+                            "(docs/network.md)", self.address, self.port, obtained, size, sysctl)
         sock.setblocking(False)
-        self.sock = sock
-        self.address, self.port = sock.getsockname()[:2]
         self.transport: asyncio.DatagramTransport | None = None
         self.drain: SocketDrain | None = None
         self._opening: asyncio.Future | None = None
