@@ -199,8 +199,12 @@ def test_archive_master_names_both_variants(live: Live) -> None:
         media = m3u8.loads(httpx.get(urljoin(url, variant.uri), timeout=10).text)
         assert media.is_endlist and media.playlist_type == "vod" and media.segments, size
     assert httpx.get(urljoin(url, "low/index.m3u8")).status_code == 401  # signed, or a token
-    # Without master.m3u8 (a recording made before variants) the replay page plays index.m3u8.
+    # A damaged master.m3u8 is passed over; without one (a recording made before variants) the
+    # replay page plays index.m3u8.
     directory = live.server.data_dir / "recordings" / live.conference / live.recording
+    (directory / "master.m3u8").write_text("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=x\nindex.m3u8\n")
+    r = httpx.get(f"{live.server.url}/api/v1/recordings/{live.recording}", headers=headers, timeout=10)
+    assert r.status_code == 200 and r.json()["master_url"] is None
     (directory / "master.m3u8").unlink()
     detail = httpx.get(f"{live.server.url}/api/v1/recordings/{live.recording}", headers=headers, timeout=10).json()
     assert detail["master_url"] is None

@@ -410,7 +410,13 @@ class RecordingService:
         if recorder is not None and recorder.conference_id == conference_id:
             return variants_of(recorder)
         path = self.root / conference_id / recording_id / MASTER
-        return parse_variants(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        try:
+            return parse_variants(path.read_text())
+        except (OSError, ValueError, KeyError) as exc:  # damaged: the recording still plays its index.m3u8
+            log.error("recording %s: %s unreadable (%s); served without variants", recording_id, MASTER, exc)
+            return None
 
     def low_playlist(self, conference_id: str, recording_id: str) -> tuple[tuple[Segment, ...], bool] | None:
         """The low variant's segments and whether it has ended; ``None`` if the recording has none."""
