@@ -29,6 +29,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from bench.clip import test_clip
+from bench.nginx_front import self_signed
 from bench.server_process import free_port
 from bench.whip_publisher import NO_ICE, negotiate, publish
 from media.ingest.frame_tap import drop_frames
@@ -59,10 +60,7 @@ def coturn_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]
     replaced for 127.0.0.1 and a certificate made here, which this process trusts; its TLS port."""
     if shutil.which("turnserver") is None:
         pytest.fail("coturn's turnserver is not installed (`make test` installs it)")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    cert, key = self_signed(tmp_path)  # (its names include 127.0.0.1)
     tls_port, relay = free_port(), free_udp_ports(20)
     site = {"listening-ip": "127.0.0.1", "listening-port": str(free_port()), "tls-listening-port": str(tls_port),
             "cert": str(cert), "pkey": str(key), "static-auth-secret": TURN_SECRET,
