@@ -1,7 +1,7 @@
 """Weak links kept watchable, end to end: the point page in headless Chromium watches through an
 emulated link (tests/support/link_emulator.py: a UDP relay that caps, drops and queues; every packet
-of the page's WHEP session takes it), against the real server (an ingest and two media workers) with
-a speaker publishing 720p.
+of the page's WHEP session takes it), against the real server (in one process: the transcoder and
+the points' adaptation beside the forwarding) with a speaker publishing 720p.
 
 Capped at 700 kbit/s with 5 % loss the page is moved to the low rendition within 10 s and keeps
 playing there, where a second page pinned to the full rendition on an identical link does not;
@@ -69,8 +69,8 @@ class Conference:
 
 
 @pytest.fixture(scope="module")
-def conference(server: ServerProcess) -> Iterator[Conference]:
-    conf = Conference(server)
+def conference(single_server: ServerProcess) -> Iterator[Conference]:
+    conf = Conference(single_server)
     yield conf
     conf.publisher.stop()
 

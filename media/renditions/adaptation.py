@@ -3,15 +3,17 @@
 Each receiver report (about one a second) says what fraction of the last interval's packets were
 lost and the interarrival jitter; the round trip comes from its LSR/DLSR. A link that cannot carry
 a rendition loses a large share (a bandwidth cap drops what does not fit) and queues (its round trip
-grows above the lowest seen on it), and a browser's receive estimate (REMB) falls well below what
-it is sent; a merely lossy link loses a little, which NACKs repair. Jitter is
+grows above the lowest seen on it); a merely lossy link loses a little, which NACKs repair. Jitter is
 reported and scored but does not decide: it also measures the publisher's link and the transcoder's
-timing, which a lower rendition would not change. So:
+timing, which a lower rendition would not change. Nor does a browser's receive estimate (REMB,
+``estimate``): Chromium's read 5 kbit/s on an uncapped loopback link in our tests (its delay-based
+estimator sees the transcoder's and the relay's send timing, which no header extension corrects),
+so it is kept for the stats only. So:
 
-- down after ``BAD_REPORTS`` reports in a row with loss of ``BAD_LOSS`` or more, queueing, a round
-  trip beyond its bound, or a REMB under ``REMB_SHORT`` of the video sent (``SEVERE_REPORTS``
-  with ``SEVERE_LOSS``): to the low rendition if what the link delivered (the rate we sent times
-  the share not lost, or the REMB if lower) carries it (``low_need``), else to audio only;
+- down after ``BAD_REPORTS`` reports in a row with loss of ``BAD_LOSS`` or more, queueing or a
+  round trip beyond its bound (``SEVERE_REPORTS`` with ``SEVERE_LOSS``): to the low rendition if
+  what the link delivered (the rate we sent times the share not lost) carries it (``low_need``),
+  else to audio only;
 - up one rendition after ``wait`` seconds without such a report, once a probe says the link carries
   it: the point keeps its rendition while padding (its own packets again, over RTX) fills the
   difference to the next one's rate for ``PAD_SECONDS``; a congested report meanwhile ends the
@@ -42,7 +44,6 @@ FIRST_WAIT = 8.0  # seconds of good reports before probing up
 MAX_WAIT = 20.0
 PROBE_SECONDS = 10.0  # a rendition lost within this after a probe up: the probe failed
 PAD_SECONDS = 2.5  # a padding probe: about two receiver reports' worth
-REMB_SHORT = 0.7  # a receive estimate under this share of the video sent: the link is overused
 REMB_FRESH = 3.0  # seconds a REMB counts (browsers send one about every second)
 SETTLE = 4.0  # seconds after a switch whose reports are about the old rendition (and its queue)
 
@@ -86,10 +87,8 @@ class Adaptation:
             return
         if rtt_ms is not None:
             self.min_rtt = min(self.min_rtt, rtt_ms)
-        remb = self.remb[0] if self.remb is not None and now - self.remb[1] < REMB_FRESH else None
         congested = fraction_lost >= BAD_LOSS or (
-            rtt_ms is not None and (rtt_ms > BAD_RTT_MS or rtt_ms - self.min_rtt > BAD_QUEUE_MS)) or (
-            remb is not None and kind == "video" and sent_bps is not None and remb < REMB_SHORT * sent_bps)
+            rtt_ms is not None and (rtt_ms > BAD_RTT_MS or rtt_ms - self.min_rtt > BAD_QUEUE_MS))
         if self.padding_since is not None:
             self._padded(congested, now)
             return
@@ -99,8 +98,6 @@ class Adaptation:
         self.bad = self.bad + 1 if congested else 0
         if self.level != "audio" and (self.severe >= SEVERE_REPORTS or self.bad >= BAD_REPORTS):
             self.capacity = sent_bps * (1 - fraction_lost) if sent_bps else None
-            if remb is not None:
-                self.capacity = min(self.capacity or remb, remb)
             if self.level == "full" and (self.capacity is None or self.capacity >= self.low_need):
                 self._down("low", now)
             else:
@@ -130,7 +127,7 @@ class Adaptation:
                 "good_for": round(now - self.good_since, 1)}
 
     def estimate(self, bps: float) -> None:
-        """The point's receive-side bandwidth estimate (REMB), as evidence beside its reports."""
+        """The point's receive-side bandwidth estimate (REMB): shown in the stats, not decided on."""
         self.remb = (bps, self.clock())
 
     def _padded(self, congested: bool, now: float) -> None:
