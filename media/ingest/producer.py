@@ -11,8 +11,8 @@ through aioice's queue and aiortc's DTLS receive task. aiortc's decoder thread i
 A publisher may send its own low rendition (the speaker page does): the offer's second video m-line
 is the program's ``low`` track when this publisher's picture is on the program
 (media.renditions.keeper selects it), so the server transcodes nothing for it. Its source is
-``low``, never in ``sources`` (per kind: the picture the recorder, the stage and the quality meters
-take as this publisher's video).
+``low``, never in ``sources`` (per kind: the picture and sound the recorder and the stage take as
+this publisher's).
 """
 
 from __future__ import annotations
