@@ -13,8 +13,8 @@ import json
 import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
-from bench.clip import test_clip
 from bench.whip_publisher import publish
+from tests.support.clips import light_clip
 from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until_async
@@ -119,7 +119,7 @@ async def test_ending_a_conference_closes_its_sessions_and_recording(server: Ser
     speaker = issue(server, conf, "speaker")
     point = issue(server, conf, "point", "Xã Tây")
     auth = {"Authorization": f"Bearer {organiser['token']}"}
-    pub = await publish(server.url, conf, speaker["token"], test_clip())
+    pub = await publish(server.url, conf, speaker["token"], light_clip())
     sub = await subscribe(server.url, conf, point["token"])
     watcher = await open_socket(server, conf, point["token"])
     try:

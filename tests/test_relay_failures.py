@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from bench.clip import test_clip
 from bench.whip_publisher import publish
+from tests.support.clips import light_clip
 from tests.support.peers import subscribe
 from tests.support.server import ServerProcess
 from tests.support.waiting import wait_until_async
@@ -39,7 +39,7 @@ def silence(sub) -> None:
 async def test_vanished_subscribers_are_dropped_and_others_continue(quick_timeout_server):
     server = quick_timeout_server
     conf = server.create_conference()
-    pub = await publish(server.url, conf, server.token(conf, "speaker"), test_clip())
+    pub = await publish(server.url, conf, server.token(conf, "speaker"), light_clip())
     subs = [await subscribe(server.url, conf, server.token(conf, "point", f"Xã {i}")) for i in range(4)]
     try:
         for sub in subs:
@@ -76,7 +76,7 @@ async def test_waiting_subscribers_are_kept_and_closed_peers_leave_promptly(quic
         await asyncio.sleep(5.0)  # longer than the 3 s RTCP timeout
         with server.admin() as c:
             assert len(c.get("/api/v1/media/stats").json()["consumers"]) == 2
-        pub = await publish(server.url, conf, server.token(conf, "speaker"), test_clip())
+        pub = await publish(server.url, conf, server.token(conf, "speaker"), light_clip())
         for sub in subs:
             assert await sub.wait_frames(30, timeout=15)
         await subs[0].close()  # a clean close (DTLS close_notify) ends the session at once

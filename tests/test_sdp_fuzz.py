@@ -19,8 +19,8 @@ from aiortc import RTCPeerConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bench.clip import test_clip
 from bench.whip_publisher import NO_ICE, Publisher, prefer_codec, publish
+from tests.support.clips import light_clip
 from tests.support.peers import Subscriber, subscribe
 
 pytestmark = pytest.mark.slow  # over ~10 s: `make test-fast` leaves it out
@@ -68,7 +68,7 @@ class LiveSession:
     def start(self) -> LiveSession:
         self.thread.start()
         server, conf = self.server, self.conf
-        self.pub = self.run(publish(server.url, conf, server.token(conf, "speaker"), test_clip()))
+        self.pub = self.run(publish(server.url, conf, server.token(conf, "speaker"), light_clip()))
         self.sub = self.run(subscribe(server.url, conf, server.token(conf, "point", "Xã đang xem")))
         assert self.run(self.sub.wait_frames(30, timeout=20)), "the live session did not start"
         return self

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from aiortc import RTCPeerConnection
 
-from bench.clip import test_clip
 from bench.whip_publisher import NO_ICE, publish
+from tests.support.clips import light_clip
 from tests.support.http import http
 from tests.support.peers import subscribe
 
@@ -102,7 +102,7 @@ async def test_sessions_resources(server, conf):
 
 async def test_server_keeps_serving_during_bad_requests(server, conf):
     cid, speaker, point = conf
-    pub = await publish(server.url, cid, speaker, test_clip())
+    pub = await publish(server.url, cid, speaker, light_clip())
     sub = await subscribe(server.url, cid, point)
     try:
         assert await sub.wait_frames(30, timeout=15)

@@ -18,8 +18,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from bench.clip import test_clip
 from bench.whip_publisher import publish
+from tests.support.clips import light_clip
 from tests.support.http import http
 from tests.support.peers import subscribe
 from tests.support.server import ServerFactory, ServerProcess
@@ -104,7 +104,7 @@ async def test_revoking_a_token_closes_its_whep_session_and_websocket(server: Se
     point = issue(server, conf, "point", "Xã Tân Lập")
     other = issue(server, conf, "point", "Xã Bên Cạnh")  # stays: only the revoked token's sessions close
     organiser = issue(server, conf, "organiser", "Ban tổ chức")
-    pub = await publish(server.url, conf, speaker["token"], test_clip())
+    pub = await publish(server.url, conf, speaker["token"], light_clip())
     sub = await subscribe(server.url, conf, point["token"])
     keep = await subscribe(server.url, conf, other["token"])
     arrivals = RtpArrivals(sub.pc)
@@ -162,7 +162,7 @@ async def test_revoking_a_token_closes_its_whep_session_and_websocket(server: Se
 async def test_revoking_the_speaker_stops_the_whip_session(server: ServerProcess) -> None:
     conf = server.create_conference("Thu hồi diễn giả")
     speaker = issue(server, conf, "speaker", "Diễn giả")
-    pub = await publish(server.url, conf, speaker["token"], test_clip())
+    pub = await publish(server.url, conf, speaker["token"], light_clip())
     try:
         await wait_until_async(lambda: len(sessions_of(server, conf)[0]) == 1, 15, "the WHIP session", interval=0.2)
         with server.admin() as c:
