@@ -135,8 +135,13 @@ async def test_a_point_takes_the_floor_is_seen_and_heard_everywhere_and_gives_it
             detail = (await c.get(f"/api/v1/recordings/{r.json()['id']}")).json()
             chapters = [ch for ch in detail["chapters"] if ch["title"] == f"Xã Tam Hồng: {SUBJECT}"]
             assert len(chapters) == 1, detail["chapters"]
-            download = await c.get(detail["download_url"])
-            assert download.status_code == 200
+            for _ in range(240):  # the MP4 is made on the first request (202), then served
+                download = await c.get(detail["download_url"])
+                assert download.status_code in (200, 202), download.text
+                if download.status_code == 200:
+                    break
+                await asyncio.sleep(0.25)
+            assert download.status_code == 200, "the MP4 was not made in 60 s"
         mp4 = tmp_path / "floor.mp4"
         mp4.write_bytes(download.content)
         assert set(streams(mp4)) == {"video", "audio"}
