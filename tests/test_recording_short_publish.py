@@ -17,6 +17,7 @@ from bench.clip import test_clip
 from bench.whip_publisher import clip_peer
 from media.engine import EngineConfig, MediaEngine
 from media.recording.manager import SYNC_WAIT, RecordingManager
+from tests.support.program_probe import decoding_peers
 from tests.support.waiting import wait_until_async
 
 pytestmark = pytest.mark.slow
@@ -24,6 +25,7 @@ pytestmark = pytest.mark.slow
 
 async def test_a_publisher_gone_before_its_sender_reports_is_recorded(tmp_path: Path) -> None:
     engine = MediaEngine(EngineConfig(ice_host_addresses=["127.0.0.1"]))
+    decoding_peers()  # the engine stops aiortc decoding in this process: later tests' peers decode
     engine.start()
     manager = RecordingManager(tmp_path / "rec", new_id=lambda: "rec1", segment_seconds=1.0)
     finished = []
