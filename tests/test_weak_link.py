@@ -121,7 +121,7 @@ def test_a_weak_link_gets_the_low_rendition_then_audio_and_recovers(conference: 
         for page in (adaptive, full):
             page.wait_until("window.pc?.connectionState === 'connected'", 30, "the point watching")
             page.wait_until(f"{FRAMES}[0] > 30 && {FRAMES}[2] === 720", 30, "the full picture")
-        assert adaptive.evaluate(SHOWN) == "full"
+        adaptive.wait_until(f"{SHOWN} === 'full'", 15, "the page shows the full rendition")
 
         capped = time.monotonic()
         for link in (adaptive_link, full_link):
