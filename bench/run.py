@@ -195,7 +195,10 @@ def run_case(path: str, n: int, opts: argparse.Namespace, workdir: Path) -> dict
             # rendition (and start a transcoder) in a measurement of forwarding.
             srv = ServerProcess(workdir / f"{path}-{n}", env={"DIEMCAU_WORKERS": str(opts.workers),
                                                               "DIEMCAU_SEND_BATCHES": send,
-                                                              "DIEMCAU_RENDITION_ADAPTATION": "0"})
+                                                              "DIEMCAU_RENDITION_ADAPTATION": "0",
+                                                              # the HLS low variant would run a transcoder
+                                                              # in every case: only LOW_PATH's pins start one
+                                                              "DIEMCAU_HLS_LOW_VARIANT": "0"})
             srv.start(timeout=60)
             cleanup.add("server", srv.stop)
             assert srv.proc is not None
