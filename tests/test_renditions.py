@@ -29,7 +29,7 @@ async def until(check, timeout: float, what: str) -> None:  # type: ignore[no-un
 @pytest.fixture
 async def engine():
     # Pins alone (adaptation off): on a loaded machine adaptation could move the unpinned watcher
-    # too; its policy is tested in tests/test_adaptation.py and end to end in tests/test_weak_link.py.
+    # too; its policy is tested in tests/test_adaptation.py.
     engine = MediaEngine(EngineConfig(ice_host_addresses=["127.0.0.1"], transcode_idle=1.0, adapt=False))
     decoding_peers()
     engine.start()
