@@ -23,7 +23,7 @@ from server.domain import essays_files, grading, proposals
 from server.domain.conferences import as_utc
 from server.domain.essays_charts import grades_chart, participation_chart, rate_tree
 from server.domain.essays_export import TABLES, essays_csv, rollup_csv
-from server.domain.essays_list import essay_lines, reader_scope
+from server.domain.essays_list import EssayLine, essay_lines, reader_scope
 from server.domain.essays_rollup import load_rollup, member_attendance
 from server.domain.grading_scope import PointTree
 from server.domain.materials import MaterialRejected, content_disposition
@@ -117,20 +117,6 @@ class EssayOut(BaseModel):
     proposals: list[ProposalModel] = []
     grade: GradeOut | None = None
     grade_history: list[GradeOut] = []
-
-
-class EssayLine(BaseModel):
-    member_id: str
-    member: str
-    unit: str
-    point: str
-    submitted: bool
-    late: bool
-    words: int
-    submitted_at: dt.datetime | None
-    submitted_by: str | None
-    grade: str | None
-    grader: str | None
 
 
 def _assignment_out(a: EssayAssignment) -> AssignmentOut:
@@ -242,8 +228,7 @@ async def list_essays(
     subtree, a point's operator its own delegates."""
     await conference_for(db, conference_id, principal, "organiser", "grader", "point")
     tree = PointTree(await list_points(db, conference_id))
-    lines = await essay_lines(db, conference_id, tree, reader_scope(principal, tree, point_id), status)
-    return [EssayLine(**line.__dict__) for line in lines]
+    return await essay_lines(db, conference_id, tree, reader_scope(principal, tree, point_id), status)
 
 
 @router.get("/members/{member_id}", response_model=EssayOut)

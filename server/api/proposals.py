@@ -3,6 +3,8 @@ forwarded, exported as CSV and as a printable HTML report (one page per district
 
 from __future__ import annotations
 
+import dataclasses
+
 from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
@@ -31,21 +33,6 @@ class ForwardIn(BaseModel):
     to: str = Field(default="", max_length=200, description="the body it was sent to")
 
 
-class ProposalOut(BaseModel):
-    id: str
-    title: str
-    field: str
-    field_label: str
-    detail: str
-    member: str
-    point: str
-    district: str
-    merged_into: str | None
-    duplicates: int
-    forwarded_at: str | None
-    forwarded_to: str
-
-
 async def _lines(db: AsyncSession, conference_id: str, principal: Principal, q: str = "", field: str | None = None,
                  district: str | None = None) -> list[domain.ProposalLine]:
     await conference_for(db, conference_id, principal, "organiser")
@@ -66,7 +53,7 @@ async def list_proposals(
     ``by_district`` counts, and the ``fields``."""
     lines = await _lines(db, conference_id, principal, q, field, district)
     return {
-        "proposals": [ProposalOut(**line.__dict__).model_dump() for line in lines],
+        "proposals": [dataclasses.asdict(line) for line in lines],
         "total": sum(1 + line.duplicates for line in lines),
         "by_field": domain.groups(lines, "field"),
         "by_district": domain.groups(lines, "district"),
