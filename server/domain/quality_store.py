@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import ConnectionPoint, QualityAlert, QualityPoint, utcnow
+from server.db.upsert import insert_ignoring_conflicts
 
 RENDITIONS = ("full", "low", "audio")
 
@@ -42,17 +43,21 @@ async def _rows(db: AsyncSession, conference_id: str, point_ids: list[str] | Non
     return {row.point_id: row for row in (await db.execute(query)).scalars()}
 
 
-async def _row(db: AsyncSession, rows: dict[str, QualityPoint], conference_id: str, point_id: str) -> QualityPoint | None:
-    """The point's row, created when missing (None for a point that is no longer in the database)."""
-    row = rows.get(point_id)
-    if row is None:
-        if await db.get(ConnectionPoint, point_id) is None:
-            return None
-        row = QualityPoint(conference_id=conference_id, point_id=point_id, seconds_full=0.0, seconds_low=0.0,
-                           seconds_audio=0.0, seconds_poor=0.0, freezes=0, freeze_seconds=0.0)
-        db.add(row)
-        rows[point_id] = row
-    return row
+async def _ensure_rows(db: AsyncSession, conference_id: str, point_ids: list[str]) -> dict[str, QualityPoint]:
+    """The points' rows, created where missing, for points still in the database.
+
+    One INSERT .. SELECT .. ON CONFLICT DO NOTHING before reading: the sampler and an operator's pin
+    run in separate transactions and may both find a point without its row; a read-then-add would
+    let the second insert fail on the primary key.
+    """
+    columns = ["conference_id", "point_id", "seconds_full", "seconds_low", "seconds_audio", "seconds_poor",
+               "freezes", "freeze_seconds", "updated_at"]
+    source = select(
+        literal(conference_id), ConnectionPoint.id, literal(0.0), literal(0.0), literal(0.0), literal(0.0),
+        literal(0), literal(0.0), literal(utcnow()),
+    ).where(ConnectionPoint.id.in_(point_ids))
+    await db.execute(insert_ignoring_conflicts(db, QualityPoint).from_select(columns, source))
+    return await _rows(db, conference_id, point_ids)
 
 
 async def add_totals(db: AsyncSession, conference_id: str, totals: dict[str, Totals]) -> None:
@@ -60,10 +65,10 @@ async def add_totals(db: AsyncSession, conference_id: str, totals: dict[str, Tot
     wanted = {pid: t for pid, t in totals.items() if not t.empty()}
     if not wanted:
         return
-    rows = await _rows(db, conference_id, list(wanted))
+    rows = await _ensure_rows(db, conference_id, list(wanted))
     now = utcnow()
     for point_id, t in wanted.items():
-        row = await _row(db, rows, conference_id, point_id)
+        row = rows.get(point_id)
         if row is None:
             continue
         row.seconds_full += t.seconds.get("full", 0.0)
@@ -77,8 +82,7 @@ async def add_totals(db: AsyncSession, conference_id: str, totals: dict[str, Tot
 
 
 async def set_pin(db: AsyncSession, conference_id: str, point_id: str, pin: str | None) -> None:
-    rows = await _rows(db, conference_id, [point_id])
-    row = await _row(db, rows, conference_id, point_id)
+    row = (await _ensure_rows(db, conference_id, [point_id])).get(point_id)
     if row is not None:
         row.pinned = pin
         row.updated_at = utcnow()

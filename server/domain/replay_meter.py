@@ -12,13 +12,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from media.recording.playlist import parse
 from media.recording.recorder import PLAYLIST, Recorder
 from server.db.models import ReplayServed, utcnow
+from server.db.upsert import insert_ignoring_conflicts
 from server.domain.attendance import Subject
 
 _SEGMENT = re.compile(r"^seg(\d{6,})\.m4s$")
@@ -104,8 +103,7 @@ class ReplayMeter:
             "seconds": seconds,
             "served_at": utcnow(),
         }
-        insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await db.execute(insert(ReplayServed).values(**values).on_conflict_do_nothing())
+        await db.execute(insert_ignoring_conflicts(db, ReplayServed).values(**values))
         if len(self._seen) >= MAX_SEEN:
             self._seen.clear()
         self._seen.add(key)
