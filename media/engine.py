@@ -107,6 +107,7 @@ class MediaEngine:
         """Start background duties (needs a running loop)."""
         if self._watchdog is None:
             self._watchdog = asyncio.ensure_future(self._watch_consumers())
+            host_candidates.open_sockets()
 
     async def _watch_consumers(self) -> None:
         timeout = self.config.consumer_timeout

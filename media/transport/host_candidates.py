@@ -102,6 +102,11 @@ def stats() -> list[dict[str, Any]]:
     return [mux.stats() for mux in _current.muxes.values()] if _current is not None else []
 
 
+def open_sockets() -> list[asyncio.Future]:
+    """Start reading this process's shared ICE sockets (needs a running loop)."""
+    return [asyncio.ensure_future(mux.open()) for mux in _current.muxes.values()] if _current is not None else []
+
+
 def host_candidate(component: int, host: str, port: int) -> Candidate:
     """A UDP host candidate, as aioice makes one."""
     return Candidate(foundation=candidate_foundation("host", "udp", host), component=component, transport="udp",

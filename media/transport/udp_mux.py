@@ -79,7 +79,7 @@ class UdpMux(asyncio.DatagramProtocol):
     async def attach(self, connection: Any) -> Any:
         """A new StunProtocol of ``connection`` on this socket (its local candidate still to be set);
         None when a connection with its username fragment is here already (it could not be told apart)."""
-        await self._open()
+        await self.open()
         ufrag = connection.local_username
         if ufrag in self._by_ufrag:
             return None
@@ -93,7 +93,9 @@ class UdpMux(asyncio.DatagramProtocol):
         return {"address": self.address, "port": self.port, "peers": len(self._by_ufrag),
                 "remote_addresses": len(self._by_addr), "dropped": self.dropped}
 
-    async def _open(self) -> None:
+    async def open(self) -> None:
+        """Start reading the socket (at the engine's start: from then on a stranger's datagrams are
+        dropped and counted, not left in the kernel's buffer until the first peer)."""
         if self.transport is None:
             if self._opening is None:
                 self._opening = asyncio.ensure_future(self._start())
