@@ -1,7 +1,7 @@
 """Smoke test of the fan-out benchmark (issue 3): a tiny ``make bench`` produces its table.
 
-Runs ``python -m bench.run`` at N=20 with a 4 s window against a real server (2 media processes) and
-a tiny naive-path comparison, then checks the report's structure. No timing is asserted: the
+Runs ``python -m bench.run`` at N=20 with a 4 s window against a real server (2 media processes), a
+tiny naive-path comparison and N=10 with half of the points pinned to the low rendition, then checks the report's structure. No timing is asserted: the
 numbers are only reported (see docs/benchmarks.md).
 """
 
@@ -28,7 +28,7 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
         sys.executable, "-m", "bench.run",
         "--n", "20", "--window", "4", "--naive-n", "5",
         "--baseline", "0.5", "--idle-window", "1", "--storm", "1", "--settle", "0.5", "--grace", "0.5",
-        "--no-recorder", "--workers", "2", "--srtp-n", "20",
+        "--no-recorder", "--workers", "2", "--srtp-n", "20", "--low-n", "10",
         "--output", str(report), "--json", str(raw), "--workdir", str(tmp_path / "work"),
     ]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
@@ -79,6 +79,10 @@ def test_bench_produces_its_table(tmp_path: Path) -> None:
         assert len(per_process) >= 1 and all(c >= 0 for c in per_process) and s["loadgen_cores"] >= 0
         if rx.AVAILABLE:
             assert s["loadgen_receive_loop"] == "c"  # the load generator counted in C (bench/rx_build.py)
+    # half of the points pinned to the low rendition through the API, each pin answered (not a 500)
+    low = summaries["relay, half on low"]
+    assert low["n"] == 10 and "error" not in low and low["whep_failed"] == 0, low
+    assert 0 < low["delivered_mean"] <= 1.0 + 1e-9
     relay = summaries["relay"]
     assert relay["server_processes"] >= 2  # sharded: the main process and a media worker
     assert relay["server_stats"]["codec_instances"] == {}  # forwarding never decodes
