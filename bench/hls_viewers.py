@@ -466,10 +466,9 @@ def section(res: dict, opts: argparse.Namespace, machine: dict, started: datetim
                     f"{fmt(s['ms_per_viewer_s'])} | {cache}{fmt(s['loadgen_cores'])} | {errors} |")
             shares = [hit_share(s["cache"]["segment"]) for s in steps if proxy]
             if path == "nginx" and shares and max(x or 0 for x in shares) < 0.1:
-                lines.append("\nA viewer's playlist and segment URLs carry its own token or signature, and the "
-                             "cache keys its copies by the whole URL: with personal links it stores a copy per "
-                             "viewer and shares none. Only viewers of one link (a TV's signed live link, last "
-                             "table) share its copies.")
+                lines.append("\nThe shipped configuration keeps a segment under its path without the query, so "
+                             "viewers on links of their own should share one copy of it: a share this low means "
+                             "they did not (is config/nginx/diemcau.conf as shipped?).")
             lines.append("")
         lines.append("Server CPU per viewer is in milliseconds of CPU per second of watching. The load generators "
                      "share the machine's cores with the server: their CPU is taken from it, so these figures are "

@@ -84,7 +84,7 @@ class NginxFront:
         return path.read_text() if path.exists() else ""
 
     def _write_config(self) -> Path:
-        for directory in (*TEMP_PATHS.values(), "cache"):
+        for directory in (*TEMP_PATHS.values(), "cache", "cache-auth"):  # the HLS cache, its answers from /hls-auth
             (self.home / directory).mkdir(parents=True, exist_ok=True)
         cert, key = self_signed(self.home)
         site = render(SHIPPED.read_text(), {

@@ -8,7 +8,7 @@ to every request and WebSocket), so no router or domain module reaches into ``ap
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
@@ -111,11 +111,16 @@ def query_token_allowed(path: str) -> bool:
 
 def bearer_secret(request: Request) -> str | None:
     """Bearer header, or ``?token=`` on the media, HLS and WebSocket paths (``QUERY_TOKEN_PREFIXES``)."""
-    auth = request.headers.get("authorization", "")
-    if auth[:7].lower() == "bearer ":
-        return auth[7:].strip() or None
-    if query_token_allowed(request.url.path):
-        return request.query_params.get("token") or None
+    return presented_secret(request.headers.get("authorization", ""), request.url.path, request.query_params)
+
+
+def presented_secret(authorization: str, path: str, query: Mapping[str, str]) -> str | None:
+    """:func:`bearer_secret` of a request given by its parts: its Authorization header (or ""), its path
+    and its query (the nginx front asks whether a request it holds may be answered: ``/hls-auth``)."""
+    if authorization[:7].lower() == "bearer ":
+        return authorization[7:].strip() or None
+    if query_token_allowed(path):
+        return query.get("token") or None
     return None
 
 

@@ -77,6 +77,7 @@ class Case:
     content_type: str | None = None
     files: dict | None = None
     query: dict[str, str] | None = None
+    headers: dict[str, str] | None = None  # besides the caller's Authorization; formatted with the path params
     path: str | None = None  # the URL to request instead of the template (mounted apps)
     after: Callable[[World, dict[str, str], int], None] | None = None
 
@@ -326,6 +327,11 @@ MATRIX: dict[Key, Case] = {
     ("GET", "/hls/{conference_id}/{recording_id}/low/index.m3u8"): Case(participants(404)),
     ("GET", "/hls/{conference_id}/{recording_id}/low/{name}"): Case(participants(404)),
     ("GET", "/recordings/{recording_id}/download.mp4"): Case(participants(200)),
+    # The nginx front's question about an HLS request (here a recording's segment, the caller's token in
+    # the Authorization header, as nginx passes it on): the answer of that segment's route.
+    ("GET", "/hls-auth"): Case(
+        participants(204), headers={"X-Original-URI": "/hls/{conference_id}/{recording_id}/{name}"}
+    ),
 }
 
 
@@ -389,6 +395,7 @@ def call(
     if method == "WS":
         return _ws_status(w, path, secret), params, None
     headers = {"Authorization": f"Bearer {secret}"} if secret and not query_token else {}
+    headers.update({k: v.format(**params) for k, v in (case.headers or {}).items()})
     if case.content_type:
         headers["Content-Type"] = case.content_type
     query = {k: v.format(**params) for k, v in (case.query or {}).items()}

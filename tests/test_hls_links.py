@@ -240,3 +240,61 @@ def test_replay_counts_served_segments(rec: Scenario) -> None:
     with rec.client(members["Half"]["token"]) as c:
         me = c.get(f"/api/v1/conferences/{cid}/attendance/me").json()
     assert me["replay_seconds_served"] == pytest.approx(half, abs=0.2)
+
+
+def test_hls_paths_map_to_their_routes_scopes() -> None:
+    """``hls_file`` (what the nginx front's ``/hls-auth`` asks about) reads every HLS route's path as that
+    route does: the same file, the same scopes and grant lifetime; any other path is 404."""
+    from fastapi import HTTPException
+
+    from server.api.recordings import LIVE_TTL, REPLAY_TTL, HlsFile, hls, hls_file, proxied_request
+
+    live, replay = ("live:c1",), ("replay:c1/r1",)
+    shapes = {
+        "/hls/{conference_id}/index.m3u8": ("/hls/c1/index.m3u8", HlsFile("c1", None, "index.m3u8"), live),
+        "/hls/{conference_id}/master.m3u8": ("/hls/c1/master.m3u8", HlsFile("c1", None, "master.m3u8"), live),
+        "/hls/{conference_id}/low.m3u8": ("/hls/c1/low.m3u8", HlsFile("c1", None, "low.m3u8"), live),
+        "/hls/{conference_id}/{recording_id}/index.m3u8":
+            ("/hls/c1/r1/index.m3u8", HlsFile("c1", "r1", "index.m3u8"), replay),
+        "/hls/{conference_id}/{recording_id}/master.m3u8":
+            ("/hls/c1/r1/master.m3u8", HlsFile("c1", "r1", "master.m3u8"), replay),
+        "/hls/{conference_id}/{recording_id}/low/index.m3u8":
+            ("/hls/c1/r1/low/index.m3u8", HlsFile("c1", "r1", "index.m3u8", low=True), replay),
+        "/hls/{conference_id}/{recording_id}/{name}":
+            ("/hls/c1/r1/seg000007.m4s", HlsFile("c1", "r1", "seg000007.m4s"), replay + live),
+        "/hls/{conference_id}/{recording_id}/low/{name}":
+            ("/hls/c1/r1/low/init001.mp4", HlsFile("c1", "r1", "init001.mp4", low=True), replay + live),
+    }
+    routes = {route.path for route in hls.routes if route.path.startswith("/hls/")}
+    assert routes == set(shapes), "an HLS route without its shape here, or a shape without its route"
+    for path, target, scopes in shapes.values():
+        assert hls_file(path) == target, path
+        assert target.scopes() == scopes and target.ttl == (LIVE_TTL if scopes == live else REPLAY_TTL)
+    assert HlsFile("c1", "r1", "seg000007.m4s").media and not HlsFile("c1", "r1", "index.m3u8").media
+    assert HlsFile("c1", "r1", "init000.mp4", low=True).media
+
+    unknown = [
+        "/hls/c1", "/hls/c1/", "/hls/c1/other.m3u8", "/hls/c1/seg000001.m4s", "/hls/c1/r1/low",
+        "/hls/c1/r1/low/master.m3u8", "/hls/c1/r1/x/seg000001.m4s", "/hls/c1/r1/seg1.m4s", "/hls/c1/r1/a.txt",
+        "/hls//r1/index.m3u8", "/hls/c1/r1/index.m3u8/", "/hlsx/c1/index.m3u8", "/recordings/r1/download.mp4",
+        "/hls/c1/r1/low/index.m3u8/x", "hls/c1/index.m3u8",
+        # traversal: what nginx would normalise to another conference's file is no HLS path at all
+        "/hls/c1/../c2/index.m3u8", "/hls/c1/r1/../../c2/r2/seg000001.m4s", "/hls/./c1/index.m3u8",
+        "/hls/c1/r1/low/../seg000001.m4s", "/hls/c1/r1/seg000001.m4s/..", "/hls/../hls/c1/index.m3u8",
+        "/hls/c1/r1/seg000001.m4s#/../x",
+    ]
+    for path in unknown:
+        with pytest.raises(HTTPException) as refused:
+            hls_file(path)
+        assert refused.value.status_code == 404, path
+    # As the front hands it over: percent-encoding decoded before the path is read, as the server does.
+    for uri in ("/hls/c1/%2e%2e/c2/index.m3u8", "/hls/c1/r1%2F..%2F..%2Fc2/r2/seg000001.m4s",
+                "/hls/c1/r1/seg000001.m4s%3Fexp=1", "/hls/c1/r1/seg000001.m4s%00"):
+        with pytest.raises(HTTPException) as refused:
+            proxied_request(uri, "")
+        assert refused.value.status_code == 404, uri
+    target, presented = proxied_request("/hls/c1/r1/%73eg000001.m4s?exp=5&sig=t.ab&token=s", "")
+    assert target == HlsFile("c1", "r1", "seg000001.m4s")
+    assert (presented.query["exp"], presented.query["sig"], presented.secret) == ("5", "t.ab", "s")
+    assert proxied_request("/hls/c1/index.m3u8?token=s", "Bearer h")[1].secret == "h"  # the header first
+    assert proxied_request("/hls/c1/index.m3u8", "")[1].secret is None

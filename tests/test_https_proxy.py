@@ -4,17 +4,23 @@ and paths replaced), a self-signed certificate made here, the server behind it o
 Chromium opens the speaker page over https:// at a public name (``hoinghi.test``, mapped to
 127.0.0.1), publishes its fake camera, and a point page plays, both through the proxy; the speaker
 page's WebSocket shows the watching point; Location headers, join links and signed links carry the
-public scheme and host; an HLS segment comes from nginx's cache the second time.
+public scheme and host. HLS: one viewer's segment is served to the next from nginx's cache, whatever
+their links, but only once the server has said yes to each request: a revoked token, a missing or
+forged credential, a path resolved through ``..`` get nothing from the cache, and replay served from it
+still counts for each member.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
 import shutil
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
@@ -140,24 +146,175 @@ def test_links_use_the_public_scheme_and_host(front: NginxFront, backend: Server
     assert page.startswith(f"{server.url}/viewer.html#")
 
 
+def _viewer(front: NginxFront, backend: ServerProcess, conference: str) -> tuple[str, str]:
+    """A new viewer token of the conference: its id and its secret."""
+    with front.client(Authorization=f"Bearer {backend.admin_token}") as c:
+        r = c.post(f"/api/v1/conferences/{conference}/tokens", json={"role": "viewer", "name": "Xem tại nhà"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"], r.json()["token"]
+
+
+def _segments(playlist: str) -> list[tuple[str, float]]:
+    """A media playlist's segment URIs as written (signature included) and their durations."""
+    out, duration = [], None
+    for line in playlist.splitlines():
+        if line.startswith("#EXTINF:"):
+            duration = float(line[8:].split(",", 1)[0])
+        elif line and not line.startswith("#") and duration is not None:
+            out.append((line, duration))
+            duration = None
+    return out
+
+
+def _live_segments(c: httpx.Client, conference: str, token: str) -> tuple[dict[str, str], httpx.Response]:
+    """The live playlist through the proxy on ``token``: its segments' URLs by file name (each signed
+    for that token, as a player would fetch them), and the playlist's response."""
+    playlist = wait_until(lambda: c.get(f"/hls/{conference}/index.m3u8", params={"token": token}), 30,
+                          "live playlist", check=lambda r: r.status_code == 200 and ".m4s" in r.text)
+    urls = {uri.split("?", 1)[0].rsplit("/", 1)[-1]: f"/hls/{conference}/{uri}" for uri, _ in _segments(playlist.text)}
+    return urls, playlist
+
+
+def _one_segment(c: httpx.Client, conference: str, *tokens: str) -> list[str]:
+    """The URLs of the newest live segment in the playlists of all ``tokens``, one per token."""
+    playlists = [_live_segments(c, conference, token)[0] for token in tokens]
+    name = max(set.intersection(*(set(p) for p in playlists)))
+    return [p[name] for p in playlists]
+
+
 def test_hls_segments_come_from_the_proxy_cache(front: NginxFront, backend: ServerProcess, live) -> None:  # type: ignore[no-untyped-def]
+    """Two viewers, each on a token of their own: their URLs of a segment differ (signed for each token),
+    yet the server sends the segment once and nginx serves the second viewer from its cache."""
     conference = live[0]
-    viewer = backend.token(conference, "viewer")
+    (_, first_viewer), (_, second_viewer) = _viewer(front, backend, conference), _viewer(front, backend, conference)
     with front.client() as c:
-        playlist = wait_until(lambda: c.get(f"/hls/{conference}/index.m3u8", params={"token": viewer}), 30,
-                              "live playlist", check=lambda r: r.status_code == 200 and ".m4s" in r.text)
+        _, playlist = _live_segments(c, conference, first_viewer)
         assert playlist.headers["cache-control"] == f"public, max-age={int(Settings().hls_segment_seconds / 2)}"
-        segment = next(line for line in playlist.text.splitlines() if ".m4s" in line and not line.startswith("#"))
-        url = f"/hls/{conference}/{segment}"
-        first, second = c.get(url), c.get(url)
+        mine, theirs = _one_segment(c, conference, first_viewer, second_viewer)
+        assert mine != theirs and mine.split("?")[0] == theirs.split("?")[0]
+        first, second = c.get(mine), c.get(theirs)
         assert first.status_code == second.status_code == 200 and first.content == second.content
-        assert first.headers["cache-control"] == "public, max-age=86400, immutable"
+        assert first.headers["cache-control"] == "private, max-age=60, immutable"
         assert (first.headers["x-cache-status"], second.headers["x-cache-status"]) == ("MISS", "HIT")
-        # with the credential in a header the answer is private: never stored, never served from the cache
-        private = c.get(f"/hls/{conference}/index.m3u8", headers={"Authorization": f"Bearer {viewer}"})
+        # With the credential in a header, a playlist is private: never stored, never served from the cache.
+        private = c.get(f"/hls/{conference}/index.m3u8", headers={"Authorization": f"Bearer {first_viewer}"})
         assert private.headers["cache-control"].startswith("private")
         assert private.headers["x-cache-status"] == "BYPASS"
+        # A segment is the same for everyone: once the server has said yes, it comes from the cache.
+        header = c.get(mine.split("?")[0], headers={"Authorization": f"Bearer {second_viewer}"})
+        assert header.status_code == 200 and header.headers["x-cache-status"] == "HIT"
+        assert header.content == first.content
     assert "cache=HIT" in front.access_log()
+
+
+def test_a_revoked_token_gets_nothing_from_the_cache(front: NginxFront, backend: ServerProcess, live) -> None:  # type: ignore[no-untyped-def]
+    """A segment in nginx's cache, two viewers' signed URLs of it: once one viewer's token is revoked its
+    URL is refused (401) within token_check_seconds + 1 s (docs/security.md), while the other viewer is
+    still served from the cache."""
+    conference = live[0]
+    (revoked_id, revoked), (_, other) = _viewer(front, backend, conference), _viewer(front, backend, conference)
+    bound = Settings().token_check_seconds + 1.0
+    with front.client() as c:
+        mine, theirs = _one_segment(c, conference, revoked, other)
+        assert c.get(mine).status_code == 200 and c.get(theirs).status_code == 200
+        assert c.get(mine).headers["x-cache-status"] == "HIT"  # the segment is in the cache
+        with front.client(Authorization=f"Bearer {backend.admin_token}") as admin:
+            r = admin.post(f"/api/v1/conferences/{conference}/tokens/{revoked_id}/revoke")
+            assert r.status_code == 200, r.text
+        revoked_at = time.monotonic()
+        served_after: list[float] = []  # when each request still answered 200 was sent, after the revocation
+
+        def fetch() -> httpx.Response:
+            sent = time.monotonic() - revoked_at
+            r = c.get(mine)
+            if r.status_code == 200:
+                served_after.append(sent)
+            return r
+
+        refused = wait_until(fetch, 6, "the revoked viewer's segment URL refused", check=lambda r: r.status_code != 200)
+        assert refused.status_code == 401 and "x-cache-status" not in refused.headers, refused.headers
+        assert max(served_after, default=0.0) < bound + 0.3, served_after  # 0.3 s: nginx's clock, the requests
+        assert c.get(mine).status_code == 401  # and stays refused
+        still = c.get(theirs)
+        assert still.status_code == 200 and still.headers["x-cache-status"] == "HIT"
+
+
+def _raw_get(front: NginxFront, target: str) -> tuple[int, dict[str, str], bytes]:
+    """GET ``target`` byte for byte through the proxy (httpx would resolve ``..`` before sending)."""
+    connection = http.client.HTTPSConnection("127.0.0.1", front.port, context=ssl._create_unverified_context(),
+                                             timeout=20)
+    try:
+        connection.request("GET", target, headers={"Host": f"{PUBLIC_NAME}:{front.port}"})
+        response = connection.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        connection.close()
+
+
+def test_no_valid_credential_gets_nothing_from_the_cache(front: NginxFront, backend: ServerProcess, live) -> None:  # type: ignore[no-untyped-def]
+    """A segment in the cache is refused without a credential, with a forged or stretched signature, with
+    an unknown token (401), with another conference's token (403), and on a path nginx would resolve
+    onto it through ``..`` from a conference that token does open: never served from the cache."""
+    conference = live[0]
+    _, viewer = _viewer(front, backend, conference)
+    elsewhere = backend.create_conference()
+    stranger = backend.token(elsewhere, "viewer")
+    with front.client() as c:
+        [url] = _one_segment(c, conference, viewer)
+        cached = c.get(url)
+        assert cached.status_code == 200 and c.get(url).headers["x-cache-status"] == "HIT"
+        path, query = url.split("?", 1)
+        exp, sig = dict(parse_qsl(query))["exp"], dict(parse_qsl(query))["sig"]
+        token_id, mac = sig.rsplit(".", 1)
+        refusals = {
+            path: 401,
+            f"{path}?exp={exp}&sig={token_id}.{'0' * len(mac)}": 401,  # forged
+            f"{path}?exp={int(exp) + 600}&sig={sig}": 401,  # a later expiry under the same signature
+            f"{path}?token=not-a-token": 401,
+            f"{path}?token={stranger}": 403,
+        }
+        for bad, status in refusals.items():
+            r = c.get(bad)
+            assert r.status_code == status and "x-cache-status" not in r.headers, (bad, r.status_code, r.headers)
+            assert r.content != cached.content
+    recording, name = path.split("/")[-2:]
+    for sneaky in (f"/hls/{elsewhere}/{recording}/../../{conference}/{recording}/{name}?token={stranger}",
+                   f"/hls/{elsewhere}/%2e%2e/{conference}/{recording}/{name}?token={stranger}"):
+        status, headers, body = _raw_get(front, sneaky)
+        assert status == 403 and "x-cache-status" not in headers and body != cached.content, (sneaky, status)
+    # nginx resolved both onto the cached file (its log shows the resolved URI), and refused them
+    wait_until(lambda: front.access_log().count(f'"GET {path}" 403 '), 5, "the refusals in nginx's log",
+               check=lambda n: n == 3)
+
+
+def test_replay_through_the_cache_counts_for_each_member(front: NginxFront, backend: ServerProcess, live) -> None:  # type: ignore[no-untyped-def]
+    """Two members replay the same recording segment through the proxy, the second from nginx's cache:
+    the server counts it for both (replay make-up), since it is asked about both requests."""
+    conference = live[0]
+    with front.client(Authorization=f"Bearer {backend.admin_token}") as admin:
+        members = []
+        for name in ("Thành viên Một", "Thành viên Hai"):
+            member = admin.post(f"/api/v1/conferences/{conference}/members", json={"name": name}).json()
+            link = admin.post(f"/api/v1/conferences/{conference}/members/{member['id']}/token")
+            assert link.status_code == 201, link.text
+            members.append(link.json()["token"])
+    with front.client() as c:
+        urls = []
+        for token in members:
+            detail = c.get(f"/api/v1/conferences/{conference}/recording", headers={"Authorization": f"Bearer {token}"})
+            assert detail.status_code == 200, detail.text
+            playlist = c.get(detail.json()["playlist_url"])
+            assert playlist.status_code == 200, playlist.text
+            uri, duration = _segments(playlist.text)[0]
+            urls.append(f"/hls/{conference}/{detail.json()['id']}/{uri}")
+        assert urls[0] != urls[1] and urls[0].split("?")[0] == urls[1].split("?")[0]
+        first, second = c.get(urls[0]), c.get(urls[1])
+        assert first.status_code == second.status_code == 200 and first.content == second.content
+        assert second.headers["x-cache-status"] == "HIT"
+        for token in members:
+            me = c.get(f"/api/v1/conferences/{conference}/attendance/me", headers={"Authorization": f"Bearer {token}"})
+            assert me.status_code == 200, me.text
+            assert me.json()["replay_seconds_served"] == pytest.approx(duration, abs=0.1), me.json()
 
 
 def test_uploads_larger_than_nginx_default_pass_the_proxy(front: NginxFront, backend: ServerProcess) -> None:

@@ -15,6 +15,10 @@ query (``domain.signed_links``: live, replay and download links are separate sco
 works only while the token it was made for does). Every URI inside a served playlist is signed, so
 players fetch segments without a token; a playlist fetched on a signature hands out the same expiry,
 never a later one. Recording segments sent for replay are counted (``domain.replay_meter``).
+
+``/hls-auth`` answers the nginx front (``auth_request``, config/nginx/diemcau.conf) whether an HLS
+request it holds may be answered, by the very check the request's route makes (:class:`HlsGate`):
+nginx then serves segments from one shared copy, whoever's link asked.
 """
 
 from __future__ import annotations
@@ -23,16 +27,20 @@ import datetime as dt
 import hashlib
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated
+from urllib.parse import unquote
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import QueryParams
 
-from media.recording.files import is_media_file
+from media.recording.files import MASTER, PLAYLIST, is_media_file
 from media.recording.files import LOW_DIRECTORY
 from media.recording.playlist import Segment, parse, render
 from media.recording.variants import LOW_PLAYLIST, Variant
@@ -50,6 +58,7 @@ from server.deps import (
     authorize,
     bearer_secret,
     identify,
+    presented_secret,
 )
 from server.domain import recordings as domain
 from server.domain.replay_meter import ReplayMeter, subject_of
@@ -130,10 +139,9 @@ def _check_ids(*ids: str) -> None:
         raise HTTPException(404, "not found")
 
 
-async def _principal_or_none(request: Request, db: AsyncSession, settings: Settings) -> Principal | None:
+async def _principal_or_none(secret: str | None, db: AsyncSession, settings: Settings) -> Principal | None:
     """Resolve the caller's token, cached briefly (players poll the live playlist every 2 s): for
     ``token_check_seconds``, as long as a revoked token's WHEP sessions and WebSockets may last."""
-    secret = bearer_secret(request)
     if not secret:
         return None
     key = hashlib.sha256(secret.encode()).hexdigest()
@@ -146,6 +154,19 @@ async def _principal_or_none(request: Request, db: AsyncSession, settings: Setti
         _token_cache.clear()
     _token_cache[key] = (principal, now + settings.token_check_seconds)
     return principal
+
+
+@dataclass(frozen=True)
+class Presented:
+    """The credentials an HLS or download request presents: its query (a signature's ``exp`` and
+    ``sig``) and its bearer secret (the Authorization header, or ``?token=`` on these paths)."""
+
+    query: Mapping[str, str]
+    secret: str | None
+
+    @classmethod
+    def of(cls, request: Request) -> Presented:
+        return cls(request.query_params, bearer_secret(request))
 
 
 @dataclass(frozen=True)
@@ -172,11 +193,11 @@ class LinkGate:
     settings: Settings
 
     async def access(
-        self, request: Request, db: AsyncSession, conference_id: str, ttl: float, *scopes: str
+        self, presented: Presented, db: AsyncSession, conference_id: str, ttl: float, *scopes: str
     ) -> Access:
         """A valid signature for one of ``scopes`` whose token still works, or a token of ``conference_id``
         (any role; then a new grant for the first scope, made for that token, for ``ttl`` seconds)."""
-        q = request.query_params
+        q = presented.query
         signed = q.get("sig") is not None
         for scope in scopes if signed else ():
             grant = self.signer.verify(scope, q.get("exp"), q.get("sig"))
@@ -188,7 +209,7 @@ class LinkGate:
             if holder is None or holder.conference_id != conference_id:
                 raise _unauthorized("the token this link was made for has been revoked or has expired")
             return Access(grant, holder.token_id, holder.role, holder.subject_id)
-        principal = await _principal_or_none(request, db, self.settings)
+        principal = await _principal_or_none(presented.secret, db, self.settings)
         if principal is None:
             detail = "the signed link has expired or is not valid here" if signed else "token or signed link required"
             raise _unauthorized(detail)
@@ -202,6 +223,130 @@ def _link_gate(recordings: RecordingsDep, holders: LinkHoldersDep, settings: Set
 
 
 LinkGateDep = Annotated[LinkGate, Depends(_link_gate)]
+
+_LIVE_NAMES = frozenset({PLAYLIST, MASTER, "low.m3u8"})  # /hls/{conference}/…: the live playlists
+_RECORDING_NAMES = frozenset({PLAYLIST, MASTER})  # /hls/{conference}/{recording}/…, beside its segments
+_LOW_NAMES = frozenset({PLAYLIST})  # /hls/{conference}/{recording}/low/…, beside its segments
+
+
+@dataclass(frozen=True)
+class HlsFile:
+    """The file an HLS URL names: a live playlist of the conference (``recording_id`` None), or a
+    recording's playlist, init or media segment (``low``: of its low variant, in ``low/``)."""
+
+    conference_id: str
+    recording_id: str | None
+    name: str
+    low: bool = False
+
+    @property
+    def media(self) -> bool:
+        """An init or media segment (immutable), not a playlist."""
+        return self.recording_id is not None and is_media_file(self.name)
+
+    @property
+    def ttl(self) -> float:
+        """How long a grant made for a token lasts: the live stream's or a replay's."""
+        return LIVE_TTL if self.recording_id is None else REPLAY_TTL
+
+    def scopes(self) -> tuple[str, ...]:
+        """The signed links that open it, the first also the scope of a grant made for a token: a live
+        playlist the live link; a recording's playlist its replay link; its init and media segments the
+        replay link, or the live one (then only the live window's, see :meth:`HlsGate.admit`)."""
+        live = live_scope(self.conference_id)
+        if self.recording_id is None:
+            return (live,)
+        replay = replay_scope(self.conference_id, self.recording_id)
+        return (replay, live) if self.media else (replay,)
+
+    def check(self) -> None:
+        """404 unless an HLS route serves this file: ids of ``_ID``'s form (no ``..``, no ``/``, nothing
+        encoded) and a name the route serves."""
+        if self.recording_id is None:
+            names, ids = _LIVE_NAMES, (self.conference_id,)
+        else:
+            names, ids = (_LOW_NAMES if self.low else _RECORDING_NAMES), (self.conference_id, self.recording_id)
+        _check_ids(*ids)
+        if self.name not in names and not self.media:
+            raise HTTPException(404, "not found")
+
+    def path(self, root: Path) -> Path:
+        """Where a recording's file is on disk under ``root`` (the recordings' folder)."""
+        assert self.recording_id is not None
+        directory = root / self.conference_id / self.recording_id
+        return directory / LOW_DIRECTORY / self.name if self.low else directory / self.name
+
+
+def hls_file(path: str) -> HlsFile:
+    """The file a (percent-decoded) HLS path names, as the HLS routes below route it; 404 for a path
+    no route serves (another shape, an id with ``..`` or a character outside ``_ID``, an empty
+    component, a name no route serves)."""
+    parts = path.split("/")
+    if parts[:2] != ["", "hls"]:
+        raise HTTPException(404, "not found")
+    match parts[2:]:
+        case [conference_id, name]:
+            target = HlsFile(conference_id, None, name)
+        case [conference_id, recording_id, name]:
+            target = HlsFile(conference_id, recording_id, name)
+        case [conference_id, recording_id, "low", name]:
+            target = HlsFile(conference_id, recording_id, name, low=True)
+        case _:
+            raise HTTPException(404, "not found")
+    target.check()
+    return target
+
+
+def proxied_request(uri: str, authorization: str) -> tuple[HlsFile, Presented]:
+    """The file and credentials of a request the nginx front holds: ``uri`` its path and query as the
+    client sent them (``$request_uri``), ``authorization`` its Authorization header (or ""). The path is
+    percent-decoded as the server decodes a request's, the query parsed as Starlette parses one."""
+    raw_path, _, query = uri.partition("?")
+    path = unquote(raw_path)
+    params = QueryParams(query)
+    return hls_file(path), Presented(params, presented_secret(authorization, path, params))
+
+
+@dataclass(frozen=True)
+class HlsGate:
+    """Lets a request for an HLS file in: for the file's own route, and for the nginx front's
+    ``/hls-auth``, which asks before it answers from its cache."""
+
+    links: LinkGate
+    service: domain.RecordingService
+    meter: ReplayMeter
+
+    async def admit(self, db: AsyncSession, target: HlsFile, presented: Presented) -> Access:
+        """What the file's route checks before it answers: the path (404), a signature for one of its
+        scopes whose token still works or a token of the conference (401, 403). For an init or media
+        segment also: on a live link only the live window's (403), the file on disk (404); and a media
+        segment let in on a replay link or a token counts as replay watched (``domain.replay_meter``,
+        once per recording, token and segment however often it is asked)."""
+        target.check()
+        access = await self.links.access(presented, db, target.conference_id, target.ttl, *target.scopes())
+        if not target.media:
+            return access
+        assert target.recording_id is not None
+        live = live_scope(target.conference_id)
+        if access.grant.scope == live:
+            view = self.service.live_view(target.conference_id)
+            if (view is None or view.recording_id != target.recording_id
+                    or target.name not in view.names(_live_window(self.service), low=target.low)):
+                raise HTTPException(403, "a live link opens the live stream only, not the recording")
+        if not target.path(self.service.root).is_file():
+            raise HTTPException(404, "not found")
+        if access.grant.scope != live and access.token_id is not None:
+            subject = subject_of(access.role or "", access.subject_id)
+            await self.meter.served(db, target.conference_id, target.recording_id, target.name, access.token_id,
+                                    subject)
+        return access
+
+
+def _hls_gate(links: LinkGateDep, recordings: RecordingsDep, meter: ReplayMeterDep) -> HlsGate:
+    return HlsGate(links, recordings, meter)
+
+
+HlsGateDep = Annotated[HlsGate, Depends(_hls_gate)]
 
 
 def _live_window(service: domain.RecordingService) -> int:
@@ -239,15 +384,17 @@ async def _detail(
 
 
 def _cache_control(request: Request, directives: str) -> str:
-    """``public`` when the request's credential is in its URL (``?token=`` or a signature), so a shared
-    cache (the nginx front) keys the copy by it and serves it only to holders of that URL; ``private``
-    when it came in the Authorization header, which is not part of a cache's key."""
+    """A playlist's: its body carries the requester's own signatures. ``public`` when the request's
+    credential is in its URL (``?token=`` or a signature), so a shared cache keys the copy by it and
+    serves it only to holders of that URL (the nginx front asks ``/hls-auth`` first; another cache may
+    answer a link that has ended for the copy's max-age, with a playlist whose segments the server then
+    refuses); ``private`` when it came in the Authorization header, which is not part of a cache's key."""
     return f"{'private' if 'authorization' in request.headers else 'public'}, {directives}"
 
 
 def _playlist(request: Request, service: domain.RecordingService, body: str, *, live: bool) -> Response:
-    """A live playlist may be cached for half a segment (a proxy then answers most of its viewers'
-    reloads); a finished one for a minute."""
+    """A live playlist may be cached for half a segment (a proxy then answers the reloads of the
+    viewers of one shared link); a finished one for a minute."""
     age = int(service.segment_seconds / 2) if live else 60
     cache = _cache_control(request, f"max-age={age}")
     return Response(body, media_type=MPEGURL, headers={"Cache-Control": cache})
@@ -419,12 +566,11 @@ async def live_link(
 # --- HLS -----------------------------------------------------------------------------------------
 @hls.get("/hls/{conference_id}/index.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
 async def live_playlist(
-    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: HlsGateDep
 ) -> Response:
     """Live playlist (last minute of segments). Token of the conference, or a signed live link.
     404 while nothing has been recorded yet: players retry."""
-    _check_ids(conference_id)
-    access = await gate.access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
+    access = await gate.admit(db, HlsFile(conference_id, None, PLAYLIST), Presented.of(request))
     view = service.live_view(conference_id)
     if view is None:
         raise HTTPException(404, "not live", headers={"Retry-After": "2"})
@@ -443,13 +589,12 @@ async def live_playlist(
 
 @hls.get("/hls/{conference_id}/master.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
 async def live_master(
-    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: HlsGateDep
 ) -> Response:
     """Live multivariant playlist: the full variant (``index.m3u8``) and the low one (``low.m3u8``)
     with their bitrates, sizes, codecs and frame rates; players switch between them by bandwidth.
     404 until both have been recorded (the low one is waited for a few segments)."""
-    _check_ids(conference_id)
-    access = await gate.access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
+    access = await gate.admit(db, HlsFile(conference_id, None, MASTER), Presented.of(request))
     view = service.live_view(conference_id)
     variants = view.variants() if view is not None else []
     if view is None or not variants:
@@ -459,11 +604,10 @@ async def live_master(
 
 @hls.get("/hls/{conference_id}/low.m3u8", response_class=Response, responses={200: {"content": {MPEGURL: {}}}})
 async def live_low_playlist(
-    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+    conference_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: HlsGateDep
 ) -> Response:
     """The live playlist of the low variant (640x360), as ``index.m3u8`` is of the full one."""
-    _check_ids(conference_id)
-    access = await gate.access(request, db, conference_id, LIVE_TTL, live_scope(conference_id))
+    access = await gate.admit(db, HlsFile(conference_id, None, "low.m3u8"), Presented.of(request))
     view = service.live_view(conference_id)
     if view is None or not view.low:
         raise HTTPException(404, "no low variant live", headers={"Retry-After": "2"})
@@ -493,12 +637,11 @@ def _master(
     responses={200: {"content": {MPEGURL: {}}}},
 )
 async def recording_master(
-    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: HlsGateDep
 ) -> Response:
     """A whole recording's multivariant playlist (``index.m3u8`` and ``low/index.m3u8``). 404 for a
     recording made before there were variants: its ``index.m3u8`` plays on its own."""
-    _check_ids(conference_id, recording_id)
-    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
+    access = await gate.admit(db, HlsFile(conference_id, recording_id, MASTER), Presented.of(request))
     variants = service.variants(conference_id, recording_id)
     if variants is None:
         raise HTTPException(404, "this recording has a single playlist: index.m3u8")
@@ -514,11 +657,10 @@ async def recording_master(
     responses={200: {"content": {MPEGURL: {}}}},
 )
 async def recording_low_playlist(
-    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: HlsGateDep
 ) -> Response:
     """A whole recording's low variant, as its ``index.m3u8`` is of the full one."""
-    _check_ids(conference_id, recording_id)
-    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
+    access = await gate.admit(db, HlsFile(conference_id, recording_id, PLAYLIST, low=True), Presented.of(request))
     found = service.low_playlist(conference_id, recording_id)
     if found is None:
         raise HTTPException(404, "this recording has no low variant")
@@ -537,11 +679,10 @@ async def recording_low_playlist(
     responses={200: {"content": {MPEGURL: {}}}},
 )
 async def recording_playlist(
-    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: LinkGateDep
+    conference_id: str, recording_id: str, request: Request, db: DbDep, service: RecordingsDep, gate: HlsGateDep
 ) -> Response:
     """A whole recording: EVENT playlist while it is written (watch from the start), VOD after."""
-    _check_ids(conference_id, recording_id)
-    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id))
+    access = await gate.admit(db, HlsFile(conference_id, recording_id, PLAYLIST), Presented.of(request))
     query = service.signer.query(access.grant)  # the presented expiry, never a later one
     recorder = service.live_recorder(recording_id)
     if recorder is not None and recorder.conference_id == conference_id:
@@ -561,65 +702,77 @@ async def recording_playlist(
 
 @hls.get("/hls/{conference_id}/{recording_id}/{name}", response_class=FileResponse)
 async def media_file(
-    conference_id: str,
-    recording_id: str,
-    name: str,
-    request: Request,
-    db: DbDep,
-    service: RecordingsDep,
-    gate: LinkGateDep,
-    meter: ReplayMeterDep,
+    conference_id: str, recording_id: str, name: str, request: Request, db: DbDep, gate: HlsGateDep
 ) -> FileResponse:
     """An init or media segment (fMP4). Immutable once it exists. A live link fetches only the live
     window's files; a media segment sent on a replay link or a token counts as replay watched."""
-    return await _media_file(conference_id, recording_id, name, request, db, service, gate, meter, low=False)
+    return await _media_file(HlsFile(conference_id, recording_id, name), request, db, gate)
 
 
 @hls.get("/hls/{conference_id}/{recording_id}/low/{name}", response_class=FileResponse)
 async def low_media_file(
-    conference_id: str,
-    recording_id: str,
-    name: str,
-    request: Request,
-    db: DbDep,
-    service: RecordingsDep,
-    gate: LinkGateDep,
-    meter: ReplayMeterDep,
+    conference_id: str, recording_id: str, name: str, request: Request, db: DbDep, gate: HlsGateDep
 ) -> FileResponse:
     """An init or media segment of the low variant, as of the full one (a segment counts as replay of
     the same stretch of the recording)."""
-    return await _media_file(conference_id, recording_id, name, request, db, service, gate, meter, low=True)
+    return await _media_file(HlsFile(conference_id, recording_id, name, low=True), request, db, gate)
 
 
-async def _media_file(
-    conference_id: str,
-    recording_id: str,
-    name: str,
+SEGMENT_CACHE_CONTROL = "private, max-age=60, immutable"
+
+
+async def _media_file(target: HlsFile, request: Request, db: AsyncSession, gate: HlsGate) -> FileResponse:
+    """The segment, once :meth:`HlsGate.admit` let the request in, with ``SEGMENT_CACHE_CONTROL``.
+
+    A segment's bytes are the same for everyone, but whether a request may have them depends on a link
+    that ends with its token. ``private``: no shared cache may store a segment on its own authority,
+    since one keyed by the URL would go on answering a revoked signed link (or ``?token=``) for as long
+    as the copy lasts, without asking the server. The shipped nginx front stores segments anyway, one
+    copy for all viewers (config/nginx/diemcau.conf ignores this header there), because it asks
+    ``/hls-auth`` before every answer. ``max-age=60``: the browser that fetched a segment may replay
+    it from its own cache for a minute (seeking back), no longer than a finished recording's playlist
+    may be reused, so a revoked link plays nothing for long there either. ``immutable``: never
+    revalidated while fresh, the file never changes."""
+    await gate.admit(db, target, Presented.of(request))
+    return FileResponse(target.path(gate.service.root), media_type="video/mp4",
+                        headers={"Cache-Control": SEGMENT_CACHE_CONTROL})
+
+
+@hls.get(
+    "/hls-auth",
+    status_code=204,
+    response_class=Response,
+    responses={
+        204: {"description": "the request may be answered"},
+        400: {"description": "no X-Original-URI"},
+        401: {"description": "no credential, or one that is not valid for it"},
+        403: {"description": "refused for who asks, or for what it names"},
+    },
+)
+async def hls_auth(
     request: Request,
-    db: AsyncSession,
-    service: domain.RecordingService,
-    gate: LinkGate,
-    meter: ReplayMeter,
-    *,
-    low: bool,
-) -> FileResponse:
-    _check_ids(conference_id, recording_id)
-    if not is_media_file(name):
-        raise HTTPException(404, "not found")
-    live = live_scope(conference_id)
-    access = await gate.access(request, db, conference_id, REPLAY_TTL, replay_scope(conference_id, recording_id), live)
-    if access.grant.scope == live:
-        view = service.live_view(conference_id)
-        if view is None or view.recording_id != recording_id or name not in view.names(_live_window(service), low=low):
-            raise HTTPException(403, "a live link opens the live stream only, not the recording")
-    path = service.root / conference_id / recording_id / (f"{LOW_DIRECTORY}/{name}" if low else name)
-    if not path.is_file():
-        raise HTTPException(404, "not found")
-    if access.grant.scope != live and access.token_id is not None:
-        subject = subject_of(access.role or "", access.subject_id)
-        await meter.served(db, conference_id, recording_id, name, access.token_id, subject)
-    cache = _cache_control(request, "max-age=86400, immutable")
-    return FileResponse(path, media_type="video/mp4", headers={"Cache-Control": cache})
+    db: DbDep,
+    gate: HlsGateDep,
+    x_original_uri: Annotated[str | None, Header(description="the HLS request's path and query as sent")] = None,
+) -> Response:
+    """For the nginx front (``auth_request``): may the request for ``X-Original-URI`` (an ``/hls/…``
+    path and its query, nginx's ``$request_uri``), with this request's Authorization header, be
+    answered? The check of that file's route (:meth:`HlsGate.admit`), a replay segment counted as the
+    route counts it: 204 yes, 401 or 403 no. What the route would answer 404 (a path no HLS route
+    serves, a segment not on disk) is 403 here, since nginx passes on 401 and 403 only (any other
+    answer becomes a 500). A 204 says nginx may reuse it until the end of this second
+    (``X-Accel-Expires``), and no longer, so the front stops a revoked token's links at most
+    ``token_check_seconds`` + 1 s after the revocation."""
+    if not x_original_uri:
+        raise HTTPException(400, "X-Original-URI (the HLS request's path and query) is required")
+    try:
+        target, presented = proxied_request(x_original_uri, request.headers.get("authorization", ""))
+        await gate.admit(db, target, presented)
+    except HTTPException as exc:
+        if exc.status_code != 404:
+            raise
+        raise HTTPException(403, f"not found: {exc.detail}") from None
+    return Response(status_code=204, headers={"Cache-Control": "no-store", "X-Accel-Expires": f"@{int(time.time())}"})
 
 
 @hls.get(
@@ -639,7 +792,8 @@ async def download(
         row = await domain.get_recording(db, recording_id)
     except domain.RecordingNotFound:
         raise HTTPException(404, "unknown recording")
-    await gate.access(request, db, row.conference_id, REPLAY_TTL, download_scope(row.conference_id, row.id))
+    scope = download_scope(row.conference_id, row.id)
+    await gate.access(Presented.of(request), db, row.conference_id, REPLAY_TTL, scope)
     try:
         build = service.mp4(row)
     except domain.RecordingBusy as exc:
