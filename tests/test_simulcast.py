@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -99,6 +100,13 @@ class Conference:
             r = c.get(f"/api/v1/conferences/{self.id}/quality")
         assert r.status_code == 200, r.text
         return r.json()["speaker"]["low_rendition"]
+
+    def transcoder(self) -> dict:
+        """The ingest's transcoder of this conference (its stats)."""
+        with self.server.admin() as c:
+            r = c.get("/api/v1/media/stats")
+        assert r.status_code == 200, r.text
+        return r.json()["workers"][0]["transcoders"][self.id]
 
     def ingest_stats(self) -> dict:
         """The ingest's own figures (/api/v1/media/stats): its transcoders and how each low rendition is made."""
@@ -189,6 +197,12 @@ def test_a_one_track_publisher_gets_the_server_transcode(server: ServerProcess, 
         stats = conference.ingest_stats()
         assert stats["made_by"] == "transcode" and stats["transcoder"], stats
         assert conference.low_rendition() == "transcode"
+        # it spends its bitrate (~450 kbit/s): x264 once took 90,000 frames a second from the time base
+        # and gave each frame 5 bits, a picture of ~10 kbit/s that a weak link never had to leave
+        before, began = conference.transcoder()["bytes_out"], time.monotonic()
+        time.sleep(3)
+        kbps = (conference.transcoder()["bytes_out"] - before) * 8 / (time.monotonic() - began) / 1000
+        assert 200 < kbps < 700, f"{kbps:.0f} kbit/s from the transcoder"
     finally:
         loop.run(watcher.close())
         publisher.stop()

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 CODEC = "video/h264"
 QUEUE_PACKETS = 3000  # ~5 s of 720p: a stalled thread drops input instead of growing
 IDLE_WAIT = 0.02  # seconds the thread sleeps when it has caught up
+FRAME_RATE = 30  # the rate control's frame rate: a hall camera's and the speaker page's (a slower source gets less)
 
 
 class _Reader:
@@ -103,7 +104,7 @@ class Transcoder:
     def stats(self) -> dict:
         running = max(time.monotonic() - self.started_at, 1e-9)
         return {"frames_in": self.frames_in, "frames_out": self.frames_out, "dropped": self.reader.dropped,
-                "kbps": round(self.bytes_out * 8 / running / 1000),
+                "kbps": round(self.bytes_out * 8 / running / 1000), "bytes_out": self.bytes_out,
                 "cpu_seconds": round(self.cpu_seconds, 3), "cpu_share": round(self.cpu_seconds / running, 4),
                 "size": f"{self.width}x{self.height}", "passthrough": self.passthrough}
 
@@ -138,6 +139,9 @@ class Transcoder:
         codec.width, codec.height = self.width, self.height
         codec.pix_fmt = "yuv420p"
         codec.time_base = Fraction(1, 90000)
+        # x264's rate control spends bit_rate / fps per frame; without a frame rate FFmpeg gives it the
+        # time base's (90,000 a second) and each frame got 5 bits' share: ~10 kbit/s whatever the picture.
+        codec.framerate = Fraction(FRAME_RATE, 1)
         codec.bit_rate = self.bitrate
         kbps = self.bitrate // 1000
         codec.options = {
