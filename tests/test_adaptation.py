@@ -39,6 +39,16 @@ def test_a_capped_link_goes_low_when_what_it_delivered_carries_it() -> None:
     assert chosen == ["low"]
 
 
+def test_a_cap_first_absorbed_by_the_links_queue_is_judged_by_its_worst_report() -> None:
+    """At 150 kbit/s the first report after the cap loses less (the link's queue takes some): the
+    run's worst report, not its last, says the low rendition would not fit either."""
+    a, clock, chosen = policy()
+    reports(a, clock, 1, loss=0.2, sent=1_500_000)  # 1.2 Mbit/s delivered while the queue filled
+    reports(a, clock, 1, loss=0.9, sent=1_500_000)  # 150 kbit/s
+    reports(a, clock, 1, loss=0.12, sent=1_500_000)
+    assert chosen == ["audio"] and a.capacity is not None and a.capacity < 400_000
+
+
 def test_a_very_weak_link_goes_to_audio_only_and_is_then_judged_by_its_audio() -> None:
     a, clock, chosen = policy()
     reports(a, clock, 2, loss=0.9, sent=1_500_000)  # delivered ~150 kbit/s: two severe reports

@@ -21,7 +21,7 @@ import pytest
 
 from media.egress import fanout, srtp_gcm
 from media.egress.fanout_group import FanoutGroup
-from media.egress.outbound import NACK_BURST, NACK_RATE, OutboundStream
+from media.egress.outbound import NACK_BURST, NACK_HOLD, NACK_RATE, RTX_SHARE, OutboundStream
 from media.core.router import Router
 from media.core.source import SourceStream
 
@@ -277,6 +277,45 @@ def test_probe_padding_repeats_sent_packets_over_rtx_one_index_each(path, rtx):
             body = original[12:len(original) - (original[-1] if padded(original) else 0)]
             assert rtx_packet[14:] == body and rtx_packet[4:8] == original[4:8]
         assert stream.retransmits == 0, "padding is not counted as retransmissions"
+    finally:
+        router.remove_outbound(stream)
+        tx_sock.close()
+        cap.sock.close()
+
+
+def test_repairs_stay_within_a_share_of_what_was_forwarded_and_once_per_round_trip():
+    """A congested point NACKs what its full link dropped, and the repairs, lost again, are NACKed
+    again: they are answered once per round trip, and in all at most ``RTX_SHARE`` of the packets
+    forwarded since (beyond the first burst), or they would fill the link further."""
+    router, stream, cap, tx_sock = wire("aes-gcm", "python", True)
+    try:
+        src = SourceStream("video", "video/h264", 90000)
+        router.add_source(src)
+        router.on_rtp(src, 0, 0, 1, IDR + b"k")
+        for seq in range(1, 300):
+            router.on_rtp(src, seq, 3000 * (seq // 4), int(seq % 4 == 3), payload(200, seq & 0xFF))
+        router.flush()
+        cap.drain()
+        first = (stream.seq_off + 1) & 0xFFFF
+        stream.rtt = 0.4  # a queue on the link: NACKs come back before our answer could arrive
+        assert stream.retransmit(first)
+        time.sleep(NACK_HOLD * 2)
+        assert not stream.retransmit(first), "asked again within the round trip"
+        assert len(cap.drain()) == 1
+        # the first burst is spent ...
+        spent = sum(stream.retransmit((first + i) & 0xFFFF) for i in range(1, 299))
+        assert 0 < spent < NACK_BURST + 1 + int(NACK_RATE * 0.5)
+        cap.drain()
+        # ... then 100 more packets forwarded earn about RTX_SHARE * 100 repairs, however long it took
+        for seq in range(300, 400):
+            router.on_rtp(src, seq, 3000 * (seq // 4), int(seq % 4 == 3), payload(200, seq & 0xFF))
+        router.flush()
+        cap.drain()
+        time.sleep(0.2)
+        later = sum(stream.retransmit((first + i) & 0xFFFF) for i in range(300, 399))
+        assert int(RTX_SHARE * 100) - 1 <= later <= int(RTX_SHARE * 100) + 1, later
+        assert len(cap.drain()) == later
+        cap.assert_one_plaintext_per_index()
     finally:
         router.remove_outbound(stream)
         tx_sock.close()

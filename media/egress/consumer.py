@@ -203,6 +203,7 @@ class Consumer(Session, SubscriberIdentity):
         rtt = aiortc_compat.round_trip(sender, block[5], block[6])
         if rtt is not None:
             quality["rtt_ms"] = rtt * 1000
+            stream.rtt = rtt
         if stream.packets and self.adaptation is not None:  # (a report before any media says nothing)
             now, octets = time.monotonic(), stream.octets
             before = self._sent.get(stream.kind)

@@ -41,9 +41,13 @@ def _within(seq: int, first: int, last: int) -> bool:
     """``seq`` is one of first..last (16-bit sequence numbers)."""
     return ((seq - first) & 0xFFFF) <= ((last - first) & 0xFFFF)
 
-NACK_HOLD = 0.05  # seconds before the same packet is retransmitted again
+NACK_HOLD = 0.05  # seconds before the same packet is retransmitted again (at least; the point's RTT when known)
 NACK_RATE = 400.0  # retransmissions per second a stream may send (video at 2 Mbit/s is ~200 packets/s)
 NACK_BURST = 200  # ... and at once
+# ... and per packet it forwarded: a link that drops more than this share because it is full would
+# only be filled further by repairs (the retransmissions, lost again, NACKed again), as a weak link's
+# were at twice the media's own packets before this bound.
+RTX_SHARE = 0.3
 PAD_WINDOW = 32  # probe padding repeats the stream's last packets (over RTX), at most this far back
 NACK_TRACKED = 512  # recently answered sequence numbers kept for NACK_HOLD
 
@@ -98,6 +102,8 @@ class OutboundStream:
         "_nack_budget",
         "_nack_refill",
         "_recent_nacks",
+        "_nack_packets",
+        "rtt",
         "_pad_back",
         "probe_octets",
     )
@@ -144,6 +150,8 @@ class OutboundStream:
         self._nack_budget = float(NACK_BURST)
         self._nack_refill = 0.0
         self._recent_nacks: dict[int, float] = {}  # our seq -> monotonic time it was last answered
+        self._nack_packets = 0  # ``packets`` when the budget was last refilled
+        self.rtt = 0.0  # seconds: the point's round trip from its receiver reports (0: not known yet)
 
     # The target's fields, read where both loops write them.
     ssrc = _target_field("ssrc")
@@ -321,19 +329,24 @@ class OutboundStream:
         return True
 
     def _nack_allowed(self, out_seq: int) -> bool:
-        """A hostile or broken point must not make us send more than it could have lost: a token
-        bucket of retransmissions, and one answer per packet per ``NACK_HOLD`` (libwebrtc waits an RTT)."""
+        """A hostile, broken or congested point must not make us send more than it could have lost:
+        one answer per packet per round trip (as libwebrtc and mediasoup: a NACK repeated sooner
+        was sent before our answer could arrive), and a token bucket filled by time (``NACK_RATE``)
+        and by the packets forwarded (``RTX_SHARE``), whichever gives less."""
         now = time.monotonic()
         last = self._recent_nacks.get(out_seq)
-        if last is not None and now - last < NACK_HOLD:
+        hold = max(NACK_HOLD, self.rtt)
+        if last is not None and now - last < hold:
             return False
-        self._nack_budget = min(float(NACK_BURST), self._nack_budget + (now - self._nack_refill) * NACK_RATE)
-        self._nack_refill = now
+        packets = self.packets
+        refill = min((now - self._nack_refill) * NACK_RATE, (packets - self._nack_packets) * RTX_SHARE)
+        self._nack_budget = min(float(NACK_BURST), self._nack_budget + max(refill, 0.0))
+        self._nack_refill, self._nack_packets = now, packets
         if self._nack_budget < 1:
             return False
         self._nack_budget -= 1
         if len(self._recent_nacks) >= NACK_TRACKED:
-            self._recent_nacks = {s: t for s, t in self._recent_nacks.items() if now - t < NACK_HOLD}
+            self._recent_nacks = {s: t for s, t in self._recent_nacks.items() if now - t < hold}
         self._recent_nacks[out_seq] = now
         return True
 

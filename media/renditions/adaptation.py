@@ -12,8 +12,9 @@ so it is kept for the stats only. So:
 
 - down after ``BAD_REPORTS`` reports in a row with loss of ``BAD_LOSS`` or more, queueing or a
   round trip beyond its bound (``SEVERE_REPORTS`` with ``SEVERE_LOSS``): to the low rendition if
-  what the link delivered (the rate we sent times the share not lost) carries it (``low_need``),
-  else to audio only;
+  what the link delivered (the rate we sent times the share not lost, in the run's worst report:
+  the first after a cap is partly absorbed by the link's queue) carries it (``low_need``), else to
+  audio only;
 - up one rendition after ``wait`` seconds without such a report, once a probe says the link carries
   it: the point keeps its rendition while padding (its own packets again, over RTX) fills the
   difference to the next one's rate for ``PAD_SECONDS``; a congested report meanwhile ends the
@@ -65,6 +66,7 @@ class Adaptation:
         self.remb: tuple[float, float] | None = None  # (bit/s, when): the point's latest receive estimate
         self.low_need = low_need
         self.capacity: float | None = None  # bit/s the link delivered, at the last congestion
+        self._delivered: list[float] = []  # bit/s delivered in each report of the current congested run
         self.clock = clock
         self.level = "full"
         self.wait = FIRST_WAIT
@@ -96,8 +98,13 @@ class Adaptation:
             self.rates[self.level] = sent_bps
         self.severe = self.severe + 1 if fraction_lost >= SEVERE_LOSS else 0
         self.bad = self.bad + 1 if congested else 0
+        if not congested:
+            self._delivered.clear()
+        elif sent_bps:
+            self._delivered.append(sent_bps * (1 - fraction_lost))
         if self.level != "audio" and (self.severe >= SEVERE_REPORTS or self.bad >= BAD_REPORTS):
-            self.capacity = sent_bps * (1 - fraction_lost) if sent_bps else None
+            # the run's worst report: the first after a cap is partly absorbed by the link's queue
+            self.capacity = min(self._delivered) if self._delivered else None
             if self.level == "full" and (self.capacity is None or self.capacity >= self.low_need):
                 self._down("low", now)
             else:
@@ -153,6 +160,7 @@ class Adaptation:
         self.pad(0)  # type: ignore[misc]
         self.wait = min(self.wait * 2, MAX_WAIT)
         self.bad = self.severe = 0
+        self._delivered.clear()
         self.good_since = now
         self.settle_until = now + SETTLE
 
@@ -165,6 +173,7 @@ class Adaptation:
     def _switch(self, level: str, now: float) -> None:
         self.level = level
         self.bad = self.severe = 0
+        self._delivered.clear()
         self.good_since = now
         self.settle_until = now + SETTLE
         self.switches += 1
