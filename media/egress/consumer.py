@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 # of points was a visible share of a worker's Python time.
 FIRST_REPORT = 1.0
 REPORT_INTERVAL = {"audio": 5.0, "video": 1.0}
+JUDGED_INTERVAL = 0.9  # seconds: the shortest interval whose loss adaptation hears (points report about every second)
 
 
 class ParkedTrack(MediaStreamTrack):
@@ -113,7 +114,9 @@ class Consumer(Session, SubscriberIdentity):
         self.adaptation = Adaptation(self.adapt, pad=self.pad) if adapt else None  # None: stays where it is pinned
         # probe padding: (bit/s, its track, until, the video's NACKs and packets when it started)
         self._padding: tuple[float, str, float, int, int] | None = None
-        self._sent: dict[str, tuple[float, int]] = {}  # per kind: (time, octets) at its last report
+        # per kind, at the start of the interval adaptation judges next: (time, highest sequence number
+        # received, cumulative lost, octets we had sent)
+        self._judged: dict[str, tuple[float, int, int, int]] = {}
 
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc
@@ -205,12 +208,23 @@ class Consumer(Session, SubscriberIdentity):
             quality["rtt_ms"] = rtt * 1000
             stream.rtt = rtt
         if stream.packets and self.adaptation is not None:  # (a report before any media says nothing)
-            now, octets = time.monotonic(), stream.octets
-            before = self._sent.get(stream.kind)
-            self._sent[stream.kind] = (now, octets)
-            sent_bps = (octets - before[1]) * 8 / (now - before[0]) if before and now - before[0] > 0.2 else None
-            self.adaptation.report(stream.kind, quality["fraction_lost"], quality["jitter_ms"], quality.get("rtt_ms"),
-                                   sent_bps)
+            self._judge(stream, block, quality)
+
+    def _judge(self, stream: OutboundStream, block: ReportBlock, quality: dict) -> None:
+        """Adaptation hears the loss and the rate over at least ``JUDGED_INTERVAL``, from the report's
+        cumulative counters: a point reports with every NACK too, and a block's own fraction over
+        the few packets since the one before read 20 % on a link that lost 5 %."""
+        now, kind = time.monotonic(), stream.kind
+        last = self._judged.get(kind)
+        if last is not None and now - last[0] < JUDGED_INTERVAL:
+            return
+        self._judged[kind] = (now, block[3], block[2], stream.octets)
+        expected = block[3] - last[1] if last is not None else 0
+        if last is None or not 0 < expected < 0x8000:
+            return  # the first report, or the counters started again: a new interval from here
+        fraction = min(max((block[2] - last[2]) / expected, 0.0), 1.0)
+        sent_bps = (stream.octets - last[3]) * 8 / (now - last[0])
+        self.adaptation.report(kind, fraction, quality["jitter_ms"], quality.get("rtt_ms"), sent_bps)  # type: ignore[union-attr]
 
     def _report_block(self, block: ReportBlock) -> None:
         """The transport's short path for plain receiver reports (media.transport.receiver_reports)."""
