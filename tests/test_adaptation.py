@@ -24,7 +24,7 @@ def reports(a: Adaptation, clock: Clock, seconds: float, kind: str = "video", **
     for _ in range(int(seconds)):
         clock.now += 1
         a.report(kind, figures.get("loss", 0.0), figures.get("jitter", 5.0), figures.get("rtt", 40.0),
-                 figures.get("sent"))
+                 figures.get("sent"), figures.get("delivered"))
 
 
 def test_a_clean_link_stays_on_full() -> None:
@@ -37,6 +37,14 @@ def test_a_capped_link_goes_low_when_what_it_delivered_carries_it() -> None:
     a, clock, chosen = policy()
     reports(a, clock, 3, loss=0.6, sent=1_500_000)  # delivered ~600 kbit/s
     assert chosen == ["low"]
+
+
+def test_what_reached_the_point_counts_not_what_we_sent_less_the_loss() -> None:
+    """While a 700 kbit/s link's queue grows we send 1.7 Mbit/s of which the point has seen less
+    than the counters' loss says: what reached it (from its reports) decides low over audio."""
+    a, clock, chosen = policy()
+    reports(a, clock, 3, loss=0.78, sent=1_700_000, delivered=660_000)  # 1.7M * 0.22 would be 374k
+    assert chosen == ["low"] and a.capacity == 660_000
 
 
 def test_a_cap_first_absorbed_by_the_links_queue_is_judged_by_its_worst_report() -> None:

@@ -15,14 +15,13 @@ import re
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 from websockets.sync.client import connect
 
 from bench.clip import test_clip
 from bench.server_process import ROOT, ServerProcess
-from tests.support.background import BackgroundPublisher
 from tests.support.browser import Page
+from tests.support.live_conference import LiveConference
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -35,32 +34,12 @@ CSV = (
 )
 
 
-class Live:
+class Live(LiveConference):
     """A conference with its points' join links, the speaker publishing a small clip."""
 
     def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        self.id = server.create_conference(title="Chất lượng đường truyền")
-        self.organiser = server.token(self.id, "organiser")
-        with self.client() as c:
-            r = c.post(f"/api/v1/conferences/{self.id}/points/import", content=CSV.encode(),
-                       headers={"content-type": "text/csv"})
-            assert r.status_code == 200, r.text
-            self.links = {x["name"]: x for x in c.post(f"/api/v1/conferences/{self.id}/points/tokens").json()}
-        clip = test_clip(seconds=4.0, width=320, height=240, fps=15, kbps=300)
-        self.publisher = BackgroundPublisher(server.url, self.id, server.token(self.id, "speaker"), clip).start()
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.organiser}"}, timeout=20)
-
-    def quality(self) -> dict:
-        with self.client() as c:
-            r = c.get(f"/api/v1/conferences/{self.id}/quality")
-        assert r.status_code == 200, r.text
-        return r.json()
-
-    def row(self, name: str) -> dict:
-        return next(p for p in self.quality()["points"] if p["name"] == name)
+        super().__init__(server, "Chất lượng đường truyền", CSV,
+                         test_clip(seconds=4.0, width=320, height=240, fps=15, kbps=300))
 
     def url(self, page: str, token: str) -> str:
         return f"{self.server.url}/{page}#conference={self.id}&token={token}"

@@ -26,6 +26,7 @@ from bench.clip import test_clip
 from bench.server_process import ServerProcess
 from bench.whip_publisher import NO_ICE, negotiate
 from tests.support.background import BackgroundPublisher
+from tests.support.live_conference import LiveConference
 from tests.support.program_probe import ProgramWatcher, decoding_peers
 from tests.support.waiting import wait_until
 from tests.test_browser_pages import go_live
@@ -62,19 +63,12 @@ def loop() -> Iterator[LoopThread]:
     thread.close()
 
 
-class Conference:
+class Conference(LiveConference):
     """A conference with one connection point, its organiser and admin clients."""
 
     def __init__(self, server: ServerProcess, title: str) -> None:
-        self.server = server
-        self.id = server.create_conference(title=title)
-        self.organiser = server.token(self.id, "organiser")
-        with self.client() as c:
-            r = c.post(f"/api/v1/conferences/{self.id}/points/import", content=CSV.encode(),
-                       headers={"content-type": "text/csv"})
-            assert r.status_code == 200, r.text
-            self.point = next(x for x in c.post(f"/api/v1/conferences/{self.id}/points/tokens").json()
-                              if x["name"] == POINT)
+        super().__init__(server, title, CSV)
+        self.point = self.links[POINT]
 
     def floor_point(self) -> dict:
         """A second point, to be given the floor: its id and token."""
@@ -85,9 +79,6 @@ class Conference:
             token = c.post(f"/api/v1/conferences/{self.id}/points/{point_id}/token").json()["token"]
         return {"point_id": point_id, "token": token}
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.organiser}"}, timeout=20)
-
     def pin(self, rendition: str | None) -> None:
         with self.client() as c:
             r = c.post(f"/api/v1/conferences/{self.id}/points/{self.point['point_id']}/rendition",
@@ -96,10 +87,7 @@ class Conference:
 
     def low_rendition(self) -> str:
         """How the server says the low rendition is made (the dashboard's speaker state)."""
-        with self.client() as c:
-            r = c.get(f"/api/v1/conferences/{self.id}/quality")
-        assert r.status_code == 200, r.text
-        return r.json()["speaker"]["low_rendition"]
+        return self.quality()["speaker"]["low_rendition"]
 
     def transcoder(self) -> dict:
         """The ingest's transcoder of this conference (its stats)."""

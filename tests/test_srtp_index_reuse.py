@@ -209,19 +209,32 @@ def test_nack_from_before_a_source_switch_is_answered_from_the_old_source(path, 
         cap.sock.close()
 
 
+def _flowing(router, stream, cap, count: int) -> int:  # type: ignore[no-untyped-def]
+    """A video source sending a keyframe and ``count - 1`` more packets to ``stream``, captured and
+    drained: our sequence number of its first packet after the keyframe."""
+    src = SourceStream("video", "video/h264", 90000)
+    router.add_source(src)
+    _fed(router, src, 0, count)
+    cap.drain()
+    return (stream.seq_off + 1) & 0xFFFF
+
+
+def _fed(router, src, begin: int, end: int) -> None:  # type: ignore[no-untyped-def]
+    """Packets ``begin`` to ``end - 1`` of ``src`` (the first of a stream a keyframe), flushed."""
+    for seq in range(begin, end):
+        if seq == 0:
+            router.on_rtp(src, 0, 0, 1, IDR + b"k")
+        else:
+            router.on_rtp(src, seq, 3000 * (seq // 4), int(seq % 4 == 3), payload(200, seq & 0xFF))
+    router.flush()
+
+
 def test_a_flood_of_nacks_is_bounded():
     """A NACK list of thousands (a hostile point) or the same loss asked again and again costs a
     bounded number of retransmissions, not one each."""
     router, stream, cap, tx_sock = wire("aes-gcm", "python", True)
     try:
-        src = SourceStream("video", "video/h264", 90000)
-        router.add_source(src)
-        router.on_rtp(src, 0, 0, 1, IDR + b"k")
-        for seq in range(1, 600):
-            router.on_rtp(src, seq, 3000 * (seq // 4), int(seq % 4 == 3), payload(200, seq & 0xFF))
-        router.flush()
-        cap.drain()
-        first = (stream.seq_off + 1) & 0xFFFF
+        first = _flowing(router, stream, cap, 600)
         for _ in range(20):
             stream.retransmit(first)  # the same packet asked for again and again
         assert len(cap.drain()) == 1
@@ -289,14 +302,8 @@ def test_repairs_stay_within_a_share_of_what_was_forwarded_and_once_per_round_tr
     forwarded since (beyond the first burst), or they would fill the link further."""
     router, stream, cap, tx_sock = wire("aes-gcm", "python", True)
     try:
-        src = SourceStream("video", "video/h264", 90000)
-        router.add_source(src)
-        router.on_rtp(src, 0, 0, 1, IDR + b"k")
-        for seq in range(1, 300):
-            router.on_rtp(src, seq, 3000 * (seq // 4), int(seq % 4 == 3), payload(200, seq & 0xFF))
-        router.flush()
-        cap.drain()
-        first = (stream.seq_off + 1) & 0xFFFF
+        first = _flowing(router, stream, cap, 300)
+        src = stream.source
         stream.rtt = 0.4  # a queue on the link: NACKs come back before our answer could arrive
         assert stream.retransmit(first)
         time.sleep(NACK_HOLD * 2)
@@ -307,9 +314,7 @@ def test_repairs_stay_within_a_share_of_what_was_forwarded_and_once_per_round_tr
         assert 0 < spent < NACK_BURST + 1 + int(NACK_RATE * 0.5)
         cap.drain()
         # ... then 100 more packets forwarded earn about RTX_SHARE * 100 repairs, however long it took
-        for seq in range(300, 400):
-            router.on_rtp(src, seq, 3000 * (seq // 4), int(seq % 4 == 3), payload(200, seq & 0xFF))
-        router.flush()
+        _fed(router, src, 300, 400)
         cap.drain()
         time.sleep(0.2)
         later = sum(stream.retransmit((first + i) & 0xFFFF) for i in range(300, 399))

@@ -15,14 +15,13 @@ import re
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from bench.clip import test_clip
 from bench.server_process import ServerProcess
-from tests.support.background import BackgroundPublisher
 from tests.support.browser import Page
 from tests.support.link_emulator import ThreadedLink
+from tests.support.live_conference import LiveConference
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -30,27 +29,9 @@ pytestmark = pytest.mark.slow
 CSV = "name,level,parent,summoned\nXã Vân Hồ,commune,,20\nXã Mộc Châu,commune,,20\n"
 
 
-class Conference:
+class Conference(LiveConference):
     def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        self.id = server.create_conference(title="Đường truyền yếu")
-        self.organiser = server.token(self.id, "organiser")
-        with self.client() as c:
-            r = c.post(f"/api/v1/conferences/{self.id}/points/import", content=CSV.encode(),
-                       headers={"content-type": "text/csv"})
-            assert r.status_code == 200, r.text
-            self.links = {x["name"]: x for x in c.post(f"/api/v1/conferences/{self.id}/points/tokens").json()}
-        clip = test_clip(seconds=6, width=1280, height=720, fps=30, kbps=1500)
-        self.publisher = BackgroundPublisher(server.url, self.id, server.token(self.id, "speaker"), clip).start()
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.server.url, headers={"Authorization": f"Bearer {self.organiser}"}, timeout=20)
-
-    def row(self, name: str) -> dict:
-        with self.client() as c:
-            r = c.get(f"/api/v1/conferences/{self.id}/quality")
-        assert r.status_code == 200, r.text
-        return next(p for p in r.json()["points"] if p["name"] == name)
+        super().__init__(server, "Đường truyền yếu", CSV, test_clip(seconds=6, width=1280, height=720, fps=30, kbps=1500))
 
     def media(self) -> str:
         """The server's view for a failure message: transcoders, and each point's video."""
@@ -60,6 +41,13 @@ class Conference:
             k: (c.get("video") or {}).get(k) for k in ("packets", "retransmits", "probe_octets", "fraction_lost", "rtt_ms")}
             for cid, c in stats["consumers"].items() if c["conference"] == self.id}
         return f"transcoders {stats.get('renditions')}; points {points}"
+
+    def reaches(self, name: str, rendition: str, seconds: float, what: str) -> None:
+        """Wait for the point's rendition at the server; the server's view in the failure."""
+        try:
+            wait_until(lambda: self.row(name), seconds, what, check=lambda r: r["rendition"] == rendition, interval=0.5)
+        except AssertionError as failure:
+            raise AssertionError(f"{failure}; {self.media()}") from None
 
     def pin(self, name: str, rendition: str | None) -> None:
         with self.client() as c:
@@ -145,20 +133,12 @@ def test_a_weak_link_gets_the_low_rendition_then_audio_and_recovers(conference: 
         lifted = time.monotonic()
         for link in (adaptive_link, full_link):
             link.set(None)
-        try:
-            wait_until(lambda: conference.row("Xã Vân Hồ"), 30, "back to full within 30 s of the cap lifted",
-                       check=lambda r: r["rendition"] == "full", interval=0.5)
-        except AssertionError as failure:
-            raise AssertionError(f"{failure}; {conference.media()}") from None
+        conference.reaches("Xã Vân Hồ", "full", 30, "back to full within 30 s of the cap lifted")
         adaptive.wait_until(f"{FRAMES}[2] === 720", 10, "the full picture again")
         print(f"cap lifted: full rendition after {time.monotonic() - lifted:.1f} s")
 
         adaptive_link.set(150_000)
-        try:
-            wait_until(lambda: conference.row("Xã Vân Hồ"), 20, "audio only at 150 kbit/s",
-                       check=lambda r: r["rendition"] == "audio", interval=0.5)
-        except AssertionError as failure:
-            raise AssertionError(f"{failure}; {conference.media()}") from None
+        conference.reaches("Xã Vân Hồ", "audio", 20, "audio only at 150 kbit/s")
         adaptive.wait_until(f"{SHOWN} === 'audio'", 5, "the page says audio only")
         frames_before = adaptive.evaluate(FRAMES)[0]
         heard = adaptive.evaluate(AUDIO)

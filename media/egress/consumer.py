@@ -222,9 +222,12 @@ class Consumer(Session, SubscriberIdentity):
         expected = block[3] - last[1] if last is not None else 0
         if last is None or not 0 < expected < 0x8000:
             return  # the first report, or the counters started again: a new interval from here
-        fraction = min(max((block[2] - last[2]) / expected, 0.0), 1.0)
-        sent_bps = (stream.octets - last[3]) * 8 / (now - last[0])
-        self.adaptation.report(kind, fraction, quality["jitter_ms"], quality.get("rtt_ms"), sent_bps)  # type: ignore[union-attr]
+        lost = min(max(block[2] - last[2], 0), expected)
+        seconds = now - last[0]
+        sent_bps = (stream.octets - last[3]) * 8 / seconds
+        delivered_bps = (expected - lost) * (stream.octets / stream.packets) * 8 / seconds  # (media, not repairs)
+        self.adaptation.report(kind, lost / expected, quality["jitter_ms"], quality.get("rtt_ms"), sent_bps,  # type: ignore[union-attr]
+                               delivered_bps)
 
     def _report_block(self, block: ReportBlock) -> None:
         """The transport's short path for plain receiver reports (media.transport.receiver_reports)."""

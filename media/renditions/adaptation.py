@@ -1,7 +1,7 @@
 """Adaptation: which rendition a point's link can carry, from the evidence its receiver reports give.
 
-Each receiver report (about one a second) says what fraction of the last interval's packets were
-lost and the interarrival jitter; the round trip comes from its LSR/DLSR. A link that cannot carry
+Each report (the point's receiver reports over at least 0.9 s, media.egress.consumer) says what
+fraction of the interval's packets were lost and the interarrival jitter; the round trip comes from its LSR/DLSR. A link that cannot carry
 a rendition loses a large share (a bandwidth cap drops what does not fit) and queues (its round trip
 grows above the lowest seen on it); a merely lossy link loses a little, which NACKs repair. Jitter is
 reported and scored but does not decide: it also measures the publisher's link and the transcoder's
@@ -79,9 +79,10 @@ class Adaptation:
         self.switches = 0
 
     def report(self, kind: str, fraction_lost: float, jitter_ms: float | None = None, rtt_ms: float | None = None,
-               sent_bps: float | None = None) -> None:
-        """One receiver report block about the point's ``kind`` stream; ``sent_bps``: what we sent
-        that stream over the report's interval."""
+               sent_bps: float | None = None, delivered_bps: float | None = None) -> None:
+        """One report about the point's ``kind`` stream; ``sent_bps``: what we sent that stream over
+        the report's interval; ``delivered_bps``: what reached the point (default: what we sent less
+        the share lost; while a link's queue grows, more was sent than the point has yet seen)."""
         if kind != ("audio" if self.level == "audio" else "video"):
             return
         now = self.clock()
@@ -100,8 +101,8 @@ class Adaptation:
         self.bad = self.bad + 1 if congested else 0
         if not congested:
             self._delivered.clear()
-        elif sent_bps:
-            self._delivered.append(sent_bps * (1 - fraction_lost))
+        elif delivered_bps is not None or sent_bps:
+            self._delivered.append(delivered_bps if delivered_bps is not None else sent_bps * (1 - fraction_lost))
         if self.level != "audio" and (self.severe >= SEVERE_REPORTS or self.bad >= BAD_REPORTS):
             # the run's worst report: the first after a cap is partly absorbed by the link's queue
             self.capacity = min(self._delivered) if self._delivered else None
