@@ -45,6 +45,11 @@ def test_what_reached_the_point_counts_not_what_we_sent_less_the_loss() -> None:
     a, clock, chosen = policy()
     reports(a, clock, 3, loss=0.78, sent=1_700_000, delivered=660_000)  # 1.7M * 0.22 would be 374k
     assert chosen == ["low"] and a.capacity == 660_000
+    # measured intervals are averaged: where a report falls moves one of them, not the link's rate
+    b, clock_b, chosen_b = policy()
+    for delivered in (640_000, 330_000):  # two severe intervals decide; the worst alone would say audio
+        reports(b, clock_b, 1, loss=0.7, sent=1_700_000, delivered=delivered)
+    assert chosen_b == ["low"] and b.capacity is not None and abs(b.capacity - 485_000) < 1
 
 
 def test_a_cap_first_absorbed_by_the_links_queue_is_judged_by_its_worst_report() -> None:

@@ -116,7 +116,7 @@ class Consumer(Session, SubscriberIdentity):
         self._padding: tuple[float, str, float, int, int] | None = None
         # per kind, at the start of the interval adaptation judges next: (time, highest sequence number
         # received, cumulative lost, octets we had sent)
-        self._judged: dict[str, tuple[float, int, int, int]] = {}
+        self._judged: dict[str, tuple[float, int, int, int, int]] = {}  # (... and retransmissions sent)
 
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc
@@ -218,14 +218,17 @@ class Consumer(Session, SubscriberIdentity):
         last = self._judged.get(kind)
         if last is not None and now - last[0] < JUDGED_INTERVAL:
             return
-        self._judged[kind] = (now, block[3], block[2], stream.octets)
+        self._judged[kind] = (now, block[3], block[2], stream.octets, stream.retransmits)
         expected = block[3] - last[1] if last is not None else 0
         if last is None or not 0 < expected < 0x8000:
             return  # the first report, or the counters started again: a new interval from here
         lost = min(max(block[2] - last[2], 0), expected)
         seconds = now - last[0]
         sent_bps = (stream.octets - last[3]) * 8 / seconds
-        delivered_bps = (expected - lost) * (stream.octets / stream.packets) * 8 / seconds  # (media, not repairs)
+        # what the link carried to the point: the media it received, and our repairs, lost as often
+        # (on a congested link they take a share of it that a lower rendition would not need)
+        carried = expected - lost + (stream.retransmits - last[4]) * (1 - lost / expected)
+        delivered_bps = carried * (stream.octets / stream.packets) * 8 / seconds
         self.adaptation.report(kind, lost / expected, quality["jitter_ms"], quality.get("rtt_ms"), sent_bps,  # type: ignore[union-attr]
                                delivered_bps)
 

@@ -12,9 +12,7 @@ so it is kept for the stats only. So:
 
 - down after ``BAD_REPORTS`` reports in a row with loss of ``BAD_LOSS`` or more, queueing or a
   round trip beyond its bound (``SEVERE_REPORTS`` with ``SEVERE_LOSS``): to the low rendition if
-  what the link delivered (the rate we sent times the share not lost, in the run's worst report:
-  the first after a cap is partly absorbed by the link's queue) carries it (``low_need``), else to
-  audio only;
+  what the link delivered carries it (``low_need``; see ``_capacity``), else to audio only;
 - up one rendition after ``wait`` seconds without such a report, once a probe says the link carries
   it: the point keeps its rendition while padding (its own packets again, over RTX) fills the
   difference to the next one's rate for ``PAD_SECONDS``; a congested report meanwhile ends the
@@ -67,6 +65,7 @@ class Adaptation:
         self.low_need = low_need
         self.capacity: float | None = None  # bit/s the link delivered, at the last congestion
         self._delivered: list[float] = []  # bit/s delivered in each report of the current congested run
+        self._measured = False  # the run's figures are what reached the point, by its own counters
         self.clock = clock
         self.level = "full"
         self.wait = FIRST_WAIT
@@ -103,9 +102,9 @@ class Adaptation:
             self._delivered.clear()
         elif delivered_bps is not None or sent_bps:
             self._delivered.append(delivered_bps if delivered_bps is not None else sent_bps * (1 - fraction_lost))
+            self._measured = delivered_bps is not None
         if self.level != "audio" and (self.severe >= SEVERE_REPORTS or self.bad >= BAD_REPORTS):
-            # the run's worst report: the first after a cap is partly absorbed by the link's queue
-            self.capacity = min(self._delivered) if self._delivered else None
+            self.capacity = self._capacity()
             if self.level == "full" and (self.capacity is None or self.capacity >= self.low_need):
                 self._down("low", now)
             else:
@@ -164,6 +163,15 @@ class Adaptation:
         self._delivered.clear()
         self.good_since = now
         self.settle_until = now + SETTLE
+
+    def _capacity(self) -> float | None:
+        """What the congested run says the link carries: the mean of what reached the point (the
+        link's rate bounds each interval; the mean evens out where reports fall); from what we sent
+        less the share lost, the run's worst (the first interval after a cap is partly absorbed by
+        the link's queue, which then looks like capacity)."""
+        if not self._delivered:
+            return None
+        return sum(self._delivered) / len(self._delivered) if self._measured else min(self._delivered)
 
     def _down(self, level: str, now: float) -> None:
         if self.probed_at is not None and now - self.probed_at < PROBE_SECONDS:
