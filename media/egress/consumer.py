@@ -115,8 +115,8 @@ class Consumer(Session, SubscriberIdentity):
         # probe padding: (bit/s, its track, until, the video's NACKs and packets when it started)
         self._padding: tuple[float, str, float, int, int] | None = None
         # per kind, at the start of the interval adaptation judges next: (time, highest sequence number
-        # received, cumulative lost, octets we had sent)
-        self._judged: dict[str, tuple[float, int, int, int, int]] = {}  # (... and retransmissions sent)
+        # received, cumulative lost, octets we had sent, retransmissions we had sent)
+        self._judged: dict[str, tuple[float, int, int, int, int]] = {}
 
     async def answer(self, offer_sdp: str) -> str:
         pc = self.pc

@@ -1,9 +1,10 @@
 """Adaptation: which rendition a point's link can carry, from the evidence its receiver reports give.
 
 Each report (the point's receiver reports over at least 0.9 s, media.egress.consumer) says what
-fraction of the interval's packets were lost and the interarrival jitter; the round trip comes from its LSR/DLSR. A link that cannot carry
-a rendition loses a large share (a bandwidth cap drops what does not fit) and queues (its round trip
-grows above the lowest seen on it); a merely lossy link loses a little, which NACKs repair. Jitter is
+fraction of the interval's packets were lost and the interarrival jitter; the round trip comes from
+its LSR/DLSR. A link that cannot carry a rendition loses a large share (a bandwidth cap drops what
+does not fit) and queues (its round trip grows above the lowest seen on it); a merely lossy link
+loses a little, which NACKs repair. Jitter is
 reported and scored but does not decide: it also measures the publisher's link and the transcoder's
 timing, which a lower rendition would not change. Nor does a browser's receive estimate (REMB,
 ``estimate``): Chromium's read 5 kbit/s on an uncapped loopback link in our tests (its delay-based
