@@ -3,7 +3,9 @@ reports make it choose, and that it does not flap."""
 
 from __future__ import annotations
 
-from media.renditions.adaptation import BAD_QUEUE_MS, FIRST_WAIT, MAX_WAIT, PAD_SECONDS, SETTLE, Adaptation
+from media.renditions.adaptation import (
+    BAD_JITTER_MS, BAD_QUEUE_MS, FIRST_WAIT, FROZEN_SHARE, MAX_WAIT, PAD_SECONDS, SETTLE, Adaptation,
+)
 
 
 class Clock:
@@ -100,7 +102,7 @@ def test_a_failed_probe_doubles_the_wait_and_a_held_one_resets_it() -> None:
     assert a.level == "full" and a.wait == FIRST_WAIT
 
 
-def test_queueing_alone_counts_as_congestion_and_jitter_does_not() -> None:
+def test_queueing_alone_counts_as_congestion_and_jitter_alone_does_not() -> None:
     a, clock, chosen = policy()
     reports(a, clock, 5, loss=0.0, rtt=60.0)
     reports(a, clock, 3, loss=0.0, rtt=60.0 + BAD_QUEUE_MS + 50)  # a standing queue on this link
@@ -111,6 +113,19 @@ def test_queueing_alone_counts_as_congestion_and_jitter_does_not() -> None:
     c, clock_c, chosen_c = policy()
     reports(c, clock_c, 30, loss=0.02, jitter=200.0)  # the publisher's or the transcoder's timing
     assert chosen_c == []
+
+
+def test_jitter_grown_above_the_links_lowest_with_loss_is_congestion() -> None:
+    """6 % loss alone is the NACKs' to repair; with jitter grown past the link's lowest, a queue is
+    building on a link at its limit. Jitter as high from the start is the source's, not this link's."""
+    a, clock, chosen = policy()
+    reports(a, clock, 5, loss=0.06, jitter=10.0)
+    assert chosen == []
+    reports(a, clock, 3, loss=0.06, jitter=10.0 + BAD_JITTER_MS + 20)
+    assert chosen == ["low"]
+    b, clock_b, chosen_b = policy()
+    reports(b, clock_b, 30, loss=0.06, jitter=200.0)
+    assert chosen_b == [] and b.stats()["min_jitter"] == 200.0
 
 
 def test_reports_about_the_rendition_before_a_switch_are_skipped() -> None:
@@ -186,10 +201,72 @@ def test_without_padding_the_switch_is_the_probe() -> None:
     assert pad.calls, "asked first"
 
 
-def test_a_receive_estimate_is_shown_but_does_not_decide() -> None:
+def test_a_receive_estimate_that_never_read_what_we_send_does_not_decide() -> None:
     """Chromium's REMB read 5 kbit/s on an uncapped link: it must not move a clean point."""
     a, clock, chosen = policy()
     for _ in range(10):
         a.estimate(5_000)
         reports(a, clock, 1, loss=0.0, sent=1_500_000)
-    assert chosen == [] and a.stats()["remb"] == 5_000
+    assert chosen == [] and a.stats()["remb"] == 5_000 and not a.stats()["remb_trusted"]
+
+
+def test_a_trusted_receive_estimate_that_falls_takes_the_point_down_before_loss() -> None:
+    """An estimate that has read what we send counts: one under the rendition's rate, three reports in
+    a row without a packet lost, is a queue the browser saw first. A stale one says nothing."""
+    a, clock, chosen = policy()
+    a.estimate(1_700_000)
+    reports(a, clock, 1, loss=0.0, sent=1_500_000)
+    assert a.stats()["remb_trusted"]
+    for _ in range(3):
+        a.estimate(600_000)
+        reports(a, clock, 1, loss=0.0, sent=1_500_000)
+    assert chosen == ["low"]
+    b, clock_b, chosen_b = policy()
+    b.estimate(1_700_000)
+    reports(b, clock_b, 1, loss=0.0, sent=1_500_000)
+    b.estimate(600_000)
+    reports(b, clock_b, 10, loss=0.0, sent=1_500_000)  # no newer estimate: it goes stale
+    assert chosen_b == []
+
+
+def test_a_receive_estimate_never_holds_back_a_probe_up() -> None:
+    """On low, an estimate reads about what low sends, never full's rate: the probe still goes."""
+    a, clock, chosen = policy()
+    reports(a, clock, 3, loss=0.6, sent=1_500_000)
+    assert chosen == ["low"]
+    for _ in range(int(SETTLE + FIRST_WAIT + 2)):
+        a.estimate(520_000)
+        reports(a, clock, 1, loss=0.0, sent=450_000)
+    assert chosen == ["low", "full"]
+
+
+def test_a_picture_frozen_two_page_reports_in_a_row_takes_full_to_low_never_to_audio() -> None:
+    """A page frozen a fifth of its report's time twice in a row: its link or its decoder cannot keep
+    up with full. One such report, or frozen pictures on low, change nothing; a frozen report in the
+    settling time after a switch is about the switch."""
+    a, clock, chosen = policy()
+    reports(a, clock, 5, loss=0.0)
+    a.page(FROZEN_SHARE)
+    reports(a, clock, 5, loss=0.0)
+    a.page(0.0)
+    reports(a, clock, 5, loss=0.0)
+    a.page(0.5)
+    assert chosen == []
+    reports(a, clock, 5, loss=0.0)
+    a.page(0.4)
+    assert chosen == ["low"]
+    for _ in range(4):
+        reports(a, clock, 5, loss=0.0, sent=450_000)
+        a.page(1.0)
+    assert chosen == ["low"], "freezes alone never take video away"
+    assert a.stats()["good_for"] < 5, "and they hold back the probe up"
+
+
+def test_a_frozen_page_ends_a_padding_probe() -> None:
+    a, clock, chosen, pad = padded_policy()
+    on_low(a, clock, chosen)
+    while not a.stats()["padding"] and clock.now < 1100:
+        reports(a, clock, 1, loss=0.0, sent=450_000)
+    assert a.stats()["padding"]
+    a.page(0.6)
+    assert not a.stats()["padding"] and pad.calls[-1] == 0 and a.wait == 2 * FIRST_WAIT and chosen == ["low"]

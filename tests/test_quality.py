@@ -494,6 +494,46 @@ def test_pinning_a_points_rendition(srv: ServerProcess) -> None:
     assert conf.row("c3")["pinned"] == "low"
 
 
+def test_a_page_frozen_in_two_reports_takes_its_session_to_low(srv: ServerProcess) -> None:
+    """A point whose page says its picture stood still (frames not advancing) in two reports in a row
+    is moved to the low rendition by adaptation, on a clean link: its decoder or its link cannot keep
+    up with full. Reports naming another session move nothing."""
+    conf = make_conference(srv)
+    point = conf.points["c2"]
+    page = Listener(conf, "c2")
+
+    async def scenario() -> None:
+        speaker = await publish(srv.url, conf.id, conf.tokens["speaker"], small_clip())
+        watcher = await subscribe(srv.url, conf.id, point.token)
+        session = watcher.location.rstrip("/").rsplit("/", 1)[-1]
+        try:
+            assert await watcher.wait_frames(10, WAIT), "the point decodes no video"
+            for _ in range(4):  # another session's page stands still: nothing moves here
+                page.send(report(100, session_id="0" * 32))
+                await asyncio.sleep(1.0)
+            stats = media_consumer(srv, session)
+            assert stats["rendition"] == "full" and stats["adaptation"]["frozen"] == 0, stats["adaptation"]
+            for _ in range(2):
+                page.send(report(100, session_id=session))  # the same frame count: frozen
+                await asyncio.to_thread(page.wait, "quality.ack", lambda m: m["session_id"] == session)
+                await asyncio.sleep(1.0)
+            page.send(report(100, session_id=session))
+            stats = await asyncio.to_thread(
+                wait_until, lambda: media_consumer(srv, session), WAIT, "the frozen session on low",
+                check=lambda s: s.get("rendition") == "low")
+            assert stats["pinned"] is None and stats["adaptation"]["level"] == "low", stats["adaptation"]
+            changed = await asyncio.to_thread(page.wait, "rendition.changed")
+            assert (changed["rendition"], changed["session_id"]) == ("low", session)
+        finally:
+            await watcher.close()
+            await speaker.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        page.close()
+
+
 # --- restart -----------------------------------------------------------------------------------------
 
 

@@ -289,6 +289,12 @@ class Consumer(Session, SubscriberIdentity):
         self.pinned = pin
         self._follow(pin or self.adapted, "pin")
 
+    def page_report(self, frozen_share: float) -> None:
+        """The point's page says how much of its last report's interval the picture was frozen
+        (server.domain.quality): evidence for adaptation (media.renditions.adaptation.Adaptation.page)."""
+        if self.adaptation is not None and self.role != HALL_ROLE:
+            self.adaptation.page(frozen_share)
+
     def adapt(self, rendition: str) -> None:
         """Adaptation's choice (media.renditions.adaptation); a pin overrides it."""
         self.adapted = rendition

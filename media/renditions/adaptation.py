@@ -4,12 +4,24 @@ Each report (the point's receiver reports over at least 0.9 s, media.egress.cons
 fraction of the interval's packets were lost and the interarrival jitter; the round trip comes from
 its LSR/DLSR. A link that cannot carry a rendition loses a large share (a bandwidth cap drops what
 does not fit) and queues (its round trip grows above the lowest seen on it); a merely lossy link
-loses a little, which NACKs repair. Jitter is
-reported and scored but does not decide: it also measures the publisher's link and the transcoder's
-timing, which a lower rendition would not change. Nor does a browser's receive estimate (REMB,
-``estimate``): Chromium's read 5 kbit/s on an uncapped loopback link in our tests (its delay-based
-estimator sees the transcoder's and the relay's send timing, which no header extension corrects),
-so it is kept for the stats only. So:
+loses a little, which NACKs repair. The other evidence counts where it can be trusted:
+
+- jitter: it also measures the publisher's link and the transcoder's timing, which a lower rendition
+  would not change, so only jitter grown ``BAD_JITTER_MS`` above the link's lowest, together with a
+  loss NACKs struggle with (``JITTERY_LOSS``), marks a report congested;
+- the browser's receive estimate (REMB, ``estimate``): Chromium's read 5 kbit/s on an uncapped
+  loopback link in our tests (its delay-based estimator sees the transcoder's and the relay's send
+  timing, which no header extension corrects), so an estimate counts only once it has read at least
+  ``REMB_TRUSTED`` of what we send the point; from then on a fresh one under ``REMB_LOW`` of it marks
+  the report congested (the estimator sees a queue before packets are lost). It never holds back a
+  probe up: an estimate cannot read much above what it is sent, which the probe's padding raises;
+- the page's freezes (``page``): a picture frozen ``FROZEN_SHARE`` of a page report's interval,
+  ``FROZEN_REPORTS`` reports in a row, takes a point on full to low whatever the network says (a
+  decoder that cannot keep up with 720p keeps up with 360p), never to audio only; any such report
+  ends a probe and restarts the wait before one. Transport-wide congestion control feedback is not
+  read: aiortc does not negotiate it.
+
+So:
 
 - down after ``BAD_REPORTS`` reports in a row with loss of ``BAD_LOSS`` or more, queueing or a
   round trip beyond its bound (``SEVERE_REPORTS`` with ``SEVERE_LOSS``): to the low rendition if
@@ -45,6 +57,12 @@ MAX_WAIT = 20.0
 PROBE_SECONDS = 10.0  # a rendition lost within this after a probe up: the probe failed
 PAD_SECONDS = 2.5  # a padding probe: about two receiver reports' worth
 REMB_FRESH = 3.0  # seconds a REMB counts (browsers send one about every second)
+REMB_TRUSTED = 0.8  # an estimate counts once it has read this share of the video we send the point
+REMB_LOW = 0.6  # ... then one under this share of it marks a report congested
+BAD_JITTER_MS = 50.0  # jitter above the link's lowest: a queue building
+JITTERY_LOSS = 0.05  # the loss that, with such jitter, marks a report congested
+FROZEN_SHARE = 0.2  # a page report's interval frozen this share of its time
+FROZEN_REPORTS = 2  # ... this many reports in a row (about 10 s): down from full to low
 SETTLE = 4.0  # seconds after a switch whose reports are about the old rendition (and its queue)
 
 
@@ -63,6 +81,9 @@ class Adaptation:
         self.padding_since: float | None = None
         self.min_rtt = float("inf")  # ms: the link's round trip without a queue
         self.remb: tuple[float, float] | None = None  # (bit/s, when): the point's latest receive estimate
+        self.remb_trusted = False  # an estimate has read what we send: later ones are evidence
+        self.min_jitter = float("inf")  # ms: the link's interarrival jitter without a queue
+        self.frozen = 0  # page reports in a row with the picture frozen
         self.low_need = low_need
         self.capacity: float | None = None  # bit/s the link delivered, at the last congestion
         self._delivered: list[float] = []  # bit/s delivered in each report of the current congested run
@@ -90,8 +111,12 @@ class Adaptation:
             return
         if rtt_ms is not None:
             self.min_rtt = min(self.min_rtt, rtt_ms)
+        if jitter_ms is not None:
+            self.min_jitter = min(self.min_jitter, jitter_ms)
         congested = fraction_lost >= BAD_LOSS or (
-            rtt_ms is not None and (rtt_ms > BAD_RTT_MS or rtt_ms - self.min_rtt > BAD_QUEUE_MS))
+            rtt_ms is not None and (rtt_ms > BAD_RTT_MS or rtt_ms - self.min_rtt > BAD_QUEUE_MS)) or (
+            jitter_ms is not None and jitter_ms - self.min_jitter > BAD_JITTER_MS and fraction_lost >= JITTERY_LOSS
+        ) or (kind == "video" and self._estimate_low(sent_bps, now))
         if self.padding_since is not None:
             self._padded(congested, now)
             return
@@ -131,12 +156,39 @@ class Adaptation:
                 "padding": self.padding_since is not None, "capacity": self.capacity,
                 "rates": {k: round(v) for k, v in self.rates.items()},
                 "remb": self.remb[0] if self.remb is not None and now - self.remb[1] < REMB_FRESH else None,
+                "remb_trusted": self.remb_trusted, "frozen": self.frozen,
+                "min_jitter": None if self.min_jitter == float("inf") else self.min_jitter,
                 "min_rtt": None if self.min_rtt == float("inf") else self.min_rtt,
                 "good_for": round(now - self.good_since, 1)}
 
     def estimate(self, bps: float) -> None:
-        """The point's receive-side bandwidth estimate (REMB): shown in the stats, not decided on."""
+        """The point's receive-side bandwidth estimate (REMB): evidence once trusted (``_estimate_low``)."""
         self.remb = (bps, self.clock())
+
+    def _estimate_low(self, sent_bps: float | None, now: float) -> bool:
+        """Whether a fresh, trusted estimate reads under ``REMB_LOW`` of the video sent over the report's
+        interval; an estimate that reads ``REMB_TRUSTED`` of it makes later ones trusted."""
+        if self.remb is None or not sent_bps or now - self.remb[1] >= REMB_FRESH or self.padding_since is not None:
+            return False
+        if self.remb[0] >= REMB_TRUSTED * sent_bps:
+            self.remb_trusted = True
+        return self.remb_trusted and self.remb[0] < REMB_LOW * sent_bps
+
+    def page(self, frozen_share: float) -> None:
+        """What the point's page reports (about every 5 s): the share of its interval the picture was
+        frozen while video was due. See the module's docstring."""
+        now = self.clock()
+        if now < self.settle_until or self.level == "audio":
+            return
+        if frozen_share < FROZEN_SHARE:
+            self.frozen = 0
+            return
+        self.frozen += 1
+        self.good_since = now
+        if self.padding_since is not None:
+            self.padding_failed()
+        elif self.level == "full" and self.frozen >= FROZEN_REPORTS:
+            self._down("low", now)
 
     def _padded(self, congested: bool, now: float) -> None:
         """A report during a padding probe: congestion ends it (the wait doubles), a clean
@@ -182,7 +234,7 @@ class Adaptation:
 
     def _switch(self, level: str, now: float) -> None:
         self.level = level
-        self.bad = self.severe = 0
+        self.bad = self.severe = self.frozen = 0
         self._delivered.clear()
         self.good_since = now
         self.settle_until = now + SETTLE

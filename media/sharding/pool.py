@@ -95,6 +95,11 @@ class RemoteConsumer(SubscriberIdentity):
         if self.worker.writer is not None:
             write_message(self.worker.writer, {"op": "rendition", "id": self.id, "pin": pin})
 
+    def page_report(self, frozen_share: float) -> None:
+        """The page's freezes, to adaptation in the worker (media.egress.consumer.Consumer.page_report)."""
+        if self.worker.writer is not None:
+            write_message(self.worker.writer, {"op": "page", "id": self.id, "frozen": frozen_share})
+
     def hear(self, track: str) -> None:
         """Take the audio from ``track`` in the worker (media.egress.consumer.Consumer.hear)."""
         if self.worker.writer is not None:

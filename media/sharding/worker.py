@@ -180,6 +180,10 @@ class Worker:
             consumer = self.engine.consumers.get(m["id"])
             if consumer is not None:
                 consumer.set_rendition(m["pin"])
+        elif op == "page":
+            consumer = self.engine.consumers.get(m["id"])
+            if consumer is not None:
+                consumer.page_report(float(m["frozen"]))
         elif op == "hear":
             consumer = self.engine.consumers.get(m["id"])
             if consumer is not None:

@@ -221,10 +221,15 @@ class QualityService:
         except ReportRefused as exc:
             raise QualityRefused(422, str(exc)) from None
         st = self.state(conference_id, point_id)
-        rendition = self._rendition(st, self._local_consumers(conference_id, point_id)) or report.rendition
+        consumers = self._local_consumers(conference_id, point_id)
+        rendition = self._rendition(st, consumers) or report.rendition
         now = time.time()
         due = self.media.is_live(conference_id) and rendition != "audio"
         figures = st.page.update(report, now, due)
+        if figures.frozen_share is not None:  # evidence for the session's adaptation
+            for consumer in consumers:
+                if consumer.id == report.session_id and hasattr(consumer, "page_report"):
+                    consumer.page_report(figures.frozen_share)
         st.pending.freezes += figures.freezes
         st.pending.freeze_seconds += figures.freeze_seconds
         await self._check_alerts(st, now)

@@ -67,6 +67,7 @@ class PageFigures:
     freeze_seconds: float = 0.0
     jitter_buffer_ms: float | None = None
     available_kbps: float | None = None
+    frozen_share: float | None = None  # of the interval, the picture frozen (ended freezes or the current one)
 
 
 @dataclass
@@ -102,6 +103,9 @@ class PageTracker:
                 self.frozen_since = self.frozen_since or self.last_at
             else:
                 self.frozen_since = None
+            if video_due:
+                current = min(seconds, now - self.frozen_since) if self.frozen_since is not None else 0.0
+                figures.frozen_share = round(min(1.0, max(delta["total_freeze_duration"], current) / seconds), 3)
         else:
             self.frozen_since = None
         self.last, self.last_at, self.figures = report, now, figures
