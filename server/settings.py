@@ -208,6 +208,15 @@ class Settings(BaseSettings):
         "the server sent them cover this share (percent) of the conference's recordings",
     )
     hls_segment_seconds: float = 2.0
+    hls_segment_link_seconds: float = Field(
+        default=20.0,
+        ge=4.0,
+        le=300.0,
+        description="How long the segment URIs in a live playlist stay valid. They are signed for the "
+        "conference, the same for every viewer, so a caching front (the nginx config) asks the server about a "
+        "segment once, not once per viewer; a viewer whose token is revoked gets no new playlist after "
+        "token_check_seconds, but may fetch live segments this long",
+    )
     hls_low_variant: bool = Field(
         default=True,
         description="Live HLS and recordings get a second variant, the low rendition (640x360), beside the "

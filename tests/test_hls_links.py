@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from media.recording.playlist import Segment, parse
-from server.domain.signed_links import Grant, LinkSigner, replay_scope
+from server.domain.signed_links import Grant, LinkSigner, live_segments_scope, replay_scope
+from server.settings import Settings
 from server.domain.recordings import LiveView
 from tests.support.background import BackgroundPublisher
 from tests.support.server import ServerProcess
@@ -101,8 +102,26 @@ def test_live_link_opens_the_live_stream_only(rec: Scenario) -> None:
         r = c.get(f"/hls/{rec.conference}/{recording}/index.m3u8?{child}")
         assert r.status_code == 401, r.text
         assert c.get(f"/recordings/{recording}/download.mp4?{child}").status_code == 401
-        # The live playlist's segments carry the live link's own expiry.
-        assert _query(f"?{child}")["exp"] == _query(link["playlist_url"])["exp"]
+        # Nor the live playlist: it is the conference's live-segments signature, the same for every
+        # viewer (a caching front asks about a segment once), valid for hls_segment_link_seconds at most.
+        assert c.get(f"/hls/{rec.conference}/index.m3u8?{child}").status_code == 401
+        shared = _query(f"?{child}")
+        lasts = Settings().hls_segment_link_seconds
+        assert "." not in shared["sig"] and time.time() + lasts / 2 - 2 <= int(shared["exp"]) <= time.time() + lasts + 1
+        viewer = rec.members["Whole"]["token"]
+
+        def both() -> set[str]:  # the segment URIs a TV's link and a member's token are handed, at once
+            tv, member = c.get(link["playlist_url"]), c.get(f"/hls/{rec.conference}/index.m3u8", params={"token": viewer})
+            assert tv.status_code == member.status_code == 200
+            return set(rec.media_uris(tv.text)) & set(rec.media_uris(member.text))
+
+        wait_until(both, 5, "the same segment URIs for the link and the member")  # unless a boundary fell between
+        # It ends at its expiry (one made with the server's key that ends in 3 s).
+        soon = int(time.time()) + 3
+        query = LinkSigner.load(rec.server.data_dir).query(Grant(live_segments_scope(rec.conference), soon, None))
+        assert c.get(f"/hls/{rec.conference}/{recording}/{rest.split('?')[0]}?{query}").status_code == 200
+        time.sleep(max(0.0, soon - time.time()) + 1.5)
+        assert c.get(f"/hls/{rec.conference}/{recording}/{rest.split('?')[0]}?{query}").status_code == 401
 
 
 def test_replay_link_keeps_its_expiry(rec: Scenario) -> None:
@@ -249,7 +268,7 @@ def test_hls_paths_map_to_their_routes_scopes() -> None:
 
     from server.api.recordings import LIVE_TTL, REPLAY_TTL, HlsFile, hls, hls_file, proxied_request
 
-    live, replay = ("live:c1",), ("replay:c1/r1",)
+    live, replay, segments = ("live:c1",), ("replay:c1/r1",), ("live-segments:c1",)
     shapes = {
         "/hls/{conference_id}/index.m3u8": ("/hls/c1/index.m3u8", HlsFile("c1", None, "index.m3u8"), live),
         "/hls/{conference_id}/master.m3u8": ("/hls/c1/master.m3u8", HlsFile("c1", None, "master.m3u8"), live),
@@ -261,9 +280,9 @@ def test_hls_paths_map_to_their_routes_scopes() -> None:
         "/hls/{conference_id}/{recording_id}/low/index.m3u8":
             ("/hls/c1/r1/low/index.m3u8", HlsFile("c1", "r1", "index.m3u8", low=True), replay),
         "/hls/{conference_id}/{recording_id}/{name}":
-            ("/hls/c1/r1/seg000007.m4s", HlsFile("c1", "r1", "seg000007.m4s"), replay + live),
+            ("/hls/c1/r1/seg000007.m4s", HlsFile("c1", "r1", "seg000007.m4s"), replay + live + segments),
         "/hls/{conference_id}/{recording_id}/low/{name}":
-            ("/hls/c1/r1/low/init001.mp4", HlsFile("c1", "r1", "init001.mp4", low=True), replay + live),
+            ("/hls/c1/r1/low/init001.mp4", HlsFile("c1", "r1", "init001.mp4", low=True), replay + live + segments),
     }
     routes = {route.path for route in hls.routes if route.path.startswith("/hls/")}
     assert routes == set(shapes), "an HLS route without its shape here, or a shape without its route"

@@ -339,6 +339,14 @@ def test_signed_links(tmp_path: Path) -> None:
     admin = dict(p.split("=") for p in signer.sign("live:c", 60, None, now=1000).split("&"))
     assert signer.verify("live:c", admin["exp"], admin["sig"], now=1000) == Grant("live:c", 1200, None)
     assert signer.sign("x", 3600, "t", now=1000) == signer.sign("x", 3600, "t", now=1100)  # stable for caching
+    # The live playlist's shared segments signature: between ttl/2 and ttl, never past its link; the
+    # same for everyone (no token) until the next ttl/2 boundary; not valid for the live playlist.
+    shared = LinkSigner.shared("live-segments:c", 20, not_after=10_000, now=1003)
+    assert shared == Grant("live-segments:c", 1020, None) and LinkSigner.shared("live-segments:c", 20, 10_000, now=1009) == shared
+    assert LinkSigner.shared("live-segments:c", 20, not_after=1012, now=1003).exp == 1012
+    q = dict(p.split("=") for p in signer.query(shared).split("&"))
+    assert signer.verify("live-segments:c", q["exp"], q["sig"], now=1003) == shared
+    assert not signer.verify("live:c", q["exp"], q["sig"], now=1003)
 
 
 @pytest.fixture(autouse=True)

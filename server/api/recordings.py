@@ -62,7 +62,9 @@ from server.deps import (
 )
 from server.domain import recordings as domain
 from server.domain.replay_meter import ReplayMeter, subject_of
-from server.domain.signed_links import Grant, LinkHolders, LinkSigner, download_scope, live_scope, replay_scope
+from server.domain.signed_links import (
+    Grant, LinkHolders, LinkSigner, download_scope, live_scope, live_segments_scope, replay_scope,
+)
 from server.domain.tokens import ROLES, Principal
 from server.settings import Settings
 
@@ -252,12 +254,13 @@ class HlsFile:
     def scopes(self) -> tuple[str, ...]:
         """The signed links that open it, the first also the scope of a grant made for a token: a live
         playlist the live link; a recording's playlist its replay link; its init and media segments the
-        replay link, or the live one (then only the live window's, see :meth:`HlsGate.admit`)."""
+        replay link, or the live one or a live playlist's segment URIs (then only the live window's, see
+        :meth:`HlsGate.admit`)."""
         live = live_scope(self.conference_id)
         if self.recording_id is None:
             return (live,)
         replay = replay_scope(self.conference_id, self.recording_id)
-        return (replay, live) if self.media else (replay,)
+        return (replay, live, live_segments_scope(self.conference_id)) if self.media else (replay,)
 
     def check(self) -> None:
         """404 unless an HLS route serves this file: ids of ``_ID``'s form (no ``..``, no ``/``, nothing
@@ -328,14 +331,15 @@ class HlsGate:
             return access
         assert target.recording_id is not None
         live = live_scope(target.conference_id)
-        if access.grant.scope == live:
+        if access.grant.scope in (live, live_segments_scope(target.conference_id)):
             view = self.service.live_view(target.conference_id)
             if (view is None or view.recording_id != target.recording_id
                     or target.name not in view.names(_live_window(self.service), low=target.low)):
                 raise HTTPException(403, "a live link opens the live stream only, not the recording")
         if not target.path(self.service.root).is_file():
             raise HTTPException(404, "not found")
-        if access.grant.scope != live and access.token_id is not None:
+        replay = access.grant.scope == replay_scope(target.conference_id, target.recording_id)
+        if replay and access.token_id is not None:
             subject = subject_of(access.role or "", access.subject_id)
             await self.meter.served(db, target.conference_id, target.recording_id, target.name, access.token_id,
                                     subject)
@@ -574,15 +578,13 @@ async def live_playlist(
     view = service.live_view(conference_id)
     if view is None:
         raise HTTPException(404, "not live", headers={"Retry-After": "2"})
-    query = service.signer.query(access.grant)  # segments on the live link's own expiry
-    window = _live_window(service)
     body = render(
         view.segments,
         nominal_duration=service.segment_seconds,
         ended=view.ended,
-        window=window,
+        window=_live_window(service),
         uri_prefix=f"{view.recording_id}/",
-        query=query,
+        query=_segments_query(gate, conference_id, access),
     )
     return _playlist(request, service, body, live=True)
 
@@ -617,9 +619,18 @@ async def live_low_playlist(
         ended=view.ended,
         window=_live_window(service),
         uri_prefix=f"{view.recording_id}/{LOW_DIRECTORY}/",
-        query=service.signer.query(access.grant),
+        query=_segments_query(gate, conference_id, access),
     )
     return _playlist(request, service, body, live=True)
+
+
+def _segments_query(gate: HlsGate, conference_id: str, access: Access) -> str:
+    """What a live playlist's segment URIs carry: the conference's shared live-segments signature
+    (``hls_segment_link_seconds``; never past the link the playlist was fetched on), the same for every
+    viewer, so the nginx front asks ``/hls-auth`` about each segment once, not once per viewer."""
+    signer = gate.service.signer
+    ttl = gate.links.settings.hls_segment_link_seconds
+    return signer.query(signer.shared(live_segments_scope(conference_id), ttl, access.grant.exp))
 
 
 def _master(
@@ -719,6 +730,7 @@ async def low_media_file(
 
 
 SEGMENT_CACHE_CONTROL = "private, max-age=60, immutable"
+SHARED_AUTH_REUSE = 10  # seconds nginx may reuse a yes to a live segment on the shared signature
 
 
 async def _media_file(target: HlsFile, request: Request, db: AsyncSession, gate: HlsGate) -> FileResponse:
@@ -762,17 +774,21 @@ async def hls_auth(
     serves, a segment not on disk) is 403 here, since nginx passes on 401 and 403 only (any other
     answer becomes a 500). A 204 says nginx may reuse it until the end of this second
     (``X-Accel-Expires``), and no longer, so the front stops a revoked token's links at most
-    ``token_check_seconds`` + 1 s after the revocation."""
+    ``token_check_seconds`` + 1 s after the revocation; a segment on a live playlist's shared signature
+    (no token behind it) ``SHARED_AUTH_REUSE`` seconds, within the signature's expiry."""
     if not x_original_uri:
         raise HTTPException(400, "X-Original-URI (the HLS request's path and query) is required")
     try:
         target, presented = proxied_request(x_original_uri, request.headers.get("authorization", ""))
-        await gate.admit(db, target, presented)
+        access = await gate.admit(db, target, presented)
     except HTTPException as exc:
         if exc.status_code != 404:
             raise
         raise HTTPException(403, f"not found: {exc.detail}") from None
-    return Response(status_code=204, headers={"Cache-Control": "no-store", "X-Accel-Expires": f"@{int(time.time())}"})
+    until = int(time.time())
+    if access.grant.scope == live_segments_scope(target.conference_id):  # no token to outlive: its expiry
+        until = min(access.grant.exp, until + SHARED_AUTH_REUSE)
+    return Response(status_code=204, headers={"Cache-Control": "no-store", "X-Accel-Expires": f"@{until}"})
 
 
 @hls.get(

@@ -2,9 +2,10 @@
 
 Players fetch segments without an Authorization header (hls.js, Safari, smart TVs), and a viewer's
 token should not have to appear in every URL it shares. The server signs a *scope* with a key kept
-in the data dir. There are three scopes, so one link never opens more than it was made for: the
-conference's live playlist and the segments in its window (``live``), one recording's playlist and
-segments (``replay``), and one recording's MP4 (``download``).
+in the data dir. There are four scopes, so one link never opens more than it was made for: the
+conference's live playlist and the segments in its window (``live``), the segments in its window
+alone (``live-segments``: what a live playlist's segment URIs carry, see :meth:`LinkSigner.shared`),
+one recording's playlist and segments (``replay``), and one recording's MP4 (``download``).
 
 A signature names the token it was made for (``sig=<token id>.<mac>``; the admin's have no id): the
 link works only while that token does (:class:`LinkHolders`), so revoking or expiring a token ends
@@ -37,6 +38,10 @@ BUCKET = 600
 
 def live_scope(conference_id: str) -> str:
     return f"live:{conference_id}"
+
+
+def live_segments_scope(conference_id: str) -> str:
+    return f"live-segments:{conference_id}"
 
 
 def replay_scope(conference_id: str, recording_id: str) -> str:
@@ -87,6 +92,16 @@ class LinkSigner:
         """``scope`` for at least ``ttl`` seconds (expiry rounded up to ``BUCKET``) while ``token_id`` lives."""
         now = time.time() if now is None else now
         return Grant(scope, int(math.ceil((now + ttl) / BUCKET) * BUCKET), token_id)
+
+    @staticmethod
+    def shared(scope: str, ttl: float, not_after: int, now: float | None = None) -> Grant:
+        """``scope`` for everyone, between ``ttl``/2 and ``ttl`` seconds (expiry rounded up to ``ttl``/2,
+        never after ``not_after``: the link it is handed out on). A live playlist's segment URIs carry
+        it: the same for every viewer, so a cache in front asks the server about a segment once, not
+        once per viewer, at the cost of a revoked viewer's keeping its segments for up to ``ttl``."""
+        now = time.time() if now is None else now
+        half = max(1, int(ttl / 2))
+        return Grant(scope, min(not_after, int(math.ceil((now + half) / half) * half)), None)
 
     def sign(self, scope: str, ttl: float, token_id: str | None, now: float | None = None) -> str:
         """Query string granting ``scope`` for at least ``ttl`` seconds while ``token_id`` lives."""
