@@ -5,7 +5,7 @@ the 720p30 clip over WHIP, recorded into live HLS) and N simulated home viewers 
 processes (asyncio + aiohttp). Each viewer does what hls.js does with a live playlist: it loads the
 playlist with its own token, starts three segments behind the live edge, loads the init segment,
 fetches every segment in order, and reloads the playlist after a target duration (half of one when
-nothing changed). Viewers join in steps (full run: 100, 250, 500, 1000; ``--quick``: 100), spread
+nothing changed; at once when fetching took longer, so a slow viewer's URIs are never stale). Viewers join in steps (full run: 100, 250, 500, 1000; ``--quick``: 100), spread
 over one segment's time; at each step, after a warm-up, a window measures:
 
 - the server's CPU (all its processes) over the window, less its CPU with the publisher and no viewer:
@@ -203,6 +203,8 @@ async def viewer(session: Any, base: str, conference: str, link: dict[str, str],
                 for segment in fresh:
                     if stop.is_set():
                         return
+                    if time.monotonic() - loaded_at >= playlist.target:
+                        break  # as hls.js, which reloads on its timer: the next segments' URIs from a fresh playlist
                     if segment.map_uri != loaded_map:
                         await fetch(session, directory + segment.map_uri, samples, me)
                         loaded_map = segment.map_uri

@@ -24,6 +24,9 @@ from bench.server_process import ROOT, free_port
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SHIPPED = ROOT / "config" / "nginx" / "diemcau.conf"
 PUBLIC_NAME = "hoinghi.test"  # the public name clients use; map it to 127.0.0.1 (Host header, resolver rules)
+# The main configuration docs/deploy.md asks for (Debian's 768 connections a worker hold ~700 viewers):
+# each viewer keeps a connection, each request proxied to the server one more.
+CONNECTIONS, NOFILE = 8192, 16384
 TEMP_PATHS = {"client_body": "body", "proxy": "proxy", "fastcgi": "fastcgi", "uwsgi": "uwsgi", "scgi": "scgi"}
 
 
@@ -104,8 +107,9 @@ class NginxFront:
         temps = "\n".join(f"    {kind}_temp_path {self.home / d};" for kind, d in TEMP_PATHS.items())
         conf = self.home / "nginx.conf"
         conf.write_text(
-            f"user {getpass.getuser()};\nworker_processes 1;\npid {self.home / 'nginx.pid'};\n"
-            f"error_log {self.home / 'error.log'} warn;\nevents {{ worker_connections 1024; }}\n"
+            f"user {getpass.getuser()};\nworker_processes auto;\nworker_rlimit_nofile {NOFILE};\n"
+            f"pid {self.home / 'nginx.pid'};\nerror_log {self.home / 'error.log'} warn;\n"
+            f"events {{ worker_connections {CONNECTIONS}; }}\n"
             f"http {{\n{temps}\n    include {self.home / 'diemcau.conf'};\n}}\n"
         )
         return conf
