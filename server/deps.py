@@ -8,7 +8,7 @@ to every request and WebSocket), so no router or domain module reaches into ``ap
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, HTTPException, Request, status
@@ -35,10 +35,12 @@ from server.settings import Settings
 T = TypeVar("T")
 
 
-def _from_services(part: Callable[[Services], T]) -> Callable[[HTTPConnection], T]:
-    """A dependency returning one part of the :class:`Services` the lifespan yielded."""
+def _from_services(part: Callable[[Services], T]) -> Callable[[HTTPConnection], Awaitable[T]]:
+    """A dependency returning one part of the :class:`Services` the lifespan yielded. Async although it
+    awaits nothing: FastAPI runs a plain function dependency in its thread pool, a thread hop per
+    dependency per request (with half a dozen of them, most of an HLS request's CPU)."""
 
-    def dependency(conn: HTTPConnection) -> T:
+    async def dependency(conn: HTTPConnection) -> T:
         return part(conn.state.services)
 
     return dependency
@@ -60,7 +62,7 @@ QualityDep = Annotated[QualityService, Depends(_from_services(lambda s: s.qualit
 MetricsDep = Annotated[Metrics, Depends(_from_services(lambda s: s.metrics))]
 
 
-def public_base_url(conn: HTTPConnection) -> str:
+async def public_base_url(conn: HTTPConnection) -> str:
     """Base of every absolute URL handed out (join, HLS and signed links, WHIP/WHEP ``Location``):
     ``public_url`` when set, else the scheme and ``Host`` this request arrived with, the scheme being
     a trusted proxy's ``X-Forwarded-Proto`` (uvicorn applies it for ``forwarded_allow_ips``)."""
@@ -163,7 +165,7 @@ PrincipalDep = Annotated[Principal, Depends(get_principal)]
 OptionalPrincipalDep = Annotated[Principal | None, Depends(optional_principal)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     if not principal.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "admin token required")
     return principal

@@ -220,7 +220,7 @@ class LinkGate:
         return Access(grant, principal.token_id, principal.role, principal.subject_id)
 
 
-def _link_gate(recordings: RecordingsDep, holders: LinkHoldersDep, settings: SettingsDep) -> LinkGate:
+async def _link_gate(recordings: RecordingsDep, holders: LinkHoldersDep, settings: SettingsDep) -> LinkGate:
     return LinkGate(recordings.signer, holders, settings)
 
 
@@ -346,7 +346,7 @@ class HlsGate:
         return access
 
 
-def _hls_gate(links: LinkGateDep, recordings: RecordingsDep, meter: ReplayMeterDep) -> HlsGate:
+async def _hls_gate(links: LinkGateDep, recordings: RecordingsDep, meter: ReplayMeterDep) -> HlsGate:
     return HlsGate(links, recordings, meter)
 
 
