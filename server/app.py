@@ -230,10 +230,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"ok": True}
 
     # Routes are matched in order, one included router at a time: the ones a join storm hits (WHEP,
-    # WHIP) come first, so hundreds of simultaneous joins do not pay for matching the rest.
+    # WHIP) come first, so hundreds of simultaneous joins do not pay for matching the rest; then HLS
+    # (in recordings), which every home viewer polls every second or two.
     for module in (
-        whep, whip, events, conferences, schedule, points, members, materials, attendance, reports,
-        recordings, metrics, questions, floor, moderation, webhooks, quality, essays, proposals, supervision,
+        whep, whip, recordings, events, conferences, schedule, points, members, materials, attendance, reports,
+        metrics, questions, floor, moderation, webhooks, quality, essays, proposals, supervision,
     ):
         app.include_router(module.router)
 

@@ -829,5 +829,5 @@ async def download(
     return FileResponse(build.path, media_type="video/mp4", filename=filename)
 
 
+router.include_router(hls)  # first: home viewers' playlists and nginx's /hls-auth are most of the requests
 router.include_router(api)
-router.include_router(hls)
