@@ -5,14 +5,16 @@ the 720p30 clip over WHIP, recorded into live HLS) and N simulated home viewers 
 processes (asyncio + aiohttp). Each viewer does what hls.js does with a live playlist: it loads the
 playlist with its own token, starts three segments behind the live edge, loads the init segment,
 fetches every segment in order, and reloads the playlist after a target duration (half of one when
-nothing changed; at once when fetching took longer, so a slow viewer's URIs are never stale). Viewers join in steps (full run: 100, 250, 500, 1000; ``--quick``: 100), spread
-over one segment's time; at each step, after a warm-up, a window measures:
+nothing changed; at once when fetching took longer, so a slow viewer's URIs are never stale). Viewers
+join in steps (full run: 100, 250, 500, 1000; ``--quick``: 100), spread over one segment's time; at
+each step, after a warm-up, a window measures:
 
 - the server's CPU (all its processes) over the window, less its CPU with the publisher and no viewer:
   per viewer;
 - each segment fetch, request to last byte: p50, p95, max, and the share slower than a segment lasts
   (a viewer whose fetch takes longer than the segment plays stalls);
-- the viewer count at which the p95 first exceeds a segment's duration: how many one node holds.
+- the viewer count at which the p95 of segment or of playlist fetches first exceeds a segment's
+  duration: how many one node holds.
 
 The ramp runs against the Python server directly with a viewer token per viewer, then through nginx
 with ``config/nginx/diemcau.conf`` as shipped (``bench.nginx_front``: HTTPS, its HLS cache; the cache's
@@ -155,10 +157,13 @@ def summarize_step(n: int, seen: dict[str, Any], cpu: dict, baseline_cores: floa
 
 
 def capacity(steps: list[dict[str, Any]], segment_seconds: float) -> dict[str, int | None]:
-    """The largest step whose p95 fetch stayed within a segment's duration, and the first that did not."""
+    """The largest step whose p95 segment and playlist fetches stayed within a segment's duration (a
+    player waiting longer for either runs its buffer down), and the first that did not."""
     held, broke = None, None
     for s in sorted(steps, key=lambda s: s["n"]):
-        within = s["p95"] is not None and s["p95"] <= segment_seconds and not s["errors"] and not s.get("stuck")
+        playlist = s.get("playlist_p95")
+        within = (s["p95"] is not None and s["p95"] <= segment_seconds and not s["errors"] and not s.get("stuck")
+                  and (playlist is None or playlist <= segment_seconds))
         if broke is None:
             held, broke = (s["n"], None) if within else (held, s["n"])
     return {"holds": held, "exceeded_at": broke}
@@ -440,8 +445,8 @@ def section(res: dict, opts: argparse.Namespace, machine: dict, started: datetim
                        "or hung")
             verdict += (f"; first exceeded at N={cap['exceeded_at']}" if cap["exceeded_at"] else
                         f"; not exceeded up to N={max(s['n'] for s in steps)}" if steps else "")
-            lines.append(f"- Viewers one node holds before a segment fetch takes longer than the segment lasts "
-                         f"({path}): {verdict}.")
+            lines.append(f"- Viewers one node holds before a segment or playlist fetch takes longer than a "
+                         f"segment lasts ({path}): {verdict}.")
         lines += [f"- Server CPU with the publisher and no viewer (recording, live HLS): "
                   f"{res['baseline']['server']['cores']:.2f} cores; CPU per viewer is over that.", ""]
         for path, steps in res["paths"].items():

@@ -56,6 +56,7 @@ from server.domain.webhooks_sender import WebhookSender
 from server.events.bus import EventBus, LocalBus
 from server.events.media_events import publish_media_events
 from server.events.recording_events import publish_recording_events
+from server.limits.database_busy import answer_database_busy
 from server.limits.body_size import BodyLimit
 from server.limits.websocket_guard import WebSocketLimits
 from server.limits.whep_places import WhepPlaces
@@ -208,6 +209,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Live conference relay: WHIP ingest, WHEP playback, HLS, attendance.",
         lifespan=lifespan_of(settings),
     )
+    answer_database_busy(app)  # 503 with Retry-After when the connection pool stays empty
     # Inside CORS (added first), so a browser can read their 413/429 answers.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(

@@ -35,7 +35,7 @@ def main() -> None:
     # be closed just as a client sends its next request on it (a failed WHEP POST in a join storm).
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_level="info", ws="websockets-sansio",
-        timeout_keep_alive=30,
+        timeout_keep_alive=30, access_log=settings.access_log,
         ws_max_size=settings.ws_max_message_bytes,  # a bigger frame is refused as it arrives (close 1009)
         # asyncio's own loop even where uvloop is installed: the relay sends on the ICE sockets
         # themselves, which uvloop hides behind pseudo-sockets (and it measured no faster here).

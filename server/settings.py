@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="Comma-separated addresses or networks of reverse proxies whose X-Forwarded-Proto and "
         "X-Forwarded-For are believed (uvicorn's --forwarded-allow-ips); '*' trusts any client",
     )
+    access_log: bool = Field(
+        default=True,
+        description="Log every HTTP request (tokens redacted). Behind the nginx front its own access log has "
+        "them: false spares the server's CPU and the journal a line per viewer per playlist reload",
+    )
     data_dir: Path = Path("data")
     admin_token: str | None = None
     database_url: str | None = Field(

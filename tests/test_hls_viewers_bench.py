@@ -43,3 +43,5 @@ def test_capacity_is_the_last_step_within_a_segment() -> None:
     assert capacity([step(100, 0.3), hung], 2.0) == {"holds": 100, "exceeded_at": 250}
     assert capacity([step(100, None)], 2.0) == {"holds": None, "exceeded_at": 100}  # nothing fetched at all
     assert capacity([step(100, 3.0)], 2.0) == {"holds": None, "exceeded_at": 100}
+    slow_playlists = {**step(250, 0.5), "playlist_p95": 3.2}  # segments from a cache, playlists stuck behind
+    assert capacity([step(100, 0.3), slow_playlists], 2.0) == {"holds": 100, "exceeded_at": 250}

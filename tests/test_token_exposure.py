@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from server.domain.signed_links import LinkSigner
 from server.settings import Settings
-from tests.support.server import ServerProcess
+from tests.support.server import ServerFactory, ServerProcess
 from tests.support.waiting import wait_until_async
 
 
@@ -55,6 +55,19 @@ async def test_tokens_are_not_logged(server: ServerProcess) -> None:
     assert viewer not in log and organiser not in log
     # the start-up banner goes to the same log (stdout is not a terminal): it names, not prints, the admin token
     assert "admin token" in log and server.admin_token not in log
+
+
+def test_the_access_log_can_be_left_to_the_proxy(start_server: ServerFactory) -> None:
+    """``access_log=false`` (behind nginx, which logs every request): the requests are served and not
+    logged, the rest of the log (the banner) still is. The default logs them (the test above)."""
+    with start_server("quiet", access_log=False) as quiet:
+        conf = quiet.create_conference("Không ghi nhật ký truy cập")
+        for _ in range(3):
+            assert httpx.get(f"{quiet.url}/healthz").status_code == 200
+        assert httpx.get(f"{quiet.url}/hls/{conf}/index.m3u8").status_code == 401
+        log = quiet.log_path.read_text(errors="replace")
+    assert "Điểm Cầu is starting" in log and "admin token" in log
+    assert '"GET /healthz' not in log and f"/hls/{conf}/" not in log and "POST /api/v1/conferences" not in log
 
 
 def _private(path) -> bool:  # type: ignore[no-untyped-def]
