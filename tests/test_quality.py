@@ -12,6 +12,7 @@ again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -20,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -412,6 +413,19 @@ def test_page_reports_freeze_alert_and_refusals(srv: ServerProcess) -> None:
 # --- pinning a rendition -------------------------------------------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def point_watching(srv: ServerProcess, conf: Any, point: Any) -> AsyncIterator[tuple[Any, str]]:
+    """The speaker publishing and ``point`` watching it over WHEP, decoding: (its subscriber, session id)."""
+    speaker = await publish(srv.url, conf.id, conf.tokens["speaker"], small_clip())
+    watcher = await subscribe(srv.url, conf.id, point.token)
+    try:
+        assert await watcher.wait_frames(10, WAIT), "the point decodes no video"
+        yield watcher, watcher.location.rstrip("/").rsplit("/", 1)[-1]
+    finally:
+        await watcher.close()
+        await speaker.close()
+
+
 def media_consumer(server: ServerProcess, session_id: str) -> dict:
     with server.admin() as c:
         return c.get("/api/v1/media/stats").json()["consumers"].get(session_id) or {}
@@ -427,11 +441,7 @@ def test_pinning_a_points_rendition(srv: ServerProcess) -> None:
     page, other_page = Listener(conf, "c3"), Listener(conf, "c1")
 
     async def scenario() -> None:
-        speaker = await publish(srv.url, conf.id, conf.tokens["speaker"], small_clip())
-        watcher = await subscribe(srv.url, conf.id, point.token)
-        session = watcher.location.rstrip("/").rsplit("/", 1)[-1]
-        try:
-            assert await watcher.wait_frames(10, WAIT), "the point decodes no video"
+        async with point_watching(srv, conf, point) as (watcher, session):
             pinned = conf.ok("organiser", "POST", f"points/{point.id}/rendition", {"rendition": "audio"})
             assert pinned == {"point_id": point.id, "pinned": "audio", "sessions": 1}
             stats = await asyncio.to_thread(
@@ -474,9 +484,6 @@ def test_pinning_a_points_rendition(srv: ServerProcess) -> None:
                 assert stats["rendition"] == "low"
             finally:
                 await again.close()
-        finally:
-            await watcher.close()
-            await speaker.close()
 
     try:
         asyncio.run(scenario())
@@ -503,11 +510,7 @@ def test_a_page_frozen_in_two_reports_takes_its_session_to_low(srv: ServerProces
     page = Listener(conf, "c2")
 
     async def scenario() -> None:
-        speaker = await publish(srv.url, conf.id, conf.tokens["speaker"], small_clip())
-        watcher = await subscribe(srv.url, conf.id, point.token)
-        session = watcher.location.rstrip("/").rsplit("/", 1)[-1]
-        try:
-            assert await watcher.wait_frames(10, WAIT), "the point decodes no video"
+        async with point_watching(srv, conf, point) as (_, session):
             for _ in range(4):  # another session's page stands still: nothing moves here
                 page.send(report(100, session_id="0" * 32))
                 await asyncio.sleep(1.0)
@@ -524,9 +527,6 @@ def test_a_page_frozen_in_two_reports_takes_its_session_to_low(srv: ServerProces
             assert stats["pinned"] is None and stats["adaptation"]["level"] == "low", stats["adaptation"]
             changed = await asyncio.to_thread(page.wait, "rendition.changed")
             assert (changed["rendition"], changed["session_id"]) == ("low", session)
-        finally:
-            await watcher.close()
-            await speaker.close()
 
     try:
         asyncio.run(scenario())
