@@ -13,10 +13,12 @@ still counts for each member.
 from __future__ import annotations
 
 import http.client
+import http.server
 import re
 import shutil
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -376,3 +378,33 @@ def test_caddyfile_example_is_valid(tmp_path: Path) -> None:
     done = subprocess.run(["caddy", "validate", "--config", str(ROOT / "config" / "Caddyfile"), "--adapter", "caddyfile"],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0 and "Valid configuration" in done.stderr + done.stdout, done.stderr[-2000:]
+
+
+class _Overloaded(http.server.BaseHTTPRequestHandler):
+    """The server as it answers when its database pool stays empty (server.limits.database_busy):
+    /healthz yes (nginx's start check), /hls-auth 503 with Retry-After."""
+
+    def do_GET(self) -> None:  # noqa: N802
+        busy = self.path.startswith("/hls-auth")
+        self.send_response(503 if busy else 200)
+        if busy:
+            self.send_header("Retry-After", "2")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_hls_is_503_while_the_server_cannot_authorise(tmp_path: Path) -> None:
+    """nginx turns an /hls-auth answer that is neither yes nor no into a 500 of its own; the shipped
+    config answers 503 with Retry-After instead (players retry it), for playlists and segments."""
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Overloaded)
+    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    try:
+        with NginxFront(tmp_path, backend.server_address[1]) as front, front.client() as c:
+            for path in ("/hls/c1/index.m3u8?token=t", "/hls/c1/r1/seg000001.m4s?exp=1&sig=s"):
+                r = c.get(path)
+                assert r.status_code == 503 and r.headers["retry-after"] == "2", (path, r.status_code, r.headers)
+    finally:
+        backend.shutdown()
