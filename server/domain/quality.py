@@ -228,7 +228,7 @@ class QualityService:
         figures = st.page.update(report, now, due)
         if figures.frozen_share is not None:  # evidence for the session's adaptation
             for consumer in consumers:
-                if consumer.id == report.session_id and hasattr(consumer, "page_report"):
+                if consumer.id == report.session_id:  # this point's own session only
                     consumer.page_report(figures.frozen_share)
         st.pending.freezes += figures.freezes
         st.pending.freeze_seconds += figures.freeze_seconds
